@@ -3,7 +3,7 @@ export * from './spec/options.js';
 export type * from './spec/sandbox.js';
 export type { SandboxCapabilities } from './spec/sandbox-capabilities.js';
 export { SandboxEmitter, type SandboxEvents, type SandboxWarning } from './spec/events.js';
-export { readBytes, readText, lines, toNodeReadable, fromAsyncIterable, fromNodeReadable, concatBytes } from './streams/index.js';
+export { readBytes, readText, lines, toNodeReadable, fromAsyncIterable, fromNodeReadable, concatBytes, collect } from './streams/index.js';
 export { runViaExec } from './internal/run.js';
 export { requireCapability } from './internal/capability.js';
 export { retryIdempotent } from './internal/retry.js';
