@@ -1,2 +1,9 @@
-export { createLocalSandboxProvider, LocalSandboxProvider, localCapabilities, type LocalSandboxProviderOptions } from './local-provider.js';
+export {
+  createLocalSandboxProvider,
+  LocalSandboxProvider,
+  localCapabilities,
+  localCreateOptionsSchema,
+  type LocalCreateOptions,
+  type LocalSandboxProviderOptions,
+} from './local-provider.js';
 export { LocalSandbox, LocalSandboxProcess } from './local-sandbox.js';

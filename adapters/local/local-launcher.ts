@@ -66,6 +66,16 @@ for port in $SBX_PORTS; do
   "$SBX_NSENTER" -t "$child" -n -- $SBX_BRIDGE_USER "$SBX_SOCAT" "UNIX-LISTEN:$SBX_DIR/ports/$port.sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port" </dev/null >/dev/null &
   helpers="$helpers $!"
 done
+for forward in $SBX_FORWARDS; do
+  port=$(printf '%s' "$forward" | cut -d: -f1)
+  path=$(printf '%s' "$forward" | cut -d: -f2-)
+  "$SBX_NSENTER" -t "$child" -n -- $SBX_BRIDGE_USER "$SBX_SOCAT" "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$path" </dev/null >/dev/null &
+  helpers="$helpers $!"
+done
+for forward in $SBX_FORWARDS; do
+  hex=$(printf '%04X' "$(printf '%s' "$forward" | cut -d: -f1)")
+  n=0; while ! grep -q "^ *[0-9]*: 0100007F:$hex 00000000:0000 0A" "/proc/$child/net/tcp" && [ $n -lt 1000 ]; do n=$((n + 1)); sleep 0.002; done
+done
 for port in $SBX_PORTS; do
   n=0; while [ ! -S "$SBX_DIR/ports/$port.sock" ] && [ $n -lt 1000 ]; do n=$((n + 1)); sleep 0.002; done
   [ -S "$SBX_DIR/ports/$port.sock" ] || { echo "failed port $port" >&3; cleanup; }

@@ -30,6 +30,27 @@ import { mapLocalError } from './local-errors.js';
 import { launcherScript } from './local-launcher.js';
 import { LocalSandbox } from './local-sandbox.js';
 import { probeLocalSystem, type LocalSystem } from './local-system.js';
+import { z } from 'zod';
+
+/**
+ * `providerOptions.local` of `create`.
+ * - `hostForwards`: `{ [sandboxPort]: hostUnixSocketPath }`. Inside the sandbox, 127.0.0.1:<port>
+ *   accepts connections and forwards each to the host unix socket: one deliberately opened path
+ *   from the sandbox to one host service (a credential proxy, say), with the host's network
+ *   still unreachable. The socket must be connectable by the sandbox's host uid (`sandboxUid`
+ *   when running as root: make it mode 0666 or owned by that uid).
+ */
+export const localCreateOptionsSchema = z
+  .object({
+    hostForwards: z
+      .record(
+        z.string().regex(/^\d+$/, { message: 'keys are sandbox port numbers' }).refine((port) => Number(port) >= 1 && Number(port) <= 65535, { message: 'ports are 1-65535' }),
+        z.string().startsWith('/', { message: 'must be an absolute host socket path' }).refine((path) => !/[\s\0:]/.test(path), { message: 'must not contain whitespace, ":" or NUL' }),
+      )
+      .optional(),
+  })
+  .strict();
+export type LocalCreateOptions = z.input<typeof localCreateOptionsSchema>;
 import { openTunnel } from './local-tunnels.js';
 
 export interface LocalSandboxProviderOptions {
@@ -88,9 +109,10 @@ export class LocalSandboxProvider implements SandboxProvider {
   readonly capabilities = localCapabilities;
   readonly events = new SandboxEmitter();
   private readonly stateDir: string;
-  private readonly sandboxUid: number;
   private readonly defaultPidsLimit: number;
   private readonly preparedImages = new Map<string, Promise<string>>();
+  /** Host uid the sandbox's root maps to when the library runs as root. */
+  readonly sandboxUid: number;
 
   constructor(options: LocalSandboxProviderOptions = {}) {
     this.stateDir = options.stateDir ?? join(tmpdir(), `sandport-${process.getuid?.() ?? 'user'}`);
@@ -106,6 +128,8 @@ export class LocalSandboxProvider implements SandboxProvider {
     const parsed = parseOptions(createSandboxOptionsSchema, options, { provider: 'local', what: 'create options' });
     parsed.signal?.throwIfAborted();
     const warnings = this.checkOptions(parsed);
+    const localOptions = parseOptions(localCreateOptionsSchema, parsed.providerOptions?.local, { provider: 'local', what: 'providerOptions.local' });
+    const forwards = Object.entries(localOptions.hostForwards ?? {});
     const system = await probeLocalSystem();
     this.checkSystem(parsed, system);
     if (parsed.name !== undefined) {
@@ -141,6 +165,7 @@ export class LocalSandboxProvider implements SandboxProvider {
           SBX_SLIRP: network === 'allow' ? system.binaries.slirp4netns! : '',
           SBX_SLIRP_USERNS: system.isRoot ? '0' : '1',
           SBX_PORTS: ports.join(' '),
+          SBX_FORWARDS: forwards.map(([port, path]) => `${port}:${path}`).join(' '),
           SBX_NSENTER: system.binaries.nsenter,
           SBX_SOCAT: system.binaries.socat ?? 'socat',
           SBX_BRIDGE_USER: system.isRoot
@@ -287,7 +312,7 @@ export class LocalSandboxProvider implements SandboxProvider {
         provider: 'local',
       });
     }
-    if ((options.ports ?? []).length > 0 && !system.binaries.socat) {
+    if (((options.ports ?? []).length > 0 || options.providerOptions?.local?.hostForwards) && !system.binaries.socat) {
       throw new SandboxCapabilityUnsupportedError({ message: 'Tunnels need socat (apt-get install socat)', capability: 'tunnels', provider: 'local' });
     }
     const image = options.image;

@@ -1,0 +1,27 @@
+import { defineConfig, type Options } from 'tsup';
+
+/**
+ * One entry per public surface. `package.json#exports` and `adapters/*\/index.ts` must agree with
+ * this list; test/package/exports.test.ts checks it.
+ */
+export const entries: Record<string, string> = {
+  index: 'src/index.ts',
+  'testing/index': 'src/testing/index.ts',
+  'local/index': 'adapters/local/index.ts',
+};
+
+const shared: Options = {
+  entry: entries,
+  dts: true,
+  sourcemap: true,
+  splitting: true,
+  treeshake: true,
+  target: 'node20',
+  platform: 'node',
+};
+
+export default defineConfig([
+  { ...shared, format: ['esm'], clean: true },
+  // p-retry is published as ESM only; bundling it keeps `require('sandport')` working on every Node 20.
+  { ...shared, format: ['cjs'], noExternal: ['p-retry', 'is-network-error'] },
+]);
