@@ -1,0 +1,31 @@
+import type { SuiteContext } from './context.js';
+
+export function snapshotTests(context: SuiteContext): void {
+  const { describe, expect } = context.options;
+  describe('snapshots', () => {
+    context.test(
+      'a sandbox created from a snapshot sees the change; the original is untouched',
+      async () => {
+        const original = await context.create();
+        await original.files.write('/workspace/snap.txt', 'v1');
+        await original.files.write('/workspace/keep.txt', 'kept');
+        await original.run(['/bin/sh', '-c', 'mkdir -p /opt-data 2>/dev/null; echo system > /root/in-root.txt']);
+        const snapshot = await original.snapshot!();
+        expect(snapshot.type).toBe('snapshot');
+        expect(snapshot.provider).toBe(context.provider.id);
+        await original.files.write('/workspace/snap.txt', 'v2-original');
+        await original.files.remove('/workspace/keep.txt');
+        const copy = await context.create({ image: snapshot });
+        expect(await copy.files.readText('/workspace/snap.txt')).toBe('v1');
+        expect(await copy.files.readText('/workspace/keep.txt')).toBe('kept');
+        expect(await copy.files.readText('/root/in-root.txt')).toBe('system\n');
+        await copy.files.write('/workspace/snap.txt', 'v3-copy');
+        expect(await original.files.readText('/workspace/snap.txt')).toBe('v2-original');
+        expect(await original.files.exists('/workspace/keep.txt')).toBe(false);
+        await copy.terminate();
+        await original.terminate();
+      },
+      context.provider.capabilities.snapshot ? undefined : 'provider has no snapshots',
+    );
+  });
+}
