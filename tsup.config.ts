@@ -21,7 +21,7 @@ const shared: Options = {
 };
 
 export default defineConfig([
-  { ...shared, format: ['esm'], clean: true },
+  { ...shared, format: ['esm'] },
   // p-retry is published as ESM only; bundling it keeps `require('sandport')` working on every Node 20.
   { ...shared, format: ['cjs'], noExternal: ['p-retry', 'is-network-error'] },
 ]);
