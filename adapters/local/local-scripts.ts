@@ -28,7 +28,8 @@ const missing = `[ -e "$1" ] || [ -L "$1" ] || exit ${fileExit.notFound}`;
 
 export const fileScripts = {
   /** Prints a marker byte once the file is known to be readable, then the file. */
-  read: `${missing}; [ -d "$1" ] && exit ${fileExit.isDirectory}; [ -r "$1" ] || { cat -- "$1"; exit 1; }; printf R; exec cat -- "$1"`,
+  // -e follows symlinks: a dangling link (one pointing at a host-only path, say) is not found.
+  read: `[ -e "$1" ] || exit ${fileExit.notFound}; [ -d "$1" ] && exit ${fileExit.isDirectory}; [ -r "$1" ] || { cat -- "$1"; exit 1; }; printf R; exec cat -- "$1"`,
   write: `dir=$(dirname -- "$1"); mkdir -p -- "$dir" || exit 1; [ -d "$1" ] && exit ${fileExit.isDirectory}; cat > "$1" || exit 1; if [ -n "$2" ]; then chmod -- "$2" "$1" || exit 1; fi`,
   stat: `${missing}; find "$1" -maxdepth 0 -printf '%y\\0%s\\0%m\\0%T@\\0%l\\0%p\\0'`,
   list: `[ -d "$1" ] || { [ -e "$1" ] && exit ${fileExit.notDirectory}; exit ${fileExit.notFound}; }; find -H "$1" -mindepth 1 -maxdepth 1 -printf '%y\\0%s\\0%m\\0%T@\\0%l\\0%p\\0'`,
