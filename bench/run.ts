@@ -1,0 +1,29 @@
+/**
+ * `npm run bench`: every benchmark, each operation next to its raw baseline in the same run.
+ * Pass `--quick` for smaller sizes. Adapter benches run when their prerequisites are present.
+ */
+import { existsSync } from 'node:fs';
+import { formatTable, type BenchRow } from './stats.js';
+import { runLocalBench } from './local.js';
+
+const quick = process.argv.includes('--quick');
+const sections: Array<[string, () => Promise<BenchRow[]>]> = [['local provider', () => runLocalBench({ quick })]];
+for (const [name, file, exportName] of [
+  ['docker provider', './docker.js', 'runDockerBench'],
+  ['modal adapter (against the emulator)', './modal.js', 'runModalBench'],
+  ['AgentSession', './agent.js', 'runAgentBench'],
+] as const) {
+  if (!existsSync(new URL(file.replace('.js', '.ts'), import.meta.url))) continue;
+  sections.push([name, async () => {
+    const module = (await import(file)) as Record<string, (options?: { quick?: boolean }) => Promise<BenchRow[]>>;
+    return module[exportName]!({ quick });
+  }]);
+}
+for (const [name, run] of sections) {
+  try {
+    const rows = await run();
+    console.log(`\n### ${name}\n\n${formatTable(rows)}`);
+  } catch (error) {
+    console.log(`\n### ${name}\n\nskipped: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
