@@ -31,8 +31,8 @@ describe('stream helpers', () => {
     const iterable = {
       [Symbol.asyncIterator]() {
         return {
-          async next() { produced++; return { done: false, value: produced }; },
-          async return() { returned = true; return { done: true, value: undefined }; },
+          async next(): Promise<IteratorResult<number>> { produced++; return { done: false, value: produced }; },
+          async return(): Promise<IteratorResult<number>> { returned = true; return { done: true, value: undefined }; },
         };
       },
     };

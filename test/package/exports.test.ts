@@ -20,7 +20,7 @@ describe('package surface', () => {
       expect(existsSync(join(root, source))).toBe(true);
       const key = entry === 'index' ? '.' : `./${entry.replace(/\/index$/, '')}`;
       const conditions = packageJson.exports[key];
-      if (typeof conditions === 'string') throw new Error(`${key} needs import/require conditions`);
+      if (conditions === undefined || typeof conditions === 'string') throw new Error(`${key} needs import/require conditions`);
       expect(conditions.import).toEqual({ types: `./dist/${entry}.d.ts`, default: `./dist/${entry}.js` });
       expect(conditions.require).toEqual({ types: `./dist/${entry}.d.cts`, default: `./dist/${entry}.cjs` });
     }
