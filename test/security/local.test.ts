@@ -64,6 +64,8 @@ afterAll(async () => {
   rmSync(hostDir, { recursive: true, force: true });
 });
 
+if (!isRoot) console.warn('skipping the local attack tests: they exercise the root-run configuration (uid mapping, cgroup limits); run the tests as root');
+
 describe.skipIf(!isRoot)('local provider under attack (running as root)', () => {
   it('is not host root: a root-only host file is unreadable even when bound in', async () => {
     const sandbox = await create({ network: 'block', volumes: { '/host': { source: hostDir, readOnly: true } } });
