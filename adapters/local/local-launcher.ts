@@ -47,12 +47,19 @@ cleanup() {
 }
 trap cleanup TERM INT HUP
 echo $$ > "$SBX_DIR/launcher.pid"
-mkfifo "$SBX_DIR/info"
-sh -c 'for f in $SBX_CGROUPS; do echo $$ > "$f" || exit 97; done; exec "$@"' sbx-init "$@" 4>"$SBX_DIR/info" </dev/null >/dev/null &
+mkfifo "$SBX_DIR/info" "$SBX_DIR/started"
+# fd 5 reaches the sandbox's init, which writes a line once bwrap has finished building the
+# sandbox (bwrap reports the child pid on fd 4 before its mounts are in place).
+sh -c 'for f in $SBX_CGROUPS; do echo $$ > "$f" || exit 97; done; exec "$@"' sbx-init "$@" 5>"$SBX_DIR/started" 4>"$SBX_DIR/info" </dev/null >/dev/null &
 bw=$!
+exec 7<"$SBX_DIR/started"
 info=$(cat "$SBX_DIR/info")
 child=$(printf '%s' "$info" | sed -n 's/.*"child-pid": *\([0-9]*\).*/\1/p')
 if [ -z "$child" ]; then echo "failed sandbox" >&3; cleanup; fi
+started=""
+read -r started <&7 || true
+exec 7<&-
+if [ "$started" != started ]; then echo "failed sandbox" >&3; cleanup; fi
 if [ -n "$SBX_SLIRP" ]; then
   mkfifo "$SBX_DIR/slirp-ready"
   userns=""
@@ -63,13 +70,13 @@ if [ -n "$SBX_SLIRP" ]; then
   [ "$ready" = 1 ] || { echo "failed network" >&3; cleanup; }
 fi
 for port in $SBX_PORTS; do
-  "$SBX_NSENTER" -t "$child" -n -- $SBX_BRIDGE_USER "$SBX_SOCAT" "UNIX-LISTEN:$SBX_DIR/ports/$port.sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port" </dev/null >/dev/null &
+  "$SBX_NSENTER" -t "$child" $SBX_BRIDGE_NAMESPACES -- $SBX_BRIDGE_USER "$SBX_SOCAT" "UNIX-LISTEN:$SBX_DIR/ports/$port.sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port" </dev/null >/dev/null &
   helpers="$helpers $!"
 done
 for forward in $SBX_FORWARDS; do
   port=$(printf '%s' "$forward" | cut -d: -f1)
   path=$(printf '%s' "$forward" | cut -d: -f2-)
-  "$SBX_NSENTER" -t "$child" -n -- $SBX_BRIDGE_USER "$SBX_SOCAT" "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$path" </dev/null >/dev/null &
+  "$SBX_NSENTER" -t "$child" $SBX_BRIDGE_NAMESPACES -- $SBX_BRIDGE_USER "$SBX_SOCAT" "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$path" </dev/null >/dev/null &
   helpers="$helpers $!"
 done
 for forward in $SBX_FORWARDS; do

@@ -168,6 +168,8 @@ export class LocalSandboxProvider implements SandboxProvider {
           SBX_FORWARDS: forwards.map(([port, path]) => `${port}:${path}`).join(' '),
           SBX_NSENTER: system.binaries.nsenter,
           SBX_SOCAT: system.binaries.socat ?? 'socat',
+          // Root may join the network namespace alone; anyone else enters its user namespace first.
+          SBX_BRIDGE_NAMESPACES: system.isRoot ? '-n' : '-U --preserve-credentials -n',
           SBX_BRIDGE_USER: system.isRoot
             ? `${system.binaries.setpriv} --reuid=${this.sandboxUid} --regid=${this.sandboxUid} --clear-groups --`
             : '',
@@ -312,6 +314,13 @@ export class LocalSandboxProvider implements SandboxProvider {
         provider: 'local',
       });
     }
+    if ((options.network ?? 'allow') === 'allow' && !system.isRoot && !system.tunUsable) {
+      throw new SandboxCapabilityUnsupportedError({
+        message: 'Outbound network without root needs /dev/net/tun to be readable and writable by this user (it is not on this host); pass network: "block" or run as root.',
+        capability: 'network',
+        provider: 'local',
+      });
+    }
     if (((options.ports ?? []).length > 0 || options.providerOptions?.local?.hostForwards) && !system.binaries.socat) {
       throw new SandboxCapabilityUnsupportedError({ message: 'Tunnels need socat (apt-get install socat)', capability: 'tunnels', provider: 'local' });
     }
@@ -439,7 +448,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       const readOnly = typeof volume === 'string' ? false : volume.readOnly;
       args.push(readOnly ? '--ro-bind' : '--bind', await this.checkVolume(target, source, readOnly, system), target);
     }
-    args.push('--info-fd', '4', '--clearenv', '--setenv', 'PATH', defaultPath, '--chdir', '/', '--', 'sleep', 'infinity');
+    args.push('--info-fd', '4', '--clearenv', '--setenv', 'PATH', defaultPath, '--chdir', '/', '--', '/bin/sh', '-c', 'echo started >&5; exec 5>&-; exec sleep infinity');
     const stage = system.isRoot
       ? [system.binaries.setpriv, `--reuid=${this.sandboxUid}`, `--regid=${this.sandboxUid}`, '--clear-groups', '--', ...args]
       : args;

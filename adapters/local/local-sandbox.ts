@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:net';
 import { Writable } from 'node:stream';
@@ -124,12 +125,16 @@ export class LocalSandbox implements Sandbox {
         '-t',
         String(this.init.childPid),
         '-U', '-m', '-p', '-n', '-i', '-u', '-r', '-w',
+        // Without root, switching to uid 0 would call setgroups, which the user namespace denies;
+        // our own uid already is the sandbox's root.
+        ...(system.isRoot ? [] : ['--preserve-credentials']),
         '--',
         '/usr/bin/setpriv', '--bounding-set=-all', '--inh-caps=-all', '--no-new-privs', '--',
         '/bin/sh', '-c', execWrapper, 'sandport', parsed.cwd ?? this.init.workdir, ...argv,
       ],
       {
-        env: { ...this.init.env, ...parsed.env },
+        // Without cgroups, the tree of an exec is found by this inherited marker (see kill()).
+        env: { ...this.init.env, ...parsed.env, ...(cgroups ? {} : { SANDPORT_EXEC_ID: execId }) },
         stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
         // Without cgroups the process group is the only handle on the tree.
         detached: cgroups === undefined,
@@ -391,10 +396,12 @@ export class LocalSandboxProcess implements SandboxProcess {
       // nsenter stays outside the kill for gentle signals: it relays the command's fate on exit.
       await cgroups.kill(this.execId, signal, signal === 'SIGKILL' ? [] : [this.child.pid!]);
     } else {
-      try {
-        process.kill(-this.child.pid!, signal);
-      } catch {
-        // already gone
+      signalProcess(-this.child.pid!, signal);
+      // Children that called setsid left the process group; they still carry the exec's marker.
+      for (let sweep = 0; sweep < 3; sweep++) {
+        const marked = await processesMarkedWith(`SANDPORT_EXEC_ID=${this.execId}`);
+        if (marked.length === 0) break;
+        for (const pid of marked) signalProcess(pid, signal);
       }
     }
   }
@@ -411,6 +418,25 @@ export class LocalSandboxProcess implements SandboxProcess {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill();
   }
+}
+
+/** `process.kill` (a negative pid is a process group) that ignores processes already gone. */
+function signalProcess(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+async function processesMarkedWith(marker: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const environ = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '');
+    if (environ.split('\0').includes(marker)) found.push(Number(entry));
+  }
+  return found;
 }
 
 function parseCommand(command: Command): string[] {

@@ -8,6 +8,8 @@ export interface LocalSystem {
   readonly isRoot: boolean;
   readonly binaries: { bwrap: string; nsenter: string; setpriv: string; slirp4netns?: string; socat?: string; tar: string };
   readonly cgroups: CgroupLayout | undefined;
+  /** slirp4netns opens /dev/net/tun as the calling user; some hosts make it root-only. */
+  readonly tunUsable: boolean;
   /** Top-level host entries that are symlinks (merged /usr): replicated as symlinks in the host view. */
   readonly hostRootSymlinks: ReadonlyMap<string, string>;
 }
@@ -61,6 +63,7 @@ async function probe(): Promise<LocalSystem> {
     isRoot,
     binaries: { bwrap: bwrap!, nsenter: nsenter!, setpriv: setpriv!, slirp4netns, socat, tar: tar! },
     cgroups: isRoot ? await probeCgroups() : undefined,
+    tunUsable: await access('/dev/net/tun', constants.R_OK | constants.W_OK).then(() => true, () => false),
     hostRootSymlinks,
   };
 }
