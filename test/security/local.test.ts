@@ -233,18 +233,24 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
 
   it('nothing outlives a creating process that is SIGKILLed', async () => {
     const marker = `9${Math.floor(Math.random() * 1e6)}`;
-    const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'creator.ts'), marker], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
-      let output = '';
-      creator.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
-      });
-      creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
+    const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'creator.ts'), marker], {
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
-    expect(made.length).toBe(2);
-    expect(hostProcessesWith(`sleep ${marker}`).length).toBe(2);
-    creator.kill('SIGKILL');
+    let made: Array<{ id: string; stateDir: string }> = [];
+    try {
+      made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
+        let output = '';
+        creator.stdout!.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
+        });
+        creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
+      });
+      expect(made.length).toBe(2);
+      expect(hostProcessesWith(`sleep ${marker}`).length).toBe(2);
+    } finally {
+      creator.kill('SIGKILL');
+    }
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline && (hostProcessesWith(`sleep ${marker}`).length > 0 || made.some((sandbox) => existsSync(sandbox.stateDir)))) {
       await new Promise((resolve) => setTimeout(resolve, 100));
