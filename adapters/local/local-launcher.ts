@@ -15,6 +15,7 @@ set -u
 exec 6<&0 </dev/null
 helpers=""
 bw=""
+child=""
 sweep() {
   for d in $SBX_CGROUP_DIRS; do
     for leaf in "$d"/*/ "$d"/; do
@@ -26,6 +27,8 @@ sweep() {
 cleanup() {
   trap '' TERM INT HUP
   [ -n "$bw" ] && kill -KILL "$bw" 2>/dev/null
+  # The sandbox's pid 1: killing it ends every process of its pid namespace.
+  [ -n "$child" ] && kill -KILL "$child" 2>/dev/null
   for pid in $helpers; do kill -KILL "$pid" 2>/dev/null; done
   for f in $SBX_FREEZERS; do echo FROZEN > "$f" 2>/dev/null; done
   sweep

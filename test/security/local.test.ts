@@ -231,10 +231,15 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
     if (pidsFile) expect(existsSync(pidsFile)).toBe(false);
   });
 
-  it('nothing outlives a creating process that is SIGKILLed', async () => {
+  it.each([
+    ['as root', []],
+    ['unprivileged', ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--']],
+  ])('nothing outlives a creating process that is SIGKILLed (%s)', async (_mode, prefix) => {
     const marker = `9${Math.floor(Math.random() * 1e6)}`;
-    const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'creator.ts'), marker], {
+    const argv = [...prefix, process.execPath, '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'creator.ts'), marker];
+    const creator = spawn(argv[0]!, argv.slice(1), {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, HOME: '/tmp', TMPDIR: '/tmp' },
     });
     let made: Array<{ id: string; stateDir: string }> = [];
     try {
