@@ -20,6 +20,7 @@ import {
   type Command,
   type ExecOptions,
   type ExecResult,
+  type ExitStatus,
   type RunOptions,
   type Sandbox,
   type SandboxEmitter,
@@ -383,7 +384,7 @@ export class LocalSandboxProcess implements SandboxProcess {
     void this.kill();
   };
 
-  async wait(): Promise<{ exitCode: number; signal: string | undefined; oomKilled?: boolean }> {
+  async wait(): Promise<ExitStatus> {
     const result = await this.exited;
     if (this.failure !== undefined) throw this.failure;
     return result.oomKilled ? result : { exitCode: result.exitCode, signal: result.signal };

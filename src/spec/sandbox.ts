@@ -133,6 +133,16 @@ export interface ExecResult {
   readonly truncated: boolean;
 }
 
+/** How a command ended. */
+export interface ExitStatus {
+  /** Exit status; 128 + n when killed by signal n. */
+  readonly exitCode: number;
+  /** Name of the signal that killed the command, when one did. */
+  readonly signal: string | undefined;
+  /** Present and true when the provider knows the command was killed for exceeding `memoryMiB`. */
+  readonly oomKilled?: boolean;
+}
+
 /** A running command. Dispose (or `kill`) to stop it. */
 export interface SandboxProcess extends AsyncDisposable {
   /** Write then `close()` for EOF. Backpressure: `write` resolves when the sandbox took the data. */
@@ -145,7 +155,7 @@ export interface SandboxProcess extends AsyncDisposable {
    * the exec's `timeoutMs` ran out (the tree is killed first), with `signal.reason` when the
    * exec's signal aborted, and with `SandboxNotFoundError` when the sandbox died under it.
    */
-  wait(): Promise<{ exitCode: number; signal: string | undefined }>;
+  wait(): Promise<ExitStatus>;
   /** Signals the command and its whole process tree. @default 'SIGKILL'. Idempotent. */
   kill(signal?: NodeJS.Signals): Promise<void>;
 }

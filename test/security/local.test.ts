@@ -196,7 +196,7 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
     const exit = await hog.wait();
     expect(exit.exitCode).toBe(137);
     expect(exit.signal).toBe('SIGKILL');
-    expect((exit as { oomKilled?: boolean }).oomKilled).toBe(true);
+    expect(exit.oomKilled).toBe(true);
     expect((await sandbox.run(['echo', 'still here'])).stdout).toBe('still here\n');
   });
 
