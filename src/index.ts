@@ -9,3 +9,4 @@ export { requireCapability } from './internal/capability.js';
 export { retryIdempotent } from './internal/retry.js';
 export { parseOptions, checkStringArgument, checkSandboxPath } from './internal/validate.js';
 export { raceWithSignal } from './internal/signals.js';
+export { ExecFiles, fileScripts, fileExit, parseEntries, type ExecCapable } from './internal/exec-files.js';

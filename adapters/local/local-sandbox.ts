@@ -9,6 +9,7 @@ import {
   SandboxInvalidArgumentError,
   SandboxProviderError,
   SandboxTimeoutError,
+  ExecFiles,
   collect,
   commandSchema,
   concatBytes,
@@ -33,7 +34,6 @@ import {
   type Tunnel,
 } from '../../src/index.js';
 import type { SandboxCgroups } from './local-cgroups.js';
-import { LocalFiles } from './local-files.js';
 import { cgroupTrampoline, execWrapper } from './local-scripts.js';
 import type { LocalSystem } from './local-system.js';
 
@@ -84,7 +84,7 @@ export class LocalSandbox implements Sandbox {
     this.name = init.name;
     this.tags = { ...init.tags };
     this.warnings = init.warnings;
-    this.files = new LocalFiles(this, init.workdir);
+    this.files = new ExecFiles(this, init.workdir, 'local');
     this.armLifetime(init.timeoutMs);
     this.touch();
     void init.launcherDone.then(() => {

@@ -1,27 +1,47 @@
-import {
-  SandboxFileNotFoundError,
-  SandboxInvalidArgumentError,
-  SandboxProviderError,
-  checkSandboxPath,
-  collect,
-  concatBytes,
-  readBytes,
-  type FileInfo,
-  type SandboxFiles,
-  type SignalOptions,
-} from '../../src/index.js';
-import type { LocalSandbox } from './local-sandbox.js';
-import { fileExit, fileScripts } from './local-scripts.js';
+import { SandboxFileNotFoundError, SandboxInvalidArgumentError, SandboxProviderError } from '../errors/index.js';
+import type { Command, ExecOptions, RunOptions, SignalOptions } from '../spec/options.js';
+import type { ExecResult, FileInfo, SandboxFiles, SandboxProcess } from '../spec/sandbox.js';
+import { collect, concatBytes, readBytes } from '../streams/index.js';
+import { checkSandboxPath } from './validate.js';
+
+/** Exit codes the file scripts use to say what went wrong. */
+export const fileExit = { notFound: 44, isDirectory: 45, notDirectory: 48 } as const;
+
+const missing = `[ -e "$1" ] || [ -L "$1" ] || exit ${fileExit.notFound}`;
 
 /**
- * Files through commands run inside the sandbox, so that every path resolves in the sandbox's
- * own view (see local-scripts.ts). Data streams through the exec pipes and is never buffered
- * whole on the host.
+ * POSIX sh programs for file operations, run inside the sandbox as its own user, so that every
+ * path resolves in the sandbox's view: a symlink pointing at a host path reaches the sandbox's
+ * copy of that path, never the host's. They need sh, coreutils and GNU find in the image.
  */
-export class LocalFiles implements SandboxFiles {
+export const fileScripts = {
+  // -e follows symlinks: a dangling link (one pointing at a host-only path, say) is not found.
+  /** Prints a marker byte once the file is known to be readable, then the file. */
+  read: `[ -e "$1" ] || exit ${fileExit.notFound}; [ -d "$1" ] && exit ${fileExit.isDirectory}; [ -r "$1" ] || { cat -- "$1"; exit 1; }; printf R; exec cat -- "$1"`,
+  write: `dir=$(dirname -- "$1"); mkdir -p -- "$dir" || exit 1; [ -d "$1" ] && exit ${fileExit.isDirectory}; cat > "$1" || exit 1; if [ -n "$2" ]; then chmod -- "$2" "$1" || exit 1; fi`,
+  stat: `${missing}; find "$1" -maxdepth 0 -printf '%y\\0%s\\0%m\\0%T@\\0%l\\0%p\\0'`,
+  list: `[ -d "$1" ] || { [ -e "$1" ] && exit ${fileExit.notDirectory}; exit ${fileExit.notFound}; }; find -H "$1" -mindepth 1 -maxdepth 1 -printf '%y\\0%s\\0%m\\0%T@\\0%l\\0%p\\0'`,
+  exists: '[ -e "$1" ] || [ -L "$1" ]',
+  mkdir: 'mkdir -p -- "$1"',
+  remove: `${missing}; if [ -d "$1" ] && [ ! -L "$1" ]; then if [ "$2" = recursive ]; then rm -rf -- "$1"; else rmdir -- "$1"; fi; else rm -f -- "$1"; fi`,
+} as const;
+
+/** The part of a sandbox that `ExecFiles` needs. */
+export interface ExecCapable {
+  exec(command: Command, options?: ExecOptions): Promise<SandboxProcess>;
+  run(command: Command, options?: RunOptions): Promise<ExecResult>;
+}
+
+/**
+ * `SandboxFiles` built on `exec` alone, for providers without a file API of their own (the local
+ * provider uses it whole; others override what their API does better). Data streams through the
+ * exec pipes and is never buffered whole on the host.
+ */
+export class ExecFiles implements SandboxFiles {
   constructor(
-    private readonly sandbox: LocalSandbox,
-    private readonly workdir: string,
+    protected readonly sandbox: ExecCapable,
+    protected readonly workdir: string,
+    protected readonly provider: string,
   ) {}
 
   async read(path: string, options: SignalOptions = {}): Promise<Uint8Array> {
@@ -44,6 +64,7 @@ export class LocalFiles implements SandboxFiles {
     }
     let pending: Uint8Array | undefined = first.value!.subarray(1);
     const stderr = process.stderr;
+    const provider = this.provider;
     return new ReadableStream<Uint8Array>(
       {
         async pull(controller) {
@@ -56,7 +77,7 @@ export class LocalFiles implements SandboxFiles {
           if (!next.done) return controller.enqueue(next.value);
           const { exitCode } = await process.wait();
           void stderr.cancel();
-          if (exitCode !== 0) controller.error(new SandboxProviderError({ message: `Reading ${target} failed (exit ${exitCode})`, provider: 'local' }));
+          if (exitCode !== 0) controller.error(new SandboxProviderError({ message: `Reading ${target} failed (exit ${exitCode})`, provider }));
           else controller.close();
         },
         async cancel() {
@@ -75,7 +96,7 @@ export class LocalFiles implements SandboxFiles {
   ): Promise<void> {
     const target = this.path(path);
     if (options.mode !== undefined && (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777)) {
-      throw new SandboxInvalidArgumentError({ message: 'mode must be an integer permission mode like 0o644', argument: 'mode', provider: 'local' });
+      throw new SandboxInvalidArgumentError({ message: 'mode must be an integer permission mode like 0o644', argument: 'mode', provider: this.provider });
     }
     const mode = options.mode === undefined ? '' : options.mode.toString(8);
     const process = await this.sandbox.exec(['/bin/sh', '-c', fileScripts.write, 'write', target, mode], { signal: options.signal });
@@ -95,11 +116,11 @@ export class LocalFiles implements SandboxFiles {
     const { exitCode } = await process.wait();
     await drain;
     if (exitCode === fileExit.isDirectory) {
-      throw new SandboxInvalidArgumentError({ message: `Cannot write ${target}: it is a directory`, argument: 'path', provider: 'local' });
+      throw new SandboxInvalidArgumentError({ message: `Cannot write ${target}: it is a directory`, argument: 'path', provider: this.provider });
     }
     if (exitCode !== 0) {
       const { chunks, total } = await stderrText;
-      throw new SandboxProviderError({ message: `Writing ${target} failed: ${decode(concatBytes(chunks, total))}`, provider: 'local' });
+      throw new SandboxProviderError({ message: `Writing ${target} failed: ${decode(concatBytes(chunks, total))}`, provider: this.provider });
     }
   }
 
@@ -112,7 +133,7 @@ export class LocalFiles implements SandboxFiles {
   async stat(path: string, options: SignalOptions = {}): Promise<FileInfo> {
     const target = this.path(path);
     const [entry] = parseEntries(await this.script(fileScripts.stat, [target], 'stat', options));
-    if (!entry) throw new SandboxProviderError({ message: `stat ${target} returned nothing`, provider: 'local' });
+    if (!entry) throw new SandboxProviderError({ message: `stat ${target} returned nothing`, provider: this.provider });
     return entry;
   }
 
@@ -130,11 +151,11 @@ export class LocalFiles implements SandboxFiles {
     await this.script(fileScripts.remove, [this.path(path), options.recursive ? 'recursive' : ''], 'remove', options);
   }
 
-  private path(path: string): string {
-    return checkSandboxPath(path, this.workdir, 'local');
+  protected path(path: string): string {
+    return checkSandboxPath(path, this.workdir, this.provider);
   }
 
-  private async script(script: string, args: string[], operation: string, options: SignalOptions): Promise<Uint8Array> {
+  protected async script(script: string, args: string[], operation: string, options: SignalOptions): Promise<Uint8Array> {
     const process = await this.sandbox.exec(['/bin/sh', '-c', script, operation, ...args], { signal: options.signal });
     void process.stdin.close().catch(() => undefined);
     const [stdout] = await Promise.all([readBytes(process.stdout), process.wait().catch(() => undefined)]);
@@ -144,26 +165,26 @@ export class LocalFiles implements SandboxFiles {
     return stdout;
   }
 
-  private async fail(process: import('../../src/index.js').SandboxProcess, path: string, operation: string, knownExit?: number): Promise<never> {
+  protected async fail(process: SandboxProcess, path: string, operation: string, knownExit?: number): Promise<never> {
     const stderr = decode(await readBytes(process.stderr));
     const exitCode = knownExit ?? (await process.wait()).exitCode;
     if (exitCode === fileExit.notFound) {
-      throw new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path, provider: 'local' });
+      throw new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path, provider: this.provider });
     }
     if (exitCode === fileExit.isDirectory) {
-      throw new SandboxInvalidArgumentError({ message: `Cannot ${operation} ${path}: it is a directory`, argument: 'path', provider: 'local' });
+      throw new SandboxInvalidArgumentError({ message: `Cannot ${operation} ${path}: it is a directory`, argument: 'path', provider: this.provider });
     }
     if (exitCode === fileExit.notDirectory) {
-      throw new SandboxInvalidArgumentError({ message: `Cannot ${operation} ${path}: not a directory`, argument: 'path', provider: 'local' });
+      throw new SandboxInvalidArgumentError({ message: `Cannot ${operation} ${path}: not a directory`, argument: 'path', provider: this.provider });
     }
-    throw new SandboxProviderError({ message: `${operation} ${path} failed (exit ${exitCode}): ${stderr}`, provider: 'local' });
+    throw new SandboxProviderError({ message: `${operation} ${path} failed (exit ${exitCode}): ${stderr}`, provider: this.provider });
   }
 }
 
 const typeNames: Record<string, FileInfo['type']> = { f: 'file', d: 'directory', l: 'symlink' };
 
 /** Parses `find -printf` records: type, size, mode, mtime, link target, path; NUL-separated. */
-function parseEntries(output: Uint8Array): FileInfo[] {
+export function parseEntries(output: Uint8Array): FileInfo[] {
   const fields = decode(output).split('\0');
   const entries: FileInfo[] = [];
   for (let index = 0; index + 6 <= fields.length; index += 6) {
