@@ -24,6 +24,8 @@ export interface SandboxEvents {
       durationMs: number;
     },
   ];
+  /** A line of an image build's log (providers that build `{ base, commands }` images). */
+  'image-build': [event: { provider: string; image: string; line: string }];
   retry: [event: { provider: string; operation: string; attempt: number; error: unknown }];
   warning: [event: { provider: string; sandboxId: string | undefined; warning: SandboxWarning }];
 }

@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Sandbox } from '../spec/sandbox.js';
-import { readBytes } from '../streams/index.js';
 import { eventually, sleep, type SuiteContext } from './context.js';
 import { serverCommand } from './servers.js';
 import { webSocketEcho } from './ws-client.js';
@@ -29,7 +28,7 @@ export function networkTests(context: SuiteContext): void {
         await sandbox.run(serverCommand(runtime, 8080, 8081));
         const reachable = await eventually(async () => {
           try {
-            const response = await fetch(`${tunnels[8080]!.url}/ping`);
+            const response = await fetch(`${tunnels[8080]!.url}/ping`, { signal: AbortSignal.timeout(3_000) });
             return response.ok && (await response.text()) === 'hello from /ping';
           } catch {
             return false;
@@ -81,9 +80,8 @@ export function networkTests(context: SuiteContext): void {
       "network 'block' leaves only loopback and reaches nothing outside",
       async () => {
         const sandbox = await context.create({ network: 'block' });
-        const interfaces = await readBytes(await sandbox.files.readStream('/proc/net/dev'));
-        const names = new TextDecoder()
-          .decode(interfaces)
+        const interfaces = (await sandbox.run(['cat', '/proc/net/dev'])).stdout;
+        const names = interfaces
           .split('\n')
           .slice(2)
           .map((line) => line.split(':')[0]!.trim())

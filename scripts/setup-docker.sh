@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Makes a Docker engine available for the docker provider's tests, and the local base image.
+# - installs docker.io from apt when dockerd is missing (root only);
+# - starts dockerd in the background when no engine answers, recording its pid in
+#   /run/sandport-dockerd.pid so that scripts/stop-docker.sh stops only that engine;
+# - imports the debootstrap rootfs (scripts/build-rootfs.sh) as sandport/base:bookworm, because
+#   no registry is reachable here. Idempotent; quick when everything is there.
+# Without root and without an engine it prints what to do and exits 0 (the tests then skip).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pidfile=/run/sandport-dockerd.pid
+image="${SANDPORT_DOCKER_BASE_IMAGE:-sandport/base:bookworm}"
+
+engine_answers() { timeout 5 docker info >/dev/null 2>&1; }
+
+if ! engine_answers; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "sandport: no Docker engine answers. Start one (e.g. 'sudo systemctl start docker') or install docker.io; the docker tests will be skipped." >&2
+    exit 0
+  fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    echo "sandport: installing docker.io" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends docker.io >/tmp/sandport-docker-apt.log 2>&1 || {
+      apt-get update >>/tmp/sandport-docker-apt.log 2>&1
+      apt-get install -y --no-install-recommends docker.io >>/tmp/sandport-docker-apt.log 2>&1 || { cat /tmp/sandport-docker-apt.log >&2; exit 1; }
+    }
+  fi
+  echo "sandport: starting dockerd" >&2
+  nohup dockerd >/tmp/sandport-dockerd.log 2>&1 &
+  echo $! > "$pidfile"
+  for _ in $(seq 1 120); do
+    engine_answers && break
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then tail -20 /tmp/sandport-dockerd.log >&2; exit 1; fi
+    sleep 0.5
+  done
+  engine_answers || { echo "sandport: dockerd did not answer in time" >&2; tail -20 /tmp/sandport-dockerd.log >&2; exit 1; }
+fi
+
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+  rootfs=$(bash scripts/build-rootfs.sh)
+  echo "sandport: importing $rootfs as $image" >&2
+  tar -C "$rootfs" --exclude=./.sandport-complete -c . | docker import - "$image" >/dev/null
+fi
+echo "sandport: Docker engine ready, base image $image"
