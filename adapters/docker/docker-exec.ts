@@ -1,3 +1,4 @@
+import { readdir, readFile } from 'node:fs/promises';
 import { PassThrough, Writable, type Duplex } from 'node:stream';
 import { constants as osConstants } from 'node:os';
 import type Docker from 'dockerode';
@@ -35,6 +36,15 @@ export const execKiller = [
   'done',
 ].join('\n');
 
+/** Calls `listener` once, on whichever of `events` comes first, and forgets the others. */
+function onceEither(emitter: NodeJS.EventEmitter, events: string[], listener: () => void): void {
+  const handler = () => {
+    for (const event of events) emitter.off(event, handler);
+    listener();
+  };
+  for (const event of events) emitter.on(event, handler);
+}
+
 /**
  * Splits the engine's multiplexed exec stream (8-byte frame headers) into stdout and stderr,
  * pausing the socket while either side is full. docker-modem's own demuxer ignores the return
@@ -54,10 +64,12 @@ function demux(socket: Duplex, stdout: PassThrough, stderr: PassThrough): void {
       const target = pending[0] === 2 ? stderr : stdout;
       const payload = pending.subarray(8, 8 + size);
       pending = pending.subarray(8 + size);
+      // A side whose reader cancelled is dropped, so it can never stall the other side.
+      if (target.destroyed) continue;
       if (!target.write(payload)) {
         waiting++;
         socket.pause();
-        target.once('drain', resume);
+        onceEither(target, ['drain', 'close'], resume);
       }
     }
   });
@@ -81,9 +93,10 @@ function stripMarker(source: PassThrough): { output: PassThrough; marker: Promis
   let settle!: (word: string) => void;
   const marker = new Promise<string>((resolve) => (settle = resolve));
   const forward = (chunk: Buffer) => {
+    if (output.destroyed) return;
     if (!output.write(chunk)) {
       source.pause();
-      output.once('drain', () => source.resume());
+      onceEither(output, ['drain', 'close'], () => source.resume());
     }
   };
   source.on('data', (chunk: Buffer) => {
@@ -103,6 +116,31 @@ function stripMarker(source: PassThrough): { output: PassThrough; marker: Promis
   });
   source.on('error', (error) => output.destroy(error));
   return { output, marker };
+}
+
+/** Signals, from the host, every process carrying the exec's marker. False when that is not possible. */
+async function killFromHost(execId: string, signal: NodeJS.Signals): Promise<boolean> {
+  if (process.getuid?.() !== 0 || process.platform !== 'linux') return false;
+  const marker = `SANDPORT_EXEC_ID=${execId}`;
+  let killedAny = false;
+  for (let round = 0; round < 20; round++) {
+    let found = 0;
+    for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(entry)) continue;
+      const environ = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '');
+      if (!environ.split('\0').includes(marker)) continue;
+      found++;
+      try {
+        process.kill(Number(entry), signal);
+        killedAny = true;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (found === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return killedAny;
 }
 
 export interface DockerExecContext {
@@ -202,6 +240,10 @@ export class DockerSandboxProcess implements SandboxProcess {
 
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.done || !this.context.isRunning()) return;
+    // When the engine runs on this host and we are root, the marked processes are signalled from
+    // outside: that works even when the command exhausted the pids limit and nothing more can
+    // start inside. Otherwise a second exec finds and signals them from inside.
+    if (await killFromHost(this.execId, signal)) return;
     try {
       const killer = await this.context.container.exec({ Cmd: ['/bin/sh', '-c', execKiller, 'sandport-kill', this.execId, signal.replace(/^SIG/, '')], AttachStdout: true, AttachStderr: true });
       const stream = (await killer.start({ hijack: true, stdin: false })) as unknown as import('node:stream').Duplex;

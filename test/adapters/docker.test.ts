@@ -1,19 +1,7 @@
-import { execSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
-
-// scripts/setup-docker.sh (run by .ci/run) starts the engine and imports this image.
-export const baseImage = process.env.SANDPORT_DOCKER_BASE_IMAGE ?? 'sandport/base:bookworm';
-
-export function dockerAvailable(): boolean {
-  try {
-    execSync(`docker image inspect ${baseImage}`, { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { baseImage, dockerAvailable } from '../docker-environment.js';
 
 const available = dockerAvailable();
 if (!available) console.warn(`skipping the docker conformance run: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`);
