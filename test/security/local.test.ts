@@ -205,7 +205,8 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
     const pidsFile = cgroupFile(sandbox.id, 'pids', 'pids.max');
     expect(pidsFile).toBeDefined();
     expect(readFileSync(pidsFile!, 'utf8').trim()).toBe('32');
-    const bomb = await sandbox.exec(['/bin/sh', '-c', 'bomb() { bomb | bomb & }; bomb; sleep 5'], { timeoutMs: 4_000 });
+    const name = `bomb${Math.floor(Math.random() * 1e9)}`;
+    const bomb = await sandbox.exec(['/bin/sh', '-c', `${name}() { ${name} | ${name} & }; ${name}; sleep 5`], { timeoutMs: 4_000 });
     void bomb.stdout.cancel();
     void bomb.stderr.cancel();
     const started = Date.now();
@@ -215,7 +216,7 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
     await bomb.wait().catch(() => undefined);
     expect(Date.now() - started).toBeLessThan(60_000);
     await sandbox.terminate();
-    expect(hostProcessesWith('bomb')).toEqual([]);
+    expect(hostProcessesWith(name)).toEqual([]);
   });
 
   it('nothing outlives terminate: processes, cgroups, directory', async () => {
