@@ -10,3 +10,4 @@ export { retryIdempotent } from './internal/retry.js';
 export { parseOptions, checkStringArgument, checkSandboxPath } from './internal/validate.js';
 export { raceWithSignal } from './internal/signals.js';
 export { ExecFiles, fileScripts, fileExit, parseEntries, type ExecCapable } from './internal/exec-files.js';
+export * from './agent/index.js';

@@ -16,7 +16,8 @@ export type SandboxErrorCode =
   | 'capability_unsupported'
   | 'invalid_argument'
   | 'command_exit'
-  | 'provider';
+  | 'provider'
+  | 'agent';
 
 const rootMarker = Symbol.for('sandport.error');
 

@@ -1,0 +1,79 @@
+/**
+ * Shared setup of the agent tests: the fake Messages API on a host unix socket (and loopback
+ * TCP), the local provider, and the host's pinned `claude` binary mounted read-only.
+ */
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLocalSandboxProvider, type LocalSandbox } from '../../adapters/local/index.js';
+import { claudeCodeHostMount, type AgentSessionOptions } from '../../src/agent/index.js';
+import type { CreateSandboxOptions } from '../../src/index.js';
+import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
+
+/** Port the fake API is reached on inside sandboxes. */
+export const fakeApiSandboxPort = 8123;
+
+/** Fast failure in tests: no API retries, no side traffic. */
+export const testEnv = { CLAUDE_CODE_MAX_RETRIES: '0', API_TIMEOUT_MS: '60000' };
+
+export interface AgentHarness {
+  fake: FakeAnthropic;
+  dir: string;
+  provider: ReturnType<typeof createLocalSandboxProvider>;
+  executable: string;
+  /** Create options of a sandbox that reaches the fake API (directly, with a key in its env). */
+  sandboxOptions(extra?: CreateSandboxOptions): CreateSandboxOptions;
+  /** Agent options that point the CLI at the fake API with a test key in its environment. */
+  agentOptions(extra?: AgentSessionOptions): AgentSessionOptions;
+  createSandbox(extra?: CreateSandboxOptions): Promise<LocalSandbox>;
+  close(): Promise<void>;
+}
+
+/** Why the agent tests cannot run here, or `undefined` when they can. */
+export function agentSkipReason(): string | undefined {
+  if (process.platform !== 'linux') return 'the local provider needs Linux';
+  try {
+    claudeCodeHostMount();
+  } catch (error) {
+    return `no claude binary: ${(error as Error).message}`;
+  }
+  return undefined;
+}
+
+export async function startAgentHarness(): Promise<AgentHarness> {
+  const dir = await mkdtemp(join(tmpdir(), 'sandport-agent-test-'));
+  await chmod(dir, 0o755);
+  const fake = await startFakeAnthropic({ socketPath: join(dir, 'api.sock') });
+  const provider = createLocalSandboxProvider();
+  const mount = claudeCodeHostMount();
+  const sandboxOptions = (extra: CreateSandboxOptions = {}): CreateSandboxOptions => ({
+    network: 'block',
+    timeoutMs: 10 * 60_000,
+    ...extra,
+    volumes: { ...mount.createOptions.volumes, ...extra.volumes },
+    providerOptions: {
+      ...extra.providerOptions,
+      local: { ...extra.providerOptions?.local, hostForwards: { [fakeApiSandboxPort]: fake.socketPath!, ...(extra.providerOptions?.local?.hostForwards as object) } },
+    },
+  });
+  return {
+    fake,
+    dir,
+    provider,
+    executable: mount.executable,
+    sandboxOptions,
+    agentOptions: (extra = {}) => ({
+      executable: mount.executable,
+      credentials: { apiKey: 'sk-ant-test-direct', baseUrl: `http://127.0.0.1:${fakeApiSandboxPort}`, exposeToSandbox: true },
+      startTimeoutMs: 60_000,
+      closeGraceMs: 1_000,
+      ...extra,
+      env: { ...testEnv, ...extra.env },
+    }),
+    createSandbox: (extra) => provider.create(sandboxOptions(extra)),
+    async close() {
+      await fake.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
