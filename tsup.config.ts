@@ -9,6 +9,7 @@ export const entries: Record<string, string> = {
   'testing/index': 'src/testing/index.ts',
   'local/index': 'adapters/local/index.ts',
   'docker/index': 'adapters/docker/index.ts',
+  'modal/index': 'adapters/modal/index.ts',
 };
 
 const shared: Options = {

@@ -15,7 +15,7 @@ try {
   await sandbox.run(['/bin/sh', '-c', '(setsid node /workspace/server.js > /tmp/server.log 2>&1 &)']);
   const { url } = (await sandbox.tunnels())[3000]!;
   for (let attempt = 1; attempt <= 50; attempt++) {
-    const body = await fetch(`${url}/hello`).then((response) => response.text(), () => undefined);
+    const body = await getText(`${url}/hello`);
     if (body) {
       console.log(`GET ${url}/hello -> ${body.trim()}`);
       break;
@@ -24,4 +24,26 @@ try {
   }
 } finally {
   await sandbox.terminate();
+}
+
+/**
+ * GET a URL's body, or undefined after 3 s or on any error. The timer is a referenced one on
+ * purpose: a fetch whose connection the server dropped right after accepting it has been seen to
+ * stay pending with nothing else keeping Node alive, and AbortSignal.timeout's timer would not.
+ */
+async function getText(url: string): Promise<string | undefined> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve(undefined);
+    }, 3_000);
+  });
+  const request = fetch(url, { signal: controller.signal }).then((response) => response.text(), () => undefined);
+  try {
+    return await Promise.race([request, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

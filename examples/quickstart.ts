@@ -33,7 +33,7 @@ await sandbox.run(['/bin/sh', '-c', 'cd /workspace && (setsid python3 -m http.se
 const { url } = (await sandbox.tunnels())[8000]!;
 let page = '';
 for (let attempt = 0; attempt < 50 && !page; attempt++) {
-  page = await fetch(url).then((response) => response.text(), () => '');
+  page = (await getText(url)) ?? '';
   if (!page) await new Promise((resolve) => setTimeout(resolve, 100));
 }
 console.log(`  GET ${url} -> ${page.trim()}`);
@@ -46,3 +46,25 @@ console.log(`  the copy sees: ${(await copy.files.readText('/workspace/index.htm
 await copy.terminate();
 await sandbox.terminate();
 console.log('done: both sandboxes terminated');
+
+/**
+ * GET a URL's body, or undefined after 3 s or on any error. The timer is a referenced one on
+ * purpose: a fetch whose connection the server dropped right after accepting it has been seen to
+ * stay pending with nothing else keeping Node alive, and AbortSignal.timeout's timer would not.
+ */
+async function getText(url: string): Promise<string | undefined> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve(undefined);
+    }, 3_000);
+  });
+  const request = fetch(url, { signal: controller.signal }).then((response) => response.text(), () => undefined);
+  try {
+    return await Promise.race([request, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -5,9 +5,25 @@
 #   /run/sandport-dockerd.pid so that scripts/stop-docker.sh stops only that engine;
 # - imports the debootstrap rootfs (scripts/build-rootfs.sh) as sandport/base:bookworm, because
 #   no registry is reachable here. Idempotent; quick when everything is there.
-# Without root and without an engine it prints what to do and exits 0 (the tests then skip).
+# Without root and without an engine (or image) it prints what to do and exits 0, so the docker
+# tests skip with that reason; with --strict (or SANDPORT_DOCKER_STRICT=1) it exits 1 instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+strict="${SANDPORT_DOCKER_STRICT:-0}"
+for argument in "$@"; do
+  case "$argument" in
+    --strict) strict=1 ;;
+    *) echo "usage: $0 [--strict]" >&2; exit 2 ;;
+  esac
+done
+# Prints the reason and what to run, then stops: with an error only when asked to be strict.
+give_up() {
+  echo "sandport: $1" >&2
+  echo "sandport: to fix, run as root: sudo bash scripts/setup-docker.sh" >&2
+  if [ "$strict" = 1 ]; then exit 1; fi
+  echo "sandport: the docker tests will be skipped" >&2
+  exit 0
+}
 pidfile=/run/sandport-dockerd.pid
 image="${SANDPORT_DOCKER_BASE_IMAGE:-sandport/base:bookworm}"
 
@@ -15,8 +31,7 @@ engine_answers() { timeout 5 docker info >/dev/null 2>&1; }
 
 if ! engine_answers; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "sandport: no Docker engine answers. Start one (e.g. 'sudo systemctl start docker') or install docker.io; the docker tests will be skipped." >&2
-    exit 0
+    give_up "no Docker engine answers at ${DOCKER_HOST:-/var/run/docker.sock} (or this user may not use it: add it to the docker group, or start one with 'sudo systemctl start docker')"
   fi
   if ! command -v dockerd >/dev/null 2>&1; then
     echo "sandport: installing docker.io" >&2
@@ -38,6 +53,7 @@ if ! engine_answers; then
 fi
 
 if ! docker image inspect "$image" >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || give_up "the base image $image is missing, and building it (debootstrap) needs root"
   rootfs=$(bash scripts/build-rootfs.sh)
   echo "sandport: importing $rootfs as $image" >&2
   tar -C "$rootfs" --exclude=./.sandport-complete -c . | docker import - "$image" >/dev/null

@@ -16,13 +16,13 @@ import { mapDockerError } from './docker-errors.js';
  * Runs inside the container around every command: checks the working directory and the program,
  * reports on stdout with a NUL-led marker line that the host strips, then execs the command.
  */
-export const execWrapper = [
+export const wrapperChecks = [
   'cd -- "$1" 2>/dev/null || { printf "\\0SPX:cwd\\n"; exit 126; }',
   'shift',
   'case "$1" in */*) [ -f "$1" ] && [ -x "$1" ] ;; *) command -v -- "$1" >/dev/null 2>&1 ;; esac || { printf "\\0SPX:command\\n"; exit 127; }',
   'printf "\\0SPX:ok\\n"',
-  'exec "$@"',
-].join('\n');
+];
+export const execWrapper = [...wrapperChecks, 'exec "$@"'].join('\n');
 
 /**
  * The engine has no call to kill an exec, and a process that called setsid leaves the exec's
@@ -148,6 +148,8 @@ export interface DockerExecContext {
   container: Docker.Container;
   isRunning: () => boolean;
   ended: (process: DockerSandboxProcess) => void;
+  /** Whether the container's memory cgroup has OOM-killed a process since last asked. */
+  oomKilled?: () => Promise<boolean>;
 }
 
 /** One command running in a Docker sandbox. */
@@ -200,6 +202,7 @@ export class DockerSandboxProcess implements SandboxProcess {
       context.ended(this);
       // The engine reports only a number; 128 + n is the shell's convention for death by signal n.
       const signalName = exitCode > 128 ? Object.entries(osConstants.signals).find(([, number]) => number === exitCode - 128)?.[0] : undefined;
+      if (signalName === 'SIGKILL' && (await context.oomKilled?.().catch(() => false))) return { exitCode, signal: signalName, oomKilled: true };
       return { exitCode, signal: signalName };
     });
     this.exited.catch(() => undefined);

@@ -1,9 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm, stat as statFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { posix, join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import {
@@ -19,6 +15,13 @@ import {
 import { mapDockerError } from './docker-errors.js';
 
 const maxLinkHops = 16;
+
+/**
+ * The archive API sees the container's root filesystem and its volumes, but not procfs, sysfs or
+ * tmpfs mounts (/dev/shm, sandport's own state): it reports them missing, and writes there land
+ * in the layer underneath. Those paths go through exec instead.
+ */
+const outsideArchiveView = /^\/(proc|sys|dev|\.sandport)(\/|$)/;
 
 /**
  * Files through the engine's archive endpoints (tar in, tar out), which resolve paths inside the
@@ -48,6 +51,8 @@ export class DockerFiles extends ExecFiles {
     let target = this.path(path);
     this.enter(options.signal);
     for (let hop = 0; hop < maxLinkHops; hop++) {
+      // Also after a hop: a link may point into procfs or a tmpfs.
+      if (outsideArchiveView.test(target)) return super.readStream(target, options);
       const archive = (await this.container.getArchive({ path: target, abortSignal: options.signal } as never).catch((error: unknown) => {
         throw mapDockerError(error, { operation: 'read', path });
       })) as unknown as NodeJS.ReadableStream;
@@ -77,44 +82,36 @@ export class DockerFiles extends ExecFiles {
       throw new SandboxInvalidArgumentError({ message: 'mode must be an integer permission mode like 0o644', argument: 'mode', provider: 'docker' });
     }
     this.enter(options.signal);
-    // A tar header needs the size first: a stream of unknown length is spooled to a host temp
-    // file (disk, not memory) and sent from there.
-    let spoolDir: string | undefined;
-    let source: { size: number; open: () => Readable };
-    if (typeof data === 'string' || data instanceof Uint8Array) {
-      const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      source = { size: bytes.length, open: () => Readable.from([bytes]) };
-    } else {
-      spoolDir = await mkdtemp(join(tmpdir(), 'sandport-docker-'));
-      const file = join(spoolDir, 'upload');
-      await pipeline(Readable.fromWeb(data as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(file), { signal: options.signal });
-      source = { size: (await statFile(file)).size, open: () => createReadStream(file) };
+    // A tar entry needs its size up front; a stream of unknown length goes through `cat` in an
+    // exec instead, which streams with backpressure and spools nothing on the host.
+    if (!(typeof data === 'string' || data instanceof Uint8Array) || outsideArchiveView.test(target)) return super.write(path, data, options);
+    const existing = await this.info(target).catch(() => undefined);
+    if (existing?.type === 'directory') {
+      throw new SandboxInvalidArgumentError({ message: `Cannot write ${path}: it is a directory`, argument: 'path', provider: 'docker' });
     }
+    // The archive API replaces a symlink with a file; writing through the link, as a command
+    // would (and as the local provider does), needs the exec path.
+    if (existing?.type === 'symlink') return super.write(path, data, options);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const directory = posix.dirname(target);
+    const put = () => this.putFile(directory, posix.basename(target), bytes, options.mode ?? 0o644, options.signal);
     try {
-      const existing = await this.info(target).catch(() => undefined);
-      if (existing?.type === 'directory') {
-        throw new SandboxInvalidArgumentError({ message: `Cannot write ${path}: it is a directory`, argument: 'path', provider: 'docker' });
-      }
-      const directory = posix.dirname(target);
-      const put = () => this.putFile(directory, posix.basename(target), source, options.mode ?? 0o644, options.signal);
-      try {
-        await put();
-      } catch (error) {
-        const mapped = mapDockerError(error, { operation: 'write', path: directory });
-        if (mapped.code !== 'file_not_found') throw mapped;
-        await this.mkdir(directory, options);
-        await put().catch((retryError: unknown) => {
-          throw mapDockerError(retryError, { operation: 'write', path });
-        });
-      }
-    } finally {
-      if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
+      await put();
+    } catch (error) {
+      const mapped = mapDockerError(error, { operation: 'write', path: directory });
+      if (mapped.code !== 'file_not_found') throw mapped;
+      await this.mkdir(directory, options);
+      await put().catch((retryError: unknown) => {
+        throw mapDockerError(retryError, { operation: 'write', path });
+      });
     }
   }
 
   override async stat(path: string, options: SignalOptions = {}): Promise<FileInfo> {
     this.enter(options.signal);
-    return this.info(this.path(path));
+    const target = this.path(path);
+    if (outsideArchiveView.test(target)) return super.stat(path, options);
+    return this.info(target);
   }
 
   override async exists(path: string, options: SignalOptions = {}): Promise<boolean> {
@@ -127,13 +124,10 @@ export class DockerFiles extends ExecFiles {
     );
   }
 
-  private async putFile(directory: string, name: string, source: { size: number; open: () => Readable }, mode: number, signal?: AbortSignal): Promise<void> {
+  private async putFile(directory: string, name: string, bytes: Buffer, mode: number, signal?: AbortSignal): Promise<void> {
     const pack = tar.pack();
-    const entry = pack.entry({ name, size: source.size, mode, uid: 0, gid: 0, mtime: new Date() });
-    const body = source.open();
-    body.pipe(entry);
-    body.on('end', () => pack.finalize());
-    body.on('error', (error) => pack.destroy(error));
+    pack.entry({ name, size: bytes.length, mode, uid: 0, gid: 0, mtime: new Date() }, bytes);
+    pack.finalize();
     await this.container.putArchive(pack as never, { path: directory, abortSignal: signal } as never);
   }
 

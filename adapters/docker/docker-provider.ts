@@ -19,12 +19,13 @@ import {
   type SandboxCapabilities,
   type SandboxInfo,
   type SandboxProvider,
+  type SandboxSnapshotRef,
   type SandboxWarning,
   type SignalOptions,
   type Tunnel,
 } from '../../src/index.js';
 import { mapDockerError } from './docker-errors.js';
-import { DockerSandbox, labels, readTags, stateDirectory } from './docker-sandbox.js';
+import { DockerSandbox, labels, readTags, runInContainer, secretsScript, stateDirectory } from './docker-sandbox.js';
 
 export interface DockerSandboxProviderOptions {
   /** A configured dockerode client. @default `new Docker()` (DOCKER_HOST or the local socket) */
@@ -44,6 +45,25 @@ export const dockerCreateOptionsSchema = z.object({ runtime: z.string().min(1).o
 
 const defaultTimeoutMs = 5 * 60 * 1000;
 const maxTimeoutMs = 24 * 60 * 60 * 1000;
+/**
+ * The container's main process: sleeps until the deadline in the state directory ($0, rewritten
+ * by extendTimeout), never past the hard cap ($1, creation + the maximum lifetime), then exits,
+ * which ends the container. Wakes at least every 5 s to see a changed deadline.
+ */
+const lifetimeKeeper = [
+  `mkdir -p ${stateDirectory} && echo "$0" > ${stateDirectory}/deadline && echo $$ > ${stateDirectory}/keeper.pid || exit 1`,
+  // The entrypoint wrapper signals here when its command ended: exit with the command's status.
+  `trap 'exit "$(cat ${stateDirectory}/entrypoint-exit 2>/dev/null || echo 0)"' USR1`,
+  'while :; do',
+  `  d=$(cat ${stateDirectory}/deadline 2>/dev/null); case "$d" in ''|*[!0-9]*) d=0 ;; esac`,
+  '  [ "$d" -gt "$1" ] && d=$1',
+  '  now=$(date +%s); [ "$now" -ge "$d" ] && exit 0',
+  '  left=$((d - now)); [ "$left" -gt 5 ] && left=5',
+  // In the background, so that the trap above runs at once instead of after the sleep.
+  '  sleep "$left" & wait $!',
+  'done',
+].join('\n');
+const isolatedNetworkName = 'sandport-isolated';
 const keptCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETGID', 'SETUID', 'NET_BIND_SERVICE'];
 
 export const dockerCapabilities: SandboxCapabilities = Object.freeze({
@@ -73,6 +93,7 @@ export class DockerSandboxProvider implements SandboxProvider {
   private client: Docker | undefined;
   private readonly known = new Map<string, DockerSandbox>();
   private readonly builds = new Map<string, Promise<string>>();
+  private isolatedNetwork: Promise<string> | undefined;
 
   constructor(private readonly options: DockerSandboxProviderOptions = {}) {}
 
@@ -93,20 +114,21 @@ export class DockerSandboxProvider implements SandboxProvider {
     const timeoutMs = parsed.timeoutMs ?? defaultTimeoutMs;
     const expiresAt = Date.now() + timeoutMs;
     const workdir = parsed.workdir ?? '/workspace';
-    const env = { ...parsed.env, ...parsed.secrets };
+    // Secrets stay out of the container's Env: `docker inspect` shows it and `commit` copies it
+    // into snapshots. They go to a file on the state tmpfs instead (see secretsPrelude).
+    const env = { ...parsed.env };
+    const createdAt = Date.now();
+    const signal = parsed.signal;
     const ports = (parsed.ports ?? []).map((port) => (typeof port === 'number' ? port : port.port));
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer({
         name: parsed.name === undefined ? undefined : `sandport-${parsed.name}`,
         Image: image,
-        // The main process holds the container up until the deadline in /.sandport/deadline, so
-        // the lifetime holds even if this process dies; AutoRemove then deletes the container.
+        // The main process holds the container up until the deadline, so the lifetime holds even
+        // if this process dies; AutoRemove then deletes the container.
         Entrypoint: ['/bin/sh', '-c'],
-        Cmd: [
-          `mkdir -p ${stateDirectory} && echo "$0" > ${stateDirectory}/deadline && while [ "$(date +%s)" -lt "$(cat ${stateDirectory}/deadline)" ]; do sleep 1; done`,
-          String(Math.ceil(expiresAt / 1000)),
-        ],
+        Cmd: [lifetimeKeeper, String(Math.ceil(expiresAt / 1000)), String(Math.floor((createdAt + maxTimeoutMs) / 1000))],
         Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
         WorkingDir: workdir,
         Tty: false,
@@ -114,16 +136,17 @@ export class DockerSandboxProvider implements SandboxProvider {
           [labels.managed]: 'true',
           [labels.name]: parsed.name ?? '',
           [labels.tags]: JSON.stringify(parsed.tags ?? {}),
-          [labels.createdAt]: String(Date.now()),
+          [labels.createdAt]: String(createdAt),
           [labels.expiresAt]: String(expiresAt),
           [labels.workdir]: workdir,
           [labels.env]: JSON.stringify(Object.keys(parsed.env ?? {})),
+          [labels.entrypoint]: parsed.command === undefined ? 'false' : 'true',
         },
         ExposedPorts: Object.fromEntries(ports.map((port) => [`${port}/tcp`, {}])),
         HostConfig: {
           AutoRemove: true,
           Init: true,
-          NetworkMode: parsed.network === 'block' ? 'none' : 'bridge',
+          NetworkMode: parsed.network === 'block' ? 'none' : await this.ensureIsolatedNetwork(),
           PortBindings: Object.fromEntries(ports.map((port) => [`${port}/tcp`, [{ HostIp: '127.0.0.1', HostPort: '' }]])),
           Memory: parsed.memoryMiB === undefined ? undefined : parsed.memoryMiB * 1024 * 1024,
           MemorySwap: parsed.memoryMiB === undefined ? undefined : parsed.memoryMiB * 1024 * 1024,
@@ -133,18 +156,29 @@ export class DockerSandboxProvider implements SandboxProvider {
           CapAdd: keptCapabilities,
           SecurityOpt: ['no-new-privileges'],
           Privileged: false,
-          Binds: Object.entries(parsed.volumes ?? {}).map(([target, volume]) => {
+          Tmpfs: { [stateDirectory]: 'rw,nosuid,nodev,noexec,size=1m,mode=0700' },
+          // Mounts, not Binds: a bind of a missing host path is an error here, where Binds would
+          // silently create a root-owned directory on the host.
+          Mounts: Object.entries(parsed.volumes ?? {}).map(([target, volume]) => {
             const source = typeof volume === 'string' ? volume : volume.source;
             const readOnly = typeof volume === 'string' ? false : volume.readOnly;
-            return `${source}:${target}:${readOnly ? 'ro' : 'rw'}`;
+            return { Type: source.startsWith('/') ? ('bind' as const) : ('volume' as const), Source: source, Target: target, ReadOnly: readOnly };
           }),
           Runtime: dockerOptions.runtime,
         },
       });
     } catch (error) {
+      const message = String((error as { json?: { message?: string } }).json?.message ?? (error as Error).message);
+      if (/bind source path does not exist|invalid mount config/i.test(message)) {
+        throw new SandboxInvalidArgumentError({ message: `volumes: ${message}`, argument: 'volumes', provider: 'docker', cause: error });
+      }
       throw mapDockerError(error, { operation: 'create', image });
     }
+    const checkAbort = () => {
+      if (signal?.aborted) throw signal.reason;
+    };
     try {
+      checkAbort();
       await container.start();
       const info = await container.inspect();
       const tunnels: Record<number, Tunnel> = {};
@@ -153,11 +187,18 @@ export class DockerSandboxProvider implements SandboxProvider {
         const hostPort = Number(binding?.HostPort);
         tunnels[port] = { port, host: '127.0.0.1', hostPort, url: `http://127.0.0.1:${hostPort}`, encrypted: false };
       }
+      if (parsed.secrets && Object.keys(parsed.secrets).length > 0) {
+        const written = await runInContainer(container, ['/bin/sh', '-c', `umask 077; cat > ${stateDirectory}/secrets.sh`], {
+          stdin: new TextEncoder().encode(secretsScript(parsed.secrets)),
+        });
+        if (written.exitCode !== 0) throw new SandboxProviderError({ message: `Could not store the secrets in the sandbox (exit ${written.exitCode})`, provider: 'docker' });
+      }
+      checkAbort();
       const sandbox = this.adopt(container, info, { owned: true, idleTimeoutMs: parsed.idleTimeoutMs, env, warnings, tunnels, expiresAt });
       this.events.emit('sandbox-created', { provider: 'docker', sandboxId: sandbox.id, name: parsed.name, durationMs: performance.now() - startedAt });
       for (const warning of warnings) this.events.emit('warning', { provider: 'docker', sandboxId: sandbox.id, warning });
       if (parsed.command !== undefined) {
-        const entrypoint = await sandbox.exec(parsed.command);
+        const entrypoint = await sandbox.execEntrypoint(parsed.command);
         void entrypoint.stdin.close().catch(() => undefined);
         void entrypoint.stdout.pipeTo(new WritableStream()).catch(() => undefined);
         void entrypoint.stderr.pipeTo(new WritableStream()).catch(() => undefined);
@@ -166,6 +207,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       return sandbox;
     } catch (error) {
       await container.remove({ force: true }).catch(() => undefined);
+      if (signal?.aborted && error === signal.reason) throw error;
       throw mapDockerError(error, { operation: 'create', image });
     }
   }
@@ -224,6 +266,24 @@ export class DockerSandboxProvider implements SandboxProvider {
   }
 
   /**
+   * Deletes a snapshot's image. Sandboxes already started from it keep running (the engine keeps
+   * the layers they use). Idempotent.
+   */
+  async deleteSnapshot(snapshot: SandboxSnapshotRef, options: SignalOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted();
+    if (snapshot.provider !== 'docker' || !/^sandport\/snapshot:snap-[0-9a-f]{16}$/.test(snapshot.id)) {
+      throw new SandboxInvalidArgumentError({ message: `Not a docker snapshot: ${snapshot.id}`, argument: 'snapshot', provider: 'docker' });
+    }
+    await this.docker
+      .getImage(snapshot.id)
+      .remove({ force: true })
+      .catch((error: unknown) => {
+        if ((error as { statusCode?: number }).statusCode === 404) return;
+        throw mapDockerError(error, { operation: 'deleteSnapshot', image: snapshot.id });
+      });
+  }
+
+  /**
    * Removes every sandport container that has stopped or whose lifetime has run out (left over,
    * for example, by a process that died). Returns how many were removed. Idempotent.
    */
@@ -234,9 +294,13 @@ export class DockerSandboxProvider implements SandboxProvider {
     });
     let removed = 0;
     for (const container of containers) {
-      const expired = Number(container.Labels[labels.expiresAt] ?? 0) < Date.now() && container.State === 'running'
+      // The deadline file can be pushed by extendTimeout, or by code inside the sandbox (it runs
+      // as root there), so past the label's expiry it is read, but never trusted beyond the cap.
+      const createdAt = Number(container.Labels[labels.createdAt] ?? container.Created * 1000);
+      const overCap = createdAt + maxTimeoutMs < Date.now();
+      const expired = overCap || (Number(container.Labels[labels.expiresAt] ?? 0) < Date.now() && container.State === 'running'
         ? await readDeadline(this.docker.getContainer(container.Id)).then((deadline) => deadline < Date.now(), () => true)
-        : false;
+        : false);
       if (container.State !== 'running' || expired) {
         await this.docker.getContainer(container.Id).remove({ force: true }).then(() => removed++, () => undefined);
       }
@@ -263,6 +327,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       warnings: details.warnings,
       events: this.events,
       owned: details.owned,
+      hasEntrypoint: info.Config.Labels?.[labels.entrypoint] === 'true',
       onEnd: (ended) => {
         if (this.known.get(ended.id) === ended) this.known.delete(ended.id);
       },
@@ -310,6 +375,9 @@ export class DockerSandboxProvider implements SandboxProvider {
       if (!source.startsWith('/') && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(source)) {
         throw new SandboxInvalidArgumentError({ message: `volumes.${target}: give an absolute host path or a volume name`, argument: `volumes.${target}`, provider: 'docker' });
       }
+      if (target === '/' || /^\/(proc|sys|dev)(\/|$)/.test(target) || target.startsWith(stateDirectory)) {
+        throw new SandboxInvalidArgumentError({ message: `volumes.${target}: cannot mount over ${target}`, argument: `volumes.${target}`, provider: 'docker' });
+      }
     }
     const warnings: SandboxWarning[] = [];
     for (const port of options.ports ?? []) {
@@ -318,6 +386,46 @@ export class DockerSandboxProvider implements SandboxProvider {
       }
     }
     return warnings;
+  }
+
+  /**
+   * Outbound access goes through a bridge network of our own with inter-container traffic off:
+   * on Docker's default bridge every sandbox could reach every other sandbox's ports.
+   */
+  private ensureIsolatedNetwork(): Promise<string> {
+    this.isolatedNetwork ??= (async () => {
+      const inspect = () => this.docker.getNetwork(isolatedNetworkName).inspect() as Promise<{ Driver?: string; Options?: Record<string, string> }>;
+      let info = await inspect().catch((error: unknown) => {
+        if ((error as { statusCode?: number }).statusCode !== 404) throw mapDockerError(error, { operation: 'network inspect' });
+        return undefined;
+      });
+      if (!info) {
+        await this.docker
+          .createNetwork({
+            Name: isolatedNetworkName,
+            Driver: 'bridge',
+            CheckDuplicate: true,
+            Labels: { [labels.managed]: 'network' },
+            Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+          })
+          .catch((error: unknown) => {
+            // Another process created it first.
+            if ((error as { statusCode?: number }).statusCode !== 409) throw mapDockerError(error, { operation: 'network create' });
+          });
+        info = await inspect().catch((error: unknown) => {
+          throw mapDockerError(error, { operation: 'network inspect' });
+        });
+      }
+      if (info.Driver !== 'bridge' || info.Options?.['com.docker.network.bridge.enable_icc'] !== 'false') {
+        throw new SandboxProviderError({
+          message: `The Docker network "${isolatedNetworkName}" exists but lets containers reach each other (it was not made by sandport); remove it with: docker network rm ${isolatedNetworkName}`,
+          provider: 'docker',
+        });
+      }
+      return isolatedNetworkName;
+    })();
+    this.isolatedNetwork.catch(() => (this.isolatedNetwork = undefined));
+    return this.isolatedNetwork;
   }
 
   private async checkRuntime(runtime: string): Promise<void> {
@@ -416,11 +524,7 @@ export function createDockerSandboxProvider(options: DockerSandboxProviderOption
 }
 
 async function readDeadline(container: Docker.Container): Promise<number> {
-  const exec = await container.exec({ Cmd: ['cat', `${stateDirectory}/deadline`], AttachStdout: true, AttachStderr: true });
-  const stream = (await exec.start({ hijack: true, stdin: false })) as unknown as import('node:stream').Duplex;
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await new Promise((resolve) => stream.once('end', resolve));
-  const text = Buffer.concat(chunks).subarray(8).toString().trim();
-  return Number(text) * 1000;
+  const { exitCode, stdout } = await runInContainer(container, ['cat', `${stateDirectory}/deadline`]);
+  if (exitCode !== 0 || !/^\d+$/.test(stdout.trim())) return 0;
+  return Number(stdout.trim()) * 1000;
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { PassThrough, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import {
   SandboxInvalidArgumentError,
@@ -22,7 +23,7 @@ import {
   type Tunnel,
 } from '../../src/index.js';
 import { mapDockerError } from './docker-errors.js';
-import { DockerSandboxProcess, execWrapper } from './docker-exec.js';
+import { DockerSandboxProcess, execWrapper, wrapperChecks } from './docker-exec.js';
 import { DockerFiles } from './docker-files.js';
 
 type Ended = Extract<SandboxStatus, { state: 'terminated' }>;
@@ -37,10 +38,52 @@ export const labels = {
   expiresAt: 'dev.sandport.expires-at',
   workdir: 'dev.sandport.workdir',
   env: 'dev.sandport.env',
+  entrypoint: 'dev.sandport.entrypoint',
 } as const;
 
-/** Inside the container: where the lifetime deadline and the mutable tags live. */
+/**
+ * Inside the container: where the lifetime deadline, the mutable tags and the secrets live. It is
+ * a tmpfs, so `commit` (snapshots) never captures them; the archive API does not see tmpfs
+ * mounts, so everything here is read and written through exec.
+ */
 export const stateDirectory = '/.sandport';
+const secretsFile = `${stateDirectory}/secrets.sh`;
+
+/**
+ * Runs before every command: loads the sandbox's secrets (kept out of the container's Env, which
+ * `docker inspect` and `commit` expose), while the exec's own env, named in SANDPORT_EXEC_ENV,
+ * keeps precedence. Names are validated by the env schema, so `eval` only sees identifiers.
+ */
+const secretsPrelude = [
+  `if [ -r ${secretsFile} ]; then`,
+  '  for sp_name in $SANDPORT_EXEC_ENV; do eval "sp_keep_$sp_name=\\$$sp_name"; done',
+  `  . ${secretsFile}`,
+  '  for sp_name in $SANDPORT_EXEC_ENV; do eval "export $sp_name=\\"\\$sp_keep_$sp_name\\""; unset "sp_keep_$sp_name"; done',
+  '  unset sp_name',
+  'fi',
+  'unset SANDPORT_EXEC_ENV',
+].join('\n');
+
+/**
+ * Runs the create-time `command`: like any exec, but when it exits it hands its status to the
+ * container's main process, which exits with it. The container (and `wait()` of any process)
+ * then ends with the entrypoint, whether or not the creating process is still alive.
+ */
+const entrypointWrapper = [
+  ...wrapperChecks,
+  '"$@"',
+  'rc=$?',
+  `echo "$rc" > ${stateDirectory}/entrypoint-exit`,
+  `kill -USR1 "$(cat ${stateDirectory}/keeper.pid)" 2>/dev/null`,
+  'exit "$rc"',
+].join('\n');
+
+/** The secrets file: one `export NAME='value'` line per secret, single-quoted for sh. */
+export function secretsScript(secrets: Record<string, string>): string {
+  return Object.entries(secrets)
+    .map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'\n`)
+    .join('');
+}
 
 export interface DockerSandboxInit {
   id: string;
@@ -56,6 +99,8 @@ export interface DockerSandboxInit {
   events: SandboxEmitter;
   /** True when this process created the container (it then owns idle tracking). */
   owned: boolean;
+  /** The container was created with an entrypoint `command`. */
+  hasEntrypoint: boolean;
   onEnd: (sandbox: DockerSandbox) => void;
 }
 
@@ -73,7 +118,8 @@ export class DockerSandbox implements Sandbox {
   private idleTimer: NodeJS.Timeout | undefined;
   private lifetimeTimer: NodeJS.Timeout | undefined;
   private expiresAt!: number;
-  private readonly waitForExit: Promise<Ended>;
+  private exitWatch: Promise<Ended> | undefined;
+  private knownOomKills = 0;
 
   /** @internal */
   constructor(private readonly init: DockerSandboxInit) {
@@ -84,11 +130,24 @@ export class DockerSandbox implements Sandbox {
     this.files = new DockerFiles(this, init.container, init.workdir);
     this.armLifetime();
     this.touch();
-    this.waitForExit = (async () => {
-      await init.container.wait().catch(() => undefined);
-      const reason = this.terminatedByUs ? 'terminated' : Date.now() >= this.expiresAt - 1_000 ? 'lifetime-timeout' : 'crashed';
-      return this.settle({ state: 'terminated', reason });
+    // A sandbox this process created is watched from the start, like a child process. One found
+    // with fromId is watched only once asked (wait, poll, terminate): the engine's wait call is an
+    // open request that would keep an attaching script alive until the container ends.
+    if (init.owned) void this.waitForExit;
+  }
+
+  private get waitForExit(): Promise<Ended> {
+    this.exitWatch ??= (async () => {
+      const result = (await this.init.container.wait().catch(() => undefined)) as { StatusCode?: number } | undefined;
+      if (this.terminatedByUs) return this.settle({ state: 'terminated', reason: 'terminated' });
+      if (Date.now() >= this.expiresAt - 1_000) return this.settle({ state: 'terminated', reason: 'lifetime-timeout' });
+      // Before the deadline, a container with an entrypoint ends with the entrypoint's status.
+      if (this.init.hasEntrypoint && result?.StatusCode !== undefined) {
+        return this.settle({ state: 'terminated', reason: 'entrypoint-exited', exitCode: result.StatusCode });
+      }
+      return this.settle({ state: 'terminated', reason: 'crashed' });
     })();
+    return this.exitWatch;
   }
 
   /** The dockerode container, for what the contract does not cover. */
@@ -97,6 +156,15 @@ export class DockerSandbox implements Sandbox {
   }
 
   async exec(command: Command, options: ExecOptions = {}): Promise<DockerSandboxProcess> {
+    return this.start(command, options, execWrapper);
+  }
+
+  /** @internal Starts the create-time `command`. */
+  execEntrypoint(command: Command): Promise<DockerSandboxProcess> {
+    return this.start(command, {}, entrypointWrapper);
+  }
+
+  private async start(command: Command, options: ExecOptions, wrapper: string): Promise<DockerSandboxProcess> {
     const parsed = parseOptions(execOptionsSchema, options, { provider: 'docker', what: 'exec options' });
     const argv = parseOptions(commandSchema, command, { provider: 'docker', what: 'command' });
     const args = typeof argv === 'string' ? ['/bin/sh', '-c', argv] : [...argv];
@@ -104,12 +172,13 @@ export class DockerSandbox implements Sandbox {
     this.assertRunning();
     this.touch();
     const execId = `e${randomBytes(6).toString('hex')}`;
-    const env = { ...this.init.env, ...parsed.env, SANDPORT_EXEC_ID: execId };
+    const env = { ...this.init.env, ...parsed.env, SANDPORT_EXEC_ID: execId, SANDPORT_EXEC_ENV: Object.keys(parsed.env ?? {}).join(' ') };
+    const startedAt = performance.now();
     let exec: Docker.Exec;
     let socket: import('node:stream').Duplex;
     try {
       exec = await this.init.container.exec({
-        Cmd: ['/bin/sh', '-c', execWrapper, 'sandport', parsed.cwd ?? this.init.workdir, ...args],
+        Cmd: ['/bin/sh', '-c', `${secretsPrelude}\n${wrapper}`, 'sandport', parsed.cwd ?? this.init.workdir, ...args],
         Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
         AttachStdin: true,
         AttachStdout: true,
@@ -128,8 +197,8 @@ export class DockerSandbox implements Sandbox {
         ended: (finished) => {
           this.running.delete(finished);
           this.touch();
-          this.init.events.emit('exec-end', { provider: 'docker', sandboxId: this.id, execId, exitCode: undefined, signal: undefined, durationMs: 0 });
         },
+        oomKilled: () => this.oomKillsIncreased(),
       },
       exec,
       socket,
@@ -146,6 +215,12 @@ export class DockerSandbox implements Sandbox {
       throw error;
     }
     this.init.events.emit('exec-start', { provider: 'docker', sandboxId: this.id, execId, command });
+    const ended = (exitCode: number | undefined, signal: string | undefined) =>
+      this.init.events.emit('exec-end', { provider: 'docker', sandboxId: this.id, execId, exitCode, signal, durationMs: performance.now() - startedAt });
+    process.wait().then(
+      (status) => ended(status.exitCode, status.signal),
+      () => ended(undefined, undefined),
+    );
     return process;
   }
 
@@ -181,8 +256,16 @@ export class DockerSandbox implements Sandbox {
         throw new SandboxInvalidArgumentError({ message: 'tags are string keys and values', argument: 'tags', provider: 'docker' });
       }
     }
+    this.assertRunning();
+    this.touch();
     // Labels are fixed at create, so the current tags live in a file inside the container.
-    await this.files.write(tagsFile(this.id), JSON.stringify(tags), options);
+    const written = await runInContainer(this.init.container, ['/bin/sh', '-c', 'cat > "$1"', 'set-tags', tagsFile(this.id)], {
+      stdin: new TextEncoder().encode(JSON.stringify(tags)),
+      signal: options.signal,
+    }).catch((error: unknown) => {
+      throw this.isRunning() ? mapDockerError(error, { operation: 'setTags', sandboxId: this.id }) : this.gone();
+    });
+    if (written.exitCode !== 0) throw mapDockerError(new Error(`writing the tags failed: ${written.stderr}`), { operation: 'setTags', sandboxId: this.id });
   }
 
   async getTags(options: SignalOptions = {}): Promise<Record<string, string>> {
@@ -200,7 +283,12 @@ export class DockerSandbox implements Sandbox {
       this.assertRunning();
       const expiresAt = Date.now() + timeoutMs;
       // The container's main process polls this deadline, so the new lifetime holds even after we exit.
-      await this.files.write(`${stateDirectory}/deadline`, `${Math.ceil(expiresAt / 1000)}\n`, options);
+      const written = await runInContainer(this.init.container, ['/bin/sh', '-c', 'echo "$1" > "$2"', 'extend', String(Math.ceil(expiresAt / 1000)), `${stateDirectory}/deadline`], {
+        signal: options.signal,
+      }).catch((error: unknown) => {
+        throw this.isRunning() ? mapDockerError(error, { operation: 'extendTimeout', sandboxId: this.id }) : this.gone();
+      });
+      if (written.exitCode !== 0) throw mapDockerError(new Error(`writing the deadline failed: ${written.stderr}`), { operation: 'extendTimeout', sandboxId: this.id });
       this.expiresAt = expiresAt;
       this.armLifetime();
     };
@@ -301,6 +389,23 @@ export class DockerSandbox implements Sandbox {
     return final;
   }
 
+  /**
+   * The engine flags OOM only for the container's main process; a killed exec is a bare 137. The
+   * memory cgroup's oom_kill counter (v2 memory.events, v1 memory.oom_control) tells them apart.
+   */
+  private async oomKillsIncreased(): Promise<boolean> {
+    if (!this.isRunning()) return false;
+    const { stdout } = await runInContainer(this.init.container, [
+      '/bin/sh',
+      '-c',
+      'cat /sys/fs/cgroup/memory.events 2>/dev/null || cat /sys/fs/cgroup/memory/memory.oom_control',
+    ]);
+    const kills = Number(/^oom_kill (\d+)$/m.exec(stdout)?.[1] ?? 0);
+    const increased = kills > this.knownOomKills;
+    this.knownOomKills = kills;
+    return increased;
+  }
+
   private gone(): SandboxNotFoundError {
     return new SandboxNotFoundError({ message: `Sandbox ${this.id} is no longer running`, sandboxId: this.id, provider: 'docker' });
   }
@@ -311,12 +416,46 @@ const tagsFile = (sandboxId: string) => `${stateDirectory}/tags-${sandboxId}.jso
 
 /** Reads the current tags from inside a container (falls back to the create-time label). */
 export async function readTags(container: Docker.Container, sandboxId: string, signal?: AbortSignal): Promise<Record<string, string>> {
-  const files = new DockerFiles({ exec: () => Promise.reject(new Error('unused')), run: () => Promise.reject(new Error('unused')), touch: () => undefined, assertRunning: () => undefined }, container, '/');
-  try {
-    return JSON.parse(new TextDecoder().decode(await files.read(tagsFile(sandboxId), { signal }))) as Record<string, string>;
-  } catch (error) {
-    if ((error as { code?: string }).code !== 'file_not_found') throw error;
-    const info = await container.inspect();
-    return JSON.parse(info.Config.Labels?.[labels.tags] ?? '{}') as Record<string, string>;
+  const result = await runInContainer(container, ['cat', tagsFile(sandboxId)], { signal }).catch((error: unknown) => {
+    throw mapDockerError(error, { operation: 'getTags', sandboxId });
+  });
+  if (result.exitCode === 0) return JSON.parse(result.stdout) as Record<string, string>;
+  const info = await container.inspect().catch((error: unknown) => {
+    throw mapDockerError(error, { operation: 'getTags', sandboxId });
+  });
+  return JSON.parse(info.Config.Labels?.[labels.tags] ?? '{}') as Record<string, string>;
+}
+
+/**
+ * A small command of our own inside the container (state files, secrets): no wrapper, no
+ * marker, output collected whole. For user commands, `exec` is the streaming path.
+ */
+export async function runInContainer(
+  container: Docker.Container,
+  argv: string[],
+  options: { stdin?: Uint8Array; signal?: AbortSignal } = {},
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  options.signal?.throwIfAborted();
+  const exec = await container.exec({ Cmd: argv, AttachStdin: options.stdin !== undefined, AttachStdout: true, AttachStderr: true, Tty: false });
+  const stream = (await exec.start({ hijack: true, stdin: options.stdin !== undefined })) as unknown as Duplex;
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const chunks: Buffer[] = [];
+  const errors: Buffer[] = [];
+  stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  stderr.on('data', (chunk: Buffer) => errors.push(chunk));
+  container.modem.demuxStream(stream, stdout, stderr);
+  const done = new Promise<void>((resolve, reject) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+    stream.once('error', reject);
+  });
+  if (options.stdin !== undefined) stream.end(options.stdin);
+  await done;
+  let info = await exec.inspect();
+  for (let attempt = 0; info.Running && attempt < 100; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    info = await exec.inspect();
   }
+  return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(chunks).toString('utf8'), stderr: Buffer.concat(errors).toString('utf8') };
 }

@@ -1,0 +1,113 @@
+import {
+  SandboxAlreadyExistsError,
+  SandboxAuthenticationError,
+  SandboxError,
+  SandboxFileNotFoundError,
+  SandboxInvalidArgumentError,
+  SandboxNotFoundError,
+  SandboxProviderError,
+  SandboxTimeoutError,
+} from '../../src/index.js';
+
+/** What was being done when the SDK failed; the subject sharpens the mapped error. */
+export interface ModalErrorContext {
+  operation: string;
+  sandboxId?: string;
+  path?: string;
+}
+
+/** gRPC status codes (nice-grpc's `Status`), the numbers the SDK's raw `ClientError`s carry. */
+const grpcStatus = {
+  cancelled: 1,
+  unknown: 2,
+  invalidArgument: 3,
+  deadlineExceeded: 4,
+  notFound: 5,
+  alreadyExists: 6,
+  permissionDenied: 7,
+  resourceExhausted: 8,
+  failedPrecondition: 9,
+  internal: 13,
+  unavailable: 14,
+  unauthenticated: 16,
+} as const;
+
+const retryableStatuses = new Set<number>([grpcStatus.cancelled, grpcStatus.unknown, grpcStatus.internal, grpcStatus.unavailable, grpcStatus.resourceExhausted]);
+
+/**
+ * Maps an error of the `modal` SDK to a sandport error, keeping the SDK's error as `cause`.
+ * The SDK's classes are recognised by `name` (each sets it), so a second copy of the SDK in the
+ * tree maps the same. Raw nice-grpc `ClientError`s, which the SDK lets through for codes it does
+ * not translate, are mapped by gRPC status.
+ */
+export function mapModalError(error: unknown, context: ModalErrorContext): SandboxError {
+  if (SandboxError.isInstance(error)) return error;
+  const provider = 'modal';
+  const cause = error;
+  const { operation, sandboxId, path } = context;
+  const name = error instanceof Error ? error.name : '';
+  const message = error instanceof Error ? error.message : String(error);
+  const fileError = (argument: string, detail: string) =>
+    new SandboxInvalidArgumentError({ message: `Cannot ${operation} ${path ?? ''}: ${detail}`, argument, provider, cause });
+
+  switch (name) {
+    case 'SandboxFilesystemNotFoundError':
+      return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path ?? message}`, path: path ?? '', provider, cause });
+    case 'SandboxFilesystemIsADirectoryError':
+      return fileError('path', 'it is a directory');
+    case 'SandboxFilesystemNotADirectoryError':
+      return fileError('path', 'a path component is not a directory');
+    case 'SandboxFilesystemDirectoryNotEmptyError':
+      return fileError('path', 'the directory is not empty (pass recursive: true)');
+    case 'SandboxFilesystemPathAlreadyExistsError':
+      return fileError('path', 'the path exists already');
+    case 'SandboxFilesystemPermissionError':
+    case 'SandboxFilesystemFileTooLargeError':
+    case 'SandboxFilesystemError':
+      return new SandboxProviderError({ message: `${operation} ${path ?? ''} failed: ${message}`, provider, cause });
+    case 'NotFoundError':
+    case 'ClientClosedError':
+      return new SandboxNotFoundError({ message: `Sandbox ${sandboxId ?? ''} not found or no longer running: ${message}`, sandboxId, provider, cause });
+    case 'ConflictError':
+      // The SDK raises it for a sandbox that finished before it could be reached.
+      return new SandboxNotFoundError({ message: `Sandbox ${sandboxId ?? ''} is no longer running: ${message}`, sandboxId, provider, cause });
+    case 'AlreadyExistsError':
+      return new SandboxAlreadyExistsError({ message: `${operation}: ${message}`, provider, cause });
+    case 'InvalidError':
+      return new SandboxInvalidArgumentError({ message: `Modal refused ${operation}: ${message}`, argument: operation, provider, cause });
+    case 'SandboxTimeoutError':
+    case 'TimeoutError':
+      return new SandboxTimeoutError({ message: `Modal timed out during ${operation}: ${message}`, operation, provider, cause });
+    case 'ResourceExhaustedError':
+    case 'InternalFailure':
+      return new SandboxProviderError({ message: `Modal could not complete ${operation}: ${message}`, provider, retryable: true, cause });
+  }
+  if (/Profile is missing credentials/.test(message)) {
+    return new SandboxAuthenticationError({ message: `Modal credentials are missing: set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, a ~/.modal.toml profile, or pass tokenId/tokenSecret`, provider, cause });
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (name === 'ClientError' && typeof code === 'number') {
+    const details = (error as { details?: string }).details ?? message;
+    switch (code) {
+      case grpcStatus.notFound:
+        return new SandboxNotFoundError({ message: `Sandbox ${sandboxId ?? ''} not found during ${operation}: ${details}`, sandboxId, provider, cause });
+      case grpcStatus.alreadyExists:
+        return new SandboxAlreadyExistsError({ message: `${operation}: ${details}`, provider, cause });
+      case grpcStatus.invalidArgument:
+        return new SandboxInvalidArgumentError({ message: `Modal refused ${operation}: ${details}`, argument: operation, provider, cause });
+      case grpcStatus.unauthenticated:
+      case grpcStatus.permissionDenied:
+        return new SandboxAuthenticationError({ message: `Modal refused the credentials during ${operation}: ${details}`, provider, cause });
+      case grpcStatus.deadlineExceeded:
+        return new SandboxTimeoutError({ message: `Modal timed out during ${operation}: ${details}`, operation, provider, cause });
+    }
+    return new SandboxProviderError({
+      message: `Modal error during ${operation} (gRPC ${code}): ${details}`,
+      provider,
+      statusCode: code,
+      retryable: retryableStatuses.has(code),
+      cause,
+    });
+  }
+  return new SandboxProviderError({ message: `Modal error during ${operation}: ${message}`, provider, cause });
+}

@@ -1,0 +1,157 @@
+/**
+ * Neutral create options → the `modal` SDK's `SandboxCreateParams`, as a plan with no I/O, so
+ * units, defaults and refusals are unit-testable. The provider turns the plan's images, secrets
+ * and volumes into SDK objects.
+ */
+import type { SandboxCreateParams } from 'modal';
+import { z } from 'zod';
+import {
+  SandboxCapabilityUnsupportedError,
+  SandboxInvalidArgumentError,
+  parseOptions,
+  type ParsedCreateSandboxOptions,
+  type SandboxWarning,
+} from '../../src/index.js';
+
+/** Modal's default sandbox lifetime. */
+export const modalDefaultTimeoutMs = 5 * 60 * 1000;
+/** Modal's longest sandbox lifetime. */
+export const modalMaxTimeoutMs = 24 * 60 * 60 * 1000;
+
+/**
+ * `providerOptions.modal` of `create`: Modal settings with no neutral equivalent.
+ * - `secrets`: names of Modal Secrets (`secrets.fromName`) injected as environment variables.
+ * - `regions`, `cloud`, `runtime` (`'gvisor' | 'vm'`), `h2Ports`, `inboundCidrAllowlist`, `i6pn`,
+ *   `customDomain`, `includeOidcIdentityToken`, `verbose`, `experimentalOptions`: passed to
+ *   `sandboxes.create` unchanged.
+ */
+export const modalCreateOptionsSchema = z
+  .object({
+    secrets: z.array(z.string().min(1)).optional(),
+    regions: z.array(z.string().min(1)).optional(),
+    cloud: z.string().min(1).optional(),
+    runtime: z.enum(['gvisor', 'vm']).optional(),
+    h2Ports: z.array(z.number().int().min(1).max(65535)).optional(),
+    inboundCidrAllowlist: z.array(z.string().min(1)).optional(),
+    i6pn: z.boolean().optional(),
+    customDomain: z.string().min(1).optional(),
+    includeOidcIdentityToken: z.boolean().optional(),
+    verbose: z.boolean().optional(),
+    experimentalOptions: z.record(z.string(), z.union([z.string(), z.boolean()])).optional(),
+  })
+  .strict();
+export type ModalCreateOptions = z.input<typeof modalCreateOptionsSchema>;
+
+export type ModalImagePlan =
+  | { kind: 'registry'; tag: string }
+  | { kind: 'build'; base: string; commands: string[] }
+  | { kind: 'snapshot'; imageId: string };
+
+export interface ModalCreatePlan {
+  image: ModalImagePlan;
+  /** Everything but `secrets` and `volumes`, which need SDK objects. */
+  params: Omit<SandboxCreateParams, 'secrets' | 'volumes'>;
+  /** Inline secret values (`secrets.fromObject`), never logged. */
+  secretValues: Record<string, string> | undefined;
+  /** Named Modal Secrets (`secrets.fromName`). */
+  secretNames: string[];
+  volumes: Array<{ mountPath: string; name: string; readOnly: boolean }>;
+  warnings: SandboxWarning[];
+}
+
+/** Rounds a duration up to whole seconds (Modal's unit), with a warning when it changed. */
+function wholeSeconds(setting: string, value: number, warnings: SandboxWarning[]): number {
+  const rounded = Math.ceil(value / 1000) * 1000;
+  if (rounded !== value) warnings.push({ type: 'unsupported-setting', setting, details: `Modal takes whole seconds; ${value} ms became ${rounded} ms` });
+  return rounded;
+}
+
+/**
+ * Builds the plan. Throws `SandboxInvalidArgumentError` for values Modal would refuse (lifetime
+ * beyond 24 hours, a foreign snapshot) and `SandboxCapabilityUnsupportedError` for limits Modal
+ * cannot enforce (`pidsLimit`).
+ */
+export function planModalCreate(
+  options: ParsedCreateSandboxOptions,
+  defaults: { image: string; encryptPorts: boolean },
+): ModalCreatePlan {
+  const provider = 'modal';
+  const warnings: SandboxWarning[] = [];
+  const extra = parseOptions(modalCreateOptionsSchema, options.providerOptions?.modal, { provider, what: 'providerOptions.modal' });
+  if (options.pidsLimit !== undefined) {
+    throw new SandboxCapabilityUnsupportedError({ message: 'Modal has no process-count limit; remove pidsLimit', capability: 'limits.pids', provider });
+  }
+  if (options.timeoutMs !== undefined && options.timeoutMs > modalMaxTimeoutMs) {
+    throw new SandboxInvalidArgumentError({ message: `timeoutMs is at most ${modalMaxTimeoutMs} (24 hours) on Modal`, argument: 'timeoutMs', provider });
+  }
+  if (options.idleTimeoutMs !== undefined && options.idleTimeoutMs > modalMaxTimeoutMs) {
+    throw new SandboxInvalidArgumentError({ message: `idleTimeoutMs is at most ${modalMaxTimeoutMs} (24 hours) on Modal`, argument: 'idleTimeoutMs', provider });
+  }
+
+  let image: ModalImagePlan;
+  const source = options.image ?? defaults.image;
+  if (typeof source === 'string') image = { kind: 'registry', tag: source };
+  else if ('type' in source) {
+    if (source.provider !== provider) {
+      throw new SandboxInvalidArgumentError({ message: `A ${source.provider} snapshot cannot start a Modal sandbox`, argument: 'image', provider });
+    }
+    image = { kind: 'snapshot', imageId: source.id };
+  } else image = { kind: 'build', base: source.base, commands: source.commands };
+
+  const params: ModalCreatePlan['params'] = {
+    timeoutMs: wholeSeconds('timeoutMs', options.timeoutMs ?? modalDefaultTimeoutMs, warnings),
+  };
+  if (options.idleTimeoutMs !== undefined) params.idleTimeoutMs = wholeSeconds('idleTimeoutMs', options.idleTimeoutMs, warnings);
+  if (options.command !== undefined) params.command = typeof options.command === 'string' ? ['/bin/sh', '-c', options.command] : [...options.command];
+  if (options.env !== undefined) params.env = { ...options.env };
+  if (options.workdir !== undefined) params.workdir = options.workdir;
+  // Our cpu and memory are limits (security settings); Modal's plain values are only
+  // reservations, so both the reservation and the hard limit are set.
+  if (options.cpu !== undefined) {
+    params.cpu = options.cpu;
+    params.cpuLimit = options.cpu;
+  }
+  if (options.memoryMiB !== undefined) {
+    params.memoryMiB = options.memoryMiB;
+    params.memoryLimitMiB = options.memoryMiB;
+  }
+  if (options.gpu !== undefined) params.gpu = options.gpu;
+  const network = options.network ?? 'allow';
+  if (network === 'block') params.blockNetwork = true;
+  else if (typeof network === 'object') {
+    params.outboundCidrAllowlist = [...network.allowCidrs];
+    params.outboundDomainAllowlist = [...network.allowDomains];
+  }
+  for (const port of options.ports ?? []) {
+    const number = typeof port === 'number' ? port : port.port;
+    const encrypted = typeof port === 'number' ? defaults.encryptPorts : (port.encrypted ?? defaults.encryptPorts);
+    if (encrypted) (params.encryptedPorts ??= []).push(number);
+    else (params.unencryptedPorts ??= []).push(number);
+  }
+  if (options.name !== undefined) params.name = options.name;
+  if (options.tags !== undefined) params.tags = { ...options.tags };
+  const { secrets: secretNames = [], experimentalOptions, ...passThrough } = extra;
+  Object.assign(params, passThrough);
+  if (experimentalOptions) params.experimentalOptions = { ...experimentalOptions };
+
+  const volumes = Object.entries(options.volumes ?? {}).map(([mountPath, volume]) =>
+    typeof volume === 'string' ? { mountPath, name: volume, readOnly: false } : { mountPath, name: volume.source, readOnly: volume.readOnly },
+  );
+  for (const volume of volumes) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(volume.name)) {
+      throw new SandboxInvalidArgumentError({
+        message: `volumes.${volume.mountPath}: Modal volumes are named (letters, digits, . _ -), not host paths: ${volume.name}`,
+        argument: `volumes.${volume.mountPath}`,
+        provider,
+      });
+    }
+  }
+  return {
+    image,
+    params,
+    secretValues: options.secrets && Object.keys(options.secrets).length > 0 ? { ...options.secrets } : undefined,
+    secretNames,
+    volumes,
+    warnings,
+  };
+}

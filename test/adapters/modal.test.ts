@@ -1,0 +1,45 @@
+/**
+ * The conformance suite through the real `modal` SDK, against the local Modal emulator
+ * (test/emulators/modal), which runs every sandbox in the local bubblewrap provider.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModalClient } from 'modal';
+import { createModalSandboxProvider } from '../../adapters/modal/index.js';
+import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
+import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
+
+// The emulator runs in its own process, so the suite's memory checks see the client side only.
+let emulator: ModalEmulatorProcess | undefined;
+let client: ModalClient | undefined;
+
+describe('modal provider (real SDK against the emulator)', () => {
+  beforeAll(async () => {
+    emulator = await spawnModalEmulator();
+    // The SDK reads its server URL from the environment when a client is made.
+    process.env.MODAL_SERVER_URL = emulator.url;
+    client = new ModalClient({ tokenId: 'ak-emulator', tokenSecret: 'as-emulator', logLevel: 'error' });
+  });
+  afterAll(async () => {
+    client?.close();
+    await emulator?.close();
+  }, 120_000);
+
+  defineSandboxConformanceSuite({
+    name: 'modal',
+    describe,
+    it,
+    expect,
+    beforeAll,
+    afterAll,
+    createProvider: () =>
+      createModalSandboxProvider({
+        // Created lazily, after beforeAll started the emulator.
+        get client() {
+          return client;
+        },
+        appName: 'sandport-conformance',
+        // The emulator's tunnels are plain TCP on loopback (no TLS terminator).
+        encryptPortsByDefault: false,
+      } as Parameters<typeof createModalSandboxProvider>[0]),
+  });
+});

@@ -1,0 +1,1 @@
+export { startModalEmulator, type ModalEmulator, type ModalEmulatorOptions } from './modal-emulator.js';
