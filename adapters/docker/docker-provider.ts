@@ -25,6 +25,7 @@ import {
   type Tunnel,
 } from '../../src/index.js';
 import { mapDockerError } from './docker-errors.js';
+import { forwardSocketPath, startForwards } from './docker-forwards.js';
 import { DockerSandbox, labels, readTags, runInContainer, secretsScript, stateDirectory } from './docker-sandbox.js';
 
 export interface DockerSandboxProviderOptions {
@@ -41,7 +42,22 @@ export interface DockerSandboxProviderOptions {
  * - `runtime`: an OCI runtime registered with the engine, e.g. `'runsc'` (gVisor) for a
  *   hardened sandbox. The create fails when the engine does not have it.
  */
-export const dockerCreateOptionsSchema = z.object({ runtime: z.string().min(1).optional() }).strict();
+export const dockerCreateOptionsSchema = z
+  .object({
+    runtime: z.string().min(1).optional(),
+    /**
+     * `{ [sandboxPort]: hostUnixSocketPath }`: inside the container, 127.0.0.1:<port> forwards each
+     * connection to the host socket (bind-mounted; the forwarder needs node or python3 in the image).
+     * One deliberate path to one host service, with the host's network still out of reach.
+     */
+    hostForwards: z
+      .record(
+        z.string().regex(/^\d+$/, { message: 'keys are sandbox port numbers' }).refine((port) => Number(port) >= 1 && Number(port) <= 65535, { message: 'ports are 1-65535' }),
+        z.string().startsWith('/', { message: 'must be an absolute host socket path' }),
+      )
+      .optional(),
+  })
+  .strict();
 
 const defaultTimeoutMs = 5 * 60 * 1000;
 const maxTimeoutMs = 24 * 60 * 60 * 1000;
@@ -159,11 +175,19 @@ export class DockerSandboxProvider implements SandboxProvider {
           Tmpfs: { [stateDirectory]: 'rw,nosuid,nodev,noexec,size=1m,mode=0700' },
           // Mounts, not Binds: a bind of a missing host path is an error here, where Binds would
           // silently create a root-owned directory on the host.
-          Mounts: Object.entries(parsed.volumes ?? {}).map(([target, volume]) => {
-            const source = typeof volume === 'string' ? volume : volume.source;
-            const readOnly = typeof volume === 'string' ? false : volume.readOnly;
-            return { Type: source.startsWith('/') ? ('bind' as const) : ('volume' as const), Source: source, Target: target, ReadOnly: readOnly };
-          }),
+          Mounts: [
+            ...Object.entries(parsed.volumes ?? {}).map(([target, volume]) => {
+              const source = typeof volume === 'string' ? volume : volume.source;
+              const readOnly = typeof volume === 'string' ? false : volume.readOnly;
+              return { Type: source.startsWith('/') ? ('bind' as const) : ('volume' as const), Source: source, Target: target, ReadOnly: readOnly };
+            }),
+            ...Object.entries(dockerOptions.hostForwards ?? {}).map(([port, socket]) => ({
+              Type: 'bind' as const,
+              Source: socket,
+              Target: forwardSocketPath(Number(port)),
+              ReadOnly: false,
+            })),
+          ],
           Runtime: dockerOptions.runtime,
         },
       });
@@ -193,6 +217,7 @@ export class DockerSandboxProvider implements SandboxProvider {
         });
         if (written.exitCode !== 0) throw new SandboxProviderError({ message: `Could not store the secrets in the sandbox (exit ${written.exitCode})`, provider: 'docker' });
       }
+      await startForwards(container, Object.keys(dockerOptions.hostForwards ?? {}).map(Number));
       checkAbort();
       const sandbox = this.adopt(container, info, { owned: true, idleTimeoutMs: parsed.idleTimeoutMs, env, warnings, tunnels, expiresAt });
       this.events.emit('sandbox-created', { provider: 'docker', sandboxId: sandbox.id, name: parsed.name, durationMs: performance.now() - startedAt });

@@ -17,8 +17,9 @@ export interface HostRoute {
  * id rather than a method of the contract:
  * - `local`: `providerOptions.local.hostForwards`, a TCP listener on the sandbox's own loopback
  *   that forwards each connection to the host socket.
- * Other providers (Docker with a bind-mounted socket, cloud providers through a tunnel) register
- * theirs with `registerHostRouteOpener`.
+ * - `docker`: `providerOptions.docker.hostForwards`, the host socket bind-mounted and a forwarder
+ *   on the container's loopback (node or python3 in the image).
+ * Other providers (cloud providers through a tunnel) register theirs with `registerHostRouteOpener`.
  */
 export type HostRouteOpener = (hostSocketPath: string, options: { sandboxPort: number }) => HostRoute;
 
@@ -27,6 +28,13 @@ const openers = new Map<string, HostRouteOpener>([
     'local',
     (hostSocketPath, { sandboxPort }) => ({
       createOptions: { providerOptions: { local: { hostForwards: { [sandboxPort]: hostSocketPath } } } },
+      sandboxUrl: `http://127.0.0.1:${sandboxPort}`,
+    }),
+  ],
+  [
+    'docker',
+    (hostSocketPath, { sandboxPort }) => ({
+      createOptions: { providerOptions: { docker: { hostForwards: { [sandboxPort]: hostSocketPath } } } },
       sandboxUrl: `http://127.0.0.1:${sandboxPort}`,
     }),
   ],
