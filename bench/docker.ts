@@ -9,7 +9,7 @@ import { PassThrough, Readable } from 'node:stream';
 import Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { createDockerSandboxProvider } from '../adapters/docker/index.js';
-import { formatTable, percentile, timeRepeated, type BenchRow } from './stats.js';
+import { formatTable, percentile, repeatingSource, timeRepeated, type BenchRow } from './stats.js';
 
 const MiB = 1024 * 1024;
 
@@ -71,16 +71,7 @@ export async function runDockerBench(options: { quick?: boolean; image?: string 
 
     const fileBytes = (options.quick ? 64 : 256) * MiB;
     const chunk = new Uint8Array(MiB).fill(7);
-    const source = () => {
-      let sent = 0;
-      return new ReadableStream<Uint8Array>({
-        pull(controller) {
-          if (sent >= fileBytes) return controller.close();
-          sent += chunk.byteLength;
-          controller.enqueue(chunk);
-        },
-      });
-    };
+    const source = () => repeatingSource(fileBytes);
     const writes = await timeRepeated(3, () => sandbox.files.write('/tmp/bench.bin', source()));
     const reads = await timeRepeated(3, async () => {
       let received = 0;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createLocalSandboxProvider } from '../adapters/local/index.js';
-import { formatTable, percentile, timeRepeated, type BenchRow } from './stats.js';
+import { formatTable, percentile, repeatingSource, timeRepeated, type BenchRow } from './stats.js';
 
 const MiB = 1024 * 1024;
 
@@ -103,17 +103,7 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
 
   // 256 MiB file write and read, against a raw copy on the host disk.
   const fileBytes = (options.quick ? 64 : 256) * MiB;
-  const chunk = new Uint8Array(MiB).fill(7);
-  const source = () => {
-    let sent = 0;
-    return new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (sent >= fileBytes) return controller.close();
-        sent += chunk.byteLength;
-        controller.enqueue(chunk);
-      },
-    });
-  };
+  const source = () => repeatingSource(fileBytes);
   const writeTimes = await timeRepeated(3, () => sandbox.files.write('/tmp/bench.bin', source()));
   const readTimes = await timeRepeated(3, async () => {
     let received = 0;

@@ -38,3 +38,16 @@ export function formatTable(rows: BenchRow[]): string {
   });
   return [header, ...body].join('\n');
 }
+
+/** A stream of `totalBytes` made of one repeated 1 MiB chunk (a file body for write benchmarks). */
+export function repeatingSource(totalBytes: number): ReadableStream<Uint8Array> {
+  const chunk = new Uint8Array(1024 * 1024).fill(7);
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= totalBytes) return controller.close();
+      sent += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+}
