@@ -250,7 +250,8 @@ export class LocalSandboxProvider implements SandboxProvider {
   }
 
   /** Deletes a snapshot's files. Sandboxes already started from it are unaffected. Idempotent. */
-  async deleteSnapshot(snapshot: SandboxSnapshotRef): Promise<void> {
+  async deleteSnapshot(snapshot: SandboxSnapshotRef, options: SignalOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted();
     const base = join(this.stateDir, 'snapshots', safeSnapshotId(snapshot.id));
     await rm(`${base}.tar`, { force: true });
     await rm(`${base}.json`, { force: true });

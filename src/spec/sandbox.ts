@@ -42,6 +42,11 @@ export interface SandboxProvider {
   fromName?(name: string, options?: SignalOptions): Promise<Sandbox>;
   /** Running sandboxes, optionally only those carrying every tag given. Idempotent. */
   list?(options?: ListSandboxesOptions): Promise<SandboxInfo[]>;
+  /**
+   * Deletes a snapshot made by `Sandbox.snapshot()`. Sandboxes already started from it are
+   * unaffected. Idempotent: deleting a deleted snapshot resolves.
+   */
+  deleteSnapshot?(snapshot: SandboxSnapshotRef, options?: SignalOptions): Promise<void>;
 }
 
 export interface SandboxInfo {

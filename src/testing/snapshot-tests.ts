@@ -24,6 +24,9 @@ export function snapshotTests(context: SuiteContext): void {
         expect(await original.files.exists('/workspace/keep.txt')).toBe(false);
         await copy.terminate();
         await original.terminate();
+        // Providers that can delete snapshots do, so repeated runs leave nothing behind.
+        await context.provider.deleteSnapshot?.(snapshot);
+        await context.provider.deleteSnapshot?.(snapshot);
       },
       context.provider.capabilities.snapshot ? undefined : 'provider has no snapshots',
     );
