@@ -10,7 +10,10 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "sandport: building a rootfs needs root (debootstrap). Run: sudo bash $0 $target" >&2
   exit 1
 fi
-command -v debootstrap >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >&2
+if ! command -v debootstrap >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends debootstrap >&2 || { apt-get update >&2 && apt-get install -y --no-install-recommends debootstrap >&2; }
+fi
 mirror=""
 if [ -f /etc/apt/sources.list.d/debian.sources ]; then
   mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
