@@ -9,5 +9,6 @@ export { requireCapability } from './internal/capability.js';
 export { retryIdempotent } from './internal/retry.js';
 export { parseOptions, checkStringArgument, checkSandboxPath } from './internal/validate.js';
 export { raceWithSignal } from './internal/signals.js';
-export { ExecFiles, fileScripts, fileExit, parseEntries, type ExecCapable } from './internal/exec-files.js';
+export { ExecFiles, checkFileMode, fileScripts, fileExit, parseEntries, type ExecCapable } from './internal/exec-files.js';
 export * from './agent/index.js';
+export { signalFromExitCode, watchExecLimits } from './internal/exec-limits.js';

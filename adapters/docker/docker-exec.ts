@@ -1,14 +1,14 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { PassThrough, Writable, type Duplex } from 'node:stream';
-import { constants as osConstants } from 'node:os';
 import type Docker from 'dockerode';
 import {
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
-  SandboxTimeoutError,
   fromNodeReadable,
   type ExitStatus,
   type SandboxProcess,
+  signalFromExitCode,
+  watchExecLimits,
 } from '../../src/index.js';
 import { mapDockerError } from './docker-errors.js';
 
@@ -161,7 +161,6 @@ export class DockerSandboxProcess implements SandboxProcess {
   readonly started: Promise<void>;
   private readonly exited: Promise<ExitStatus>;
   private failure: unknown;
-  private timer: NodeJS.Timeout | undefined;
   private done = false;
 
   constructor(
@@ -171,7 +170,7 @@ export class DockerSandboxProcess implements SandboxProcess {
     private readonly execId: string,
     argv: readonly string[],
     timeoutMs: number | undefined,
-    private readonly signal: AbortSignal | undefined,
+    signal: AbortSignal | undefined,
   ) {
     const rawStdout = new PassThrough({ highWaterMark: 64 * 1024 });
     const stderr = new PassThrough({ highWaterMark: 64 * 1024 });
@@ -194,31 +193,27 @@ export class DockerSandboxProcess implements SandboxProcess {
         : new SandboxNotFoundError({ message: `Sandbox ${context.sandboxId} is no longer running`, sandboxId: context.sandboxId, provider: 'docker' });
     });
     this.started.catch(() => undefined);
+    const stopWatching = watchExecLimits({
+      timeoutMs,
+      signal,
+      provider: 'docker',
+      stop: (reason) => {
+        this.failure ??= reason;
+        void this.kill();
+      },
+    });
     this.exited = streamEnded.then(async () => {
-      if (this.timer) clearTimeout(this.timer);
-      signal?.removeEventListener('abort', this.onAbort);
+      stopWatching();
       const exitCode = await this.exitCode();
       this.done = true;
       context.ended(this);
       // The engine reports only a number; 128 + n is the shell's convention for death by signal n.
-      const signalName = exitCode > 128 ? Object.entries(osConstants.signals).find(([, number]) => number === exitCode - 128)?.[0] : undefined;
+      const signalName = signalFromExitCode(exitCode);
       if (signalName === 'SIGKILL' && (await context.oomKilled?.().catch(() => false))) return { exitCode, signal: signalName, oomKilled: true };
       return { exitCode, signal: signalName };
     });
     this.exited.catch(() => undefined);
-    if (timeoutMs !== undefined) {
-      this.timer = setTimeout(() => {
-        this.failure ??= new SandboxTimeoutError({ message: `Command timed out after ${timeoutMs} ms`, timeoutMs, operation: 'exec', provider: 'docker' });
-        void this.kill();
-      }, timeoutMs);
-    }
-    signal?.addEventListener('abort', this.onAbort, { once: true });
   }
-
-  private readonly onAbort = () => {
-    this.failure ??= this.signal!.reason;
-    void this.kill();
-  };
 
   private async exitCode(): Promise<number> {
     for (let attempt = 0; attempt < 200; attempt++) {

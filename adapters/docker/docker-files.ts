@@ -78,9 +78,7 @@ export class DockerFiles extends ExecFiles {
     options: SignalOptions & { mode?: number } = {},
   ): Promise<void> {
     const target = this.path(path);
-    if (options.mode !== undefined && (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777)) {
-      throw new SandboxInvalidArgumentError({ message: 'mode must be an integer permission mode like 0o644', argument: 'mode', provider: 'docker' });
-    }
+    this.checkMode(options.mode);
     this.enter(options.signal);
     // A tar entry needs its size up front; a stream of unknown length goes through `cat` in an
     // exec instead, which streams with backpressure and spools nothing on the host.

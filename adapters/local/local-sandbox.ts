@@ -8,7 +8,6 @@ import {
   SandboxNotFoundError,
   SandboxInvalidArgumentError,
   SandboxProviderError,
-  SandboxTimeoutError,
   ExecFiles,
   collect,
   commandSchema,
@@ -32,6 +31,7 @@ import {
   type SandboxWarning,
   type SignalOptions,
   type Tunnel,
+  watchExecLimits,
 } from '../../src/index.js';
 import type { SandboxCgroups } from './local-cgroups.js';
 import { cgroupTrampoline, execWrapper } from './local-scripts.js';
@@ -302,7 +302,6 @@ export class LocalSandboxProcess implements SandboxProcess {
   readonly started: Promise<void>;
   private readonly exited: Promise<{ exitCode: number; signal: string | undefined; oomKilled: boolean }>;
   private failure: unknown;
-  private timer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -311,7 +310,7 @@ export class LocalSandboxProcess implements SandboxProcess {
     private readonly execId: string,
     argv: readonly string[],
     timeoutMs: number | undefined,
-    private readonly signal: AbortSignal | undefined,
+    signal: AbortSignal | undefined,
   ) {
     child.stdin!.on('error', () => undefined);
     this.stdin = Writable.toWeb(child.stdin!) as WritableStream<Uint8Array>;
@@ -351,10 +350,18 @@ export class LocalSandboxProcess implements SandboxProcess {
       status.on('error', settle);
     });
     this.started.catch(() => undefined);
+    const stopWatching = watchExecLimits({
+      timeoutMs,
+      signal,
+      provider: 'local',
+      stop: (reason) => {
+        this.failure ??= reason;
+        void this.kill();
+      },
+    });
     this.exited = new Promise((resolve) => {
       child.on('exit', (code, signalName) => {
-        if (this.timer) clearTimeout(this.timer);
-        this.signal?.removeEventListener('abort', this.onAbort);
+        stopWatching();
         const exitCode = code ?? 128 + (signalName ? osConstants.signals[signalName] : 0);
         void sandbox.processEnded(this, signalName !== null).then((oomKilled) => {
           void sandbox.execContext.cgroups?.releaseLeaf(execId);
@@ -370,19 +377,7 @@ export class LocalSandboxProcess implements SandboxProcess {
         });
       });
     });
-    if (timeoutMs !== undefined) {
-      this.timer = setTimeout(() => {
-        this.failure ??= new SandboxTimeoutError({ message: `Command timed out after ${timeoutMs} ms`, timeoutMs, operation: 'exec', provider: 'local' });
-        void this.kill();
-      }, timeoutMs);
-    }
-    signal?.addEventListener('abort', this.onAbort, { once: true });
   }
-
-  private readonly onAbort = () => {
-    this.failure ??= this.signal!.reason;
-    void this.kill();
-  };
 
   async wait(): Promise<ExitStatus> {
     const result = await this.exited;

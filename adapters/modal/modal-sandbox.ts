@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { constants as osConstants } from 'node:os';
 import type { ContainerProcess, FileInfo as ModalFileInfo, ModalClient, Sandbox as ModalSdkSandbox } from 'modal';
 import {
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
   SandboxProviderError,
-  SandboxTimeoutError,
   checkSandboxPath,
   commandSchema,
   execOptionsSchema,
@@ -29,6 +27,9 @@ import {
   type SandboxWarning,
   type SignalOptions,
   type Tunnel,
+  signalFromExitCode,
+  watchExecLimits,
+  checkFileMode,
 } from '../../src/index.js';
 import { mapModalError } from './modal-errors.js';
 
@@ -65,7 +66,6 @@ const killScript = [
   'done',
 ].join('\n');
 
-const signalNames = new Map(Object.entries(osConstants.signals).map(([name, number]) => [number, name]));
 
 /** GenericResult.status values the control plane reports for a finished sandbox. */
 const resultStatus = { success: 1, failure: 2, terminated: 3, timeout: 4, idleTimeout: 7 } as const;
@@ -278,7 +278,6 @@ export class ModalSandboxProcess implements SandboxProcess {
   private failure: unknown;
   private done = false;
   private killing: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly sandbox: ModalSandbox,
@@ -287,7 +286,7 @@ export class ModalSandboxProcess implements SandboxProcess {
     pending: Uint8Array,
     private readonly execId: string,
     timeoutMs: number | undefined,
-    private readonly signal: AbortSignal | undefined,
+    signal: AbortSignal | undefined,
   ) {
     this.stdout = pullStream(stdout, pending);
     this.stderr = pullStream(process.stderr.getReader(), new Uint8Array());
@@ -302,8 +301,7 @@ export class ModalSandboxProcess implements SandboxProcess {
       (code): ExitStatus => {
         this.done = true;
         // Modal reports a death by signal n as 128 + n, like a shell; so does sandport.
-        const signal = code > 128 && code <= 128 + 64 ? signalNames.get(code - 128) : undefined;
-        return { exitCode: code, signal };
+        return { exitCode: code, signal: signalFromExitCode(code) };
       },
       (error: unknown) => {
         this.done = true;
@@ -311,19 +309,18 @@ export class ModalSandboxProcess implements SandboxProcess {
       },
     );
     this.exited.catch(() => undefined);
-    void this.exited.finally(() => {
-      if (this.timer) clearTimeout(this.timer);
-      signal?.removeEventListener('abort', this.onAbort);
-    }).catch(() => undefined);
-    if (timeoutMs !== undefined) {
-      // Modal's own exec timeout takes whole seconds and reports like an exit; sandport times
-      // here and kills the tree itself.
-      this.timer = setTimeout(() => {
-        this.failure ??= new SandboxTimeoutError({ message: `Command timed out after ${timeoutMs} ms`, timeoutMs, operation: 'exec', provider: 'modal' });
+    // Modal's own exec timeout takes whole seconds and reports like an exit; sandport times
+    // here and kills the tree itself.
+    const stopWatching = watchExecLimits({
+      timeoutMs,
+      signal,
+      provider: 'modal',
+      stop: (reason) => {
+        this.failure ??= reason;
         void this.kill();
-      }, timeoutMs);
-    }
-    signal?.addEventListener('abort', this.onAbort, { once: true });
+      },
+    });
+    void this.exited.finally(stopWatching).catch(() => undefined);
   }
 
   /** @internal Reads the wrapper's status line, then hands over the streams. */
@@ -359,11 +356,6 @@ export class ModalSandboxProcess implements SandboxProcess {
     }
     return new ModalSandboxProcess(sandbox, process, reader, head.subarray(newline + 1), execId, timeoutMs, signal);
   }
-
-  private readonly onAbort = () => {
-    this.failure ??= this.signal!.reason;
-    void this.kill();
-  };
 
   async wait(): Promise<ExitStatus> {
     const status = await this.exited;
@@ -430,9 +422,7 @@ export class ModalFiles implements SandboxFiles {
 
   async write(path: string, data: string | Uint8Array | ReadableStream<Uint8Array>, options: SignalOptions & { mode?: number } = {}): Promise<void> {
     const target = await this.sandbox.resolvePath(path);
-    if (options.mode !== undefined && (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777)) {
-      throw new SandboxInvalidArgumentError({ message: 'mode must be an integer permission mode like 0o644', argument: 'mode', provider: 'modal' });
-    }
+    checkFileMode(options.mode, 'modal');
     if (data instanceof ReadableStream) await this.writeStream(target, data, options);
     else {
       const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;

@@ -26,6 +26,13 @@ export const fileScripts = {
   remove: `${missing}; if [ -d "$1" ] && [ ! -L "$1" ]; then if [ "$2" = recursive ]; then rm -rf -- "$1"; else rmdir -- "$1"; fi; else rm -f -- "$1"; fi`,
 } as const;
 
+/** Throws `SandboxInvalidArgumentError` unless `mode` is absent or a permission mode (0 to 0o7777). */
+export function checkFileMode(mode: number | undefined, provider: string): void {
+  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) {
+    throw new SandboxInvalidArgumentError({ message: 'mode must be an integer permission mode like 0o644', argument: 'mode', provider });
+  }
+}
+
 /** The part of a sandbox that `ExecFiles` needs. */
 export interface ExecCapable {
   exec(command: Command, options?: ExecOptions): Promise<SandboxProcess>;
@@ -95,9 +102,7 @@ export class ExecFiles implements SandboxFiles {
     options: SignalOptions & { mode?: number } = {},
   ): Promise<void> {
     const target = this.path(path);
-    if (options.mode !== undefined && (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777)) {
-      throw new SandboxInvalidArgumentError({ message: 'mode must be an integer permission mode like 0o644', argument: 'mode', provider: this.provider });
-    }
+    this.checkMode(options.mode);
     const mode = options.mode === undefined ? '' : options.mode.toString(8);
     const process = await this.sandbox.exec(['/bin/sh', '-c', fileScripts.write, 'write', target, mode], { signal: options.signal });
     const stderrText = collect(process.stderr, 4000);
@@ -149,6 +154,10 @@ export class ExecFiles implements SandboxFiles {
 
   async remove(path: string, options: SignalOptions & { recursive?: boolean } = {}): Promise<void> {
     await this.script(fileScripts.remove, [this.path(path), options.recursive ? 'recursive' : ''], 'remove', options);
+  }
+
+  protected checkMode(mode: number | undefined): void {
+    checkFileMode(mode, this.provider);
   }
 
   protected path(path: string): string {
