@@ -377,7 +377,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       // bwrap recreates the host view's top-level symlinks and refuses to find them already there.
       if (base === 'host') for (const name of system.hostRootSymlinks.keys()) await rm(join(layer, name), { force: true }).catch(() => undefined);
     } else if (typeof image === 'string' && image !== 'host') {
-      base = await this.prepareRootfs(image, system);
+      base = await this.prepareRootfs(image);
     }
     if (base !== 'host') await mkdir(join(dir, 'work'));
     await writeFile(join(dir, 'resolv.conf'), 'nameserver 10.0.2.3\n');
@@ -387,7 +387,7 @@ export class LocalSandboxProvider implements SandboxProvider {
   }
 
   /** A root-owned copy of the rootfs would be read-only to the sandbox; keep one chowned copy per image. */
-  private prepareRootfs(path: string, system: LocalSystem): Promise<string> {
+  private prepareRootfs(path: string): Promise<string> {
     const pending = this.preparedImages.get(path);
     if (pending) return pending;
     const prepared = (async () => {
@@ -413,7 +413,6 @@ export class LocalSandboxProvider implements SandboxProvider {
         await rm(staging, { recursive: true, force: true });
         if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
       });
-      void system;
       return target;
     })();
     this.preparedImages.set(path, prepared);
