@@ -7,6 +7,7 @@ import { defineConfig, type Options } from 'tsup';
 export const entries: Record<string, string> = {
   index: 'src/index.ts',
   'testing/index': 'src/testing/index.ts',
+  'kit/index': 'src/kit/index.ts',
   'local/index': 'adapters/local/index.ts',
   'docker/index': 'adapters/docker/index.ts',
   'modal/index': 'adapters/modal/index.ts',

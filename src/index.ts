@@ -1,14 +1,13 @@
+/**
+ * `sandport`: the application API. The contract's types, the errors, the stream helpers, and the
+ * agent layer. Adapters live in their own subpaths (`sandport/local`, `sandport/docker`, …);
+ * what adapter authors share is in `sandport/kit`.
+ */
 export * from './errors/index.js';
-export * from './spec/options.js';
+export type * from './spec/options.js';
 export type * from './spec/sandbox.js';
 export type { SandboxCapabilities } from './spec/sandbox-capabilities.js';
 export { SandboxEmitter, type SandboxEvents, type SandboxWarning } from './spec/events.js';
-export { readBytes, readText, lines, toNodeReadable, fromAsyncIterable, fromNodeReadable, concatBytes, collect } from './streams/index.js';
-export { runViaExec } from './internal/run.js';
-export { requireCapability } from './internal/capability.js';
-export { retryIdempotent } from './internal/retry.js';
-export { parseOptions, checkStringArgument, checkSandboxPath } from './internal/validate.js';
-export { raceWithSignal } from './internal/signals.js';
-export { ExecFiles, checkFileMode, fileScripts, fileExit, parseEntries, type ExecCapable } from './internal/exec-files.js';
+export { readBytes, readText, lines, toNodeReadable, fromAsyncIterable, fromNodeReadable } from './streams/index.js';
+export { requireCapability } from './kit/capability.js';
 export * from './agent/index.js';
-export { signalFromExitCode, watchExecLimits } from './internal/exec-limits.js';

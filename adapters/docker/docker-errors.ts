@@ -5,7 +5,7 @@ import {
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
   SandboxProviderError,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 
 /** The shape of errors from docker-modem (dockerode's transport). */
 interface EngineError {

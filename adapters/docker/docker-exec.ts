@@ -9,7 +9,7 @@ import {
   type SandboxProcess,
   signalFromExitCode,
   watchExecLimits,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 import { mapDockerError } from './docker-errors.js';
 
 /**

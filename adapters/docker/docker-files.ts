@@ -11,7 +11,7 @@ import {
   type ExecCapable,
   type FileInfo,
   type SignalOptions,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 import { mapDockerError } from './docker-errors.js';
 
 const maxLinkHops = 16;

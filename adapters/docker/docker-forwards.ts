@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { SandboxCapabilityUnsupportedError, SandboxProviderError } from '../../src/index.js';
+import { SandboxCapabilityUnsupportedError, SandboxProviderError } from '../../src/kit/index.js';
 import { runInContainer } from './docker-sandbox.js';
 
 /** Where a host socket of `hostForwards` appears inside the container. */

@@ -23,7 +23,7 @@ import {
   type SandboxWarning,
   type SignalOptions,
   type Tunnel,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 import { mapDockerError } from './docker-errors.js';
 import { forwardSocketPath, startForwards } from './docker-forwards.js';
 import { DockerSandbox, labels, readTags, runInContainer, secretsScript, stateDirectory } from './docker-sandbox.js';

@@ -21,7 +21,7 @@ import {
   type SandboxWarning,
   type SignalOptions,
   type Tunnel,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 import { mapDockerError } from './docker-errors.js';
 import { DockerSandboxProcess, execWrapper, wrapperChecks } from './docker-exec.js';
 import { DockerFiles } from './docker-files.js';

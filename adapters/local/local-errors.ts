@@ -1,4 +1,4 @@
-import { SandboxError, SandboxProviderError } from '../../src/index.js';
+import { SandboxError, SandboxProviderError } from '../../src/kit/index.js';
 
 /**
  * Maps host failures (errno errors from file system calls, launcher reports) to sandport errors,

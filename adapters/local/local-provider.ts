@@ -24,7 +24,7 @@ import {
   type SandboxSnapshotRef,
   type SandboxWarning,
   type SignalOptions,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 import { SandboxCgroups } from './local-cgroups.js';
 import { mapLocalError } from './local-errors.js';
 import { launcherScript } from './local-launcher.js';

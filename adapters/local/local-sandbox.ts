@@ -32,7 +32,7 @@ import {
   type SignalOptions,
   type Tunnel,
   watchExecLimits,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 import type { SandboxCgroups } from './local-cgroups.js';
 import { cgroupTrampoline, execWrapper } from './local-scripts.js';
 import type { LocalSystem } from './local-system.js';

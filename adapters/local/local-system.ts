@@ -1,7 +1,7 @@
 import { access, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { SandboxCapabilityUnsupportedError } from '../../src/index.js';
+import { SandboxCapabilityUnsupportedError } from '../../src/kit/index.js';
 
 /** What this host offers the local provider, probed once per process. */
 export interface LocalSystem {

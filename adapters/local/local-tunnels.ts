@@ -1,5 +1,5 @@
 import { connect, createServer, type Server } from 'node:net';
-import type { Tunnel } from '../../src/index.js';
+import type { Tunnel } from '../../src/kit/index.js';
 
 /**
  * Publishes one sandbox port on the host's loopback. The sandbox has no route to the host, so

@@ -7,7 +7,7 @@ import {
   SandboxNotFoundError,
   SandboxProviderError,
   SandboxTimeoutError,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 
 /** What was being done when the SDK failed; the subject sharpens the mapped error. */
 export interface ModalErrorContext {

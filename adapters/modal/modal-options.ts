@@ -11,7 +11,7 @@ import {
   parseOptions,
   type ParsedCreateSandboxOptions,
   type SandboxWarning,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 
 /** Modal's default sandbox lifetime. */
 export const modalDefaultTimeoutMs = 5 * 60 * 1000;

@@ -15,7 +15,7 @@ import {
   type SandboxInfo,
   type SandboxProvider,
   type SignalOptions,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 import { mapModalError } from './modal-errors.js';
 import { modalMaxTimeoutMs, planModalCreate, type ModalCreatePlan } from './modal-options.js';
 import { ModalSandbox } from './modal-sandbox.js';

@@ -30,7 +30,7 @@ import {
   signalFromExitCode,
   watchExecLimits,
   checkFileMode,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 import { mapModalError } from './modal-errors.js';
 
 type Ended = Extract<SandboxStatus, { state: 'terminated' }>;

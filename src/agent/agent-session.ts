@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Query, SDKUserMessage, SpawnOptions as SdkSpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import { EventEmitter } from 'eventemitter3';
 import { SandboxError, SandboxInvalidArgumentError, SandboxTimeoutError } from '../errors/index.js';
-import { parseOptions } from '../internal/validate.js';
+import { parseOptions } from '../kit/validate.js';
 import type { SignalOptions } from '../spec/options.js';
 import type { Sandbox } from '../spec/sandbox.js';
 import { AgentSessionError, type AgentErrorReason } from './agent-errors.js';

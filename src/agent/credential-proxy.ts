@@ -5,7 +5,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parseOptions } from '../internal/validate.js';
+import { parseOptions } from '../kit/validate.js';
 import type { CreateSandboxOptions } from '../spec/options.js';
 import { openHostRoute, withHostRoute, type HostRoute } from './host-route.js';
 

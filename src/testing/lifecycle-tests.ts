@@ -1,5 +1,5 @@
 import { SandboxAlreadyExistsError, SandboxCapabilityUnsupportedError, SandboxInvalidArgumentError, SandboxNotFoundError } from '../errors/index.js';
-import { requireCapability } from '../internal/capability.js';
+import { requireCapability } from '../kit/capability.js';
 import { eventually, sleep, type SuiteContext } from './context.js';
 
 export function lifecycleTests(context: SuiteContext): void {

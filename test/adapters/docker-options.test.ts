@@ -13,7 +13,7 @@ import {
   SandboxNotFoundError,
   SandboxProviderError,
   type CreateSandboxOptions,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 
 type ContainerOptions = Docker.ContainerCreateOptions;
 

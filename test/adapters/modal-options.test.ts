@@ -11,7 +11,7 @@ import {
   SandboxProviderError,
   createSandboxOptionsSchema,
   type CreateSandboxOptions,
-} from '../../src/index.js';
+} from '../../src/kit/index.js';
 
 const defaults = { image: 'python:3.13-slim', encryptPorts: true };
 const plan = (options: CreateSandboxOptions) => planModalCreate(createSandboxOptionsSchema.parse(options), defaults);

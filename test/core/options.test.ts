@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SandboxInvalidArgumentError, createSandboxOptionsSchema, execOptionsSchema, parseOptions } from '../../src/index.js';
+import { SandboxInvalidArgumentError, createSandboxOptionsSchema, execOptionsSchema, parseOptions } from '../../src/kit/index.js';
 
 function rejection(schema: Parameters<typeof parseOptions>[0], value: unknown): SandboxInvalidArgumentError {
   try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SandboxEmitter, SandboxNotFoundError, SandboxProviderError, retryIdempotent } from '../../src/index.js';
+import { SandboxEmitter, SandboxNotFoundError, SandboxProviderError, retryIdempotent } from '../../src/kit/index.js';
 
 describe('retryIdempotent', () => {
   it('retries retryable errors and reports each retry', async () => {

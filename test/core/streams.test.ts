@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { collect, fromAsyncIterable, fromNodeReadable, lines, readBytes, readText, toNodeReadable } from '../../src/index.js';
+import { collect, fromAsyncIterable, fromNodeReadable, lines, readBytes, readText, toNodeReadable } from '../../src/kit/index.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const streamOf = (...chunks: string[]) => fromAsyncIterable((async function* () { for (const chunk of chunks) yield bytes(chunk); })());

@@ -20,7 +20,7 @@ import {
   type LocalSandbox,
   type LocalSandboxProvider,
 } from '../../../adapters/local/index.js';
-import { SandboxError, type CreateSandboxOptions, type SandboxSnapshotRef } from '../../../src/index.js';
+import { SandboxError, type CreateSandboxOptions, type SandboxSnapshotRef } from '../../../src/kit/index.js';
 import { ExecRecord } from './modal-exec.js';
 import { fsToolsPath, runFsTool } from './modal-fs-tools.js';
 import { genericStatus, rpcs, type RpcName, type RpcSpec } from './modal-wire.js';

@@ -5,7 +5,7 @@
  * and the emulator's memory stays bounded.
  */
 import { constants as osConstants } from 'node:os';
-import type { SandboxProcess } from '../../../src/index.js';
+import type { SandboxProcess } from '../../../src/kit/index.js';
 
 const highWaterMark = 4 * 1024 * 1024;
 

@@ -1,0 +1,23 @@
+/**
+ * `sandport/kit`: what adapter authors build a provider with. Not part of the application API
+ * (`sandport`), and not re-exported from it: an app never needs these, and an adapter that
+ * imports only this door never loads the agent layer.
+ *
+ * It re-exports the contract (types, schemas, errors, events, stream helpers) so that an adapter
+ * has one import, plus the shared machinery: option parsing and refusals, unit conversions, the
+ * sandbox lifecycle, the process outcome, the in-sandbox exec wrapper and tree killer, files over
+ * exec, error tables, provider calls with retries, and an in-process registry.
+ */
+export * from '../errors/index.js';
+export * from '../spec/options.js';
+export type * from '../spec/sandbox.js';
+export type { SandboxCapabilities } from '../spec/sandbox-capabilities.js';
+export { SandboxEmitter, type SandboxEvents, type SandboxWarning } from '../spec/events.js';
+export * from '../streams/index.js';
+export { runViaExec } from './run.js';
+export { requireCapability } from './capability.js';
+export { retryIdempotent } from './retry.js';
+export { parseOptions, checkStringArgument, checkSandboxPath } from './validate.js';
+export { raceWithSignal } from './signals.js';
+export { ExecFiles, checkFileMode, fileScripts, fileExit, parseEntries, type ExecCapable } from './exec-files.js';
+export { signalFromExitCode, watchExecLimits } from './exec-limits.js';
