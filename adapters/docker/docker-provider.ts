@@ -84,9 +84,12 @@ const keptCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETGID',
 
 export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'container',
-  exec: { stdin: true, kill: true, signals: true },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
   tunnels: true,
+  tunnelsTls: false,
   snapshot: true,
+  deleteSnapshot: true,
+  hostRoutes: true,
   tags: true,
   fromName: true,
   list: true,

@@ -83,9 +83,12 @@ const swept = new Set<string>();
 
 export const localCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'namespaces',
-  exec: { stdin: true, kill: true, signals: true },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
   tunnels: true,
+  tunnelsTls: false,
   snapshot: true,
+  deleteSnapshot: true,
+  hostRoutes: true,
   tags: true,
   fromName: true,
   list: true,

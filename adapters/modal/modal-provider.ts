@@ -49,9 +49,12 @@ export const modalCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'gvisor',
   // Modal has no kill for an exec; the adapter kills the command's marked process tree with a
   // second exec, so kill and signals work.
-  exec: { stdin: true, kill: true, signals: true },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
   tunnels: true,
+  tunnelsTls: true,
   snapshot: true,
+  deleteSnapshot: false,
+  hostRoutes: false,
   tags: true,
   fromName: true,
   list: true,

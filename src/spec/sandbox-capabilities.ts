@@ -13,11 +13,36 @@ export interface SandboxCapabilities {
     readonly kill: boolean;
     /** `kill(signal)` delivers the named signal (otherwise only a hard kill is possible). */
     readonly signals: boolean;
+    /**
+     * Closing `stdin` delivers end-of-file to the command (`cat` exits). False where a provider's
+     * input channel has no EOF (Daytona sessions): closing it then throws
+     * `SandboxCapabilityUnsupportedError` instead of leaving the command waiting.
+     */
+    readonly stdinEof: boolean;
+    /**
+     * Output arrives while the command runs. False for providers whose exec returns the whole
+     * output when the command exits (Fly's exec API): the streams then fill at exit.
+     */
+    readonly streaming: boolean;
+    /** stdout and stderr arrive apart. False where the provider merges them (all output is on stdout). */
+    readonly separateStderr: boolean;
   };
   /** `Sandbox.tunnels()` returns a URL for each declared port. */
   readonly tunnels: boolean;
+  /**
+   * Tunnels can be TLS-encrypted: `ports: [{ port, encrypted: true }]` gives an `https:`/`wss:`
+   * URL. When false, asking for encryption is a returned warning and the tunnel is plain.
+   */
+  readonly tunnelsTls: boolean;
   /** `Sandbox.snapshot()` exists and its result is accepted as `image`. */
   readonly snapshot: boolean;
+  /** `SandboxProvider.deleteSnapshot` exists. */
+  readonly deleteSnapshot: boolean;
+  /**
+   * `SandboxProvider.openHostRoute` exists: a port inside the sandbox can reach one service of
+   * the host (a Unix socket), which is how the agent's credential proxy reaches its sandboxes.
+   */
+  readonly hostRoutes: boolean;
   /** `setTags`/`getTags` work and `list({ tags })` filters by them. */
   readonly tags: boolean;
   /** `SandboxProvider.fromName` exists. */
