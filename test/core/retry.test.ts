@@ -34,10 +34,15 @@ describe('retryIdempotent', () => {
 
   it('stops when the signal aborts', async () => {
     const controller = new AbortController();
+    const reason = new Error('stopped');
+    let calls = 0;
     const failing = retryIdempotent('poll', async () => {
-      controller.abort(new Error('stopped'));
+      calls++;
+      controller.abort(reason);
       throw new SandboxProviderError({ message: 'flaky', retryable: true });
     }, { provider: 'test', signal: controller.signal });
-    await expect(failing).rejects.toThrow();
+    // The contract: an abort rejects with `signal.reason` itself, not with the call's last error.
+    await expect(failing).rejects.toBe(reason);
+    expect(calls).toBe(1);
   });
 });
