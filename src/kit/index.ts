@@ -21,3 +21,4 @@ export { parseOptions, checkStringArgument, checkSandboxPath } from './validate.
 export { raceWithSignal } from './signals.js';
 export { ExecFiles, checkFileMode, fileScripts, fileExit, parseEntries, type ExecCapable } from './exec-files.js';
 export { signalFromExitCode, watchExecLimits } from './exec-limits.js';
+export { loadOptionalPeer, type OptionalPeerOptions } from './optional-peer.js';
