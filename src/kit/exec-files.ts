@@ -1,7 +1,7 @@
 import { SandboxFileNotFoundError, SandboxInvalidArgumentError, SandboxProviderError } from '../errors/index.js';
 import type { Command, ExecOptions, RunOptions, SignalOptions } from '../spec/options.js';
 import type { ExecResult, FileInfo, SandboxFiles, SandboxProcess } from '../spec/sandbox.js';
-import { collect, concatBytes, readBytes } from '../streams/index.js';
+import { collect, concatBytes, prependChunk, readBytes } from '../streams/index.js';
 import { checkSandboxPath } from './validate.js';
 
 /** Exit codes the file scripts use to say what went wrong. */
@@ -69,18 +69,13 @@ export class ExecFiles implements SandboxFiles {
       reader.releaseLock();
       await this.fail(process, target, 'read');
     }
-    let pending: Uint8Array | undefined = first.value!.subarray(1);
+    const rest = prependChunk(reader, first.value!.subarray(1)).getReader();
     const stderr = process.stderr;
     const provider = this.provider;
     return new ReadableStream<Uint8Array>(
       {
         async pull(controller) {
-          if (pending) {
-            const chunk = pending;
-            pending = undefined;
-            if (chunk.byteLength > 0) return controller.enqueue(chunk);
-          }
-          const next = await reader.read();
+          const next = await rest.read();
           if (!next.done) return controller.enqueue(next.value);
           const { exitCode } = await process.wait();
           void stderr.cancel();
@@ -88,7 +83,7 @@ export class ExecFiles implements SandboxFiles {
           else controller.close();
         },
         async cancel() {
-          await reader.cancel();
+          await rest.cancel();
           await process.kill();
         },
       },
@@ -108,15 +103,27 @@ export class ExecFiles implements SandboxFiles {
     const stderrText = collect(process.stderr, 4000);
     const drain = process.stdout.cancel();
     const input = typeof data === 'string' ? new TextEncoder().encode(data) : data;
-    if (input instanceof Uint8Array) {
-      const writer = process.stdin.getWriter();
-      await writer.write(input).catch(() => undefined);
-      await writer.close().catch(() => undefined);
-    } else {
-      await input.pipeTo(process.stdin).catch(async (error: unknown) => {
-        await process.kill();
-        throw error;
-      });
+    // The writer can exit before it read everything (the path is a directory, the disk is full):
+    // then feeding it stops, instead of waiting on a pipe nobody drains.
+    const stopFeeding = new AbortController();
+    const exited = process.wait().then(
+      () => stopFeeding.abort(),
+      () => stopFeeding.abort(),
+    );
+    try {
+      if (input instanceof Uint8Array) {
+        const writer = process.stdin.getWriter();
+        await Promise.race([writer.write(input).then(() => writer.close()), exited]).catch(() => undefined);
+      } else {
+        await input.pipeTo(process.stdin, { signal: stopFeeding.signal }).catch(async (error: unknown) => {
+          if (stopFeeding.signal.aborted) return; // the writer exited; its exit status says why
+          await process.kill().catch(() => undefined);
+          throw error;
+        });
+      }
+    } catch (error) {
+      await exited;
+      throw error;
     }
     const { exitCode } = await process.wait();
     await drain;

@@ -34,8 +34,44 @@ export function checkStringArgument(value: unknown, argument: string, provider?:
   return value;
 }
 
-/** A sandbox path argument: absolute, or relative to `base` (the sandbox workdir). */
-export function checkSandboxPath(value: unknown, base: string, provider?: string): string {
+/** The longest path the files API accepts, in bytes of UTF-8 (Linux's PATH_MAX). */
+export const maxSandboxPathBytes = 4096;
+
+/**
+ * A sandbox path argument: absolute, without NUL bytes, at most {@link maxSandboxPathBytes}.
+ * Relative paths are refused rather than resolved against some working directory: the contract
+ * says paths are absolute, and a guess about the base is how files land in the wrong place.
+ * `_base` is accepted for compatibility and ignored.
+ */
+export function checkSandboxPath(value: unknown, _base?: string, provider?: string): string {
   const path = checkStringArgument(value, 'path', provider);
-  return path.startsWith('/') ? path : `${base.replace(/\/$/, '')}/${path}`;
+  if (!path.startsWith('/')) {
+    throw new SandboxInvalidArgumentError({ message: `path must be absolute (start with "/"): ${JSON.stringify(path.slice(0, 200))}`, argument: 'path', provider });
+  }
+  if (Buffer.byteLength(path) > maxSandboxPathBytes) {
+    throw new SandboxInvalidArgumentError({ message: `path is longer than ${maxSandboxPathBytes} bytes`, argument: 'path', provider });
+  }
+  return path;
+}
+
+/**
+ * Signal names `kill` accepts: the POSIX signals every Linux sandbox delivers, upper case with
+ * the `SIG` prefix, as Node spells them.
+ */
+export const killSignals = [
+  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV',
+  'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGCHLD', 'SIGCONT', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
+  'SIGURG', 'SIGXCPU', 'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO', 'SIGSYS',
+] as const;
+export type KillSignal = (typeof killSignals)[number];
+const killSignalSet = new Set<string>(killSignals);
+
+/** Throws `SandboxInvalidArgumentError` (argument `signal`) unless `signal` is one of {@link killSignals}. */
+export function checkSignal(signal: unknown, provider?: string): KillSignal {
+  if (typeof signal === 'string' && killSignalSet.has(signal)) return signal as KillSignal;
+  throw new SandboxInvalidArgumentError({
+    message: `Invalid signal ${JSON.stringify(signal) ?? String(signal)}: use a name like 'SIGTERM' or 'SIGKILL'`,
+    argument: 'signal',
+    provider,
+  });
 }

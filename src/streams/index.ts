@@ -146,3 +146,164 @@ export async function collect(
 function stripCarriageReturn(line: string): string {
   return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
+
+/**
+ * A pull stream that yields `head` first, then the rest of `reader`: for adapters that read a
+ * few bytes (a start marker, a status byte) before handing the stream to the caller. Nothing is
+ * read ahead (`highWaterMark` 0), so backpressure reaches the source unchanged. Cancelling it
+ * cancels the reader.
+ */
+export function prependChunk(reader: ReadableStreamDefaultReader<Uint8Array>, head: Uint8Array): ReadableStream<Uint8Array> {
+  let pending: Uint8Array | undefined = head.byteLength > 0 ? head : undefined;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (pending) {
+          const chunk = pending;
+          pending = undefined;
+          return controller.enqueue(chunk);
+        }
+        const next = await reader.read();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      async cancel(reason) {
+        await reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** What to do when a callback producer outruns the reader of a {@link fromCallbacks} stream. */
+export type CallbackOverflow =
+  /** Ask the producer to pause (`pause()` given) and resume it when the reader drains the queue. */
+  | 'pause'
+  /** Error the stream with `StreamOverflowError`-style `RangeError` naming the limit: data is never dropped silently. */
+  | 'error';
+
+/**
+ * A byte stream fed by callbacks (an SDK's `onStdout(chunk)`), with bounded memory: chunks wait
+ * in a queue of at most `maxBufferedBytes`. Past that bound the producer is paused when it can
+ * be (`pause`/`resume` given), otherwise the stream errors with a `RangeError` that names the
+ * bound: a reader that falls that far behind learns it, and the host never grows without limit.
+ */
+export function fromCallbacks(options: {
+  maxBufferedBytes?: number;
+  pause?: () => void;
+  resume?: () => void;
+  /** Called once when the reader cancels: stop the producer. */
+  cancel?: (reason: unknown) => void;
+}): {
+  stream: ReadableStream<Uint8Array>;
+  push: (chunk: Uint8Array) => void;
+  end: () => void;
+  error: (error: unknown) => void;
+} {
+  const limit = options.maxBufferedBytes ?? 16 * 1024 * 1024;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let paused = false;
+  let done = false;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+      },
+      pull() {
+        if (paused && (controller.desiredSize ?? 0) > 0) {
+          paused = false;
+          options.resume?.();
+        }
+      },
+      cancel(reason) {
+        done = true;
+        options.cancel?.(reason);
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: limit }),
+  );
+  return {
+    stream,
+    push(chunk) {
+      if (done || chunk.byteLength === 0) return;
+      const room = controller.desiredSize ?? 0;
+      if (room - chunk.byteLength < 0 && !options.pause) {
+        done = true;
+        controller.error(new RangeError(`The reader fell more than ${limit} bytes behind a producer that cannot pause`));
+        options.cancel?.(undefined);
+        return;
+      }
+      controller.enqueue(chunk);
+      if ((controller.desiredSize ?? 0) <= 0 && options.pause && !paused) {
+        paused = true;
+        options.pause();
+      }
+    },
+    end() {
+      if (done) return;
+      done = true;
+      controller.close();
+    },
+    error(error) {
+      if (done) return;
+      done = true;
+      controller.error(error);
+    },
+  };
+}
+
+/**
+ * A Web `WritableStream` over a Node `Writable` with real backpressure: each write resolves once
+ * the Node stream has accepted it without exceeding its buffer (Node 20's `Writable.toWeb` did
+ * not hold memory bounded). Errors of the Node stream reach the writer through `mapError`, which
+ * turns them into the adapter's typed errors (a closed pipe after the command exited, say).
+ */
+export function toWebWritable(writable: import('node:stream').Writable, options: { mapError?: (error: unknown) => unknown } = {}): WritableStream<Uint8Array> {
+  const mapError = options.mapError ?? ((error: unknown) => error);
+  let failure: unknown;
+  writable.on('error', (error) => {
+    failure ??= error;
+  });
+  const whenWritable = () =>
+    new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        writable.off('drain', onDrain);
+        writable.off('error', onError);
+        writable.off('close', onClose);
+      };
+      const onDrain = () => {
+        cleanup();
+        resolve();
+      };
+      const onError = (error: unknown) => {
+        cleanup();
+        reject(mapError(error));
+      };
+      const onClose = () => {
+        cleanup();
+        reject(mapError(failure ?? Object.assign(new Error('write after end'), { code: 'EPIPE' })));
+      };
+      writable.on('drain', onDrain);
+      writable.on('error', onError);
+      writable.on('close', onClose);
+    });
+  const closedError = () => mapError(failure ?? Object.assign(new Error('write after end'), { code: 'EPIPE' }));
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      if (!(chunk instanceof Uint8Array)) throw new TypeError('stdin accepts Uint8Array chunks only');
+      if (failure !== undefined || writable.destroyed || writable.writableEnded) throw closedError();
+      if (!writable.write(chunk)) await whenWritable();
+    },
+    async close() {
+      if (writable.destroyed || writable.writableEnded) return;
+      await new Promise<void>((resolve) => {
+        writable.end(() => resolve());
+        writable.once('error', () => resolve());
+        writable.once('close', () => resolve());
+      });
+    },
+    abort() {
+      writable.destroy();
+    },
+  });
+}
