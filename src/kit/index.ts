@@ -17,8 +17,29 @@ export * from '../streams/index.js';
 export { runViaExec } from './run.js';
 export { requireCapability } from './capability.js';
 export { retryIdempotent } from './retry.js';
-export { parseOptions, checkStringArgument, checkSandboxPath } from './validate.js';
+export { parseOptions, checkStringArgument, checkSandboxPath, checkSignal, killSignals, maxSandboxPathBytes, type KillSignal } from './validate.js';
 export { raceWithSignal } from './signals.js';
 export { ExecFiles, checkFileMode, fileScripts, fileExit, parseEntries, type ExecCapable } from './exec-files.js';
 export { signalFromExitCode, watchExecLimits } from './exec-limits.js';
 export { loadOptionalPeer, type OptionalPeerOptions } from './optional-peer.js';
+export { toArgv, parseExecCall, parseRunCall, portRequests, portNumbers, volumeMounts, refuseUnsupported, type PortRequest, type VolumeMount } from './options.js';
+export { wholeSeconds, wholeMinutes, wholeGiB, warningsOf, type Converted } from './units.js';
+export { setLongTimeout, maxTimerDelayMs, type LongTimer } from './timers.js';
+export { SandboxLifecycle, announceCreated, type SandboxEnded, type LifecycleMember, type SandboxLifecycleOptions } from './lifecycle.js';
+export { ProcessOutcome, newExecId, execTimeoutError, type ProcessOutcomeOptions } from './process.js';
+export {
+  execWrapperScript,
+  wrapArgv,
+  wrapperExit,
+  execMarkerVariable,
+  readStartMarker,
+  parseStartReport,
+  killMarkedTreeScript,
+  killMarkedTreeArgv,
+  type StartReport,
+} from './exec-wrapper.js';
+export { processesMarkedWith, signalMarkedProcesses, canScanHostProcesses } from './host-processes.js';
+export { defineFiles, normaliseWriteData, type NativeFiles, type DefineFilesOptions, type WriteData } from './files.js';
+export { fromHttpStatus, fromGrpcStatus, fromConnectionError, errorCode, grpcStatus, type ErrorContext } from './errors.js';
+export { providerCall, type ProviderCallContext, type ProviderCallOptions } from './calls.js';
+export { SandboxRegistry, matchesTags, type RegistryEntry } from './registry.js';
