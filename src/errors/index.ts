@@ -9,4 +9,7 @@ export {
   SandboxInvalidArgumentError,
   CommandExitError,
   SandboxProviderError,
+  type SandboxCapabilityName,
+  type SandboxCapabilityPath,
+  type SandboxTimeoutOperation,
 } from './sandbox-errors.js';

@@ -6,7 +6,12 @@
  * for a `Symbol.for` marker, which is shared by every copy in the process.
  */
 
-/** Stable, machine-readable error codes. Never renamed within a major version. */
+/**
+ * Stable, machine-readable error codes. Never renamed within a major version. The union is open
+ * (`string & {}`) so that a layer on top (the agent layer's `'agent'`, a third-party adapter's
+ * own subclass) can add a code without this file knowing it; the codes listed are the ones the
+ * classes in `src/errors` carry.
+ */
 export type SandboxErrorCode =
   | 'authentication'
   | 'sandbox_not_found'
@@ -17,7 +22,7 @@ export type SandboxErrorCode =
   | 'invalid_argument'
   | 'command_exit'
   | 'provider'
-  | 'agent';
+  | (string & {});
 
 const rootMarker = Symbol.for('sandport.error');
 

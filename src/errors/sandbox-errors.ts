@@ -1,5 +1,61 @@
 import { hasErrorCode, SandboxError, type SandboxErrorOptions } from './sandbox-error.js';
 
+/**
+ * What a `SandboxCapabilityUnsupportedError` is about: a path into `SandboxCapabilities` (a
+ * flag that is false or a value the provider lacks), or `providerOptions.<provider>.<field>` for
+ * a provider setting the host cannot honour. Branch on these; the union stays open
+ * (`string & {}`) for capabilities a newer provider adds.
+ */
+export type SandboxCapabilityPath =
+  | 'snapshot'
+  | 'deleteSnapshot'
+  | 'extendTimeout'
+  | 'fromName'
+  | 'list'
+  | 'tags'
+  | 'tunnels'
+  | 'hostRoutes'
+  | 'gpu'
+  | 'volumes'
+  | 'network.block'
+  | 'network.allowCidrs'
+  | 'network.allowDomains'
+  | 'limits.cpu'
+  | 'limits.memory'
+  | 'limits.pids'
+  | 'exec.stdin'
+  | 'exec.stdinEof'
+  | 'exec.kill'
+  | 'exec.signals'
+  | 'timeouts.lifetime'
+  | 'timeouts.idle'
+  | 'images.reference'
+  | 'images.build'
+  | 'images.snapshot'
+  | `providerOptions.${string}`;
+
+/** `SandboxCapabilityPath`, kept open for names not listed yet. */
+export type SandboxCapabilityName = SandboxCapabilityPath | (string & {});
+
+/**
+ * What a `SandboxTimeoutError` timed:
+ * - `'exec'`: an exec's own `timeoutMs` (the process tree was killed);
+ * - `'create'`: a sandbox did not become ready in time;
+ * - `'sandbox-lifetime'`, `'sandbox-idle'`: the sandbox's `timeoutMs` or `idleTimeoutMs` ended it
+ *   under a running operation;
+ * - `'agent-start'`, `'agent-turn'`: the agent layer's CLI start and turn limits;
+ * - otherwise the name of the provider operation that timed out on the provider's side
+ *   (`'fromName'`, `'write'`, …). The union stays open for those.
+ */
+export type SandboxTimeoutOperation =
+  | 'exec'
+  | 'create'
+  | 'sandbox-lifetime'
+  | 'sandbox-idle'
+  | 'agent-start'
+  | 'agent-turn'
+  | (string & {});
+
 /** Credentials are missing or were refused. Thrown by `create`/`fromId` of cloud providers. Not retryable. */
 export class SandboxAuthenticationError extends SandboxError {
   constructor(options: SandboxErrorOptions) {
@@ -13,15 +69,25 @@ export class SandboxAuthenticationError extends SandboxError {
 
 /**
  * The sandbox does not exist or is no longer running: `fromId`/`fromName` of an unknown sandbox,
- * or any operation on a sandbox after it was terminated or timed out.
+ * or any operation on a sandbox after it was terminated or timed out (except `terminate`,
+ * `poll` and `wait`, which report the end instead). Not retryable.
  */
 export class SandboxNotFoundError extends SandboxError {
-  /** The id or name that was looked up, when known. */
+  /**
+   * The id that was looked up or of the sandbox that is gone, when known. Older adapters also
+   * put a `fromName` name here; read `name` for that.
+   */
   readonly sandboxId: string | undefined;
-  constructor(options: SandboxErrorOptions & { sandboxId?: string }) {
+  /**
+   * The sandbox name looked up by `fromName` (the constructor's `name` option), when the lookup
+   * was by name. Not `name`: on an `Error` that is the class name.
+   */
+  readonly sandboxName: string | undefined;
+  constructor(options: SandboxErrorOptions & { sandboxId?: string; /** The name looked up by `fromName`. */ name?: string }) {
     super('sandbox_not_found', options);
     this.name = 'SandboxNotFoundError';
     this.sandboxId = options.sandboxId;
+    this.sandboxName = options.name;
   }
   static override isInstance(error: unknown): error is SandboxNotFoundError {
     return hasErrorCode(error, 'sandbox_not_found');
@@ -59,11 +125,11 @@ export class SandboxAlreadyExistsError extends SandboxError {
  * `signal.reason` instead, so the two stay distinguishable.
  */
 export class SandboxTimeoutError extends SandboxError {
-  /** The limit that ran out, in milliseconds. */
+  /** The limit that ran out, in milliseconds, when sandport set it (`undefined` for a provider-side timeout). */
   readonly timeoutMs: number | undefined;
-  /** What was timed: `'exec'`, `'sandbox-lifetime'`, `'sandbox-idle'`, `'create'`, … */
-  readonly operation: string;
-  constructor(options: SandboxErrorOptions & { timeoutMs?: number; operation: string }) {
+  /** What was timed (see `SandboxTimeoutOperation`): `'exec'`, `'create'`, `'agent-turn'`, … */
+  readonly operation: SandboxTimeoutOperation;
+  constructor(options: SandboxErrorOptions & { timeoutMs?: number; operation: SandboxTimeoutOperation }) {
     super('timeout', options);
     this.name = 'SandboxTimeoutError';
     this.timeoutMs = options.timeoutMs;
@@ -74,11 +140,17 @@ export class SandboxTimeoutError extends SandboxError {
   }
 }
 
-/** The provider cannot do what was asked: an optional method it lacks, or a setting it cannot honour. */
+/**
+ * The provider cannot do what was asked: an optional method it lacks, or a setting it cannot
+ * honour (security settings always end here, never in a silent no-op). Not retryable.
+ */
 export class SandboxCapabilityUnsupportedError extends SandboxError {
-  /** Name of the capability, method or option, for example `'snapshot'` or `'network.allowDomains'`. */
-  readonly capability: string;
-  constructor(options: SandboxErrorOptions & { capability: string }) {
+  /**
+   * The capability, as a path into `SandboxCapabilities` (`'snapshot'`, `'network.allowDomains'`,
+   * `'limits.pids'`) or `providerOptions.<provider>.<field>`. See `SandboxCapabilityPath`.
+   */
+  readonly capability: SandboxCapabilityName;
+  constructor(options: SandboxErrorOptions & { capability: SandboxCapabilityName }) {
     super('capability_unsupported', options);
     this.name = 'SandboxCapabilityUnsupportedError';
     this.capability = options.capability;
@@ -90,7 +162,11 @@ export class SandboxCapabilityUnsupportedError extends SandboxError {
 
 /** An option or argument is invalid. Raised before any I/O. Never retryable. */
 export class SandboxInvalidArgumentError extends SandboxError {
-  /** Dotted path of the offending field, for example `'memoryMiB'` or `'volumes./data.source'`. */
+  /**
+   * Dotted path of the offending field (`'memoryMiB'`, `'volumes./data'`, `'network.allowCidrs.0'`),
+   * or the name of the positional argument (`'path'`, `'data'`, `'signal'`, `'tags'`,
+   * `'command'`). Never an operation name.
+   */
   readonly argument: string;
   constructor(options: SandboxErrorOptions & { argument: string }) {
     super('invalid_argument', options);
