@@ -7,7 +7,7 @@
  * `exists` are derived when the native side lacks them.
  */
 import { SandboxError, SandboxInvalidArgumentError } from '../errors/index.js';
-import type { SignalOptions } from '../spec/options.js';
+import { checkWriteData, type SignalOptions } from '../spec/options.js';
 import type { FileInfo, SandboxFiles } from '../spec/sandbox.js';
 import { readBytes } from '../streams/index.js';
 import { ExecFiles, checkFileMode, type ExecCapable } from './exec-files.js';
@@ -39,19 +39,10 @@ export interface DefineFilesOptions {
   lifecycle?: SandboxLifecycle;
 }
 
-/** Turns `files.write` data into bytes or a stream; anything else is `SandboxInvalidArgumentError` (argument `data`). */
+/** Turns `files.write` data into bytes or a stream (the contract's `checkWriteData`, text encoded as UTF-8). */
 export function normaliseWriteData(data: unknown, provider: string): WriteData {
-  if (typeof data === 'string') return new TextEncoder().encode(data);
-  if (data instanceof Uint8Array) return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ReadableStream) return data as ReadableStream<Uint8Array>;
-  const kind = data === null ? 'null' : Array.isArray(data) ? 'an array' : typeof data;
-  throw new SandboxInvalidArgumentError({
-    message: `files.write data must be a string, Uint8Array, ArrayBuffer or ReadableStream of bytes, not ${kind}`,
-    argument: 'data',
-    provider,
-  });
+  const checked = checkWriteData(data, provider);
+  return typeof checked === 'string' ? new TextEncoder().encode(checked) : checked;
 }
 
 const allowedKeys = { plain: ['signal'], write: ['signal', 'mode'], remove: ['signal', 'recursive'] } as const;

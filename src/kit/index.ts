@@ -17,7 +17,7 @@ export * from '../streams/index.js';
 export { runViaExec } from './run.js';
 export { requireCapability } from './capability.js';
 export { retryIdempotent } from './retry.js';
-export { parseOptions, checkStringArgument, checkSandboxPath, checkSignal, killSignals, maxSandboxPathBytes, type KillSignal } from './validate.js';
+export { parseOptions, checkStringArgument, checkSandboxPath, checkSignal, parseTags, killSignals, maxSandboxPathBytes, type KillSignal } from './validate.js';
 export { raceWithSignal } from './signals.js';
 export { ExecFiles, checkFileMode, fileScripts, fileExit, parseEntries, type ExecCapable } from './exec-files.js';
 export { signalFromExitCode, watchExecLimits } from './exec-limits.js';

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { SandboxInvalidArgumentError } from '../errors/index.js';
+import { isSandboxSignal, sandboxSignals, tagsSchema, type SandboxSignal, type SandboxTags } from '../spec/options.js';
 
 /**
  * Parses options with a contract schema; the first issue becomes a `SandboxInvalidArgumentError`
@@ -54,24 +55,24 @@ export function checkSandboxPath(value: unknown, _base?: string, provider?: stri
   return path;
 }
 
-/**
- * Signal names `kill` accepts: the POSIX signals every Linux sandbox delivers, upper case with
- * the `SIG` prefix, as Node spells them.
- */
-export const killSignals = [
-  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV',
-  'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGCHLD', 'SIGCONT', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
-  'SIGURG', 'SIGXCPU', 'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO', 'SIGSYS',
-] as const;
-export type KillSignal = (typeof killSignals)[number];
-const killSignalSet = new Set<string>(killSignals);
+/** Signal names `kill` accepts (the contract's `sandboxSignals`). */
+export const killSignals = sandboxSignals;
+export type KillSignal = SandboxSignal;
 
-/** Throws `SandboxInvalidArgumentError` (argument `signal`) unless `signal` is one of {@link killSignals}. */
+/** Throws `SandboxInvalidArgumentError` (argument `signal`) unless `signal` is a `SandboxSignal`. */
 export function checkSignal(signal: unknown, provider?: string): KillSignal {
-  if (typeof signal === 'string' && killSignalSet.has(signal)) return signal as KillSignal;
+  if (isSandboxSignal(signal)) return signal;
   throw new SandboxInvalidArgumentError({
-    message: `Invalid signal ${JSON.stringify(signal) ?? String(signal)}: use a name like 'SIGTERM' or 'SIGKILL'`,
+    message: `Invalid signal ${JSON.stringify(signal) ?? String(signal)}: use an upper-case name like 'SIGTERM' or 'SIGKILL'`,
     argument: 'signal',
     provider,
   });
+}
+
+/** Validates tags for `setTags` with the same schema as `create`'s `tags`. */
+export function parseTags(tags: unknown, provider?: string): SandboxTags {
+  if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) {
+    throw new SandboxInvalidArgumentError({ message: 'tags must be an object of string values', argument: 'tags', provider });
+  }
+  return parseOptions(tagsSchema, tags, { provider, what: 'tags' });
 }
