@@ -10,7 +10,8 @@
 #   4. the local provider's conformance suite (test/adapters/local.test.ts).
 # vitest is started by that node binary itself, so its workers (forked from process.execPath)
 # run on it too. Binaries come from scripts/setup-node-versions.sh (run here; quick when cached).
-# Builds dist/ first when it is missing or older than the sources.
+# Builds dist/ first when it is missing or older than the sources, and checks the local
+# provider's system packages (scripts/setup-local.sh), as `npm test` does.
 # `SANDPORT_NODE_MAJORS="24"` limits the run to some majors. Exits non-zero if any check failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ build_is_stale() {
   [ -f dist/index.js ] && [ -f dist/index.cjs ] || return 0
   [ -n "$(find src adapters tsup.config.ts package.json -newer dist/index.js -type f -print -quit)" ]
 }
+# The local conformance suite needs bubblewrap and friends (quick and silent when present).
+bash scripts/setup-local.sh --quiet || exit 1
 if build_is_stale; then
   echo "node-versions: building dist/ with $(node --version)"
   npm run build --silent || { echo "node-versions: the build failed" >&2; exit 1; }
