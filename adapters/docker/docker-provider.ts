@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { z } from 'zod';
 import {
@@ -11,6 +11,7 @@ import {
   checkStringArgument,
   createSandboxOptionsSchema,
   listSandboxesOptionsSchema,
+  loadOptionalPeer,
   parseOptions,
   retryIdempotent,
   type CreateSandboxOptions,
@@ -103,6 +104,21 @@ export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   images: { reference: true, build: true, snapshot: true },
 } as const);
 
+/** dockerode's constructor, once an operation loaded it (an optional peer: importing this module never needs it). */
+let Dockerode: typeof Docker | undefined;
+
+async function loadDockerode(): Promise<void> {
+  Dockerode ??= (await loadOptionalPeer('dockerode', { provider: 'docker', installLine: 'npm install dockerode', load: () => import('dockerode') })).default;
+}
+
+function loadedDockerode(): typeof Docker {
+  if (Dockerode) return Dockerode;
+  throw new SandboxProviderError({
+    message: 'provider.docker is made by the first operation (create, fromId, fromName, list, deleteSnapshot, cleanup), which loads dockerode: call one first, or pass options.docker',
+    provider: 'docker',
+  });
+}
+
 /** Sandboxes on a Docker engine, one container each. */
 export class DockerSandboxProvider implements SandboxProvider {
   readonly specificationVersion = 'sandbox-v1' as const;
@@ -116,10 +132,19 @@ export class DockerSandboxProvider implements SandboxProvider {
 
   constructor(private readonly options: DockerSandboxProviderOptions = {}) {}
 
-  /** The dockerode client (created on first use). */
+  /**
+   * The dockerode client: `options.docker`, or `new Docker()` made on first use. dockerode is an
+   * optional peer that the first operation loads; before one, without `options.docker`, this
+   * throws `SandboxProviderError`.
+   */
   get docker(): Docker {
-    this.client ??= this.options.docker ?? new Docker();
+    this.client ??= this.options.docker ?? new (loadedDockerode())();
     return this.client;
+  }
+
+  /** Loads dockerode unless the caller brought a client; rejects with `SandboxCapabilityUnsupportedError` (`peer:dockerode`) when it is not installed. */
+  private async loadClient(): Promise<void> {
+    if (!this.options.docker) await loadDockerode();
   }
 
   async create(options: CreateSandboxOptions = {}): Promise<DockerSandbox> {
@@ -128,6 +153,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     const dockerOptions = parseOptions(dockerCreateOptionsSchema, parsed.providerOptions?.docker, { provider: 'docker', what: 'providerOptions.docker' });
     parsed.signal?.throwIfAborted();
     const warnings = this.checkOptions(parsed);
+    await this.loadClient();
     if (dockerOptions.runtime) await this.checkRuntime(dockerOptions.runtime);
     const image = await this.resolveImage(parsed, parsed.signal);
     const timeoutMs = parsed.timeoutMs ?? defaultTimeoutMs;
@@ -245,6 +271,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     options.signal?.throwIfAborted();
     const existing = this.known.get(id);
     if (existing?.isRunning()) return existing;
+    await this.loadClient();
     const container = this.docker.getContainer(id);
     const info = await retryIdempotent(
       'fromId',
@@ -302,6 +329,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     if (snapshot.provider !== 'docker' || !/^sandport\/snapshot:snap-[0-9a-f]{16}$/.test(snapshot.id)) {
       throw new SandboxInvalidArgumentError({ message: `Not a docker snapshot: ${snapshot.id}`, argument: 'snapshot', provider: 'docker' });
     }
+    await this.loadClient();
     await this.docker
       .getImage(snapshot.id)
       .remove({ force: true })
@@ -317,6 +345,7 @@ export class DockerSandboxProvider implements SandboxProvider {
    */
   async cleanup(options: SignalOptions = {}): Promise<number> {
     options.signal?.throwIfAborted();
+    await this.loadClient();
     const containers = await this.docker.listContainers({ all: true, filters: { label: [`${labels.managed}=true`] } }).catch((error: unknown) => {
       throw mapDockerError(error, { operation: 'cleanup' });
     });
@@ -365,6 +394,7 @@ export class DockerSandboxProvider implements SandboxProvider {
   }
 
   private async managedContainers(filters: { label?: string[] }, signal?: AbortSignal): Promise<Docker.ContainerInfo[]> {
+    await this.loadClient();
     return retryIdempotent(
       'list',
       () =>

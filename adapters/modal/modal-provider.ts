@@ -1,11 +1,13 @@
-import { App, Image, ModalClient, Sandbox as ModalSdkSandbox, Secret, Volume } from 'modal';
+import type { App, Image, ModalClient, Sandbox as ModalSdkSandbox, Secret, Volume } from 'modal';
 import {
   SandboxEmitter,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
+  SandboxProviderError,
   checkStringArgument,
   createSandboxOptionsSchema,
   listSandboxesOptionsSchema,
+  loadOptionalPeer,
   parseOptions,
   raceWithSignal,
   retryIdempotent,
@@ -69,6 +71,22 @@ export const modalCapabilities: SandboxCapabilities = Object.freeze({
   images: { reference: true, build: true, snapshot: true },
 } as const);
 
+/** The SDK's client class, once an operation loaded it (an optional peer: importing this module never needs it). */
+let ModalClientClass: typeof ModalClient | undefined;
+
+async function loadModal(): Promise<void> {
+  // `latest` of `modal` on the registry is an unrelated package, hence the pinned line.
+  ModalClientClass ??= (await loadOptionalPeer('modal', { provider: 'modal', installLine: 'npm install modal@~0.11.1', load: () => import('modal') })).ModalClient;
+}
+
+function loadedModalClient(): typeof ModalClient {
+  if (ModalClientClass) return ModalClientClass;
+  throw new SandboxProviderError({
+    message: 'provider.client is made by the first operation (create, fromId, fromName, list), which loads the modal SDK: call one first, or pass options.client',
+    provider: 'modal',
+  });
+}
+
 /** Sandboxes on Modal through the official `modal` SDK (0.11 line). */
 export class ModalSandboxProvider implements SandboxProvider {
   readonly specificationVersion = 'sandbox-v1' as const;
@@ -87,20 +105,30 @@ export class ModalSandboxProvider implements SandboxProvider {
     this.appName = options.appName ?? 'sandport';
   }
 
-  /** The SDK client (created on first use, so construction does no I/O and reads no profile). */
+  /**
+   * The SDK client: `options.client`, or one made on first use (so construction does no I/O and
+   * reads no profile). `modal` is an optional peer that the first operation loads; before one,
+   * without `options.client`, this (and `wrap`) throws `SandboxProviderError`.
+   */
   get client(): ModalClient {
     this.modalClient ??=
       this.options.client ??
-      new ModalClient({
+      new (loadedModalClient())({
         ...(this.options.tokenId !== undefined ? { tokenId: this.options.tokenId, tokenSecret: this.options.tokenSecret } : {}),
         ...(this.options.environment !== undefined ? { environment: this.options.environment } : {}),
       });
     return this.modalClient;
   }
 
+  /** Loads the SDK unless the caller brought a client; rejects with `SandboxCapabilityUnsupportedError` (`peer:modal`) when it is not installed. */
+  private async loadClient(): Promise<void> {
+    if (!this.options.client) await loadModal();
+  }
+
   async create(options: CreateSandboxOptions = {}): Promise<ModalSandbox> {
     const startedAt = performance.now();
     const parsed = parseOptions(createSandboxOptionsSchema, options, { provider: 'modal', what: 'create options' });
+    await this.loadClient();
     if (this.options.sandbox) {
       const { signal, ...rest } = parsed;
       if (Object.keys(rest).length > 0) {
@@ -135,6 +163,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   async fromId(id: string, options: SignalOptions = {}): Promise<ModalSandbox> {
     checkStringArgument(id, 'id', 'modal');
     options.signal?.throwIfAborted();
+    await this.loadClient();
     // The SDK's fromId makes no call; poll proves the sandbox exists and still runs.
     const sandbox = this.wrap(await this.client.sandboxes.fromId(id), { ownsLifecycle: true });
     await this.assertRunning(sandbox, id, options);
@@ -144,6 +173,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   async fromName(name: string, options: SignalOptions = {}): Promise<ModalSandbox> {
     checkStringArgument(name, 'name', 'modal');
     options.signal?.throwIfAborted();
+    await this.loadClient();
     const lookup = retryIdempotent('fromName', () => this.client.sandboxes.fromName(this.appName, name, { environment: this.options.environment }).catch((error: unknown) => {
       throw mapModalError(error, { operation: 'fromName', sandboxId: name });
     }), { provider: 'modal', events: this.events, signal: options.signal });
@@ -155,6 +185,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   async list(options: ListSandboxesOptions = {}): Promise<SandboxInfo[]> {
     const parsed = parseOptions(listSandboxesOptionsSchema, options, { provider: 'modal', what: 'list options' });
     parsed.signal?.throwIfAborted();
+    await this.loadClient();
     const app = await raceWithSignal(this.getApp(), { signal: parsed.signal, operation: 'list', provider: 'modal' });
     const tags = Object.entries(parsed.tags ?? {}).map(([tagName, tagValue]) => ({ tagName, tagValue }));
     // The SDK's list() yields bare handles; the same RPC's response carries name, tags and

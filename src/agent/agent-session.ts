@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Query, SDKUserMessage, SpawnOptions as SdkSpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import { EventEmitter } from 'eventemitter3';
 import { SandboxError, SandboxInvalidArgumentError, SandboxTimeoutError } from '../errors/index.js';
+import { loadOptionalPeer } from '../kit/optional-peer.js';
 import { parseOptions } from '../kit/validate.js';
 import type { SignalOptions } from '../spec/options.js';
 import type { Sandbox } from '../spec/sandbox.js';
@@ -136,8 +137,9 @@ export class AgentSession implements AsyncDisposable {
   /**
    * Starts the CLI in `sandbox` and resolves once it answered its initialize request.
    * Throws `SandboxInvalidArgumentError` for a bad option, `AgentSessionError` when the CLI
-   * could not start (reason `process-exited`, with its exit code and stderr), and
-   * `SandboxTimeoutError` after `startTimeoutMs`.
+   * could not start (reason `process-exited`, with its exit code and stderr),
+   * `SandboxTimeoutError` after `startTimeoutMs`, and `SandboxCapabilityUnsupportedError`
+   * (capability `peer:@anthropic-ai/claude-agent-sdk`) when the Agent SDK is not installed.
    */
   static async start(sandbox: Sandbox, options: AgentSessionOptions = {}): Promise<AgentSession> {
     parseOptions(agentSessionOptionsSchema, options, { what: 'agent session options' });
@@ -614,16 +616,9 @@ function checkCredentials(options: AgentSessionOptions): void {
   }
 }
 
-async function loadSdk(): Promise<typeof import('@anthropic-ai/claude-agent-sdk')> {
-  try {
-    return await import('@anthropic-ai/claude-agent-sdk');
-  } catch (error) {
-    throw new AgentSessionError({
-      reason: 'protocol',
-      message: 'AgentSession needs the optional peer dependency @anthropic-ai/claude-agent-sdk: npm install @anthropic-ai/claude-agent-sdk',
-      cause: error,
-    });
-  }
+/** A missing SDK is `SandboxCapabilityUnsupportedError` (`peer:@anthropic-ai/claude-agent-sdk`), not a protocol failure. */
+function loadSdk(): Promise<typeof import('@anthropic-ai/claude-agent-sdk')> {
+  return loadOptionalPeer('@anthropic-ai/claude-agent-sdk', { neededBy: 'AgentSession', load: () => import('@anthropic-ai/claude-agent-sdk') });
 }
 
 /** Creates the config and working directories in one exec and resolves the absolute cwd. */
