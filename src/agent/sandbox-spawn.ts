@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { SandboxError, SandboxNotFoundError } from '../errors/index.js';
+import { isSandboxSignal, type SandboxSignal } from '../spec/options.js';
 import type { Sandbox, SandboxProcess } from '../spec/sandbox.js';
 
 const stderrTailBytes = 4096;
@@ -27,7 +28,7 @@ export class SandboxSpawnedProcess extends EventEmitter {
   /** Resolves once the process has ended, whatever ended it. */
   readonly done: Promise<SpawnOutcome>;
   private process: SandboxProcess | undefined;
-  private pendingSignal: NodeJS.Signals | undefined;
+  private pendingSignal: SandboxSignal | undefined;
   private stderrText = '';
   private settle!: (outcome: SpawnOutcome) => void;
 
@@ -108,8 +109,10 @@ export class SandboxSpawnedProcess extends EventEmitter {
   kill(signal: NodeJS.Signals): boolean {
     if (this.exitCode !== null || this.signalCode !== null) return false;
     this.killed = true;
-    if (this.process) void this.process.kill(signal).catch(() => undefined);
-    else this.pendingSignal = signal;
+    // A Node-only signal name (SIGPWR, …) has no portable meaning in a sandbox: stop the process.
+    const sandboxSignal: SandboxSignal = isSandboxSignal(signal) ? signal : 'SIGKILL';
+    if (this.process) void this.process.kill(sandboxSignal).catch(() => undefined);
+    else this.pendingSignal = sandboxSignal;
     return true;
   }
 

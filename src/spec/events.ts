@@ -1,19 +1,34 @@
 /**
  * Typed events. Every provider owns one emitter (`provider.events`) and emits the events of all
  * its sandboxes on it. Listeners run synchronously; a throwing listener does not affect the
- * sandbox operation.
+ * sandbox operation. Secrets never appear in a payload.
  */
 import { EventEmitter } from 'eventemitter3';
+import type { Command } from './options.js';
+import type { SandboxEndReason } from './sandbox.js';
 
 /** A setting the provider could not honour exactly, and that is not security-relevant. */
 export type SandboxWarning =
-  | { readonly type: 'unsupported-setting'; readonly setting: string; readonly details: string }
+  | {
+      readonly type: 'unsupported-setting';
+      /** The option, as a dotted path: `'timeoutMs'`, `'ports.encrypted'`. */
+      readonly setting: string;
+      /** What the provider did instead, for a person to read. */
+      readonly details: string;
+    }
   | { readonly type: 'other'; readonly message: string };
 
 export interface SandboxEvents {
+  /** A sandbox is ready (`create` is about to resolve). `durationMs`: milliseconds `create` took. */
   'sandbox-created': [event: { provider: string; sandboxId: string; name: string | undefined; durationMs: number }];
-  'sandbox-terminated': [event: { provider: string; sandboxId: string; reason: string }];
-  'exec-start': [event: { provider: string; sandboxId: string; execId: string; command: readonly string[] | string }];
+  /** A sandbox ended, once per sandbox, whatever ended it. */
+  'sandbox-terminated': [event: { provider: string; sandboxId: string; reason: SandboxEndReason }];
+  /** A command started (`exec`, and `run` through it). `execId` pairs it with its `exec-end`. */
+  'exec-start': [event: { provider: string; sandboxId: string; execId: string; command: Command }];
+  /**
+   * A command ended: `exitCode` and `signal` as in `ExitStatus` (both `undefined` when it ended
+   * with an error, a timeout or the sandbox), `durationMs` in milliseconds since `exec-start`.
+   */
   'exec-end': [
     event: {
       provider: string;
@@ -26,8 +41,15 @@ export interface SandboxEvents {
   ];
   /** A line of an image build's log (providers that build `{ base, commands }` images). */
   'image-build': [event: { provider: string; image: string; line: string }];
+  /**
+   * An idempotent call failed with a transient error and is about to be retried. `attempt` is
+   * the number of the attempt that failed, from 1. `error` is what it failed with: usually a
+   * `SandboxError` with `retryable: true`, typed `unknown` because it comes from the provider.
+   */
   retry: [event: { provider: string; operation: string; attempt: number; error: unknown }];
+  /** A setting was adjusted (also in `sandbox.warnings`); `sandboxId` is `undefined` before the sandbox exists. */
   warning: [event: { provider: string; sandboxId: string | undefined; warning: SandboxWarning }];
 }
 
+/** The emitter type of `SandboxProvider.events`. */
 export class SandboxEmitter extends EventEmitter<SandboxEvents> {}
