@@ -20,21 +20,27 @@ import { SandboxInvalidArgumentError } from '../errors/index.js';
 // Agreement of a schema with its hand-written types
 // ---------------------------------------------------------------------------------------------
 
-/** Arrays compared as readonly: an input interface may accept readonly arrays that zod copies. */
-type ReadonlyArrays<T> = T extends readonly (infer Item)[]
-  ? readonly ReadonlyArrays<Item>[]
+/**
+ * A type in a canonical form for comparison: arrays as readonly arrays (an input interface may
+ * accept readonly arrays that zod copies), properties without `readonly`, interfaces and
+ * intersections flattened into plain object types.
+ */
+type Canonical<T> = T extends readonly (infer Item)[]
+  ? readonly Canonical<Item>[]
   : T extends AbortSignal | Uint8Array | ArrayBuffer | ReadableStream<unknown>
     ? T
     : T extends object
-      ? { [Key in keyof T]: ReadonlyArrays<T[Key]> }
+      ? { -readonly [Key in keyof T]: Canonical<T[Key]> }
       : T;
 
-type SameType<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Whether two types are identical once canonical: same keys, same optionality, same value types. */
+type SameType<A, B> =
+  (<T>() => T extends Canonical<A> ? 1 : 2) extends <T>() => T extends Canonical<B> ? 1 : 2 ? true : false;
 
 /** `unknown` when the schema's inferred types equal the declared pair, an impossible object otherwise. */
 export type SchemaAgreement<Schema extends z.ZodType, Output, Input> =
-  SameType<ReadonlyArrays<z.output<Schema>>, ReadonlyArrays<Output>> extends true
-    ? SameType<ReadonlyArrays<z.input<Schema>>, ReadonlyArrays<Input>> extends true
+  SameType<z.output<Schema>, Output> extends true
+    ? SameType<z.input<Schema>, Input> extends true
       ? unknown
       : { readonly 'the schema input differs from the declared input type': z.input<Schema> }
     : { readonly 'the schema output differs from the declared output type': z.output<Schema> };
@@ -42,7 +48,8 @@ export type SchemaAgreement<Schema extends z.ZodType, Output, Input> =
 /**
  * Types a zod schema by a hand-written pair of types, so the emitted declarations show the
  * documented interfaces instead of zod internals. Does not compile unless the schema's own input
- * and output types equal `Input` and `Output` (arrays compared as readonly).
+ * and output types equal `Input` and `Output`: the same keys, the same optionality and the same
+ * value types (arrays compared as readonly, `readonly` properties as plain ones).
  *
  * @example
  * const schema = schemaFor<ParsedThing, Thing>()(z.strictObject({ … }));
