@@ -1,8 +1,9 @@
-export { createModalSandboxProvider, ModalSandboxProvider, modalCapabilities, type ModalSandboxProviderOptions } from './modal-provider.js';
-export { ModalSandbox, ModalSandboxProcess, ModalFiles } from './modal-sandbox.js';
+export { createModalSandboxProvider, ModalSandboxProvider, type ModalSandboxProviderOptions } from './modal-provider.js';
+export type { ModalSandbox } from './modal-sandbox.js';
 export { mapModalError, type ModalErrorContext } from './modal-errors.js';
 export {
   planModalCreate,
+  modalCapabilities,
   modalCreateOptionsSchema,
   modalDefaultTimeoutMs,
   modalMaxTimeoutMs,

@@ -111,3 +111,8 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Sandb
   }
   return new SandboxProviderError({ message: `Modal error during ${operation}: ${message}`, provider, cause });
 }
+
+/** The `error_kind` Modal's file tool reports in its JSON error line (`IsDirectory`, `NotFound`, …). */
+export function fileToolErrorKind(stderr: string): string | undefined {
+  return /"error_kind"\s*:\s*"(\w+)"/.exec(stderr)?.[1];
+}

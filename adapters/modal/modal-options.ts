@@ -6,10 +6,14 @@
 import type { SandboxCreateParams } from 'modal';
 import { z } from 'zod';
 import {
-  SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
   parseOptions,
+  portRequests,
+  refuseUnsupported,
+  volumeMounts,
+  wholeSeconds,
   type ParsedCreateSandboxOptions,
+  type SandboxCapabilities,
   type SandboxWarning,
 } from '../../src/kit/index.js';
 
@@ -17,6 +21,30 @@ import {
 export const modalDefaultTimeoutMs = 5 * 60 * 1000;
 /** Modal's longest sandbox lifetime. */
 export const modalMaxTimeoutMs = 24 * 60 * 60 * 1000;
+
+export const modalCapabilities: SandboxCapabilities = Object.freeze({
+  isolation: 'gvisor',
+  // Modal has no kill for an exec; the adapter kills the command's marked process tree with a
+  // second exec, so kill and signals work.
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
+  tunnels: true,
+  tunnelsTls: true,
+  snapshot: true,
+  deleteSnapshot: false,
+  hostRoutes: false,
+  tags: true,
+  fromName: true,
+  list: true,
+  crossProcessLookup: true,
+  // Modal cannot change a running sandbox's lifetime.
+  extendTimeout: false,
+  network: { block: true, allowCidrs: true, allowDomains: true },
+  limits: { cpu: true, memory: true, pids: false },
+  timeouts: { lifetime: true, idle: true, maxLifetimeMs: modalMaxTimeoutMs },
+  volumes: 'named',
+  gpu: true,
+  images: { reference: true, build: true, snapshot: true },
+} as const);
 
 /**
  * `providerOptions.modal` of `create`: Modal settings with no neutral equivalent.
@@ -59,13 +87,6 @@ export interface ModalCreatePlan {
   warnings: SandboxWarning[];
 }
 
-/** Rounds a duration up to whole seconds (Modal's unit), with a warning when it changed. */
-function wholeSeconds(setting: string, value: number, warnings: SandboxWarning[]): number {
-  const rounded = Math.ceil(value / 1000) * 1000;
-  if (rounded !== value) warnings.push({ type: 'unsupported-setting', setting, details: `Modal takes whole seconds; ${value} ms became ${rounded} ms` });
-  return rounded;
-}
-
 /**
  * Builds the plan. Throws `SandboxInvalidArgumentError` for values Modal would refuse (lifetime
  * beyond 24 hours, a foreign snapshot) and `SandboxCapabilityUnsupportedError` for limits Modal
@@ -78,30 +99,18 @@ export function planModalCreate(
   const provider = 'modal';
   const warnings: SandboxWarning[] = [];
   const extra = parseOptions(modalCreateOptionsSchema, options.providerOptions?.modal, { provider, what: 'providerOptions.modal' });
-  if (options.pidsLimit !== undefined) {
-    throw new SandboxCapabilityUnsupportedError({ message: 'Modal has no process-count limit; remove pidsLimit', capability: 'limits.pids', provider });
-  }
-  if (options.timeoutMs !== undefined && options.timeoutMs > modalMaxTimeoutMs) {
-    throw new SandboxInvalidArgumentError({ message: `timeoutMs is at most ${modalMaxTimeoutMs} (24 hours) on Modal`, argument: 'timeoutMs', provider });
-  }
-  if (options.idleTimeoutMs !== undefined && options.idleTimeoutMs > modalMaxTimeoutMs) {
-    throw new SandboxInvalidArgumentError({ message: `idleTimeoutMs is at most ${modalMaxTimeoutMs} (24 hours) on Modal`, argument: 'idleTimeoutMs', provider });
-  }
+  // Refusals the capabilities state (pids limit, lifetimes past 24 hours, foreign snapshots), in the kit.
+  warnings.push(...refuseUnsupported(options, modalCapabilities, provider));
 
   let image: ModalImagePlan;
   const source = options.image ?? defaults.image;
   if (typeof source === 'string') image = { kind: 'registry', tag: source };
-  else if ('type' in source) {
-    if (source.provider !== provider) {
-      throw new SandboxInvalidArgumentError({ message: `A ${source.provider} snapshot cannot start a Modal sandbox`, argument: 'image', provider });
-    }
-    image = { kind: 'snapshot', imageId: source.id };
-  } else image = { kind: 'build', base: source.base, commands: source.commands };
+  else if ('type' in source) image = { kind: 'snapshot', imageId: source.id }; else image = { kind: 'build', base: source.base, commands: source.commands };
 
   const params: ModalCreatePlan['params'] = {
-    timeoutMs: wholeSeconds('timeoutMs', options.timeoutMs ?? modalDefaultTimeoutMs, warnings),
+    timeoutMs: inWholeSeconds('timeoutMs', options.timeoutMs ?? modalDefaultTimeoutMs, warnings),
   };
-  if (options.idleTimeoutMs !== undefined) params.idleTimeoutMs = wholeSeconds('idleTimeoutMs', options.idleTimeoutMs, warnings);
+  if (options.idleTimeoutMs !== undefined) params.idleTimeoutMs = inWholeSeconds('idleTimeoutMs', options.idleTimeoutMs, warnings);
   if (options.command !== undefined) params.command = typeof options.command === 'string' ? ['/bin/sh', '-c', options.command] : [...options.command];
   if (options.env !== undefined) params.env = { ...options.env };
   if (options.workdir !== undefined) params.workdir = options.workdir;
@@ -122,11 +131,9 @@ export function planModalCreate(
     params.outboundCidrAllowlist = [...network.allowCidrs];
     params.outboundDomainAllowlist = [...network.allowDomains];
   }
-  for (const port of options.ports ?? []) {
-    const number = typeof port === 'number' ? port : port.port;
-    const encrypted = typeof port === 'number' ? defaults.encryptPorts : (port.encrypted ?? defaults.encryptPorts);
-    if (encrypted) (params.encryptedPorts ??= []).push(number);
-    else (params.unencryptedPorts ??= []).push(number);
+  for (const request of portRequests(options.ports, provider)) {
+    if (request.encrypted ?? defaults.encryptPorts) (params.encryptedPorts ??= []).push(request.port);
+    else (params.unencryptedPorts ??= []).push(request.port);
   }
   if (options.name !== undefined) params.name = options.name;
   if (options.tags !== undefined) params.tags = { ...options.tags };
@@ -134,9 +141,7 @@ export function planModalCreate(
   Object.assign(params, passThrough);
   if (experimentalOptions) params.experimentalOptions = { ...experimentalOptions };
 
-  const volumes = Object.entries(options.volumes ?? {}).map(([mountPath, volume]) =>
-    typeof volume === 'string' ? { mountPath, name: volume, readOnly: false } : { mountPath, name: volume.source, readOnly: volume.readOnly },
-  );
+  const volumes = volumeMounts(options.volumes).map((mount) => ({ mountPath: mount.target, name: mount.source, readOnly: mount.readOnly }));
   for (const volume of volumes) {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(volume.name)) {
       throw new SandboxInvalidArgumentError({
@@ -154,4 +159,11 @@ export function planModalCreate(
     volumes,
     warnings,
   };
+}
+
+/** A duration in Modal's unit (whole seconds, rounded up, with a warning), kept in milliseconds for the SDK. */
+function inWholeSeconds(setting: string, milliseconds: number, warnings: SandboxWarning[]): number {
+  const converted = wholeSeconds(milliseconds, setting);
+  if (converted.warning) warnings.push(converted.warning);
+  return converted.value * 1000;
 }

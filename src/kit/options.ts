@@ -122,7 +122,7 @@ export function refuseUnsupported(options: ParsedCreateSandboxOptions, capabilit
     if (!capabilities.timeouts.lifetime) throw unsupported(provider, 'timeouts.lifetime', 'cannot end a sandbox after a lifetime; remove timeoutMs');
     if (options.timeoutMs > capabilities.timeouts.maxLifetimeMs) {
       throw new SandboxInvalidArgumentError({
-        message: `timeoutMs is at most ${capabilities.timeouts.maxLifetimeMs} on the ${provider} provider`,
+        message: `timeoutMs is at most ${describeDuration(capabilities.timeouts.maxLifetimeMs)} on the ${provider} provider`,
         argument: 'timeoutMs',
         provider,
       });
@@ -132,7 +132,7 @@ export function refuseUnsupported(options: ParsedCreateSandboxOptions, capabilit
     if (!capabilities.timeouts.idle) throw unsupported(provider, 'timeouts.idle', 'has no idle timeout; remove idleTimeoutMs');
     if (options.idleTimeoutMs > capabilities.timeouts.maxLifetimeMs) {
       throw new SandboxInvalidArgumentError({
-        message: `idleTimeoutMs is at most ${capabilities.timeouts.maxLifetimeMs} on the ${provider} provider`,
+        message: `idleTimeoutMs is at most ${describeDuration(capabilities.timeouts.maxLifetimeMs)} on the ${provider} provider`,
         argument: 'idleTimeoutMs',
         provider,
       });
@@ -157,4 +157,17 @@ export function refuseUnsupported(options: ParsedCreateSandboxOptions, capabilit
     }
   }
   return warnings;
+}
+
+/** `86_400_000` as "86400000 ms (24 hours)", for messages. */
+export function describeDuration(milliseconds: number): string {
+  const units: Array<[number, string]> = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute'], [1000, 'second']];
+  for (const [size, name] of units) {
+    if (milliseconds >= size && milliseconds % size === 0) {
+      const count = milliseconds / size;
+      const human = name === 'day' && count === 1 ? '24 hours' : `${count} ${name}${count === 1 ? '' : 's'}`;
+      return `${milliseconds} ms (${human})`;
+    }
+  }
+  return `${milliseconds} ms`;
 }

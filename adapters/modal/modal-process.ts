@@ -1,0 +1,80 @@
+import type { ContainerProcess, Sandbox as ModalSdkSandbox } from 'modal';
+import {
+  ProcessOutcome,
+  SandboxError,
+  SandboxNotFoundError,
+  signalFromExitCode,
+  type ExitStatus,
+  type SandboxProcess,
+} from '../../src/kit/index.js';
+
+/** One command in a Modal sandbox: the SDK's process, its outcome kept by the kit. */
+export class ModalSandboxProcess implements SandboxProcess {
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly #outcome: ProcessOutcome;
+
+  constructor(
+    process: ContainerProcess<Uint8Array>,
+    stdout: ReadableStream<Uint8Array>,
+    outcome: ProcessOutcome,
+    mapError: (error: unknown, operation: string) => SandboxError,
+  ) {
+    this.#outcome = outcome;
+    this.stdout = stdout;
+    this.stderr = process.stderr;
+    const stdin = process.stdin.getWriter();
+    stdin.closed.catch(() => undefined);
+    // A write after the command exited is refused by the SDK with a raw error; say what happened.
+    const exitedError = () =>
+      new SandboxNotFoundError({ message: 'The command has exited: its stdin is closed', provider: 'modal' });
+    this.stdin = new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (outcome.done) throw exitedError();
+        await stdin.write(chunk).catch((error: unknown) => Promise.reject(outcome.done ? exitedError() : mapError(error, 'stdin')));
+      },
+      close: async () => {
+        if (outcome.done) return;
+        await stdin.close().catch((error: unknown) => (outcome.done ? undefined : Promise.reject(mapError(error, 'stdin'))));
+      },
+      abort: () => stdin.close().catch(() => undefined),
+    });
+    void process.wait().then(
+      // Modal reports a death by signal n as 128 + n, like a shell; so does sandport.
+      (code) => outcome.exited({ exitCode: code, signal: signalFromExitCode(code) }),
+      (error: unknown) => {
+        outcome.fail(mapError(error, 'exec'));
+        outcome.exited({ exitCode: 137, signal: 'SIGKILL' });
+      },
+    );
+  }
+
+  wait(): Promise<ExitStatus> {
+    return this.#outcome.wait();
+  }
+
+  kill(signal?: Parameters<SandboxProcess['kill']>[0]): Promise<void> {
+    return this.#outcome.kill(signal);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill();
+  }
+}
+
+/** Runs the kit's marker killer in the sandbox: Modal has no kill for an exec. */
+export async function killModalTree(
+  sdk: ModalSdkSandbox,
+  argv: string[],
+  mapError: (error: unknown, operation: string) => SandboxError,
+): Promise<void> {
+  try {
+    const killer = await sdk.exec(argv, { mode: 'binary', stdout: 'ignore', stderr: 'ignore' });
+    await killer.wait();
+  } catch (error) {
+    const mapped = mapError(error, 'kill');
+    // A sandbox that is gone has killed the command already.
+    if (!SandboxNotFoundError.isInstance(mapped)) throw mapped;
+  }
+}
