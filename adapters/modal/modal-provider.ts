@@ -1,6 +1,7 @@
 import type { App, Image, ModalClient, Sandbox as ModalSdkSandbox, Secret, Volume } from 'modal';
 import {
   SandboxEmitter,
+  announceCreated,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
   SandboxProviderError,
@@ -19,8 +20,10 @@ import {
   type SignalOptions,
 } from '../../src/kit/index.js';
 import { mapModalError } from './modal-errors.js';
-import { modalMaxTimeoutMs, planModalCreate, type ModalCreatePlan } from './modal-options.js';
-import { ModalSandbox } from './modal-sandbox.js';
+import { modalCapabilities, modalMaxTimeoutMs, planModalCreate, type ModalCreatePlan } from './modal-options.js';
+
+export { modalCapabilities };
+import { createModalSandbox, type ModalSandbox } from './modal-sandbox.js';
 
 export interface ModalSandboxProviderOptions {
   /** Modal App the sandboxes belong to; created when missing. @default 'sandport' */
@@ -47,29 +50,6 @@ export interface ModalSandboxProviderOptions {
   sandbox?: ModalSdkSandbox;
 }
 
-export const modalCapabilities: SandboxCapabilities = Object.freeze({
-  isolation: 'gvisor',
-  // Modal has no kill for an exec; the adapter kills the command's marked process tree with a
-  // second exec, so kill and signals work.
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
-  tunnels: true,
-  tunnelsTls: true,
-  snapshot: true,
-  deleteSnapshot: false,
-  hostRoutes: false,
-  tags: true,
-  fromName: true,
-  list: true,
-  crossProcessLookup: true,
-  // Modal cannot change a running sandbox's lifetime.
-  extendTimeout: false,
-  network: { block: true, allowCidrs: true, allowDomains: true },
-  limits: { cpu: true, memory: true, pids: false },
-  timeouts: { lifetime: true, idle: true, maxLifetimeMs: modalMaxTimeoutMs },
-  volumes: 'named',
-  gpu: true,
-  images: { reference: true, build: true, snapshot: true },
-} as const);
 
 /** The SDK's client class, once an operation loaded it (an optional peer: importing this module never needs it). */
 let ModalClientClass: typeof ModalClient | undefined;
@@ -126,7 +106,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   }
 
   async create(options: CreateSandboxOptions = {}): Promise<ModalSandbox> {
-    const startedAt = performance.now();
+    const startedAt = Date.now();
     const parsed = parseOptions(createSandboxOptionsSchema, options, { provider: 'modal', what: 'create options' });
     await this.loadClient();
     if (this.options.sandbox) {
@@ -154,9 +134,8 @@ export class ModalSandboxProvider implements SandboxProvider {
       provider: 'modal',
       onAbort: () => void created.then((sandbox) => sandbox.terminate(), () => undefined),
     });
-    const sandbox = new ModalSandbox({ sdk, client: this.client, name: parsed.name, workdir: parsed.workdir, warnings: plan.warnings, events: this.events, ownsLifecycle: true });
-    for (const warning of plan.warnings) this.events.emit('warning', { provider: 'modal', sandboxId: sandbox.id, warning });
-    this.events.emit('sandbox-created', { provider: 'modal', sandboxId: sandbox.id, name: parsed.name, durationMs: performance.now() - startedAt });
+    const sandbox = createModalSandbox({ sdk, client: this.client, name: parsed.name, warnings: plan.warnings, events: this.events, ownsLifecycle: true });
+    announceCreated(this.events, { provider: 'modal', sandboxId: sandbox.id, name: parsed.name, startedAt, warnings: plan.warnings });
     return sandbox;
   }
 
@@ -216,7 +195,7 @@ export class ModalSandboxProvider implements SandboxProvider {
 
   /** Wraps a `modal` Sandbox; with `ownsLifecycle: false`, terminate only detaches. */
   wrap(sdk: ModalSdkSandbox, options: { ownsLifecycle: boolean; name?: string }): ModalSandbox {
-    return new ModalSandbox({ sdk, client: this.client, name: options.name, workdir: undefined, warnings: [], events: this.events, ownsLifecycle: options.ownsLifecycle });
+    return createModalSandbox({ sdk, client: this.client, name: options.name, warnings: [], events: this.events, ownsLifecycle: options.ownsLifecycle });
   }
 
   private getApp(): Promise<App> {
