@@ -20,7 +20,7 @@ const provider = createLocalSandboxProvider();
 const cli = claudeCodeHostMount();
 const store = new DirectorySessionStore(await mkdtemp(join(tmpdir(), 'sandport-sessions-')));
 await using proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
-const sandboxOptions = proxy.createOptions(provider.id, { network: 'block', volumes: cli.createOptions.volumes });
+const sandboxOptions = proxy.createOptions(provider, { network: 'block', volumes: cli.createOptions.volumes });
 
 const first = await provider.create(sandboxOptions);
 const agent = await AgentSession.start(first, { executable: cli.executable, credentials: proxy, cwd: '/workspace/app', store });

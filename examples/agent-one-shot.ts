@@ -16,7 +16,7 @@ if (!apiKey) {
 const provider = createLocalSandboxProvider();
 const cli = claudeCodeHostMount();
 await using proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
-await using sandbox = await provider.create(proxy.createOptions(provider.id, { network: 'block', volumes: cli.createOptions.volumes }));
+await using sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', volumes: cli.createOptions.volumes }));
 await using agent = await AgentSession.start(sandbox, { executable: cli.executable, credentials: proxy, cwd: '/workspace', maxTurns: 10 });
 
 const result = await agent.send('Write a Python script fizzbuzz.py that prints FizzBuzz for 1..15, run it, and tell me the last line.').result;

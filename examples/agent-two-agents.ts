@@ -15,7 +15,7 @@ if (!apiKey) {
 const provider = createLocalSandboxProvider();
 const cli = claudeCodeHostMount();
 await using proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
-await using sandbox = await provider.create(proxy.createOptions(provider.id, { network: 'block', volumes: cli.createOptions.volumes }));
+await using sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', volumes: cli.createOptions.volumes }));
 
 const common = { executable: cli.executable, credentials: proxy, maxTurns: 10 };
 await using writer = await AgentSession.start(sandbox, { ...common, cwd: '/workspace/writer' });

@@ -79,7 +79,7 @@ export interface AgentSessionOptions {
   executable?: string;
   /**
    * How the CLI authenticates. A `CredentialProxy` keeps the real credential on the host (the
-   * sandbox must have been created with `proxy.createOptions(provider.id)`). Omitted: the
+   * sandbox must have been created with `proxy.createOptions(provider)`). Omitted: the
    * sandbox's own environment or files must provide credentials.
    */
   credentials?: AgentCredentials;

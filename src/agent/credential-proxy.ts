@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseOptions } from '../kit/validate.js';
 import type { CreateSandboxOptions } from '../spec/options.js';
-import { openHostRoute, withHostRoute, type HostRoute } from './host-route.js';
+import type { SandboxHostRoute, SandboxProvider } from '../spec/sandbox.js';
+import { openHostRoute, withHostRoute } from './host-route.js';
 
 export const credentialProxyOptionsSchema = z
   .object({
@@ -52,7 +53,7 @@ const droppedRequestHeaders = new Set(['host', 'connection', 'keep-alive', 'prox
  *
  * @example
  * const proxy = await CredentialProxy.start({ apiKey: process.env.ANTHROPIC_API_KEY });
- * const sandbox = await provider.create(proxy.createOptions(provider.id, { network: 'block' }));
+ * const sandbox = await provider.create(proxy.createOptions(provider, { network: 'block' }));
  * const agent = await AgentSession.start(sandbox, { credentials: proxy });
  */
 export class CredentialProxy {
@@ -68,6 +69,7 @@ export class CredentialProxy {
   private readonly kind: 'apiKey' | 'oauthToken' | 'authToken';
   private readonly secret: string;
   private closing: Promise<void> | undefined;
+  private readonly routes = new Map<string, SandboxHostRoute>();
 
   private constructor(
     private readonly server: Server,
@@ -114,20 +116,30 @@ export class CredentialProxy {
     return proxy;
   }
 
-  /** The route from a sandbox of `providerId` to this proxy. Throws `SandboxCapabilityUnsupportedError` when the provider has none. */
-  route(providerId: string): HostRoute {
-    return openHostRoute(providerId, this.socketPath, { sandboxPort: this.sandboxPort });
+  /**
+   * The route from sandboxes of `provider` to this proxy, opened by the provider
+   * (`provider.openHostRoute`). Throws `SandboxCapabilityUnsupportedError` (capability
+   * `hostRoutes`) when the provider has none.
+   */
+  route(provider: SandboxProvider): SandboxHostRoute {
+    const route = openHostRoute(provider, this.socketPath, { sandboxPort: this.sandboxPort });
+    this.routes.set(provider.id, route);
+    return route;
   }
 
   /** `options` plus what opens the route, for `provider.create`. */
-  createOptions(providerId: string, options: CreateSandboxOptions = {}): CreateSandboxOptions {
-    return withHostRoute(options, this.route(providerId));
+  createOptions(provider: SandboxProvider, options: CreateSandboxOptions = {}): CreateSandboxOptions {
+    return withHostRoute(options, this.route(provider));
   }
 
-  /** Environment for the CLI inside a sandbox of `providerId`: the base URL and the placeholder credential. */
+  /**
+   * Environment for the CLI inside a sandbox of the provider `providerId` (created with
+   * `createOptions(provider)`): the base URL of the route and the placeholder credential.
+   */
   sandboxEnv(providerId: string): Record<string, string> {
     const variable = { apiKey: 'ANTHROPIC_API_KEY', oauthToken: 'CLAUDE_CODE_OAUTH_TOKEN', authToken: 'ANTHROPIC_AUTH_TOKEN' }[this.kind];
-    return { ANTHROPIC_BASE_URL: this.route(providerId).sandboxUrl, [variable]: this.placeholder };
+    const sandboxUrl = this.routes.get(providerId)?.sandboxUrl ?? `http://127.0.0.1:${this.sandboxPort}`;
+    return { ANTHROPIC_BASE_URL: sandboxUrl, [variable]: this.placeholder };
   }
 
   /** Stops listening and drops open connections. Idempotent. */

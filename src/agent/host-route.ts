@@ -1,73 +1,32 @@
-import { SandboxCapabilityUnsupportedError } from '../errors/index.js';
+import { SandboxCapabilityUnsupportedError, SandboxInvalidArgumentError } from '../errors/index.js';
 import type { CreateSandboxOptions } from '../spec/options.js';
+import type { SandboxHostRoute, SandboxProvider } from '../spec/sandbox.js';
 
 /**
- * One deliberately opened path from inside a sandbox to one host service that listens on a host
- * unix socket. The sandbox never joins the host's network; it gets exactly this route.
+ * The route from a provider's sandboxes to one host service on a Unix socket, through the
+ * contract's optional `provider.openHostRoute` (each adapter owns how: a forwarder on the
+ * sandbox's loopback, a bind-mounted socket, a tunnel). Throws `SandboxCapabilityUnsupportedError`
+ * (capability `hostRoutes`) when the provider has none.
  */
-export interface HostRoute {
-  /** Options to merge into `provider.create(…)`: the route exists from the sandbox's creation on. */
-  readonly createOptions: Pick<CreateSandboxOptions, 'providerOptions' | 'volumes' | 'env'>;
-  /** Base URL that processes inside the sandbox use to reach the host service (`http://127.0.0.1:<port>`). */
-  readonly sandboxUrl: string;
-}
-
-/**
- * How one provider opens a `HostRoute`. Providers differ, so this is a table keyed by provider
- * id rather than a method of the contract:
- * - `local`: `providerOptions.local.hostForwards`, a TCP listener on the sandbox's own loopback
- *   that forwards each connection to the host socket.
- * - `docker`: `providerOptions.docker.hostForwards`, the host socket bind-mounted and a forwarder
- *   on the container's loopback (node or python3 in the image).
- * Other providers (cloud providers through a tunnel) register theirs with `registerHostRouteOpener`.
- */
-export type HostRouteOpener = (hostSocketPath: string, options: { sandboxPort: number }) => HostRoute;
-
-const openers = new Map<string, HostRouteOpener>([
-  [
-    'local',
-    (hostSocketPath, { sandboxPort }) => ({
-      createOptions: { providerOptions: { local: { hostForwards: { [sandboxPort]: hostSocketPath } } } },
-      sandboxUrl: `http://127.0.0.1:${sandboxPort}`,
-    }),
-  ],
-  [
-    'docker',
-    (hostSocketPath, { sandboxPort }) => ({
-      createOptions: { providerOptions: { docker: { hostForwards: { [sandboxPort]: hostSocketPath } } } },
-      sandboxUrl: `http://127.0.0.1:${sandboxPort}`,
-    }),
-  ],
-]);
-
-/** Adds or replaces the opener of a provider id. */
-export function registerHostRouteOpener(providerId: string, opener: HostRouteOpener): void {
-  openers.set(providerId, opener);
-}
-
-/** Whether sandboxes of `providerId` can reach a host socket (and so use the credential proxy). */
-export function canOpenHostRoute(providerId: string): boolean {
-  return openers.has(providerId);
-}
-
-/**
- * The route from a sandbox of `providerId` to `hostSocketPath`.
- * Throws `SandboxCapabilityUnsupportedError` (capability `hostRoute`) when the provider has none.
- */
-export function openHostRoute(providerId: string, hostSocketPath: string, options: { sandboxPort: number }): HostRoute {
-  const opener = openers.get(providerId);
-  if (!opener) {
-    throw new SandboxCapabilityUnsupportedError({
-      message: `Sandboxes of provider "${providerId}" have no route to a host service; register one with registerHostRouteOpener, or pass the credentials into the sandbox explicitly`,
-      capability: 'hostRoute',
-      provider: providerId,
+export function openHostRoute(provider: SandboxProvider, hostSocketPath: string, options: { sandboxPort: number }): SandboxHostRoute {
+  if (typeof provider !== 'object' || provider === null || typeof provider.id !== 'string') {
+    throw new SandboxInvalidArgumentError({
+      message: 'Pass the provider object (provider, not provider.id): the route is opened by the provider itself',
+      argument: 'provider',
     });
   }
-  return opener(hostSocketPath, options);
+  if (!provider.capabilities.hostRoutes || typeof provider.openHostRoute !== 'function') {
+    throw new SandboxCapabilityUnsupportedError({
+      message: `Sandboxes of provider "${provider.id}" have no route to a host service; pass the credentials into the sandbox explicitly`,
+      capability: 'hostRoutes',
+      provider: provider.id,
+    });
+  }
+  return provider.openHostRoute(hostSocketPath, options);
 }
 
 /** Merges route options into create options (provider options and volumes are merged one level deep). */
-export function withHostRoute(options: CreateSandboxOptions, route: HostRoute): CreateSandboxOptions {
+export function withHostRoute(options: CreateSandboxOptions, route: SandboxHostRoute): CreateSandboxOptions {
   const providerOptions: Record<string, Record<string, unknown>> = { ...options.providerOptions };
   for (const [provider, extra] of Object.entries(route.createOptions.providerOptions ?? {})) {
     const current = providerOptions[provider] ?? {};

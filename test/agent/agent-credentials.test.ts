@@ -35,7 +35,7 @@ describe.skipIf(skip !== undefined)('credential proxy', () => {
     await using proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: harness.fake.url });
     const mount = claudeCodeHostMount();
     // Only the proxy's route is opened: this sandbox has no direct path to the fake API.
-    const sandbox = await harness.provider.create(proxy.createOptions('local', { network: 'block', volumes: mount.createOptions.volumes }));
+    const sandbox = await harness.provider.create(proxy.createOptions(harness.provider, { network: 'block', volumes: mount.createOptions.volumes }));
     try {
       await using agent = await AgentSession.start(sandbox, { executable: mount.executable, credentials: proxy, env: testEnv, cwd: '/workspace/secret', closeGraceMs: 1_000 });
       const seenBefore = harness.fake.requests.length;
@@ -60,7 +60,7 @@ describe.skipIf(skip !== undefined)('credential proxy', () => {
       await sandbox.files.remove('/tmp/planted');
       // A request without the placeholder is refused by the proxy, not forwarded.
       const forwarded = proxy.forwarded;
-      const refused = await sandbox.run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'x-api-key: guessed', `${proxy.route('local').sandboxUrl}/v1/messages`]);
+      const refused = await sandbox.run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'x-api-key: guessed', `${proxy.route(harness.provider).sandboxUrl}/v1/messages`]);
       expect(refused.stdout).toBe('401');
       expect(proxy.forwarded).toBe(forwarded);
     } finally {
@@ -72,7 +72,7 @@ describe.skipIf(skip !== undefined)('credential proxy', () => {
     const realToken = `sk-ant-oat01-REAL-TOKEN-${Date.now()}`;
     await using proxy = await CredentialProxy.start({ oauthToken: realToken, baseUrl: harness.fake.url });
     const mount = claudeCodeHostMount();
-    const sandbox = await harness.provider.create(proxy.createOptions('local', { network: 'block', volumes: mount.createOptions.volumes }));
+    const sandbox = await harness.provider.create(proxy.createOptions(harness.provider, { network: 'block', volumes: mount.createOptions.volumes }));
     try {
       await using agent = await AgentSession.start(sandbox, { executable: mount.executable, credentials: proxy, env: testEnv, closeGraceMs: 1_000 });
       const seenBefore = harness.fake.requests.length;

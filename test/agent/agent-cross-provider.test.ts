@@ -36,7 +36,7 @@ describe.skipIf(skip !== undefined)('AgentSession across providers', () => {
     const agentOptions = { executable: cli.executable, credentials: proxy, cwd: '/workspace/project', store, env: testEnv, startTimeoutMs: 60_000, closeGraceMs: 1_000 };
 
     const local = createLocalSandboxProvider();
-    const first = await local.create(proxy.createOptions(local.id, { network: 'block', volumes: cli.createOptions.volumes }));
+    const first = await local.create(proxy.createOptions(local, { network: 'block', volumes: cli.createOptions.volumes }));
     const agent = await AgentSession.start(first, agentOptions);
     const turn = agent.send('remember BRAVO-9');
     expect((await turn.result).text).toBe('Echo: remember BRAVO-9');
@@ -46,7 +46,7 @@ describe.skipIf(skip !== undefined)('AgentSession across providers', () => {
     await first.terminate();
 
     const docker = createDockerSandboxProvider();
-    const second = await docker.create(proxy.createOptions(docker.id, { image: dockerImage, network: 'block', volumes: cli.createOptions.volumes, timeoutMs: 5 * 60_000 }));
+    const second = await docker.create(proxy.createOptions(docker, { image: dockerImage, network: 'block', volumes: cli.createOptions.volumes, timeoutMs: 5 * 60_000 }));
     try {
       await using resumed = await AgentSession.resume(second, { ...agentOptions, sessionId });
       expect(resumed.sessionId).toBe(sessionId);
