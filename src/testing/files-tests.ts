@@ -1,17 +1,14 @@
 import { createHash } from 'node:crypto';
 import { SandboxFileNotFoundError, SandboxInvalidArgumentError } from '../errors/index.js';
-import type { Sandbox } from '../spec/sandbox.js';
 import type { SuiteContext } from './context.js';
 
 export function filesTests(context: SuiteContext): void {
-  const { describe, expect, beforeAll } = context.options;
+  const { describe, expect } = context.options;
   describe('files', () => {
-    let sandbox: Sandbox;
-    beforeAll(async () => {
-      sandbox = await context.create({ workdir: '/workspace' });
-    });
+    const shared = context.sharedSandbox({ workdir: '/workspace' });
 
-    context.test('text round trip, visible to commands', async () => {
+    context.test('files.text', 'text round trip, visible to commands', async () => {
+      const sandbox = shared();
       await sandbox.files.write('/workspace/hello.txt', 'hello ünïcødé\nsecond line\n');
       expect(await sandbox.files.readText('/workspace/hello.txt')).toBe('hello ünïcødé\nsecond line\n');
       expect((await sandbox.run(['cat', '/workspace/hello.txt'])).stdout).toBe('hello ünïcødé\nsecond line\n');
@@ -19,14 +16,16 @@ export function filesTests(context: SuiteContext): void {
       expect(await sandbox.files.readText('/workspace/from-exec.txt')).toBe('from exec');
     });
 
-    context.test('binary round trip of every byte value', async () => {
+    context.test('files.binary', 'binary round trip of every byte value', async () => {
+      const sandbox = shared();
       const bytes = new Uint8Array(256 * 4).map((_, index) => index % 256);
       await sandbox.files.write('/workspace/binary.bin', bytes);
       expect(Buffer.from(await sandbox.files.read('/workspace/binary.bin')).equals(Buffer.from(bytes))).toBe(true);
       expect((await sandbox.run(['wc', '-c', '/workspace/binary.bin'])).stdout.trim().split(' ')[0]).toBe('1024');
     });
 
-    context.test('an empty file and overwriting', async () => {
+    context.test('files.empty-overwrite', 'an empty file and overwriting', async () => {
+      const sandbox = shared();
       await sandbox.files.write('/workspace/empty', '');
       expect((await sandbox.files.read('/workspace/empty')).byteLength).toBe(0);
       await sandbox.files.write('/workspace/empty', 'now longer');
@@ -35,7 +34,8 @@ export function filesTests(context: SuiteContext): void {
     });
 
     const largeMiB = context.options.scale?.largeFileMiB ?? 100;
-    context.test(`a ${largeMiB} MiB file streams in and out`, async () => {
+    context.test('files.large-stream', 'a large file streams in and out, byte for byte', async () => {
+      const sandbox = shared();
       const chunk = new Uint8Array(1024 * 1024);
       let produced = 0;
       const inHash = createHash('sha256');
@@ -64,7 +64,8 @@ export function filesTests(context: SuiteContext): void {
       await sandbox.files.remove('/workspace/large.bin');
     });
 
-    context.test('a missing file is SandboxFileNotFoundError everywhere', async () => {
+    context.test('files.missing', 'a missing file is SandboxFileNotFoundError everywhere', async () => {
+      const sandbox = shared();
       const error = await context.expectError(sandbox.files.read('/workspace/nope.txt'), SandboxFileNotFoundError);
       expect(error.path).toBe('/workspace/nope.txt');
       await context.expectError(sandbox.files.readStream('/workspace/nope.txt'), SandboxFileNotFoundError);
@@ -74,7 +75,8 @@ export function filesTests(context: SuiteContext): void {
       expect(await sandbox.files.exists('/workspace/nope.txt')).toBe(false);
     });
 
-    context.test('mkdir -p, list, stat, exists', async () => {
+    context.test('files.mkdir-list-stat', 'mkdir -p, list, stat, exists', async () => {
+      const sandbox = shared();
       await sandbox.files.mkdir('/workspace/a/b/c');
       await sandbox.files.mkdir('/workspace/a/b/c');
       await sandbox.files.write('/workspace/a/file.txt', '12345');
@@ -96,12 +98,14 @@ export function filesTests(context: SuiteContext): void {
       expect((await sandbox.run(['/workspace/a/mode.sh'])).stdout).toBe('ran\n');
     });
 
-    context.test('relative paths resolve against the workdir', async () => {
+    context.test('files.relative', 'relative paths resolve against the workdir', async () => {
+      const sandbox = shared();
       await sandbox.files.write('relative.txt', 'rel');
       expect(await sandbox.files.readText('/workspace/relative.txt')).toBe('rel');
     });
 
-    context.test('remove a file, and a directory only with recursive', async () => {
+    context.test('files.remove', 'remove a file, and a directory only with recursive', async () => {
+      const sandbox = shared();
       await sandbox.files.write('/workspace/rm/inner/file', 'x');
       await sandbox.files.remove('/workspace/rm/inner/file');
       expect(await sandbox.files.exists('/workspace/rm/inner/file')).toBe(false);
@@ -111,7 +115,8 @@ export function filesTests(context: SuiteContext): void {
       expect(await sandbox.files.exists('/workspace/rm')).toBe(false);
     });
 
-    context.test('symlinks resolve inside the sandbox', async () => {
+    context.test('files.symlinks', 'symlinks resolve inside the sandbox', async () => {
+      const sandbox = shared();
       await sandbox.files.write('/workspace/target.txt', 'inside');
       await sandbox.run(['ln', '-sf', '/workspace/target.txt', '/workspace/link']);
       expect(await sandbox.files.readText('/workspace/link')).toBe('inside');
@@ -120,7 +125,8 @@ export function filesTests(context: SuiteContext): void {
       expect(stat.linkTarget).toBe('/workspace/target.txt');
     });
 
-    context.test('bad paths are typed errors', async () => {
+    context.test('files.bad-paths', 'bad paths are typed errors', async () => {
+      const sandbox = shared();
       await context.expectError(sandbox.files.read('/workspace/nul\0byte'), SandboxInvalidArgumentError);
       await context.expectError(sandbox.files.write('', 'x'), SandboxInvalidArgumentError);
       await sandbox.files.mkdir('/workspace/a-directory');

@@ -1,31 +1,11 @@
-import { SandboxAlreadyExistsError, SandboxCapabilityUnsupportedError, SandboxInvalidArgumentError, SandboxNotFoundError } from '../errors/index.js';
-import { requireCapability } from '../kit/capability.js';
+import { SandboxAlreadyExistsError, SandboxInvalidArgumentError, SandboxNotFoundError } from '../errors/index.js';
 import { eventually, sleep, type SuiteContext } from './context.js';
 
 export function lifecycleTests(context: SuiteContext): void {
   const { describe, expect } = context.options;
+  const caps = context.capabilities;
   describe('lifecycle', () => {
-    context.test('capability flags match the optional methods', async () => {
-      const { provider } = context;
-      expect(provider.specificationVersion).toBe('sandbox-v1');
-      expect(typeof provider.fromName === 'function').toBe(provider.capabilities.fromName);
-      expect(typeof provider.list === 'function').toBe(provider.capabilities.list);
-      const sandbox = await context.create();
-      expect(typeof sandbox.snapshot === 'function').toBe(provider.capabilities.snapshot);
-      expect(typeof sandbox.extendTimeout === 'function').toBe(provider.capabilities.extendTimeout);
-      if (!provider.capabilities.snapshot) {
-        let thrown: unknown;
-        try {
-          requireCapability(sandbox, 'snapshot');
-        } catch (error) {
-          thrown = error;
-        }
-        expect(SandboxCapabilityUnsupportedError.isInstance(thrown)).toBe(true);
-      }
-      await sandbox.terminate();
-    });
-
-    context.test('terminate is idempotent, and later calls are SandboxNotFoundError', async () => {
+    context.test('lifecycle.terminate', 'terminate is idempotent, and later calls are SandboxNotFoundError', async () => {
       const sandbox = await context.create();
       expect(await sandbox.poll()).toEqual({ state: 'running' });
       await sandbox.terminate();
@@ -39,7 +19,7 @@ export function lifecycleTests(context: SuiteContext): void {
       await context.expectError(context.provider.fromId(sandbox.id), SandboxNotFoundError);
     });
 
-    context.test('await using terminates the sandbox', async () => {
+    context.test('lifecycle.await-using', 'await using terminates the sandbox', async () => {
       let id = '';
       {
         await using sandbox = await context.create();
@@ -49,7 +29,7 @@ export function lifecycleTests(context: SuiteContext): void {
       await context.expectError(context.provider.fromId(id), SandboxNotFoundError);
     });
 
-    context.test('a command that is running when the sandbox ends rejects with SandboxNotFoundError', async () => {
+    context.test('lifecycle.exec-outlived', 'a command that is running when the sandbox ends rejects with SandboxNotFoundError', async () => {
       const sandbox = await context.create();
       const process = await sandbox.exec(['sleep', '600']);
       await sandbox.terminate();
@@ -57,6 +37,7 @@ export function lifecycleTests(context: SuiteContext): void {
     });
 
     context.test(
+      'lifecycle.lifetime-timeout',
       'the lifetime timeout ends the sandbox',
       async () => {
         const sandbox = await context.create({ timeoutMs: 2_000 });
@@ -65,10 +46,11 @@ export function lifecycleTests(context: SuiteContext): void {
         expect(ended.reason).toBe('lifetime-timeout');
         await context.expectError(sandbox.run(['true']), SandboxNotFoundError);
       },
-      context.provider.capabilities.timeouts.lifetime === false ? 'no lifetime timeout' : undefined,
+      caps.timeouts.lifetime ? undefined : 'provider has no lifetime timeout',
     );
 
     context.test(
+      'lifecycle.extend-timeout',
       'extendTimeout pushes the deadline',
       async () => {
         const sandbox = await context.create({ timeoutMs: 1_500 });
@@ -77,31 +59,39 @@ export function lifecycleTests(context: SuiteContext): void {
         expect((await sandbox.poll()).state).toBe('running');
         await sandbox.terminate();
       },
-      context.provider.capabilities.extendTimeout ? undefined : 'provider cannot extend the lifetime',
+      caps.extendTimeout && caps.timeouts.lifetime ? undefined : 'provider cannot extend the lifetime',
     );
 
     context.test(
+      'lifecycle.idle-timeout',
       'the idle timeout ends an unused sandbox but not a busy one',
       async () => {
-      const busy = await context.create({ idleTimeoutMs: 1_500 });
-      const idle = await context.create({ idleTimeoutMs: 1_500 });
-      const work = busy.run(['sleep', '3']);
-      expect((await idle.wait()).reason).toBe('idle-timeout');
-      expect((await work).exitCode).toBe(0);
-      expect((await busy.poll()).state).toBe('running');
-      await busy.terminate();
+        const busy = await context.create({ idleTimeoutMs: 1_500 });
+        const idle = await context.create({ idleTimeoutMs: 1_500 });
+        const work = busy.run(['sleep', '3']);
+        expect((await idle.wait()).reason).toBe('idle-timeout');
+        expect((await work).exitCode).toBe(0);
+        expect((await busy.poll()).state).toBe('running');
+        await busy.terminate();
       },
-      context.provider.capabilities.timeouts.idle ? undefined : 'provider has no idle timeout',
+      caps.timeouts.idle ? undefined : 'provider has no idle timeout',
     );
 
-    context.test('an entrypoint command ends the sandbox when it exits', async () => {
+    context.test('lifecycle.warnings', 'sandbox.warnings is an array of typed warnings', async () => {
+      const sandbox = await context.create();
+      expect(Array.isArray(sandbox.warnings)).toBe(true);
+      for (const warning of sandbox.warnings) expect(['unsupported-setting', 'other']).toContain(warning.type);
+      await sandbox.terminate();
+    });
+
+    context.test('lifecycle.entrypoint', 'an entrypoint command ends the sandbox when it exits', async () => {
       const sandbox = await context.create({ command: ['/bin/sh', '-c', 'sleep 1; exit 3'] });
       const ended = await sandbox.wait();
       expect(ended.reason).toBe('entrypoint-exited');
       expect(ended.exitCode).toBe(3);
     });
 
-    context.test('invalid create options are SandboxInvalidArgumentError naming the field', async () => {
+    context.test('lifecycle.invalid-options', 'invalid create options are SandboxInvalidArgumentError naming the field', async () => {
       const cases: Array<[Record<string, unknown>, string]> = [
         [{ memoryMiB: -1 }, 'memoryMiB'],
         [{ cpu: 0 }, 'cpu'],
@@ -110,17 +100,23 @@ export function lifecycleTests(context: SuiteContext): void {
         [{ env: { 'A=B': 'x' } }, 'env'],
         [{ ports: [70000] }, 'ports'],
         [{ name: 'has space' }, 'name'],
-        [{ notAnOption: true }, 'create options'],
       ];
       for (const [options, field] of cases) {
         const error = await context.expectError(context.provider.create(options), SandboxInvalidArgumentError);
-        expect(error.argument.startsWith(field) || error.message.includes(field)).toBe(true);
+        // The field itself, or a path inside it (`env.A=B`, `ports.0`).
+        const named = error.argument === field || error.argument.startsWith(`${field}.`);
+        expect(named, `argument '${error.argument}' for a bad ${field}`).toBe(true);
       }
+      // An unknown key has no field of its own: the argument is the key or the whole options
+      // object, and the message must name the key.
+      const unknown = await context.expectError(context.provider.create({ notAnOption: true } as Record<string, unknown>), SandboxInvalidArgumentError);
+      expect(['notAnOption', 'create options']).toContain(unknown.argument);
+      expect(unknown.message).toContain('notAnOption');
     });
   });
 
   describe('lookup and tags', () => {
-    context.test('fromId attaches to a running sandbox', async () => {
+    context.test('lookup.from-id', 'fromId attaches to a running sandbox', async () => {
       const sandbox = await context.create();
       await sandbox.files.write('/tmp/marker', 'same sandbox');
       const again = await context.provider.fromId(sandbox.id);
@@ -131,6 +127,7 @@ export function lifecycleTests(context: SuiteContext): void {
     });
 
     context.test(
+      'lookup.from-name',
       'fromName finds a named sandbox; a duplicate name is rejected',
       async () => {
         const name = `suite-${context.runId}`;
@@ -144,10 +141,11 @@ export function lifecycleTests(context: SuiteContext): void {
         const reused = await context.create({ name });
         await reused.terminate();
       },
-      context.provider.capabilities.fromName === false ? 'provider has no fromName' : undefined,
+      caps.fromName ? undefined : 'provider has no fromName',
     );
 
     context.test(
+      'lookup.tags-list',
       'tags are set, read, replaced, and list filters by them',
       async () => {
         const run = context.runId;
@@ -165,7 +163,7 @@ export function lifecycleTests(context: SuiteContext): void {
         expect((await context.provider.list!({ tags: { suite: run } })).map((info) => info.id)).toEqual([second.id]);
         await second.terminate();
       },
-      context.provider.capabilities.list === false ? 'provider has no list' : undefined,
+      !caps.list ? 'provider has no list' : !caps.tags ? 'provider has no tags' : undefined,
     );
   });
 }

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { createDockerSandboxProvider, dockerCapabilities } from '../../adapters/docker/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 
@@ -14,6 +14,8 @@ describe.skipIf(!available)('docker provider', () => {
     expect,
     beforeAll,
     afterAll,
+    onTestFailed,
+    capabilities: dockerCapabilities,
     createProvider: () => createDockerSandboxProvider({ defaultImage: baseImage }),
     // The base image is debootstrap minbase; the tunnel test needs python3, which this builds
     // once (cached by content) through the provider's own image builds.

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalSandboxProvider } from '../../adapters/local/index.js';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { createLocalSandboxProvider, localCapabilities } from '../../adapters/local/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
 
 // Built by scripts/build-rootfs.sh (debootstrap minbase), which .ci/run runs.
@@ -16,11 +16,12 @@ describe.skipIf(!available)('local provider with a rootfs image', () => {
     expect,
     beforeAll,
     afterAll,
+    onTestFailed,
+    capabilities: localCapabilities,
     createProvider: () => createLocalSandboxProvider(),
     createOptions: { image: rootfs },
     skip: {
-      'an HTTP server and a WebSocket server in the sandbox are reached from the host':
-        'the minbase image has neither node nor python3; the host-image run covers tunnels',
+      'tunnels.http-and-websocket': 'the minbase image has neither node nor python3; the host-image run covers tunnels',
     },
   });
 

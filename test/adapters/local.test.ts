@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalSandboxProvider } from '../../adapters/local/index.js';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { createLocalSandboxProvider, localCapabilities } from '../../adapters/local/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
 
 defineSandboxConformanceSuite({
@@ -9,5 +9,7 @@ defineSandboxConformanceSuite({
   expect,
   beforeAll,
   afterAll,
+  onTestFailed,
+  capabilities: localCapabilities,
   createProvider: () => createLocalSandboxProvider(),
 });

@@ -2,9 +2,9 @@
  * The conformance suite through the real `modal` SDK, against the local Modal emulator
  * (test/emulators/modal), which runs every sandbox in the local bubblewrap provider.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { ModalClient } from 'modal';
-import { createModalSandboxProvider } from '../../adapters/modal/index.js';
+import { createModalSandboxProvider, modalCapabilities } from '../../adapters/modal/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
 import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
 
@@ -13,11 +13,9 @@ let emulator: ModalEmulatorProcess | undefined;
 let client: ModalClient | undefined;
 
 describe('modal provider (real SDK against the emulator)', () => {
+  // Runs before the suite's own beforeAll, which calls createProvider.
   beforeAll(async () => {
     emulator = await spawnModalEmulator();
-    // The SDK reads its server URL from the environment when a client is made.
-    process.env.MODAL_SERVER_URL = emulator.url;
-    client = new ModalClient({ tokenId: 'ak-emulator', tokenSecret: 'as-emulator', logLevel: 'error' });
   });
   afterAll(async () => {
     client?.close();
@@ -31,15 +29,18 @@ describe('modal provider (real SDK against the emulator)', () => {
     expect,
     beforeAll,
     afterAll,
-    createProvider: () =>
-      createModalSandboxProvider({
-        // Created lazily, after beforeAll started the emulator.
-        get client() {
-          return client;
-        },
+    onTestFailed,
+    capabilities: modalCapabilities,
+    createProvider: async () => {
+      // The SDK reads its server URL from the environment when a client is made.
+      process.env.MODAL_SERVER_URL = emulator!.url;
+      client = new ModalClient({ tokenId: 'ak-emulator', tokenSecret: 'as-emulator', logLevel: 'error' });
+      return createModalSandboxProvider({
+        client,
         appName: 'sandport-conformance',
         // The emulator's tunnels are plain TCP on loopback (no TLS terminator).
         encryptPortsByDefault: false,
-      } as Parameters<typeof createModalSandboxProvider>[0]),
+      });
+    },
   });
 });
