@@ -74,7 +74,7 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Sandb
     case 'AlreadyExistsError':
       return new SandboxAlreadyExistsError({ message: `${operation}: ${message}`, provider, cause });
     case 'InvalidError':
-      return new SandboxInvalidArgumentError({ message: `Modal refused ${operation}: ${message}`, argument: operation, provider, cause });
+      return new SandboxInvalidArgumentError({ message: `Modal refused ${operation}: ${message}`, argument: invalidArgumentOf(operation, message), provider, cause });
     case 'SandboxTimeoutError':
     case 'TimeoutError':
       return new SandboxTimeoutError({ message: `Modal timed out during ${operation}: ${message}`, operation, provider, cause });
@@ -115,4 +115,11 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Sandb
 /** The `error_kind` Modal's file tool reports in its JSON error line (`IsDirectory`, `NotFound`, …). */
 export function fileToolErrorKind(stderr: string): string | undefined {
   return /"error_kind"\s*:\s*"(\w+)"/.exec(stderr)?.[1];
+}
+
+/** The option an `InvalidError` is about, when its message says (an entrypoint that does not exist names `command`). */
+function invalidArgumentOf(operation: string, message: string): string {
+  if (operation === 'create' && /command not found|no such file or directory|executable file not found/i.test(message)) return 'command';
+  if (/\bimage\b/i.test(message)) return 'image';
+  return operation;
 }

@@ -3,6 +3,7 @@ import {
   ProcessOutcome,
   SandboxError,
   SandboxNotFoundError,
+  discardOnCancel,
   signalFromExitCode,
   type ExitStatus,
   type SandboxProcess,
@@ -22,8 +23,10 @@ export class ModalSandboxProcess implements SandboxProcess {
     mapError: (error: unknown, operation: string) => SandboxError,
   ) {
     this.#outcome = outcome;
-    this.stdout = stdout;
-    this.stderr = process.stderr;
+    // Modal's output travels over an RPC stream: a command whose reader went away would block on
+    // a full buffer, so a cancelled stream is drained (and discarded) instead.
+    this.stdout = discardOnCancel(stdout);
+    this.stderr = discardOnCancel(process.stderr);
     const stdin = process.stdin.getWriter();
     stdin.closed.catch(() => undefined);
     // A write after the command exited is refused by the SDK with a raw error; say what happened.

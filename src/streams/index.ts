@@ -307,3 +307,31 @@ export function toWebWritable(writable: import('node:stream').Writable, options:
     },
   });
 }
+
+/**
+ * A view of `source` whose `cancel()` does not cancel the source but reads it to its end in the
+ * background, discarding the bytes. For providers whose command would block on a full output
+ * pipe once nobody reads it (the output travels over an RPC stream, not a pipe that closes):
+ * cancelling then means "I do not care about this output", and the command runs on to its exit.
+ */
+export function discardOnCancel(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const next = await reader.read();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      cancel() {
+        void (async () => {
+          for (;;) {
+            const next = await reader.read();
+            if (next.done) return;
+          }
+        })().catch(() => undefined);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
