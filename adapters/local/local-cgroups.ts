@@ -1,4 +1,4 @@
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CgroupLayout } from './local-system.js';
 
@@ -41,7 +41,7 @@ export class SandboxCgroups {
           await writeFile(join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpu * 100000))));
         }
       } catch (error) {
-        await cgroups.remove();
+        await cgroups.destroy();
         throw error;
       }
       return cgroups;
@@ -60,7 +60,7 @@ export class SandboxCgroups {
       if (limits.pidsLimit !== undefined) await writeFile(join(dir, 'pids.max'), String(limits.pidsLimit));
       if (limits.cpu !== undefined) await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(limits.cpu * 100000))} 100000`);
     } catch (error) {
-      await cgroups.remove();
+      await cgroups.destroy();
       throw error;
     }
     return cgroups;
@@ -136,12 +136,14 @@ export class SandboxCgroups {
     return this.layout.version === 1 ? [join(this.freezerDir, 'freezer.state')] : [];
   }
 
-  /** Removes every directory, killing what is left. Used when create fails half-way. */
-  async remove(): Promise<void> {
-    for (const dir of this.dirs) {
-      await rmdir(join(dir, 'init')).catch(() => undefined);
-      await rmdir(dir).catch(() => undefined);
-    }
+  /**
+   * Kills whatever is left in the sandbox's cgroups and removes every directory, retrying while
+   * killed processes are still leaving them (up to `timeoutMs`). The launcher does this on its
+   * way out; this is the creator's backstop once the launcher has exited, and the cleanup of a
+   * create that failed half-way. Resolves true when nothing is left. Idempotent.
+   */
+  async destroy(timeoutMs = 10_000): Promise<boolean> {
+    return removeSandboxDirs(this.dirs, this.freezerDir, this.layout.version, timeoutMs);
   }
 
   private async pids(dir: string): Promise<number[]> {
@@ -156,4 +158,70 @@ function tryKill(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/** Every cgroup directory of sandbox `sandboxId` under `layout` (the sandbox dirs, not their leaves). */
+export function sandboxCgroupDirs(layout: CgroupLayout, sandboxId: string): { dirs: string[]; freezerDir: string } {
+  if (layout.version === 2) {
+    const dir = join(layout.base, 'sandport', sandboxId);
+    return { dirs: [dir], freezerDir: dir };
+  }
+  const dirs = Object.values(layout.controllers).map((root) => join(root, 'sandport', sandboxId));
+  return { dirs, freezerDir: join(layout.controllers.freezer, 'sandport', sandboxId) };
+}
+
+/** Ids of every sandbox with a cgroup directory under `layout`, with the directory's age in ms. */
+export async function listSandboxCgroups(layout: CgroupLayout): Promise<Map<string, number>> {
+  const roots = layout.version === 2 ? [layout.base] : Object.values(layout.controllers);
+  const found = new Map<string, number>();
+  for (const root of roots) {
+    for (const entry of await readdir(join(root, 'sandport'), { withFileTypes: true }).catch(() => [])) {
+      if (!entry.isDirectory() || !entry.name.startsWith('sb-')) continue;
+      const info = await stat(join(root, 'sandport', entry.name)).catch(() => undefined);
+      const age = info ? Date.now() - info.mtimeMs : 0;
+      found.set(entry.name, Math.min(found.get(entry.name) ?? Number.POSITIVE_INFINITY, age));
+    }
+  }
+  return found;
+}
+
+/** Pids in a sandbox's cgroups (every directory and leaf). */
+export async function sandboxPids(dirs: readonly string[]): Promise<number[]> {
+  const pids = new Set<number>();
+  for (const dir of dirs) {
+    for (const leaf of [dir, ...(await leaves(dir))]) for (const pid of await readPids(leaf)) pids.add(pid);
+  }
+  return [...pids];
+}
+
+/** Kills and removes a sandbox's cgroup directories, leaves first, until gone or `timeoutMs`. */
+export async function removeSandboxDirs(dirs: readonly string[], freezerDir: string, version: 1 | 2, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let round = 0; ; round++) {
+    let left = 0;
+    for (const dir of dirs) {
+      for (const leaf of await leaves(dir)) await rmdir(leaf).catch(() => undefined);
+      await rmdir(dir).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') left++;
+      });
+    }
+    if (left === 0) return true;
+    if (Date.now() > deadline) return false;
+    // Still populated: kill what is there (frozen first on v1, so nothing forks meanwhile).
+    if (version === 2) await writeFile(join(freezerDir, 'cgroup.kill'), '1').catch(() => undefined);
+    else await writeFile(join(freezerDir, 'freezer.state'), 'FROZEN').catch(() => undefined);
+    for (const pid of await sandboxPids(dirs)) tryKill(pid, 'SIGKILL');
+    if (version === 1) await writeFile(join(freezerDir, 'freezer.state'), 'THAWED').catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(100, 5 * (round + 1))));
+  }
+}
+
+async function leaves(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isDirectory()).map((entry) => join(dir, entry.name));
+}
+
+async function readPids(dir: string): Promise<number[]> {
+  const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean).map(Number);
 }

@@ -1,16 +1,24 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { SandboxProviderError } from '../../src/kit/index.js';
+import type { SandboxCgroups } from './local-cgroups.js';
+import type { LocalSystem } from './local-system.js';
+
 /**
  * The per-sandbox launcher, a POSIX sh script. One runs for each sandbox as a child of the
  * creating Node process. It starts bubblewrap (joined to the sandbox cgroups), the user-mode
  * network stack and the port bridges, and tears all of it down when its stdin closes: on
  * `terminate()`, and also when the creating process dies without warning (SIGKILL, crash),
- * because the kernel closes the pipe then. That is what guarantees that no process, cgroup or
- * directory of a sandbox outlives its creator. It is sh rather than Node because it starts in
+ * because the kernel closes the pipe then. When the launcher dies too (creator and launchers
+ * SIGKILLed as one process group), bwrap and the helpers die with it (parent-death signal), and
+ * the next create (or `cleanup()`) sweeps the directories and cgroups left behind. It is sh rather than Node because it starts in
  * about a millisecond, which create latency depends on.
  *
  * Positional arguments: the bwrap stage argv. Environment: see the `SBX_*` names below.
  * fd 0: lifeline; fd 3: status lines for the creator (`ready <pid>`, `failed <what>`, `exited <code>`, `cleaned`).
  */
-export const launcherScript = String.raw`
+const launcherScript = String.raw`
 set -u
 exec 6<&0 </dev/null
 helpers=""
@@ -35,12 +43,16 @@ cleanup() {
   for f in $SBX_FREEZERS; do echo THAWED > "$f" 2>/dev/null; done
   [ -n "$bw" ] && wait "$bw" 2>/dev/null
   for pid in $helpers; do wait "$pid" 2>/dev/null; done
+  # Processes leave their cgroups a moment after SIGKILL; an exec may still be joining one.
+  # Whatever is left after this loop, the creator removes (it waits for this script to exit).
   for d in $SBX_CGROUP_DIRS; do
     n=0
-    while [ -d "$d" ] && [ $n -lt 500 ]; do
+    while [ -d "$d" ] && [ $n -lt 1000 ]; do
       for leaf in "$d"/*/; do [ -d "$leaf" ] && rmdir "$leaf" 2>/dev/null; done
       rmdir "$d" 2>/dev/null && break
+      for f in $SBX_FREEZERS; do echo FROZEN > "$f" 2>/dev/null; done
       sweep
+      for f in $SBX_FREEZERS; do echo THAWED > "$f" 2>/dev/null; done
       n=$((n + 1)); sleep 0.01
     done
   done
@@ -67,7 +79,7 @@ if [ -n "$SBX_SLIRP" ]; then
   mkfifo "$SBX_DIR/slirp-ready"
   userns=""
   [ "$SBX_SLIRP_USERNS" = 1 ] && userns="--userns-path=/proc/$child/ns/user"
-  "$SBX_SLIRP" --configure --mtu=65520 --disable-host-loopback --ready-fd=5 $userns "$child" tap0 5>"$SBX_DIR/slirp-ready" </dev/null >/dev/null &
+  "$SBX_SETPRIV" --pdeathsig KILL -- "$SBX_SLIRP" --configure --mtu=65520 --disable-host-loopback --ready-fd=5 $userns "$child" tap0 5>"$SBX_DIR/slirp-ready" </dev/null >/dev/null &
   helpers="$helpers $!"
   ready=$(cat "$SBX_DIR/slirp-ready")
   [ "$ready" = 1 ] || { echo "failed network" >&3; cleanup; }
@@ -97,3 +109,106 @@ wait "$bw"
 echo "exited $?" >&3
 cleanup
 `;
+
+/** What one launcher runs. */
+export interface LauncherSpec {
+  /** The bwrap stage argv (`bwrapStage`). */
+  stage: readonly string[];
+  /** The sandbox's state directory; the launcher removes it on the way out. */
+  dir: string;
+  cgroups: SandboxCgroups | undefined;
+  system: LocalSystem;
+  sandboxUid: number;
+  networked: boolean;
+  ports: readonly number[];
+  forwards: ReadonlyArray<{ port: number; socketPath: string }>;
+  /** PATH for the launcher's own tools. */
+  path: string;
+}
+
+/** A running launcher: the sandbox is ready. */
+export interface Launcher {
+  /** Host pid of the sandbox's pid 1 (the namespaces every exec enters). */
+  readonly childPid: number;
+  /** Settles when the launcher has exited, whatever made it: the sandbox is gone then. */
+  readonly exited: Promise<void>;
+  /** Closes the lifeline and waits for the launcher's cleanup (SIGKILL after `graceMs`). Idempotent. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a launcher and waits for its `ready` line. An abort of `signal`, a setup failure or an
+ * early exit stops it and waits for its cleanup before rejecting (with `signal.reason`, or a
+ * `SandboxProviderError` carrying the launcher's diagnostics).
+ */
+export function startLauncher(spec: LauncherSpec, signal: AbortSignal | undefined): Promise<Launcher> {
+  const { system, cgroups } = spec;
+  const bridgeUser = system.isRoot ? [`--reuid=${spec.sandboxUid}`, `--regid=${spec.sandboxUid}`, '--clear-groups'] : [];
+  const child = spawn('/bin/sh', ['-c', launcherScript, 'sandport-launcher', ...spec.stage], {
+    env: {
+      PATH: spec.path,
+      SBX_DIR: spec.dir,
+      SBX_CGROUPS: cgroups?.procsFiles('init').join(' ') ?? '',
+      SBX_CGROUP_DIRS: cgroups?.cleanupDirs().join(' ') ?? '',
+      SBX_FREEZERS: cgroups?.freezerStateFiles().join(' ') ?? '',
+      SBX_SETPRIV: system.binaries.setpriv,
+      SBX_SLIRP: spec.networked ? system.binaries.slirp4netns! : '',
+      SBX_SLIRP_USERNS: system.isRoot ? '0' : '1',
+      SBX_PORTS: spec.ports.join(' '),
+      SBX_FORWARDS: spec.forwards.map(({ port, socketPath }) => `${port}:${socketPath}`).join(' '),
+      SBX_NSENTER: system.binaries.nsenter,
+      SBX_SOCAT: system.binaries.socat ?? 'socat',
+      // Root may join the network namespace alone; anyone else enters its user namespace first.
+      SBX_BRIDGE_NAMESPACES: system.isRoot ? '-n' : '-U --preserve-credentials -n',
+      // The bridges die with the launcher too: the death signal is set after the uid change.
+      SBX_BRIDGE_USER: [system.binaries.setpriv, ...bridgeUser, '--pdeathsig', 'KILL', '--'].join(' '),
+    },
+    stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.stdin!.on('error', () => undefined);
+  let diagnostics = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
+    diagnostics = (diagnostics + chunk).slice(-4000);
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs = 30_000): Promise<void> => {
+    stopping ??= (async () => {
+      // Closing the lifeline makes the launcher kill everything and remove the sandbox's files.
+      child.stdin!.end();
+      const forced = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(forced);
+    })();
+    return stopping;
+  };
+  return new Promise<Launcher>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdio[3] as Readable });
+    let settled = false;
+    const fail = (error: unknown) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      void stop().then(() => reject(error));
+    };
+    const onAbort = () => fail(signal!.reason);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const failure = (what: string) =>
+      new SandboxProviderError({ message: `${what}: ${diagnostics.trim() || 'no diagnostics'}`, provider: 'local' });
+    lines.on('line', (line) => {
+      if (settled) return;
+      const [word, value] = line.split(' ');
+      if (word === 'ready') {
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        resolve({ childPid: Number(value), exited, stop });
+      } else if (word === 'failed') {
+        // The reason is on stderr, which may arrive a moment after the status line.
+        setTimeout(() => fail(failure(`Sandbox ${line.slice(7)} setup failed`)), 20);
+      }
+    });
+    void exited.then(() => fail(failure('The sandbox launcher exited during setup')));
+  });
+}
