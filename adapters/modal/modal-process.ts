@@ -24,18 +24,19 @@ export class ModalSandboxProcess implements SandboxProcess {
   ) {
     this.#outcome = outcome;
     // Modal's output travels over an RPC stream: a command whose reader went away would block on
-    // a full buffer, so a cancelled stream is drained (and discarded) instead.
-    this.stdout = discardOnCancel(stdout);
-    this.stderr = discardOnCancel(process.stderr);
+    // a full buffer. A cancelled stream is drained (and discarded) instead, and the command gets
+    // SIGPIPE, as it would writing to a pipe that was closed.
+    const closedPipe = () => void outcome.kill('SIGPIPE').catch(() => undefined);
+    this.stdout = discardOnCancel(stdout, { onCancel: closedPipe });
+    this.stderr = discardOnCancel(process.stderr, { onCancel: closedPipe });
     const stdin = process.stdin.getWriter();
     stdin.closed.catch(() => undefined);
-    // A write after the command exited is refused by the SDK with a raw error; say what happened.
-    const exitedError = () =>
-      new SandboxNotFoundError({ message: 'The command has exited: its stdin is closed', provider: 'modal' });
+    // After the command exited nothing can read its input: writes are discarded and close()
+    // resolves, rather than erroring the stream (an errored WritableStream makes close() a TypeError).
     this.stdin = new WritableStream<Uint8Array>({
       write: async (chunk) => {
-        if (outcome.done) throw exitedError();
-        await stdin.write(chunk).catch((error: unknown) => Promise.reject(outcome.done ? exitedError() : mapError(error, 'stdin')));
+        if (outcome.done) return;
+        await stdin.write(chunk).catch((error: unknown) => (outcome.done ? undefined : Promise.reject(mapError(error, 'stdin'))));
       },
       close: async () => {
         if (outcome.done) return;

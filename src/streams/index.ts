@@ -312,9 +312,10 @@ export function toWebWritable(writable: import('node:stream').Writable, options:
  * A view of `source` whose `cancel()` does not cancel the source but reads it to its end in the
  * background, discarding the bytes. For providers whose command would block on a full output
  * pipe once nobody reads it (the output travels over an RPC stream, not a pipe that closes):
- * cancelling then means "I do not care about this output", and the command runs on to its exit.
+ * cancelling then means "I do not care about this output". `onCancel` lets the adapter do what a
+ * closed pipe would (signal the writer with SIGPIPE), so a command writing without end stops too.
  */
-export function discardOnCancel(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+export function discardOnCancel(source: ReadableStream<Uint8Array>, options: { onCancel?: () => void } = {}): ReadableStream<Uint8Array> {
   const reader = source.getReader();
   return new ReadableStream<Uint8Array>(
     {
@@ -324,6 +325,7 @@ export function discardOnCancel(source: ReadableStream<Uint8Array>): ReadableStr
         else controller.enqueue(next.value);
       },
       cancel() {
+        options.onCancel?.();
         void (async () => {
           for (;;) {
             const next = await reader.read();
