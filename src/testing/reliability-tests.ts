@@ -37,6 +37,20 @@ export function reliabilityTests(context: SuiteContext): void {
     return error;
   };
 
+  /** Like `context.test`, with a longer time limit, for tests made of many bounded rounds. */
+  const longTest = (id: string, title: string, body: () => Promise<void>, timeoutMs: number, unsupportedReason?: string) => {
+    // `context.test` reads the limit while it registers, synchronously: lend it a longer one.
+    const previous = context.options.testTimeoutMs;
+    context.options.testTimeoutMs = Math.max(previous ?? 120_000, timeoutMs);
+    try {
+      context.test(id, title, body, unsupportedReason);
+    } finally {
+      context.options.testTimeoutMs = previous;
+    }
+  };
+  /** How long an aborted call may take to settle: generous next to the milliseconds it needs. */
+  const abortSettleMs = 8_000;
+
   describe('reliability', () => {
     const sandbox = context.sharedSandbox();
 
@@ -121,7 +135,7 @@ export function reliabilityTests(context: SuiteContext): void {
     });
 
     const streamMiB = Math.max(256, context.options.scale?.largeFileMiB ?? 1024);
-    context.test('reliability.streamed-write-memory', `a ${streamMiB} MiB write from a generator-backed stream keeps host memory bounded (< 64 MiB growth)`, async () => {
+    longTest('reliability.streamed-write-memory', `a ${streamMiB} MiB write from a generator-backed stream keeps host memory bounded (< 64 MiB growth)`, async () => {
       (globalThis as { gc?: () => void }).gc?.();
       const baseline = process.memoryUsage().rss;
       let peak = baseline;
@@ -130,14 +144,14 @@ export function reliabilityTests(context: SuiteContext): void {
       };
       const sampler = setInterval(sample, 25);
       try {
-        await within(sandbox().files.write('/tmp/generated.bin', generatedStream(streamMiB * MiB, { onChunk: sample })), 600_000, 'the streamed write');
+        await within(sandbox().files.write('/tmp/generated.bin', generatedStream(streamMiB * MiB, { onChunk: sample })), 240_000, 'the streamed write');
       } finally {
         clearInterval(sampler);
       }
       expect((await sandbox().files.stat('/tmp/generated.bin')).size).toBe(streamMiB * MiB);
       await sandbox().files.remove('/tmp/generated.bin');
       expect((peak - baseline) / MiB).toBeLessThan(64);
-    });
+    }, 300_000);
 
     describe('early aborts reject with signal.reason', () => {
       const delays = ['sync', 0, 1, 5] as const;
@@ -148,7 +162,7 @@ export function reliabilityTests(context: SuiteContext): void {
         const call = attempt(() => start(controller.signal));
         if (delay === 'sync') controller.abort(reason);
         else setTimeout(() => controller.abort(reason), delay);
-        const outcome = await within(settleNoting(call, controller.signal), 60_000, label);
+        const outcome = await within(settleNoting(call, controller.signal), abortSettleMs, label);
         if (!controller.signal.aborted) controller.abort(reason);
         if (outcome.ok) {
           if (afterResolve) return afterResolve(outcome.value, reason, outcome.abortedFirst);
@@ -166,7 +180,7 @@ export function reliabilityTests(context: SuiteContext): void {
               // Started before the abort: the command itself must end with the reason.
               void started.stdout.cancel().catch(() => undefined);
               void started.stderr.cancel().catch(() => undefined);
-              const exit: Settled<ExitStatus> = await settle(within(started.wait(), 30_000, 'wait after an aborted exec'));
+              const exit: Settled<ExitStatus> = await settle(within(started.wait(), abortSettleMs, 'wait after an aborted exec'));
               await started.kill().catch(() => undefined);
               if (exit.ok) throw new Error(`exec ${delay}: the command ran to exit ${exit.value.exitCode} although its signal fired`);
               if (exit.error !== reason) throw new Error(`exec ${delay}: wait rejected with ${describeError(exit.error)}, not signal.reason`);
@@ -192,9 +206,9 @@ export function reliabilityTests(context: SuiteContext): void {
         expect((await within(sandbox().run(['true']), 30_000, 'run after the aborts')).exitCode).toBe(0);
       });
 
-      context.test('reliability.early-abort-create', 'create aborted early or at random moments rejects with signal.reason and leaves no sandbox', async () => {
+      longTest('reliability.early-abort-create', 'create aborted early or at random moments rejects with signal.reason and leaves no sandbox', async () => {
         const cases = new Cases();
-        const rounds: Array<(typeof delays)[number] | number> = [...delays, ...Array.from({ length: 8 }, () => Math.floor(Math.random() * 31))];
+        const rounds: Array<(typeof delays)[number] | number> = [...delays, ...Array.from({ length: 6 }, () => Math.floor(Math.random() * 31))];
         for (const [index, delay] of rounds.entries()) {
           const tag = `${context.runId}-abort-${index}`;
           await cases.check(`create ${delay}`, async () => {
@@ -204,13 +218,13 @@ export function reliabilityTests(context: SuiteContext): void {
               if (abortedFirst) throw new Error(`create ${delay}: resolved with a running sandbox after its signal fired`);
             });
             if (context.provider.list) {
-              const gone = await eventually(async () => (await context.provider.list!({ tags: { abort: tag } })).length === 0, 10_000);
+              const gone = await eventually(async () => (await context.provider.list!({ tags: { abort: tag } })).length === 0, 5_000);
               if (!gone) throw new Error(`create ${delay}: an aborted create left sandbox(es) ${(await context.provider.list!({ tags: { abort: tag } })).map((info) => info.id).join(', ')}`);
             }
           });
         }
         expect(cases.failures).toEqual([]);
-      });
+      }, 300_000);
     });
 
     context.test('reliability.write-bad-data', 'files.write with a number, null, an object or an array is SandboxInvalidArgumentError(data) and starts nothing', async () => {
@@ -222,11 +236,11 @@ export function reliabilityTests(context: SuiteContext): void {
         ['a plain object', { a: 1 }],
         ['an array', [1, 2, 3]],
       ] as const) {
-        await cases.check(label, () => expectInvalid(within(attempt(() => sandbox().files.write('/tmp/bad-data', bad(data))), 30_000, `write of ${label}`), 'data'));
+        await cases.check(label, () => expectInvalid(within(attempt(() => sandbox().files.write('/tmp/bad-data', bad(data))), 10_000, `write of ${label}`), 'data'));
       }
       const buffer = new Uint8Array([1, 2, 3, 250]).buffer;
       await cases.check('an ArrayBuffer', async () => {
-        const outcome = await settle(within(attempt(() => sandbox().files.write('/tmp/array-buffer.bin', bad(buffer))), 30_000, 'write of an ArrayBuffer'));
+        const outcome = await settle(within(attempt(() => sandbox().files.write('/tmp/array-buffer.bin', bad(buffer))), 10_000, 'write of an ArrayBuffer'));
         if (!outcome.ok) {
           await expectInvalid(Promise.reject(outcome.error), 'data');
           return;
@@ -435,7 +449,8 @@ export function reliabilityTests(context: SuiteContext): void {
         const reader = streaming.stdout.getReader();
         await within(reader.read(), hang, 'the first chunk');
         await reader.cancel();
-        expect(await within(readText(streaming.stderr), hang, 'stderr to end')).toBe('');
+        // What stderr says (head may report the closed pipe) does not matter; that it ends does.
+        await within(readText(streaming.stderr), hang, 'stderr to end');
         await within(streaming.wait(), hang, 'wait after cancelling stdout');
         await own.terminate();
       });
@@ -479,7 +494,7 @@ export function reliabilityTests(context: SuiteContext): void {
       expect([...cases.failures, ...stray]).toEqual([]);
     });
 
-    context.test('reliability.abort-random', 'aborting streamed writes, bytes writes and reads at random moments rejects with signal.reason, nothing uncaught', async () => {
+    longTest('reliability.abort-random', 'aborting streamed writes, bytes writes and reads at random moments rejects with signal.reason, nothing uncaught', async () => {
       const cases = new Cases();
       await sandbox().files.write('/tmp/abort-source.bin', generatedStream(50 * MiB));
       const rounds: Array<[string, number, (signal: AbortSignal) => Promise<unknown>]> = [];
@@ -505,7 +520,7 @@ export function reliabilityTests(context: SuiteContext): void {
             const reason = new Error(`random abort ${index}`);
             const call = attempt(() => start(controller.signal));
             setTimeout(() => controller.abort(reason), delay);
-            const outcome = await within(settleNoting(call, controller.signal), 60_000, label);
+            const outcome = await within(settleNoting(call, controller.signal), abortSettleMs, label);
             if (outcome.ok) {
               if (outcome.abortedFirst) throw new Error('resolved after its signal fired');
               return;
@@ -516,7 +531,7 @@ export function reliabilityTests(context: SuiteContext): void {
       });
       expect([...cases.failures, ...stray]).toEqual([]);
       expect((await within(sandbox().run(['true']), 30_000, 'run after the aborts')).exitCode).toBe(0);
-    });
+    }, 300_000);
 
     context.test(
       'reliability.duplicate-ports',
