@@ -83,7 +83,7 @@ export const millisecondsSchema = z
 export const maxCpu = 1024;
 /** Smallest and largest `memoryMiB` accepted: 16 MiB and 16 TiB. */
 export const minMemoryMiB = 16;
-export const maxMemoryMiB = 16 * 1024 * 1024;
+export const maxMemoryMiB = 16_777_216;
 /** Smallest and largest `pidsLimit` accepted; the upper bound is the Linux kernel's `pid_max` limit. */
 export const minPidsLimit = 8;
 export const maxPidsLimit = 4_194_304;
@@ -194,7 +194,9 @@ function tagsProblem(tags: Record<string, unknown>): string | undefined {
   if (entries.length > maxTags) return `at most ${maxTags} tags (got ${entries.length})`;
   for (const [key, value] of entries) {
     const shown = JSON.stringify(key.length > 20 ? `${key.slice(0, 20)}…` : key);
-    if (key.length === 0 || key.length > maxTagKeyLength) return `tag keys are 1-${maxTagKeyLength} characters (got ${shown}, ${key.length})`;
+    if (key.length === 0 || key.length > maxTagKeyLength) {
+      return `tag keys are 1-${maxTagKeyLength} characters (got ${shown}, ${key.length})`;
+    }
     if (typeof value !== 'string') return `the value of tag ${shown} must be a string (got ${describe(value)})`;
     if (value.length > maxTagValueLength) return `the value of tag ${shown} is longer than ${maxTagValueLength} characters`;
     if (key.includes('\0') || value.includes('\0')) return `tag ${shown} must not contain NUL bytes`;
@@ -318,7 +320,11 @@ export type PortSpec =
       encrypted?: boolean;
     };
 
-const portNumberSchema = z.number().int({ message: 'ports are whole numbers' }).min(1, { message: 'ports are 1-65535' }).max(65535, { message: 'ports are 1-65535' });
+const portNumberSchema = z
+  .number()
+  .int({ message: 'ports are whole numbers' })
+  .min(1, { message: 'ports are 1-65535' })
+  .max(65535, { message: 'ports are 1-65535' });
 
 /** Validates a `PortSpec`. */
 export const portSchema: z.ZodType<PortSpec, PortSpec> = schemaFor<PortSpec>()(
@@ -387,15 +393,22 @@ export interface CreateSandboxOptions {
   image?: SandboxImage;
   /**
    * Entrypoint. When set, it starts with the sandbox, the sandbox ends when it exits, and
-   * `wait()` reports its exit code (reason `'entrypoint-exited'`).
+   * `wait()` reports its exit code (reason `'entrypoint-exited'`). An empty command or one with
+   * NUL bytes is a `SandboxInvalidArgumentError` (argument `command`).
    * @default none: the sandbox idles until it is terminated or times out
    */
   command?: Command;
-  /** Environment of the entrypoint and of every `exec`. @default the provider's (`PATH`, `HOME`) */
+  /**
+   * Environment of the entrypoint and of every `exec`. A name that is not letters, digits and
+   * `_`, or a value with a NUL byte, is a `SandboxInvalidArgumentError` (argument `env.<name>`).
+   * @default the provider's (`PATH`, `HOME`)
+   */
   env?: EnvironmentVariables;
   /**
    * Like `env`, but never echoed in errors, events, labels or `inspect` output, and kept out of
-   * snapshots where the provider can. Security setting.
+   * snapshots where the provider can. Security setting. Validated like `env` (argument
+   * `secrets.<name>`); the values never appear in the error.
+   * @default none
    */
   secrets?: EnvironmentVariables;
   /**
@@ -456,19 +469,22 @@ export interface CreateSandboxOptions {
   network?: NetworkPolicy;
   /**
    * Ports inside the sandbox to reach from the host through `Sandbox.tunnels()`, at most 64.
-   * Throws `SandboxCapabilityUnsupportedError` where `capabilities.tunnels` is false.
+   * A port outside 1-65535 is a `SandboxInvalidArgumentError` (argument `ports.<index>`);
+   * `SandboxCapabilityUnsupportedError` where `capabilities.tunnels` is false.
    * @default none
    */
   ports?: readonly PortSpec[];
   /**
    * Unique name, for `SandboxProvider.fromName`: 1-63 characters of `A-Z a-z 0-9 . _ -`,
-   * starting alphanumeric. A taken name is a `SandboxAlreadyExistsError`.
+   * starting alphanumeric (otherwise `SandboxInvalidArgumentError`). A name a running sandbox
+   * of the provider already has is a `SandboxAlreadyExistsError`.
    * @default none
    */
   name?: string;
   /**
    * Tags (see `SandboxTags`: keys 1-63 characters, values up to 255, at most 64) for
-   * `list({ tags })`; replaced later with `setTags`.
+   * `list({ tags })`; replaced later with `setTags`. Tags outside these rules are a
+   * `SandboxInvalidArgumentError` (argument `tags`).
    * @default {}
    */
   tags?: SandboxTags;
@@ -479,7 +495,11 @@ export interface CreateSandboxOptions {
    * @default none
    */
   volumes?: Record<string, VolumeSpec>;
-  /** Settings of one provider only (see `ProviderOptions`), validated by that provider. @default none */
+  /**
+   * Settings of one provider only (see `ProviderOptions`), validated by that provider: a bad one
+   * is a `SandboxInvalidArgumentError` (argument `providerOptions.<provider>.<field>`).
+   * @default none
+   */
   providerOptions?: ProviderOptions;
   /**
    * Cancels the create: it rejects with `signal.reason` and releases what it started. Anything
@@ -502,14 +522,21 @@ const nameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
 });
 
 /** Validates `CreateSandboxOptions`. */
-export const createSandboxOptionsSchema = schemaFor<ParsedCreateSandboxOptions, CreateSandboxOptions>()(
+export const createSandboxOptionsSchema: z.ZodType<ParsedCreateSandboxOptions, CreateSandboxOptions> = schemaFor<
+  ParsedCreateSandboxOptions,
+  CreateSandboxOptions
+>()(
   z.strictObject({
     image: imageSchema.optional(),
     command: commandSchema.optional(),
     env: envSchema.optional(),
     secrets: envSchema.optional(),
     workdir: sandboxPathSchema.optional(),
-    cpu: z.number().positive({ message: 'cpu is a positive number of cores' }).max(maxCpu, { message: `cpu is at most ${maxCpu} cores` }).optional(),
+    cpu: z
+      .number()
+      .positive({ message: 'cpu is a positive number of cores' })
+      .max(maxCpu, { message: `cpu is at most ${maxCpu} cores` })
+      .optional(),
     memoryMiB: z
       .number()
       .int({ message: 'memoryMiB is a whole number of mebibytes' })
@@ -541,7 +568,7 @@ export const createSandboxOptionsSchema = schemaFor<ParsedCreateSandboxOptions, 
 
 /** Options of `Sandbox.exec`. */
 export interface ExecOptions {
-  /** Extra environment for this command, on top of the sandbox's `env` and `secrets`. @default none */
+  /** Extra environment for this command, on top of the sandbox's `env` and `secrets`; validated like create's `env`. @default none */
   env?: EnvironmentVariables;
   /**
    * Working directory inside the sandbox: an absolute path. A relative path is a
@@ -568,13 +595,18 @@ export interface ExecOptions {
 
 /** Options of `Sandbox.run`: those of `exec`, plus input and output handling. */
 export interface RunOptions extends ExecOptions {
-  /** Written to the command's stdin, which is then closed. @default no input (EOF at once) */
+  /**
+   * Written to the command's stdin (a string as UTF-8), which is then closed. Anything else is a
+   * `SandboxInvalidArgumentError` (argument `stdin`).
+   * @default no input (EOF at once)
+   */
   stdin?: string | Uint8Array;
   /** Throw `CommandExitError` on a non-zero exit instead of returning it. @default false */
   throwOnNonZeroExit?: boolean;
   /**
-   * Keep at most this many **bytes** of each of stdout and stderr: a positive integer; the rest
-   * is read and dropped, and `ExecResult.truncated` is set.
+   * Keep at most this many **bytes** of each of stdout and stderr: a positive integer
+   * (otherwise `SandboxInvalidArgumentError`); the rest is read and dropped, so the command never
+   * stalls, and `ExecResult.truncated` is set.
    * @default 67_108_864 (64 MiB)
    */
   maxOutputBytes?: number;
@@ -589,15 +621,21 @@ const execOptionsShape = {
 };
 
 /** Validates `ExecOptions`. */
-export const execOptionsSchema = schemaFor<ExecOptions>()(z.strictObject(execOptionsShape));
+export const execOptionsSchema: z.ZodType<ExecOptions, ExecOptions> = schemaFor<ExecOptions>()(z.strictObject(execOptionsShape));
 
 /** Validates `RunOptions`. */
-export const runOptionsSchema = schemaFor<RunOptions>()(
+export const runOptionsSchema: z.ZodType<RunOptions, RunOptions> = schemaFor<RunOptions>()(
   z.strictObject({
     ...execOptionsShape,
-    stdin: z.union([z.string(), z.custom<Uint8Array>((value) => value instanceof Uint8Array)], { message: 'stdin is a string or a Uint8Array' }).optional(),
+    stdin: z
+      .union([z.string(), z.custom<Uint8Array>((value) => value instanceof Uint8Array)], { message: 'stdin is a string or a Uint8Array' })
+      .optional(),
     throwOnNonZeroExit: z.boolean().optional(),
-    maxOutputBytes: z.number().int({ message: 'maxOutputBytes is a whole number of bytes' }).positive({ message: 'maxOutputBytes is a positive number of bytes' }).optional(),
+    maxOutputBytes: z
+      .number()
+      .int({ message: 'maxOutputBytes is a whole number of bytes' })
+      .positive({ message: 'maxOutputBytes is a positive number of bytes' })
+      .optional(),
   }),
 );
 
@@ -615,7 +653,9 @@ export interface SignalOptions {
 }
 
 /** Validates `SignalOptions`. */
-export const signalOptionsSchema = schemaFor<SignalOptions>()(z.strictObject({ signal: abortSignalSchema.optional() }));
+export const signalOptionsSchema: z.ZodType<SignalOptions, SignalOptions> = schemaFor<SignalOptions>()(
+  z.strictObject({ signal: abortSignalSchema.optional() }),
+);
 
 /** Options of `SandboxProvider.list`. */
 export interface ListSandboxesOptions extends SignalOptions {
@@ -624,7 +664,7 @@ export interface ListSandboxesOptions extends SignalOptions {
 }
 
 /** Validates `ListSandboxesOptions`. */
-export const listSandboxesOptionsSchema = schemaFor<ListSandboxesOptions>()(
+export const listSandboxesOptionsSchema: z.ZodType<ListSandboxesOptions, ListSandboxesOptions> = schemaFor<ListSandboxesOptions>()(
   z.strictObject({ tags: tagsSchema.optional(), signal: abortSignalSchema.optional() }),
 );
 
@@ -639,7 +679,7 @@ export interface WriteFileOptions extends SignalOptions {
 }
 
 /** Validates `WriteFileOptions`. */
-export const writeFileOptionsSchema = schemaFor<WriteFileOptions>()(
+export const writeFileOptionsSchema: z.ZodType<WriteFileOptions, WriteFileOptions> = schemaFor<WriteFileOptions>()(
   z.strictObject({
     signal: abortSignalSchema.optional(),
     mode: z
@@ -658,7 +698,7 @@ export interface RemoveOptions extends SignalOptions {
 }
 
 /** Validates `RemoveOptions`. */
-export const removeOptionsSchema = schemaFor<RemoveOptions>()(
+export const removeOptionsSchema: z.ZodType<RemoveOptions, RemoveOptions> = schemaFor<RemoveOptions>()(
   z.strictObject({ signal: abortSignalSchema.optional(), recursive: z.boolean().optional() }),
 );
 

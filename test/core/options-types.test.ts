@@ -72,7 +72,12 @@ describe('option types', () => {
     expectTypeOf<z.input<typeof tagsSchema>>().toEqualTypeOf<SandboxTags>();
     expectTypeOf<z.output<typeof signalNameSchema>>().toEqualTypeOf<SandboxSignal>();
 
-    const options: CreateSandboxOptions = { ports: [80] as const, network: { allowDomains: ['example.org'] as const }, command: ['true'] as const };
+    // Readonly arrays (`as const`) are accepted where the schema copies them.
+    const options: CreateSandboxOptions = {
+      ports: [80] as const,
+      network: { allowDomains: ['example.org'] as const },
+      command: ['true'] as const,
+    };
     const parsed: ParsedCreateSandboxOptions = parseOptions(createSandboxOptionsSchema, options, { what: 'create options' });
     expect(parsed.network).toEqual({ allowCidrs: [], allowDomains: ['example.org'] });
   });

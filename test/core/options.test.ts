@@ -92,11 +92,21 @@ const bigTags = (count: number) => Object.fromEntries(Array.from({ length: count
 
 describe('every object schema is strict', () => {
   it.each([
-    ['a volume with "readonly" (lower-case o)', createSandboxOptionsSchema, { volumes: { '/data': { source: '/srv', readonly: true } } }, 'volumes./data'],
+    [
+      'a volume with "readonly" (lower-case o)',
+      createSandboxOptionsSchema,
+      { volumes: { '/data': { source: '/srv', readonly: true } } },
+      'volumes./data',
+    ],
     ['a port object with an unknown key', createSandboxOptionsSchema, { ports: [{ port: 80, tls: true }] }, 'ports.0'],
     ['a network allowlist with an unknown key', createSandboxOptionsSchema, { network: { allowDomains: [], block: true } }, 'network'],
     ['an image build with "command" for "commands"', createSandboxOptionsSchema, { image: { base: 'debian', command: ['true'] } }, 'image'],
-    ['a snapshot ref with an extra key', createSandboxOptionsSchema, { image: { type: 'snapshot', provider: 'local', id: 's', extra: 1 } }, 'image'],
+    [
+      'a snapshot ref with an extra key',
+      createSandboxOptionsSchema,
+      { image: { type: 'snapshot', provider: 'local', id: 's', extra: 1 } },
+      'image',
+    ],
     ['create options with a typo', createSandboxOptionsSchema, { timeoutMS: 1000 }, 'options'],
     ['exec options with a typo', execOptionsSchema, { timeout: 1000 }, 'options'],
     ['run options with a typo', runOptionsSchema, { maxOutput: 10 }, 'options'],
@@ -111,7 +121,8 @@ describe('every object schema is strict', () => {
   });
 
   it('a volume without readOnly mounts read-write, and readOnly: true is kept', () => {
-    const parsed = parseOptions(createSandboxOptionsSchema, { volumes: { '/a': { source: 'x' }, '/b': { source: 'y', readOnly: true } } }, { what: 'options' });
+    const volumes = { '/a': { source: 'x' }, '/b': { source: 'y', readOnly: true } };
+    const parsed = parseOptions(createSandboxOptionsSchema, { volumes }, { what: 'options' });
     expect(parsed.volumes).toEqual({ '/a': { source: 'x', readOnly: false }, '/b': { source: 'y', readOnly: true } });
   });
 });
@@ -214,12 +225,15 @@ describe('tags', () => {
 });
 
 describe('signal names', () => {
-  it.each(['SIGFOO', '', 'sigterm', 'KILL', 'SIGPWR', ' SIGTERM', 9, 15, {}, null, undefined, ['SIGTERM']])('%j is not a signal name', (value) => {
+  const notSignals = ['SIGFOO', '', 'sigterm', 'KILL', 'SIGPWR', ' SIGTERM', 9, 15, {}, null, undefined, ['SIGTERM']];
+  it.each(notSignals)('%j is not a signal name', (value) => {
     expect(signalNameSchema.safeParse(value).success).toBe(false);
     expect(isSandboxSignal(value)).toBe(false);
   });
 
-  it.each(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT', 'SIGALRM', 'SIGABRT', 'SIGPIPE', 'SIGWINCH'])(
+  const portable = ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+  portable.push('SIGSTOP', 'SIGCONT', 'SIGALRM', 'SIGABRT', 'SIGPIPE', 'SIGWINCH');
+  it.each(portable)(
     '%s is a signal name',
     (name) => {
       expect(signalNameSchema.parse(name)).toBe(name);
@@ -323,9 +337,11 @@ describe('network allowlists', () => {
   });
 
   it('accepts IPv4 and IPv6 CIDRs, host names and wildcards, and fills the missing list', () => {
-    const parsed = parseOptions(createSandboxOptionsSchema, { network: { allowCidrs: ['10.0.0.0/8', '2001:db8::/32'] } }, { what: 'options' });
-    expect(parsed.network).toEqual({ allowCidrs: ['10.0.0.0/8', '2001:db8::/32'], allowDomains: [] });
+    const allowCidrs = ['10.0.0.0/8', '2001:db8::/32'];
+    const parsed = parseOptions(createSandboxOptionsSchema, { network: { allowCidrs } }, { what: 'options' });
+    expect(parsed.network).toEqual({ allowCidrs, allowDomains: [] });
     const domains = ['example.org', '*.example.com', 'localhost', 'a-b.c_d.example.'];
-    expect(parseOptions(createSandboxOptionsSchema, { network: { allowDomains: domains } }, { what: 'options' }).network).toEqual({ allowCidrs: [], allowDomains: domains });
+    const withDomains = parseOptions(createSandboxOptionsSchema, { network: { allowDomains: domains } }, { what: 'options' });
+    expect(withDomains.network).toEqual({ allowCidrs: [], allowDomains: domains });
   });
 });

@@ -104,7 +104,9 @@ describe.skipIf(!built)(title, () => {
 
   it.each(['.mts', '.cts'] as const)('an app (%s) hovering option fields sees their docs', (extension) => {
     const app = hoverIn(extension);
-    const diagnostics = app.service.getSemanticDiagnostics(app.appPath).map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
+    const diagnostics = app.service
+      .getSemanticDiagnostics(app.appPath)
+      .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
     expect(diagnostics).toEqual([]);
     const program = app.service.getProgram()!;
     const fromDist = program.getSourceFiles().filter((file) => file.fileName.startsWith(dist)).map((file) => file.fileName);
