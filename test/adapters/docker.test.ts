@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { createDockerSandboxProvider, dockerCapabilities } from '../../adapters/docker/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
+import { dockerHostResources } from '../host-resources.js';
 
 const available = dockerAvailable();
 if (!available) console.warn(`skipping the docker conformance run: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`);
@@ -17,6 +18,8 @@ describe.skipIf(!available)('docker provider', () => {
     onTestFailed,
     capabilities: dockerCapabilities,
     createProvider: () => createDockerSandboxProvider({ defaultImage: baseImage }),
+    // Counted before and after the leak tests: each must return to its baseline.
+    hostResources: () => dockerHostResources(),
     // The base image is debootstrap minbase; the tunnel test needs python3, which this builds
     // once (cached by content) through the provider's own image builds.
     createOptions: {
