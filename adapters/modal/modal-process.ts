@@ -21,6 +21,8 @@ export class ModalSandboxProcess implements SandboxProcess {
     stdout: ReadableStream<Uint8Array>,
     outcome: ProcessOutcome,
     mapError: (error: unknown, operation: string) => SandboxError,
+    /** The command was started with an empty stdin: there is no input stream to feed or close. */
+    stdinNull = false,
   ) {
     this.#outcome = outcome;
     // Modal's output travels over an RPC stream: a command whose reader went away would block on
@@ -35,11 +37,11 @@ export class ModalSandboxProcess implements SandboxProcess {
     // resolves, rather than erroring the stream (an errored WritableStream makes close() a TypeError).
     this.stdin = new WritableStream<Uint8Array>({
       write: async (chunk) => {
-        if (outcome.done) return;
+        if (outcome.done || stdinNull) return;
         await stdin.write(chunk).catch((error: unknown) => (outcome.done ? undefined : Promise.reject(mapError(error, 'stdin'))));
       },
       close: async () => {
-        if (outcome.done) return;
+        if (outcome.done || stdinNull) return;
         await stdin.close().catch((error: unknown) => (outcome.done ? undefined : Promise.reject(mapError(error, 'stdin'))));
       },
       abort: () => stdin.close().catch(() => undefined),

@@ -92,7 +92,12 @@ class ModalSandboxImpl implements ModalSandbox {
     return this.#init.sdk;
   }
 
-  async exec(command: unknown, options: ExecOptions = {}): Promise<SandboxProcess> {
+  exec(command: unknown, options: ExecOptions = {}): Promise<SandboxProcess> {
+    return this.#exec(command, options, false);
+  }
+
+  /** `stdinNull`: the command gets an empty stdin from the start (`run` without input), so no close round trip is needed. */
+  async #exec(command: unknown, options: ExecOptions, stdinNull: boolean): Promise<SandboxProcess> {
     const call = parseExecCall('modal', command, options);
     this.#assertRunning();
     const { sdk } = this.#init;
@@ -111,7 +116,7 @@ class ModalSandboxImpl implements ModalSandbox {
     });
     const starting = (async () => {
       const process = await sdk
-        .exec(wrapArgv(outcome.execId, call.argv, { cwd: call.options.cwd }), { mode: 'binary', env: call.options.env })
+        .exec(wrapArgv(outcome.execId, call.argv, { cwd: call.options.cwd, stdinNull }), { mode: 'binary', env: call.options.env })
         .catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
       const { report, stdout } = await readStartMarker(process.stdout).catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
       if (report !== 'ok') {
@@ -122,7 +127,7 @@ class ModalSandboxImpl implements ModalSandbox {
         if (report === 'command') throw new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${this.id}: ${call.argv[0]}`, argument: 'command', provider: 'modal' });
         throw new SandboxProviderError({ message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`, provider: 'modal' });
       }
-      return new ModalSandboxProcess(process, stdout, outcome, mapError);
+      return new ModalSandboxProcess(process, stdout, outcome, mapError, stdinNull);
     })();
     const process = await outcome.startup(starting);
     outcome.started();
@@ -131,7 +136,7 @@ class ModalSandboxImpl implements ModalSandbox {
 
   async run(command: unknown, options: RunOptions = {}): Promise<ExecResult> {
     const call = parseRunCall('modal', command, options);
-    return runViaExec((c, o) => this.exec(c, o), call.command, call.options, 'modal');
+    return runViaExec((c, o) => this.#exec(c, o, call.options.stdin === undefined), call.command, call.options, 'modal');
   }
 
   async tunnels(options: SignalOptions = {}): Promise<Record<number, Tunnel>> {

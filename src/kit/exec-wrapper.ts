@@ -26,12 +26,14 @@ export const execMarkerVariable = 'SANDPORT_EXEC_ID';
 
 /**
  * The wrapper script. Arguments: `$1` the exec id, `$2` the working directory (empty: stay), `$3`
- * the report fd, then the argv.
+ * the report fd, `$4` `null` to give the command an empty stdin (no input stream at all: saves
+ * adapters whose stdin close is a round trip, such as Modal's, from sending it), then the argv.
  */
 export const execWrapperScript = [
   `${execMarkerVariable}=$1; export ${execMarkerVariable}; fd=$3`,
   `if [ -n "$2" ]; then cd -- "$2" 2>/dev/null || { printf '\\0SPX:cwd\\n' >&"$fd"; exit ${wrapperExit.cwd}; }; fi`,
-  'shift 3',
+  'if [ "$4" = null ]; then exec </dev/null; fi',
+  'shift 4',
   `case "$1" in */*) [ -f "$1" ] && [ -x "$1" ] ;; *) command -v -- "$1" >/dev/null 2>&1 ;; esac || { printf '\\0SPX:command\\n' >&"$fd"; exit ${wrapperExit.command}; }`,
   `printf '\\0SPX:ok\\n' >&"$fd"`,
   // A report fd other than stdout or stderr is the adapter's alone: the command never inherits it.
@@ -40,8 +42,12 @@ export const execWrapperScript = [
 ].join('\n');
 
 /** The argv that runs `argv` under the wrapper. `cwd` empty or undefined keeps the default directory. */
-export function wrapArgv(execId: string, argv: readonly string[], options: { cwd?: string | undefined; reportFd?: number } = {}): string[] {
-  return ['/bin/sh', '-c', execWrapperScript, 'sandport-exec', execId, options.cwd ?? '', String(options.reportFd ?? 1), ...argv];
+export function wrapArgv(
+  execId: string,
+  argv: readonly string[],
+  options: { cwd?: string | undefined; reportFd?: number; stdinNull?: boolean } = {},
+): string[] {
+  return ['/bin/sh', '-c', execWrapperScript, 'sandport-exec', execId, options.cwd ?? '', String(options.reportFd ?? 1), options.stdinNull ? 'null' : '', ...argv];
 }
 
 /** Parses one report line (without the newline). */

@@ -158,7 +158,8 @@ describe('exec wrapper', () => {
   });
 
   it('wraps an argv unchanged after the wrapper arguments', () => {
-    expect(wrapArgv('id1', ['echo', 'a b'], { cwd: '/w' }).slice(3)).toEqual(['sandport-exec', 'id1', '/w', '1', 'echo', 'a b']);
+    expect(wrapArgv('id1', ['echo', 'a b'], { cwd: '/w' }).slice(3)).toEqual(['sandport-exec', 'id1', '/w', '1', '', 'echo', 'a b']);
+    expect(wrapArgv('id1', ['cat'], { stdinNull: true }).slice(3)).toEqual(['sandport-exec', 'id1', '', '1', 'null', 'cat']);
   });
 });
 
