@@ -124,7 +124,7 @@ export function planLocalCreate(
   settings: Pick<LocalSettings, 'defaultPidsLimit'>,
 ): LocalCreatePlan {
   const warnings = refuseUnsupported(options, capabilities, provider);
-  const extra = parseOptions(localCreateOptionsSchema, options.providerOptions?.local, { provider, what: 'providerOptions.local' });
+  const extra = parseLocalOptions(options.providerOptions?.local);
   const ports = portNumbers(options.ports, provider);
   const forwards = planForwards(extra.hostForwards, (options as { hostRoutes?: Record<string, string> }).hostRoutes);
   const networked = (options.network ?? 'allow') === 'allow';
@@ -148,6 +148,16 @@ export function planLocalCreate(
     tags: { ...options.tags },
     warnings,
   };
+}
+
+/** `providerOptions.local`, validated; a bad field is named by its full path (`providerOptions.local.hostForwards.80`). */
+function parseLocalOptions(value: unknown): z.output<typeof localCreateOptionsSchema> {
+  const parsed = localCreateOptionsSchema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const field = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path.map(String).join('.');
+  const argument = ['providerOptions.local', field].filter(Boolean).join('.');
+  throw new SandboxInvalidArgumentError({ message: `Invalid ${argument}: ${issue.message}`, argument, provider, cause: parsed.error });
 }
 
 /** `hostForwards` and the neutral `hostRoutes` (same shape), validated; the same port twice must agree. */

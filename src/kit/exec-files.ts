@@ -118,6 +118,9 @@ export class ExecFiles implements SandboxFiles {
         await input.pipeTo(process.stdin, { signal: stopFeeding.signal }).catch(async (error: unknown) => {
           if (stopFeeding.signal.aborted) return; // the writer exited; its exit status says why
           await process.kill().catch(() => undefined);
+          // Its stdin may have closed because it exited first (the path is a directory): then
+          // its exit status says why (the kill above reaches no process).
+          if ((await process.wait().catch(() => undefined))?.exitCode === fileExit.isDirectory) return;
           throw error;
         });
       }

@@ -288,11 +288,33 @@ export function toWebWritable(writable: import('node:stream').Writable, options:
       writable.on('close', onClose);
     });
   const closedError = () => mapError(failure ?? Object.assign(new Error('write after end'), { code: 'EPIPE' }));
-  return new WritableStream<Uint8Array>({
+  // A write that failed errors the Web stream, and a Web stream answers `close()` on an errored
+  // stream with a bare TypeError; close() rejects with the mapped failure instead.
+  let writeFailure: unknown;
+  const mapClose = (error: unknown) => {
+    throw writeFailure ?? error;
+  };
+  class BridgedWritable extends WritableStream<Uint8Array> {
+    override getWriter(): WritableStreamDefaultWriter<Uint8Array> {
+      const writer = super.getWriter();
+      const close = writer.close.bind(writer);
+      writer.close = () => close().catch(mapClose);
+      return writer;
+    }
+    override close(): Promise<void> {
+      return super.close().catch(mapClose);
+    }
+  }
+  return new BridgedWritable({
     async write(chunk) {
-      if (!(chunk instanceof Uint8Array)) throw new TypeError('stdin accepts Uint8Array chunks only');
-      if (failure !== undefined || writable.destroyed || writable.writableEnded) throw closedError();
-      if (!writable.write(chunk)) await whenWritable();
+      try {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError('stdin accepts Uint8Array chunks only');
+        if (failure !== undefined || writable.destroyed || writable.writableEnded) throw closedError();
+        if (!writable.write(chunk)) await whenWritable();
+      } catch (error) {
+        writeFailure ??= error;
+        throw error;
+      }
     },
     async close() {
       if (writable.destroyed || writable.writableEnded) return;
