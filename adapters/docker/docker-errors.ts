@@ -1,10 +1,17 @@
+/**
+ * Docker Engine errors → sandport errors: the engine's own message rules first (they say more
+ * than the status), then the kit's HTTP and connection tables. Every regex over an engine message
+ * lives here.
+ */
 import {
-  SandboxAlreadyExistsError,
   SandboxError,
   SandboxFileNotFoundError,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
   SandboxProviderError,
+  errorCode,
+  fromConnectionError,
+  fromHttpStatus,
 } from '../../src/kit/index.js';
 
 /** The shape of errors from docker-modem (dockerode's transport). */
@@ -16,40 +23,66 @@ interface EngineError {
   json?: { message?: string } | string | null;
 }
 
-function engineMessage(error: EngineError): string {
-  const json = typeof error.json === 'object' && error.json ? error.json.message : typeof error.json === 'string' ? error.json : undefined;
-  return (json ?? error.message ?? error.reason ?? 'unknown engine error').toString().trim();
+/** What was being done, and on what: the subject sharpens the mapped error. */
+export interface DockerErrorContext {
+  operation: string;
+  sandboxId?: string | undefined;
+  /** A sandbox path: a 404 then means the file, unless the engine says the container is gone. */
+  path?: string | undefined;
+  image?: string | undefined;
+  /**
+   * The call was a HEAD request on a container known to run: the answer has no body, so the
+   * engine's 404 text ("no such container") cannot tell a missing path from a missing container.
+   */
+  pathOnly?: boolean;
 }
+
+const provider = 'docker';
+
+/** The engine's message for an error (its JSON body, else the transport's message). */
+export function engineMessage(error: unknown): string {
+  const engine = (error ?? {}) as EngineError;
+  const json = typeof engine.json === 'object' && engine.json ? engine.json.message : typeof engine.json === 'string' ? engine.json : undefined;
+  return (json ?? engine.message ?? engine.reason ?? 'unknown engine error').toString().trim();
+}
+
+/** The HTTP status of an engine error, if it has one. */
+export function engineStatus(error: unknown): number | undefined {
+  const status = (error as EngineError | undefined)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** Codes that mean no engine answers at this address at all (as opposed to a dropped connection). */
+const unreachableCodes = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES']);
 
 /**
  * Maps Docker Engine errors to sandport errors, keeping the engine's error as `cause`.
- * `context` says what was being done; `subject` names the sandbox, file or image concerned.
+ * `context` says what was being done; `sandboxId`, `path` or `image` name the subject.
  */
-export function mapDockerError(
-  error: unknown,
-  context: { operation: string; sandboxId?: string; path?: string; image?: string },
-): SandboxError {
+export function mapDockerError(error: unknown, context: DockerErrorContext): SandboxError {
   if (SandboxError.isInstance(error)) return error;
-  const engine = (error ?? {}) as EngineError;
-  const message = engineMessage(engine);
-  const provider = 'docker';
+  const message = engineMessage(error);
   const cause = error;
-  if (engine.code === 'ECONNREFUSED' || engine.code === 'ENOENT' || engine.code === 'EACCES') {
+  const code = errorCode(error);
+  const status = engineStatus(error);
+  if (status === undefined && code !== undefined && unreachableCodes.has(code)) {
     return new SandboxProviderError({
-      message: `The Docker engine is unreachable (${engine.code}) during ${context.operation}: is dockerd running and is its socket accessible?`,
+      message: `The Docker engine is unreachable (${code}) during ${context.operation}: is dockerd running and is its socket accessible?`,
       provider,
-      retryable: engine.code === 'ECONNREFUSED',
+      retryable: code === 'ECONNREFUSED',
       cause,
     });
   }
-  if (engine.code === 'ECONNRESET' || engine.code === 'EPIPE') {
-    return new SandboxProviderError({ message: `Connection to the Docker engine lost during ${context.operation}`, provider, retryable: true, cause });
+  if (status === undefined) {
+    const connection = fromConnectionError(error, { provider, operation: context.operation, detail: message, cause });
+    if (connection) return connection;
+    return new SandboxProviderError({ message: `Docker engine error during ${context.operation}: ${message}`, provider, cause });
   }
-  const status = engine.statusCode;
+  const table = { provider, operation: context.operation, sandboxId: context.sandboxId, detail: message, cause };
   if (status === 404) {
     // The archive endpoints answer 404 "no such container" for a missing path too; the
     // message is the only way to tell the two apart.
-    const containerGone = /no such container/i.test(message) && !/could not find the file|no such file/i.test(message);
+    const containerGone = !context.pathOnly && /no such container/i.test(message) && !/could not find the file|no such file/i.test(message);
     if (context.path !== undefined && !containerGone) {
       return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${context.path}`, path: context.path, provider, cause });
     }
@@ -58,20 +91,31 @@ export function mapDockerError(
     }
     return new SandboxNotFoundError({ message: `Sandbox ${context.sandboxId ?? ''} not found: ${message}`, sandboxId: context.sandboxId, provider, cause });
   }
-  if (status === 409) {
-    if (/is not running|is paused|removal .* in progress|is restarting/i.test(message)) {
-      return new SandboxNotFoundError({ message: `Sandbox ${context.sandboxId ?? ''} is no longer running: ${message}`, sandboxId: context.sandboxId, provider, cause });
-    }
-    return new SandboxAlreadyExistsError({ message: `Conflict during ${context.operation}: ${message}`, provider, cause });
+  if (status === 409 && /is not running|is paused|removal .* in progress|is restarting|is dead|marked for removal/i.test(message)) {
+    return new SandboxNotFoundError({ message: `Sandbox ${context.sandboxId ?? ''} is no longer running: ${message}`, sandboxId: context.sandboxId, provider, cause });
   }
-  if (status === 400) {
-    return new SandboxInvalidArgumentError({ message: `The engine refused ${context.operation}: ${message}`, argument: context.operation, provider, cause });
+  if (status === 400 && isMountRefusal(message)) {
+    return new SandboxInvalidArgumentError({ message: `volumes: ${message}`, argument: 'volumes', provider, cause });
   }
-  return new SandboxProviderError({
-    message: `Docker engine error during ${context.operation}${status ? ` (HTTP ${status})` : ''}: ${message}`,
-    provider,
-    statusCode: status,
-    retryable: status !== undefined && status >= 500 && status !== 501,
-    cause,
-  });
+  return fromHttpStatus(status, table);
+}
+
+/** The engine refused a mount (a bind of a missing host path, a malformed mount). */
+function isMountRefusal(message: string): boolean {
+  return /bind source path does not exist|invalid mount config/i.test(message);
+}
+
+/** Whether a mapped error says the file is missing (for callers that retry after a mkdir). */
+export function isFileNotFound(error: unknown): boolean {
+  return SandboxError.isInstance(error) && error.code === 'file_not_found';
+}
+
+/** Whether an engine error is a 404 (a missing image, network or snapshot). */
+export function isEngineNotFound(error: unknown): boolean {
+  return engineStatus(error) === 404;
+}
+
+/** Whether an engine error is a 409 (a network or name someone else created first). */
+export function isEngineConflict(error: unknown): boolean {
+  return engineStatus(error) === 409;
 }

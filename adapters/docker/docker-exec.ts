@@ -1,266 +1,446 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { PassThrough, Writable, type Duplex } from 'node:stream';
+/**
+ * One command in a Docker container, on the kit's exec wrapper and `ProcessOutcome`.
+ *
+ * The engine gives an exec one hijacked socket (stdin in, multiplexed stdout/stderr out) and no
+ * kill. Three things here keep a command from ever hanging its caller:
+ * - the socket is demultiplexed into two bounded Web streams, paused only while one of them is
+ *   full, and a cancelled side is discarded, so it never stalls the other;
+ * - the exit is watched on its own (exec inspect, polled with backoff and woken by the socket's
+ *   end), not inferred from the socket: a command that closed its stdout, or whose output nobody
+ *   reads, still exits. After the exit the socket drains what is left (bounded), and stdin
+ *   writes settle at once;
+ * - the tree is killed by the wrapper's marker, from the host when the engine is local and we are
+ *   root (that works even when the command exhausted the pids limit), else from inside.
+ */
+import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import {
+  ProcessOutcome,
   SandboxInvalidArgumentError,
-  SandboxNotFoundError,
-  fromNodeReadable,
-  type ExitStatus,
-  type SandboxProcess,
+  SandboxProviderError,
+  canScanHostProcesses,
+  killMarkedTreeArgv,
+  newExecId,
+  readStartMarker,
   signalFromExitCode,
-  watchExecLimits,
+  signalMarkedProcesses,
+  type Command,
+  type ExitStatus,
+  type KillSignal,
+  type LifecycleMember,
+  type SandboxEmitter,
+  type SandboxLifecycle,
+  type SandboxProcess,
 } from '../../src/kit/index.js';
+import { runInContainer } from './docker-engine.js';
 import { mapDockerError } from './docker-errors.js';
+import { execCommand } from './docker-scripts.js';
 
-/**
- * Runs inside the container around every command: checks the working directory and the program,
- * reports on stdout with a NUL-led marker line that the host strips, then execs the command.
- */
-export const wrapperChecks = [
-  'cd -- "$1" 2>/dev/null || { printf "\\0SPX:cwd\\n"; exit 126; }',
-  'shift',
-  'case "$1" in */*) [ -f "$1" ] && [ -x "$1" ] ;; *) command -v -- "$1" >/dev/null 2>&1 ;; esac || { printf "\\0SPX:command\\n"; exit 127; }',
-  'printf "\\0SPX:ok\\n"',
-];
-export const execWrapper = [...wrapperChecks, 'exec "$@"'].join('\n');
+/** Bytes a stream holds before the socket pauses (the reader's backpressure). */
+const queuedBytes = 256 * 1024;
+/** After the exit: what may queue while the socket drains (only what was in flight remains). */
+const drainBytes = 8 * 1024 * 1024;
+/** Longest pause between two exit polls of a running command. */
+const maxPollMs = 1_000;
 
-/**
- * The engine has no call to kill an exec, and a process that called setsid leaves the exec's
- * process group; every process started by an exec inherits SANDPORT_EXEC_ID, so this finds them.
- */
-export const execKiller = [
-  'for round in 1 2 3; do',
-  '  for p in /proc/[0-9]*; do',
-  '    if tr "\\0" "\\n" < "$p/environ" 2>/dev/null | grep -qx "SANDPORT_EXEC_ID=$1"; then kill -s "$2" "${p#/proc/}" 2>/dev/null; fi',
-  '  done',
-  'done',
-].join('\n');
-
-/** Calls `listener` once, on whichever of `events` comes first, and forgets the others. */
-function onceEither(emitter: NodeJS.EventEmitter, events: string[], listener: () => void): void {
-  const handler = () => {
-    for (const event of events) emitter.off(event, handler);
-    listener();
-  };
-  for (const event of events) emitter.on(event, handler);
-}
-
-/**
- * Splits the engine's multiplexed exec stream (8-byte frame headers) into stdout and stderr,
- * pausing the socket while either side is full. docker-modem's own demuxer ignores the return
- * value of `write`, which would buffer without bound behind a slow reader.
- */
-function demux(socket: Duplex, stdout: PassThrough, stderr: PassThrough): void {
-  let pending: Buffer = Buffer.alloc(0);
-  let waiting = 0;
-  const resume = () => {
-    if (--waiting === 0) socket.resume();
-  };
-  socket.on('data', (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    while (pending.length >= 8) {
-      const size = pending.readUInt32BE(4);
-      if (pending.length < 8 + size) break;
-      const target = pending[0] === 2 ? stderr : stdout;
-      const payload = pending.subarray(8, 8 + size);
-      pending = pending.subarray(8 + size);
-      // A side whose reader cancelled is dropped, so it can never stall the other side.
-      if (target.destroyed) continue;
-      if (!target.write(payload)) {
-        waiting++;
-        socket.pause();
-        onceEither(target, ['drain', 'close'], resume);
-      }
-    }
-  });
-  const finish = () => {
-    stdout.end();
-    stderr.end();
-  };
-  socket.on('end', finish);
-  socket.on('close', finish);
-  socket.on('error', (error) => {
-    stdout.destroy(error);
-    stderr.destroy(error);
-  });
-}
-
-/** Strips the wrapper's marker line from the start of stdout and reports what it said. */
-function stripMarker(source: PassThrough): { output: PassThrough; marker: Promise<string> } {
-  const output = new PassThrough({ highWaterMark: 64 * 1024 });
-  let head: Buffer = Buffer.alloc(0);
-  let found = false;
-  let settle!: (word: string) => void;
-  const marker = new Promise<string>((resolve) => (settle = resolve));
-  const forward = (chunk: Buffer) => {
-    if (output.destroyed) return;
-    if (!output.write(chunk)) {
-      source.pause();
-      onceEither(output, ['drain', 'close'], () => source.resume());
-    }
-  };
-  source.on('data', (chunk: Buffer) => {
-    if (found) return forward(chunk);
-    head = Buffer.concat([head, chunk]);
-    const newline = head.indexOf(0x0a);
-    if (newline === -1 && head.length < 32) return;
-    found = true;
-    const line = head.subarray(0, newline === -1 ? 0 : newline).toString('latin1');
-    settle(line.startsWith('\0SPX:') ? line.slice(5) : 'unknown');
-    const rest = head.subarray(newline + 1);
-    if (rest.length > 0) forward(rest);
-  });
-  source.on('end', () => {
-    if (!found) settle('none');
-    output.end();
-  });
-  source.on('error', (error) => output.destroy(error));
-  return { output, marker };
-}
-
-/** Signals, from the host, every process carrying the exec's marker. False when that is not possible. */
-async function killFromHost(execId: string, signal: NodeJS.Signals): Promise<boolean> {
-  if (process.getuid?.() !== 0 || process.platform !== 'linux') return false;
-  const marker = `SANDPORT_EXEC_ID=${execId}`;
-  let killedAny = false;
-  for (let round = 0; round < 20; round++) {
-    let found = 0;
-    for (const entry of await readdir('/proc').catch(() => [] as string[])) {
-      if (!/^\d+$/.test(entry)) continue;
-      const environ = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '');
-      if (!environ.split('\0').includes(marker)) continue;
-      found++;
-      try {
-        process.kill(Number(entry), signal);
-        killedAny = true;
-      } catch {
-        // gone meanwhile
-      }
-    }
-    if (found === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return killedAny;
-}
-
+/** What a command needs of its sandbox. */
 export interface DockerExecContext {
   sandboxId: string;
   container: Docker.Container;
-  isRunning: () => boolean;
-  ended: (process: DockerSandboxProcess) => void;
-  /** Whether the container's memory cgroup has OOM-killed a process since last asked. */
-  oomKilled?: () => Promise<boolean>;
+  lifecycle: SandboxLifecycle;
+  events: SandboxEmitter;
+  /** The create env (secrets are loaded by the prelude, not here). */
+  env: Record<string, string>;
+  workdir: string;
+  /** The engine runs on this host: marked processes can be signalled from here. */
+  engineIsLocal: boolean;
+  /** Whether the container's memory cgroup OOM-killed a process since last asked. */
+  oomKilled: () => Promise<boolean>;
 }
 
-/** One command running in a Docker sandbox. */
-export class DockerSandboxProcess implements SandboxProcess {
-  readonly stdin: WritableStream<Uint8Array>;
-  readonly stdout: ReadableStream<Uint8Array>;
-  readonly stderr: ReadableStream<Uint8Array>;
-  /** @internal Resolves once the command runs; rejects with a typed error when it cannot start. */
-  readonly started: Promise<void>;
-  private readonly exited: Promise<ExitStatus>;
-  private failure: unknown;
-  private done = false;
+export interface DockerExecRequest {
+  command: Command;
+  argv: string[];
+  env?: Record<string, string> | undefined;
+  cwd?: string | undefined;
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  /** The create-time `command`: its end is the keeper's (and so the container's) end. */
+  entrypoint?: boolean;
+}
+
+/** One output side of the socket: a bounded, pull-based Web stream. */
+class Output {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #done = false;
+  #cancelled = false;
+
+  constructor(onPull: () => void, onCancel: () => void) {
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+        },
+        pull: onPull,
+        cancel: () => {
+          this.#done = true;
+          this.#cancelled = true;
+          onCancel();
+        },
+      },
+      new ByteLengthQueuingStrategy({ highWaterMark: queuedBytes }),
+    );
+  }
+
+  /** Closed, errored or cancelled: data for it is discarded. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (!this.#done) this.#controller.enqueue(chunk);
+  }
+
+  /** Whether at least `limit` bytes wait for the reader. */
+  holds(limit: number): boolean {
+    return !this.#done && (this.#controller.desiredSize ?? 0) <= queuedBytes - limit;
+  }
+
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#controller.close();
+  }
+
+  error(error: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#controller.error(error);
+  }
+}
+
+/**
+ * Splits the engine's multiplexed stream (8-byte frame headers: type, 0, 0, 0, size) into stdout
+ * and stderr without copying payloads, pausing the socket while either side is full.
+ * docker-modem's own demuxer ignores backpressure, which buffers without bound.
+ */
+class Demux {
+  readonly stdout: Output;
+  readonly stderr: Output;
+  #header: Buffer = Buffer.alloc(0);
+  #remaining = 0;
+  #target: Output | undefined;
+  #paused = false;
+  #limit = queuedBytes;
 
   constructor(
-    private readonly context: DockerExecContext,
-    private readonly exec: Docker.Exec,
-    socket: Duplex,
-    private readonly execId: string,
-    argv: readonly string[],
-    timeoutMs: number | undefined,
-    signal: AbortSignal | undefined,
+    private readonly socket: Duplex,
+    onCancel: () => void,
   ) {
-    const rawStdout = new PassThrough({ highWaterMark: 64 * 1024 });
-    const stderr = new PassThrough({ highWaterMark: 64 * 1024 });
-    demux(socket, rawStdout, stderr);
-    const { output, marker } = stripMarker(rawStdout);
-    this.stdout = fromNodeReadable(output);
-    this.stderr = fromNodeReadable(stderr);
-    socket.on('error', () => undefined);
-    this.stdin = Writable.toWeb(socket) as WritableStream<Uint8Array>;
-    const streamEnded = new Promise<void>((resolve) => {
-      socket.once('end', resolve);
-      socket.once('close', resolve);
-    });
-    this.started = marker.then((word) => {
-      if (word === 'ok') return;
-      if (word === 'cwd') throw new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${context.sandboxId}`, argument: 'cwd', provider: 'docker' });
-      if (word === 'command') throw new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${context.sandboxId}: ${argv[0]}`, argument: 'command', provider: 'docker' });
-      throw context.isRunning()
-        ? mapDockerError(new Error(`the command did not start (${word})`), { operation: 'exec', sandboxId: context.sandboxId })
-        : new SandboxNotFoundError({ message: `Sandbox ${context.sandboxId} is no longer running`, sandboxId: context.sandboxId, provider: 'docker' });
-    });
-    this.started.catch(() => undefined);
-    const stopWatching = watchExecLimits({
-      timeoutMs,
-      signal,
-      provider: 'docker',
-      stop: (reason) => {
-        this.failure ??= reason;
-        void this.kill();
-      },
-    });
-    this.exited = streamEnded.then(async () => {
-      stopWatching();
-      const exitCode = await this.exitCode();
-      this.done = true;
-      context.ended(this);
-      // The engine reports only a number; 128 + n is the shell's convention for death by signal n.
-      const signalName = signalFromExitCode(exitCode);
-      if (signalName === 'SIGKILL' && (await context.oomKilled?.().catch(() => false))) return { exitCode, signal: signalName, oomKilled: true };
-      return { exitCode, signal: signalName };
-    });
-    this.exited.catch(() => undefined);
+    this.stdout = new Output(() => this.resumeIfRoom(), onCancel);
+    this.stderr = new Output(() => this.resumeIfRoom(), onCancel);
+    socket.on('data', (chunk: Buffer) => this.take(chunk));
   }
 
-  private async exitCode(): Promise<number> {
-    for (let attempt = 0; attempt < 200; attempt++) {
-      try {
-        const info = await this.exec.inspect();
-        if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return info.ExitCode;
-      } catch (error) {
-        if (!this.context.isRunning()) break;
-        throw mapDockerError(error, { operation: 'exec inspect', sandboxId: this.context.sandboxId });
+  /** Lets the socket run ahead of the reader up to `drainBytes` (the command has exited). */
+  drain(): void {
+    this.#limit = drainBytes;
+    this.resumeIfRoom();
+  }
+
+  resumeIfRoom(): void {
+    if (!this.#paused || this.stdout.holds(this.#limit) || this.stderr.holds(this.#limit)) return;
+    this.#paused = false;
+    this.socket.resume();
+  }
+
+  end(): void {
+    this.stdout.end();
+    this.stderr.end();
+  }
+
+  error(error: unknown): void {
+    this.stdout.error(error);
+    this.stderr.error(error);
+  }
+
+  private take(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#remaining === 0) {
+        const needed = 8 - this.#header.length;
+        const piece = chunk.subarray(offset, offset + needed);
+        this.#header = this.#header.length === 0 ? piece : Buffer.concat([this.#header, piece]);
+        offset += piece.length;
+        if (this.#header.length < 8) break;
+        this.#target = this.#header[0] === 2 ? this.stderr : this.stdout;
+        this.#remaining = this.#header.readUInt32BE(4);
+        this.#header = Buffer.alloc(0);
+        continue;
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5 * (attempt + 1), 50)));
+      const size = Math.min(this.#remaining, chunk.length - offset);
+      this.#target!.push(chunk.subarray(offset, offset + size));
+      offset += size;
+      this.#remaining -= size;
     }
-    this.failure ??= new SandboxNotFoundError({ message: `Sandbox ${this.context.sandboxId} ended while the command was running`, sandboxId: this.context.sandboxId, provider: 'docker' });
-    return 137;
-  }
-
-  async wait(): Promise<ExitStatus> {
-    const status = await this.exited;
-    if (this.failure !== undefined) throw this.failure;
-    return status;
-  }
-
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (this.done || !this.context.isRunning()) return;
-    // When the engine runs on this host and we are root, the marked processes are signalled from
-    // outside: that works even when the command exhausted the pids limit and nothing more can
-    // start inside. Otherwise a second exec finds and signals them from inside.
-    if (await killFromHost(this.execId, signal)) return;
-    try {
-      const killer = await this.context.container.exec({ Cmd: ['/bin/sh', '-c', execKiller, 'sandport-kill', this.execId, signal.replace(/^SIG/, '')], AttachStdout: true, AttachStderr: true });
-      const stream = (await killer.start({ hijack: true, stdin: false })) as unknown as import('node:stream').Duplex;
-      stream.resume();
-      await new Promise<void>((resolve) => {
-        stream.once('end', resolve);
-        stream.once('close', resolve);
-      });
-    } catch (error) {
-      if (this.context.isRunning()) throw mapDockerError(error, { operation: 'kill', sandboxId: this.context.sandboxId });
+    if (!this.#paused && (this.stdout.holds(this.#limit) || this.stderr.holds(this.#limit))) {
+      this.#paused = true;
+      this.socket.pause();
     }
   }
+}
 
-  /** @internal The sandbox ended while this command ran. */
-  sandboxEnded(): void {
-    this.failure ??= new SandboxNotFoundError({ message: `Sandbox ${this.context.sandboxId} ended while the command was running`, sandboxId: this.context.sandboxId, provider: 'docker' });
+/** Signals the command's tree by its marker. */
+async function killTree(context: DockerExecContext, execId: string, signal: KillSignal): Promise<void> {
+  if (context.engineIsLocal && canScanHostProcesses() && (await signalMarkedProcesses(execId, signal)) > 0) return;
+  if (!context.lifecycle.isRunning()) return;
+  try {
+    await runInContainer(context.container, killMarkedTreeArgv(execId, signal));
+  } catch (error) {
+    if (context.lifecycle.isRunning()) throw mapDockerError(error, { operation: 'kill', sandboxId: context.sandboxId });
+  }
+}
+
+/** Starts a command; resolves once it runs. Rejects with typed start errors (cwd, command, gone). */
+export async function startDockerExec(context: DockerExecContext, request: DockerExecRequest): Promise<SandboxProcess> {
+  const { lifecycle, sandboxId, container } = context;
+  const execId = newExecId();
+  const outcome = new ProcessOutcome({
+    provider: 'docker',
+    sandboxId,
+    events: context.events,
+    command: request.command,
+    execId,
+    lifecycle,
+    timeoutMs: request.timeoutMs,
+    signal: request.signal,
+    kill: (signal) => killTree(context, execId, signal),
+  });
+  const env = { ...context.env, ...request.env, SANDPORT_EXEC_ENV: Object.keys(request.env ?? {}).join(' ') };
+  const starting = (async () => {
+    const exec = await container.exec({
+      Cmd: execCommand(execId, request.argv, request.cwd ?? context.workdir, request.entrypoint === true),
+      Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+    });
+    // Given up meanwhile (an early abort or timeout): never start it.
+    if (outcome.done) throw outcome.failed;
+    const socket = (await exec.start({ hijack: true, stdin: true })) as unknown as Duplex;
+    const process = new DockerSandboxProcess(context, outcome, exec, socket);
+    const { report, stdout } = await readStartMarker(process.rawStdout);
+    if (outcome.done) {
+      // It started after the caller gave up: end it now that its marker is on every process.
+      void killTree(context, execId, 'SIGKILL').catch(() => undefined).finally(() => socket.destroy());
+      throw outcome.failed;
+    }
+    return { process, report, stdout };
+  })();
+  let started: Awaited<typeof starting>;
+  try {
+    started = await outcome.startup(starting);
+  } catch (error) {
+    outcome.abandon();
+    if (!lifecycle.isRunning()) throw lifecycle.notFound();
+    throw mapDockerError(error, { operation: 'exec', sandboxId });
+  }
+  const { process, report, stdout } = started;
+  if (report !== 'ok') {
+    process.discard();
+    outcome.abandon();
+    if (report === 'cwd') throw new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${sandboxId}`, argument: 'cwd', provider: 'docker' });
+    if (report === 'command') throw new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${sandboxId}: ${request.argv[0]}`, argument: 'command', provider: 'docker' });
+    if (!lifecycle.isRunning()) throw lifecycle.notFound();
+    throw new SandboxProviderError({ message: `The command did not start in sandbox ${sandboxId} (no report from the wrapper)`, provider: 'docker' });
+  }
+  process.begin(stdout);
+  outcome.started();
+  return process;
+}
+
+/** A command running in a Docker sandbox. */
+export class DockerSandboxProcess implements SandboxProcess {
+  readonly stdin: WritableStream<Uint8Array>;
+  #stdout!: ReadableStream<Uint8Array>;
+  readonly #context: DockerExecContext;
+  readonly #outcome: ProcessOutcome;
+  readonly #exec: Docker.Exec;
+  readonly #socket: Duplex;
+  readonly #demux: Demux;
+  #socketEnded = false;
+  #exited = false;
+  readonly #exitListeners = new Set<() => void>();
+  #wake: (() => void) | undefined;
+
+  /** @internal Made by `startDockerExec`. */
+  constructor(context: DockerExecContext, outcome: ProcessOutcome, exec: Docker.Exec, socket: Duplex) {
+    this.#context = context;
+    this.#outcome = outcome;
+    this.#exec = exec;
+    this.#socket = socket;
+    this.#demux = new Demux(socket, () => this.#releaseIfDone());
+    const ended = () => {
+      if (this.#socketEnded) return;
+      this.#socketEnded = true;
+      this.#demux.end();
+      this.#wakeUp();
+    };
+    socket.on('end', ended);
+    socket.on('close', ended);
+    socket.on('error', (error: unknown) => {
+      // After the end (terminate, the container gone) the streams just end; before, they fail typed.
+      if (this.#exited || !context.lifecycle.isRunning()) this.#demux.end();
+      else this.#demux.error(mapDockerError(error, { operation: 'exec stream', sandboxId: context.sandboxId }));
+      ended();
+    });
+    this.stdin = this.#stdinStream();
+  }
+
+  /** @internal stdout as it comes off the socket, marker included. */
+  get rawStdout(): ReadableStream<Uint8Array> {
+    return this.#demux.stdout.stream;
+  }
+
+  get stdout(): ReadableStream<Uint8Array> {
+    return this.#stdout;
+  }
+
+  get stderr(): ReadableStream<Uint8Array> {
+    return this.#demux.stderr.stream;
+  }
+
+  /** @internal The command runs: watch for its exit. */
+  begin(stdout: ReadableStream<Uint8Array>): void {
+    this.#stdout = stdout;
+    // The sandbox's end wakes the exit watch at once (the outcome records the failure).
+    const member: LifecycleMember = { sandboxEnded: () => this.#wakeUp() };
+    const untrack = this.#context.lifecycle.track(member);
+    void this.#watchExit().finally(untrack);
+  }
+
+  /** @internal The command never started: close everything. */
+  discard(): void {
+    this.#exited = true;
+    this.#socket.destroy();
+  }
+
+  wait(): Promise<ExitStatus> {
+    return this.#outcome.wait();
+  }
+
+  kill(signal?: KillSignal): Promise<void> {
+    return this.#outcome.kill(signal);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill();
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Polls exec inspect until the command has exited (woken early by the socket's end or the sandbox's). */
+  async #watchExit(): Promise<void> {
+    const { lifecycle, sandboxId } = this.#context;
+    let delay = 20;
+    let failures = 0;
+    for (;;) {
+      await this.#pause(this.#socketEnded ? 5 : delay);
+      if (!lifecycle.isRunning()) return this.#finish(137);
+      let info: Docker.ExecInspectInfo;
+      try {
+        info = await this.#exec.inspect();
+        failures = 0;
+      } catch (error) {
+        if (!lifecycle.isRunning()) continue;
+        const mapped = mapDockerError(error, { operation: 'exec inspect', sandboxId });
+        if (mapped.code === 'sandbox_not_found' || ++failures > 10) {
+          this.#outcome.fail(mapped);
+          return this.#finish(137);
+        }
+        delay = maxPollMs;
+        continue;
+      }
+      if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return this.#finish(info.ExitCode);
+      delay = Math.min(delay * 2, maxPollMs);
+    }
+  }
+
+  async #finish(exitCode: number): Promise<void> {
+    // The engine reports only a number; 128 + n is the shell's convention for death by signal n.
+    const signal = signalFromExitCode(exitCode);
+    const oomKilled = signal === 'SIGKILL' && this.#context.lifecycle.isRunning() && (await this.#context.oomKilled().catch(() => false));
+    this.#exited = true;
+    for (const listener of this.#exitListeners) listener();
+    this.#exitListeners.clear();
+    this.#demux.drain();
+    this.#releaseIfDone();
+    this.#outcome.exited(oomKilled ? { exitCode, signal, oomKilled: true } : { exitCode, signal });
+  }
+
+  /** Once the command exited and nobody reads either side any more, the socket goes. */
+  #releaseIfDone(): void {
+    if (this.#exited && this.#demux.stdout.cancelled && this.#demux.stderr.cancelled) this.#socket.destroy();
+  }
+
+  /** Resolves on `events` of the socket, or at the exit. */
+  #until(events: string[]): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        for (const event of events) this.#socket.off(event, done);
+        this.#exitListeners.delete(done);
+        resolve();
+      };
+      for (const event of events) this.#socket.on(event, done);
+      this.#exitListeners.add(done);
+    });
+  }
+
+  /**
+   * stdin with backpressure (each write waits for the socket to drain). Once the command has
+   * exited, writes reject with `SandboxProviderError` and a pending write or close settles.
+   */
+  #stdinStream(): WritableStream<Uint8Array> {
+    const socket = this.#socket;
+    const closed = () => new SandboxProviderError({ message: `stdin is closed: the command in sandbox ${this.#context.sandboxId} has exited`, provider: 'docker' });
+    return new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (!(chunk instanceof Uint8Array)) throw new SandboxInvalidArgumentError({ message: 'stdin accepts Uint8Array chunks only', argument: 'stdin', provider: 'docker' });
+        if (this.#exited || socket.destroyed || socket.writableEnded) throw closed();
+        if (!socket.write(chunk)) await this.#until(['drain', 'close', 'error']);
+      },
+      close: async () => {
+        if (this.#exited || socket.destroyed || socket.writableEnded) return;
+        const flushed = this.#until(['finish', 'close', 'error']);
+        socket.end();
+        await flushed;
+      },
+      abort: () => {
+        if (!socket.destroyed && !socket.writableEnded) socket.end();
+      },
+    });
   }
 }

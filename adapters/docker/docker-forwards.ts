@@ -1,9 +1,7 @@
 import type Docker from 'dockerode';
 import { SandboxCapabilityUnsupportedError, SandboxProviderError } from '../../src/kit/index.js';
-import { runInContainer } from './docker-sandbox.js';
-
-/** Where a host socket of `hostForwards` appears inside the container. */
-export const forwardSocketPath = (port: number) => `/run/sandport-forward/${port}.sock`;
+import { runInContainer } from './docker-engine.js';
+import { forwardSocketPath } from './docker-options.js';
 
 // The forwarder listens on the container's loopback and relays each connection to the bind-mounted
 // host socket. Written for node or python3, whichever the image has (the engine cannot run a
@@ -41,8 +39,9 @@ const starter = [
 ].join('\n');
 
 /** Starts one forwarder per port and waits until each listens. */
-export async function startForwards(container: Docker.Container, ports: number[]): Promise<void> {
+export async function startForwards(container: Docker.Container, ports: number[], signal?: AbortSignal): Promise<void> {
   for (const port of ports) {
+    signal?.throwIfAborted();
     const result = await runInContainer(container, ['/bin/sh', '-c', starter, 'sandport-forward', String(port), forwardSocketPath(port), nodeForwarder, pythonForwarder]);
     if (result.exitCode === 3) {
       throw new SandboxCapabilityUnsupportedError({

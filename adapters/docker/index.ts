@@ -1,10 +1,13 @@
+export { createDockerSandboxProvider, type DockerSandboxProvider, type DockerSandboxProviderOptions } from './docker-provider.js';
 export {
-  createDockerSandboxProvider,
-  DockerSandboxProvider,
   dockerCapabilities,
   dockerCreateOptionsSchema,
-  type DockerSandboxProviderOptions,
-} from './docker-provider.js';
-export { DockerSandbox } from './docker-sandbox.js';
-export { DockerSandboxProcess } from './docker-exec.js';
-export { mapDockerError } from './docker-errors.js';
+  planDockerCreate,
+  type DockerCreateOptions,
+  type DockerCreatePlan,
+  type DockerImagePlan,
+  type DockerPlanDefaults,
+} from './docker-options.js';
+export type { DockerSandbox } from './docker-sandbox.js';
+export type { DockerSandboxProcess } from './docker-exec.js';
+export { mapDockerError, type DockerErrorContext } from './docker-errors.js';

@@ -1,10 +1,11 @@
 /**
- * Unit tests of the Docker provider's option mapping and error mapping, against a recording fake
- * of dockerode: no engine needed, so they run everywhere.
+ * Unit tests of the Docker provider's option mapping (the pure `planDockerCreate`), its error
+ * mapping, and the provider calls around it against a recording fake of dockerode: no engine
+ * needed, so they run everywhere.
  */
 import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { createDockerSandboxProvider, mapDockerError } from '../../adapters/docker/index.js';
+import { createDockerSandboxProvider, dockerCreateOptionsSchema, mapDockerError, planDockerCreate } from '../../adapters/docker/index.js';
 import {
   SandboxAlreadyExistsError,
   SandboxCapabilityUnsupportedError,
@@ -12,13 +13,12 @@ import {
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
   SandboxProviderError,
+  createSandboxOptionsSchema,
+  parseOptions,
   type CreateSandboxOptions,
 } from '../../src/kit/index.js';
 
 type ContainerOptions = Docker.ContainerCreateOptions;
-
-/** Stops `create` right after the engine was asked to create the container. */
-const startRefused = Object.assign(new Error('start refused by the fake engine'), { statusCode: 400 });
 
 /** A dockerode stand-in that records every call and the options of `createContainer`. */
 function fakeDocker(runtimes: string[] = ['runc'], existingNetwork?: { Driver: string; Options: Record<string, string> }) {
@@ -42,6 +42,7 @@ function fakeDocker(runtimes: string[] = ['runc'], existingNetwork?: { Driver: s
     modem: {},
     info: async () => (calls.push('info'), { Runtimes: Object.fromEntries(runtimes.map((name) => [name, {}])) }),
     getImage: (name: string) => ({ inspect: async () => (calls.push(`image ${name}`), { Id: 'sha256:fake' }) }),
+    listContainers: async () => (calls.push('listContainers'), []),
     createContainer: async (options: ContainerOptions) => {
       calls.push('createContainer');
       created.push(options);
@@ -49,7 +50,7 @@ function fakeDocker(runtimes: string[] = ['runc'], existingNetwork?: { Driver: s
         id: 'c0ffee',
         start: async () => {
           calls.push('start');
-          throw startRefused;
+          throw Object.assign(new Error('start refused by the fake engine'), { statusCode: 400 });
         },
         remove: async () => void calls.push('remove'),
       };
@@ -58,14 +59,21 @@ function fakeDocker(runtimes: string[] = ['runc'], existingNetwork?: { Driver: s
   return { docker: docker as unknown as Docker, calls, created, networks };
 }
 
-async function mapped(options: CreateSandboxOptions, runtimes?: string[]): Promise<ContainerOptions> {
-  const fake = fakeDocker(runtimes);
-  const provider = createDockerSandboxProvider({ docker: fake.docker, defaultImage: 'sandport/base:bookworm' });
-  await expect(provider.create(options)).rejects.toBeDefined();
-  expect(fake.created).toHaveLength(1);
-  // A container that could not start is removed, never left behind.
-  expect(fake.calls).toContain('remove');
-  return fake.created[0]!;
+/** The engine's create options for `options`, as the provider would send them (no I/O). */
+function mapped(options: CreateSandboxOptions): ContainerOptions {
+  const parsed = parseOptions(createSandboxOptionsSchema, options, { provider: 'docker', what: 'create options' });
+  const dockerOptions = parseOptions(dockerCreateOptionsSchema, parsed.providerOptions?.docker, { provider: 'docker', what: 'providerOptions.docker' });
+  return planDockerCreate(parsed, dockerOptions, { image: 'sandport/base:bookworm', pidsLimit: 1024 }).container;
+}
+
+/** Like `mapped`, for a call expected to be refused: resolves with what it threw. */
+function refusal(options: CreateSandboxOptions): unknown {
+  try {
+    mapped(options);
+  } catch (error) {
+    return error;
+  }
+  return undefined;
 }
 
 describe('docker option mapping', () => {
@@ -78,7 +86,7 @@ describe('docker option mapping', () => {
   });
 
   it('defaults: hardened host config, bridge network, pids limit, workdir, sandport labels', async () => {
-    const options = await mapped({});
+    const options = mapped({});
     const host = options.HostConfig!;
     expect(options.Image).toBe('sandport/base:bookworm');
     expect(options.WorkingDir).toBe('/workspace');
@@ -105,7 +113,8 @@ describe('docker option mapping', () => {
   });
 
   it("network 'block' is NetworkMode none; 'allow' is a bridge without inter-container traffic, never host", async () => {
-    expect((await mapped({ network: 'block' })).HostConfig!.NetworkMode).toBe('none');
+    expect(mapped({ network: 'block' }).HostConfig!.NetworkMode).toBe('none');
+    expect(mapped({ network: 'allow' }).HostConfig!.NetworkMode).toBe('sandport-isolated');
     const fake = fakeDocker();
     const provider = createDockerSandboxProvider({ docker: fake.docker, defaultImage: 'img' });
     await expect(provider.create({ network: 'allow' })).rejects.toBeDefined();
@@ -114,6 +123,23 @@ describe('docker option mapping', () => {
     // Created once, with inter-container communication off.
     expect(fake.networks).toHaveLength(1);
     expect(fake.networks[0]).toMatchObject({ Name: 'sandport-isolated', Driver: 'bridge', Options: { 'com.docker.network.bridge.enable_icc': 'false' } });
+  });
+
+  it('a container that could not start is removed, never left behind', async () => {
+    const fake = fakeDocker();
+    const provider = createDockerSandboxProvider({ docker: fake.docker, defaultImage: 'sandport/base:bookworm' });
+    await expect(provider.create({})).rejects.toBeDefined();
+    expect(fake.created).toHaveLength(1);
+    expect(fake.created[0]!.Image).toBe('sandport/base:bookworm');
+    expect(fake.calls).toContain('start');
+    expect(fake.calls).toContain('remove');
+  });
+
+  it('published ports need a network; the creator is recorded for the stranded-container sweep', () => {
+    const error = refusal({ network: 'block', ports: [8080] });
+    expect(SandboxCapabilityUnsupportedError.isInstance(error)).toBe(true);
+    expect((error as SandboxCapabilityUnsupportedError).capability).toBe('tunnels');
+    expect(mapped({}).Labels!['dev.sandport.creator']).toMatch(new RegExp(`:${process.pid}$`));
   });
 
   it('refuses a same-named network that lets containers reach each other', async () => {
@@ -125,7 +151,7 @@ describe('docker option mapping', () => {
   });
 
   it('limits: cpu as NanoCpus, memory with equal swap (no swap), pids', async () => {
-    const host = (await mapped({ cpu: 1.5, memoryMiB: 256, pidsLimit: 64 })).HostConfig!;
+    const host = mapped({ cpu: 1.5, memoryMiB: 256, pidsLimit: 64 }).HostConfig!;
     expect(host.NanoCpus).toBe(1_500_000_000);
     expect(host.Memory).toBe(256 * 1024 * 1024);
     expect(host.MemorySwap).toBe(256 * 1024 * 1024);
@@ -133,7 +159,7 @@ describe('docker option mapping', () => {
   });
 
   it('ports are published on 127.0.0.1 only, on random host ports', async () => {
-    const options = await mapped({ ports: [8080, { port: 9000 }] });
+    const options = mapped({ ports: [8080, { port: 9000 }] });
     expect(Object.keys(options.ExposedPorts ?? {}).sort()).toEqual(['8080/tcp', '9000/tcp']);
     expect(options.HostConfig!.PortBindings).toEqual({
       '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
@@ -142,7 +168,7 @@ describe('docker option mapping', () => {
   });
 
   it('env, workdir, name and tags reach the container', async () => {
-    const options = await mapped({ env: { GREETING: 'hi there' }, workdir: '/srv/app', name: 'my-box', tags: { team: 'a', run: '7' } });
+    const options = mapped({ env: { GREETING: 'hi there' }, workdir: '/srv/app', name: 'my-box', tags: { team: 'a', run: '7' } });
     expect(options.Env).toContain('GREETING=hi there');
     expect(options.WorkingDir).toBe('/srv/app');
     expect(options.name).toContain('my-box');
@@ -151,7 +177,7 @@ describe('docker option mapping', () => {
   });
 
   it('volumes: a host path is a bind, a name is a named volume, readOnly is honoured', async () => {
-    const options = await mapped({ volumes: { '/data': { source: '/srv/data', readOnly: true }, '/cache': 'build-cache' } });
+    const options = mapped({ volumes: { '/data': { source: '/srv/data', readOnly: true }, '/cache': 'build-cache' } });
     const host = options.HostConfig!;
     // Binds would create a missing host directory silently; Mounts refuse it.
     expect(host.Binds ?? []).toEqual([]);
@@ -169,13 +195,13 @@ describe('docker option mapping', () => {
   });
 
   it('secrets stay out of the container config (inspect and commit would expose them)', async () => {
-    const options = await mapped({ env: { PLAIN: 'visible' }, secrets: { API_TOKEN: 'hunter2' } });
+    const options = mapped({ env: { PLAIN: 'visible' }, secrets: { API_TOKEN: 'hunter2' } });
     expect(options.Env).toContain('PLAIN=visible');
     expect(JSON.stringify(options)).not.toContain('hunter2');
   });
 
   it('sandport state lives on a tmpfs, which snapshots never capture', async () => {
-    const host = (await mapped({})).HostConfig!;
+    const host = mapped({}).HostConfig!;
     expect(Object.keys(host.Tmpfs ?? {})).toEqual(['/.sandport']);
   });
 
@@ -203,7 +229,7 @@ describe('docker option mapping', () => {
   });
 
   it('providerOptions.docker.runtime is used when the engine has it, refused otherwise', async () => {
-    expect((await mapped({ providerOptions: { docker: { runtime: 'runsc' } } }, ['runc', 'runsc'])).HostConfig!.Runtime).toBe('runsc');
+    expect(mapped({ providerOptions: { docker: { runtime: 'runsc' } } }).HostConfig!.Runtime).toBe('runsc');
     const fake = fakeDocker(['runc']);
     const provider = createDockerSandboxProvider({ docker: fake.docker });
     const error = await provider.create({ image: 'x', providerOptions: { docker: { runtime: 'runsc' } } }).catch((caught: unknown) => caught);
@@ -262,6 +288,16 @@ describe('docker lookups', () => {
     return { docker: docker as unknown as Docker, inspections: () => inspections };
   }
 
+  it('an id that cannot name a sandport container is not found before any I/O (it never reaches a URL)', async () => {
+    const fake = lookupDocker([running]);
+    const provider = createDockerSandboxProvider({ docker: fake.docker });
+    for (const id of ['nope', '../x', 'a/../b', '..%2fx', 'abc', `${'a'.repeat(65)}`, 'sandport-../x', 'ABCDEF012345']) {
+      const error = await provider.fromId(id).catch((caught: unknown) => caught);
+      expect(SandboxNotFoundError.isInstance(error), id).toBe(true);
+    }
+    expect(fake.inspections()).toBe(0);
+  });
+
   it('fromId retries transient engine failures, reporting each retry', async () => {
     const fake = lookupDocker([Object.assign(new Error('(HTTP code 503) busy'), { statusCode: 503 }), Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), running]);
     const provider = createDockerSandboxProvider({ docker: fake.docker });
@@ -276,7 +312,7 @@ describe('docker lookups', () => {
 
   it('fromId does not retry a missing container, nor accept a container that is not sandport\'s', async () => {
     const missing = lookupDocker([Object.assign(new Error('(HTTP code 404) no such container'), { statusCode: 404, json: { message: 'No such container: nope' } })]);
-    const error = await createDockerSandboxProvider({ docker: missing.docker }).fromId('nope').catch((caught: unknown) => caught);
+    const error = await createDockerSandboxProvider({ docker: missing.docker }).fromId('0123456789ab').catch((caught: unknown) => caught);
     expect(SandboxNotFoundError.isInstance(error)).toBe(true);
     expect(missing.inspections()).toBe(1);
     const foreign = lookupDocker([{ ...running, Config: { ...running.Config, Labels: {} as typeof running.Config.Labels } }]);

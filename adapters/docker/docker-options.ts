@@ -1,0 +1,227 @@
+/**
+ * Neutral create options → the engine's container create options, as a plan with no I/O, so the
+ * hardening, units, defaults and refusals are unit-testable. The provider resolves the plan's
+ * image, network, secrets and host forwards against the engine.
+ */
+import { createHash } from 'node:crypto';
+import type Docker from 'dockerode';
+import { z } from 'zod';
+import {
+  SandboxCapabilityUnsupportedError,
+  SandboxInvalidArgumentError,
+  portNumbers,
+  refuseUnsupported,
+  volumeMounts,
+  type ParsedCreateSandboxOptions,
+  type SandboxCapabilities,
+  type SandboxWarning,
+} from '../../src/kit/index.js';
+import { containerNamePrefix, labels, stateDirectory, thisCreator } from './docker-engine.js';
+import { lifetimeKeeper } from './docker-scripts.js';
+
+/** Default sandbox lifetime (Modal's default). */
+export const dockerDefaultTimeoutMs = 5 * 60 * 1000;
+/** Longest sandbox lifetime: the keeper never outlives creation + this. */
+export const dockerMaxTimeoutMs = 24 * 60 * 60 * 1000;
+/** The bridge network of sandboxes with network access (inter-container traffic off). */
+export const isolatedNetworkName = 'sandport-isolated';
+const keptCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETGID', 'SETUID', 'NET_BIND_SERVICE'];
+
+export const dockerCapabilities: SandboxCapabilities = Object.freeze({
+  isolation: 'container',
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
+  tunnels: true,
+  tunnelsTls: false,
+  snapshot: true,
+  deleteSnapshot: true,
+  hostRoutes: true,
+  tags: true,
+  fromName: true,
+  list: true,
+  crossProcessLookup: true,
+  extendTimeout: true,
+  network: { block: true, allowCidrs: false, allowDomains: false },
+  limits: { cpu: true, memory: true, pids: true },
+  timeouts: { lifetime: true, idle: true, maxLifetimeMs: dockerMaxTimeoutMs },
+  volumes: 'host-path-or-named',
+  gpu: false,
+  images: { reference: true, build: true, snapshot: true },
+} as const);
+
+/** `{ [sandboxPort]: hostUnixSocketPath }` (see `hostForwards`). */
+const hostForwardsSchema = z.record(
+  z.string().regex(/^\d+$/, { message: 'keys are sandbox port numbers' }).refine((port) => Number(port) >= 1 && Number(port) <= 65535, { message: 'ports are 1-65535' }),
+  z.string().startsWith('/', { message: 'must be an absolute host socket path' }),
+);
+
+/**
+ * `providerOptions.docker` of `create`.
+ * - `runtime`: an OCI runtime registered with the engine, e.g. `'runsc'` (gVisor) for a
+ *   hardened sandbox. The create fails when the engine does not have it.
+ * - `hostForwards`: `{ [sandboxPort]: hostUnixSocketPath }`: inside the container,
+ *   127.0.0.1:<port> forwards each connection to the host socket (bind-mounted; the forwarder
+ *   needs node or python3 in the image). One deliberate path to one host service, with the
+ *   host's network still out of reach.
+ */
+export const dockerCreateOptionsSchema = z
+  .object({
+    runtime: z.string().min(1).optional(),
+    hostForwards: hostForwardsSchema.optional(),
+  })
+  .strict();
+export type DockerCreateOptions = z.input<typeof dockerCreateOptionsSchema>;
+export type ParsedDockerCreateOptions = z.output<typeof dockerCreateOptionsSchema>;
+
+/** Where the container's image comes from. */
+export type DockerImagePlan =
+  | { kind: 'reference'; reference: string }
+  | { kind: 'snapshot'; reference: string }
+  /** Built once per content: `tag` is derived from the Dockerfile. */
+  | { kind: 'build'; base: string; dockerfile: string; tag: string };
+
+export interface DockerCreatePlan {
+  image: DockerImagePlan;
+  /** The engine's create options; `Image` is the reference, snapshot or build tag. */
+  container: Docker.ContainerCreateOptions;
+  /** `isolated`: the provider makes sure {@link isolatedNetworkName} exists first. */
+  network: 'none' | 'isolated';
+  /** Sandbox ports published on 127.0.0.1. */
+  ports: number[];
+  /** Stored on the state tmpfs after start, never in the container config. */
+  secrets: Record<string, string> | undefined;
+  /** Sandbox ports forwarded to host sockets (bind-mounted by `container`). */
+  forwards: number[];
+  runtime: string | undefined;
+  createdAt: number;
+  expiresAt: number;
+  warnings: SandboxWarning[];
+}
+
+export interface DockerPlanDefaults {
+  /** Image when the options name none. */
+  image: string;
+  pidsLimit: number;
+  /** Creation time, epoch milliseconds. @default Date.now() */
+  now?: number;
+}
+
+/** Where a host socket of `hostForwards` appears inside the container. */
+export const forwardSocketPath = (port: number) => `/run/sandport-forward/${port}.sock`;
+
+/** A named volume's name, as the engine accepts it. */
+const volumeName = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/** Mount targets that would hide or expose what the sandbox depends on. */
+const reservedTarget = /^\/(proc|sys|dev)(\/|$)/;
+
+/** The Dockerfile of a `{ base, commands }` image and the tag it is built under. */
+export function buildPlan(base: string, commands: readonly string[]): Extract<DockerImagePlan, { kind: 'build' }> {
+  const dockerfile = [`FROM ${base}`, ...commands.map((command) => `RUN ${command.replace(/\n/g, ' \\\n')}`)].join('\n') + '\n';
+  const tag = `sandport/build:${createHash('sha256').update(dockerfile).digest('hex').slice(0, 20)}`;
+  return { kind: 'build', base, dockerfile, tag };
+}
+
+/**
+ * Refusals only Docker has (the capability-driven ones are the kit's `refuseUnsupported`):
+ * published ports need a network, and volumes must be a host path or a volume name, mounted
+ * nowhere that hides procfs, sysfs, devices, the root or sandport's state.
+ */
+function refuseDockerSpecific(options: ParsedCreateSandboxOptions): void {
+  if (options.network === 'block' && (options.ports ?? []).length > 0) {
+    throw new SandboxCapabilityUnsupportedError({
+      message: 'Docker cannot publish ports of a container without a network; use network: "allow" with ports',
+      capability: 'tunnels',
+      provider: 'docker',
+    });
+  }
+  for (const { target, source } of volumeMounts(options.volumes)) {
+    if (!source.startsWith('/') && !volumeName.test(source)) {
+      throw new SandboxInvalidArgumentError({ message: `volumes.${target}: give an absolute host path or a volume name`, argument: `volumes.${target}`, provider: 'docker' });
+    }
+    if (target === '/' || reservedTarget.test(target) || target === stateDirectory || target.startsWith(`${stateDirectory}/`)) {
+      throw new SandboxInvalidArgumentError({ message: `volumes.${target}: cannot mount over ${target}`, argument: `volumes.${target}`, provider: 'docker' });
+    }
+  }
+}
+
+/**
+ * Builds the plan. Throws `SandboxCapabilityUnsupportedError` for what the engine cannot
+ * enforce (allowlists, GPUs, ports without a network) and `SandboxInvalidArgumentError` for
+ * values it would refuse or that would weaken the sandbox (a lifetime past 24 hours, a foreign
+ * snapshot, a volume over procfs).
+ */
+export function planDockerCreate(options: ParsedCreateSandboxOptions, dockerOptions: ParsedDockerCreateOptions, defaults: DockerPlanDefaults): DockerCreatePlan {
+  const warnings = refuseUnsupported(options, dockerCapabilities, 'docker');
+  refuseDockerSpecific(options);
+  const requested = options.image ?? defaults.image;
+  const image: DockerImagePlan =
+    typeof requested === 'string'
+      ? { kind: 'reference', reference: requested }
+      : 'type' in requested
+        ? { kind: 'snapshot', reference: requested.id }
+        : buildPlan(requested.base, requested.commands);
+  const createdAt = defaults.now ?? Date.now();
+  const expiresAt = createdAt + (options.timeoutMs ?? dockerDefaultTimeoutMs);
+  const workdir = options.workdir ?? '/workspace';
+  const ports = portNumbers(options.ports, 'docker');
+  const forwards = Object.keys(dockerOptions.hostForwards ?? {}).map(Number);
+  const network = options.network === 'block' ? 'none' : 'isolated';
+  const memory = options.memoryMiB === undefined ? undefined : options.memoryMiB * 1024 * 1024;
+  const container: Docker.ContainerCreateOptions = {
+    name: options.name === undefined ? undefined : `${containerNamePrefix}${options.name}`,
+    Image: image.kind === 'build' ? image.tag : image.reference,
+    // The main process holds the container up until the deadline, so the lifetime holds even
+    // if this process dies; AutoRemove then deletes the container.
+    Entrypoint: ['/bin/sh', '-c'],
+    Cmd: [lifetimeKeeper, String(Math.ceil(expiresAt / 1000)), String(Math.floor((createdAt + dockerMaxTimeoutMs) / 1000))],
+    // Secrets stay out of Env: `docker inspect` shows it and `commit` copies it into snapshots.
+    Env: Object.entries(options.env ?? {}).map(([key, value]) => `${key}=${value}`),
+    WorkingDir: workdir,
+    Tty: false,
+    Labels: {
+      [labels.managed]: 'true',
+      [labels.name]: options.name ?? '',
+      [labels.tags]: JSON.stringify(options.tags ?? {}),
+      [labels.createdAt]: String(createdAt),
+      [labels.expiresAt]: String(expiresAt),
+      [labels.workdir]: workdir,
+      [labels.env]: JSON.stringify(Object.keys(options.env ?? {})),
+      [labels.entrypoint]: options.command === undefined ? 'false' : 'true',
+      [labels.creator]: thisCreator,
+    },
+    ExposedPorts: Object.fromEntries(ports.map((port) => [`${port}/tcp`, {}])),
+    HostConfig: {
+      AutoRemove: true,
+      Init: true,
+      NetworkMode: network === 'none' ? 'none' : isolatedNetworkName,
+      PortBindings: Object.fromEntries(ports.map((port) => [`${port}/tcp`, [{ HostIp: '127.0.0.1', HostPort: '' }]])),
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: options.cpu === undefined ? undefined : Math.round(options.cpu * 1e9),
+      PidsLimit: options.pidsLimit ?? defaults.pidsLimit,
+      CapDrop: ['ALL'],
+      CapAdd: keptCapabilities,
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      Tmpfs: { [stateDirectory]: 'rw,nosuid,nodev,noexec,size=1m,mode=0700' },
+      // Mounts, not Binds: a bind of a missing host path is an error here, where Binds would
+      // silently create a root-owned directory on the host.
+      Mounts: [
+        ...volumeMounts(options.volumes).map(({ target, source, readOnly }) => ({
+          Type: source.startsWith('/') ? ('bind' as const) : ('volume' as const),
+          Source: source,
+          Target: target,
+          ReadOnly: readOnly,
+        })),
+        ...Object.entries(dockerOptions.hostForwards ?? {}).map(([port, socket]) => ({
+          Type: 'bind' as const,
+          Source: socket,
+          Target: forwardSocketPath(Number(port)),
+          ReadOnly: false,
+        })),
+      ],
+      Runtime: dockerOptions.runtime,
+    },
+  };
+  const secrets = options.secrets && Object.keys(options.secrets).length > 0 ? options.secrets : undefined;
+  return { image, container, network, ports, secrets, forwards, runtime: dockerOptions.runtime, createdAt, expiresAt, warnings };
+}
