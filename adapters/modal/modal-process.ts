@@ -19,6 +19,7 @@ export class ModalSandboxProcess implements SandboxProcess {
   constructor(
     process: ContainerProcess<Uint8Array>,
     stdout: ReadableStream<Uint8Array>,
+    exit: Promise<number>,
     outcome: ProcessOutcome,
     mapError: (error: unknown, operation: string) => SandboxError,
     /** The command was started with an empty stdin: there is no input stream to feed or close. */
@@ -46,7 +47,7 @@ export class ModalSandboxProcess implements SandboxProcess {
       },
       abort: () => stdin.close().catch(() => undefined),
     });
-    void process.wait().then(
+    void exit.then(
       // Modal reports a death by signal n as 128 + n, like a shell; so does sandport.
       (code) => outcome.exited({ exitCode: code, signal: signalFromExitCode(code) }),
       (error: unknown) => {

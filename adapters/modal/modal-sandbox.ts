@@ -118,16 +118,19 @@ class ModalSandboxImpl implements ModalSandbox {
       const process = await sdk
         .exec(wrapArgv(outcome.execId, call.argv, { cwd: call.options.cwd, stdinNull }), { mode: 'binary', env: call.options.env })
         .catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
+      // Asked for at once, so the wait round trip overlaps the output instead of following it.
+      const exit = process.wait();
+      exit.catch(() => undefined);
       const { report, stdout } = await readStartMarker(process.stdout).catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
       if (report !== 'ok') {
         void process.stderr.cancel().catch(() => undefined);
         void stdout.cancel().catch(() => undefined);
-        await process.wait().catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
+        await exit.catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
         if (report === 'cwd') throw new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${this.id}`, argument: 'cwd', provider: 'modal' });
         if (report === 'command') throw new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${this.id}: ${call.argv[0]}`, argument: 'command', provider: 'modal' });
         throw new SandboxProviderError({ message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`, provider: 'modal' });
       }
-      return new ModalSandboxProcess(process, stdout, outcome, mapError, stdinNull);
+      return new ModalSandboxProcess(process, stdout, exit, outcome, mapError, stdinNull);
     })();
     const process = await outcome.startup(starting);
     outcome.started();

@@ -40,6 +40,29 @@ export async function providerCall<T>(context: ProviderCallContext, operation: s
       throw SandboxError.isInstance(error) ? error : context.mapError(error, operation);
     }
   };
-  const attempt = options.idempotent ? retryIdempotent(operation, once, { provider: context.provider, events: context.events, signal, retries: options.retries }) : once();
+  // The first attempt runs directly: p-retry's machinery is paid only when a retry is needed.
+  const attempt = once().catch((error: unknown) => {
+    if (!options.idempotent || !SandboxError.isInstance(error) || !error.retryable || signal?.aborted) throw error;
+    context.events?.emit('retry', { provider: context.provider, operation, attempt: 1, error });
+    return backOff(200, signal).then(() =>
+      retryIdempotent(operation, once, { provider: context.provider, events: context.events, signal, retries: Math.max(0, (options.retries ?? 3) - 1), firstAttempt: 2 }),
+    );
+  });
   return raceWithSignal(attempt, { signal, operation, provider: context.provider });
+}
+
+/** Waits about `milliseconds` (jittered), or rejects with `signal.reason` when the caller aborts. */
+function backOff(milliseconds: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(done, milliseconds * (1 + Math.random()));
+    function done() {
+      signal?.removeEventListener('abort', aborted);
+      resolve();
+    }
+    function aborted() {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener('abort', aborted, { once: true });
+  });
 }

@@ -10,8 +10,9 @@ import type { SandboxEmitter } from '../spec/events.js';
 export async function retryIdempotent<T>(
   operation: string,
   call: () => Promise<T>,
-  options: { provider: string; events?: SandboxEmitter; signal?: AbortSignal; retries?: number },
+  options: { provider: string; events?: SandboxEmitter; signal?: AbortSignal; retries?: number; firstAttempt?: number },
 ): Promise<T> {
+  const offset = (options.firstAttempt ?? 1) - 1;
   return pRetry(call, {
     retries: options.retries ?? 3,
     minTimeout: 200,
@@ -20,7 +21,7 @@ export async function retryIdempotent<T>(
     signal: options.signal,
     shouldRetry: ({ error }) => SandboxError.isInstance(error) && error.retryable,
     onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-      if (retriesLeft > 0) options.events?.emit('retry', { provider: options.provider, operation, attempt: attemptNumber, error });
+      if (retriesLeft > 0) options.events?.emit('retry', { provider: options.provider, operation, attempt: attemptNumber + offset, error });
     },
   });
 }

@@ -249,3 +249,39 @@ describe('stream bridges', () => {
     await expect(writer.write(new Uint8Array(1))).rejects.toSatisfy((error) => SandboxProviderError.isInstance(error));
   });
 });
+
+describe('providerCall', () => {
+  it('retries an idempotent call on a retryable error, with retry events numbered from 1', async () => {
+    const { SandboxEmitter, providerCall } = await import('../../src/kit/index.js');
+    const events = new SandboxEmitter();
+    const attempts: number[] = [];
+    events.on('retry', (event) => attempts.push(event.attempt));
+    let calls = 0;
+    const value = await providerCall(
+      { provider: 'p', events, mapError: (error) => error as never },
+      'getTags',
+      async () => {
+        calls++;
+        if (calls < 3) throw new SandboxProviderError({ message: 'flaky', provider: 'p', retryable: true });
+        return 'ok';
+      },
+      { idempotent: true },
+    );
+    expect(value).toBe('ok');
+    expect(calls).toBe(3);
+    expect(attempts).toEqual([1, 2]);
+  });
+
+  it('never retries a call that is not idempotent, and maps raw errors', async () => {
+    const { providerCall } = await import('../../src/kit/index.js');
+    let calls = 0;
+    const failure = new SandboxProviderError({ message: 'mapped', provider: 'p' });
+    await expect(
+      providerCall({ provider: 'p', mapError: () => failure }, 'create', async () => {
+        calls++;
+        throw new Error('raw');
+      }),
+    ).rejects.toBe(failure);
+    expect(calls).toBe(1);
+  });
+});
