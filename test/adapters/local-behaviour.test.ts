@@ -1,0 +1,179 @@
+/**
+ * Local-only reliability (issue 18): after terminate, a failed or aborted create, or the creator
+ * being SIGKILLed with its launchers, nothing of a sandbox stays on the host: no cgroup
+ * directory, no state directory, no process, no file descriptor of this process.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLocalSandboxProvider } from '../../adapters/local/index.js';
+import { SandboxInvalidArgumentError } from '../../src/kit/index.js';
+
+const isRoot = process.getuid?.() === 0;
+const stateDir = mkdtempSync(join(tmpdir(), 'sandport-behaviour-'));
+const provider = createLocalSandboxProvider({ stateDir });
+afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
+
+/** Every cgroup directory of a sandbox id, in any hierarchy (v1 controllers or v2), found by walking. */
+function cgroupDirsOf(sandboxId: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 6) return;
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (!entry.isDirectory()) continue;
+      if (entry.name === 'sandport') {
+        if (existsSync(join(dir, entry.name, sandboxId))) found.push(join(dir, entry.name, sandboxId));
+      } else if (depth < 3) {
+        walk(join(dir, entry.name), depth + 1);
+      }
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  return found;
+}
+
+/** Host processes whose command line mentions `text`. */
+function processesMentioning(text: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').includes(text)) found.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+/** What is left of sandbox `id` of state directory `dir` (empty when nothing). */
+function leftovers(id: string, dir = stateDir): string[] {
+  return [
+    ...cgroupDirsOf(id).map((path) => `cgroup ${path}`),
+    ...(existsSync(join(dir, id)) ? [`state dir ${join(dir, id)}`] : []),
+    ...processesMentioning(join(dir, id)).map((pid) => `process ${pid}`),
+  ];
+}
+
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+/** Ids of the sandbox directories created in the state directory while `body` runs (inotify). */
+async function idsCreatedDuring(body: () => Promise<void>): Promise<string[]> {
+  const ids = new Set<string>();
+  const watcher = watch(stateDir, (_event, name) => {
+    if (typeof name === 'string' && name.startsWith('sb-')) ids.add(name);
+  });
+  try {
+    await body();
+  } finally {
+    watcher.close();
+  }
+  return [...ids];
+}
+
+describe.skipIf(process.platform !== 'linux')('local provider leaves nothing behind', () => {
+  it('terminate releases cgroups, the state dir, processes and tunnel fds (40 cycles, then 16 at once)', async () => {
+    const warm = await provider.create({ network: 'block', ports: [8080] });
+    await warm.terminate();
+    const fds = openFds();
+    const ids: string[] = [];
+    const cycle = async (index: number) => {
+      const sandbox = await provider.create({ network: 'block', ports: [8080] });
+      ids.push(sandbox.id);
+      try {
+        expect((await sandbox.run(['/bin/sh', '-c', `echo ${index}; (setsid sleep 600 >/dev/null 2>&1 &)`])).stdout).toBe(`${index}\n`);
+        await sandbox.files.write('/tmp/cycle.txt', String(index));
+        // A tunnel connection left open by the client must not keep a host fd after terminate.
+        const tunnel = (await sandbox.tunnels())[8080]!;
+        const socket = connect(tunnel.hostPort, '127.0.0.1');
+        socket.on('error', () => undefined);
+        await new Promise((resolve) => socket.once('connect', resolve));
+        await sandbox.terminate();
+        socket.destroy();
+      } finally {
+        await sandbox.terminate();
+      }
+    };
+    for (let index = 0; index < 40; index++) await cycle(index);
+    await Promise.all(Array.from({ length: 16 }, (_, index) => cycle(100 + index)));
+    const left = ids.flatMap((id) => leftovers(id));
+    expect(left).toEqual([]);
+    await eventually(() => openFds() <= fds);
+    expect(openFds()).toBeLessThanOrEqual(fds);
+  }, 600_000);
+
+  it('a create whose entrypoint program is missing rejects and releases everything', async () => {
+    const ids = await idsCreatedDuring(async () => {
+      const error = await provider.create({ network: 'block', command: ['definitely-not-a-program-xyz'] }).catch((caught: unknown) => caught);
+      expect(SandboxInvalidArgumentError.isInstance(error)).toBe(true);
+      expect((error as SandboxInvalidArgumentError).argument).toBe('command');
+    });
+    expect(ids).toHaveLength(1);
+    expect(await provider.list()).toEqual([]);
+    expect(ids.flatMap((id) => leftovers(id))).toEqual([]);
+  }, 120_000);
+
+  it('creates aborted at random moments reject with signal.reason and release everything', async () => {
+    const outcomes: string[] = [];
+    const ids = await idsCreatedDuring(async () => {
+      for (let round = 0; round < 24; round++) {
+        const controller = new AbortController();
+        const reason = new Error(`abort ${round}`);
+        const creating = provider.create({ network: 'block', ports: [8080], signal: controller.signal });
+        setTimeout(() => controller.abort(reason), round % 12 === 0 ? 0 : Math.floor(Math.random() * 60));
+        const outcome = await creating.then(
+          async (sandbox) => {
+            const abortedFirst = controller.signal.aborted;
+            await sandbox.terminate();
+            return abortedFirst ? 'resolved after its signal fired' : 'ok';
+          },
+          (error: unknown) => (error === reason ? 'ok' : `rejected with ${String(error)}`),
+        );
+        controller.abort(reason);
+        outcomes.push(outcome);
+      }
+    });
+    expect(outcomes.filter((outcome) => outcome !== 'ok')).toEqual([]);
+    expect(await provider.list()).toEqual([]);
+    expect(ids.flatMap((id) => leftovers(id))).toEqual([]);
+  }, 300_000);
+
+  it.skipIf(!isRoot)('a creator SIGKILLed together with its launchers (one process group) takes its sandboxes along; cleanup() sweeps the rest (as root: cgroups)', async () => {
+    const marker = `7${Math.floor(Math.random() * 1e6)}`;
+    const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'security', 'fixtures', 'creator.ts'), marker], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
+    });
+    const made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
+      let output = '';
+      creator.stdout!.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
+      });
+      creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
+    });
+    expect(processesMentioning(`sleep ${marker}`)).toHaveLength(2);
+    // The whole group at once: the launchers get no chance to clean up.
+    process.kill(-creator.pid!, 'SIGKILL');
+    await eventually(() => processesMentioning(`sleep ${marker}`).length === 0 && made.every((sandbox) => processesMentioning(sandbox.stateDir).length === 0));
+    expect(processesMentioning(`sleep ${marker}`)).toEqual([]);
+    for (const sandbox of made) expect(processesMentioning(sandbox.stateDir)).toEqual([]);
+    // What the dead launchers could not remove, the next create or cleanup() does.
+    await createLocalSandboxProvider().cleanup();
+    for (const sandbox of made) expect(leftovers(sandbox.id, join(sandbox.stateDir, '..'))).toEqual([]);
+  }, 120_000);
+});
