@@ -1,153 +1,98 @@
 /**
- * The emulator's side of one exec: bounded output pipes that the SDK reads by offset, stdin
- * written by offset, and the exit status. The pipes pull from the local sandbox's streams only
- * while their buffer has room, so an unread command stalls in the sandbox, as it would on Modal,
- * and the emulator's memory stays bounded.
+ * Handlers of the task command router: exec start (a command in the local sandbox, or the SDK's
+ * filesystem tool, which the emulator answers itself), stdio reads by offset, stdin writes by
+ * offset, stdin status, poll and wait.
  */
-import { constants as osConstants } from 'node:os';
-import type { SandboxProcess } from '../../../src/kit/index.js';
+import * as grpc from '@grpc/grpc-js';
+import { SandboxError } from '../../../src/kit/index.js';
+import { ExecRecord } from '../shared/exec-record.js';
+import { fsToolsPath, runFsTool } from './modal-fs-tools.js';
+import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
+import type { EmulatedSandbox, ModalState } from './modal-state.js';
 
-const highWaterMark = 4 * 1024 * 1024;
+type ExecRpc = 'taskExecStart' | 'taskExecStdioRead' | 'taskExecStdinWrite' | 'taskExecStdinWriteStream' | 'taskExecStdinStatus' | 'taskExecPoll' | 'taskExecWait';
 
-export class OutputPipe {
-  private readonly chunks: Uint8Array[] = [];
-  private buffered = 0;
-  /** Stream offset of the first buffered byte. */
-  private base = 0;
-  private ended = false;
-  private wakeReader: (() => void) | undefined;
-  private wakePump: (() => void) | undefined;
-
-  constructor(source?: ReadableStream<Uint8Array>) {
-    if (source) void this.pump(source.getReader());
-    else this.ended = true;
-  }
-
-  static of(bytes: Uint8Array): OutputPipe {
-    const pipe = new OutputPipe();
-    if (bytes.byteLength > 0) pipe.push(bytes);
-    return pipe;
-  }
-
-  /** The next chunk at or after `offset`, or null at the end. Bytes before `offset` are dropped. */
-  async take(offset: number): Promise<Uint8Array | null> {
-    for (;;) {
-      while (offset > this.base && this.chunks.length > 0) {
-        const head = this.chunks[0]!;
-        const skip = Math.min(head.byteLength, offset - this.base);
-        this.shift(skip);
-      }
-      if (this.chunks.length > 0) {
-        const head = this.chunks[0]!;
-        this.shift(head.byteLength);
-        return head;
-      }
-      if (this.ended) return null;
-      await new Promise<void>((resolve) => (this.wakeReader = resolve));
-    }
-  }
-
-  /** Stops reading the source (the reader went away for good). */
-  discard(): void {
-    this.chunks.length = 0;
-    this.buffered = 0;
-  }
-
-  private push(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    this.buffered += chunk.byteLength;
-    this.wakeReader?.();
-  }
-
-  private shift(bytes: number): void {
-    const head = this.chunks[0]!;
-    if (bytes >= head.byteLength) this.chunks.shift();
-    else this.chunks[0] = head.subarray(bytes);
-    this.buffered -= bytes;
-    this.base += bytes;
-    if (this.buffered < highWaterMark) this.wakePump?.();
-  }
-
-  private async pump(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-    try {
+export function execHandlers(state: ModalState): Pick<RpcHandlers, ExecRpc> {
+  return {
+    async taskExecStart(request) {
+      const found = state.runningTask(request.taskId);
+      if (found.data.execs.has(request.execId)) return {}; // a retried start
+      const argv: string[] = request.commandArgs ?? [];
+      if (argv.length === 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'An exec needs a command');
+      const record =
+        argv[0] === fsToolsPath
+          ? await runFsTool(found.local, argv[1] ?? '').catch((error: unknown) => {
+              throw asRpcError(error);
+            })
+          : await startCommand(state, found, request, argv);
+      found.data.execs.set(request.execId, record);
+      return {};
+    },
+    async *taskExecStdioRead(request) {
+      const record = state.exec(request);
+      const pipe = request.fileDescriptor === 1 ? record.stderr : record.stdout;
+      let offset = request.offset;
       for (;;) {
-        while (this.buffered >= highWaterMark) await new Promise<void>((resolve) => (this.wakePump = resolve));
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (value.byteLength > 0) this.push(value);
+        const chunk = await pipe.take(offset);
+        if (!chunk) return;
+        offset += chunk.byteLength;
+        yield { data: chunk };
       }
-    } catch {
-      // The sandbox went away mid-stream: what was read is all there is.
-    } finally {
-      this.ended = true;
-      this.wakeReader?.();
+    },
+    async taskExecStdinWrite(request) {
+      await state.exec(request).writeStdin(request.offset, request.data, request.eof);
+      return {};
+    },
+    async taskExecStdinWriteStream(_request, call) {
+      let record: ExecRecord | undefined;
+      let offset = 0;
+      for await (const message of call as grpc.ServerReadableStream<Json, Json>) {
+        if (message.start) {
+          record = state.exec(message.start);
+          offset = message.start.offset;
+        } else if (message.data && record) {
+          await record.writeStdin(offset, message.data, false);
+          offset += message.data.byteLength;
+        } else if (message.end && record) {
+          await record.writeStdin(offset, new Uint8Array(), true);
+        } else if (!record) {
+          throw new RpcError(grpc.status.INVALID_ARGUMENT, 'The stdin stream must begin with a start message');
+        }
+      }
+      return {};
+    },
+    async taskExecStdinStatus(request) {
+      return state.exec(request).stdinStatus;
+    },
+    async taskExecPoll(request) {
+      return exitResponse(state.exec(request).exit);
+    },
+    async taskExecWait(request) {
+      return exitResponse(await state.exec(request).exited);
+    },
+  };
+}
+
+async function startCommand(state: ModalState, found: EmulatedSandbox, request: Json, argv: string[]): Promise<ExecRecord> {
+  try {
+    const process = await found.local.exec(argv, { env: state.env(request.secretSources, request.secretIds, request.env), cwd: request.workdir || undefined });
+    const record = ExecRecord.running(process, { stdout: request.stdoutConfig !== 0, stderr: request.stderrConfig !== 0 });
+    if (request.timeoutSecs) {
+      const timer = setTimeout(() => void process.kill(), request.timeoutSecs * 1000);
+      void record.exited.then(() => clearTimeout(timer));
     }
+    return record;
+  } catch (error) {
+    // Like a shell: a missing program or directory is a failed command, not a failed call.
+    if (SandboxError.isInstance(error) && error.code === 'invalid_argument') {
+      return ExecRecord.finished(new Uint8Array(), new TextEncoder().encode(`${error.message}\n`), (error as { argument?: string }).argument === 'cwd' ? 1 : 127);
+    }
+    throw asRpcError(error);
   }
 }
 
-export type ExitInfo = { code: number } | { signal: number } | { gone: string };
-
-/** One exec known to the router, by exec id. */
-export class ExecRecord {
-  readonly stdout: OutputPipe;
-  readonly stderr: OutputPipe;
-  exit: ExitInfo | undefined;
-  readonly exited: Promise<ExitInfo>;
-  private stdinWriter: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  private stdinWritten = 0;
-  private stdinClosed = false;
-  private stdinQueue: Promise<void> = Promise.resolve();
-
-  constructor(init: { stdout: OutputPipe; stderr: OutputPipe; exited: Promise<ExitInfo>; stdin?: WritableStream<Uint8Array> }) {
-    this.stdout = init.stdout;
-    this.stderr = init.stderr;
-    this.stdinWriter = init.stdin?.getWriter();
-    this.stdinWriter?.closed.catch(() => undefined);
-    if (!this.stdinWriter) this.stdinClosed = true;
-    this.exited = init.exited.then((exit) => (this.exit = exit));
-  }
-
-  /** A finished exec whose output is already known (the file tools answered on the host). */
-  static finished(stdout: Uint8Array, stderr: Uint8Array, code: number): ExecRecord {
-    return new ExecRecord({ stdout: OutputPipe.of(stdout), stderr: OutputPipe.of(stderr), exited: Promise.resolve({ code }) });
-  }
-
-  /** A command running in the local sandbox. */
-  static running(process: SandboxProcess, options: { stdout: boolean; stderr: boolean }): ExecRecord {
-    const exited = process.wait().then(
-      (status): ExitInfo => (status.signal ? { signal: osConstants.signals[status.signal as NodeJS.Signals] ?? 9 } : { code: status.exitCode }),
-      (error: unknown): ExitInfo => ({ gone: error instanceof Error ? error.message : String(error) }),
-    );
-    // A stream configured as /dev/null is drained so it never stalls the command.
-    if (!options.stdout) void process.stdout.pipeTo(new WritableStream()).catch(() => undefined);
-    if (!options.stderr) void process.stderr.pipeTo(new WritableStream()).catch(() => undefined);
-    return new ExecRecord({
-      stdout: options.stdout ? new OutputPipe(process.stdout) : new OutputPipe(),
-      stderr: options.stderr ? new OutputPipe(process.stderr) : new OutputPipe(),
-      exited,
-      stdin: process.stdin,
-    });
-  }
-
-  /** Writes stdin bytes starting at `offset`; bytes already written (a retried call) are skipped. */
-  writeStdin(offset: number, data: Uint8Array, eof: boolean): Promise<void> {
-    this.stdinQueue = this.stdinQueue.then(async () => {
-      const skip = Math.max(0, this.stdinWritten - offset);
-      const fresh = data.subarray(Math.min(skip, data.byteLength));
-      if (fresh.byteLength > 0 && !this.stdinClosed) {
-        this.stdinWritten += fresh.byteLength;
-        // A command that exited without reading its input is not the writer's error.
-        await this.stdinWriter?.write(fresh).catch(() => undefined);
-      }
-      if (eof && !this.stdinClosed) {
-        this.stdinClosed = true;
-        await this.stdinWriter?.close().catch(() => undefined);
-      }
-    });
-    return this.stdinQueue;
-  }
-
-  get stdinStatus(): { numBytesWritten: number; closed: boolean } {
-    return { numBytesWritten: this.stdinWritten, closed: this.stdinClosed };
-  }
+function exitResponse(exit: ExecRecord['exit']): Json {
+  if (!exit) return {};
+  if ('gone' in exit) throw new RpcError(grpc.status.NOT_FOUND, `The sandbox ended while the command ran: ${exit.gone}`);
+  return exit;
 }

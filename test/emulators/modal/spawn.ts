@@ -1,34 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { spawnEmulator, type EmulatorProcess } from '../shared/spawn-emulator.js';
 
-/** The Modal emulator in a child process (see serve.ts). */
-export interface ModalEmulatorProcess {
-  readonly url: string;
-  close(): Promise<void>;
-}
+/** The Modal emulator in a child process (see ../shared/spawn-emulator.ts). */
+export type ModalEmulatorProcess = EmulatorProcess;
 
-export async function spawnModalEmulator(): Promise<ModalEmulatorProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'serve.ts')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /MODAL_SERVER_URL=(\S+)\n/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`the Modal emulator exited during start (${code})`)));
-  });
-  return {
-    url,
-    close: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+export function spawnModalEmulator(): Promise<ModalEmulatorProcess> {
+  return spawnEmulator({ module: join(import.meta.dirname, 'modal-emulator.ts'), exportName: 'startModalEmulator', label: 'the Modal emulator' });
 }
