@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SandboxError, SandboxInvalidArgumentError, SandboxNotFoundError } from '../errors/index.js';
@@ -107,6 +107,8 @@ export function reliabilityTests(context: SuiteContext): void {
         "a misspelt volume key (readonly for readOnly) is SandboxInvalidArgumentError, never a read-write mount",
         async () => {
           const source = mkdtempSync(join(tmpdir(), 'sandport-suite-volume-'));
+          // Writable by any sandbox user, so that only the misspelt key can make the create fail.
+          chmodSync(source, 0o777);
           try {
             const outcome = await settle(attempt(() => context.create({ volumes: { '/mnt/v': bad({ source, readonly: true }) } })));
             if (outcome.ok) await outcome.value.terminate();
