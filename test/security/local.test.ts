@@ -223,6 +223,8 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
     const sandbox = await create({ ports: [8080] });
     const marker = `8${Math.floor(Math.random() * 1e6)}`;
     await sandbox.run(['/bin/sh', '-c', `(setsid sleep ${marker} >/dev/null 2>&1 &); (nohup sleep ${marker} >/dev/null 2>&1 &); exit 0`]);
+    // A daemon in the middle of its execve shows an empty command line for a moment.
+    for (let tries = 0; tries < 50 && hostProcessesWith(`sleep ${marker}`).length < 2; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(hostProcessesWith(`sleep ${marker}`).length).toBe(2);
     const pidsFile = cgroupFile(sandbox.id, 'pids', 'pids.max');
     await sandbox.terminate();
