@@ -125,7 +125,9 @@ export class EmulatorFiles extends ExecFiles {
       if (exitCode === 0) return;
       const { chunks, total } = await stderr;
       const text = decode(concatBytes(chunks, total)).trim();
-      throw new FileToolError(classifyFileFailure(exitCode, text), target, text || `write exited ${exitCode}`);
+      const fault = classifyFileFailure(exitCode, text);
+      // A write replaces an existing file, so "exists" can only be a file where a parent directory must be.
+      throw new FileToolError(fault === 'already_exists' ? 'not_directory' : fault, target, text || `write exited ${exitCode}`);
     });
     done.catch(() => undefined); // the caller may learn the outcome from `stdin` first
     return { stdin: process.stdin, done, abort: () => process.kill() };
