@@ -3,9 +3,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ModalClient, type Sandbox as ModalSdkSandbox } from 'modal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxCapabilityUnsupportedError, SandboxError, SandboxProviderError } from '../../src/errors/index.js';
 import { loadOptionalPeer } from '../../src/kit/index.js';
+import { createModalSandboxProvider } from '../../adapters/modal/index.js';
 
 // A project directory with hand-made packages, so that a missing peer, a peer whose own
 // dependency is missing and a peer that throws while loading are all real loader failures.
@@ -101,5 +103,22 @@ describe('loadOptionalPeer', () => {
     expect(typeof zod.z.object).toBe('function');
     const fine = await loadOptionalPeer('fine-peer', { provider: 'docker', load: async () => requireInProject()('fine-peer') as { answer: number } });
     expect(fine.answer).toBe(42);
+  });
+});
+
+describe('an adapter loads its SDK on the first operation', () => {
+  it('modal: the client exists only after an operation loaded the SDK, then it is a ModalClient', async () => {
+    // Wrap-existing mode: create() loads the SDK and makes the client without any request.
+    const existing = { sandboxId: 'sb-optional-peer-test' } as unknown as ModalSdkSandbox;
+    const provider = createModalSandboxProvider({ sandbox: existing, tokenId: 'ak-test', tokenSecret: 'as-test' });
+    expect(() => provider.client).toThrow(/first operation/);
+    const sandbox = await provider.create();
+    expect(sandbox.id).toBe('sb-optional-peer-test');
+    expect(provider.client).toBeInstanceOf(ModalClient);
+  });
+
+  it('modal: a client passed in is used as is', () => {
+    const client = new ModalClient({ tokenId: 'ak-test', tokenSecret: 'as-test' });
+    expect(createModalSandboxProvider({ client }).client).toBe(client);
   });
 });
