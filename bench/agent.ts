@@ -12,7 +12,7 @@ import { createLocalSandboxProvider } from '../adapters/local/index.js';
 import { AgentSession, claudeCodeHostMount } from '../src/agent/index.js';
 import { lines } from '../src/index.js';
 import { startFakeAnthropic } from '../test/fake-anthropic/fake-anthropic.js';
-import { percentile, type BenchRow } from './stats.js';
+import { goals, latencyRow, type BenchRow } from './stats.js';
 
 const sandboxPort = 8123;
 
@@ -87,23 +87,11 @@ export async function runAgentBench(options: { quick?: boolean } = {}): Promise<
     await writer.close();
     await raw.wait();
 
-    const row = (name: string, samples: number[], baseline: number[], baselineName: string): BenchRow => {
-      const p50 = percentile(samples, 0.5);
-      const baselineP50 = percentile(baseline, 0.5);
-      const overhead = p50 - baselineP50;
-      return {
-        name,
-        p50,
-        p95: percentile(samples, 0.95),
-        baselineName,
-        baselineP50,
-        ratio: p50 / baselineP50,
-        unit: 'ms',
-        target: 'overhead ≤ 50 ms at p50',
-        met: overhead <= 50,
-        note: `overhead ${overhead.toFixed(1)} ms, n=${turns}`,
-      };
-    };
+    const row = (name: string, samples: number[], baseline: number[], baselineName: string): BenchRow =>
+      latencyRow(name, samples, baselineName, baseline, {
+        goal: goals.overheadAtMost(50),
+        note: (figures) => `overhead ${(figures.p50 - figures.baselineP50).toFixed(1)} ms, n=${turns}`,
+      });
     return [
       row('AgentSession send → first assistant message', firstAssistant, rawFirst, 'raw CLI stdin → first assistant line'),
       row('AgentSession send → result (one text turn)', perTurn, rawTurn, 'raw CLI stdin → result line'),

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createLocalSandboxProvider } from '../adapters/local/index.js';
-import { formatTable, percentile, repeatingSource, timeRepeated, type BenchRow } from './stats.js';
+import { figureRow, formatTable, goals, latencyRow, repeatingSource, throughputRow, timeRepeated, type BenchRow } from './stats.js';
 
 const MiB = 1024 * 1024;
 
@@ -50,7 +50,7 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
   const sandbox = await provider.create({ network: 'block' });
   const exec = await timeRepeated(rounds, () => sandbox.run(['true']));
   const raw = await timeRepeated(rounds, () => runRaw(asNobody[0]!, [...asNobody.slice(1), ...oneShotBwrap]));
-  rows.push(row('exec `true` on a live sandbox', exec, 'one-shot `bwrap --unshare-all … true`', raw, 'ratio ≤ 1.5', (r) => r <= 1.5));
+  rows.push(latencyRow('exec `true` on a live sandbox', exec, 'one-shot `bwrap --unshare-all … true`', raw, { goal: goals.ratioAtMost(1.5) }));
 
   const creates: number[] = [];
   const terminates: number[] = [];
@@ -62,11 +62,11 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
     await created.terminate();
     terminates.push(performance.now() - started);
   }
-  rows.push({ ...row('create (network blocked, ready to exec)', creates, 'one-shot bwrap', raw, 'p50 ≤ 40 ms', () => percentile(creates, 0.5) <= 40) });
-  rows.push({ ...row('terminate', terminates, 'one-shot bwrap', raw, 'p50 ≤ 20 ms', () => percentile(terminates, 0.5) <= 20) });
+  rows.push(latencyRow('create (network blocked, ready to exec)', creates, 'one-shot bwrap', raw, { goal: goals.p50AtMost(40) }));
+  rows.push(latencyRow('terminate', terminates, 'one-shot bwrap', raw, { goal: goals.p50AtMost(20) }));
 
   const netCreates = await timeRepeated(Math.ceil(rounds / 4), async () => (await provider.create()).terminate());
-  rows.push({ ...row('create + terminate (outbound network, slirp4netns)', netCreates, 'one-shot bwrap', raw, '–', () => undefined) });
+  rows.push(latencyRow('create + terminate (outbound network, slirp4netns)', netCreates, 'one-shot bwrap', raw, { goal: goals.none }));
 
   // Throughput: 1 GiB through stdout, fast reader, against a raw pipe into Node.
   const total = (options.quick ? 256 : 1024) * MiB;
@@ -80,8 +80,7 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
   };
   const sandboxTimes = await timeRepeated(3, throughput);
   const rawTimes = await timeRepeated(3, () => rawPipe(total));
-  const mibPerSecond = (times: number[]) => times.map((ms) => total / MiB / (ms / 1000));
-  rows.push(throughputRow(`${total / MiB} MiB through stdout`, mibPerSecond(sandboxTimes), 'raw pipe into Node', mibPerSecond(rawTimes)));
+  rows.push(throughputRow(`${total / MiB} MiB through stdout`, total / MiB, sandboxTimes, 'raw pipe into Node', rawTimes, { goal: goals.ratioAtLeast(0.5) }));
 
   // The same output read by a slow reader: host memory must stay flat.
   const before = process.memoryUsage().rss;
@@ -99,7 +98,7 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
   }
   await slow.wait();
   const growth = (peak - before) / MiB;
-  rows.push({ name: `host RSS growth, ${total / MiB} MiB read slowly`, p50: growth, p95: growth, baselineName: '–', baselineP50: 0, ratio: 0, unit: 'MiB', target: '≤ 64 MiB', met: growth <= 64 });
+  rows.push(figureRow(`host RSS growth, ${total / MiB} MiB read slowly`, growth, 'MiB', '≤ 64 MiB', growth <= 64));
 
   // 256 MiB file write and read, against a raw copy on the host disk.
   const fileBytes = (options.quick ? 64 : 256) * MiB;
@@ -116,9 +115,8 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
     for await (const piece of createReadStream(join(scratch, 'raw.bin'))) void piece;
   });
   rmSync(scratch, { recursive: true, force: true });
-  const fileRate = (times: number[]) => times.map((ms) => fileBytes / MiB / (ms / 1000));
-  rows.push(throughputRow(`${fileBytes / MiB} MiB file write`, fileRate(writeTimes), 'raw write to host disk', fileRate(rawWrite)));
-  rows.push(throughputRow(`${fileBytes / MiB} MiB file read`, fileRate(readTimes), 'raw read from host disk', fileRate(rawRead)));
+  rows.push(throughputRow(`${fileBytes / MiB} MiB file write`, fileBytes / MiB, writeTimes, 'raw write to host disk', rawWrite, { goal: goals.ratioAtLeast(0.5) }));
+  rows.push(throughputRow(`${fileBytes / MiB} MiB file read`, fileBytes / MiB, readTimes, 'raw read from host disk', rawRead, { goal: goals.ratioAtLeast(0.5) }));
   await sandbox.terminate();
 
   // 32 sandboxes created and used at once.
@@ -128,23 +126,8 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
   await Promise.all(many.map((box) => box.terminate()));
   const elapsed = performance.now() - started;
   const allOk = outputs.every((output, index) => output.stdout === `${index}\n`);
-  rows.push({ name: '32 sandboxes created, used, terminated at once', p50: elapsed, p95: elapsed, baselineName: '–', baselineP50: 0, ratio: 0, unit: 'ms', target: 'all succeed', met: allOk });
+  rows.push(figureRow('32 sandboxes created, used, terminated at once', elapsed, 'ms', 'all succeed', allOk));
   return rows;
-}
-
-function row(name: string, samples: number[], baselineName: string, baseline: number[], target: string, met: (ratio: number) => boolean | undefined): BenchRow {
-  const p50 = percentile(samples, 0.5);
-  const baselineP50 = percentile(baseline, 0.5);
-  const ratio = p50 / baselineP50;
-  return { name, p50, p95: percentile(samples, 0.95), baselineName, baselineP50, ratio, unit: 'ms', target, met: met(ratio) };
-}
-
-function throughputRow(name: string, rates: number[], baselineName: string, baseline: number[]): BenchRow {
-  const p50 = percentile(rates, 0.5);
-  const baselineP50 = percentile(baseline, 0.5);
-  const ratio = p50 / baselineP50;
-  // For throughput, the "p95" column holds the slowest run's rate.
-  return { name, p50, p95: Math.min(...rates), baselineName, baselineP50, ratio, unit: 'MiB/s', target: 'ratio ≥ 0.5', met: ratio >= 0.5 };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

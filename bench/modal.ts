@@ -7,47 +7,14 @@
 import { ModalClient, type App, type Image, type Sandbox as ModalSdkSandbox } from 'modal';
 import { createModalSandboxProvider } from '../adapters/modal/index.js';
 import { startModalEmulator } from '../test/emulators/modal/index.js';
-import { formatTable, percentile, timeRepeated, type BenchRow } from './stats.js';
+import { formatTable, goals, latencyRow, paired, type TimedBenchRow } from './stats.js';
 
 /** A bench row; `p50Ms`/`p95Ms`/`baselineP50Ms` repeat the latency figures under unit-bearing names. */
-export interface ModalBenchRow extends BenchRow {
-  p50Ms: number;
-  p95Ms: number;
-  baselineP50Ms: number;
-}
+export type ModalBenchRow = TimedBenchRow;
 
-const target = 1.1;
-
+/** Every row aims at ≤ 1.1× the raw SDK call. */
 function row(name: string, samples: number[], baselineName: string, baseline: number[], note?: string): ModalBenchRow {
-  const p50 = percentile(samples, 0.5);
-  const baselineP50 = percentile(baseline, 0.5);
-  const ratio = p50 / baselineP50;
-  return {
-    name,
-    p50,
-    p95: percentile(samples, 0.95),
-    baselineName,
-    baselineP50,
-    ratio,
-    unit: 'ms',
-    target: `≤ ${target}`,
-    met: ratio <= target,
-    note,
-    p50Ms: p50,
-    p95Ms: percentile(samples, 0.95),
-    baselineP50Ms: baselineP50,
-  };
-}
-
-/** Alternates the two sides round by round, so drift on a shared machine hits both alike. */
-async function paired(rounds: number, ours: () => Promise<unknown>, theirs: () => Promise<unknown>): Promise<[number[], number[]]> {
-  const a: number[] = [];
-  const b: number[] = [];
-  for (let index = 0; index < rounds; index++) {
-    a.push(...(await timeRepeated(1, ours)));
-    b.push(...(await timeRepeated(1, theirs)));
-  }
-  return [a, b];
+  return latencyRow(name, samples, baselineName, baseline, { goal: goals.ratioAtMost(1.1, '≤ 1.1'), note });
 }
 
 async function drain(process: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array>; wait(): Promise<number> }): Promise<number> {
