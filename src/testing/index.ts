@@ -21,8 +21,10 @@
  * title (`[exec.kill]`): `skip: { 'exec.kill': 'reason' }` leaves it out. Tests that need a tool
  * in the image (bash, node or python3) say so in the title and skip at run time when it is
  * missing (on runners whose test context has `skip`, like vitest; elsewhere they fail with the
- * reason). Each group sets up its own sandboxes, and every sandbox the suite creates is
- * terminated at the end; with `onTestFailed`, a failing test logs the ids of its sandboxes.
+ * reason). The image always needs `sh` and coreutils (`head`, `tr`, `wc`, `sleep`, `setsid`, and
+ * GNU `find` for adapters whose files API runs over exec). Each group sets up its own sandboxes,
+ * and every sandbox the suite creates is terminated at the end; with `onTestFailed`, a failing
+ * test logs the ids of its sandboxes.
  *
  * To run a subset, pass the groups: `defineSandboxConformanceSuite(options, [execTests, filesTests])`.
  * A group is a function of the {@link SuiteContext}, so an adapter can add its own the same way.
@@ -35,6 +37,8 @@ import { filesTests } from './files-tests.js';
 import { lifecycleTests } from './lifecycle-tests.js';
 import { networkTests } from './network-tests.js';
 import { snapshotTests } from './snapshot-tests.js';
+import { reliabilityTests } from './reliability-tests.js';
+import { leakTests } from './leak-tests.js';
 
 export type {
   ConformanceRunner,
@@ -48,7 +52,7 @@ export type { SuiteContext } from './context.js';
 export { capabilityCoverage, type CapabilityFlag } from './capability-tests.js';
 export { boundedMemoryLimitMiB, minimumLargeOutputMiB } from './exec-tests.js';
 export { webSocketEcho } from './ws-client.js';
-export { capabilityTests, eventsTests, execTests, filesTests, lifecycleTests, networkTests, snapshotTests };
+export { capabilityTests, eventsTests, execTests, filesTests, leakTests, lifecycleTests, networkTests, reliabilityTests, snapshotTests };
 
 /** One group of the suite: registers its `describe` block and tests against the context. */
 export type ConformanceGroup = (context: SuiteContext) => void;
@@ -62,6 +66,8 @@ export const conformanceGroups: readonly ConformanceGroup[] = [
   snapshotTests,
   eventsTests,
   capabilityTests,
+  reliabilityTests,
+  leakTests,
 ];
 
 /**
