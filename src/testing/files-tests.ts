@@ -98,10 +98,13 @@ export function filesTests(context: SuiteContext): void {
       expect((await sandbox.run(['/workspace/a/mode.sh'])).stdout).toBe('ran\n');
     });
 
-    context.test('files.relative', 'relative paths resolve against the workdir', async () => {
+    // The contract (SandboxFiles) takes absolute paths only: a relative one is refused, never
+    // resolved against some directory the caller did not name.
+    context.test('files.relative', 'a relative path is SandboxInvalidArgumentError(path), and nothing is written', async () => {
       const sandbox = shared();
-      await sandbox.files.write('relative.txt', 'rel');
-      expect(await sandbox.files.readText('/workspace/relative.txt')).toBe('rel');
+      const error = await context.expectError(sandbox.files.write('relative.txt', 'rel'), SandboxInvalidArgumentError);
+      expect(error.argument).toBe('path');
+      expect(await sandbox.files.exists('/workspace/relative.txt')).toBe(false);
     });
 
     context.test('files.remove', 'remove a file, and a directory only with recursive', async () => {
