@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, type Dirent } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probeLocalSystem } from '../adapters/local/local-system.js';
 
@@ -143,12 +143,35 @@ function docker(args: string[]): string[] {
     .filter(Boolean);
 }
 
-/** Counts for the conformance suite's `hostResources`, for the Docker provider. */
+/** The `dev.sandport.creator` label: `<hostname>:<pid>` of the process that created the container. */
+const dockerCreatorLabel = 'dev.sandport.creator';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Counts for the conformance suite's `hostResources`, for the Docker provider: containers this
+ * process created, unlabelled ones, and stopped ones whose creator died. Those of another live
+ * process, and running ones whose creator died (their lifetime holds them), are not counted.
+ */
 export async function dockerHostResources(): Promise<Record<string, number>> {
-  const containers = docker(['ps', '-a', '--filter', `label=${dockerManagedLabel}=true`, '--format', '{{.ID}} {{.State}}']);
+  const containers = docker(['ps', '-a', '--filter', `label=${dockerManagedLabel}=true`, '--format', `{{.ID}} {{.State}} {{.Label "${dockerCreatorLabel}"}}`])
+    .map((line) => line.split(' '))
+    .filter(([, state, creator]) => {
+      const [host, pid] = (creator ?? '').split(':');
+      if (host !== hostname() || Number(pid) === process.pid) return true;
+      // A running container whose creator died is held by its lifetime, by design; a stopped one is not.
+      return !alive(Number(pid)) && state !== 'running';
+    });
   return {
     'docker: sandport containers': containers.length,
-    'docker: sandport containers not running': containers.filter((line) => !line.endsWith(' running')).length,
+    'docker: sandport containers not running': containers.filter(([, state]) => state !== 'running').length,
     'docker: sandport networks': docker(['network', 'ls', '--filter', `label=${dockerManagedLabel}`, '--format', '{{.ID}}']).length,
   };
 }
