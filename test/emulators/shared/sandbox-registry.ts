@@ -126,7 +126,7 @@ export class SandboxRegistry<Local extends Sandbox, Data = undefined> {
     return this.entries.get(id);
   }
 
-  /** The newest sandbox with this name in `scope`; ended ones only with `includeEnded`. */
+  /** The newest sandbox with this name in `scope` (default `''`, as at create); ended ones only with `includeEnded`. */
   findByName(name: string, options: { scope?: string; includeEnded?: boolean } = {}): RegisteredSandbox<Local, Data> | undefined {
     return this.list({ ...options, scope: options.scope ?? '', where: (entry) => entry.name === name })[0];
   }
