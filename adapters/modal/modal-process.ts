@@ -27,11 +27,11 @@ export class ModalSandboxProcess implements SandboxProcess {
   ) {
     this.#outcome = outcome;
     // Modal's output travels over an RPC stream: a command whose reader went away would block on
-    // a full buffer. A cancelled stream is drained (and discarded) instead, and the command gets
-    // SIGPIPE, as it would writing to a pipe that was closed.
+    // a full buffer. A cancelled stream is drained (and discarded) instead, and a command that
+    // keeps writing to it gets SIGPIPE, as it would writing to a pipe that was closed.
     const closedPipe = () => void outcome.kill('SIGPIPE').catch(() => undefined);
-    this.stdout = discardOnCancel(stdout, { onCancel: closedPipe });
-    this.stderr = discardOnCancel(process.stderr, { onCancel: closedPipe });
+    this.stdout = discardOnCancel(stdout, { onKeepsWriting: closedPipe });
+    this.stderr = discardOnCancel(process.stderr, { onKeepsWriting: closedPipe });
     const stdin = process.stdin.getWriter();
     stdin.closed.catch(() => undefined);
     // After the command exited nothing can read its input: writes are discarded and close()

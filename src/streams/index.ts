@@ -333,12 +333,17 @@ export function toWebWritable(writable: import('node:stream').Writable, options:
 /**
  * A view of `source` whose `cancel()` does not cancel the source but reads it to its end in the
  * background, discarding the bytes. For providers whose command would block on a full output
- * pipe once nobody reads it (the output travels over an RPC stream, not a pipe that closes):
- * cancelling then means "I do not care about this output". `onCancel` lets the adapter do what a
- * closed pipe would (signal the writer with SIGPIPE), so a command writing without end stops too.
+ * buffer once nobody reads it (the output travels over an RPC stream, not a pipe that closes):
+ * cancelling then means "I do not care about this output". A command that keeps writing to the
+ * cancelled stream (more than `writerStopsAfterBytes` after the cancel) gets `onKeepsWriting`,
+ * where the adapter does what a closed pipe would: signal it with SIGPIPE.
  */
-export function discardOnCancel(source: ReadableStream<Uint8Array>, options: { onCancel?: () => void } = {}): ReadableStream<Uint8Array> {
+export function discardOnCancel(
+  source: ReadableStream<Uint8Array>,
+  options: { onKeepsWriting?: () => void; writerStopsAfterBytes?: number } = {},
+): ReadableStream<Uint8Array> {
   const reader = source.getReader();
+  const limit = options.writerStopsAfterBytes ?? 1024 * 1024;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -347,11 +352,17 @@ export function discardOnCancel(source: ReadableStream<Uint8Array>, options: { o
         else controller.enqueue(next.value);
       },
       cancel() {
-        options.onCancel?.();
         void (async () => {
+          let discarded = 0;
+          let told = false;
           for (;;) {
             const next = await reader.read();
             if (next.done) return;
+            discarded += next.value.byteLength;
+            if (!told && discarded > limit) {
+              told = true;
+              options.onKeepsWriting?.();
+            }
           }
         })().catch(() => undefined);
       },

@@ -1,6 +1,7 @@
 import { CommandExitError, SandboxInvalidArgumentError, SandboxTimeoutError } from '../errors/index.js';
 import { readText } from '../streams/index.js';
 import { eventually, sandboxProcesses, sleep, type SuiteContext } from './context.js';
+import { residentBytes } from './memory.js';
 
 /** Host memory growth allowed while a large output is read slowly, whatever the scale. */
 export const boundedMemoryLimitMiB = 64;
@@ -147,7 +148,7 @@ export function execTests(context: SuiteContext): void {
     context.test('exec.large-output-bounded-memory', `a large stdout read slowly keeps host memory growth under ${boundedMemoryLimitMiB} MiB`, async () => {
       const process = await sandbox().exec(['head', '-c', String(largeMiB * 1024 * 1024), '/dev/zero']);
       void process.stderr.cancel();
-      const baseline = globalThis.process.memoryUsage().rss;
+      const baseline = residentBytes();
       let peak = baseline;
       let total = 0;
       let sincePause = 0;
@@ -156,7 +157,7 @@ export function execTests(context: SuiteContext): void {
         sincePause += chunk.byteLength;
         if (sincePause >= 4 * 1024 * 1024) {
           sincePause = 0;
-          peak = Math.max(peak, globalThis.process.memoryUsage().rss);
+          peak = Math.max(peak, residentBytes());
           await sleep(20); // slower than the producer: an unbounded buffer would show here
         }
       }
