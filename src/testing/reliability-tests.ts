@@ -51,8 +51,12 @@ export function reliabilityTests(context: SuiteContext): void {
   /** How long an aborted call may take to settle: generous next to the milliseconds it needs. */
   const abortSettleMs = 8_000;
 
+  /** Sandboxes carrying a tag, by id; a `list` that never answers fails the test instead of hanging it. */
+  const listedWith = async (tags: Record<string, string>) => (await within(context.provider.list!({ tags }), 15_000, 'list')).map((info) => info.id);
+
   describe('reliability', () => {
-    const sandbox = context.sharedSandbox();
+    // Outlives the longest test here, even at a provider's default lifetime of a few minutes.
+    const sandbox = context.sharedSandbox(capabilities.timeouts.lifetime ? { timeoutMs: Math.min(capabilities.timeouts.maxLifetimeMs, 60 * 60_000) } : {});
 
     describe('timers beyond 2^31-1 ms never end anything early', () => {
       context.test(
@@ -216,12 +220,12 @@ export function reliabilityTests(context: SuiteContext): void {
           await cases.check(`create ${delay}`, async () => {
             await abortEarly('create', delay, (signal) => context.create({ tags: { abort: tag }, signal }), async (made, _reason, abortedFirst) => {
               // Only a create that finished before its signal fired may resolve.
-              await made.terminate();
+              await within(made.terminate(), 30_000, 'terminate');
               if (abortedFirst) throw new Error(`create ${delay}: resolved with a running sandbox after its signal fired`);
             });
             if (context.provider.list) {
-              const gone = await eventually(async () => (await context.provider.list!({ tags: { abort: tag } })).length === 0, 5_000);
-              if (!gone) throw new Error(`create ${delay}: an aborted create left sandbox(es) ${(await context.provider.list!({ tags: { abort: tag } })).map((info) => info.id).join(', ')}`);
+              const gone = await eventually(async () => (await listedWith({ abort: tag })).length === 0, 5_000);
+              if (!gone) throw new Error(`create ${delay}: an aborted create left sandbox(es) ${(await listedWith({ abort: tag })).join(', ')}`);
             }
           });
         }
@@ -554,8 +558,8 @@ export function reliabilityTests(context: SuiteContext): void {
       const tag = `${context.runId}-missing-entrypoint`;
       await expectInvalid(attempt(() => context.create({ command: ['definitely-not-a-program-xyz'], tags: { probe: tag } })), 'command');
       if (context.provider.list) {
-        const gone = await eventually(async () => (await context.provider.list!({ tags: { probe: tag } })).length === 0, 10_000);
-        expect(gone ? [] : (await context.provider.list({ tags: { probe: tag } })).map((info) => info.id)).toEqual([]);
+        const gone = await eventually(async () => (await listedWith({ probe: tag })).length === 0, 10_000);
+        expect(gone ? [] : await listedWith({ probe: tag })).toEqual([]);
       }
     });
   });
