@@ -94,7 +94,7 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Sandb
       case grpcStatus.alreadyExists:
         return new SandboxAlreadyExistsError({ message: `${operation}: ${details}`, provider, cause });
       case grpcStatus.invalidArgument:
-        return new SandboxInvalidArgumentError({ message: `Modal refused ${operation}: ${details}`, argument: operation, provider, cause });
+        return new SandboxInvalidArgumentError({ message: `Modal refused ${operation}: ${details}`, argument: invalidArgumentOf(operation, details), provider, cause });
       case grpcStatus.unauthenticated:
       case grpcStatus.permissionDenied:
         return new SandboxAuthenticationError({ message: `Modal refused the credentials during ${operation}: ${details}`, provider, cause });
