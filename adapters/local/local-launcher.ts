@@ -12,12 +12,33 @@ import type { LocalSystem } from './local-system.js';
  * `terminate()`, and also when the creating process dies without warning (SIGKILL, crash),
  * because the kernel closes the pipe then. When the launcher dies too (creator and launchers
  * SIGKILLed as one process group), bwrap and the helpers die with it (parent-death signal), and
- * the next create (or `cleanup()`) sweeps the directories and cgroups left behind. It is sh rather than Node because it starts in
+ * a reaper in its own session removes the directories and cgroups left behind; the next create
+ * (or `cleanup()`) sweeps whatever even that missed. It is sh rather than Node because it starts in
  * about a millisecond, which create latency depends on.
  *
  * Positional arguments: the bwrap stage argv. Environment: see the `SBX_*` names below.
  * fd 0: lifeline; fd 3: status lines for the creator (`ready <pid>`, `failed <what>`, `exited <code>`, `cleaned`).
  */
+/** See the launcher's reaper. Environment: `SBX_DIR`, `SBX_CGROUP_DIRS`. */
+const reaperScript = String.raw`
+cat >/dev/null
+[ -d "$SBX_DIR" ] || exit 0
+n=0
+while [ $n -lt 600 ]; do
+  left=""
+  for d in $SBX_CGROUP_DIRS; do
+    for leaf in "$d"/*/ "$d"/; do
+      [ -f "$leaf/cgroup.procs" ] && while read -r p; do kill -KILL "$p" 2>/dev/null; done < "$leaf/cgroup.procs"
+      [ -d "$leaf" ] && rmdir "$leaf" 2>/dev/null
+    done
+    [ -d "$d" ] && left=1
+  done
+  [ -z "$left" ] && break
+  n=$((n + 1)); sleep 0.05
+done
+rm -rf "$SBX_DIR" 2>/dev/null || { chmod -R u+rwx "$SBX_DIR" 2>/dev/null; rm -rf "$SBX_DIR"; }
+`;
+
 const launcherScript = String.raw`
 set -u
 exec 6<&0 </dev/null
@@ -62,10 +83,16 @@ cleanup() {
 }
 trap cleanup TERM INT HUP
 echo $$ > "$SBX_DIR/launcher.pid"
+# The reaper, in a session of its own so that a process-group kill of the creator spares it. It
+# reads a FIFO that this launcher and everything it starts hold open; at EOF (all of them gone)
+# it removes what a launcher killed before its cleanup left: cgroup directories, the state dir.
+mkfifo "$SBX_DIR/reaper"
+setsid /bin/sh -c "$SBX_REAPER" sandport-reaper <"$SBX_DIR/reaper" >/dev/null 2>&1 &
+exec 8>"$SBX_DIR/reaper"
 mkfifo "$SBX_DIR/info" "$SBX_DIR/started"
 # fd 5 reaches the sandbox's init, which writes a line once bwrap has finished building the
 # sandbox (bwrap reports the child pid on fd 4 before its mounts are in place).
-sh -c 'for f in $SBX_CGROUPS; do echo $$ > "$f" || exit 97; done; exec "$@"' sbx-init "$@" 5>"$SBX_DIR/started" 4>"$SBX_DIR/info" </dev/null >/dev/null &
+sh -c 'for f in $SBX_CGROUPS; do echo $$ > "$f" || exit 97; done; exec "$@"' sbx-init "$@" 5>"$SBX_DIR/started" 4>"$SBX_DIR/info" 8>&- </dev/null >/dev/null &
 bw=$!
 exec 7<"$SBX_DIR/started"
 info=$(cat "$SBX_DIR/info")
@@ -148,6 +175,7 @@ export function startLauncher(spec: LauncherSpec, signal: AbortSignal | undefine
     env: {
       PATH: spec.path,
       SBX_DIR: spec.dir,
+      SBX_REAPER: reaperScript,
       SBX_CGROUPS: cgroups?.procsFiles('init').join(' ') ?? '',
       SBX_CGROUP_DIRS: cgroups?.cleanupDirs().join(' ') ?? '',
       SBX_FREEZERS: cgroups?.freezerStateFiles().join(' ') ?? '',

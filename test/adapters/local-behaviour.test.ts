@@ -166,6 +166,8 @@ describe.skipIf(process.platform !== 'linux')('local provider leaves nothing beh
       });
       creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
     });
+    // A daemon in the middle of its execve shows an empty command line for a moment.
+    await eventually(() => processesMentioning(`sleep ${marker}`).length === 2, 5_000);
     expect(processesMentioning(`sleep ${marker}`)).toHaveLength(2);
     // The whole group at once: the launchers get no chance to clean up.
     process.kill(-creator.pid!, 'SIGKILL');
