@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import { SandboxNotFoundError } from '../../src/kit/index.js';
+import { SandboxNotFoundError, SandboxTimeoutError } from '../../src/kit/index.js';
 
 /** Labels every sandport container carries; they make lookup and cleanup work across processes. */
 export const labels = {
@@ -56,7 +56,8 @@ export const tagsFile = (sandboxId: string) => `${stateDirectory}/tags-${sandbox
 /** Whether the engine runs on this host (a local socket), so its containers' processes are ours to see. */
 export function engineIsLocal(docker: Docker): boolean {
   const modem = docker.modem as { socketPath?: unknown; host?: unknown } | undefined;
-  return typeof modem?.socketPath === 'string' && !modem.host;
+  // docker-modem finds the default socket lazily: its socketPath is then a function.
+  return (typeof modem?.socketPath === 'string' || typeof modem?.socketPath === 'function') && !modem.host;
 }
 
 /** Whether a container left by a creator that died before starting it is safe to remove. */
@@ -88,9 +89,20 @@ function processAlive(pid: number): boolean {
 export async function runInContainer(
   container: Docker.Container,
   argv: string[],
-  options: { stdin?: Uint8Array; signal?: AbortSignal | undefined } = {},
+  options: { stdin?: Uint8Array; signal?: AbortSignal | undefined; timeoutMs?: number } = {},
 ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   options.signal?.throwIfAborted();
+  if (options.timeoutMs !== undefined) {
+    // A container whose engine is stuck on another exec never answers: give up, and close our side.
+    const limit = AbortSignal.timeout(options.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, limit]) : limit;
+    return runInContainer(container, argv, { ...options, signal, timeoutMs: undefined }).catch((error: unknown) => {
+      if (limit.aborted && !options.signal?.aborted) {
+        throw new SandboxTimeoutError({ message: `${argv[0]} in the container did not finish within ${options.timeoutMs} ms`, timeoutMs: options.timeoutMs!, operation: 'exec', provider: 'docker' });
+      }
+      throw error;
+    });
+  }
   const exec = await container.exec({ Cmd: argv, AttachStdin: options.stdin !== undefined, AttachStdout: true, AttachStderr: true, Tty: false });
   const stream = (await exec.start({ hijack: true, stdin: options.stdin !== undefined })) as unknown as Duplex;
   const chunks: Buffer[] = [];
@@ -127,8 +139,8 @@ export async function runInContainer(
 }
 
 /** Reads the current tags from inside a container (falls back to the create-time label). */
-export async function readTags(container: Docker.Container, sandboxId: string, signal?: AbortSignal): Promise<Record<string, string>> {
-  const result = await runInContainer(container, ['cat', tagsFile(sandboxId)], { signal });
+export async function readTags(container: Docker.Container, sandboxId: string, signal?: AbortSignal, timeoutMs?: number): Promise<Record<string, string>> {
+  const result = await runInContainer(container, ['cat', tagsFile(sandboxId)], { signal, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
   if (result.exitCode === 0) return JSON.parse(result.stdout) as Record<string, string>;
   const info = await container.inspect();
   return JSON.parse(info.Config.Labels?.[labels.tags] ?? '{}') as Record<string, string>;

@@ -40,6 +40,8 @@ import { execCommand } from './docker-scripts.js';
 const queuedBytes = 256 * 1024;
 /** After the exit: what may queue while the socket drains (only what was in flight remains). */
 const drainBytes = 8 * 1024 * 1024;
+/** Bytes of stdin that may wait in the socket's queue before a write waits for it to drain. */
+const stdinAheadBytes = 1024 * 1024;
 /** Longest pause between two exit polls of a running command. */
 const maxPollMs = 1_000;
 
@@ -248,6 +250,8 @@ export async function startDockerExec(context: DockerExecContext, request: Docke
     started = await outcome.startup(starting);
   } catch (error) {
     outcome.abandon();
+    // An early abort or timeout: the caller gets exactly that reason.
+    if (outcome.failed !== undefined) throw outcome.failed;
     if (!lifecycle.isRunning()) throw lifecycle.notFound();
     throw mapDockerError(error, { operation: 'exec', sandboxId });
   }
@@ -392,12 +396,14 @@ export class DockerSandboxProcess implements SandboxProcess {
   async #finish(exitCode: number): Promise<void> {
     // The engine reports only a number; 128 + n is the shell's convention for death by signal n.
     const signal = signalFromExitCode(exitCode);
-    const oomKilled = signal === 'SIGKILL' && this.#context.lifecycle.isRunning() && (await this.#context.oomKilled().catch(() => false));
     this.#exited = true;
     for (const listener of this.#exitListeners) listener();
     this.#exitListeners.clear();
+    // First let the engine finish copying: while it is blocked on our socket, the engine starts
+    // no other exec in this container (the OOM check below is one).
     this.#demux.drain();
     this.#releaseIfDone();
+    const oomKilled = signal === 'SIGKILL' && this.#context.lifecycle.isRunning() && (await this.#context.oomKilled().catch(() => false));
     this.#outcome.exited(oomKilled ? { exitCode, signal, oomKilled: true } : { exitCode, signal });
   }
 
@@ -421,16 +427,20 @@ export class DockerSandboxProcess implements SandboxProcess {
 
   /**
    * stdin with backpressure (each write waits for the socket to drain). Once the command has
-   * exited, writes reject with `SandboxProviderError` and a pending write or close settles.
+   * exited, what is written goes nowhere, as into a pipe nobody reads any more: writes and
+   * `close` resolve, and a pending write settles at the exit. (A rejected write would leave the
+   * stream errored, and a later `close` would then reject with a raw `TypeError`.)
    */
   #stdinStream(): WritableStream<Uint8Array> {
     const socket = this.#socket;
-    const closed = () => new SandboxProviderError({ message: `stdin is closed: the command in sandbox ${this.#context.sandboxId} has exited`, provider: 'docker' });
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
         if (!(chunk instanceof Uint8Array)) throw new SandboxInvalidArgumentError({ message: 'stdin accepts Uint8Array chunks only', argument: 'stdin', provider: 'docker' });
-        if (this.#exited || socket.destroyed || socket.writableEnded) throw closed();
-        if (!socket.write(chunk)) await this.#until(['drain', 'close', 'error']);
+        if (this.#exited || socket.destroyed || socket.writableEnded) return;
+        // Up to `stdinAheadBytes` stay queued in the socket, so the engine never idles between two
+        // writes; past that, the write waits for the drain (bounded memory, backpressure).
+        socket.write(chunk);
+        if (socket.writableLength > stdinAheadBytes) await this.#until(['drain', 'close', 'error']);
       },
       close: async () => {
         if (this.#exited || socket.destroyed || socket.writableEnded) return;

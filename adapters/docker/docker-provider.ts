@@ -89,6 +89,9 @@ function loadedDockerode(): typeof Docker {
   });
 }
 
+/** How long `list` waits for one container's tags before leaving it out. */
+const listTagsTimeoutMs = 10_000;
+
 const snapshotId = /^sandport\/snapshot:snap-[0-9a-f]{16}$/;
 
 function signalOf(options: unknown): AbortSignal | undefined {
@@ -253,7 +256,8 @@ class DockerProvider implements DockerSandboxProvider {
     const infos = await Promise.all(
       containers.map(async (container) => {
         const id = container.Id.slice(0, 12);
-        const tags = await providerCall(this.#calls, 'list', () => readTags(docker.getContainer(container.Id), id, parsed.signal), { idempotent: true, signal: parsed.signal }).catch(
+        // Bounded: one container whose engine is stuck must not hang every listing.
+        const tags = await providerCall(this.#calls, 'list', () => readTags(docker.getContainer(container.Id), id, parsed.signal, listTagsTimeoutMs), { idempotent: true, signal: parsed.signal }).catch(
           (error: unknown) => {
             if (parsed.signal?.aborted) throw parsed.signal.reason;
             return undefined;
