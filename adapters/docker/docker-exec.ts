@@ -40,6 +40,8 @@ import { execCommand } from './docker-scripts.js';
 const queuedBytes = 256 * 1024;
 /** After the exit: what may queue while the socket drains (only what was in flight remains). */
 const drainBytes = 8 * 1024 * 1024;
+/** Bytes a command may write to a cancelled stream before it gets SIGPIPE. */
+const discardedBytesLimit = 1024 * 1024;
 /** Bytes of stdin that may wait in the socket's queue before a write waits for it to drain. */
 const stdinAheadBytes = 1024 * 1024;
 /** Longest pause between two exit polls of a running command. */
@@ -104,8 +106,11 @@ class Output {
     return this.#cancelled;
   }
 
-  push(chunk: Uint8Array): void {
-    if (!this.#done) this.#controller.enqueue(chunk);
+  /** Queues a chunk; returns false when it was discarded (the side is done). */
+  push(chunk: Uint8Array): boolean {
+    if (this.#done) return false;
+    this.#controller.enqueue(chunk);
+    return true;
   }
 
   /** Whether at least `limit` bytes wait for the reader. */
@@ -140,9 +145,16 @@ class Demux {
   #paused = false;
   #limit = queuedBytes;
 
+  #discarded = 0;
+
+  /**
+   * `onCancel`: a reader cancelled its side. `onKeepsWriting`: the command wrote more than
+   * `discardedBytesLimit` to a cancelled side since, where a closed pipe would have ended it.
+   */
   constructor(
     private readonly socket: Duplex,
     onCancel: () => void,
+    private readonly onKeepsWriting: () => void,
   ) {
     this.stdout = new Output(() => this.resumeIfRoom(), onCancel);
     this.stderr = new Output(() => this.resumeIfRoom(), onCancel);
@@ -171,6 +183,12 @@ class Demux {
     this.stderr.error(error);
   }
 
+  #countDiscarded(bytes: number): void {
+    const before = this.#discarded;
+    this.#discarded += bytes;
+    if (before <= discardedBytesLimit && this.#discarded > discardedBytesLimit) this.onKeepsWriting();
+  }
+
   private take(chunk: Buffer): void {
     let offset = 0;
     while (offset < chunk.length) {
@@ -186,7 +204,7 @@ class Demux {
         continue;
       }
       const size = Math.min(this.#remaining, chunk.length - offset);
-      this.#target!.push(chunk.subarray(offset, offset + size));
+      if (!this.#target!.push(chunk.subarray(offset, offset + size)) && this.#target!.cancelled) this.#countDiscarded(size);
       offset += size;
       this.#remaining -= size;
     }
@@ -289,7 +307,13 @@ export class DockerSandboxProcess implements SandboxProcess {
     this.#outcome = outcome;
     this.#exec = exec;
     this.#socket = socket;
-    this.#demux = new Demux(socket, () => this.#releaseIfDone());
+    // A cancelled side is discarded, so it never stalls the other; a command that keeps writing
+    // to it gets SIGPIPE, as it would writing to a pipe whose reader closed it.
+    this.#demux = new Demux(
+      socket,
+      () => this.#releaseIfDone(),
+      () => void outcome.kill('SIGPIPE').catch(() => undefined),
+    );
     const ended = () => {
       if (this.#socketEnded) return;
       this.#socketEnded = true;
