@@ -471,15 +471,20 @@ export function reliabilityTests(context: SuiteContext): void {
 
       context.test(
         'reliability.hang-stdin-exited',
-        'writing 1 MiB of stdin to a process that exits without reading settles, and wait() gives its exit',
+        'writing 1 MiB of stdin to a process that exits without reading, or has exited, settles; wait() gives its exit',
         async () => {
-          const process = await sandbox().exec(['sh', '-c', 'exit 0']);
-          void process.stdout.cancel().catch(() => undefined);
-          void process.stderr.cancel().catch(() => undefined);
-          const writer = process.stdin.getWriter();
-          await settleUnlessHung(writer.write(new Uint8Array(MiB).fill(120)), hang, 'a stdin write to a process that exits');
-          await settleUnlessHung(attempt(() => writer.close()), hang, 'closing stdin of a process that exited');
-          expect((await within(process.wait(), hang, 'wait')).exitCode).toBe(0);
+          // The race between the exit and the write decides where a hang shows: a few rounds of each.
+          for (const [round, waitFirst] of [false, true, false, true, false, true].entries()) {
+            const process = await sandbox().exec(['sh', '-c', 'exit 0']);
+            void process.stdout.cancel().catch(() => undefined);
+            void process.stderr.cancel().catch(() => undefined);
+            if (waitFirst) expect((await within(process.wait(), hang, 'wait')).exitCode).toBe(0);
+            const writer = process.stdin.getWriter();
+            const what = `round ${round}: ${waitFirst ? 'after the exit' : 'while it exits'}`;
+            await settleUnlessHung(writer.write(new Uint8Array(MiB).fill(120)), hang, `${what}, a 1 MiB stdin write`);
+            await settleUnlessHung(attempt(() => writer.close()), hang, `${what}, closing stdin`);
+            expect((await within(process.wait(), hang, `${what}, wait`)).exitCode).toBe(0);
+          }
         },
         capabilities.exec.stdin ? undefined : 'provider has no stdin',
       );
