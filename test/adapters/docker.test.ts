@@ -20,6 +20,8 @@ describe.skipIf(!available)('docker provider', () => {
     createProvider: () => createDockerSandboxProvider({ defaultImage: baseImage }),
     // Counted before and after the leak tests: each must return to its baseline.
     hostResources: () => dockerHostResources(),
+    // 300 cycles take about 4 minutes here (a container each); 60 show a leak as well.
+    scale: { leakCycles: 60 },
     // The base image is debootstrap minbase; the tunnel test needs python3, which this builds
     // once (cached by content) through the provider's own image builds.
     createOptions: {
