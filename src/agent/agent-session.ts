@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { Query, SDKUserMessage, SpawnOptions as SdkSpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import { EventEmitter } from 'eventemitter3';
 import { SandboxError, SandboxInvalidArgumentError, SandboxTimeoutError } from '../errors/index.js';
-import { loadOptionalPeer } from '../kit/optional-peer.js';
 import { parseOptions } from '../kit/validate.js';
 import type { SignalOptions } from '../spec/options.js';
 import type { Sandbox } from '../spec/sandbox.js';
-import { AgentSessionError, type AgentErrorReason } from './agent-errors.js';
+import { checkCredentials, cliEnv, loadSdk, prepareDirectories } from './agent-env.js';
+import { AgentSessionError } from './agent-errors.js';
 import {
   agentSessionOptionsSchema,
   type AgentMessage,
@@ -17,11 +17,13 @@ import {
   type ResumeAgentSessionOptions,
   type SendOptions,
 } from './agent-options.js';
+import { closedError, exitError, finishTurn, startLedger, type TurnLedger } from './agent-results.js';
+import { toSdkOptions } from './agent-sdk-options.js';
+import { TurnQueue, type ActiveTurn } from './agent-turns.js';
 import { AsyncQueue } from './async-queue.js';
-import { CredentialProxy } from './credential-proxy.js';
 import { SandboxSpawnedProcess } from './sandbox-spawn.js';
 import { readSessionFiles, writeSessionFiles } from './session-files.js';
-import type { SessionSnapshot, SessionStore } from './session-store.js';
+import type { SessionSnapshot } from './session-store.js';
 
 /** A prompt: text, or Messages API content blocks (text, image, document). */
 export type AgentPrompt = string | Extract<SDKUserMessage['message']['content'], unknown[]>;
@@ -58,27 +60,6 @@ export interface AgentTurn extends AsyncIterable<AgentMessage> {
   readonly saved: Promise<void>;
 }
 
-interface TurnState {
-  index: number;
-  prompt: AgentPrompt;
-  options: SendOptions;
-  queue: AsyncQueue<AgentMessage>;
-  resolve: (result: AgentTurnResult) => void;
-  reject: (error: unknown) => void;
-  savedResolve: () => void;
-  savedReject: (error: unknown) => void;
-  /** Set when the turn must fail even if the CLI ends it normally (timeout, abort). */
-  failure?: unknown;
-  timer?: NodeJS.Timeout;
-  escalation?: NodeJS.Timeout;
-  onAbort?: () => void;
-  /** The CLI is done with the turn (result, or the process died). */
-  settled: boolean;
-  /** The caller was told (result, or an early rejection). */
-  notified: boolean;
-}
-
-const defaultMaxTurns = 50;
 const defaultTurnTimeoutMs = 30 * 60_000;
 const interruptGraceMs = 5_000;
 
@@ -105,15 +86,11 @@ export class AgentSession implements AsyncDisposable {
   readonly configDir: string;
   private currentSessionId: string | undefined;
   private readonly input = new AsyncQueue<SDKUserMessage>();
+  private readonly turns: TurnQueue<AgentPrompt, AgentMessage, AgentTurnResult>;
+  private ledger: TurnLedger;
   private query!: Query;
   private process: SandboxSpawnedProcess | undefined;
   private pump!: Promise<void>;
-  private readonly waiting: TurnState[] = [];
-  private active: TurnState | undefined;
-  private turnCount = 0;
-  private lastReportedCost = 0;
-  private totalCost: number;
-  private readonly cumulative: AgentUsage = { inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 };
   private dead: AgentSessionError | undefined;
   private closing: Promise<void> | undefined;
   private saving: Promise<void> = Promise.resolve();
@@ -129,9 +106,17 @@ export class AgentSession implements AsyncDisposable {
     this.cwd = setup.cwd;
     this.configDir = setup.configDir;
     this.currentSessionId = setup.sessionId;
-    this.totalCost = setup.totalCostUsd;
-    this.turnCount = setup.turns;
+    this.ledger = startLedger(setup.totalCostUsd);
     this.forkedFrom = setup.forkedFrom;
+    this.turns = new TurnQueue({
+      defaultTimeoutMs: options.turnTimeoutMs ?? defaultTurnTimeoutMs,
+      interruptGraceMs,
+      turns: setup.turns,
+      provider: sandbox.provider,
+      start: (turn) => this.startTurn(turn),
+      interrupt: () => void this.query.interrupt().catch(() => undefined),
+      kill: () => this.process?.kill('SIGKILL'),
+    });
   }
 
   /**
@@ -172,7 +157,7 @@ export class AgentSession implements AsyncDisposable {
   ): Promise<AgentSession> {
     const { signal } = options;
     signal?.throwIfAborted();
-    checkCredentials(options);
+    checkCredentials(options.credentials);
     const sdk = options.sdk ?? (await loadSdk());
     const configDir = options.configDir ?? `/tmp/sandport-agents/${randomBytes(6).toString('hex')}`;
     const cwd = await prepareDirectories(sandbox, configDir, options.cwd, signal);
@@ -203,7 +188,7 @@ export class AgentSession implements AsyncDisposable {
 
   /** Cumulative usage and estimated cost of this session (since this process started, plus stored history's cost). */
   get usage(): AgentUsage & { totalCostUsd: number; turns: number } {
-    return { ...this.cumulative, totalCostUsd: this.totalCost, turns: this.turnCount };
+    return { ...this.ledger.usage, totalCostUsd: this.ledger.totalCostUsd, turns: this.turns.count };
   }
 
   /** True until the CLI exited or `close` was called. */
@@ -216,39 +201,17 @@ export class AgentSession implements AsyncDisposable {
    * a `send` during a turn queues. Does not throw: failures reject `turn.result`.
    */
   send(prompt: AgentPrompt, options: SendOptions = {}): AgentTurn {
-    const queue = new AsyncQueue<AgentMessage>();
-    let resolve!: (result: AgentTurnResult) => void;
-    let reject!: (error: unknown) => void;
-    const result = new Promise<AgentTurnResult>((res, rej) => ((resolve = res), (reject = rej)));
-    let savedResolve!: () => void;
-    let savedReject!: (error: unknown) => void;
-    const saved = new Promise<void>((res, rej) => ((savedResolve = res), (savedReject = rej)));
-    // Callers may read only the messages, or only the result: neither must surface as unhandled.
-    result.catch(() => undefined);
-    saved.catch(() => undefined);
-    const state: TurnState = { index: 0, prompt, options, queue, resolve, reject, savedResolve, savedReject, settled: false, notified: false };
-    const turn: AgentTurn = { result, saved, [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator]() };
     const refusal =
       typeof prompt !== 'string' && !Array.isArray(prompt)
         ? new SandboxInvalidArgumentError({ message: 'prompt must be a string or an array of content blocks', argument: 'prompt' })
-        : this.dead ?? (this.closing ? this.closedError() : undefined);
-    if (refusal) {
-      this.settle(state, { error: refusal });
-      return turn;
-    }
-    if (options.signal?.aborted) {
-      this.settle(state, { error: options.signal.reason });
-      return turn;
-    }
-    this.waiting.push(state);
-    this.next();
-    return turn;
+        : (this.dead ?? (this.closing ? this.closedError() : undefined));
+    return this.turns.enqueue(prompt, { signal: options.signal, timeoutMs: options.timeoutMs, refusal });
   }
 
   /** Interrupts the running turn; it ends with an error result (reason `interrupted`). Resolves when the CLI accepted. */
   async interrupt(options: SignalOptions = {}): Promise<void> {
     options.signal?.throwIfAborted();
-    if (!this.active || this.dead) return;
+    if (!this.turns.active || this.dead) return;
     await this.query.interrupt();
   }
 
@@ -267,7 +230,7 @@ export class AgentSession implements AsyncDisposable {
     options.signal?.throwIfAborted();
     this.closing ??= (async () => {
       const grace = this.options.closeGraceMs ?? 2_000;
-      for (const state of this.waiting.splice(0)) this.settle(state, { error: this.closedError() });
+      this.turns.cancelWaiting(this.closedError());
       this.input.end();
       const process = this.process;
       if (process) {
@@ -280,9 +243,10 @@ export class AgentSession implements AsyncDisposable {
         }
       }
       await settlesWithin(this.pump, 5_000);
-      if (this.active) this.settle(this.active, { error: this.closedError() });
+      this.turns.cancelActive(this.closedError());
       // A last save catches what the CLI wrote after the last result (best effort).
-      if (this.options.store && this.currentSessionId && this.dead?.reason !== 'sandbox-ended' && this.turnCount > 0) this.save(undefined);
+      if (this.options.store && this.currentSessionId && this.dead?.reason !== 'sandbox-ended' && this.turns.count > 0)
+        this.save(undefined);
       await this.saving.catch(() => undefined);
     })();
     return this.closing;
@@ -293,76 +257,21 @@ export class AgentSession implements AsyncDisposable {
   }
 
   private closedError(): AgentSessionError {
-    return new AgentSessionError({ reason: 'closed', message: 'The agent session was closed', sessionId: this.currentSessionId, provider: this.sandbox.provider });
+    return closedError(this.currentSessionId, this.sandbox.provider);
   }
 
   private open(sdk: typeof import('@anthropic-ai/claude-agent-sdk'), resume: { sessionId: string; fork: boolean } | undefined): void {
-    const options = this.options;
-    const permissionMode = options.permissionMode ?? (options.canUseTool ? 'default' : 'bypassPermissions');
-    const canUseTool = options.canUseTool;
+    const { credentials, env } = this.options;
     this.query = sdk.query({
       prompt: this.input,
-      options: {
-        pathToClaudeCodeExecutable: options.executable ?? 'claude',
+      options: toSdkOptions(this.options, {
         cwd: this.cwd,
-        env: this.cliEnv(),
-        model: options.model,
-        permissionMode,
-        ...(permissionMode === 'bypassPermissions' ? { allowDangerouslySkipPermissions: true } : {}),
-        ...(canUseTool
-          ? {
-              canUseTool: async (toolName, input, context) => {
-                const decision = await canUseTool({
-                  toolName,
-                  input,
-                  toolUseId: context.toolUseID,
-                  signal: context.signal,
-                  decisionReason: context.decisionReason,
-                  blockedPath: context.blockedPath,
-                  suggestions: context.suggestions,
-                });
-                return decision.behavior === 'allow'
-                  ? { behavior: 'allow', updatedInput: decision.updatedInput ?? input, updatedPermissions: decision.updatedPermissions, toolUseID: context.toolUseID }
-                  : { behavior: 'deny', message: decision.message, interrupt: decision.interrupt, toolUseID: context.toolUseID };
-              },
-            }
-          : {}),
-        allowedTools: options.allowedTools,
-        disallowedTools: options.disallowedTools,
-        systemPrompt: options.systemPrompt ?? { type: 'preset', preset: 'claude_code', append: options.appendSystemPrompt },
-        mcpServers: options.mcpServers,
-        hooks: options.hooks,
-        maxTurns: options.maxTurns ?? defaultMaxTurns,
-        maxBudgetUsd: options.maxBudgetUsd,
-        includePartialMessages: options.includePartialMessages,
-        settingSources: [],
-        ...(resume ? { resume: resume.sessionId, forkSession: resume.fork } : options.sessionId ? { sessionId: options.sessionId } : {}),
-        ...options.sdkOptions,
-        spawnClaudeCodeProcess: (spawn: SdkSpawnOptions) => this.spawn(spawn),
-      },
+        env: cliEnv({ configDir: this.configDir, providerId: this.sandbox.provider, credentials, env }),
+        resume,
+        spawn: (spawn) => this.spawn(spawn),
+      }),
     });
     this.pump = this.run();
-  }
-
-  private cliEnv(): Record<string, string> {
-    const { credentials } = this.options;
-    const env: Record<string, string> = {
-      CLAUDE_CONFIG_DIR: this.configDir,
-      CLAUDE_CODE_TMPDIR: `${this.configDir}/tmp`,
-      IS_SANDBOX: '1',
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-      DISABLE_AUTOUPDATER: '1',
-      DISABLE_TELEMETRY: '1',
-      DISABLE_ERROR_REPORTING: '1',
-    };
-    if (credentials instanceof CredentialProxy) Object.assign(env, credentials.sandboxEnv(this.sandbox.provider));
-    else if (credentials) {
-      if (credentials.apiKey) env.ANTHROPIC_API_KEY = credentials.apiKey;
-      if (credentials.oauthToken) env.CLAUDE_CODE_OAUTH_TOKEN = credentials.oauthToken;
-      if (credentials.authToken) env.ANTHROPIC_AUTH_TOKEN = credentials.authToken;
-      if (credentials.baseUrl) env.ANTHROPIC_BASE_URL = credentials.baseUrl;
-    }
-    return { ...env, ...this.options.env };
   }
 
   private spawn(spawn: SdkSpawnOptions): SandboxSpawnedProcess {
@@ -387,11 +296,22 @@ export class AgentSession implements AsyncDisposable {
       const result = await Promise.race([
         this.query.initializationResult(),
         this.pump.then(() => {
-          throw this.dead ?? new AgentSessionError({ reason: 'process-exited', message: 'The CLI ended during start', provider: this.sandbox.provider });
+          throw (
+            this.dead ??
+            new AgentSessionError({ reason: 'process-exited', message: 'The CLI ended during start', provider: this.sandbox.provider })
+          );
         }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new SandboxTimeoutError({ message: `The CLI did not start within ${timeoutMs} ms`, timeoutMs, operation: 'agent-start', provider: this.sandbox.provider })),
+            () =>
+              reject(
+                new SandboxTimeoutError({
+                  message: `The CLI did not start within ${timeoutMs} ms`,
+                  timeoutMs,
+                  operation: 'agent-start',
+                  provider: this.sandbox.provider,
+                }),
+              ),
             timeoutMs,
           );
           onAbort = () => reject(signal!.reason);
@@ -412,43 +332,14 @@ export class AgentSession implements AsyncDisposable {
     }
   }
 
-  /** Starts the next queued turn when none runs. */
-  private next(): void {
-    if (this.active || this.dead) return;
-    const state = this.waiting.shift();
-    if (!state) return;
-    if (state.options.signal?.aborted) {
-      this.notify(state, { error: state.options.signal.reason });
-      return this.next();
-    }
-    this.active = state;
-    state.index = ++this.turnCount;
-    const timeoutMs = state.options.timeoutMs ?? this.options.turnTimeoutMs ?? defaultTurnTimeoutMs;
-    state.timer = setTimeout(() => {
-      state.failure ??= new SandboxTimeoutError({ message: `The agent turn timed out after ${timeoutMs} ms`, timeoutMs, operation: 'agent-turn', provider: this.sandbox.provider });
-      this.stopTurn(state);
-    }, timeoutMs);
-    if (state.options.signal) {
-      const signal = state.options.signal;
-      state.onAbort = () => {
-        state.failure ??= signal.reason;
-        this.stopTurn(state);
-      };
-      signal.addEventListener('abort', state.onAbort, { once: true });
-    }
-    this.events.emit('turn-start', { turn: state.index, prompt: state.prompt });
-    this.input.push({ type: 'user', message: { role: 'user', content: state.prompt }, parent_tool_use_id: null, session_id: this.currentSessionId ?? '' } as SDKUserMessage);
-  }
-
-  /**
-   * Ends a turn the caller gave up on (abort, timeout): the caller is told at once; the CLI is
-   * interrupted and keeps the turn slot until it stops, or is killed if it does not in time.
-   */
-  private stopTurn(state: TurnState): void {
-    if (state.settled || this.active !== state) return;
-    this.notify(state, { error: state.failure });
-    void this.query.interrupt().catch(() => undefined);
-    state.escalation ??= setTimeout(() => this.process?.kill('SIGKILL'), interruptGraceMs);
+  private startTurn(turn: ActiveTurn<AgentPrompt, AgentMessage>): void {
+    this.events.emit('turn-start', { turn: turn.index, prompt: turn.prompt });
+    this.input.push({
+      type: 'user',
+      message: { role: 'user', content: turn.prompt },
+      parent_tool_use_id: null,
+      session_id: this.currentSessionId ?? '',
+    } as SDKUserMessage);
   }
 
   /** Reads every message of the CLI and routes it to the active turn. */
@@ -456,179 +347,81 @@ export class AgentSession implements AsyncDisposable {
     let failure: unknown;
     try {
       for await (const message of this.query) {
-        if ('session_id' in message && typeof message.session_id === 'string' && message.session_id) this.currentSessionId = message.session_id;
+        if ('session_id' in message && typeof message.session_id === 'string' && message.session_id)
+          this.currentSessionId = message.session_id;
         this.events.emit('message', message);
-        const state = this.active;
-        if (!state) continue;
-        state.queue.push(message);
-        if (message.type === 'result') this.finishTurn(state, message);
+        const turn = this.turns.active;
+        if (!turn) continue;
+        turn.push(message);
+        if (message.type === 'result') this.endTurn(turn, message);
       }
     } catch (error) {
       failure = error;
     }
     const outcome = this.process ? await Promise.race([this.process.done, delay(1_000).then(() => undefined)]) : undefined;
-    this.dead = this.exitError(outcome, failure);
-    for (const state of [...(this.active ? [this.active] : []), ...this.waiting.splice(0)]) this.settle(state, { error: state.failure ?? this.dead });
-    this.active = undefined;
-    if (!this.closing && this.dead.reason !== 'closed') this.events.emit('error', this.dead);
-  }
-
-  private exitError(outcome: Awaited<SandboxSpawnedProcess['done']> | undefined, failure: unknown): AgentSessionError {
     const stderrTail = this.process?.stderrTail.trim() || undefined;
-    if (outcome?.error !== undefined && SandboxSpawnedProcess.isSandboxGone(outcome.error)) {
-      return new AgentSessionError({ reason: 'sandbox-ended', message: `The sandbox ended under the CLI: ${(outcome.error as Error).message}`, cause: outcome.error, stderrTail, sessionId: this.currentSessionId, provider: this.sandbox.provider });
-    }
-    if (this.closing && (outcome === undefined || outcome.error === undefined)) return this.closedError();
-    const exitCode = outcome?.exitCode;
-    const signal = outcome?.signal;
-    const how = exitCode !== undefined ? `with exit code ${exitCode}` : signal ? `by ${signal}` : 'unexpectedly';
-    return new AgentSessionError({
-      reason: 'process-exited',
-      message: `The claude process ended ${how}${stderrTail ? `: ${lastLines(stderrTail, 5)}` : ''}`,
-      cause: outcome?.error ?? failure,
-      exitCode,
+    this.dead = exitError({
+      outcome,
+      failure,
       stderrTail,
+      closing: this.closing !== undefined,
       sessionId: this.currentSessionId,
       provider: this.sandbox.provider,
     });
+    this.turns.halt(this.dead);
+    if (!this.closing && this.dead.reason !== 'closed') this.events.emit('error', this.dead);
   }
 
-  private finishTurn(state: TurnState, message: AgentResultMessage): void {
-    const reported = message.total_cost_usd ?? 0;
-    // Cumulative within one CLI process; a resumed process may restart from zero.
-    const costUsd = reported >= this.lastReportedCost ? reported - this.lastReportedCost : reported;
-    this.lastReportedCost = reported;
-    this.totalCost += costUsd;
-    const usage: AgentUsage = {
-      inputTokens: message.usage?.input_tokens ?? 0,
-      outputTokens: message.usage?.output_tokens ?? 0,
-      cacheReadInputTokens: message.usage?.cache_read_input_tokens ?? 0,
-      cacheCreationInputTokens: message.usage?.cache_creation_input_tokens ?? 0,
-    };
-    for (const key of Object.keys(usage) as Array<keyof AgentUsage>) this.cumulative[key] += usage[key];
-    const result: AgentTurnResult = {
-      sessionId: message.session_id,
-      text: 'result' in message ? message.result : (message.errors ?? []).join('\n'),
-      isError: message.is_error,
-      error: resultError(message, this.sandbox.provider),
-      numTurns: message.num_turns,
-      durationMs: message.duration_ms,
-      costUsd,
-      totalCostUsd: this.totalCost,
-      usage,
-      permissionDenials: (message.permission_denials ?? []).map((denial) => ({ toolName: denial.tool_name, toolUseId: denial.tool_use_id, toolInput: denial.tool_input })),
-      message,
-    };
-    this.save(state);
-    this.settle(state, state.failure !== undefined ? { error: state.failure } : { result });
-    this.events.emit('turn-end', { turn: state.index, result });
-  }
-
-  private settle(state: TurnState, outcome: { result: AgentTurnResult } | { error: unknown }): void {
-    this.notify(state, outcome);
-    if (state.settled) return;
-    state.settled = true;
-    clearTimeout(state.timer);
-    clearTimeout(state.escalation);
-    if (state.onAbort) state.options.signal?.removeEventListener('abort', state.onAbort);
-    if (this.active === state) {
-      this.active = undefined;
-      this.next();
-    }
-  }
-
-  /** Tells the caller how the turn ended. A turn can be told early (abort, timeout) and still hold the CLI until it stops. */
-  private notify(state: TurnState, outcome: { result: AgentTurnResult } | { error: unknown }): void {
-    if (state.notified) return;
-    state.notified = true;
-    if ('result' in outcome) {
-      state.queue.end();
-      state.resolve(outcome.result);
-    } else {
-      state.queue.end(outcome.error);
-      state.reject(outcome.error);
-      state.savedResolve();
-    }
+  private endTurn(turn: ActiveTurn<AgentPrompt, AgentMessage>, message: AgentResultMessage): void {
+    const { result, ledger } = finishTurn(this.ledger, message, this.sandbox.provider);
+    this.ledger = ledger;
+    this.save(turn);
+    this.turns.complete(turn, result);
+    this.events.emit('turn-end', { turn: turn.index, result });
   }
 
   /** Queues a save of the transcript; saves run one at a time, in order. */
-  private save(state: TurnState | undefined): void {
+  private save(turn: ActiveTurn<AgentPrompt, AgentMessage> | undefined): void {
     const store = this.options.store;
     const sessionId = this.currentSessionId;
     if (!store || !sessionId) {
-      state?.savedResolve();
+      turn?.savedResolve();
       return;
     }
-    const turns = this.turnCount;
-    const totalCostUsd = this.totalCost;
-    const attempt = this.saving.catch(() => undefined).then(async () => {
-      const found = await readSessionFiles(this.sandbox, this.configDir, sessionId);
-      if (!found) return;
-      await store.save({
-        metadata: { sessionId, cwd: this.cwd, updatedAt: Date.now(), totalCostUsd, turns, ...(this.forkedFrom ? { forkedFrom: this.forkedFrom } : {}), ...(this.cliVersion ? { cliVersion: this.cliVersion } : {}) },
-        files: found.files,
+    const turns = this.turns.count;
+    const totalCostUsd = this.ledger.totalCostUsd;
+    const attempt = this.saving
+      .catch(() => undefined)
+      .then(async () => {
+        const found = await readSessionFiles(this.sandbox, this.configDir, sessionId);
+        if (!found) return;
+        await store.save({
+          metadata: {
+            sessionId,
+            cwd: this.cwd,
+            updatedAt: Date.now(),
+            totalCostUsd,
+            turns,
+            ...(this.forkedFrom ? { forkedFrom: this.forkedFrom } : {}),
+            ...(this.cliVersion ? { cliVersion: this.cliVersion } : {}),
+          },
+          files: found.files,
+        });
+        this.events.emit('session-saved', {
+          sessionId,
+          files: found.files.length,
+          bytes: found.files.reduce((sum, file) => sum + file.data.byteLength, 0),
+        });
       });
-      this.events.emit('session-saved', { sessionId, files: found.files.length, bytes: found.files.reduce((sum, file) => sum + file.data.byteLength, 0) });
-    });
     this.saving = attempt;
     attempt.then(
-      () => state?.savedResolve(),
+      () => turn?.savedResolve(),
       (error: unknown) => {
-        state?.savedReject(error);
+        turn?.savedReject(error);
         this.events.emit('error', error);
       },
     );
   }
-}
-
-/** The typed error of an error result, or `undefined` for a successful turn. */
-function resultError(message: AgentResultMessage, provider: string): AgentSessionError | undefined {
-  if (!message.is_error) return undefined;
-  const record = message as AgentResultMessage & { api_error_status?: number | null; terminal_reason?: string; errors?: string[]; result?: string };
-  let reason: AgentErrorReason;
-  if (message.subtype === 'error_max_turns') reason = 'max-turns';
-  else if (message.subtype === 'error_max_budget_usd') reason = 'max-budget';
-  else if (record.terminal_reason === 'aborted_streaming' || record.terminal_reason === 'aborted_tools' || (record.errors ?? []).some((text) => /interrupt/i.test(text))) reason = 'interrupted';
-  else if (message.subtype === 'success') reason = 'api-error';
-  else reason = 'execution-error';
-  const detail = record.result ?? (record.errors ?? []).join('; ');
-  return new AgentSessionError({
-    reason,
-    message: detail ? `The turn ended with ${reason}: ${detail}` : `The turn ended with ${reason}`,
-    apiErrorStatus: record.api_error_status ?? undefined,
-    retryable: reason === 'api-error' && (record.api_error_status === 429 || (record.api_error_status ?? 0) >= 500),
-    sessionId: message.session_id,
-    provider,
-  });
-}
-
-function checkCredentials(options: AgentSessionOptions): void {
-  const { credentials } = options;
-  if (!credentials || credentials instanceof CredentialProxy) return;
-  if (credentials.exposeToSandbox !== true) {
-    throw new SandboxInvalidArgumentError({
-      message: 'Credentials passed into the sandbox can be read by the agent: say exposeToSandbox: true, or use a CredentialProxy',
-      argument: 'credentials.exposeToSandbox',
-    });
-  }
-  if (![credentials.apiKey, credentials.oauthToken, credentials.authToken].some(Boolean)) {
-    throw new SandboxInvalidArgumentError({ message: 'credentials need one of apiKey, oauthToken, authToken', argument: 'credentials' });
-  }
-}
-
-/** A missing SDK is `SandboxCapabilityUnsupportedError` (`peer:@anthropic-ai/claude-agent-sdk`), not a protocol failure. */
-function loadSdk(): Promise<typeof import('@anthropic-ai/claude-agent-sdk')> {
-  return loadOptionalPeer('@anthropic-ai/claude-agent-sdk', { neededBy: 'AgentSession', load: () => import('@anthropic-ai/claude-agent-sdk') });
-}
-
-/** Creates the config and working directories in one exec and resolves the absolute cwd. */
-async function prepareDirectories(sandbox: Sandbox, configDir: string, cwd: string | undefined, signal: AbortSignal | undefined): Promise<string> {
-  const script = 'set -e; mkdir -p "$1/tmp"; if [ -n "$2" ]; then mkdir -p "$2"; cd "$2"; fi; pwd -P';
-  const result = await sandbox.run(['/bin/sh', '-c', script, 'sandport-agent', configDir, cwd ?? ''], { signal, timeoutMs: 60_000 });
-  if (result.exitCode !== 0) {
-    throw new SandboxInvalidArgumentError({ message: `Could not prepare ${configDir} and ${cwd ?? 'the working directory'} in sandbox ${sandbox.id}: ${result.stderr.trim()}`, argument: cwd ? 'cwd' : 'configDir', provider: sandbox.provider });
-  }
-  return cwd ?? result.stdout.trim();
 }
 
 function delay(ms: number): Promise<void> {
@@ -646,8 +439,4 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   ]);
   clearTimeout(timer);
   return settled;
-}
-
-function lastLines(text: string, count: number): string {
-  return text.split('\n').slice(-count).join(' | ');
 }
