@@ -165,6 +165,22 @@ describe('AgentSession message handling (recorded NDJSON replay)', () => {
     await expect(turn.result).rejects.toBe(reason);
   });
 
+  it('rejects a queued turn at once when its signal aborts, before its turn would start', async () => {
+    const sandbox = replaySandbox({ turns: [] });
+    await using agent = await AgentSession.start(sandbox, { executable: '/opt/claude', closeGraceMs: 100 });
+    const started: number[] = [];
+    agent.events.on('turn-start', ({ turn }) => started.push(turn));
+    agent.send('never answered');
+    const controller = new AbortController();
+    const reason = new Error('caller gave up while queued');
+    const queued = agent.send('queued', { signal: controller.signal });
+    controller.abort(reason);
+    await expect(queued.result).rejects.toBe(reason);
+    expect(started).toEqual([1]);
+    const users = sandbox.stdinLines.filter((line) => (line as { type: string }).type === 'user');
+    expect(users.map((line) => (line as { message: { content: unknown } }).message.content)).toEqual(['never answered']);
+  });
+
   it('rejects a turn cut short by close with reason closed', async () => {
     const sandbox = replaySandbox({ turns: [] });
     const agent = await AgentSession.start(sandbox, { executable: '/opt/claude', closeGraceMs: 100 });
