@@ -45,7 +45,11 @@ const containerRef = /^(?:[0-9a-f]{4,64}|sandport-[A-Za-z0-9][A-Za-z0-9._-]{0,62
 /** Throws `SandboxNotFoundError` unless `id` can name a sandport container. No I/O. */
 export function checkContainerRef(id: string): string {
   if (!containerRef.test(id)) {
-    throw new SandboxNotFoundError({ message: `No sandport sandbox has the id ${JSON.stringify(id.slice(0, 80))}`, sandboxId: id.slice(0, 80), provider: 'docker' });
+    throw new SandboxNotFoundError({
+      message: `No sandport sandbox has the id ${JSON.stringify(id.slice(0, 80))}`,
+      sandboxId: id.slice(0, 80),
+      provider: 'docker',
+    });
   }
   return id;
 }
@@ -98,12 +102,23 @@ export async function runInContainer(
     const signal = options.signal ? AbortSignal.any([options.signal, limit]) : limit;
     return runInContainer(container, argv, { ...options, signal, timeoutMs: undefined }).catch((error: unknown) => {
       if (limit.aborted && !options.signal?.aborted) {
-        throw new SandboxTimeoutError({ message: `${argv[0]} in the container did not finish within ${options.timeoutMs} ms`, timeoutMs: options.timeoutMs!, operation: 'exec', provider: 'docker' });
+        throw new SandboxTimeoutError({
+          message: `${argv[0]} in the container did not finish within ${options.timeoutMs} ms`,
+          timeoutMs: options.timeoutMs!,
+          operation: 'exec',
+          provider: 'docker',
+        });
       }
       throw error;
     });
   }
-  const exec = await container.exec({ Cmd: argv, AttachStdin: options.stdin !== undefined, AttachStdout: true, AttachStderr: true, Tty: false });
+  const exec = await container.exec({
+    Cmd: argv,
+    AttachStdin: options.stdin !== undefined,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+  });
   const stream = (await exec.start({ hijack: true, stdin: options.stdin !== undefined })) as unknown as Duplex;
   const chunks: Buffer[] = [];
   const errors: Buffer[] = [];
@@ -139,8 +154,16 @@ export async function runInContainer(
 }
 
 /** Reads the current tags from inside a container (falls back to the create-time label). */
-export async function readTags(container: Docker.Container, sandboxId: string, signal?: AbortSignal, timeoutMs?: number): Promise<Record<string, string>> {
-  const result = await runInContainer(container, ['cat', tagsFile(sandboxId)], { signal, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+export async function readTags(
+  container: Docker.Container,
+  sandboxId: string,
+  signal?: AbortSignal,
+  timeoutMs?: number,
+): Promise<Record<string, string>> {
+  const result = await runInContainer(container, ['cat', tagsFile(sandboxId)], {
+    signal,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
   if (result.exitCode === 0) return JSON.parse(result.stdout) as Record<string, string>;
   const info = await container.inspect();
   return JSON.parse(info.Config.Labels?.[labels.tags] ?? '{}') as Record<string, string>;

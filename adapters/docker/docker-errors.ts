@@ -42,7 +42,8 @@ const provider = 'docker';
 /** The engine's message for an error (its JSON body, else the transport's message). */
 export function engineMessage(error: unknown): string {
   const engine = (error ?? {}) as EngineError;
-  const json = typeof engine.json === 'object' && engine.json ? engine.json.message : typeof engine.json === 'string' ? engine.json : undefined;
+  const json =
+    typeof engine.json === 'object' && engine.json ? engine.json.message : typeof engine.json === 'string' ? engine.json : undefined;
   return (json ?? engine.message ?? engine.reason ?? 'unknown engine error').toString().trim();
 }
 
@@ -84,15 +85,35 @@ export function mapDockerError(error: unknown, context: DockerErrorContext): San
     // message is the only way to tell the two apart.
     const containerGone = !context.pathOnly && /no such container/i.test(message) && !/could not find the file|no such file/i.test(message);
     if (context.path !== undefined && !containerGone) {
-      return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${context.path}`, path: context.path, provider, cause });
+      return new SandboxFileNotFoundError({
+        message: `No such file or directory in the sandbox: ${context.path}`,
+        path: context.path,
+        provider,
+        cause,
+      });
     }
     if (context.image !== undefined && /image/i.test(message)) {
-      return new SandboxInvalidArgumentError({ message: `Image ${context.image} is not available to the engine: ${message}`, argument: 'image', provider, cause });
+      return new SandboxInvalidArgumentError({
+        message: `Image ${context.image} is not available to the engine: ${message}`,
+        argument: 'image',
+        provider,
+        cause,
+      });
     }
-    return new SandboxNotFoundError({ message: `Sandbox ${context.sandboxId ?? ''} not found: ${message}`, sandboxId: context.sandboxId, provider, cause });
+    return new SandboxNotFoundError({
+      message: `Sandbox ${context.sandboxId ?? ''} not found: ${message}`,
+      sandboxId: context.sandboxId,
+      provider,
+      cause,
+    });
   }
   if (status === 409 && /is not running|is paused|removal .* in progress|is restarting|is dead|marked for removal/i.test(message)) {
-    return new SandboxNotFoundError({ message: `Sandbox ${context.sandboxId ?? ''} is no longer running: ${message}`, sandboxId: context.sandboxId, provider, cause });
+    return new SandboxNotFoundError({
+      message: `Sandbox ${context.sandboxId ?? ''} is no longer running: ${message}`,
+      sandboxId: context.sandboxId,
+      provider,
+      cause,
+    });
   }
   if (status === 400 && isMountRefusal(message)) {
     return new SandboxInvalidArgumentError({ message: `volumes: ${message}`, argument: 'volumes', provider, cause });

@@ -255,10 +255,12 @@ export async function startDockerExec(context: DockerExecContext, request: Docke
     if (outcome.done) throw outcome.failed;
     const socket = (await exec.start({ hijack: true, stdin: true })) as unknown as Duplex;
     const process = new DockerSandboxProcess(context, outcome, exec, socket);
-    const { report, stdout } = await readStartMarker(process.rawStdout);
+    const { report, stdout } = await readStartMarker(internals.rawStdout(process));
     if (outcome.done) {
       // It started after the caller gave up: end it now that its marker is on every process.
-      void killTree(context, execId, 'SIGKILL').catch(() => undefined).finally(() => socket.destroy());
+      void killTree(context, execId, 'SIGKILL')
+        .catch(() => undefined)
+        .finally(() => socket.destroy());
       throw outcome.failed;
     }
     return { process, report, stdout };
@@ -275,17 +277,38 @@ export async function startDockerExec(context: DockerExecContext, request: Docke
   }
   const { process, report, stdout } = started;
   if (report !== 'ok') {
-    process.discard();
+    internals.discard(process);
     outcome.abandon();
-    if (report === 'cwd') throw new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${sandboxId}`, argument: 'cwd', provider: 'docker' });
-    if (report === 'command') throw new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${sandboxId}: ${request.argv[0]}`, argument: 'command', provider: 'docker' });
+    if (report === 'cwd')
+      throw new SandboxInvalidArgumentError({
+        message: `The working directory does not exist in sandbox ${sandboxId}`,
+        argument: 'cwd',
+        provider: 'docker',
+      });
+    if (report === 'command')
+      throw new SandboxInvalidArgumentError({
+        message: `Command not found in sandbox ${sandboxId}: ${request.argv[0]}`,
+        argument: 'command',
+        provider: 'docker',
+      });
     if (!lifecycle.isRunning()) throw lifecycle.notFound();
-    throw new SandboxProviderError({ message: `The command did not start in sandbox ${sandboxId} (no report from the wrapper)`, provider: 'docker' });
+    throw new SandboxProviderError({
+      message: `The command did not start in sandbox ${sandboxId} (no report from the wrapper)`,
+      provider: 'docker',
+    });
   }
-  process.begin(stdout);
+  internals.begin(process, stdout);
   outcome.started();
   return process;
 }
+
+/** What `startDockerExec` reaches of a process; users never can (private members). */
+let internals: {
+  /** stdout as it comes off the socket, marker included. */
+  rawStdout(process: DockerSandboxProcess): ReadableStream<Uint8Array>;
+  begin(process: DockerSandboxProcess, stdout: ReadableStream<Uint8Array>): void;
+  discard(process: DockerSandboxProcess): void;
+};
 
 /** A command running in a Docker sandbox. */
 export class DockerSandboxProcess implements SandboxProcess {
@@ -331,9 +354,12 @@ export class DockerSandboxProcess implements SandboxProcess {
     this.stdin = this.#stdinStream();
   }
 
-  /** @internal stdout as it comes off the socket, marker included. */
-  get rawStdout(): ReadableStream<Uint8Array> {
-    return this.#demux.stdout.stream;
+  static {
+    internals = {
+      rawStdout: (process) => process.#demux.stdout.stream,
+      begin: (process, stdout) => process.#begin(stdout),
+      discard: (process) => process.#discard(),
+    };
   }
 
   get stdout(): ReadableStream<Uint8Array> {
@@ -344,8 +370,8 @@ export class DockerSandboxProcess implements SandboxProcess {
     return this.#demux.stderr.stream;
   }
 
-  /** @internal The command runs: watch for its exit. */
-  begin(stdout: ReadableStream<Uint8Array>): void {
+  /** The command runs: watch for its exit. */
+  #begin(stdout: ReadableStream<Uint8Array>): void {
     this.#stdout = stdout;
     // The sandbox's end wakes the exit watch at once (the outcome records the failure).
     const member: LifecycleMember = { sandboxEnded: () => this.#wakeUp() };
@@ -353,8 +379,8 @@ export class DockerSandboxProcess implements SandboxProcess {
     void this.#watchExit().finally(untrack);
   }
 
-  /** @internal The command never started: close everything. */
-  discard(): void {
+  /** The command never started: close everything. */
+  #discard(): void {
     this.#exited = true;
     this.#socket.destroy();
   }
@@ -459,7 +485,8 @@ export class DockerSandboxProcess implements SandboxProcess {
     const socket = this.#socket;
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
-        if (!(chunk instanceof Uint8Array)) throw new SandboxInvalidArgumentError({ message: 'stdin accepts Uint8Array chunks only', argument: 'stdin', provider: 'docker' });
+        if (!(chunk instanceof Uint8Array))
+          throw new SandboxInvalidArgumentError({ message: 'stdin accepts Uint8Array chunks only', argument: 'stdin', provider: 'docker' });
         if (this.#exited || socket.destroyed || socket.writableEnded) return;
         // Up to `stdinAheadBytes` stay queued in the socket, so the engine never idles between two
         // writes; past that, the write waits for the drain (bounded memory, backpressure).

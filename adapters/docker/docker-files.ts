@@ -10,7 +10,7 @@
  * rejected with `signal.reason`.
  */
 import { posix } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import {
@@ -75,7 +75,11 @@ export class DockerFiles implements NativeFiles {
       }
       return entry.stream;
     }
-    throw new SandboxInvalidArgumentError({ message: `Too many levels of symbolic links at ${path}`, argument: 'path', provider: 'docker' });
+    throw new SandboxInvalidArgumentError({
+      message: `Too many levels of symbolic links at ${path}`,
+      argument: 'path',
+      provider: 'docker',
+    });
   }
 
   async write(path: string, data: WriteData, options: SignalOptions & { mode?: number | undefined }): Promise<void> {
@@ -125,7 +129,10 @@ export class DockerFiles implements NativeFiles {
     pack.on('error', () => undefined);
     const stop = onAbort(signal, () => pack.destroy(new Error('aborted')));
     try {
-      pack.entry({ name, size: bytes.byteLength, mode, uid: 0, gid: 0, mtime: new Date() }, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      pack.entry(
+        { name, size: bytes.byteLength, mode, uid: 0, gid: 0, mtime: new Date() },
+        Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      );
       pack.finalize();
       await this.#container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: directory });
     } finally {
@@ -142,7 +149,13 @@ export class DockerFiles implements NativeFiles {
     response.resume?.();
     const header = response.headers?.['x-docker-container-path-stat'];
     if (!header) throw mapDockerError(new Error('the engine returned no path stat'), { operation: 'stat', path: target });
-    const stat = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as { name: string; size: number; mode: number; mtime: string; linkTarget: string };
+    const stat = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as {
+      name: string;
+      size: number;
+      mode: number;
+      mtime: string;
+      linkTarget: string;
+    };
     const isDirectory = (stat.mode & goMode.directory) !== 0;
     const isSymlink = (stat.mode & goMode.symlink) !== 0;
     return {
@@ -160,7 +173,11 @@ export class DockerFiles implements NativeFiles {
    * The first entry of the archive of `target`: its header, and its content as a Web stream with
    * backpressure down to the engine's response. An abort destroys the response and the parser.
    */
-  async #firstEntry(target: string, path: string, signal: AbortSignal | undefined): Promise<{ header: tar.Header; stream: ReadableStream<Uint8Array>; discard: () => void }> {
+  async #firstEntry(
+    target: string,
+    path: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ header: tar.Header; stream: ReadableStream<Uint8Array>; discard: () => void }> {
     const archive = (await this.#container.getArchive({ path: target }).catch((error: unknown) => {
       throw mapDockerError(error, { operation: 'read', path });
     })) as unknown as Readable;

@@ -42,7 +42,16 @@ const starter = [
 export async function startForwards(container: Docker.Container, ports: number[], signal?: AbortSignal): Promise<void> {
   for (const port of ports) {
     signal?.throwIfAborted();
-    const result = await runInContainer(container, ['/bin/sh', '-c', starter, 'sandport-forward', String(port), forwardSocketPath(port), nodeForwarder, pythonForwarder]);
+    const result = await runInContainer(container, [
+      '/bin/sh',
+      '-c',
+      starter,
+      'sandport-forward',
+      String(port),
+      forwardSocketPath(port),
+      nodeForwarder,
+      pythonForwarder,
+    ]);
     if (result.exitCode === 3) {
       throw new SandboxCapabilityUnsupportedError({
         message: 'providerOptions.docker.hostForwards needs node or python3 in the image (the forwarder runs inside the container)',
@@ -51,7 +60,10 @@ export async function startForwards(container: Docker.Container, ports: number[]
       });
     }
     if (result.exitCode !== 0) {
-      throw new SandboxProviderError({ message: `The forwarder for port ${port} did not start (exit ${result.exitCode}): ${result.stderr.trim()}`, provider: 'docker' });
+      throw new SandboxProviderError({
+        message: `The forwarder for port ${port} did not start (exit ${result.exitCode}): ${result.stderr.trim()}`,
+        provider: 'docker',
+      });
     }
   }
 }

@@ -4,7 +4,12 @@
  */
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
-import { SandboxCapabilityUnsupportedError, SandboxInvalidArgumentError, SandboxProviderError, type SandboxEmitter } from '../../src/kit/index.js';
+import {
+  SandboxCapabilityUnsupportedError,
+  SandboxInvalidArgumentError,
+  SandboxProviderError,
+  type SandboxEmitter,
+} from '../../src/kit/index.js';
 import { isEngineNotFound, mapDockerError } from './docker-errors.js';
 import type { DockerImagePlan } from './docker-options.js';
 
@@ -29,38 +34,67 @@ export async function resolveImage(context: ImageContext, image: DockerImagePlan
 }
 
 async function ensureImage(docker: Docker, reference: string, mayPull: boolean): Promise<void> {
-  const present = await docker.getImage(reference).inspect().then(
-    () => true,
-    (error: unknown) => {
-      if (isEngineNotFound(error)) return false;
-      throw mapDockerError(error, { operation: 'image inspect', image: reference });
-    },
-  );
+  const present = await docker
+    .getImage(reference)
+    .inspect()
+    .then(
+      () => true,
+      (error: unknown) => {
+        if (isEngineNotFound(error)) return false;
+        throw mapDockerError(error, { operation: 'image inspect', image: reference });
+      },
+    );
   if (present) return;
-  if (!mayPull) throw new SandboxInvalidArgumentError({ message: `Image ${reference} does not exist on this engine`, argument: 'image', provider: 'docker' });
+  if (!mayPull)
+    throw new SandboxInvalidArgumentError({
+      message: `Image ${reference} does not exist on this engine`,
+      argument: 'image',
+      provider: 'docker',
+    });
   try {
     const stream = await docker.pull(reference);
     await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve())));
   } catch (error) {
-    throw new SandboxInvalidArgumentError({ message: `Image ${reference} is not present and could not be pulled: ${(error as Error).message}`, argument: 'image', provider: 'docker', cause: error });
+    throw new SandboxInvalidArgumentError({
+      message: `Image ${reference} is not present and could not be pulled: ${(error as Error).message}`,
+      argument: 'image',
+      provider: 'docker',
+      cause: error,
+    });
   }
 }
 
 /** Builds `base` + `RUN` lines once per content; later creates reuse the tagged image. */
-function build(context: ImageContext, image: Extract<DockerImagePlan, { kind: 'build' }>, signal: AbortSignal | undefined): Promise<string> {
+function build(
+  context: ImageContext,
+  image: Extract<DockerImagePlan, { kind: 'build' }>,
+  signal: AbortSignal | undefined,
+): Promise<string> {
   const { docker, events, builds } = context;
   const { tag, dockerfile } = image;
   const pending = builds.get(tag);
   if (pending) return pending;
   const building = (async () => {
-    if (await docker.getImage(tag).inspect().then(() => true, () => false)) return tag;
+    if (
+      await docker
+        .getImage(tag)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        )
+    )
+      return tag;
     await ensureImage(docker, image.base, true);
     const buildContext = tar.pack();
     buildContext.entry({ name: 'Dockerfile' }, dockerfile);
     buildContext.finalize();
     const log: string[] = [];
     try {
-      const stream = (await docker.buildImage(buildContext as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true, abortSignal: signal } as Docker.ImageBuildOptions)) as NodeJS.ReadableStream;
+      const stream = (await docker.buildImage(
+        buildContext as unknown as NodeJS.ReadableStream,
+        { t: tag, rm: true, forcerm: true, abortSignal: signal } as Docker.ImageBuildOptions,
+      )) as NodeJS.ReadableStream;
       await new Promise<void>((resolve, reject) =>
         docker.modem.followProgress(
           stream,
@@ -78,7 +112,11 @@ function build(context: ImageContext, image: Extract<DockerImagePlan, { kind: 'b
         ),
       );
     } catch (error) {
-      throw new SandboxProviderError({ message: `Building the image failed: ${(error as Error).message}\n${log.slice(-15).join('\n')}`, provider: 'docker', cause: error });
+      throw new SandboxProviderError({
+        message: `Building the image failed: ${(error as Error).message}\n${log.slice(-15).join('\n')}`,
+        provider: 'docker',
+        cause: error,
+      });
     }
     return tag;
   })();

@@ -50,7 +50,10 @@ export const dockerCapabilities: SandboxCapabilities = Object.freeze({
 
 /** `{ [sandboxPort]: hostUnixSocketPath }` (see `hostForwards`). */
 const hostForwardsSchema = z.record(
-  z.string().regex(/^\d+$/, { message: 'keys are sandbox port numbers' }).refine((port) => Number(port) >= 1 && Number(port) <= 65535, { message: 'ports are 1-65535' }),
+  z
+    .string()
+    .regex(/^\d+$/, { message: 'keys are sandbox port numbers' })
+    .refine((port) => Number(port) >= 1 && Number(port) <= 65535, { message: 'ports are 1-65535' }),
   z.string().startsWith('/', { message: 'must be an absolute host socket path' }),
 );
 
@@ -135,10 +138,18 @@ function refuseDockerSpecific(options: ParsedCreateSandboxOptions): void {
   }
   for (const { target, source } of volumeMounts(options.volumes)) {
     if (!source.startsWith('/') && !volumeName.test(source)) {
-      throw new SandboxInvalidArgumentError({ message: `volumes.${target}: give an absolute host path or a volume name`, argument: `volumes.${target}`, provider: 'docker' });
+      throw new SandboxInvalidArgumentError({
+        message: `volumes.${target}: give an absolute host path or a volume name`,
+        argument: `volumes.${target}`,
+        provider: 'docker',
+      });
     }
     if (target === '/' || reservedTarget.test(target) || target === stateDirectory || target.startsWith(`${stateDirectory}/`)) {
-      throw new SandboxInvalidArgumentError({ message: `volumes.${target}: cannot mount over ${target}`, argument: `volumes.${target}`, provider: 'docker' });
+      throw new SandboxInvalidArgumentError({
+        message: `volumes.${target}: cannot mount over ${target}`,
+        argument: `volumes.${target}`,
+        provider: 'docker',
+      });
     }
   }
 }
@@ -149,7 +160,11 @@ function refuseDockerSpecific(options: ParsedCreateSandboxOptions): void {
  * values it would refuse or that would weaken the sandbox (a lifetime past 24 hours, a foreign
  * snapshot, a volume over procfs).
  */
-export function planDockerCreate(options: ParsedCreateSandboxOptions, dockerOptions: ParsedDockerCreateOptions, defaults: DockerPlanDefaults): DockerCreatePlan {
+export function planDockerCreate(
+  options: ParsedCreateSandboxOptions,
+  dockerOptions: ParsedDockerCreateOptions,
+  defaults: DockerPlanDefaults,
+): DockerCreatePlan {
   const warnings = refuseUnsupported(options, dockerCapabilities, 'docker');
   refuseDockerSpecific(options);
   const requested = options.image ?? defaults.image;

@@ -34,7 +34,13 @@ import { isEngineNotFound, mapDockerError } from './docker-errors.js';
 import { startForwards } from './docker-forwards.js';
 import { checkRuntime, resolveImage } from './docker-images.js';
 import { ensureIsolatedNetwork, type NetworkCache } from './docker-network.js';
-import { dockerCapabilities, dockerCreateOptionsSchema, dockerMaxTimeoutMs, planDockerCreate, type DockerCreatePlan } from './docker-options.js';
+import {
+  dockerCapabilities,
+  dockerCreateOptionsSchema,
+  dockerMaxTimeoutMs,
+  planDockerCreate,
+  type DockerCreatePlan,
+} from './docker-options.js';
 import { secretsScript, storeSecretsArgv } from './docker-scripts.js';
 import { openDockerSandbox, type DockerSandbox } from './docker-sandbox.js';
 
@@ -78,13 +84,16 @@ const provider = 'docker';
 let Dockerode: typeof Docker | undefined;
 
 async function loadDockerode(): Promise<void> {
-  Dockerode ??= (await loadOptionalPeer('dockerode', { provider: 'docker', installLine: 'npm install dockerode', load: () => import('dockerode') })).default;
+  Dockerode ??= (
+    await loadOptionalPeer('dockerode', { provider: 'docker', installLine: 'npm install dockerode', load: () => import('dockerode') })
+  ).default;
 }
 
 function loadedDockerode(): typeof Docker {
   if (Dockerode) return Dockerode;
   throw new SandboxProviderError({
-    message: 'provider.docker is made by the first operation (create, fromId, fromName, list, deleteSnapshot, cleanup), which loads dockerode: call one first, or pass options.docker',
+    message:
+      'provider.docker is made by the first operation (create, fromId, fromName, list, deleteSnapshot, cleanup), which loads dockerode: call one first, or pass options.docker',
     provider: 'docker',
   });
 }
@@ -120,7 +129,11 @@ class DockerProvider implements DockerSandboxProvider {
   readonly #known = new Map<string, DockerSandbox>();
   readonly #builds = new Map<string, Promise<string>>();
   readonly #network: NetworkCache = { pending: undefined };
-  readonly #calls: ProviderCallContext = { provider, events: this.events, mapError: (error, operation) => mapDockerError(error, { operation }) };
+  readonly #calls: ProviderCallContext = {
+    provider,
+    events: this.events,
+    mapError: (error, operation) => mapDockerError(error, { operation }),
+  };
 
   constructor(options: DockerSandboxProviderOptions) {
     this.#options = options;
@@ -140,10 +153,16 @@ class DockerProvider implements DockerSandboxProvider {
   async create(options: CreateSandboxOptions = {}): Promise<DockerSandbox> {
     const startedAt = Date.now();
     const parsed = parseOptions(createSandboxOptionsSchema, options, { provider, what: 'create options' });
-    const dockerOptions = parseOptions(dockerCreateOptionsSchema, parsed.providerOptions?.docker, { provider, what: 'providerOptions.docker' });
+    const dockerOptions = parseOptions(dockerCreateOptionsSchema, parsed.providerOptions?.docker, {
+      provider,
+      what: 'providerOptions.docker',
+    });
     const signal = parsed.signal;
     signal?.throwIfAborted();
-    const plan = planDockerCreate(parsed, dockerOptions, { image: this.#options.defaultImage ?? 'debian:bookworm-slim', pidsLimit: this.#options.defaultPidsLimit ?? 1024 });
+    const plan = planDockerCreate(parsed, dockerOptions, {
+      image: this.#options.defaultImage ?? 'debian:bookworm-slim',
+      pidsLimit: this.#options.defaultPidsLimit ?? 1024,
+    });
     const docker = await this.#loadClient();
     // Every step races the signal: an aborted create rejects with its reason at once, and what
     // it made is removed by the step that made it.
@@ -165,11 +184,24 @@ class DockerProvider implements DockerSandboxProvider {
       container = await step(creating);
     } catch (error) {
       // Aborted while the engine was creating it: remove it once it exists.
-      void creating.then((made) => made.remove({ force: true }), () => undefined).catch(() => undefined);
+      void creating
+        .then(
+          (made) => made.remove({ force: true }),
+          () => undefined,
+        )
+        .catch(() => undefined);
       throw error;
     }
     try {
-      return await step(this.#start(container, { command: parsed.command, env: parsed.env ?? {}, idleTimeoutMs: parsed.idleTimeoutMs }, plan, startedAt, signal));
+      return await step(
+        this.#start(
+          container,
+          { command: parsed.command, env: parsed.env ?? {}, idleTimeoutMs: parsed.idleTimeoutMs },
+          plan,
+          startedAt,
+          signal,
+        ),
+      );
     } catch (error) {
       await container.remove({ force: true }).catch(() => undefined);
       if (signal?.aborted) throw signal.reason;
@@ -180,7 +212,11 @@ class DockerProvider implements DockerSandboxProvider {
   /** Starts a created container and makes it a sandbox: tunnels, secrets, host forwards, entrypoint. */
   async #start(
     container: Docker.Container,
-    { command, env, idleTimeoutMs }: { command: CreateSandboxOptions['command']; env: Record<string, string>; idleTimeoutMs: number | undefined },
+    {
+      command,
+      env,
+      idleTimeoutMs,
+    }: { command: CreateSandboxOptions['command']; env: Record<string, string>; idleTimeoutMs: number | undefined },
     plan: DockerCreatePlan,
     startedAt: number,
     signal: AbortSignal | undefined,
@@ -190,8 +226,12 @@ class DockerProvider implements DockerSandboxProvider {
     const info = await container.inspect();
     signal?.throwIfAborted();
     if (plan.secrets) {
-      const written = await runInContainer(container, storeSecretsArgv, { stdin: new TextEncoder().encode(secretsScript(plan.secrets)), signal });
-      if (written.exitCode !== 0) throw new SandboxProviderError({ message: `Could not store the secrets in the sandbox (exit ${written.exitCode})`, provider });
+      const written = await runInContainer(container, storeSecretsArgv, {
+        stdin: new TextEncoder().encode(secretsScript(plan.secrets)),
+        signal,
+      });
+      if (written.exitCode !== 0)
+        throw new SandboxProviderError({ message: `Could not store the secrets in the sandbox (exit ${written.exitCode})`, provider });
     }
     await startForwards(container, plan.forwards, signal);
     signal?.throwIfAborted();
@@ -228,7 +268,9 @@ class DockerProvider implements DockerSandboxProvider {
     if (info.Config.Labels?.[labels.managed] !== 'true' || !info.State.Running) {
       throw new SandboxNotFoundError({ message: `No running sandport sandbox with id ${id}`, sandboxId: id, provider });
     }
-    const env = Object.fromEntries((info.Config.Env ?? []).map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]));
+    const env = Object.fromEntries(
+      (info.Config.Env ?? []).map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+    );
     return this.#adopt(docker.getContainer(info.Id), info, {
       owned: false,
       idleTimeoutMs: undefined,
@@ -257,14 +299,22 @@ class DockerProvider implements DockerSandboxProvider {
       containers.map(async (container) => {
         const id = container.Id.slice(0, 12);
         // Bounded: one container whose engine is stuck must not hang every listing.
-        const tags = await providerCall(this.#calls, 'list', () => readTags(docker.getContainer(container.Id), id, parsed.signal, listTagsTimeoutMs), { idempotent: true, signal: parsed.signal }).catch(
-          (error: unknown) => {
-            if (parsed.signal?.aborted) throw parsed.signal.reason;
-            return undefined;
-          },
-        );
+        const tags = await providerCall(
+          this.#calls,
+          'list',
+          () => readTags(docker.getContainer(container.Id), id, parsed.signal, listTagsTimeoutMs),
+          { idempotent: true, signal: parsed.signal },
+        ).catch(() => {
+          if (parsed.signal?.aborted) throw parsed.signal.reason;
+          return undefined;
+        });
         if (!tags || !wanted.every(([key, value]) => tags[key] === value)) return undefined;
-        return { id, name: container.Labels[labels.name] || undefined, tags, createdAt: Number(container.Labels[labels.createdAt] ?? container.Created * 1000) } satisfies SandboxInfo;
+        return {
+          id,
+          name: container.Labels[labels.name] || undefined,
+          tags,
+          createdAt: Number(container.Labels[labels.createdAt] ?? container.Created * 1000),
+        } satisfies SandboxInfo;
       }),
     );
     return infos.filter((info): info is SandboxInfo => info !== undefined);
@@ -299,14 +349,22 @@ class DockerProvider implements DockerSandboxProvider {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new SandboxInvalidArgumentError({ message: 'sandboxPort must be a port number (1-65535)', argument: 'sandboxPort', provider });
     }
-    return { createOptions: { providerOptions: { docker: { hostForwards: { [port]: hostSocketPath } } } }, sandboxUrl: `http://127.0.0.1:${port}` };
+    return {
+      createOptions: { providerOptions: { docker: { hostForwards: { [port]: hostSocketPath } } } },
+      sandboxUrl: `http://127.0.0.1:${port}`,
+    };
   }
 
   async cleanup(options: SignalOptions = {}): Promise<number> {
     const signal = signalOf(options);
     signal?.throwIfAborted();
     const docker = await this.#loadClient();
-    const containers = await providerCall(this.#calls, 'cleanup', () => docker.listContainers({ all: true, filters: { label: [`${labels.managed}=true`] } }), { idempotent: true, signal });
+    const containers = await providerCall(
+      this.#calls,
+      'cleanup',
+      () => docker.listContainers({ all: true, filters: { label: [`${labels.managed}=true`] } }),
+      { idempotent: true, signal },
+    );
     let removed = 0;
     const now = Date.now();
     for (const container of containers) {
@@ -318,10 +376,22 @@ class DockerProvider implements DockerSandboxProvider {
       const running = container.State === 'running';
       const expired =
         running &&
-        (overCap || (Number(container.Labels[labels.expiresAt] ?? 0) < now && (await readDeadline(docker.getContainer(container.Id)).then((deadline) => deadline < now, () => true))));
+        (overCap ||
+          (Number(container.Labels[labels.expiresAt] ?? 0) < now &&
+            (await readDeadline(docker.getContainer(container.Id)).then(
+              (deadline) => deadline < now,
+              () => true,
+            ))));
       // A container still being created by a live creator is left alone.
       const stale = container.State === 'created' ? isStaleCreated(container, now) : !running;
-      if (stale || expired) await docker.getContainer(container.Id).remove({ force: true }).then(() => removed++, () => undefined);
+      if (stale || expired)
+        await docker
+          .getContainer(container.Id)
+          .remove({ force: true })
+          .then(
+            () => removed++,
+            () => undefined,
+          );
     }
     return removed;
   }
@@ -332,13 +402,29 @@ class DockerProvider implements DockerSandboxProvider {
       .then(() => docker.listContainers({ all: true, filters: { label: [`${labels.managed}=true`], status: ['created'] } }))
       .catch(() => [] as Docker.ContainerInfo[]);
     const now = Date.now();
-    await Promise.all(stranded.filter((container) => isStaleCreated(container, now)).map((container) => docker.getContainer(container.Id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(
+      stranded
+        .filter((container) => isStaleCreated(container, now))
+        .map((container) =>
+          docker
+            .getContainer(container.Id)
+            .remove({ force: true })
+            .catch(() => undefined),
+        ),
+    );
   }
 
   #adopt(
     container: Docker.Container,
     info: Docker.ContainerInspectInfo,
-    details: { owned: boolean; idleTimeoutMs: number | undefined; env: Record<string, string>; warnings: DockerCreatePlan['warnings']; tunnels: Record<number, Tunnel>; expiresAt: number },
+    details: {
+      owned: boolean;
+      idleTimeoutMs: number | undefined;
+      env: Record<string, string>;
+      warnings: DockerCreatePlan['warnings'];
+      tunnels: Record<number, Tunnel>;
+      expiresAt: number;
+    },
   ) {
     const id = info.Id.slice(0, 12);
     const handle = openDockerSandbox({

@@ -121,7 +121,12 @@ class DockerContainerSandbox implements DockerSandbox {
     // The keeper ends the container at the deadline by itself; this timer makes the end prompt
     // and named. Only the creator arms it: another process may have moved the deadline since.
     if (init.owned) this.#lifecycle.armLifetime(Math.max(0, init.expiresAt - Date.now()));
-    this.#calls = { provider, events: init.events, lifecycle: this.#lifecycle, mapError: (error, operation) => mapDockerError(error, { operation, sandboxId: init.id }) };
+    this.#calls = {
+      provider,
+      events: init.events,
+      lifecycle: this.#lifecycle,
+      mapError: (error, operation) => mapDockerError(error, { operation, sandboxId: init.id }),
+    };
     this.#execContext = {
       sandboxId: init.id,
       container: init.container,
@@ -146,7 +151,14 @@ class DockerContainerSandbox implements DockerSandbox {
   async exec(command: Command, options: ExecOptions = {}): Promise<SandboxProcess> {
     const { argv, command: checked, options: parsed } = parseExecCall(provider, command, options);
     this.#lifecycle.assertRunning();
-    return startDockerExec(this.#execContext, { command: checked, argv, env: parsed.env, cwd: parsed.cwd, timeoutMs: parsed.timeoutMs, signal: parsed.signal });
+    return startDockerExec(this.#execContext, {
+      command: checked,
+      argv,
+      env: parsed.env,
+      cwd: parsed.cwd,
+      timeoutMs: parsed.timeoutMs,
+      signal: parsed.signal,
+    });
   }
 
   async run(command: Command, options: RunOptions = {}): Promise<ExecResult> {
@@ -183,7 +195,13 @@ class DockerContainerSandbox implements DockerSandbox {
     await providerCall(
       this.#calls,
       'snapshot',
-      () => this.#init.container.commit({ repo: 'sandport/snapshot', tag, pause: true, changes: [`LABEL ${labels.managed}=snapshot`] } as object) as unknown as Promise<unknown>,
+      () =>
+        this.#init.container.commit({
+          repo: 'sandport/snapshot',
+          tag,
+          pause: true,
+          changes: [`LABEL ${labels.managed}=snapshot`],
+        } as object) as unknown as Promise<unknown>,
       { signal },
     );
     return { type: 'snapshot', provider, id: `sandport/snapshot:${tag}` };
@@ -198,10 +216,15 @@ class DockerContainerSandbox implements DockerSandbox {
     const written = await providerCall(
       this.#calls,
       'setTags',
-      () => runInContainer(this.#init.container, ['/bin/sh', '-c', 'cat > "$1"', 'set-tags', tagsFile(this.id)], { stdin: new TextEncoder().encode(JSON.stringify(checked)), signal }),
+      () =>
+        runInContainer(this.#init.container, ['/bin/sh', '-c', 'cat > "$1"', 'set-tags', tagsFile(this.id)], {
+          stdin: new TextEncoder().encode(JSON.stringify(checked)),
+          signal,
+        }),
       { signal },
     );
-    if (written.exitCode !== 0) throw mapDockerError(new Error(`writing the tags failed: ${written.stderr}`), { operation: 'setTags', sandboxId: this.id });
+    if (written.exitCode !== 0)
+      throw mapDockerError(new Error(`writing the tags failed: ${written.stderr}`), { operation: 'setTags', sandboxId: this.id });
   }
 
   async getTags(options: SignalOptions = {}): Promise<SandboxTags> {
@@ -212,7 +235,11 @@ class DockerContainerSandbox implements DockerSandbox {
   async extendTimeout(timeoutMs: number, options: SignalOptions = {}): Promise<void> {
     const checked = parseOptions(millisecondsSchema, timeoutMs, { provider, what: 'timeoutMs' });
     if (checked > dockerMaxTimeoutMs) {
-      throw new SandboxInvalidArgumentError({ message: `timeoutMs is at most ${dockerMaxTimeoutMs} (24 hours) on the docker provider`, argument: 'timeoutMs', provider });
+      throw new SandboxInvalidArgumentError({
+        message: `timeoutMs is at most ${dockerMaxTimeoutMs} (24 hours) on the docker provider`,
+        argument: 'timeoutMs',
+        provider,
+      });
     }
     const signal = signalOf(options);
     this.#lifecycle.assertRunning();
@@ -222,10 +249,16 @@ class DockerContainerSandbox implements DockerSandbox {
     const written = await providerCall(
       this.#calls,
       'extendTimeout',
-      () => runInContainer(this.#init.container, ['/bin/sh', '-c', 'echo "$1" > "$2"', 'extend', String(Math.ceil(expiresAt / 1000)), `${stateDirectory}/deadline`], { signal }),
+      () =>
+        runInContainer(
+          this.#init.container,
+          ['/bin/sh', '-c', 'echo "$1" > "$2"', 'extend', String(Math.ceil(expiresAt / 1000)), `${stateDirectory}/deadline`],
+          { signal },
+        ),
       { signal },
     );
-    if (written.exitCode !== 0) throw mapDockerError(new Error(`writing the deadline failed: ${written.stderr}`), { operation: 'extendTimeout', sandboxId: this.id });
+    if (written.exitCode !== 0)
+      throw mapDockerError(new Error(`writing the deadline failed: ${written.stderr}`), { operation: 'extendTimeout', sandboxId: this.id });
     this.#expiresAt = expiresAt;
     this.#lifecycle.armLifetime(Math.max(0, expiresAt - Date.now()));
   }
@@ -235,7 +268,7 @@ class DockerContainerSandbox implements DockerSandbox {
     signal?.throwIfAborted();
     if (this.#lifecycle.ended) return this.#lifecycle.ended;
     if (!this.#lifecycle.isRunning()) return this.#lifecycle.wait({ signal });
-    const info = await providerCall(this.#calls, 'poll', () => this.#init.container.inspect(), { idempotent: true, signal }).catch((error: unknown) => {
+    const info = await providerCall(this.#calls, 'poll', () => this.#init.container.inspect(), { idempotent: true, signal }).catch(() => {
       if (signal?.aborted) throw signal.reason;
       return undefined;
     });

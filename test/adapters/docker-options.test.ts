@@ -40,9 +40,20 @@ function fakeDocker(runtimes: string[] = ['runc'], existingNetwork?: { Driver: s
       network = { Driver: options.Driver, Options: options.Options };
     },
     modem: {},
-    info: async () => (calls.push('info'), { Runtimes: Object.fromEntries(runtimes.map((name) => [name, {}])) }),
-    getImage: (name: string) => ({ inspect: async () => (calls.push(`image ${name}`), { Id: 'sha256:fake' }) }),
-    listContainers: async () => (calls.push('listContainers'), []),
+    info: async () => {
+      calls.push('info');
+      return { Runtimes: Object.fromEntries(runtimes.map((name) => [name, {}])) };
+    },
+    getImage: (name: string) => ({
+      inspect: async () => {
+        calls.push(`image ${name}`);
+        return { Id: 'sha256:fake' };
+      },
+    }),
+    listContainers: async () => {
+      calls.push('listContainers');
+      return [];
+    },
     createContainer: async (options: ContainerOptions) => {
       calls.push('createContainer');
       created.push(options);
@@ -62,7 +73,10 @@ function fakeDocker(runtimes: string[] = ['runc'], existingNetwork?: { Driver: s
 /** The engine's create options for `options`, as the provider would send them (no I/O). */
 function mapped(options: CreateSandboxOptions): ContainerOptions {
   const parsed = parseOptions(createSandboxOptionsSchema, options, { provider: 'docker', what: 'create options' });
-  const dockerOptions = parseOptions(dockerCreateOptionsSchema, parsed.providerOptions?.docker, { provider: 'docker', what: 'providerOptions.docker' });
+  const dockerOptions = parseOptions(dockerCreateOptionsSchema, parsed.providerOptions?.docker, {
+    provider: 'docker',
+    what: 'providerOptions.docker',
+  });
   return planDockerCreate(parsed, dockerOptions, { image: 'sandport/base:bookworm', pidsLimit: 1024 }).container;
 }
 
@@ -93,7 +107,8 @@ describe('docker option mapping', () => {
     expect(host.Init).toBe(true);
     expect(host.Privileged ?? false).toBe(false);
     expect(host.CapDrop).toEqual(['ALL']);
-    for (const capability of host.CapAdd ?? []) expect(['SYS_ADMIN', 'NET_ADMIN', 'NET_RAW', 'SYS_PTRACE', 'SYS_MODULE', 'ALL']).not.toContain(capability);
+    for (const capability of host.CapAdd ?? [])
+      expect(['SYS_ADMIN', 'NET_ADMIN', 'NET_RAW', 'SYS_PTRACE', 'SYS_MODULE', 'ALL']).not.toContain(capability);
     expect(host.SecurityOpt).toContain('no-new-privileges');
     expect(host.NetworkMode).toBe('sandport-isolated');
     expect(host.PidsLimit).toBe(1024);
@@ -122,7 +137,11 @@ describe('docker option mapping', () => {
     expect(fake.created.map((options) => options.HostConfig!.NetworkMode)).toEqual(['sandport-isolated', 'sandport-isolated']);
     // Created once, with inter-container communication off.
     expect(fake.networks).toHaveLength(1);
-    expect(fake.networks[0]).toMatchObject({ Name: 'sandport-isolated', Driver: 'bridge', Options: { 'com.docker.network.bridge.enable_icc': 'false' } });
+    expect(fake.networks[0]).toMatchObject({
+      Name: 'sandport-isolated',
+      Driver: 'bridge',
+      Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+    });
   });
 
   it('a container that could not start is removed, never left behind', async () => {
@@ -232,7 +251,9 @@ describe('docker option mapping', () => {
     expect(mapped({ providerOptions: { docker: { runtime: 'runsc' } } }).HostConfig!.Runtime).toBe('runsc');
     const fake = fakeDocker(['runc']);
     const provider = createDockerSandboxProvider({ docker: fake.docker });
-    const error = await provider.create({ image: 'x', providerOptions: { docker: { runtime: 'runsc' } } }).catch((caught: unknown) => caught);
+    const error = await provider
+      .create({ image: 'x', providerOptions: { docker: { runtime: 'runsc' } } })
+      .catch((caught: unknown) => caught);
     expect(SandboxCapabilityUnsupportedError.isInstance(error)).toBe(true);
     expect(fake.created).toEqual([]);
   });
@@ -268,7 +289,15 @@ describe('docker option mapping', () => {
 describe('docker lookups', () => {
   const running = {
     Id: 'abcdef0123456789',
-    Config: { Labels: { 'dev.sandport.managed': 'true', 'dev.sandport.expires-at': String(Date.now() + 60_000), 'dev.sandport.workdir': '/workspace' }, Env: ['A=1'], WorkingDir: '/workspace' },
+    Config: {
+      Labels: {
+        'dev.sandport.managed': 'true',
+        'dev.sandport.expires-at': String(Date.now() + 60_000),
+        'dev.sandport.workdir': '/workspace',
+      },
+      Env: ['A=1'],
+      WorkingDir: '/workspace',
+    },
     State: { Running: true },
     NetworkSettings: { Ports: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '32768' }] } },
   };
@@ -299,7 +328,11 @@ describe('docker lookups', () => {
   });
 
   it('fromId retries transient engine failures, reporting each retry', async () => {
-    const fake = lookupDocker([Object.assign(new Error('(HTTP code 503) busy'), { statusCode: 503 }), Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), running]);
+    const fake = lookupDocker([
+      Object.assign(new Error('(HTTP code 503) busy'), { statusCode: 503 }),
+      Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+      running,
+    ]);
     const provider = createDockerSandboxProvider({ docker: fake.docker });
     const retries: string[] = [];
     provider.events.on('retry', (event) => retries.push(`${event.operation}#${event.attempt}`));
@@ -310,13 +343,19 @@ describe('docker lookups', () => {
     expect(Object.keys(await sandbox.tunnels())).toEqual(['8080']);
   });
 
-  it('fromId does not retry a missing container, nor accept a container that is not sandport\'s', async () => {
-    const missing = lookupDocker([Object.assign(new Error('(HTTP code 404) no such container'), { statusCode: 404, json: { message: 'No such container: nope' } })]);
-    const error = await createDockerSandboxProvider({ docker: missing.docker }).fromId('0123456789ab').catch((caught: unknown) => caught);
+  it("fromId does not retry a missing container, nor accept a container that is not sandport's", async () => {
+    const missing = lookupDocker([
+      Object.assign(new Error('(HTTP code 404) no such container'), { statusCode: 404, json: { message: 'No such container: nope' } }),
+    ]);
+    const error = await createDockerSandboxProvider({ docker: missing.docker })
+      .fromId('0123456789ab')
+      .catch((caught: unknown) => caught);
     expect(SandboxNotFoundError.isInstance(error)).toBe(true);
     expect(missing.inspections()).toBe(1);
     const foreign = lookupDocker([{ ...running, Config: { ...running.Config, Labels: {} as typeof running.Config.Labels } }]);
-    const notOurs = await createDockerSandboxProvider({ docker: foreign.docker }).fromId('abcdef012345').catch((caught: unknown) => caught);
+    const notOurs = await createDockerSandboxProvider({ docker: foreign.docker })
+      .fromId('abcdef012345')
+      .catch((caught: unknown) => caught);
     expect(SandboxNotFoundError.isInstance(notOurs)).toBe(true);
   });
 });
@@ -329,7 +368,11 @@ describe('docker cleanup', () => {
       Id: id,
       State: state,
       Created: Math.floor(createdAt / 1000),
-      Labels: { 'dev.sandport.managed': 'true', 'dev.sandport.created-at': String(createdAt), 'dev.sandport.expires-at': String(expiresAt) },
+      Labels: {
+        'dev.sandport.managed': 'true',
+        'dev.sandport.created-at': String(createdAt),
+        'dev.sandport.expires-at': String(expiresAt),
+      },
     });
     const listed = [
       container('stopped', 'exited', now - 60_000, now + 60_000),
@@ -340,7 +383,10 @@ describe('docker cleanup', () => {
     const filters: unknown[] = [];
     const removed: string[] = [];
     const docker = {
-      listContainers: async (options: { filters: unknown }) => (filters.push(options.filters), listed),
+      listContainers: async (options: { filters: unknown }) => {
+        filters.push(options.filters);
+        return listed;
+      },
       getContainer: (id: string) => ({
         remove: async () => void removed.push(id),
         exec: async () => {
@@ -357,7 +403,8 @@ describe('docker cleanup', () => {
 });
 
 describe('docker error mapping', () => {
-  const engine = (statusCode: number, message: string) => Object.assign(new Error(`(HTTP code ${statusCode}) ${message}`), { statusCode, reason: message, json: { message } });
+  const engine = (statusCode: number, message: string) =>
+    Object.assign(new Error(`(HTTP code ${statusCode}) ${message}`), { statusCode, reason: message, json: { message } });
 
   it('keeps the engine error as cause and marks the provider', () => {
     const cause = engine(500, 'server error');
@@ -375,18 +422,32 @@ describe('docker error mapping', () => {
   });
 
   it('an unreachable engine is a provider error that says so', () => {
-    const error = mapDockerError(Object.assign(new Error('connect ENOENT /var/run/docker.sock'), { code: 'ENOENT' }), { operation: 'create' });
+    const error = mapDockerError(Object.assign(new Error('connect ENOENT /var/run/docker.sock'), { code: 'ENOENT' }), {
+      operation: 'create',
+    });
     expect(SandboxProviderError.isInstance(error)).toBe(true);
     expect(error.message).toMatch(/unreachable/i);
   });
 
   it('404 and 409 become not-found, file-not-found and already-exists', () => {
-    expect(SandboxNotFoundError.isInstance(mapDockerError(engine(404, 'No such container: abc'), { operation: 'fromId', sandboxId: 'abc' }))).toBe(true);
+    expect(
+      SandboxNotFoundError.isInstance(mapDockerError(engine(404, 'No such container: abc'), { operation: 'fromId', sandboxId: 'abc' })),
+    ).toBe(true);
     const file = mapDockerError(engine(404, 'Could not find the file /nope in container abc'), { operation: 'read', path: '/nope' });
     expect(SandboxFileNotFoundError.isInstance(file)).toBe(true);
     expect((file as SandboxFileNotFoundError).path).toBe('/nope');
-    expect(SandboxAlreadyExistsError.isInstance(mapDockerError(engine(409, 'Conflict. The container name "/sandport-x" is already in use'), { operation: 'create' }))).toBe(true);
-    expect(SandboxNotFoundError.isInstance(mapDockerError(engine(409, 'Container abc is not running'), { operation: 'exec', sandboxId: 'abc' }))).toBe(true);
-    expect(SandboxInvalidArgumentError.isInstance(mapDockerError(engine(404, 'No such image: nope:latest'), { operation: 'create', image: 'nope:latest' }))).toBe(true);
+    expect(
+      SandboxAlreadyExistsError.isInstance(
+        mapDockerError(engine(409, 'Conflict. The container name "/sandport-x" is already in use'), { operation: 'create' }),
+      ),
+    ).toBe(true);
+    expect(
+      SandboxNotFoundError.isInstance(mapDockerError(engine(409, 'Container abc is not running'), { operation: 'exec', sandboxId: 'abc' })),
+    ).toBe(true);
+    expect(
+      SandboxInvalidArgumentError.isInstance(
+        mapDockerError(engine(404, 'No such image: nope:latest'), { operation: 'create', image: 'nope:latest' }),
+      ),
+    ).toBe(true);
   });
 });
