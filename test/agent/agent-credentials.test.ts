@@ -1,10 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { AgentSession, CredentialProxy, claudeCodeHostMount } from '../../src/agent/index.js';
 import { SandboxInvalidArgumentError } from '../../src/index.js';
-import { agentSkipReason, startAgentHarness, testEnv, type AgentHarness } from './harness.js';
-
-const skip = agentSkipReason();
-if (skip) console.warn(`[agent credential tests] skipped: ${skip}`);
+import { describeWithAgentHarness, testEnv } from './harness.js';
 
 const realKey = `sk-ant-api03-REAL-SECRET-${Date.now()}`;
 
@@ -22,14 +19,7 @@ if [ -n "$found" ]; then echo "found in $found"; hits=1; fi
 echo "processes=$(ls -d /proc/[0-9]* | wc -l)"
 exit $hits`;
 
-describe.skipIf(skip !== undefined)('credential proxy', () => {
-  let harness: AgentHarness;
-  beforeAll(async () => {
-    harness = await startAgentHarness();
-  });
-  afterAll(async () => {
-    await harness?.close();
-  });
+describeWithAgentHarness('credential proxy', {}, (harness) => {
 
   it('keeps the real API key out of the sandbox: not in files, not in any process environment', async () => {
     await using proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: harness.fake.url });

@@ -1,30 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createSdkMcpServer, tool } from '@anthropic-ai/claude-agent-sdk';
 import { z } from 'zod';
-import type { LocalSandbox } from '../../adapters/local/index.js';
 import { AgentSession, MemorySessionStore } from '../../src/agent/index.js';
-import { agentSkipReason, startAgentHarness, type AgentHarness } from './harness.js';
+import { describeWithAgentHarness } from './harness.js';
 
-const skip = agentSkipReason();
-if (skip) console.warn(`[agent multi-agent tests] skipped: ${skip}`);
-
-describe.skipIf(skip !== undefined)('several agents, host-side tools', () => {
-  let harness: AgentHarness;
-  let sandbox: LocalSandbox;
-  beforeAll(async () => {
-    harness = await startAgentHarness();
-    sandbox = await harness.createSandbox();
-  });
-  afterAll(async () => {
-    await sandbox?.terminate();
-    await harness?.close();
-  });
+describeWithAgentHarness('several agents, host-side tools', { sandbox: true }, (harness) => {
 
   it('runs two agents at once in one sandbox without clobbering files or sessions', async () => {
     const store = new MemorySessionStore();
     const [red, blue] = await Promise.all([
-      AgentSession.start(sandbox, harness.agentOptions({ cwd: '/workspace/red', store })),
-      AgentSession.start(sandbox, harness.agentOptions({ cwd: '/workspace/blue', store })),
+      AgentSession.start(harness.sandbox, harness.agentOptions({ cwd: '/workspace/red', store })),
+      AgentSession.start(harness.sandbox, harness.agentOptions({ cwd: '/workspace/blue', store })),
     ]);
     try {
       expect(red.configDir).not.toBe(blue.configDir);
@@ -60,7 +46,7 @@ describe.skipIf(skip !== undefined)('several agents, host-side tools', () => {
         }),
       ],
     });
-    await using agent = await AgentSession.start(sandbox, harness.agentOptions({ cwd: '/workspace/mcp', mcpServers: { host } }));
+    await using agent = await AgentSession.start(harness.sandbox, harness.agentOptions({ cwd: '/workspace/mcp', mcpServers: { host } }));
     const result = await agent.send('TOOL: mcp__host__add {"a":2,"b":3}').result;
     expect(calls).toEqual([{ a: 2, b: 3 }]);
     expect(result.text).toBe(`Tool said: sum=5 pid=${process.pid}`);

@@ -1,12 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { expect, it } from 'vitest';
 import { join } from 'node:path';
 import { AgentSession, AgentSessionError, DirectorySessionStore, MemorySessionStore, projectDirName } from '../../src/agent/index.js';
-import { agentSkipReason, startAgentHarness, type AgentHarness } from './harness.js';
-
-const skip = agentSkipReason();
-if (skip) console.warn(`[agent persistence tests] skipped: ${skip}`);
+import { describeWithAgentHarness, type AgentHarness } from './harness.js';
 
 /** Texts of the user prompts the fake API was sent in its latest request. */
 function promptsInLastRequest(harness: AgentHarness): string[] {
@@ -17,21 +12,10 @@ function promptsInLastRequest(harness: AgentHarness): string[] {
     .filter((text: string) => !text.startsWith('<system-reminder>'));
 }
 
-describe.skipIf(skip !== undefined)('AgentSession persistence (hybrid sessions)', () => {
-  let harness: AgentHarness;
-  let storeDir: string;
-
-  beforeAll(async () => {
-    harness = await startAgentHarness();
-    storeDir = await mkdtemp(join(tmpdir(), 'sandport-store-'));
-  });
-  afterAll(async () => {
-    await harness?.close();
-    if (storeDir) await rm(storeDir, { recursive: true, force: true });
-  });
+describeWithAgentHarness('AgentSession persistence (hybrid sessions)', {}, (harness) => {
 
   it('saves after every turn, survives the sandbox dying mid-turn, and resumes in a fresh sandbox with the same id', async () => {
-    const store = new DirectorySessionStore(storeDir);
+    const store = new DirectorySessionStore(join(harness.dir, 'store'));
     const first = await harness.createSandbox();
     const agent = await AgentSession.start(first, harness.agentOptions({ cwd: '/workspace/project', store }));
     const turn = agent.send('remember ALPHA-7');

@@ -5,6 +5,7 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { createLocalSandboxProvider, type LocalSandbox } from '../../adapters/local/index.js';
 import { claudeCodeHostMount, type AgentSessionOptions } from '../../src/agent/index.js';
 import type { CreateSandboxOptions } from '../../src/index.js';
@@ -21,6 +22,8 @@ export interface AgentHarness {
   dir: string;
   provider: ReturnType<typeof createLocalSandboxProvider>;
   executable: string;
+  /** The volumes that mount the host's `claude` read-only (for sandboxes created without `sandboxOptions`). */
+  volumes: NonNullable<CreateSandboxOptions['volumes']>;
   /** Create options of a sandbox that reaches the fake API (directly, with a key in its env). */
   sandboxOptions(extra?: CreateSandboxOptions): CreateSandboxOptions;
   /** Agent options that point the CLI at the fake API with a test key in its environment. */
@@ -61,6 +64,7 @@ export async function startAgentHarness(): Promise<AgentHarness> {
     dir,
     provider,
     executable: mount.executable,
+    volumes: mount.createOptions.volumes ?? {},
     sandboxOptions,
     agentOptions: (extra = {}) => ({
       executable: mount.executable,
@@ -76,4 +80,37 @@ export async function startAgentHarness(): Promise<AgentHarness> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The harness, and the sandbox the group's tests share when one was asked for. */
+export interface AgentTestHarness extends AgentHarness {
+  /** Created before the group's tests with `createSandbox()` (option `sandbox: true`), terminated after. */
+  sandbox: LocalSandbox;
+}
+
+/**
+ * A `describe` group of agent tests: the harness is started before its tests and closed after
+ * (with `sandbox: true`, one shared sandbox too). Where the tests cannot run (see
+ * `agentSkipReason`, plus `skipReason` when given), the group is skipped, saying why in its title
+ * and on the console. The harness is filled in `beforeAll`: read it inside tests and hooks only.
+ */
+export function describeWithAgentHarness(
+  title: string,
+  options: { sandbox?: boolean; skipReason?: () => string | undefined },
+  body: (harness: AgentTestHarness) => void,
+): void {
+  const skip = agentSkipReason() ?? options.skipReason?.();
+  if (skip) console.warn(`[${title}] skipped: ${skip}`);
+  const harness = {} as AgentTestHarness;
+  describe.skipIf(skip !== undefined)(skip ? `${title} (skipped: ${skip})` : title, () => {
+    beforeAll(async () => {
+      Object.assign(harness, await startAgentHarness());
+      if (options.sandbox) harness.sandbox = await harness.createSandbox();
+    });
+    afterAll(async () => {
+      await harness.sandbox?.terminate();
+      await harness.close?.();
+    });
+    body(harness);
+  });
 }
