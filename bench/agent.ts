@@ -39,8 +39,6 @@ export async function runAgentBench(options: { quick?: boolean } = {}): Promise<
       credentials: { apiKey: 'sk-ant-bench', baseUrl: `http://127.0.0.1:${sandboxPort}`, exposeToSandbox: true },
       env: { CLAUDE_CODE_MAX_RETRIES: '0' },
     });
-    let capturedArgv: string[] | undefined;
-    let capturedEnv: Record<string, string> | undefined;
     for (let index = 0; index < warmup + turns; index++) {
       const started = performance.now();
       let first: number | undefined;
@@ -55,8 +53,8 @@ export async function runAgentBench(options: { quick?: boolean } = {}): Promise<
     // The exact argv and env AgentSession used, for the baseline.
     const probe = await sandbox.run(['/bin/sh', '-c', `for p in /proc/[0-9]*; do if [ "$(tr '\\0' '\\n' < $p/cmdline 2>/dev/null | head -n 1)" = "$1" ]; then tr '\\0' '\\n' < $p/cmdline; echo ===; tr '\\0' '\\n' < $p/environ; exit 0; fi; done`, 'probe', cli.executable]);
     const [argvText, envText] = probe.stdout.split('===\n');
-    capturedArgv = argvText!.trim().split('\n');
-    capturedEnv = Object.fromEntries(envText!.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+    const capturedArgv = argvText!.trim().split('\n');
+    const capturedEnv: Record<string, string> = Object.fromEntries(envText!.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
     await agent.close();
 
     // Raw: the same CLI exec'd directly, stream-json by hand.

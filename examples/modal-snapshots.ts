@@ -6,7 +6,7 @@ import { createModalSandboxProvider } from 'sandport/modal';
 
 const provider = createModalSandboxProvider({ appName: 'sandport-examples' });
 const prepared = await provider.create();
-let snapshot;
+let snapshot: Awaited<ReturnType<NonNullable<typeof prepared.snapshot>>>;
 try {
   await prepared.files.write('/root/app/config.json', JSON.stringify({ prepared: new Date().toISOString() }));
   snapshot = await prepared.snapshot!();

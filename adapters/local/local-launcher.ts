@@ -20,7 +20,7 @@ import type { LocalSystem } from './local-system.js';
  * fd 0: lifeline; fd 3: status lines for the creator (`ready <pid>`, `failed <what>`, `exited <code>`, `cleaned`).
  */
 /** See the launcher's reaper. Environment: `SBX_DIR`, `SBX_CGROUP_DIRS`. */
-const reaperScript = String.raw`
+const reaperScript = `
 cat >/dev/null
 [ -d "$SBX_DIR" ] || exit 0
 n=0

@@ -1,7 +1,7 @@
 import type { ContainerProcess, Sandbox as ModalSdkSandbox } from 'modal';
 import {
-  ProcessOutcome,
-  SandboxError,
+  type ProcessOutcome,
+  type SandboxError,
   SandboxNotFoundError,
   discardOnCancel,
   signalFromExitCode,

@@ -14,13 +14,12 @@ import {
   retryIdempotent,
   type CreateSandboxOptions,
   type ListSandboxesOptions,
-  type SandboxCapabilities,
   type SandboxInfo,
   type SandboxProvider,
   type SignalOptions,
 } from '../../src/kit/index.js';
 import { mapModalError } from './modal-errors.js';
-import { modalCapabilities, modalMaxTimeoutMs, planModalCreate, type ModalCreatePlan } from './modal-options.js';
+import { modalCapabilities, planModalCreate, type ModalCreatePlan } from './modal-options.js';
 
 export { modalCapabilities };
 import { createModalSandbox, type ModalSandbox } from './modal-sandbox.js';

@@ -43,6 +43,7 @@ export class SandboxError extends Error {
   readonly provider: string | undefined;
   /** True when the same call may succeed if repeated (rate limits, 5xx, connection resets). */
   readonly retryable: boolean;
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: the cross-copy brand that isInstance reads
   private readonly [rootMarker] = true;
 
   constructor(code: SandboxErrorCode, options: SandboxErrorOptions) {

@@ -8,7 +8,7 @@
 import {
   SandboxAlreadyExistsError,
   SandboxAuthenticationError,
-  SandboxError,
+  type SandboxError,
   SandboxFileNotFoundError,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,

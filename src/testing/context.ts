@@ -33,7 +33,7 @@ export interface ConformanceRunner {
 }
 
 /** The matchers the suite uses (`expect` of vitest or jest). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the matcher object of whichever runner is injected (vitest, jest)
 export type ExpectLike = (actual: unknown, message?: string) => any;
 
 export interface SandboxConformanceOptions extends ConformanceRunner {

@@ -240,7 +240,7 @@ export function execTests(context: SuiteContext): void {
       await context.expectError(sandbox().exec(['true'], { cwd: 'relative' }), SandboxInvalidArgumentError);
       await context.expectError(sandbox().exec(['true'], { timeoutMs: -5 }), SandboxInvalidArgumentError);
       await context.expectError(sandbox().exec(['true'], { env: { 'BAD NAME': 'x' } }), SandboxInvalidArgumentError);
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      // biome-ignore lint/suspicious/noExplicitAny: an option the types forbid, to test the runtime check
       await context.expectError(sandbox().exec(['true'], { bogus: 1 } as any), SandboxInvalidArgumentError);
     });
   });

@@ -17,7 +17,7 @@ export function reliabilityTests(context: SuiteContext): void {
   const MiB = 1024 * 1024;
 
   /** Rejects invalid input for a test: the value is deliberately outside the declared types. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: bad input the types forbid, to test the runtime checks
   const bad = (value: unknown): any => value;
 
   /** A call whose synchronous throw counts as a rejection (the sync-throw defect has its own test). */

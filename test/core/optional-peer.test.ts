@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ModalClient, type Sandbox as ModalSdkSandbox } from 'modal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SandboxCapabilityUnsupportedError, SandboxError, SandboxProviderError } from '../../src/errors/index.js';
+import { SandboxCapabilityUnsupportedError, type SandboxError, SandboxProviderError } from '../../src/errors/index.js';
 import { loadOptionalPeer } from '../../src/kit/index.js';
 import { createModalSandboxProvider } from '../../adapters/modal/index.js';
 
