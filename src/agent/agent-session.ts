@@ -198,7 +198,8 @@ export class AgentSession implements AsyncDisposable {
 
   /**
    * Sends a prompt and returns the turn. Turns run one after another in the same CLI process;
-   * a `send` during a turn queues. Does not throw: failures reject `turn.result`.
+   * a `send` during a turn queues; a queued turn whose signal aborts is rejected at once and
+   * never runs. Does not throw: failures reject `turn.result`.
    */
   send(prompt: AgentPrompt, options: SendOptions = {}): AgentTurn {
     const refusal =
