@@ -51,10 +51,21 @@ export async function runAgentBench(options: { quick?: boolean } = {}): Promise<
       }
     }
     // The exact argv and env AgentSession used, for the baseline.
-    const probe = await sandbox.run(['/bin/sh', '-c', `for p in /proc/[0-9]*; do if [ "$(tr '\\0' '\\n' < $p/cmdline 2>/dev/null | head -n 1)" = "$1" ]; then tr '\\0' '\\n' < $p/cmdline; echo ===; tr '\\0' '\\n' < $p/environ; exit 0; fi; done`, 'probe', cli.executable]);
+    const probe = await sandbox.run([
+      '/bin/sh',
+      '-c',
+      `for p in /proc/[0-9]*; do if [ "$(tr '\\0' '\\n' < $p/cmdline 2>/dev/null | head -n 1)" = "$1" ]; then tr '\\0' '\\n' < $p/cmdline; echo ===; tr '\\0' '\\n' < $p/environ; exit 0; fi; done`,
+      'probe',
+      cli.executable,
+    ]);
     const [argvText, envText] = probe.stdout.split('===\n');
     const capturedArgv = argvText!.trim().split('\n');
-    const capturedEnv: Record<string, string> = Object.fromEntries(envText!.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+    const capturedEnv: Record<string, string> = Object.fromEntries(
+      envText!
+        .trim()
+        .split('\n')
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    );
     await agent.close();
 
     // Raw: the same CLI exec'd directly, stream-json by hand.
@@ -69,7 +80,11 @@ export async function runAgentBench(options: { quick?: boolean } = {}): Promise<
     for (let index = 0; index < warmup + turns; index++) {
       const started = performance.now();
       let first: number | undefined;
-      await writer.write(new TextEncoder().encode(`${JSON.stringify({ type: 'user', message: { role: 'user', content: `raw turn ${index}` }, parent_tool_use_id: null, session_id: '' })}\n`));
+      await writer.write(
+        new TextEncoder().encode(
+          `${JSON.stringify({ type: 'user', message: { role: 'user', content: `raw turn ${index}` }, parent_tool_use_id: null, session_id: '' })}\n`,
+        ),
+      );
       for (;;) {
         const next = await output.next();
         if (next.done) throw new Error('raw CLI ended early');

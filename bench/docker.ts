@@ -9,7 +9,16 @@ import { PassThrough, Readable } from 'node:stream';
 import Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { createDockerSandboxProvider } from '../adapters/docker/index.js';
-import { formatTable, goals, latencyRow, repeatingSource, throughputRow, timeRepeated, type RowOptions, type TimedBenchRow } from './stats.js';
+import {
+  formatTable,
+  goals,
+  latencyRow,
+  repeatingSource,
+  throughputRow,
+  timeRepeated,
+  type RowOptions,
+  type TimedBenchRow,
+} from './stats.js';
 
 const MiB = 1024 * 1024;
 
@@ -18,7 +27,10 @@ export type DockerBenchRow = TimedBenchRow;
 
 const latency: RowOptions = { goal: goals.ratioAtMost(1.5) };
 /** Throughput rows also say the run times, which the MiB/s figures hide. */
-const throughput: RowOptions = { goal: goals.ratioAtLeast(0.5), note: (row) => `p50 ${row.p50Ms.toFixed(0)} ms vs ${row.baselineP50Ms.toFixed(0)} ms` };
+const throughput: RowOptions = {
+  goal: goals.ratioAtLeast(0.5),
+  note: (row) => `p50 ${row.p50Ms.toFixed(0)} ms vs ${row.baselineP50Ms.toFixed(0)} ms`,
+};
 
 export async function runDockerBench(options: { quick?: boolean; image?: string } = {}): Promise<DockerBenchRow[]> {
   const image = options.image ?? process.env.SANDPORT_DOCKER_BASE_IMAGE ?? 'sandport/base:bookworm';
@@ -27,9 +39,12 @@ export async function runDockerBench(options: { quick?: boolean; image?: string 
   await docker.ping().catch((error: unknown) => {
     throw new Error(`no Docker engine answers (${(error as Error).message}); run scripts/setup-docker.sh`);
   });
-  await docker.getImage(image).inspect().catch(() => {
-    throw new Error(`image ${image} is missing; run scripts/setup-docker.sh`);
-  });
+  await docker
+    .getImage(image)
+    .inspect()
+    .catch(() => {
+      throw new Error(`image ${image} is missing; run scripts/setup-docker.sh`);
+    });
   const provider = createDockerSandboxProvider({ docker, defaultImage: image });
   const rows: DockerBenchRow[] = [];
 
@@ -80,8 +95,26 @@ export async function runDockerBench(options: { quick?: boolean; image?: string 
     });
     const rawWrites = await timeRepeated(3, () => rawPutFile(raw, fileBytes, chunk));
     const rawReads = await timeRepeated(3, () => rawGetFile(raw, fileBytes));
-    rows.push(throughputRow(`${fileBytes / MiB} MiB file write (stream)`, fileBytes / MiB, writes, 'dockerode putArchive of one tar entry', rawWrites, throughput));
-    rows.push(throughputRow(`${fileBytes / MiB} MiB file read (stream)`, fileBytes / MiB, reads, 'dockerode getArchive, tar parsed', rawReads, throughput));
+    rows.push(
+      throughputRow(
+        `${fileBytes / MiB} MiB file write (stream)`,
+        fileBytes / MiB,
+        writes,
+        'dockerode putArchive of one tar entry',
+        rawWrites,
+        throughput,
+      ),
+    );
+    rows.push(
+      throughputRow(
+        `${fileBytes / MiB} MiB file read (stream)`,
+        fileBytes / MiB,
+        reads,
+        'dockerode getArchive, tar parsed',
+        rawReads,
+        throughput,
+      ),
+    );
 
     const outputBytes = (options.quick ? 256 : 1024) * MiB;
     const outputs = await timeRepeated(3, async () => {
@@ -96,7 +129,16 @@ export async function runDockerBench(options: { quick?: boolean; image?: string 
       const received = await rawExec(raw, ['head', '-c', String(outputBytes), '/dev/zero']);
       if (received !== outputBytes) throw new Error(`short raw stdout: ${received}`);
     });
-    rows.push(throughputRow(`${outputBytes / MiB} MiB through stdout`, outputBytes / MiB, outputs, 'dockerode exec, demuxStream into a sink', rawOutputs, throughput));
+    rows.push(
+      throughputRow(
+        `${outputBytes / MiB} MiB through stdout`,
+        outputBytes / MiB,
+        outputs,
+        'dockerode exec, demuxStream into a sink',
+        rawOutputs,
+        throughput,
+      ),
+    );
   } finally {
     await sandbox.terminate();
     await raw.remove({ force: true }).catch(() => undefined);

@@ -32,9 +32,29 @@ function rawPipe(bytes: number): Promise<number> {
 }
 
 const oneShotBwrap = [
-  '--unshare-all', '--die-with-parent', '--new-session', '--ro-bind', '/usr', '/usr',
-  '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64',
-  '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--', '/usr/bin/true',
+  '--unshare-all',
+  '--die-with-parent',
+  '--new-session',
+  '--ro-bind',
+  '/usr',
+  '/usr',
+  '--symlink',
+  'usr/bin',
+  '/bin',
+  '--symlink',
+  'usr/lib',
+  '/lib',
+  '--symlink',
+  'usr/lib64',
+  '/lib64',
+  '--proc',
+  '/proc',
+  '--dev',
+  '/dev',
+  '--tmpfs',
+  '/tmp',
+  '--',
+  '/usr/bin/true',
 ];
 
 export async function runLocalBench(options: { quick?: boolean } = {}): Promise<BenchRow[]> {
@@ -50,7 +70,9 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
   const sandbox = await provider.create({ network: 'block' });
   const exec = await timeRepeated(rounds, () => sandbox.run(['true']));
   const raw = await timeRepeated(rounds, () => runRaw(asNobody[0]!, [...asNobody.slice(1), ...oneShotBwrap]));
-  rows.push(latencyRow('exec `true` on a live sandbox', exec, 'one-shot `bwrap --unshare-all … true`', raw, { goal: goals.ratioAtMost(1.5) }));
+  rows.push(
+    latencyRow('exec `true` on a live sandbox', exec, 'one-shot `bwrap --unshare-all … true`', raw, { goal: goals.ratioAtMost(1.5) }),
+  );
 
   const creates: number[] = [];
   const terminates: number[] = [];
@@ -80,7 +102,11 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
   };
   const sandboxTimes = await timeRepeated(3, throughput);
   const rawTimes = await timeRepeated(3, () => rawPipe(total));
-  rows.push(throughputRow(`${total / MiB} MiB through stdout`, total / MiB, sandboxTimes, 'raw pipe into Node', rawTimes, { goal: goals.ratioAtLeast(0.5) }));
+  rows.push(
+    throughputRow(`${total / MiB} MiB through stdout`, total / MiB, sandboxTimes, 'raw pipe into Node', rawTimes, {
+      goal: goals.ratioAtLeast(0.5),
+    }),
+  );
 
   // The same output read by a slow reader: host memory must stay flat.
   const before = process.memoryUsage().rss;
@@ -115,8 +141,16 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
     for await (const piece of createReadStream(join(scratch, 'raw.bin'))) void piece;
   });
   rmSync(scratch, { recursive: true, force: true });
-  rows.push(throughputRow(`${fileBytes / MiB} MiB file write`, fileBytes / MiB, writeTimes, 'raw write to host disk', rawWrite, { goal: goals.ratioAtLeast(0.5) }));
-  rows.push(throughputRow(`${fileBytes / MiB} MiB file read`, fileBytes / MiB, readTimes, 'raw read from host disk', rawRead, { goal: goals.ratioAtLeast(0.5) }));
+  rows.push(
+    throughputRow(`${fileBytes / MiB} MiB file write`, fileBytes / MiB, writeTimes, 'raw write to host disk', rawWrite, {
+      goal: goals.ratioAtLeast(0.5),
+    }),
+  );
+  rows.push(
+    throughputRow(`${fileBytes / MiB} MiB file read`, fileBytes / MiB, readTimes, 'raw read from host disk', rawRead, {
+      goal: goals.ratioAtLeast(0.5),
+    }),
+  );
   await sandbox.terminate();
 
   // 32 sandboxes created and used at once.

@@ -17,8 +17,16 @@ function row(name: string, samples: number[], baselineName: string, baseline: nu
   return latencyRow(name, samples, baselineName, baseline, { goal: goals.ratioAtMost(1.1, '≤ 1.1'), note });
 }
 
-async function drain(process: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array>; wait(): Promise<number> }): Promise<number> {
-  const [code] = await Promise.all([process.wait(), new Response(process.stdout).arrayBuffer(), new Response(process.stderr).arrayBuffer()]);
+async function drain(process: {
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  wait(): Promise<number>;
+}): Promise<number> {
+  const [code] = await Promise.all([
+    process.wait(),
+    new Response(process.stdout).arrayBuffer(),
+    new Response(process.stderr).arrayBuffer(),
+  ]);
   return code;
 }
 
@@ -49,7 +57,11 @@ export async function runModalBench(options: { quick?: boolean } = {}): Promise<
     try {
       await sandbox.run(['true']);
       await drain(await raw.exec(['true'], { mode: 'binary' }));
-      const [execs, rawExecs] = await paired(rounds * 2, () => sandbox.run(['true']), async () => drain(await raw.exec(['true'], { mode: 'binary' })));
+      const [execs, rawExecs] = await paired(
+        rounds * 2,
+        () => sandbox.run(['true']),
+        async () => drain(await raw.exec(['true'], { mode: 'binary' })),
+      );
       rows.push(row('run `true` to its exit code', execs, 'exec + read stdio + wait', rawExecs, 'includes the kill-marker wrapper'));
 
       const [echoes, rawEchoes] = await paired(
@@ -60,11 +72,23 @@ export async function runModalBench(options: { quick?: boolean } = {}): Promise<
       rows.push(row('run with 1 MiB of stdout', echoes, 'exec + read stdio + wait', rawEchoes));
 
       const payload = new Uint8Array(256 * 1024).fill(7);
-      const [writes, rawWrites] = await paired(rounds, () => sandbox.files.write('/tmp/bench.bin', payload), () => raw.filesystem.writeBytes(payload, '/tmp/bench.bin'));
+      const [writes, rawWrites] = await paired(
+        rounds,
+        () => sandbox.files.write('/tmp/bench.bin', payload),
+        () => raw.filesystem.writeBytes(payload, '/tmp/bench.bin'),
+      );
       rows.push(row('files.write 256 KiB', writes, 'filesystem.writeBytes', rawWrites));
-      const [reads, rawReads] = await paired(rounds, () => sandbox.files.read('/tmp/bench.bin'), () => raw.filesystem.readBytes('/tmp/bench.bin'));
+      const [reads, rawReads] = await paired(
+        rounds,
+        () => sandbox.files.read('/tmp/bench.bin'),
+        () => raw.filesystem.readBytes('/tmp/bench.bin'),
+      );
       rows.push(row('files.read 256 KiB', reads, 'filesystem.readBytes', rawReads));
-      const [tags, rawTags] = await paired(rounds, () => sandbox.getTags(), () => raw.getTags());
+      const [tags, rawTags] = await paired(
+        rounds,
+        () => sandbox.getTags(),
+        () => raw.getTags(),
+      );
       rows.push(row('getTags', tags, 'sandbox.getTags', rawTags));
     } finally {
       await sandbox.terminate();

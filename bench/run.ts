@@ -14,10 +14,13 @@ for (const [name, file, exportName] of [
   ['AgentSession', './agent.js', 'runAgentBench'],
 ] as const) {
   if (!existsSync(new URL(file.replace('.js', '.ts'), import.meta.url))) continue;
-  sections.push([name, async () => {
-    const module = (await import(file)) as Record<string, (options?: { quick?: boolean }) => Promise<BenchRow[]>>;
-    return module[exportName]!({ quick });
-  }]);
+  sections.push([
+    name,
+    async () => {
+      const module = (await import(file)) as Record<string, (options?: { quick?: boolean }) => Promise<BenchRow[]>>;
+      return module[exportName]!({ quick });
+    },
+  ]);
 }
 for (const [name, run] of sections) {
   try {

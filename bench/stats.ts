@@ -50,7 +50,10 @@ export const goals = {
   /** An absolute latency, in ms. */
   p50AtMost: (ms: number, target = `p50 ≤ ${ms} ms`): BenchGoal => ({ target, met: ({ p50 }) => p50 <= ms }),
   /** Ours minus the baseline, at p50, in ms. */
-  overheadAtMost: (ms: number, target = `overhead ≤ ${ms} ms at p50`): BenchGoal => ({ target, met: ({ p50, baselineP50 }) => p50 - baselineP50 <= ms }),
+  overheadAtMost: (ms: number, target = `overhead ≤ ${ms} ms at p50`): BenchGoal => ({
+    target,
+    met: ({ p50, baselineP50 }) => p50 - baselineP50 <= ms,
+  }),
   /** Measured for the record; nothing to meet. */
   none: { target: '–', met: () => undefined } as BenchGoal,
 };
@@ -67,17 +70,43 @@ export function latencyRow(name: string, samples: number[], baselineName: string
   const p95 = percentile(samples, 0.95);
   const baselineP50 = percentile(baseline, 0.5);
   const ratio = p50 / baselineP50;
-  return finish({ name, p50, p95, p50Ms: p50, p95Ms: p95, baselineName, baselineP50, baselineP50Ms: baselineP50, ratio, unit: 'ms', target: options.goal.target, met: options.goal.met({ p50, baselineP50, ratio }) }, options);
+  return finish(
+    {
+      name,
+      p50,
+      p95,
+      p50Ms: p50,
+      p95Ms: p95,
+      baselineName,
+      baselineP50,
+      baselineP50Ms: baselineP50,
+      ratio,
+      unit: 'ms',
+      target: options.goal.target,
+      met: options.goal.met({ p50, baselineP50, ratio }),
+    },
+    options,
+  );
 }
 
 /**
  * The ratio row of a throughput: `mib` MiB moved in each of the run `times` (ms), next to the
  * baseline's run times. Figures are MiB/s; the p95 column holds the slowest run's rate.
  */
-export function throughputRow(name: string, mib: number, times: number[], baselineName: string, baselineTimes: number[], options: RowOptions): TimedBenchRow {
+export function throughputRow(
+  name: string,
+  mib: number,
+  times: number[],
+  baselineName: string,
+  baselineTimes: number[],
+  options: RowOptions,
+): TimedBenchRow {
   const rates = times.map((ms) => mib / (ms / 1000));
   const p50 = percentile(rates, 0.5);
-  const baselineP50 = percentile(baselineTimes.map((ms) => mib / (ms / 1000)), 0.5);
+  const baselineP50 = percentile(
+    baselineTimes.map((ms) => mib / (ms / 1000)),
+    0.5,
+  );
   const ratio = p50 / baselineP50;
   return finish(
     {

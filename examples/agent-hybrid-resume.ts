@@ -33,6 +33,12 @@ await agent.close();
 console.log(`session ${sessionId} saved to ${store.root}; first sandbox terminated`);
 
 await using second = await provider.create(sandboxOptions);
-await using resumed = await AgentSession.resume(second, { sessionId, store, executable: cli.executable, credentials: proxy, cwd: '/workspace/app' });
+await using resumed = await AgentSession.resume(second, {
+  sessionId,
+  store,
+  executable: cli.executable,
+  credentials: proxy,
+  cwd: '/workspace/app',
+});
 const answer = await resumed.send('What is my favourite number?').result;
 console.log(`fresh sandbox says: ${answer.text} (same session: ${answer.sessionId === sessionId})`);

@@ -19,7 +19,8 @@ await using proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.A
 await using sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', volumes: cli.createOptions.volumes }));
 await using agent = await AgentSession.start(sandbox, { executable: cli.executable, credentials: proxy, cwd: '/workspace', maxTurns: 10 });
 
-const result = await agent.send('Write a Python script fizzbuzz.py that prints FizzBuzz for 1..15, run it, and tell me the last line.').result;
+const result = await agent.send('Write a Python script fizzbuzz.py that prints FizzBuzz for 1..15, run it, and tell me the last line.')
+  .result;
 console.log(result.text);
 console.log(`cost $${result.costUsd.toFixed(4)}, ${result.numTurns} model calls, error: ${result.error?.reason ?? 'none'}`);
 console.log(`fizzbuzz.py in the sandbox: ${await sandbox.files.exists('/workspace/fizzbuzz.py')}`);

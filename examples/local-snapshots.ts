@@ -13,7 +13,12 @@ await template.terminate();
 const workers = await Promise.all([1, 2, 3].map(() => provider.create({ image: snapshot, network: 'block' })));
 for (const [index, worker] of workers.entries()) {
   await worker.files.write('/workspace/app/worker.txt', `worker ${index}`);
-  console.log(worker.id, (await worker.files.readText('/workspace/app/state.txt')).trim(), '+', await worker.files.readText('/workspace/app/worker.txt'));
+  console.log(
+    worker.id,
+    (await worker.files.readText('/workspace/app/state.txt')).trim(),
+    '+',
+    await worker.files.readText('/workspace/app/worker.txt'),
+  );
 }
 await Promise.all(workers.map((worker) => worker.terminate()));
 await provider.deleteSnapshot(snapshot);

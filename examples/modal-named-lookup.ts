@@ -14,7 +14,9 @@ try {
   console.log(`fromName(${name}) -> ${found.id}: ${await found.files.readText('/tmp/who')}`);
   const again = await provider.fromId(sandbox.id);
   console.log(`fromId -> same sandbox: ${again.id === sandbox.id}`);
-  await provider.create({ name }).catch((error: unknown) => console.log(`duplicate name rejected: ${SandboxAlreadyExistsError.isInstance(error)}`));
+  await provider
+    .create({ name })
+    .catch((error: unknown) => console.log(`duplicate name rejected: ${SandboxAlreadyExistsError.isInstance(error)}`));
 } finally {
   await sandbox.terminate();
 }

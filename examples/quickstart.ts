@@ -61,7 +61,10 @@ async function getText(url: string): Promise<string | undefined> {
       resolve(undefined);
     }, 3_000);
   });
-  const request = fetch(url, { signal: controller.signal }).then((response) => response.text(), () => undefined);
+  const request = fetch(url, { signal: controller.signal }).then(
+    (response) => response.text(),
+    () => undefined,
+  );
   try {
     return await Promise.race([request, timeout]);
   } finally {

@@ -42,5 +42,19 @@ function platformOf(name) {
   const cpu = tokens[osIndex + 1];
   const rest = tokens.slice(osIndex + 2).join('-');
   const libc = os === 'linux' ? (rest.includes('musl') ? 'musl' : rest.includes('gnu') ? 'glibc' : undefined) : undefined;
-  return { os, cpu: cpu === 'arm' || cpu === 'arm64' || cpu === 'x64' || cpu === 'ia32' || cpu === 'loong64' || cpu === 'ppc64' || cpu === 'riscv64' || cpu === 's390x' ? cpu : undefined, libc };
+  return {
+    os,
+    cpu:
+      cpu === 'arm' ||
+      cpu === 'arm64' ||
+      cpu === 'x64' ||
+      cpu === 'ia32' ||
+      cpu === 'loong64' ||
+      cpu === 'ppc64' ||
+      cpu === 'riscv64' ||
+      cpu === 's390x'
+        ? cpu
+        : undefined,
+    libc,
+  };
 }

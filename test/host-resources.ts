@@ -121,7 +121,8 @@ export async function localHostResources(stateDir = localStateDir): Promise<Reco
     .filter((line) => (line.includes(stateDir) || line.includes('/sandport/')) && mine(line));
   const bwrap = [...table.values()].filter((entry) => entry.comm === 'bwrap' && !descendsFromForeignLauncher(entry, table));
   const helpers = [...table.values()].filter(
-    (entry) => ['slirp4netns', 'socat'].includes(entry.comm) && entry.cmdline.includes(stateDir) && !descendsFromForeignLauncher(entry, table),
+    (entry) =>
+      ['slirp4netns', 'socat'].includes(entry.comm) && entry.cmdline.includes(stateDir) && !descendsFromForeignLauncher(entry, table),
   );
   return {
     'local: cgroup directories': cgroups.length,
@@ -138,9 +139,7 @@ export async function localHostResources(stateDir = localStateDir): Promise<Reco
 export const dockerManagedLabel = 'dev.sandport.managed';
 
 function docker(args: string[]): string[] {
-  return execFileSync('docker', args, { encoding: 'utf8', timeout: 30_000 })
-    .split('\n')
-    .filter(Boolean);
+  return execFileSync('docker', args, { encoding: 'utf8', timeout: 30_000 }).split('\n').filter(Boolean);
 }
 
 /** The `dev.sandport.creator` label: `<hostname>:<pid>` of the process that created the container. */
@@ -161,7 +160,14 @@ function alive(pid: number): boolean {
  * process, and running ones whose creator died (their lifetime holds them), are not counted.
  */
 export async function dockerHostResources(): Promise<Record<string, number>> {
-  const containers = docker(['ps', '-a', '--filter', `label=${dockerManagedLabel}=true`, '--format', `{{.ID}} {{.State}} {{.Label "${dockerCreatorLabel}"}}`])
+  const containers = docker([
+    'ps',
+    '-a',
+    '--filter',
+    `label=${dockerManagedLabel}=true`,
+    '--format',
+    `{{.ID}} {{.State}} {{.Label "${dockerCreatorLabel}"}}`,
+  ])
     .map((line) => line.split(' '))
     .filter(([, state, creator]) => {
       const [host, pid] = (creator ?? '').split(':');

@@ -44,7 +44,20 @@ export interface BwrapInputs {
  */
 export function bwrapStage(inputs: BwrapInputs): string[] {
   const { binaries, dir, base } = inputs;
-  const args = [binaries.bwrap, '--unshare-all', '--uid', '0', '--gid', '0', '--hostname', 'sandbox', '--cap-drop', 'ALL', '--die-with-parent', '--new-session'];
+  const args = [
+    binaries.bwrap,
+    '--unshare-all',
+    '--uid',
+    '0',
+    '--gid',
+    '0',
+    '--hostname',
+    'sandbox',
+    '--cap-drop',
+    'ALL',
+    '--die-with-parent',
+    '--new-session',
+  ];
   if (base === 'host') {
     args.push('--bind', join(dir, 'layer'), '/', '--ro-bind', '/usr', '/usr');
     for (const [name, target] of inputs.hostRootSymlinks) {
@@ -68,22 +81,61 @@ export function bwrapStage(inputs: BwrapInputs): string[] {
   // The overlay is mounted in a mount namespace of its own: it disappears with the sandbox,
   // whatever kills it, so no mount can leak onto the host.
   const overlay = `lowerdir=${base},upperdir=${join(dir, 'layer')},workdir=${join(dir, 'work')},userxattr`;
-  return ['unshare', '-m', '--propagation', 'private', '--', '/bin/sh', '-c', 'mount -t overlay overlay -o "$1" "$2" || exit 98; shift 2; exec "$@"', 'sandport-mount', overlay, join(dir, 'merged'), ...stage];
+  return [
+    'unshare',
+    '-m',
+    '--propagation',
+    'private',
+    '--',
+    '/bin/sh',
+    '-c',
+    'mount -t overlay overlay -o "$1" "$2" || exit 98; shift 2; exec "$@"',
+    'sandport-mount',
+    overlay,
+    join(dir, 'merged'),
+    ...stage,
+  ];
 }
 
 /**
  * The argv of one exec, run on the host: join the exec's cgroup leaf (`procsFiles`), enter the
  * sandbox's namespaces, drop every capability, then run `inner` (the kit's exec wrapper).
  */
-export function execArgv(inputs: { nsenter: string; setpriv: string; isRoot: boolean; childPid: number; procsFiles: readonly string[]; inner: readonly string[] }): string[] {
+export function execArgv(inputs: {
+  nsenter: string;
+  setpriv: string;
+  isRoot: boolean;
+  childPid: number;
+  procsFiles: readonly string[];
+  inner: readonly string[];
+}): string[] {
   return [
-    '/bin/sh', '-c', cgroupTrampoline, 'sandport-exec', ...inputs.procsFiles, '--',
-    inputs.nsenter, '-t', String(inputs.childPid), '-U', '-m', '-p', '-n', '-i', '-u', '-r', '-w',
+    '/bin/sh',
+    '-c',
+    cgroupTrampoline,
+    'sandport-exec',
+    ...inputs.procsFiles,
+    '--',
+    inputs.nsenter,
+    '-t',
+    String(inputs.childPid),
+    '-U',
+    '-m',
+    '-p',
+    '-n',
+    '-i',
+    '-u',
+    '-r',
+    '-w',
     // Without root, switching to uid 0 would call setgroups, which the user namespace denies;
     // our own uid already is the sandbox's root.
     ...(inputs.isRoot ? [] : ['--preserve-credentials']),
     '--',
-    '/usr/bin/setpriv', '--bounding-set=-all', '--inh-caps=-all', '--no-new-privs', '--',
+    '/usr/bin/setpriv',
+    '--bounding-set=-all',
+    '--inh-caps=-all',
+    '--no-new-privs',
+    '--',
     ...inputs.inner,
   ];
 }

@@ -25,7 +25,12 @@ export class SandboxCgroups {
   static async create(layout: CgroupLayout, sandboxId: string, limits: CgroupLimits): Promise<SandboxCgroups> {
     if (layout.version === 1) {
       const { memory, pids, cpu, freezer } = layout.controllers;
-      const dirs = { memory: join(memory, 'sandport', sandboxId), pids: join(pids, 'sandport', sandboxId), cpu: join(cpu, 'sandport', sandboxId), freezer: join(freezer, 'sandport', sandboxId) };
+      const dirs = {
+        memory: join(memory, 'sandport', sandboxId),
+        pids: join(pids, 'sandport', sandboxId),
+        cpu: join(cpu, 'sandport', sandboxId),
+        freezer: join(freezer, 'sandport', sandboxId),
+      };
       await Promise.all([dirs.memory, dirs.pids, dirs.cpu, join(dirs.freezer, 'init')].map((dir) => mkdir(dir, { recursive: true })));
       const cgroups = new SandboxCgroups(layout, Object.values(dirs), dirs.freezer, dirs.memory);
       try {

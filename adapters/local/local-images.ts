@@ -25,7 +25,13 @@ export interface LocalImages {
   /** Fills `layer` for the plan's image and returns the overlay's lower directory, or `'host'`. */
   prepare(image: LocalImagePlan, layer: string, system: LocalSystem): Promise<string>;
   /** Archives `layer` (the caller freezes the sandbox around it). */
-  snapshot(layer: string, base: string, sandboxId: string, system: LocalSystem, signal: AbortSignal | undefined): Promise<SandboxSnapshotRef>;
+  snapshot(
+    layer: string,
+    base: string,
+    sandboxId: string,
+    system: LocalSystem,
+    signal: AbortSignal | undefined,
+  ): Promise<SandboxSnapshotRef>;
   /** Deletes a snapshot's files. Idempotent. */
   deleteSnapshot(id: string): Promise<void>;
 }
@@ -51,9 +57,18 @@ export function createLocalImages(settings: Pick<LocalSettings, 'stateDir' | 'sa
       const meta = join(snapshots, `${checkSnapshotId(image.id)}.json`);
       const info = JSON.parse(await readFile(meta, 'utf8').catch(() => 'null')) as SnapshotMeta | null;
       if (!info) throw new SandboxInvalidArgumentError({ message: `Unknown local snapshot ${image.id}`, argument: 'image', provider });
-      await run(system.binaries.tar, ['-C', layer, '--xattrs', '--xattrs-include=*', '--numeric-owner', '-xf', meta.replace(/\.json$/, '.tar')]);
+      await run(system.binaries.tar, [
+        '-C',
+        layer,
+        '--xattrs',
+        '--xattrs-include=*',
+        '--numeric-owner',
+        '-xf',
+        meta.replace(/\.json$/, '.tar'),
+      ]);
       // bwrap recreates the host view's top-level symlinks and refuses to find them already there.
-      if (info.base === 'host') for (const name of system.hostRootSymlinks.keys()) await rm(join(layer, name), { force: true }).catch(() => undefined);
+      if (info.base === 'host')
+        for (const name of system.hostRootSymlinks.keys()) await rm(join(layer, name), { force: true }).catch(() => undefined);
       return info.base;
     },
 
@@ -92,7 +107,13 @@ async function copyRootfs(path: string, settings: Pick<LocalSettings, 'stateDir'
   });
   const key = createHash('sha256').update(`${source}\0${info.mtimeMs}\0${settings.sandboxUid}`).digest('hex').slice(0, 16);
   const target = join(settings.stateDir, 'images', key);
-  if (await stat(target).then(() => true, () => false)) return target;
+  if (
+    await stat(target).then(
+      () => true,
+      () => false,
+    )
+  )
+    return target;
   await mkdir(join(settings.stateDir, 'images'), { recursive: true, mode: 0o711 });
   const staging = `${target}.${process.pid}.tmp`;
   await run('cp', ['-a', '--reflink=auto', `${source}/.`, `${staging}/`]).catch(async () => {

@@ -137,7 +137,9 @@ export function planLocalCreate(
     networked,
     ports,
     forwards,
-    limits: system.cgroups ? { cpu: options.cpu, memoryMiB: options.memoryMiB, pidsLimit: options.pidsLimit ?? settings.defaultPidsLimit } : undefined,
+    limits: system.cgroups
+      ? { cpu: options.cpu, memoryMiB: options.memoryMiB, pidsLimit: options.pidsLimit ?? settings.defaultPidsLimit }
+      : undefined,
     env: { PATH: sandboxPath, HOME: '/root', ...options.env, ...options.secrets },
     workdir: options.workdir ?? '/workspace',
     timeoutMs: options.timeoutMs ?? localDefaultTimeoutMs,
@@ -161,13 +163,23 @@ function parseLocalOptions(value: unknown): z.output<typeof localCreateOptionsSc
 }
 
 /** `hostForwards` and the neutral `hostRoutes` (same shape), validated; the same port twice must agree. */
-function planForwards(hostForwards: Record<string, string> | undefined, hostRoutes: Record<string, string> | undefined): LocalCreatePlan['forwards'] {
-  const routes = hostRoutes === undefined ? {} : parseOptions(z.record(sandboxPortSchema, socketPathSchema), hostRoutes, { provider, what: 'hostRoutes' });
+function planForwards(
+  hostForwards: Record<string, string> | undefined,
+  hostRoutes: Record<string, string> | undefined,
+): LocalCreatePlan['forwards'] {
+  const routes =
+    hostRoutes === undefined
+      ? {}
+      : parseOptions(z.record(sandboxPortSchema, socketPathSchema), hostRoutes, { provider, what: 'hostRoutes' });
   const merged = new Map<number, string>();
   for (const [port, socketPath] of [...Object.entries(hostForwards ?? {}), ...Object.entries(routes)]) {
     const previous = merged.get(Number(port));
     if (previous !== undefined && previous !== socketPath) {
-      throw new SandboxInvalidArgumentError({ message: `hostRoutes: port ${port} is routed to two sockets`, argument: 'hostRoutes', provider });
+      throw new SandboxInvalidArgumentError({
+        message: `hostRoutes: port ${port} is routed to two sockets`,
+        argument: 'hostRoutes',
+        provider,
+      });
     }
     merged.set(Number(port), socketPath);
   }
@@ -208,7 +220,11 @@ export function checkSnapshotId(id: string): string {
 function checkVolumeTarget({ target, source }: VolumeMount): void {
   const argument = `volumes.${target}`;
   if (!source.startsWith('/')) {
-    throw new SandboxInvalidArgumentError({ message: `${argument}: the local provider mounts host directories; give an absolute path`, argument, provider });
+    throw new SandboxInvalidArgumentError({
+      message: `${argument}: the local provider mounts host directories; give an absolute path`,
+      argument,
+      provider,
+    });
   }
   if (reservedTargets.includes(target.replace(/\/+$/, '') || '/')) {
     throw new SandboxInvalidArgumentError({ message: `${argument}: cannot mount over ${target}`, argument, provider });
@@ -221,7 +237,9 @@ function checkHost(options: ParsedCreateSandboxOptions, system: LocalHostFacts, 
     throw new SandboxCapabilityUnsupportedError({
       message:
         `Cannot enforce ${limits.join(', ')}: no writable cgroup hierarchy ` +
-        (system.isRoot ? 'was found on this host.' : '(the library is not running as root). Run as root, or create the sandbox without limits.'),
+        (system.isRoot
+          ? 'was found on this host.'
+          : '(the library is not running as root). Run as root, or create the sandbox without limits.'),
       capability: 'limits',
       provider,
     });
@@ -235,7 +253,8 @@ function checkHost(options: ParsedCreateSandboxOptions, system: LocalHostFacts, 
   }
   if (needs.networked && !system.isRoot && !system.tunUsable) {
     throw new SandboxCapabilityUnsupportedError({
-      message: 'Outbound network without root needs /dev/net/tun to be readable and writable by this user (it is not on this host); pass network: "block" or run as root.',
+      message:
+        'Outbound network without root needs /dev/net/tun to be readable and writable by this user (it is not on this host); pass network: "block" or run as root.',
       capability: 'network',
       provider,
     });
@@ -249,7 +268,11 @@ function checkHost(options: ParsedCreateSandboxOptions, system: LocalHostFacts, 
  * The one I/O check of the options: every volume source exists, and (as root) a read-write one
  * is writable by the sandbox's host uid. Throws `SandboxInvalidArgumentError` naming the volume.
  */
-export async function checkVolumeSources(volumes: readonly VolumeMount[], system: Pick<LocalSystem, 'isRoot'>, sandboxUid: number): Promise<void> {
+export async function checkVolumeSources(
+  volumes: readonly VolumeMount[],
+  system: Pick<LocalSystem, 'isRoot'>,
+  sandboxUid: number,
+): Promise<void> {
   for (const { target, source, readOnly } of volumes) {
     const argument = `volumes.${target}`;
     const info = await stat(source).catch(() => undefined);

@@ -50,7 +50,12 @@ export interface ExecContext {
 export interface ExecCall {
   argv: readonly string[];
   command: Command;
-  options: { cwd?: string | undefined; env?: Record<string, string> | undefined; timeoutMs?: number | undefined; signal?: AbortSignal | undefined };
+  options: {
+    cwd?: string | undefined;
+    env?: Record<string, string> | undefined;
+    timeoutMs?: number | undefined;
+    signal?: AbortSignal | undefined;
+  };
 }
 
 /**
@@ -130,18 +135,34 @@ async function awaitStart(child: ChildProcess, argv: readonly string[], context:
   const { sandboxId, lifecycle } = context;
   if (report === 'ok') return;
   if (report === 'cwd') {
-    throw new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${sandboxId}`, argument: 'cwd', provider });
+    throw new SandboxInvalidArgumentError({
+      message: `The working directory does not exist in sandbox ${sandboxId}`,
+      argument: 'cwd',
+      provider,
+    });
   }
   if (report === 'command') {
-    throw new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${sandboxId}: ${argv[0]}`, argument: 'command', provider });
+    throw new SandboxInvalidArgumentError({
+      message: `Command not found in sandbox ${sandboxId}: ${argv[0]}`,
+      argument: 'command',
+      provider,
+    });
   }
   if (!lifecycle.isRunning()) throw lifecycle.notFound();
-  const stderr = new TextDecoder().decode(await readBytes(fromNodeReadable(child.stderr!), { maxBytes: 4000 }).catch(() => new Uint8Array())).trim();
+  const stderr = new TextDecoder()
+    .decode(await readBytes(fromNodeReadable(child.stderr!), { maxBytes: 4000 }).catch(() => new Uint8Array()))
+    .trim();
   if (!lifecycle.isRunning()) throw lifecycle.notFound();
   throw new SandboxProviderError({ message: `Could not start a command in sandbox ${sandboxId}: ${stderr || 'no diagnostics'}`, provider });
 }
 
-async function reportExit(context: ExecContext, outcome: ProcessOutcome, execId: string, code: number | null, signalName: NodeJS.Signals | null): Promise<void> {
+async function reportExit(
+  context: ExecContext,
+  outcome: ProcessOutcome,
+  execId: string,
+  code: number | null,
+  signalName: NodeJS.Signals | null,
+): Promise<void> {
   const exitCode = code ?? 128 + (signalName ? osConstants.signals[signalName] : 0);
   const status: ExitStatus = { exitCode, signal: signalName ?? undefined };
   const oomKilled = signalName !== null && context.cgroups ? await context.oomKilledSinceLast().catch(() => false) : false;
@@ -161,7 +182,11 @@ class LocalSandboxProcess implements SandboxProcess {
     this.stdin = toWebWritable(child.stdin!, {
       mapError: (error) =>
         lifecycle.isRunning()
-          ? new SandboxProviderError({ message: `stdin of a command in sandbox ${sandboxId} is closed: the command exited or closed its input`, provider, cause: error })
+          ? new SandboxProviderError({
+              message: `stdin of a command in sandbox ${sandboxId} is closed: the command exited or closed its input`,
+              provider,
+              cause: error,
+            })
           : lifecycle.notFound(),
     });
     this.stdout = fromNodeReadable(child.stdout!, { highWaterMarkBytes: outputHighWaterMark });

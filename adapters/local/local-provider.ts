@@ -27,7 +27,13 @@ import { SandboxCgroups } from './local-cgroups.js';
 import { mapLocalError } from './local-errors.js';
 import { createLocalImages } from './local-images.js';
 import { startLauncher, type Launcher } from './local-launcher.js';
-import { checkVolumeSources, localMaxTimeoutMs, planLocalCreate, type LocalSandboxProviderOptions, type LocalSettings } from './local-options.js';
+import {
+  checkVolumeSources,
+  localMaxTimeoutMs,
+  planLocalCreate,
+  type LocalSandboxProviderOptions,
+  type LocalSettings,
+} from './local-options.js';
 import { createLocalSandbox, type LocalSandbox, type LocalSandboxControl } from './local-sandbox.js';
 import { makeSandboxDir, prepareStateDir, removeSandboxDir, sweepDue, sweepStale } from './local-state.js';
 import { probeLocalSystem } from './local-system.js';
@@ -118,7 +124,12 @@ export function createLocalSandboxProvider(options: LocalSandboxProviderOptions 
       checkStringArgument(id, 'id', provider);
       parseOptions(signalOptionsSchema, lookup, { provider, what: 'fromId options' }).signal?.throwIfAborted();
       const found = running(shared.registry.get(id));
-      if (!found) throw new SandboxNotFoundError({ message: `No running local sandbox with id ${id.slice(0, 100)} in this process`, sandboxId: id, provider });
+      if (!found)
+        throw new SandboxNotFoundError({
+          message: `No running local sandbox with id ${id.slice(0, 100)} in this process`,
+          sandboxId: id,
+          provider,
+        });
       return found.sandbox;
     },
     async fromName(name, lookup = {}) {
@@ -139,16 +150,28 @@ export function createLocalSandboxProvider(options: LocalSandboxProviderOptions 
     async deleteSnapshot(snapshot, deleteOptions = {}) {
       parseOptions(signalOptionsSchema, deleteOptions, { provider, what: 'deleteSnapshot options' }).signal?.throwIfAborted();
       if (snapshot?.provider !== provider) {
-        throw new SandboxInvalidArgumentError({ message: `Not a local snapshot: ${JSON.stringify(snapshot?.provider)}`, argument: 'snapshot', provider });
+        throw new SandboxInvalidArgumentError({
+          message: `Not a local snapshot: ${JSON.stringify(snapshot?.provider)}`,
+          argument: 'snapshot',
+          provider,
+        });
       }
       await images.deleteSnapshot(snapshot.id);
     },
     openHostRoute(hostSocketPath, { sandboxPort }) {
       if (typeof hostSocketPath !== 'string' || !hostSocketPath.startsWith('/') || /[\s\0:]/.test(hostSocketPath)) {
-        throw new SandboxInvalidArgumentError({ message: 'hostSocketPath must be an absolute path without whitespace, ":" or NUL', argument: 'hostSocketPath', provider });
+        throw new SandboxInvalidArgumentError({
+          message: 'hostSocketPath must be an absolute path without whitespace, ":" or NUL',
+          argument: 'hostSocketPath',
+          provider,
+        });
       }
       if (!Number.isInteger(sandboxPort) || sandboxPort < 1 || sandboxPort > 65535) {
-        throw new SandboxInvalidArgumentError({ message: 'sandboxPort must be an integer from 1 to 65535', argument: 'sandboxPort', provider });
+        throw new SandboxInvalidArgumentError({
+          message: 'sandboxPort must be an integer from 1 to 65535',
+          argument: 'sandboxPort',
+          provider,
+        });
       }
       return {
         createOptions: { providerOptions: { local: { hostForwards: { [sandboxPort]: hostSocketPath } } } },
@@ -172,7 +195,12 @@ interface Made {
   control?: LocalSandboxControl;
 }
 
-async function create(options: CreateSandboxOptions, settings: LocalSettings, events: SandboxEmitter, images: ReturnType<typeof createLocalImages>): Promise<LocalSandbox> {
+async function create(
+  options: CreateSandboxOptions,
+  settings: LocalSettings,
+  events: SandboxEmitter,
+  images: ReturnType<typeof createLocalImages>,
+): Promise<LocalSandbox> {
   const startedAt = Date.now();
   const parsed = parseOptions(createSandboxOptionsSchema, options, { provider, what: 'create options' });
   const { signal } = parsed;
@@ -212,7 +240,17 @@ async function create(options: CreateSandboxOptions, settings: LocalSettings, ev
     });
     const { cgroups } = made;
     made.launcher = await startLauncher(
-      { stage, dir, cgroups, system, sandboxUid: settings.sandboxUid, networked: plan.networked, ports: plan.ports, forwards: plan.forwards, path: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+      {
+        stage,
+        dir,
+        cgroups,
+        system,
+        sandboxUid: settings.sandboxUid,
+        networked: plan.networked,
+        ports: plan.ports,
+        forwards: plan.forwards,
+        path: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      },
       signal,
     );
     made.tunnels = await openTunnels(plan.ports, dir);
@@ -267,6 +305,13 @@ async function release(dir: string, cgroups: SandboxCgroups | undefined): Promis
 }
 
 async function presentPaths(paths: readonly string[]): Promise<Set<string>> {
-  const present = await Promise.all(paths.map((path) => access(path).then(() => path, () => undefined)));
+  const present = await Promise.all(
+    paths.map((path) =>
+      access(path).then(
+        () => path,
+        () => undefined,
+      ),
+    ),
+  );
   return new Set(present.filter((path): path is string => path !== undefined));
 }

@@ -235,7 +235,11 @@ class LocalSandboxImpl implements LocalSandbox {
   async extendTimeout(timeoutMs: number, options: SignalOptions = {}): Promise<void> {
     const checked = parseOptions(millisecondsSchema, timeoutMs, { provider, what: 'timeoutMs' }) as number;
     if (checked > localMaxTimeoutMs) {
-      throw new SandboxInvalidArgumentError({ message: `timeoutMs is at most ${localMaxTimeoutMs} (24 hours)`, argument: 'timeoutMs', provider });
+      throw new SandboxInvalidArgumentError({
+        message: `timeoutMs is at most ${localMaxTimeoutMs} (24 hours)`,
+        argument: 'timeoutMs',
+        provider,
+      });
     }
     signalOf(options, 'extendTimeout options');
     this.#lifecycle.assertRunning();

@@ -63,7 +63,11 @@ export function sweepDue(stateDir: string): boolean {
  * its directory names a running launcher; anything younger than a minute without either may be
  * a create in progress in another process, and is left alone. Never throws.
  */
-export async function sweepStale(stateDir: string, system: Pick<LocalSystem, 'cgroups'>, isOurs: (sandboxId: string) => boolean): Promise<void> {
+export async function sweepStale(
+  stateDir: string,
+  system: Pick<LocalSystem, 'cgroups'>,
+  isOurs: (sandboxId: string) => boolean,
+): Promise<void> {
   const stale = new Set<string>();
   for (const entry of await readdir(stateDir).catch(() => [] as string[])) {
     if (!entry.startsWith('sb-') || isOurs(entry)) continue;

@@ -63,7 +63,10 @@ async function probe(): Promise<LocalSystem> {
     isRoot,
     binaries: { bwrap: bwrap!, nsenter: nsenter!, setpriv: setpriv!, slirp4netns, socat, tar: tar! },
     cgroups: isRoot ? await probeCgroups() : undefined,
-    tunUsable: await access('/dev/net/tun', constants.R_OK | constants.W_OK).then(() => true, () => false),
+    tunUsable: await access('/dev/net/tun', constants.R_OK | constants.W_OK).then(
+      () => true,
+      () => false,
+    ),
     hostRootSymlinks,
   };
 }

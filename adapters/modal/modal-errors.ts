@@ -32,7 +32,13 @@ const grpcStatus = {
   unauthenticated: 16,
 } as const;
 
-const retryableStatuses = new Set<number>([grpcStatus.cancelled, grpcStatus.unknown, grpcStatus.internal, grpcStatus.unavailable, grpcStatus.resourceExhausted]);
+const retryableStatuses = new Set<number>([
+  grpcStatus.cancelled,
+  grpcStatus.unknown,
+  grpcStatus.internal,
+  grpcStatus.unavailable,
+  grpcStatus.resourceExhausted,
+]);
 
 /**
  * Maps an error of the `modal` SDK to a sandport error, keeping the SDK's error as `cause`.
@@ -52,7 +58,12 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Sandb
 
   switch (name) {
     case 'SandboxFilesystemNotFoundError':
-      return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path ?? message}`, path: path ?? '', provider, cause });
+      return new SandboxFileNotFoundError({
+        message: `No such file or directory in the sandbox: ${path ?? message}`,
+        path: path ?? '',
+        provider,
+        cause,
+      });
     case 'SandboxFilesystemIsADirectoryError':
       return fileError('path', 'it is a directory');
     case 'SandboxFilesystemNotADirectoryError':
@@ -67,14 +78,29 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Sandb
       return new SandboxProviderError({ message: `${operation} ${path ?? ''} failed: ${message}`, provider, cause });
     case 'NotFoundError':
     case 'ClientClosedError':
-      return new SandboxNotFoundError({ message: `Sandbox ${sandboxId ?? ''} not found or no longer running: ${message}`, sandboxId, provider, cause });
+      return new SandboxNotFoundError({
+        message: `Sandbox ${sandboxId ?? ''} not found or no longer running: ${message}`,
+        sandboxId,
+        provider,
+        cause,
+      });
     case 'ConflictError':
       // The SDK raises it for a sandbox that finished before it could be reached.
-      return new SandboxNotFoundError({ message: `Sandbox ${sandboxId ?? ''} is no longer running: ${message}`, sandboxId, provider, cause });
+      return new SandboxNotFoundError({
+        message: `Sandbox ${sandboxId ?? ''} is no longer running: ${message}`,
+        sandboxId,
+        provider,
+        cause,
+      });
     case 'AlreadyExistsError':
       return new SandboxAlreadyExistsError({ message: `${operation}: ${message}`, provider, cause });
     case 'InvalidError':
-      return new SandboxInvalidArgumentError({ message: `Modal refused ${operation}: ${message}`, argument: invalidArgumentOf(operation, message), provider, cause });
+      return new SandboxInvalidArgumentError({
+        message: `Modal refused ${operation}: ${message}`,
+        argument: invalidArgumentOf(operation, message),
+        provider,
+        cause,
+      });
     case 'SandboxTimeoutError':
     case 'TimeoutError':
       return new SandboxTimeoutError({ message: `Modal timed out during ${operation}: ${message}`, operation, provider, cause });
@@ -83,21 +109,39 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Sandb
       return new SandboxProviderError({ message: `Modal could not complete ${operation}: ${message}`, provider, retryable: true, cause });
   }
   if (/Profile is missing credentials/.test(message)) {
-    return new SandboxAuthenticationError({ message: `Modal credentials are missing: set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, a ~/.modal.toml profile, or pass tokenId/tokenSecret`, provider, cause });
+    return new SandboxAuthenticationError({
+      message: `Modal credentials are missing: set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, a ~/.modal.toml profile, or pass tokenId/tokenSecret`,
+      provider,
+      cause,
+    });
   }
   const code = (error as { code?: unknown } | null)?.code;
   if (name === 'ClientError' && typeof code === 'number') {
     const details = (error as { details?: string }).details ?? message;
     switch (code) {
       case grpcStatus.notFound:
-        return new SandboxNotFoundError({ message: `Sandbox ${sandboxId ?? ''} not found during ${operation}: ${details}`, sandboxId, provider, cause });
+        return new SandboxNotFoundError({
+          message: `Sandbox ${sandboxId ?? ''} not found during ${operation}: ${details}`,
+          sandboxId,
+          provider,
+          cause,
+        });
       case grpcStatus.alreadyExists:
         return new SandboxAlreadyExistsError({ message: `${operation}: ${details}`, provider, cause });
       case grpcStatus.invalidArgument:
-        return new SandboxInvalidArgumentError({ message: `Modal refused ${operation}: ${details}`, argument: invalidArgumentOf(operation, details), provider, cause });
+        return new SandboxInvalidArgumentError({
+          message: `Modal refused ${operation}: ${details}`,
+          argument: invalidArgumentOf(operation, details),
+          provider,
+          cause,
+        });
       case grpcStatus.unauthenticated:
       case grpcStatus.permissionDenied:
-        return new SandboxAuthenticationError({ message: `Modal refused the credentials during ${operation}: ${details}`, provider, cause });
+        return new SandboxAuthenticationError({
+          message: `Modal refused the credentials during ${operation}: ${details}`,
+          provider,
+          cause,
+        });
       case grpcStatus.deadlineExceeded:
         return new SandboxTimeoutError({ message: `Modal timed out during ${operation}: ${details}`, operation, provider, cause });
     }

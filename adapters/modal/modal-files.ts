@@ -39,9 +39,12 @@ export class ModalFiles implements NativeFiles {
 
   async readStream(path: string, options: SignalOptions): Promise<ReadableStream<Uint8Array>> {
     const info = await this.stat(path);
-    if (info.type === 'directory') throw new SandboxInvalidArgumentError({ message: `Cannot read ${path}: it is a directory`, argument: 'path', provider: 'modal' });
+    if (info.type === 'directory')
+      throw new SandboxInvalidArgumentError({ message: `Cannot read ${path}: it is a directory`, argument: 'path', provider: 'modal' });
     options.signal?.throwIfAborted();
-    const process = await this.call('read', path, () => this.sdk.exec([fsTools, JSON.stringify({ ReadFile: { path } })], { mode: 'binary' }));
+    const process = await this.call('read', path, () =>
+      this.sdk.exec([fsTools, JSON.stringify({ ReadFile: { path } })], { mode: 'binary' }),
+    );
     void process.stdin.close().catch(() => undefined);
     const reader = process.stdout.getReader();
     const mapError = this.mapError;
@@ -98,7 +101,9 @@ export class ModalFiles implements NativeFiles {
   }
 
   private async writeStream(path: string, data: ReadableStream<Uint8Array>, options: SignalOptions): Promise<void> {
-    const process = await this.call('write', path, () => this.sdk.exec([fsTools, JSON.stringify({ WriteFile: { path } })], { mode: 'binary' }));
+    const process = await this.call('write', path, () =>
+      this.sdk.exec([fsTools, JSON.stringify({ WriteFile: { path } })], { mode: 'binary' }),
+    );
     void process.stdout.cancel().catch(() => undefined);
     const stderr: Promise<Uint8Array> = readBytes(process.stderr).catch(() => new Uint8Array());
     // The tool can exit before it read everything (a directory, say): feeding it stops then.
@@ -120,7 +125,11 @@ export class ModalFiles implements NativeFiles {
     const detail = new TextDecoder().decode(await stderr);
     const kind = fileToolErrorKind(detail);
     if (kind === 'IsDirectory' || kind === 'NotDirectory') {
-      throw new SandboxInvalidArgumentError({ message: `Cannot write ${path}: ${kind === 'IsDirectory' ? 'it is a directory' : 'a parent is not a directory'}`, argument: 'path', provider: 'modal' });
+      throw new SandboxInvalidArgumentError({
+        message: `Cannot write ${path}: ${kind === 'IsDirectory' ? 'it is a directory' : 'a parent is not a directory'}`,
+        argument: 'path',
+        provider: 'modal',
+      });
     }
     throw new SandboxProviderError({ message: `Writing ${path} failed (exit ${code}): ${detail}`, provider: 'modal' });
   }

@@ -92,10 +92,7 @@ export interface ModalCreatePlan {
  * beyond 24 hours, a foreign snapshot) and `SandboxCapabilityUnsupportedError` for limits Modal
  * cannot enforce (`pidsLimit`).
  */
-export function planModalCreate(
-  options: ParsedCreateSandboxOptions,
-  defaults: { image: string; encryptPorts: boolean },
-): ModalCreatePlan {
+export function planModalCreate(options: ParsedCreateSandboxOptions, defaults: { image: string; encryptPorts: boolean }): ModalCreatePlan {
   const provider = 'modal';
   const warnings: SandboxWarning[] = [];
   const extra = parseOptions(modalCreateOptionsSchema, options.providerOptions?.modal, { provider, what: 'providerOptions.modal' });
@@ -105,13 +102,15 @@ export function planModalCreate(
   let image: ModalImagePlan;
   const source = options.image ?? defaults.image;
   if (typeof source === 'string') image = { kind: 'registry', tag: source };
-  else if ('type' in source) image = { kind: 'snapshot', imageId: source.id }; else image = { kind: 'build', base: source.base, commands: source.commands };
+  else if ('type' in source) image = { kind: 'snapshot', imageId: source.id };
+  else image = { kind: 'build', base: source.base, commands: source.commands };
 
   const params: ModalCreatePlan['params'] = {
     timeoutMs: inWholeSeconds('timeoutMs', options.timeoutMs ?? modalDefaultTimeoutMs, warnings),
   };
   if (options.idleTimeoutMs !== undefined) params.idleTimeoutMs = inWholeSeconds('idleTimeoutMs', options.idleTimeoutMs, warnings);
-  if (options.command !== undefined) params.command = typeof options.command === 'string' ? ['/bin/sh', '-c', options.command] : [...options.command];
+  if (options.command !== undefined)
+    params.command = typeof options.command === 'string' ? ['/bin/sh', '-c', options.command] : [...options.command];
   if (options.env !== undefined) params.env = { ...options.env };
   if (options.workdir !== undefined) params.workdir = options.workdir;
   // Our cpu and memory are limits (security settings); Modal's plain values are only

@@ -49,19 +49,21 @@ export interface ModalSandboxProviderOptions {
   sandbox?: ModalSdkSandbox;
 }
 
-
 /** The SDK's client class, once an operation loaded it (an optional peer: importing this module never needs it). */
 let ModalClientClass: typeof ModalClient | undefined;
 
 async function loadModal(): Promise<void> {
   // `latest` of `modal` on the registry is an unrelated package, hence the pinned line.
-  ModalClientClass ??= (await loadOptionalPeer('modal', { provider: 'modal', installLine: 'npm install modal@~0.11.1', load: () => import('modal') })).ModalClient;
+  ModalClientClass ??= (
+    await loadOptionalPeer('modal', { provider: 'modal', installLine: 'npm install modal@~0.11.1', load: () => import('modal') })
+  ).ModalClient;
 }
 
 function loadedModalClient(): typeof ModalClient {
   if (ModalClientClass) return ModalClientClass;
   throw new SandboxProviderError({
-    message: 'provider.client is made by the first operation (create, fromId, fromName, list), which loads the modal SDK: call one first, or pass options.client',
+    message:
+      'provider.client is made by the first operation (create, fromId, fromName, list), which loads the modal SDK: call one first, or pass options.client',
     provider: 'modal',
   });
 }
@@ -79,7 +81,11 @@ export class ModalSandboxProvider implements SandboxProvider {
 
   constructor(private readonly options: ModalSandboxProviderOptions = {}) {
     if ((options.tokenId === undefined) !== (options.tokenSecret === undefined)) {
-      throw new SandboxInvalidArgumentError({ message: 'Pass both tokenId and tokenSecret, or neither', argument: 'tokenId', provider: 'modal' });
+      throw new SandboxInvalidArgumentError({
+        message: 'Pass both tokenId and tokenSecret, or neither',
+        argument: 'tokenId',
+        provider: 'modal',
+      });
     }
     this.appName = options.appName ?? 'sandport';
   }
@@ -111,12 +117,19 @@ export class ModalSandboxProvider implements SandboxProvider {
     if (this.options.sandbox) {
       const { signal, ...rest } = parsed;
       if (Object.keys(rest).length > 0) {
-        throw new SandboxInvalidArgumentError({ message: 'This provider wraps an existing sandbox; create takes no options', argument: 'create options', provider: 'modal' });
+        throw new SandboxInvalidArgumentError({
+          message: 'This provider wraps an existing sandbox; create takes no options',
+          argument: 'create options',
+          provider: 'modal',
+        });
       }
       signal?.throwIfAborted();
       return this.wrap(this.options.sandbox, { ownsLifecycle: false });
     }
-    const plan = planModalCreate(parsed, { image: this.options.defaultImage ?? 'python:3.13-slim', encryptPorts: this.options.encryptPortsByDefault ?? true });
+    const plan = planModalCreate(parsed, {
+      image: this.options.defaultImage ?? 'python:3.13-slim',
+      encryptPorts: this.options.encryptPortsByDefault ?? true,
+    });
     parsed.signal?.throwIfAborted();
     const created = (async () => {
       const client = this.client;
@@ -131,9 +144,20 @@ export class ModalSandboxProvider implements SandboxProvider {
       signal: parsed.signal,
       operation: 'create',
       provider: 'modal',
-      onAbort: () => void created.then((sandbox) => sandbox.terminate(), () => undefined),
+      onAbort: () =>
+        void created.then(
+          (sandbox) => sandbox.terminate(),
+          () => undefined,
+        ),
     });
-    const sandbox = createModalSandbox({ sdk, client: this.client, name: parsed.name, warnings: plan.warnings, events: this.events, ownsLifecycle: true });
+    const sandbox = createModalSandbox({
+      sdk,
+      client: this.client,
+      name: parsed.name,
+      warnings: plan.warnings,
+      events: this.events,
+      ownsLifecycle: true,
+    });
     announceCreated(this.events, { provider: 'modal', sandboxId: sandbox.id, name: parsed.name, startedAt, warnings: plan.warnings });
     return sandbox;
   }
@@ -152,10 +176,18 @@ export class ModalSandboxProvider implements SandboxProvider {
     checkStringArgument(name, 'name', 'modal');
     options.signal?.throwIfAborted();
     await this.loadClient();
-    const lookup = retryIdempotent('fromName', () => this.client.sandboxes.fromName(this.appName, name, { environment: this.options.environment }).catch((error: unknown) => {
-      throw mapModalError(error, { operation: 'fromName', sandboxId: name });
-    }), { provider: 'modal', events: this.events, signal: options.signal });
-    const sandbox = this.wrap(await raceWithSignal(lookup, { signal: options.signal, operation: 'fromName', provider: 'modal' }), { ownsLifecycle: true, name });
+    const lookup = retryIdempotent(
+      'fromName',
+      () =>
+        this.client.sandboxes.fromName(this.appName, name, { environment: this.options.environment }).catch((error: unknown) => {
+          throw mapModalError(error, { operation: 'fromName', sandboxId: name });
+        }),
+      { provider: 'modal', events: this.events, signal: options.signal },
+    );
+    const sandbox = this.wrap(await raceWithSignal(lookup, { signal: options.signal, operation: 'fromName', provider: 'modal' }), {
+      ownsLifecycle: true,
+      name,
+    });
     await this.assertRunning(sandbox, name, options);
     return sandbox;
   }
@@ -174,9 +206,11 @@ export class ModalSandboxProvider implements SandboxProvider {
       const page = await retryIdempotent(
         'list',
         () =>
-          this.client.cpClient.sandboxListV2({ appId: app.appId, beforeTimestamp, includeFinished: false, tags }).catch((error: unknown) => {
-            throw mapModalError(error, { operation: 'list' });
-          }),
+          this.client.cpClient
+            .sandboxListV2({ appId: app.appId, beforeTimestamp, includeFinished: false, tags })
+            .catch((error: unknown) => {
+              throw mapModalError(error, { operation: 'list' });
+            }),
         { provider: 'modal', events: this.events, signal: parsed.signal },
       );
       if (page.sandboxes.length === 0) return infos;
@@ -194,7 +228,14 @@ export class ModalSandboxProvider implements SandboxProvider {
 
   /** Wraps a `modal` Sandbox; with `ownsLifecycle: false`, terminate only detaches. */
   wrap(sdk: ModalSdkSandbox, options: { ownsLifecycle: boolean; name?: string }): ModalSandbox {
-    return createModalSandbox({ sdk, client: this.client, name: options.name, warnings: [], events: this.events, ownsLifecycle: options.ownsLifecycle });
+    return createModalSandbox({
+      sdk,
+      client: this.client,
+      name: options.name,
+      warnings: [],
+      events: this.events,
+      ownsLifecycle: options.ownsLifecycle,
+    });
   }
 
   private getApp(): Promise<App> {
@@ -204,9 +245,17 @@ export class ModalSandboxProvider implements SandboxProvider {
   }
 
   private async assertRunning(sandbox: ModalSandbox, key: string, options: SignalOptions): Promise<void> {
-    const status = await retryIdempotent('poll', () => sandbox.poll(options), { provider: 'modal', events: this.events, signal: options.signal });
+    const status = await retryIdempotent('poll', () => sandbox.poll(options), {
+      provider: 'modal',
+      events: this.events,
+      signal: options.signal,
+    });
     if (status.state !== 'running') {
-      throw new SandboxNotFoundError({ message: `Sandbox ${key} is no longer running (${status.reason})`, sandboxId: key, provider: 'modal' });
+      throw new SandboxNotFoundError({
+        message: `Sandbox ${key} is no longer running (${status.reason})`,
+        sandboxId: key,
+        provider: 'modal',
+      });
     }
   }
 
@@ -227,7 +276,9 @@ export class ModalSandboxProvider implements SandboxProvider {
   }
 
   private async secrets(plan: ModalCreatePlan): Promise<Secret[]> {
-    const secrets = await Promise.all(plan.secretNames.map((name) => this.client.secrets.fromName(name, { environment: this.options.environment })));
+    const secrets = await Promise.all(
+      plan.secretNames.map((name) => this.client.secrets.fromName(name, { environment: this.options.environment })),
+    );
     if (plan.secretValues) secrets.push(await this.client.secrets.fromObject(plan.secretValues));
     return secrets;
   }

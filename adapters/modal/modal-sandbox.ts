@@ -84,7 +84,11 @@ class ModalSandboxImpl implements ModalSandbox {
       // Releases the router channel now rather than after its idle timeout.
       teardown: async () => init.sdk.detach(),
     });
-    const native = new ModalFiles(init.sdk, (error, operation, path) => this.#mapError(error, operation, path), (argv, options) => this.run(argv, options));
+    const native = new ModalFiles(
+      init.sdk,
+      (error, operation, path) => this.#mapError(error, operation, path),
+      (argv, options) => this.run(argv, options),
+    );
     this.files = defineFiles({ provider: 'modal', native, lifecycle: this.#lifecycle });
   }
 
@@ -126,9 +130,22 @@ class ModalSandboxImpl implements ModalSandbox {
         void process.stderr.cancel().catch(() => undefined);
         void stdout.cancel().catch(() => undefined);
         await exit.catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
-        if (report === 'cwd') throw new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${this.id}`, argument: 'cwd', provider: 'modal' });
-        if (report === 'command') throw new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${this.id}: ${call.argv[0]}`, argument: 'command', provider: 'modal' });
-        throw new SandboxProviderError({ message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`, provider: 'modal' });
+        if (report === 'cwd')
+          throw new SandboxInvalidArgumentError({
+            message: `The working directory does not exist in sandbox ${this.id}`,
+            argument: 'cwd',
+            provider: 'modal',
+          });
+        if (report === 'command')
+          throw new SandboxInvalidArgumentError({
+            message: `Command not found in sandbox ${this.id}: ${call.argv[0]}`,
+            argument: 'command',
+            provider: 'modal',
+          });
+        throw new SandboxProviderError({
+          message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`,
+          provider: 'modal',
+        });
       }
       return new ModalSandboxProcess(process, stdout, exit, outcome, mapError, stdinNull);
     })();
@@ -147,10 +164,17 @@ class ModalSandboxImpl implements ModalSandbox {
     return Object.fromEntries(
       Object.entries(tunnels).map(([port, tunnel]) => {
         // Unencrypted ports carry a plain TCP endpoint; encrypted ones only the TLS endpoint.
-        const plain = tunnel.unencryptedHost !== undefined && tunnel.unencryptedHost !== '' && tunnel.unencryptedPort !== undefined && tunnel.unencryptedPort !== 0;
+        const plain =
+          tunnel.unencryptedHost !== undefined &&
+          tunnel.unencryptedHost !== '' &&
+          tunnel.unencryptedPort !== undefined &&
+          tunnel.unencryptedPort !== 0;
         const [host, hostPort] = plain ? tunnel.tcpSocket : tunnel.tlsSocket;
         const encrypted = !plain;
-        return [Number(port), { port: Number(port), host, hostPort, encrypted, url: encrypted ? tunnel.url : `http://${host}:${hostPort}` } satisfies Tunnel];
+        return [
+          Number(port),
+          { port: Number(port), host, hostPort, encrypted, url: encrypted ? tunnel.url : `http://${host}:${hostPort}` } satisfies Tunnel,
+        ];
       }),
     );
   }
@@ -187,7 +211,8 @@ class ModalSandboxImpl implements ModalSandbox {
 
   async terminate(options: SignalOptions = {}): Promise<void> {
     options.signal?.throwIfAborted();
-    if (!this.#lifecycle.isRunning() || this.#detached) return this.#lifecycle.ended ? undefined : this.#lifecycle.end({ state: 'terminated', reason: 'terminated' });
+    if (!this.#lifecycle.isRunning() || this.#detached)
+      return this.#lifecycle.ended ? undefined : this.#lifecycle.end({ state: 'terminated', reason: 'terminated' });
     if (!this.#init.ownsLifecycle) {
       // The caller owns this sandbox: let go of it, leave it running.
       this.#init.sdk.detach();
@@ -209,24 +234,38 @@ class ModalSandboxImpl implements ModalSandbox {
   }
 
   #assertRunning(): void {
-    if (this.#detached) throw new SandboxNotFoundError({ message: `Sandbox ${this.id} was detached from (it may still run; the caller owns it)`, sandboxId: this.id, provider: 'modal' });
+    if (this.#detached)
+      throw new SandboxNotFoundError({
+        message: `Sandbox ${this.id} was detached from (it may still run; the caller owns it)`,
+        sandboxId: this.id,
+        provider: 'modal',
+      });
     this.#lifecycle.assertRunning();
   }
 
   #mapError(error: unknown, operation: string, path?: string) {
     const mapped = mapModalError(error, { operation, sandboxId: this.id, path });
     // A sandbox found gone has ended, whatever ended it: observe that once, in the background.
-    if (SandboxNotFoundError.isInstance(mapped) && path === undefined && this.#lifecycle.isRunning() && !this.#detached) void this.#observe(0).catch(() => undefined);
+    if (SandboxNotFoundError.isInstance(mapped) && path === undefined && this.#lifecycle.isRunning() && !this.#detached)
+      void this.#observe(0).catch(() => undefined);
     return mapped;
   }
 
   /** Runs an SDK call with the liveness check, error mapping, retries when idempotent, and the caller's signal. */
   #call<T>(operation: string, body: () => Promise<T>, options: SignalOptions = {}, idempotent = false): Promise<T> {
-    if (this.#detached) return Promise.reject(new SandboxNotFoundError({ message: `Sandbox ${this.id} was detached from`, sandboxId: this.id, provider: 'modal' }));
-    return providerCall({ provider: 'modal', events: this.#init.events, lifecycle: this.#lifecycle, mapError: (error, op) => this.#mapError(error, op) }, operation, body, {
-      idempotent,
-      signal: options.signal,
-    });
+    if (this.#detached)
+      return Promise.reject(
+        new SandboxNotFoundError({ message: `Sandbox ${this.id} was detached from`, sandboxId: this.id, provider: 'modal' }),
+      );
+    return providerCall(
+      { provider: 'modal', events: this.#init.events, lifecycle: this.#lifecycle, mapError: (error, op) => this.#mapError(error, op) },
+      operation,
+      body,
+      {
+        idempotent,
+        signal: options.signal,
+      },
+    );
   }
 
   /** Asks Modal whether the sandbox has ended (waiting up to `timeoutSecs`); an end is recorded once. */

@@ -136,7 +136,10 @@ export interface AgentSessionOptions {
   signal?: AbortSignal;
 }
 
-const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'environment variable names are letters, digits and _' }), z.string());
+const envSchema = z.record(
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'environment variable names are letters, digits and _' }),
+  z.string(),
+);
 const toolList = z.array(z.string().min(1));
 
 /** Validates the plain-data part of the options; callbacks and objects are checked by shape only. */
@@ -154,7 +157,12 @@ export const agentSessionOptionsSchema = z
     disallowedTools: toolList.optional(),
     systemPrompt: z.string().optional(),
     appendSystemPrompt: z.string().optional(),
-    mcpServers: z.record(z.string().min(1), z.custom<McpServerConfig>((value) => typeof value === 'object' && value !== null)).optional(),
+    mcpServers: z
+      .record(
+        z.string().min(1),
+        z.custom<McpServerConfig>((value) => typeof value === 'object' && value !== null),
+      )
+      .optional(),
     hooks: z.record(z.string(), z.array(z.custom<HookCallbackMatcher>())).optional(),
     maxTurns: z.number().int().positive().optional(),
     maxBudgetUsd: z.number().positive().optional(),
@@ -162,7 +170,16 @@ export const agentSessionOptionsSchema = z
     startTimeoutMs: z.number().int().positive().optional(),
     closeGraceMs: z.number().int().nonnegative().optional(),
     includePartialMessages: z.boolean().optional(),
-    store: z.custom<SessionStore>((value) => typeof value === 'object' && value !== null && typeof (value as SessionStore).save === 'function' && typeof (value as SessionStore).load === 'function', { message: 'must implement save and load' }).optional(),
+    store: z
+      .custom<SessionStore>(
+        (value) =>
+          typeof value === 'object' &&
+          value !== null &&
+          typeof (value as SessionStore).save === 'function' &&
+          typeof (value as SessionStore).load === 'function',
+        { message: 'must implement save and load' },
+      )
+      .optional(),
     sessionId: z.string().uuid().optional(),
     sdkOptions: z.record(z.string(), z.unknown()).optional(),
     sdk: z.custom<typeof import('@anthropic-ai/claude-agent-sdk')>((value) => typeof value === 'object' && value !== null).optional(),

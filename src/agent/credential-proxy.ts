@@ -1,6 +1,13 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +49,21 @@ export interface CredentialProxyOptions {
 }
 
 // Only what the API needs travels upstream: no cookies, no proxy headers, no hop-by-hop headers.
-const droppedRequestHeaders = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'cookie', 'x-api-key', 'authorization', 'content-length']);
+const droppedRequestHeaders = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'cookie',
+  'x-api-key',
+  'authorization',
+  'content-length',
+]);
 
 /**
  * A host-side forwarder that keeps the real credential out of the sandbox. The sandbox gets a
@@ -167,7 +188,12 @@ export class CredentialProxy {
     if (!presented || !sameSecret(presented, this.placeholder)) {
       request.resume();
       response.writeHead(401, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'sandport credential proxy: missing or wrong placeholder credential' } }));
+      response.end(
+        JSON.stringify({
+          type: 'error',
+          error: { type: 'authentication_error', message: 'sandport credential proxy: missing or wrong placeholder credential' },
+        }),
+      );
       return;
     }
     const headers: OutgoingHttpHeaders = {};
@@ -193,7 +219,12 @@ export class CredentialProxy {
     upstream.on('error', (error) => {
       if (response.headersSent) return void response.destroy(error);
       response.writeHead(502, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ type: 'error', error: { type: 'api_error', message: `sandport credential proxy: upstream unreachable (${error.message})` } }));
+      response.end(
+        JSON.stringify({
+          type: 'error',
+          error: { type: 'api_error', message: `sandport credential proxy: upstream unreachable (${error.message})` },
+        }),
+      );
     });
     response.on('close', () => upstream.destroy());
     request.pipe(upstream);

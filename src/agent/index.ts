@@ -18,6 +18,20 @@ export {
 } from './agent-options.js';
 export { AgentSessionError, type AgentErrorReason } from './agent-errors.js';
 export { CredentialProxy, type CredentialProxyOptions } from './credential-proxy.js';
-export { claudeCodeHostMount, defaultClaudeCodeVersion, ensureClaudeCode, type ClaudeCodeHostMountOptions, type ClaudeCodeInstallation, type EnsureClaudeCodeOptions } from './install.js';
-export { DirectorySessionStore, MemorySessionStore, type SessionFile, type SessionMetadata, type SessionSnapshot, type SessionStore } from './session-store.js';
+export {
+  claudeCodeHostMount,
+  defaultClaudeCodeVersion,
+  ensureClaudeCode,
+  type ClaudeCodeHostMountOptions,
+  type ClaudeCodeInstallation,
+  type EnsureClaudeCodeOptions,
+} from './install.js';
+export {
+  DirectorySessionStore,
+  MemorySessionStore,
+  type SessionFile,
+  type SessionMetadata,
+  type SessionSnapshot,
+  type SessionStore,
+} from './session-store.js';
 export { projectDirName } from './session-files.js';

@@ -45,7 +45,10 @@ export async function ensureClaudeCode(sandbox: Sandbox, options: EnsureClaudeCo
   const { version, signal } = options;
   const executable = options.executable ?? 'claude';
   if (version !== undefined && !/^\d+\.\d+\.\d+([-.][0-9A-Za-z.]+)?$/.test(version)) {
-    throw new SandboxInvalidArgumentError({ message: `version must be an exact version like 2.1.330, got ${JSON.stringify(version)}`, argument: 'version' });
+    throw new SandboxInvalidArgumentError({
+      message: `version must be an exact version like 2.1.330, got ${JSON.stringify(version)}`,
+      argument: 'version',
+    });
   }
   signal?.throwIfAborted();
   const found = await installedVersion(sandbox, executable, signal);
@@ -53,18 +56,27 @@ export async function ensureClaudeCode(sandbox: Sandbox, options: EnsureClaudeCo
   if (options.install === false) {
     throw new AgentSessionError({
       reason: found ? 'cli-version-mismatch' : 'cli-not-found',
-      message: found ? `Claude Code ${found} is installed in sandbox ${sandbox.id}, ${version} is required` : `Claude Code (${executable}) is not installed in sandbox ${sandbox.id}`,
+      message: found
+        ? `Claude Code ${found} is installed in sandbox ${sandbox.id}, ${version} is required`
+        : `Claude Code (${executable}) is not installed in sandbox ${sandbox.id}`,
       provider: sandbox.provider,
     });
   }
   const target = version ?? defaultClaudeCodeVersion;
-  const result = await sandbox.run(['npm', 'install', '-g', '--no-fund', '--no-audit', `@anthropic-ai/claude-code@${target}`], {
-    timeoutMs: options.installTimeoutMs ?? 600_000,
-    signal,
-  }).catch((error: unknown) => {
-    if (signal?.aborted) throw signal.reason;
-    throw new AgentSessionError({ reason: 'cli-install-failed', message: `Could not run npm in sandbox ${sandbox.id}: ${(error as Error).message}`, cause: error, provider: sandbox.provider });
-  });
+  const result = await sandbox
+    .run(['npm', 'install', '-g', '--no-fund', '--no-audit', `@anthropic-ai/claude-code@${target}`], {
+      timeoutMs: options.installTimeoutMs ?? 600_000,
+      signal,
+    })
+    .catch((error: unknown) => {
+      if (signal?.aborted) throw signal.reason;
+      throw new AgentSessionError({
+        reason: 'cli-install-failed',
+        message: `Could not run npm in sandbox ${sandbox.id}: ${(error as Error).message}`,
+        cause: error,
+        provider: sandbox.provider,
+      });
+    });
   if (result.exitCode !== 0) {
     throw new AgentSessionError({
       reason: 'cli-install-failed',
@@ -76,7 +88,11 @@ export async function ensureClaudeCode(sandbox: Sandbox, options: EnsureClaudeCo
   }
   const installed = await installedVersion(sandbox, 'claude', signal);
   if (installed !== target) {
-    throw new AgentSessionError({ reason: 'cli-install-failed', message: `After npm install, claude --version reports ${installed ?? 'nothing'}, expected ${target}`, provider: sandbox.provider });
+    throw new AgentSessionError({
+      reason: 'cli-install-failed',
+      message: `After npm install, claude --version reports ${installed ?? 'nothing'}, expected ${target}`,
+      provider: sandbox.provider,
+    });
   }
   return { executable: 'claude', version: installed, installed: true };
 }
@@ -132,7 +148,9 @@ export function claudeCodeHostMount(options: ClaudeCodeHostMountOptions = {}): {
 
 function findHostClaudeBinary(): string | undefined {
   const require = createRequire(join(process.cwd(), 'noop.js'));
-  const musl = process.platform === 'linux' && !(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
+  const musl =
+    process.platform === 'linux' &&
+    !(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
   const platform = `${process.platform}-${process.arch}${musl ? '-musl' : ''}`;
   const candidates = [`@anthropic-ai/claude-code-${platform}/package.json`, `@anthropic-ai/claude-agent-sdk-${platform}/package.json`];
   for (const candidate of candidates) {

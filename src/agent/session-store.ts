@@ -138,7 +138,10 @@ export class MemorySessionStore implements SessionStore {
   async save(snapshot: SessionSnapshot, options: SignalOptions = {}): Promise<void> {
     checkSessionId(snapshot.metadata.sessionId);
     options.signal?.throwIfAborted();
-    this.sessions.set(snapshot.metadata.sessionId, { metadata: { ...snapshot.metadata }, files: snapshot.files.map((file) => ({ path: file.path, data: file.data.slice() })) });
+    this.sessions.set(snapshot.metadata.sessionId, {
+      metadata: { ...snapshot.metadata },
+      files: snapshot.files.map((file) => ({ path: file.path, data: file.data.slice() })),
+    });
   }
 
   async load(sessionId: string, options: SignalOptions = {}): Promise<SessionSnapshot | undefined> {

@@ -83,7 +83,7 @@ export class SandboxNotFoundError extends SandboxError {
    * was by name. Not `name`: on an `Error` that is the class name.
    */
   readonly sandboxName: string | undefined;
-  constructor(options: SandboxErrorOptions & { sandboxId?: string; /** The name looked up by `fromName`. */ name?: string }) {
+  constructor(options: SandboxErrorOptions & { sandboxId?: string /** The name looked up by `fromName`. */; name?: string }) {
     super('sandbox_not_found', options);
     this.name = 'SandboxNotFoundError';
     this.sandboxId = options.sandboxId;

@@ -28,7 +28,12 @@ export interface ProviderCallOptions {
 }
 
 /** Runs one provider call. See the module doc. */
-export async function providerCall<T>(context: ProviderCallContext, operation: string, call: () => Promise<T>, options: ProviderCallOptions = {}): Promise<T> {
+export async function providerCall<T>(
+  context: ProviderCallContext,
+  operation: string,
+  call: () => Promise<T>,
+  options: ProviderCallOptions = {},
+): Promise<T> {
   const { signal } = options;
   signal?.throwIfAborted();
   context.lifecycle?.assertRunning();
@@ -45,7 +50,13 @@ export async function providerCall<T>(context: ProviderCallContext, operation: s
     if (!options.idempotent || !SandboxError.isInstance(error) || !error.retryable || signal?.aborted) throw error;
     context.events?.emit('retry', { provider: context.provider, operation, attempt: 1, error });
     return backOff(200, signal).then(() =>
-      retryIdempotent(operation, once, { provider: context.provider, events: context.events, signal, retries: Math.max(0, (options.retries ?? 3) - 1), firstAttempt: 2 }),
+      retryIdempotent(operation, once, {
+        provider: context.provider,
+        events: context.events,
+        signal,
+        retries: Math.max(0, (options.retries ?? 3) - 1),
+        firstAttempt: 2,
+      }),
     );
   });
   return raceWithSignal(attempt, { signal, operation, provider: context.provider });

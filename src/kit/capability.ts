@@ -8,10 +8,7 @@ type OptionalSandboxMethod = 'snapshot' | 'extendTimeout';
  * `SandboxCapabilityUnsupportedError`. The one way the core calls optional operations, so an
  * unsupported operation is always an error and never a silent no-op.
  */
-export function requireCapability<Name extends OptionalSandboxMethod>(
-  sandbox: Sandbox,
-  name: Name,
-): NonNullable<Sandbox[Name]> {
+export function requireCapability<Name extends OptionalSandboxMethod>(sandbox: Sandbox, name: Name): NonNullable<Sandbox[Name]> {
   const method = sandbox[name];
   if (typeof method !== 'function') {
     throw new SandboxCapabilityUnsupportedError({

@@ -38,11 +38,21 @@ function describe(context: ErrorContext, what: string): string {
 export function fromHttpStatus(status: number, context: ErrorContext): SandboxError {
   const { provider, cause, sandboxId, path } = context;
   if (status === 401 || status === 403) {
-    return new SandboxAuthenticationError({ message: describe(context, `The ${provider} API refused the credentials (HTTP ${status})`), provider, cause });
+    return new SandboxAuthenticationError({
+      message: describe(context, `The ${provider} API refused the credentials (HTTP ${status})`),
+      provider,
+      cause,
+    });
   }
   if (status === 404 || status === 410) {
-    if (path !== undefined) return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path, provider, cause });
-    return new SandboxNotFoundError({ message: describe(context, `Sandbox ${sandboxId ?? ''} not found (HTTP ${status})`), sandboxId, provider, cause });
+    if (path !== undefined)
+      return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path, provider, cause });
+    return new SandboxNotFoundError({
+      message: describe(context, `Sandbox ${sandboxId ?? ''} not found (HTTP ${status})`),
+      sandboxId,
+      provider,
+      cause,
+    });
   }
   if (status === 409) return new SandboxAlreadyExistsError({ message: describe(context, `Conflict (HTTP 409)`), provider, cause });
   if (status === 400 || status === 413 || status === 422) {
@@ -54,7 +64,13 @@ export function fromHttpStatus(status: number, context: ErrorContext): SandboxEr
     });
   }
   const retryable = status === 408 || status === 425 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
-  return new SandboxProviderError({ message: describe(context, `The ${provider} API failed (HTTP ${status})`), provider, statusCode: status, retryable, cause });
+  return new SandboxProviderError({
+    message: describe(context, `The ${provider} API failed (HTTP ${status})`),
+    provider,
+    statusCode: status,
+    retryable,
+    cause,
+  });
 }
 
 /** gRPC status codes by name. */
@@ -78,7 +94,14 @@ export const grpcStatus = {
   unauthenticated: 16,
 } as const;
 
-const retryableGrpc = new Set<number>([grpcStatus.cancelled, grpcStatus.unknown, grpcStatus.resourceExhausted, grpcStatus.aborted, grpcStatus.internal, grpcStatus.unavailable]);
+const retryableGrpc = new Set<number>([
+  grpcStatus.cancelled,
+  grpcStatus.unknown,
+  grpcStatus.resourceExhausted,
+  grpcStatus.aborted,
+  grpcStatus.internal,
+  grpcStatus.unavailable,
+]);
 
 /** Maps a gRPC status code. */
 export function fromGrpcStatus(code: number, context: ErrorContext): SandboxError {
@@ -88,22 +111,46 @@ export function fromGrpcStatus(code: number, context: ErrorContext): SandboxErro
     case grpcStatus.permissionDenied:
       return new SandboxAuthenticationError({ message: describe(context, `The ${provider} API refused the credentials`), provider, cause });
     case grpcStatus.notFound:
-      if (path !== undefined) return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path, provider, cause });
+      if (path !== undefined)
+        return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path, provider, cause });
       return new SandboxNotFoundError({ message: describe(context, `Sandbox ${sandboxId ?? ''} not found`), sandboxId, provider, cause });
     case grpcStatus.alreadyExists:
       return new SandboxAlreadyExistsError({ message: describe(context, 'Already exists'), provider, cause });
     case grpcStatus.invalidArgument:
     case grpcStatus.outOfRange:
-      return new SandboxInvalidArgumentError({ message: describe(context, `The ${provider} API refused the request`), argument: context.argument ?? context.operation, provider, cause });
+      return new SandboxInvalidArgumentError({
+        message: describe(context, `The ${provider} API refused the request`),
+        argument: context.argument ?? context.operation,
+        provider,
+        cause,
+      });
     default:
-      return new SandboxProviderError({ message: describe(context, `The ${provider} API failed (gRPC status ${code})`), provider, statusCode: code, retryable: retryableGrpc.has(code), cause });
+      return new SandboxProviderError({
+        message: describe(context, `The ${provider} API failed (gRPC status ${code})`),
+        provider,
+        statusCode: code,
+        retryable: retryableGrpc.has(code),
+        cause,
+      });
   }
 }
 
 /** Error codes of a connection that failed or dropped: worth retrying an idempotent call. */
 const transientCodes = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN',
-  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
 ]);
 
 /** The errno-style code of an error or of its causes (fetch wraps the socket error in `cause`). */

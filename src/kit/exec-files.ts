@@ -79,7 +79,8 @@ export class ExecFiles implements SandboxFiles {
           if (!next.done) return controller.enqueue(next.value);
           const { exitCode } = await process.wait();
           void stderr.cancel();
-          if (exitCode !== 0) controller.error(new SandboxProviderError({ message: `Reading ${target} failed (exit ${exitCode})`, provider }));
+          if (exitCode !== 0)
+            controller.error(new SandboxProviderError({ message: `Reading ${target} failed (exit ${exitCode})`, provider }));
           else controller.close();
         },
         async cancel() {
@@ -131,11 +132,18 @@ export class ExecFiles implements SandboxFiles {
     const { exitCode } = await process.wait();
     await drain;
     if (exitCode === fileExit.isDirectory) {
-      throw new SandboxInvalidArgumentError({ message: `Cannot write ${target}: it is a directory`, argument: 'path', provider: this.provider });
+      throw new SandboxInvalidArgumentError({
+        message: `Cannot write ${target}: it is a directory`,
+        argument: 'path',
+        provider: this.provider,
+      });
     }
     if (exitCode !== 0) {
       const { chunks, total } = await stderrText;
-      throw new SandboxProviderError({ message: `Writing ${target} failed: ${decode(concatBytes(chunks, total))}`, provider: this.provider });
+      throw new SandboxProviderError({
+        message: `Writing ${target} failed: ${decode(concatBytes(chunks, total))}`,
+        provider: this.provider,
+      });
     }
   }
 
@@ -191,10 +199,18 @@ export class ExecFiles implements SandboxFiles {
       throw new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path, provider: this.provider });
     }
     if (exitCode === fileExit.isDirectory) {
-      throw new SandboxInvalidArgumentError({ message: `Cannot ${operation} ${path}: it is a directory`, argument: 'path', provider: this.provider });
+      throw new SandboxInvalidArgumentError({
+        message: `Cannot ${operation} ${path}: it is a directory`,
+        argument: 'path',
+        provider: this.provider,
+      });
     }
     if (exitCode === fileExit.notDirectory) {
-      throw new SandboxInvalidArgumentError({ message: `Cannot ${operation} ${path}: not a directory`, argument: 'path', provider: this.provider });
+      throw new SandboxInvalidArgumentError({
+        message: `Cannot ${operation} ${path}: not a directory`,
+        argument: 'path',
+        provider: this.provider,
+      });
     }
     throw new SandboxProviderError({ message: `${operation} ${path} failed (exit ${exitCode}): ${stderr}`, provider: this.provider });
   }
@@ -207,7 +223,14 @@ export function parseEntries(output: Uint8Array): FileInfo[] {
   const fields = decode(output).split('\0');
   const entries: FileInfo[] = [];
   for (let index = 0; index + 6 <= fields.length; index += 6) {
-    const [type, size, mode, modified, linkTarget, path] = fields.slice(index, index + 6) as [string, string, string, string, string, string];
+    const [type, size, mode, modified, linkTarget, path] = fields.slice(index, index + 6) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     entries.push({
       name: path.slice(path.lastIndexOf('/') + 1) || '/',
       path,

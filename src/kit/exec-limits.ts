@@ -27,7 +27,11 @@ export function watchExecLimits(options: {
   const timer =
     timeoutMs === undefined
       ? undefined
-      : setTimeout(() => stop(new SandboxTimeoutError({ message: `Command timed out after ${timeoutMs} ms`, timeoutMs, operation: 'exec', provider })), timeoutMs);
+      : setTimeout(
+          () =>
+            stop(new SandboxTimeoutError({ message: `Command timed out after ${timeoutMs} ms`, timeoutMs, operation: 'exec', provider })),
+          timeoutMs,
+        );
   signal?.addEventListener('abort', onAbort, { once: true });
   return () => {
     if (timer) clearTimeout(timer);

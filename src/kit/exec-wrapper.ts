@@ -47,7 +47,17 @@ export function wrapArgv(
   argv: readonly string[],
   options: { cwd?: string | undefined; reportFd?: number; stdinNull?: boolean } = {},
 ): string[] {
-  return ['/bin/sh', '-c', execWrapperScript, 'sandport-exec', execId, options.cwd ?? '', String(options.reportFd ?? 1), options.stdinNull ? 'null' : '', ...argv];
+  return [
+    '/bin/sh',
+    '-c',
+    execWrapperScript,
+    'sandport-exec',
+    execId,
+    options.cwd ?? '',
+    String(options.reportFd ?? 1),
+    options.stdinNull ? 'null' : '',
+    ...argv,
+  ];
 }
 
 /** Parses one report line (without the newline). */
@@ -64,7 +74,9 @@ export function parseStartReport(line: Uint8Array): StartReport {
  * byte for byte. `none` means the stream ended (or began with something else) before a report:
  * the wrapper never ran, so the sandbox is gone or has no `/bin/sh`.
  */
-export async function readStartMarker(stdout: ReadableStream<Uint8Array>): Promise<{ report: StartReport; stdout: ReadableStream<Uint8Array> }> {
+export async function readStartMarker(
+  stdout: ReadableStream<Uint8Array>,
+): Promise<{ report: StartReport; stdout: ReadableStream<Uint8Array> }> {
   const reader = stdout.getReader();
   let head: Uint8Array = new Uint8Array(0);
   for (;;) {

@@ -78,7 +78,13 @@ export function defineFiles(options: DefineFilesOptions): SandboxFiles {
     return (exec[name as keyof ExecFiles] as (...args: unknown[]) => unknown).bind(exec) as NonNullable<NativeFiles[K]>;
   };
   /** Runs one call with the shared checks around it. */
-  const call = async <T>(operation: string, path: unknown, rawOptions: unknown, keys: readonly string[], body: (path: string, options: SignalOptions & Record<string, unknown>) => Promise<T>): Promise<T> => {
+  const call = async <T>(
+    operation: string,
+    path: unknown,
+    rawOptions: unknown,
+    keys: readonly string[],
+    body: (path: string, options: SignalOptions & Record<string, unknown>) => Promise<T>,
+  ): Promise<T> => {
     const checked = checkOptions<SignalOptions & Record<string, unknown>>(rawOptions, keys, provider);
     const target = checkSandboxPath(path, undefined, provider);
     checked.signal?.throwIfAborted();
@@ -96,7 +102,10 @@ export function defineFiles(options: DefineFilesOptions): SandboxFiles {
     }
   };
   const files: SandboxFiles = {
-    read: (path, opts) => call('read', path, opts, allowedKeys.plain, (p, o) => (native.read ? impl('read')(p, o) : impl('readStream')(p, o).then((stream) => readBytes(stream)))),
+    read: (path, opts) =>
+      call('read', path, opts, allowedKeys.plain, (p, o) =>
+        native.read ? impl('read')(p, o) : impl('readStream')(p, o).then((stream) => readBytes(stream)),
+      ),
     readText: (path, opts) => files.read(path, opts).then((bytes) => new TextDecoder().decode(bytes)),
     readStream: (path, opts) => call('readStream', path, opts, allowedKeys.plain, (p, o) => impl('readStream')(p, o)),
     write: async (path, data, opts) => {
@@ -105,7 +114,9 @@ export function defineFiles(options: DefineFilesOptions): SandboxFiles {
       return call('write', path, opts, allowedKeys.write, (p, o) => impl('write')(p, normalised, o));
     },
     list: (path, opts) =>
-      call('list', path, opts, allowedKeys.plain, async (p, o) => (await impl('list')(p, o)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))),
+      call('list', path, opts, allowedKeys.plain, async (p, o) =>
+        (await impl('list')(p, o)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      ),
     stat: (path, opts) => call('stat', path, opts, allowedKeys.plain, (p, o) => impl('stat')(p, o)),
     exists: (path, opts) => call('exists', path, opts, allowedKeys.plain, (p, o) => impl('exists')(p, o)),
     mkdir: (path, opts) => call('mkdir', path, opts, allowedKeys.plain, (p, o) => impl('mkdir')(p, o)),

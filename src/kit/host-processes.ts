@@ -24,7 +24,11 @@ export async function processesMarkedWith(execId: string): Promise<number[]> {
  * Signals every marked process, sweeping until none is left or `rounds` sweeps ran (a tree that
  * forks while being killed needs several). Returns how many signals were delivered.
  */
-export async function signalMarkedProcesses(execId: string, signal: NodeJS.Signals, options: { rounds?: number; pauseMs?: number } = {}): Promise<number> {
+export async function signalMarkedProcesses(
+  execId: string,
+  signal: NodeJS.Signals,
+  options: { rounds?: number; pauseMs?: number } = {},
+): Promise<number> {
   const rounds = options.rounds ?? (signal === 'SIGKILL' ? 20 : 1);
   let delivered = 0;
   for (let round = 0; round < rounds; round++) {

@@ -17,12 +17,31 @@ export * from '../streams/index.js';
 export { runViaExec } from './run.js';
 export { requireCapability } from './capability.js';
 export { retryIdempotent } from './retry.js';
-export { parseOptions, checkStringArgument, checkSandboxPath, checkSignal, parseTags, killSignals, maxSandboxPathBytes, type KillSignal } from './validate.js';
+export {
+  parseOptions,
+  checkStringArgument,
+  checkSandboxPath,
+  checkSignal,
+  parseTags,
+  killSignals,
+  maxSandboxPathBytes,
+  type KillSignal,
+} from './validate.js';
 export { raceWithSignal } from './signals.js';
 export { ExecFiles, checkFileMode, fileScripts, fileExit, parseEntries, type ExecCapable } from './exec-files.js';
 export { signalFromExitCode, watchExecLimits } from './exec-limits.js';
 export { loadOptionalPeer, type OptionalPeerOptions } from './optional-peer.js';
-export { toArgv, parseExecCall, parseRunCall, portRequests, portNumbers, volumeMounts, refuseUnsupported, type PortRequest, type VolumeMount } from './options.js';
+export {
+  toArgv,
+  parseExecCall,
+  parseRunCall,
+  portRequests,
+  portNumbers,
+  volumeMounts,
+  refuseUnsupported,
+  type PortRequest,
+  type VolumeMount,
+} from './options.js';
 export { wholeSeconds, wholeMinutes, wholeGiB, warningsOf, type Converted } from './units.js';
 export { setLongTimeout, maxTimerDelayMs, type LongTimer } from './timers.js';
 export { SandboxLifecycle, announceCreated, type SandboxEnded, type LifecycleMember, type SandboxLifecycleOptions } from './lifecycle.js';

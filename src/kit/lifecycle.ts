@@ -83,7 +83,10 @@ export class SandboxLifecycle {
   armLifetime(timeoutMs: number): void {
     this.lifetimeTimer?.clear();
     this.deadline = Date.now() + timeoutMs;
-    this.lifetimeTimer = setLongTimeout(() => void this.end({ state: 'terminated', reason: 'lifetime-timeout' }).catch(() => undefined), timeoutMs);
+    this.lifetimeTimer = setLongTimeout(
+      () => void this.end({ state: 'terminated', reason: 'lifetime-timeout' }).catch(() => undefined),
+      timeoutMs,
+    );
   }
 
   /** Activity: restarts the idle clock. Running commands hold it off until they end. */
@@ -146,7 +149,12 @@ export class SandboxLifecycle {
       waiter = resolve;
       this.waiters.add(resolve);
     });
-    return raceWithSignal(ended, { signal: options.signal, operation: 'wait', provider: this.options.provider, onAbort: () => this.waiters.delete(waiter) });
+    return raceWithSignal(ended, {
+      signal: options.signal,
+      operation: 'wait',
+      provider: this.options.provider,
+      onAbort: () => this.waiters.delete(waiter),
+    });
   }
 
   /** The current status. Never throws for an ended sandbox. */

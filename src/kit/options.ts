@@ -5,13 +5,7 @@
  */
 import { SandboxCapabilityUnsupportedError, SandboxInvalidArgumentError } from '../errors/index.js';
 import type { SandboxWarning } from '../spec/events.js';
-import {
-  commandSchema,
-  execOptionsSchema,
-  runOptionsSchema,
-  type Command,
-  type ParsedCreateSandboxOptions,
-} from '../spec/options.js';
+import { commandSchema, execOptionsSchema, runOptionsSchema, type Command, type ParsedCreateSandboxOptions } from '../spec/options.js';
 import type { SandboxCapabilities } from '../spec/sandbox-capabilities.js';
 import { parseOptions } from './validate.js';
 
@@ -27,7 +21,11 @@ export function toArgv(command: Command): string[] {
  * Validates an `exec` call. Throws `SandboxInvalidArgumentError` naming the field, or the
  * signal's reason when it is already aborted, before any I/O.
  */
-export function parseExecCall(provider: string, command: unknown, options: unknown): { argv: string[]; command: Command; options: ParsedExecOptions } {
+export function parseExecCall(
+  provider: string,
+  command: unknown,
+  options: unknown,
+): { argv: string[]; command: Command; options: ParsedExecOptions } {
   const parsed = parseOptions(execOptionsSchema, options, { provider, what: 'exec options' });
   const checked = parseOptions(commandSchema, command, { provider, what: 'command' }) as Command;
   parsed.signal?.throwIfAborted();
@@ -77,7 +75,9 @@ export interface VolumeMount {
 export function volumeMounts(volumes: ParsedCreateSandboxOptions['volumes']): VolumeMount[] {
   return Object.entries(volumes ?? {})
     .map(([target, volume]) =>
-      typeof volume === 'string' ? { target, source: volume, readOnly: false } : { target, source: volume.source, readOnly: volume.readOnly === true },
+      typeof volume === 'string'
+        ? { target, source: volume, readOnly: false }
+        : { target, source: volume.source, readOnly: volume.readOnly === true },
     )
     .sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
 }
@@ -93,7 +93,11 @@ function unsupported(provider: string, capability: string, message: string): San
  * `SandboxInvalidArgumentError`; settings honoured approximately (a plain tunnel for an encrypted
  * ask) come back as warnings.
  */
-export function refuseUnsupported(options: ParsedCreateSandboxOptions, capabilities: SandboxCapabilities, provider: string): SandboxWarning[] {
+export function refuseUnsupported(
+  options: ParsedCreateSandboxOptions,
+  capabilities: SandboxCapabilities,
+  provider: string,
+): SandboxWarning[] {
   if (options.gpu !== undefined && !capabilities.gpu) throw unsupported(provider, 'gpu', 'has no GPU support; remove gpu');
   const network = options.network;
   if (network === 'block' && !capabilities.network.block) {
@@ -111,15 +115,18 @@ export function refuseUnsupported(options: ParsedCreateSandboxOptions, capabilit
     }
   }
   if (options.cpu !== undefined && !capabilities.limits.cpu) throw unsupported(provider, 'limits.cpu', 'cannot limit cpu; remove cpu');
-  if (options.memoryMiB !== undefined && !capabilities.limits.memory) throw unsupported(provider, 'limits.memory', 'cannot limit memory; remove memoryMiB');
-  if (options.pidsLimit !== undefined && !capabilities.limits.pids) throw unsupported(provider, 'limits.pids', 'has no process-count limit; remove pidsLimit');
+  if (options.memoryMiB !== undefined && !capabilities.limits.memory)
+    throw unsupported(provider, 'limits.memory', 'cannot limit memory; remove memoryMiB');
+  if (options.pidsLimit !== undefined && !capabilities.limits.pids)
+    throw unsupported(provider, 'limits.pids', 'has no process-count limit; remove pidsLimit');
   if (options.volumes !== undefined && Object.keys(options.volumes).length > 0 && capabilities.volumes === false) {
     throw unsupported(provider, 'volumes', 'cannot mount volumes; remove volumes');
   }
   const ports = portRequests(options.ports, provider);
   if (ports.length > 0 && !capabilities.tunnels) throw unsupported(provider, 'tunnels', 'has no tunnels; remove ports');
   if (options.timeoutMs !== undefined) {
-    if (!capabilities.timeouts.lifetime) throw unsupported(provider, 'timeouts.lifetime', 'cannot end a sandbox after a lifetime; remove timeoutMs');
+    if (!capabilities.timeouts.lifetime)
+      throw unsupported(provider, 'timeouts.lifetime', 'cannot end a sandbox after a lifetime; remove timeoutMs');
     if (options.timeoutMs > capabilities.timeouts.maxLifetimeMs) {
       throw new SandboxInvalidArgumentError({
         message: `timeoutMs is at most ${describeDuration(capabilities.timeouts.maxLifetimeMs)} on the ${provider} provider`,
@@ -139,11 +146,16 @@ export function refuseUnsupported(options: ParsedCreateSandboxOptions, capabilit
     }
   }
   const image = options.image;
-  if (typeof image === 'string' && !capabilities.images.reference) throw unsupported(provider, 'images.reference', 'takes no image reference');
+  if (typeof image === 'string' && !capabilities.images.reference)
+    throw unsupported(provider, 'images.reference', 'takes no image reference');
   if (typeof image === 'object' && 'type' in image) {
     if (!capabilities.images.snapshot) throw unsupported(provider, 'images.snapshot', 'cannot start from a snapshot');
     if (image.provider !== provider) {
-      throw new SandboxInvalidArgumentError({ message: `A ${image.provider} snapshot cannot start a ${provider} sandbox`, argument: 'image', provider });
+      throw new SandboxInvalidArgumentError({
+        message: `A ${image.provider} snapshot cannot start a ${provider} sandbox`,
+        argument: 'image',
+        provider,
+      });
     }
   } else if (typeof image === 'object' && !capabilities.images.build) {
     throw unsupported(provider, 'images.build', 'does not build images from { base, commands }');
@@ -152,7 +164,11 @@ export function refuseUnsupported(options: ParsedCreateSandboxOptions, capabilit
   if (!capabilities.tunnelsTls) {
     for (const request of ports) {
       if (request.encrypted) {
-        warnings.push({ type: 'unsupported-setting', setting: 'ports.encrypted', details: `${provider} tunnels are plain (no TLS); port ${request.port} is unencrypted` });
+        warnings.push({
+          type: 'unsupported-setting',
+          setting: 'ports.encrypted',
+          details: `${provider} tunnels are plain (no TLS); port ${request.port} is unencrypted`,
+        });
       }
     }
   }
@@ -161,7 +177,12 @@ export function refuseUnsupported(options: ParsedCreateSandboxOptions, capabilit
 
 /** `86_400_000` as "86400000 ms (24 hours)", for messages. */
 export function describeDuration(milliseconds: number): string {
-  const units: Array<[number, string]> = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute'], [1000, 'second']];
+  const units: Array<[number, string]> = [
+    [86_400_000, 'day'],
+    [3_600_000, 'hour'],
+    [60_000, 'minute'],
+    [1000, 'second'],
+  ];
   for (const [size, name] of units) {
     if (milliseconds >= size && milliseconds % size === 0) {
       const count = milliseconds / size;

@@ -47,7 +47,11 @@ export const maxSandboxPathBytes = 4096;
 export function checkSandboxPath(value: unknown, _base?: string, provider?: string): string {
   const path = checkStringArgument(value, 'path', provider);
   if (!path.startsWith('/')) {
-    throw new SandboxInvalidArgumentError({ message: `path must be absolute (start with "/"): ${JSON.stringify(path.slice(0, 200))}`, argument: 'path', provider });
+    throw new SandboxInvalidArgumentError({
+      message: `path must be absolute (start with "/"): ${JSON.stringify(path.slice(0, 200))}`,
+      argument: 'path',
+      provider,
+    });
   }
   if (Buffer.byteLength(path) > maxSandboxPathBytes) {
     throw new SandboxInvalidArgumentError({ message: `path is longer than ${maxSandboxPathBytes} bytes`, argument: 'path', provider });

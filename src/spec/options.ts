@@ -34,8 +34,7 @@ type Canonical<T> = T extends readonly (infer Item)[]
       : T;
 
 /** Whether two types are identical once canonical: same keys, same optionality, same value types. */
-type SameType<A, B> =
-  (<T>() => T extends Canonical<A> ? 1 : 2) extends <T>() => T extends Canonical<B> ? 1 : 2 ? true : false;
+type SameType<A, B> = (<T>() => T extends Canonical<A> ? 1 : 2) extends <T>() => T extends Canonical<B> ? 1 : 2 ? true : false;
 
 /** `unknown` when the schema's inferred types equal the declared pair, an impossible object otherwise. */
 export type SchemaAgreement<Schema extends z.ZodType, Output, Input> =
@@ -95,9 +94,34 @@ export const maxPidsLimit = 4_194_304;
  * `NodeJS.Signals` name too, so a `SandboxSignal` can be handed to Node's `process.kill`.
  */
 export const sandboxSignals = [
-  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1',
-  'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGCHLD', 'SIGCONT', 'SIGSTOP', 'SIGTSTP',
-  'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGXCPU', 'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO',
+  'SIGHUP',
+  'SIGINT',
+  'SIGQUIT',
+  'SIGILL',
+  'SIGTRAP',
+  'SIGABRT',
+  'SIGBUS',
+  'SIGFPE',
+  'SIGKILL',
+  'SIGUSR1',
+  'SIGSEGV',
+  'SIGUSR2',
+  'SIGPIPE',
+  'SIGALRM',
+  'SIGTERM',
+  'SIGCHLD',
+  'SIGCONT',
+  'SIGSTOP',
+  'SIGTSTP',
+  'SIGTTIN',
+  'SIGTTOU',
+  'SIGURG',
+  'SIGXCPU',
+  'SIGXFSZ',
+  'SIGVTALRM',
+  'SIGPROF',
+  'SIGWINCH',
+  'SIGIO',
   'SIGSYS',
 ] as const;
 
@@ -117,8 +141,7 @@ export function isSandboxSignal(value: unknown): value is SandboxSignal {
   return typeof value === 'string' && (sandboxSignals as readonly string[]).includes(value);
 }
 
-const noNul = (what: string) =>
-  z.string().refine((value) => !value.includes('\0'), { message: `${what} must not contain NUL bytes` });
+const noNul = (what: string) => z.string().refine((value) => !value.includes('\0'), { message: `${what} must not contain NUL bytes` });
 
 /** An absolute POSIX path inside the sandbox, without NUL bytes. */
 export const sandboxPathSchema = noNul('a path').refine((value) => value.startsWith('/'), {
@@ -509,8 +532,7 @@ export interface CreateSandboxOptions {
 }
 
 /** `CreateSandboxOptions` after parsing, as adapters receive them: defaults of the parts filled in. */
-export interface ParsedCreateSandboxOptions
-  extends Omit<CreateSandboxOptions, 'image' | 'network' | 'ports' | 'volumes'> {
+export interface ParsedCreateSandboxOptions extends Omit<CreateSandboxOptions, 'image' | 'network' | 'ports' | 'volumes'> {
   image?: ParsedSandboxImage;
   network?: ParsedNetworkPolicy;
   ports?: PortSpec[];

@@ -258,7 +258,10 @@ export function fromCallbacks(options: {
  * not hold memory bounded). Errors of the Node stream reach the writer through `mapError`, which
  * turns them into the adapter's typed errors (a closed pipe after the command exited, say).
  */
-export function toWebWritable(writable: import('node:stream').Writable, options: { mapError?: (error: unknown) => unknown } = {}): WritableStream<Uint8Array> {
+export function toWebWritable(
+  writable: import('node:stream').Writable,
+  options: { mapError?: (error: unknown) => unknown } = {},
+): WritableStream<Uint8Array> {
   const mapError = options.mapError ?? ((error: unknown) => error);
   let failure: unknown;
   writable.on('error', (error) => {

@@ -98,7 +98,8 @@ export function capabilityTests(context: SuiteContext): void {
     {
       flag: 'images.snapshot',
       call: 'create({ image: snapshotRef })',
-      attempt: () => refused({ image: { type: 'snapshot', provider: context.provider.id, id: `suite-missing-${context.runId}` } }, 'images.snapshot'),
+      attempt: () =>
+        refused({ image: { type: 'snapshot', provider: context.provider.id, id: `suite-missing-${context.runId}` } }, 'images.snapshot'),
     },
     {
       flag: 'tunnels',
@@ -117,12 +118,15 @@ export function capabilityTests(context: SuiteContext): void {
       flag: 'exec.stdin',
       call: 'a write to stdin',
       attempt: (sandbox) =>
-        withProcess(sandbox, (process) => context.expectUnsupported(process.stdin.getWriter().write(new TextEncoder().encode('x\n')), 'exec.stdin')),
+        withProcess(sandbox, (process) =>
+          context.expectUnsupported(process.stdin.getWriter().write(new TextEncoder().encode('x\n')), 'exec.stdin'),
+        ),
     },
     {
       flag: 'exec.stdinEof',
       call: 'stdin.close()',
-      attempt: (sandbox) => withProcess(sandbox, (process) => context.expectUnsupported(process.stdin.getWriter().close(), 'exec.stdinEof')),
+      attempt: (sandbox) =>
+        withProcess(sandbox, (process) => context.expectUnsupported(process.stdin.getWriter().close(), 'exec.stdinEof')),
     },
     {
       flag: 'exec.kill',
@@ -146,7 +150,8 @@ export function capabilityTests(context: SuiteContext): void {
         const value = flagValue(actual, flag);
         if (flag === 'isolation') expect(['namespaces', 'container', 'gvisor', 'microvm']).toContain(value);
         else if (flag === 'volumes') expect(['host-path', 'named', 'host-path-or-named', false]).toContain(value);
-        else if (flag === 'timeouts.maxLifetimeMs') expect(Number.isInteger(value) && (value as number) > 0, `${flag}: ${String(value)}`).toBe(true);
+        else if (flag === 'timeouts.maxLifetimeMs')
+          expect(Number.isInteger(value) && (value as number) > 0, `${flag}: ${String(value)}`).toBe(true);
         else expect(typeof value, flag).toBe('boolean');
       }
     });
@@ -195,7 +200,10 @@ export function capabilityTests(context: SuiteContext): void {
       'capabilities.max-lifetime',
       'create({ timeoutMs: maxLifetimeMs + 1 }) is SandboxInvalidArgumentError naming timeoutMs',
       async () => {
-        const error = await context.expectError(context.create({ timeoutMs: caps.timeouts.maxLifetimeMs + 1 }), SandboxInvalidArgumentError);
+        const error = await context.expectError(
+          context.create({ timeoutMs: caps.timeouts.maxLifetimeMs + 1 }),
+          SandboxInvalidArgumentError,
+        );
         expect(error.argument).toBe('timeoutMs');
       },
       caps.timeouts.lifetime ? undefined : 'provider has no lifetime timeout',
@@ -250,7 +258,10 @@ export function capabilityTests(context: SuiteContext): void {
             expect(tunnel!.url.startsWith('https:')).toBe(true);
           } else {
             expect(tunnel!.encrypted).toBe(false);
-            const found = await eventually(() => created.warnings.length > 0 || warned.some((event) => event.sandboxId === created.id), 5_000);
+            const found = await eventually(
+              () => created.warnings.length > 0 || warned.some((event) => event.sandboxId === created.id),
+              5_000,
+            );
             expect(found, `no warning for sandbox ${created.id} in sandbox.warnings or the warning event`).toBe(true);
           }
           await created.terminate();

@@ -117,7 +117,9 @@ export class SuiteContext {
     }
     const provider = options.createProvider();
     if (provider instanceof Promise) {
-      throw new Error('createProvider returned a promise: pass `capabilities` (for example the adapter\'s exported xCapabilities) so the suite can create the provider in beforeAll');
+      throw new Error(
+        "createProvider returned a promise: pass `capabilities` (for example the adapter's exported xCapabilities) so the suite can create the provider in beforeAll",
+      );
     }
     this.currentProvider = provider;
     this.capabilities = provider.capabilities;
@@ -125,7 +127,10 @@ export class SuiteContext {
 
   /** The provider under test; available from the suite's `beforeAll` on. */
   get provider(): SandboxProvider {
-    if (!this.currentProvider) throw new Error('the provider is created in beforeAll: read context.capabilities at registration, context.provider in hooks and tests');
+    if (!this.currentProvider)
+      throw new Error(
+        'the provider is created in beforeAll: read context.capabilities at registration, context.provider in hooks and tests',
+      );
     return this.currentProvider;
   }
 
@@ -163,7 +168,11 @@ export class SuiteContext {
   }
 
   async terminateAll(): Promise<void> {
-    await Promise.all([...this.sandboxes].map((sandbox) => sandbox.terminate().catch((error: unknown) => console.warn(`cleanup of ${sandbox.id} failed:`, error))));
+    await Promise.all(
+      [...this.sandboxes].map((sandbox) =>
+        sandbox.terminate().catch((error: unknown) => console.warn(`cleanup of ${sandbox.id} failed:`, error)),
+      ),
+    );
     this.sandboxes.clear();
   }
 
@@ -193,7 +202,9 @@ export class SuiteContext {
       const test: ConformanceTest = {
         skip(why: string): never {
           if (typeof runner?.skip === 'function') runner.skip(why);
-          throw new Error(`cannot run here: ${why}. This runner has no runtime skip; list '${id}' in the suite's skip option to leave it out`);
+          throw new Error(
+            `cannot run here: ${why}. This runner has no runtime skip; list '${id}' in the suite's skip option to leave it out`,
+          );
         },
       };
       try {
@@ -221,7 +232,9 @@ export class SuiteContext {
     const { expect } = this.options;
     expect(error, `expected ${errorClass.name}, but the call succeeded`).toBeDefined();
     if (!errorClass.isInstance(error)) {
-      throw new Error(`expected ${errorClass.name}, got ${String((error as Error | undefined)?.name)}: ${String((error as Error | undefined)?.message)}`);
+      throw new Error(
+        `expected ${errorClass.name}, got ${String((error as Error | undefined)?.name)}: ${String((error as Error | undefined)?.message)}`,
+      );
     }
     expect(SandboxError.isInstance(error)).toBe(true);
     expect(typeof error.code).toBe('string');

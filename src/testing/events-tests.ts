@@ -58,7 +58,9 @@ export function eventsTests(context: SuiteContext): void {
           const sandbox = await context.create({ timeoutMs: 2_000 });
           expect((await sandbox.wait()).reason).toBe('lifetime-timeout');
           const terminated = () => events['sandbox-terminated'].filter((event) => event.sandboxId === sandbox.id);
-          expect(await eventually(() => terminated().length > 0, eventDelayMs), 'no sandbox-terminated after the lifetime ended').toBe(true);
+          expect(await eventually(() => terminated().length > 0, eventDelayMs), 'no sandbox-terminated after the lifetime ended').toBe(
+            true,
+          );
           // A terminate after the end is a no-op and must not report a second end.
           await sandbox.terminate();
           expect(terminated()).toHaveLength(1);

@@ -89,7 +89,11 @@ export function execTests(context: SuiteContext): void {
       expect((await sandbox().run(['pwd'], { cwd: '/tmp' })).stdout).toBe('/tmp\n');
     });
 
-    const stdinSkip = !caps.exec.stdin ? 'no stdin (exec.stdin false)' : !caps.exec.stdinEof ? 'closing stdin sends no EOF (exec.stdinEof false)' : undefined;
+    const stdinSkip = !caps.exec.stdin
+      ? 'no stdin (exec.stdin false)'
+      : !caps.exec.stdinEof
+        ? 'closing stdin sends no EOF (exec.stdinEof false)'
+        : undefined;
     context.test(
       'exec.stdin-eof',
       'stdin reaches the command, and closing it sends EOF',
@@ -145,27 +149,31 @@ export function execTests(context: SuiteContext): void {
     );
 
     const largeMiB = Math.max(minimumLargeOutputMiB, context.options.scale?.largeOutputMiB ?? 256);
-    context.test('exec.large-output-bounded-memory', `a large stdout read slowly keeps host memory growth under ${boundedMemoryLimitMiB} MiB`, async () => {
-      const process = await sandbox().exec(['head', '-c', String(largeMiB * 1024 * 1024), '/dev/zero']);
-      void process.stderr.cancel();
-      const baseline = residentBytes();
-      let peak = baseline;
-      let total = 0;
-      let sincePause = 0;
-      for await (const chunk of process.stdout) {
-        total += chunk.byteLength;
-        sincePause += chunk.byteLength;
-        if (sincePause >= 4 * 1024 * 1024) {
-          sincePause = 0;
-          peak = Math.max(peak, residentBytes());
-          await sleep(20); // slower than the producer: an unbounded buffer would show here
+    context.test(
+      'exec.large-output-bounded-memory',
+      `a large stdout read slowly keeps host memory growth under ${boundedMemoryLimitMiB} MiB`,
+      async () => {
+        const process = await sandbox().exec(['head', '-c', String(largeMiB * 1024 * 1024), '/dev/zero']);
+        void process.stderr.cancel();
+        const baseline = residentBytes();
+        let peak = baseline;
+        let total = 0;
+        let sincePause = 0;
+        for await (const chunk of process.stdout) {
+          total += chunk.byteLength;
+          sincePause += chunk.byteLength;
+          if (sincePause >= 4 * 1024 * 1024) {
+            sincePause = 0;
+            peak = Math.max(peak, residentBytes());
+            await sleep(20); // slower than the producer: an unbounded buffer would show here
+          }
         }
-      }
-      expect(total).toBe(largeMiB * 1024 * 1024);
-      expect((await process.wait()).exitCode).toBe(0);
-      const growthMiB = (peak - baseline) / 1024 / 1024;
-      expect(growthMiB, `host RSS grew ${growthMiB.toFixed(1)} MiB while reading ${largeMiB} MiB`).toBeLessThan(boundedMemoryLimitMiB);
-    });
+        expect(total).toBe(largeMiB * 1024 * 1024);
+        expect((await process.wait()).exitCode).toBe(0);
+        const growthMiB = (peak - baseline) / 1024 / 1024;
+        expect(growthMiB, `host RSS grew ${growthMiB.toFixed(1)} MiB while reading ${largeMiB} MiB`).toBeLessThan(boundedMemoryLimitMiB);
+      },
+    );
 
     context.test(
       'exec.kill',

@@ -74,7 +74,10 @@ export const conformanceGroups: readonly ConformanceGroup[] = [
  * Registers the suite (or the `groups` given) in one `describe` block: the provider is created
  * in its `beforeAll` and every sandbox the suite made is terminated in its `afterAll`.
  */
-export function defineSandboxConformanceSuite(options: SandboxConformanceOptions, groups: readonly ConformanceGroup[] = conformanceGroups): void {
+export function defineSandboxConformanceSuite(
+  options: SandboxConformanceOptions,
+  groups: readonly ConformanceGroup[] = conformanceGroups,
+): void {
   const context = new SuiteContext(options);
   options.describe(`sandport conformance: ${options.name}`, () => {
     options.beforeAll(() => context.start(), 120_000);
@@ -89,7 +92,12 @@ export function defineSandboxConformanceSuite(options: SandboxConformanceOptions
       // Runs after registration, so every group's ids are known by then.
       context.test('suite.skip-keys', 'every skip key names a test of the suite', async () => {
         const unknown = Object.keys(skip).filter((key) => !context.registered.has(key));
-        options.expect(unknown, `unknown skip keys; test ids are: ${[...context.registered].filter((key) => /^[a-z-]+\.[\w.-]+$/.test(key)).join(', ')}`).toEqual([]);
+        options
+          .expect(
+            unknown,
+            `unknown skip keys; test ids are: ${[...context.registered].filter((key) => /^[a-z-]+\.[\w.-]+$/.test(key)).join(', ')}`,
+          )
+          .toEqual([]);
       });
     }
     for (const group of groups) group(context);

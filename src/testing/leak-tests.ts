@@ -77,7 +77,9 @@ export function leakTests(context: SuiteContext): void {
             }
           }),
         );
-        const failed = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [String((outcome.reason as Error)?.message ?? outcome.reason)] : []));
+        const failed = outcomes.flatMap((outcome) =>
+          outcome.status === 'rejected' ? [String((outcome.reason as Error)?.message ?? outcome.reason)] : [],
+        );
         expect(failed).toEqual([]);
         expect(await excessOver(baseline)).toEqual([]);
       },

@@ -29,12 +29,16 @@ export function lifecycleTests(context: SuiteContext): void {
       await context.expectError(context.provider.fromId(id), SandboxNotFoundError);
     });
 
-    context.test('lifecycle.exec-outlived', 'a command that is running when the sandbox ends rejects with SandboxNotFoundError', async () => {
-      const sandbox = await context.create();
-      const process = await sandbox.exec(['sleep', '600']);
-      await sandbox.terminate();
-      await context.expectError(process.wait(), SandboxNotFoundError);
-    });
+    context.test(
+      'lifecycle.exec-outlived',
+      'a command that is running when the sandbox ends rejects with SandboxNotFoundError',
+      async () => {
+        const sandbox = await context.create();
+        const process = await sandbox.exec(['sleep', '600']);
+        await sandbox.terminate();
+        await context.expectError(process.wait(), SandboxNotFoundError);
+      },
+    );
 
     context.test(
       'lifecycle.lifetime-timeout',
@@ -109,7 +113,10 @@ export function lifecycleTests(context: SuiteContext): void {
       }
       // An unknown key has no field of its own: the argument is the key or the whole options
       // object, and the message must name the key.
-      const unknown = await context.expectError(context.provider.create({ notAnOption: true } as Record<string, unknown>), SandboxInvalidArgumentError);
+      const unknown = await context.expectError(
+        context.provider.create({ notAnOption: true } as Record<string, unknown>),
+        SandboxInvalidArgumentError,
+      );
       expect(['notAnOption', 'create options']).toContain(unknown.argument);
       expect(unknown.message).toContain('notAnOption');
     });

@@ -27,14 +27,18 @@ export function networkTests(context: SuiteContext): void {
         expect(Object.keys(tunnels).sort()).toEqual(['8080', '8081']);
         expect(tunnels[8080]!.port).toBe(8080);
         await sandbox.run(serverCommand(runtime, 8080, 8081));
-        const reachable = await eventually(async () => {
-          try {
-            const response = await fetch(`${tunnels[8080]!.url}/ping`, { signal: AbortSignal.timeout(3_000) });
-            return response.ok && (await response.text()) === 'hello from /ping';
-          } catch {
-            return false;
-          }
-        }, 20_000, 200);
+        const reachable = await eventually(
+          async () => {
+            try {
+              const response = await fetch(`${tunnels[8080]!.url}/ping`, { signal: AbortSignal.timeout(3_000) });
+              return response.ok && (await response.text()) === 'hello from /ping';
+            } catch {
+              return false;
+            }
+          },
+          20_000,
+          200,
+        );
         expect(reachable).toBe(true);
         expect(await webSocketEcho(tunnels[8081]!.url, 'hi there')).toBe('echo:hi there');
         await sandbox.terminate();
@@ -74,7 +78,8 @@ export function networkTests(context: SuiteContext): void {
     const probeCommands = ['bash', 'timeout'];
     async function probe(sandbox: Sandbox): Promise<string[]> {
       // `probed` proves the loop ran; exit status 124 (timeout) or 1 (refused) is a miss.
-      const script = 'for host in "$@"; do if timeout 3 bash -c "exec 3<>/dev/tcp/$host/$0" 2>/dev/null; then echo "reached $host"; fi; done; echo probed';
+      const script =
+        'for host in "$@"; do if timeout 3 bash -c "exec 3<>/dev/tcp/$host/$0" 2>/dev/null; then echo "reached $host"; fi; done; echo probed';
       const result = await sandbox.run(['/bin/sh', '-c', script, String(port), ...hostAddresses()]);
       const lines = result.stdout.split('\n').filter(Boolean);
       expect(lines.at(-1)).toBe('probed');
@@ -104,16 +109,20 @@ export function networkTests(context: SuiteContext): void {
 
     // Outbound traffic may reach the host's public addresses, as any other machine could; its
     // loopback services must stay out of reach.
-    context.test('network.default-no-host-loopback', 'the default network never reaches the host loopback (needs bash and timeout in the image)', async (test) => {
-      const sandbox = await context.create();
-      // Without bash every probe fails silently and the test would pass without testing.
-      await context.requireCommands(sandbox, probeCommands, test);
-      loopbackConnections = 0;
-      const reached = await probe(sandbox);
-      expect(reached.filter((line) => line === 'reached 127.0.0.1' || line === 'reached 10.0.2.2')).toEqual([]);
-      await sleep(100);
-      expect(loopbackConnections).toBe(0);
-      await sandbox.terminate();
-    });
+    context.test(
+      'network.default-no-host-loopback',
+      'the default network never reaches the host loopback (needs bash and timeout in the image)',
+      async (test) => {
+        const sandbox = await context.create();
+        // Without bash every probe fails silently and the test would pass without testing.
+        await context.requireCommands(sandbox, probeCommands, test);
+        loopbackConnections = 0;
+        const reached = await probe(sandbox);
+        expect(reached.filter((line) => line === 'reached 127.0.0.1' || line === 'reached 10.0.2.2')).toEqual([]);
+        await sleep(100);
+        expect(loopbackConnections).toBe(0);
+        await sandbox.terminate();
+      },
+    );
   });
 }

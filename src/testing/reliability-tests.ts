@@ -52,11 +52,14 @@ export function reliabilityTests(context: SuiteContext): void {
   const abortSettleMs = 8_000;
 
   /** Sandboxes carrying a tag, by id; a `list` that never answers fails the test instead of hanging it. */
-  const listedWith = async (tags: Record<string, string>) => (await within(context.provider.list!({ tags }), 15_000, 'list')).map((info) => info.id);
+  const listedWith = async (tags: Record<string, string>) =>
+    (await within(context.provider.list!({ tags }), 15_000, 'list')).map((info) => info.id);
 
   describe('reliability', () => {
     // Outlives the longest test here, even at a provider's default lifetime of a few minutes.
-    const sandbox = context.sharedSandbox(capabilities.timeouts.lifetime ? { timeoutMs: Math.min(capabilities.timeouts.maxLifetimeMs, 60 * 60_000) } : {});
+    const sandbox = context.sharedSandbox(
+      capabilities.timeouts.lifetime ? { timeoutMs: Math.min(capabilities.timeouts.maxLifetimeMs, 60 * 60_000) } : {},
+    );
 
     describe('timers beyond 2^31-1 ms never end anything early', () => {
       context.test(
@@ -76,14 +79,18 @@ export function reliabilityTests(context: SuiteContext): void {
         capabilities.timeouts.idle ? undefined : 'provider has no idle timeout',
       );
 
-      context.test('reliability.run-timeout-overflow', 'run(cmd, { timeoutMs: 2**31 }) is an invalid argument or lets the command complete', async () => {
-        const outcome = await settle(attempt(() => sandbox().run(['sleep', '2'], { timeoutMs: 2 ** 31 })));
-        if (!outcome.ok) {
-          await expectInvalid(Promise.reject(outcome.error), 'timeoutMs');
-          return;
-        }
-        expect(outcome.value.exitCode).toBe(0);
-      });
+      context.test(
+        'reliability.run-timeout-overflow',
+        'run(cmd, { timeoutMs: 2**31 }) is an invalid argument or lets the command complete',
+        async () => {
+          const outcome = await settle(attempt(() => sandbox().run(['sleep', '2'], { timeoutMs: 2 ** 31 })));
+          if (!outcome.ok) {
+            await expectInvalid(Promise.reject(outcome.error), 'timeoutMs');
+            return;
+          }
+          expect(outcome.value.exitCode).toBe(0);
+        },
+      );
 
       context.test(
         'reliability.extend-timeout-overflow',
@@ -108,7 +115,7 @@ export function reliabilityTests(context: SuiteContext): void {
       const hostVolumes = capabilities.volumes === 'host-path' || capabilities.volumes === 'host-path-or-named';
       context.test(
         'reliability.volume-unknown-key',
-        "a misspelt volume key (readonly for readOnly) is SandboxInvalidArgumentError, never a read-write mount",
+        'a misspelt volume key (readonly for readOnly) is SandboxInvalidArgumentError, never a read-write mount',
         async () => {
           const source = mkdtempSync(join(tmpdir(), 'sandport-suite-volume-'));
           // Writable by any sandbox user, so that only the misspelt key can make the create fail.
@@ -124,45 +131,71 @@ export function reliabilityTests(context: SuiteContext): void {
         hostVolumes ? undefined : 'provider has no host-path volumes',
       );
 
-      context.test('reliability.unknown-keys', 'an unknown key in exec, run, create, list, port and network options is SandboxInvalidArgumentError', async () => {
-        const cases = new Cases();
-        await cases.check('exec options', () => expectInvalid(attempt(() => sandbox().exec(['true'], bad({ bogus: 1 })))));
-        await cases.check('run options', () => expectInvalid(attempt(() => sandbox().run(['true'], bad({ bogus: 1 })))));
-        await cases.check('create options', () => expectInvalid(attempt(() => context.create(bad({ bogus: 1 })))));
-        if (context.provider.list) {
-          await cases.check('list options', () => expectInvalid(attempt(() => context.provider.list!(bad({ bogus: 1 })))));
-        }
-        await cases.check('a port object', () => expectInvalid(attempt(() => context.create({ ports: [bad({ port: 8080, bogus: true })] })), 'ports'));
-        await cases.check('a network object', () =>
-          expectInvalid(attempt(() => context.create({ network: bad({ allowCidrs: ['10.0.0.0/8'], bogus: true }) })), 'network'),
-        );
-        expect(cases.failures).toEqual([]);
-      });
+      context.test(
+        'reliability.unknown-keys',
+        'an unknown key in exec, run, create, list, port and network options is SandboxInvalidArgumentError',
+        async () => {
+          const cases = new Cases();
+          await cases.check('exec options', () => expectInvalid(attempt(() => sandbox().exec(['true'], bad({ bogus: 1 })))));
+          await cases.check('run options', () => expectInvalid(attempt(() => sandbox().run(['true'], bad({ bogus: 1 })))));
+          await cases.check('create options', () => expectInvalid(attempt(() => context.create(bad({ bogus: 1 })))));
+          if (context.provider.list) {
+            await cases.check('list options', () => expectInvalid(attempt(() => context.provider.list!(bad({ bogus: 1 })))));
+          }
+          await cases.check('a port object', () =>
+            expectInvalid(
+              attempt(() => context.create({ ports: [bad({ port: 8080, bogus: true })] })),
+              'ports',
+            ),
+          );
+          await cases.check('a network object', () =>
+            expectInvalid(
+              attempt(() => context.create({ network: bad({ allowCidrs: ['10.0.0.0/8'], bogus: true }) })),
+              'network',
+            ),
+          );
+          expect(cases.failures).toEqual([]);
+        },
+      );
     });
 
     const streamMiB = Math.max(256, context.options.scale?.largeFileMiB ?? 1024);
-    longTest('reliability.streamed-write-memory', `a ${streamMiB} MiB write from a generator-backed stream keeps host memory bounded (< 64 MiB growth)`, async () => {
-      (globalThis as { gc?: () => void }).gc?.();
-      const baseline = process.memoryUsage().rss;
-      let peak = baseline;
-      const sample = () => {
-        peak = Math.max(peak, process.memoryUsage().rss);
-      };
-      const sampler = setInterval(sample, 25);
-      try {
-        await within(sandbox().files.write('/tmp/generated.bin', generatedStream(streamMiB * MiB, { onChunk: sample })), 240_000, 'the streamed write');
-      } finally {
-        clearInterval(sampler);
-      }
-      expect((await sandbox().files.stat('/tmp/generated.bin')).size).toBe(streamMiB * MiB);
-      await sandbox().files.remove('/tmp/generated.bin');
-      expect((peak - baseline) / MiB).toBeLessThan(64);
-    }, 300_000);
+    longTest(
+      'reliability.streamed-write-memory',
+      `a ${streamMiB} MiB write from a generator-backed stream keeps host memory bounded (< 64 MiB growth)`,
+      async () => {
+        (globalThis as { gc?: () => void }).gc?.();
+        const baseline = process.memoryUsage().rss;
+        let peak = baseline;
+        const sample = () => {
+          peak = Math.max(peak, process.memoryUsage().rss);
+        };
+        const sampler = setInterval(sample, 25);
+        try {
+          await within(
+            sandbox().files.write('/tmp/generated.bin', generatedStream(streamMiB * MiB, { onChunk: sample })),
+            240_000,
+            'the streamed write',
+          );
+        } finally {
+          clearInterval(sampler);
+        }
+        expect((await sandbox().files.stat('/tmp/generated.bin')).size).toBe(streamMiB * MiB);
+        await sandbox().files.remove('/tmp/generated.bin');
+        expect((peak - baseline) / MiB).toBeLessThan(64);
+      },
+      300_000,
+    );
 
     describe('early aborts reject with signal.reason', () => {
       const delays = ['sync', 0, 1, 5] as const;
       /** Aborts `delay` after `start` is called, and checks how the call ended. */
-      const abortEarly = async <T>(label: string, delay: (typeof delays)[number] | number, start: (signal: AbortSignal) => Promise<T>, afterResolve?: (value: T, reason: unknown, abortedFirst: boolean) => Promise<void>) => {
+      const abortEarly = async <T>(
+        label: string,
+        delay: (typeof delays)[number] | number,
+        start: (signal: AbortSignal) => Promise<T>,
+        afterResolve?: (value: T, reason: unknown, abortedFirst: boolean) => Promise<void>,
+      ) => {
         const controller = new AbortController();
         const reason = new Error(`early abort: ${label} after ${delay}`);
         const call = attempt(() => start(controller.signal));
@@ -175,128 +208,254 @@ export function reliabilityTests(context: SuiteContext): void {
           if (outcome.abortedFirst) throw new Error(`${label}: resolved after its signal fired (${delay} ms)`);
           return;
         }
-        if (outcome.error !== reason) throw new Error(`${label} (${delay} ms): rejected with ${describeError(outcome.error)}, not signal.reason`);
+        if (outcome.error !== reason)
+          throw new Error(`${label} (${delay} ms): rejected with ${describeError(outcome.error)}, not signal.reason`);
       };
 
-      context.test('reliability.early-abort-exec', 'exec and run aborted 0, 1 and 5 ms after the call reject with exactly signal.reason', async () => {
-        const cases = new Cases();
-        for (const delay of delays) {
-          await cases.check(`exec ${delay}`, () =>
-            abortEarly('exec', delay, (signal) => sandbox().exec(['sleep', '30'], { signal }), async (started: SandboxProcess, reason) => {
-              // Started before the abort: the command itself must end with the reason.
-              void started.stdout.cancel().catch(() => undefined);
-              void started.stderr.cancel().catch(() => undefined);
-              const exit: Settled<ExitStatus> = await settle(within(started.wait(), abortSettleMs, 'wait after an aborted exec'));
-              await started.kill().catch(() => undefined);
-              if (exit.ok) throw new Error(`exec ${delay}: the command ran to exit ${exit.value.exitCode} although its signal fired`);
-              if (exit.error !== reason) throw new Error(`exec ${delay}: wait rejected with ${describeError(exit.error)}, not signal.reason`);
-            }),
-          );
-          await cases.check(`run ${delay}`, () => abortEarly('run', delay, (signal) => sandbox().run(['sleep', '30'], { signal })));
-        }
-        expect(cases.failures).toEqual([]);
-        expect((await within(sandbox().run(['true']), 30_000, 'run after the aborts')).exitCode).toBe(0);
-      });
+      context.test(
+        'reliability.early-abort-exec',
+        'exec and run aborted 0, 1 and 5 ms after the call reject with exactly signal.reason',
+        async () => {
+          const cases = new Cases();
+          for (const delay of delays) {
+            await cases.check(`exec ${delay}`, () =>
+              abortEarly(
+                'exec',
+                delay,
+                (signal) => sandbox().exec(['sleep', '30'], { signal }),
+                async (started: SandboxProcess, reason) => {
+                  // Started before the abort: the command itself must end with the reason.
+                  void started.stdout.cancel().catch(() => undefined);
+                  void started.stderr.cancel().catch(() => undefined);
+                  const exit: Settled<ExitStatus> = await settle(within(started.wait(), abortSettleMs, 'wait after an aborted exec'));
+                  await started.kill().catch(() => undefined);
+                  if (exit.ok) throw new Error(`exec ${delay}: the command ran to exit ${exit.value.exitCode} although its signal fired`);
+                  if (exit.error !== reason)
+                    throw new Error(`exec ${delay}: wait rejected with ${describeError(exit.error)}, not signal.reason`);
+                },
+              ),
+            );
+            await cases.check(`run ${delay}`, () => abortEarly('run', delay, (signal) => sandbox().run(['sleep', '30'], { signal })));
+          }
+          expect(cases.failures).toEqual([]);
+          expect((await within(sandbox().run(['true']), 30_000, 'run after the aborts')).exitCode).toBe(0);
+        },
+      );
 
-      context.test('reliability.early-abort-files', 'files.write (bytes and stream) and files.read aborted 0, 1 and 5 ms after the call reject with exactly signal.reason', async () => {
-        await sandbox().files.write('/tmp/readable.bin', new Uint8Array(4 * MiB).fill(7));
-        const cases = new Cases();
-        for (const delay of delays) {
-          await cases.check(`write bytes ${delay}`, () => abortEarly('files.write(bytes)', delay, (signal) => sandbox().files.write('/tmp/early-bytes.bin', new Uint8Array(8 * MiB), { signal })));
-          await cases.check(`write stream ${delay}`, () =>
-            abortEarly('files.write(stream)', delay, (signal) => sandbox().files.write('/tmp/early-stream.bin', generatedStream(64 * MiB), { signal })),
-          );
-          await cases.check(`read ${delay}`, () => abortEarly('files.read', delay, (signal) => sandbox().files.read('/tmp/readable.bin', { signal })));
-        }
-        expect(cases.failures).toEqual([]);
-        expect((await within(sandbox().run(['true']), 30_000, 'run after the aborts')).exitCode).toBe(0);
-      });
+      context.test(
+        'reliability.early-abort-files',
+        'files.write (bytes and stream) and files.read aborted 0, 1 and 5 ms after the call reject with exactly signal.reason',
+        async () => {
+          await sandbox().files.write('/tmp/readable.bin', new Uint8Array(4 * MiB).fill(7));
+          const cases = new Cases();
+          for (const delay of delays) {
+            await cases.check(`write bytes ${delay}`, () =>
+              abortEarly('files.write(bytes)', delay, (signal) =>
+                sandbox().files.write('/tmp/early-bytes.bin', new Uint8Array(8 * MiB), { signal }),
+              ),
+            );
+            await cases.check(`write stream ${delay}`, () =>
+              abortEarly('files.write(stream)', delay, (signal) =>
+                sandbox().files.write('/tmp/early-stream.bin', generatedStream(64 * MiB), { signal }),
+              ),
+            );
+            await cases.check(`read ${delay}`, () =>
+              abortEarly('files.read', delay, (signal) => sandbox().files.read('/tmp/readable.bin', { signal })),
+            );
+          }
+          expect(cases.failures).toEqual([]);
+          expect((await within(sandbox().run(['true']), 30_000, 'run after the aborts')).exitCode).toBe(0);
+        },
+      );
 
-      longTest('reliability.early-abort-create', 'create aborted early or at random moments rejects with signal.reason and leaves no sandbox', async () => {
-        const cases = new Cases();
-        const rounds: Array<(typeof delays)[number] | number> = [...delays, ...Array.from({ length: 6 }, () => Math.floor(Math.random() * 31))];
-        for (const [index, delay] of rounds.entries()) {
-          const tag = `${context.runId}-abort-${index}`;
-          await cases.check(`create ${delay}`, async () => {
-            await abortEarly('create', delay, (signal) => context.create({ tags: { abort: tag }, signal }), async (made, _reason, abortedFirst) => {
-              // Only a create that finished before its signal fired may resolve.
-              await within(made.terminate(), 30_000, 'terminate');
-              if (abortedFirst) throw new Error(`create ${delay}: resolved with a running sandbox after its signal fired`);
+      longTest(
+        'reliability.early-abort-create',
+        'create aborted early or at random moments rejects with signal.reason and leaves no sandbox',
+        async () => {
+          const cases = new Cases();
+          const rounds: Array<(typeof delays)[number] | number> = [
+            ...delays,
+            ...Array.from({ length: 6 }, () => Math.floor(Math.random() * 31)),
+          ];
+          for (const [index, delay] of rounds.entries()) {
+            const tag = `${context.runId}-abort-${index}`;
+            await cases.check(`create ${delay}`, async () => {
+              await abortEarly(
+                'create',
+                delay,
+                (signal) => context.create({ tags: { abort: tag }, signal }),
+                async (made, _reason, abortedFirst) => {
+                  // Only a create that finished before its signal fired may resolve.
+                  await within(made.terminate(), 30_000, 'terminate');
+                  if (abortedFirst) throw new Error(`create ${delay}: resolved with a running sandbox after its signal fired`);
+                },
+              );
+              if (context.provider.list) {
+                const gone = await eventually(async () => (await listedWith({ abort: tag })).length === 0, 5_000);
+                if (!gone)
+                  throw new Error(`create ${delay}: an aborted create left sandbox(es) ${(await listedWith({ abort: tag })).join(', ')}`);
+              }
             });
-            if (context.provider.list) {
-              const gone = await eventually(async () => (await listedWith({ abort: tag })).length === 0, 5_000);
-              if (!gone) throw new Error(`create ${delay}: an aborted create left sandbox(es) ${(await listedWith({ abort: tag })).join(', ')}`);
+          }
+          expect(cases.failures).toEqual([]);
+        },
+        300_000,
+      );
+    });
+
+    context.test(
+      'reliability.write-bad-data',
+      'files.write with a number, null, an object or an array is SandboxInvalidArgumentError(data) and starts nothing',
+      async () => {
+        const before = await sandboxProcesses(sandbox());
+        const cases = new Cases();
+        for (const [label, data] of [
+          ['a number', 5],
+          ['null', null],
+          ['a plain object', { a: 1 }],
+          ['an array', [1, 2, 3]],
+        ] as const) {
+          await cases.check(label, () =>
+            expectInvalid(
+              within(
+                attempt(() => sandbox().files.write('/tmp/bad-data', bad(data))),
+                10_000,
+                `write of ${label}`,
+              ),
+              'data',
+            ),
+          );
+        }
+        const buffer = new Uint8Array([1, 2, 3, 250]).buffer;
+        await cases.check('an ArrayBuffer', async () => {
+          const outcome = await settle(
+            within(
+              attempt(() => sandbox().files.write('/tmp/array-buffer.bin', bad(buffer))),
+              10_000,
+              'write of an ArrayBuffer',
+            ),
+          );
+          if (!outcome.ok) {
+            await expectInvalid(Promise.reject(outcome.error), 'data');
+            return;
+          }
+          expect([...(await sandbox().files.read('/tmp/array-buffer.bin'))]).toEqual([1, 2, 3, 250]);
+        });
+        let left: string[] = [];
+        await eventually(async () => (left = newLines(before, await sandboxProcesses(sandbox()))).length === 0, 3_000);
+        cases.failures.push(...left.map((line) => `left running in the sandbox: ${line}`));
+        expect(cases.failures).toEqual([]);
+      },
+    );
+
+    context.test(
+      'reliability.typed-errors',
+      'raw failures are typed: long path, stream to a directory, a non-signal, pidsLimit 2**31',
+      async () => {
+        const cases = new Cases();
+        const longPath = `/tmp/${'a'.repeat(200_000)}`;
+        await cases.check('read of a 200 KB path', () =>
+          expectInvalid(
+            within(
+              attempt(() => sandbox().files.read(longPath)),
+              30_000,
+              'read',
+            ),
+            'path',
+          ),
+        );
+        await cases.check('write to a 200 KB path', () =>
+          expectInvalid(
+            within(
+              attempt(() => sandbox().files.write(longPath, 'x')),
+              30_000,
+              'write',
+            ),
+            'path',
+          ),
+        );
+        await sandbox().files.mkdir('/tmp/a-directory');
+        await cases.check('a stream written to a directory', () =>
+          expectInvalid(
+            within(
+              attempt(() => sandbox().files.write('/tmp/a-directory', generatedStream(4 * MiB))),
+              60_000,
+              'a stream written to a directory',
+            ),
+          ),
+        );
+        await cases.check('a string written to a directory', () =>
+          expectInvalid(
+            within(
+              attempt(() => sandbox().files.write('/tmp/a-directory', 'x')),
+              60_000,
+              'a write to a directory',
+            ),
+          ),
+        );
+        const notASignal = bad({});
+        await cases.check('exec signal {}', () =>
+          expectInvalid(
+            attempt(() => sandbox().exec(['true'], { signal: notASignal })),
+            'signal',
+          ),
+        );
+        await cases.check('run signal {}', () =>
+          expectInvalid(
+            attempt(() => sandbox().run(['true'], { signal: notASignal })),
+            'signal',
+          ),
+        );
+        await cases.check('files.read signal {}', () =>
+          expectInvalid(
+            attempt(() => sandbox().files.read('/tmp/readable.bin', { signal: notASignal })),
+            'signal',
+          ),
+        );
+        await cases.check('files.write signal {}', () =>
+          expectInvalid(
+            attempt(() => sandbox().files.write('/tmp/x', 'x', { signal: notASignal })),
+            'signal',
+          ),
+        );
+        await cases.check('create signal {}', () =>
+          expectInvalid(
+            attempt(() => context.create({ signal: notASignal })),
+            'signal',
+          ),
+        );
+        await cases.check('pidsLimit 2**31', () =>
+          expectInvalid(
+            attempt(() => context.create({ pidsLimit: 2 ** 31 })),
+            'pidsLimit',
+          ),
+        );
+        expect(cases.failures).toEqual([]);
+      },
+    );
+
+    context.test(
+      'reliability.run-rejects-not-throws',
+      'run option errors (maxOutputBytes: 0, stdin: 5) reject the promise instead of throwing',
+      async () => {
+        const cases = new Cases();
+        for (const [label, options] of [
+          ['maxOutputBytes: 0', { maxOutputBytes: 0 }],
+          ['stdin: 5', { stdin: bad(5) }],
+        ] as const) {
+          await cases.check(label, async () => {
+            let promise: Promise<unknown>;
+            try {
+              promise = sandbox().run(['true'], options);
+            } catch (error) {
+              throw new Error(`threw synchronously: ${describeError(error)}`);
             }
+            await expectInvalid(promise, Object.keys(options)[0]);
           });
         }
         expect(cases.failures).toEqual([]);
-      }, 300_000);
-    });
-
-    context.test('reliability.write-bad-data', 'files.write with a number, null, an object or an array is SandboxInvalidArgumentError(data) and starts nothing', async () => {
-      const before = await sandboxProcesses(sandbox());
-      const cases = new Cases();
-      for (const [label, data] of [
-        ['a number', 5],
-        ['null', null],
-        ['a plain object', { a: 1 }],
-        ['an array', [1, 2, 3]],
-      ] as const) {
-        await cases.check(label, () => expectInvalid(within(attempt(() => sandbox().files.write('/tmp/bad-data', bad(data))), 10_000, `write of ${label}`), 'data'));
-      }
-      const buffer = new Uint8Array([1, 2, 3, 250]).buffer;
-      await cases.check('an ArrayBuffer', async () => {
-        const outcome = await settle(within(attempt(() => sandbox().files.write('/tmp/array-buffer.bin', bad(buffer))), 10_000, 'write of an ArrayBuffer'));
-        if (!outcome.ok) {
-          await expectInvalid(Promise.reject(outcome.error), 'data');
-          return;
-        }
-        expect([...(await sandbox().files.read('/tmp/array-buffer.bin'))]).toEqual([1, 2, 3, 250]);
-      });
-      let left: string[] = [];
-      await eventually(async () => (left = newLines(before, await sandboxProcesses(sandbox()))).length === 0, 3_000);
-      cases.failures.push(...left.map((line) => `left running in the sandbox: ${line}`));
-      expect(cases.failures).toEqual([]);
-    });
-
-    context.test('reliability.typed-errors', 'raw failures are typed: long path, stream to a directory, a non-signal, pidsLimit 2**31', async () => {
-      const cases = new Cases();
-      const longPath = `/tmp/${'a'.repeat(200_000)}`;
-      await cases.check('read of a 200 KB path', () => expectInvalid(within(attempt(() => sandbox().files.read(longPath)), 30_000, 'read'), 'path'));
-      await cases.check('write to a 200 KB path', () => expectInvalid(within(attempt(() => sandbox().files.write(longPath, 'x')), 30_000, 'write'), 'path'));
-      await sandbox().files.mkdir('/tmp/a-directory');
-      await cases.check('a stream written to a directory', () =>
-        expectInvalid(within(attempt(() => sandbox().files.write('/tmp/a-directory', generatedStream(4 * MiB))), 60_000, 'a stream written to a directory')),
-      );
-      await cases.check('a string written to a directory', () => expectInvalid(within(attempt(() => sandbox().files.write('/tmp/a-directory', 'x')), 60_000, 'a write to a directory')));
-      const notASignal = bad({});
-      await cases.check('exec signal {}', () => expectInvalid(attempt(() => sandbox().exec(['true'], { signal: notASignal })), 'signal'));
-      await cases.check('run signal {}', () => expectInvalid(attempt(() => sandbox().run(['true'], { signal: notASignal })), 'signal'));
-      await cases.check('files.read signal {}', () => expectInvalid(attempt(() => sandbox().files.read('/tmp/readable.bin', { signal: notASignal })), 'signal'));
-      await cases.check('files.write signal {}', () => expectInvalid(attempt(() => sandbox().files.write('/tmp/x', 'x', { signal: notASignal })), 'signal'));
-      await cases.check('create signal {}', () => expectInvalid(attempt(() => context.create({ signal: notASignal })), 'signal'));
-      await cases.check('pidsLimit 2**31', () => expectInvalid(attempt(() => context.create({ pidsLimit: 2 ** 31 })), 'pidsLimit'));
-      expect(cases.failures).toEqual([]);
-    });
-
-    context.test('reliability.run-rejects-not-throws', 'run option errors (maxOutputBytes: 0, stdin: 5) reject the promise instead of throwing', async () => {
-      const cases = new Cases();
-      for (const [label, options] of [
-        ['maxOutputBytes: 0', { maxOutputBytes: 0 }],
-        ['stdin: 5', { stdin: bad(5) }],
-      ] as const) {
-        await cases.check(label, async () => {
-          let promise: Promise<unknown>;
-          try {
-            promise = sandbox().run(['true'], options);
-          } catch (error) {
-            throw new Error(`threw synchronously: ${describeError(error)}`);
-          }
-          await expectInvalid(promise, Object.keys(options)[0]);
-        });
-      }
-      expect(cases.failures).toEqual([]);
-    });
+      },
+    );
 
     context.test(
       'reliability.kill-invalid-signal',
@@ -307,7 +466,16 @@ export function reliabilityTests(context: SuiteContext): void {
         void running.stderr.cancel().catch(() => undefined);
         const cases = new Cases();
         for (const signal of ['SIGFOO', '', 'sigterm', 'KILL', 9, {}]) {
-          await cases.check(`kill(${JSON.stringify(signal)})`, () => expectInvalid(within(attempt(() => running.kill(bad(signal))), 30_000, 'kill'), 'signal'));
+          await cases.check(`kill(${JSON.stringify(signal)})`, () =>
+            expectInvalid(
+              within(
+                attempt(() => running.kill(bad(signal))),
+                30_000,
+                'kill',
+              ),
+              'signal',
+            ),
+          );
         }
         // None of them may have ended it: a valid signal now decides how it ends.
         await running.kill(capabilities.exec.signals ? 'SIGTERM' : undefined);
@@ -359,52 +527,70 @@ export function reliabilityTests(context: SuiteContext): void {
       capabilities.tags ? undefined : 'provider has no tags',
     );
 
-    context.test('reliability.relative-paths', 'relative paths and NUL bytes are SandboxInvalidArgumentError(path) in every files method', async () => {
-      const cases = new Cases();
-      const { files } = sandbox();
-      const methods: Array<[string, (path: string) => Promise<unknown>]> = [
-        ['read', (path) => files.read(path)],
-        ['readText', (path) => files.readText(path)],
-        ['readStream', (path) => files.readStream(path)],
-        ['write', (path) => files.write(path, 'x')],
-        ['list', (path) => files.list(path)],
-        ['stat', (path) => files.stat(path)],
-        ['exists', (path) => files.exists(path)],
-        ['mkdir', (path) => files.mkdir(path)],
-        ['remove', (path) => files.remove(path)],
-      ];
-      for (const path of ['tmp/x', '../etc/hostname', '/tmp/nul\0byte']) {
-        for (const [name, call] of methods) {
-          await cases.check(`${name}(${JSON.stringify(path)})`, () => expectInvalid(within(attempt(() => call(path)), 30_000, name), 'path'));
-        }
-      }
-      expect(cases.failures).toEqual([]);
-    });
-
-    context.test('reliability.terminate-during-write', 'terminate during a large streamed write rejects the write with SandboxNotFoundError; nothing hangs', async () => {
-      const doomed = await context.create();
-      let terminateCalled!: () => void;
-      const called = new Promise<void>((resolve) => (terminateCalled = resolve));
-      let pulling!: () => void;
-      const started = new Promise<void>((resolve) => (pulling = resolve));
-      // After 8 MiB the source waits for terminate to be called, so the write cannot finish first.
-      const source = generatedStream(1024 * MiB, {
-        onChunk: async (index) => {
-          if (index === 8) {
-            pulling();
-            await called;
+    context.test(
+      'reliability.relative-paths',
+      'relative paths and NUL bytes are SandboxInvalidArgumentError(path) in every files method',
+      async () => {
+        const cases = new Cases();
+        const { files } = sandbox();
+        const methods: Array<[string, (path: string) => Promise<unknown>]> = [
+          ['read', (path) => files.read(path)],
+          ['readText', (path) => files.readText(path)],
+          ['readStream', (path) => files.readStream(path)],
+          ['write', (path) => files.write(path, 'x')],
+          ['list', (path) => files.list(path)],
+          ['stat', (path) => files.stat(path)],
+          ['exists', (path) => files.exists(path)],
+          ['mkdir', (path) => files.mkdir(path)],
+          ['remove', (path) => files.remove(path)],
+        ];
+        for (const path of ['tmp/x', '../etc/hostname', '/tmp/nul\0byte']) {
+          for (const [name, call] of methods) {
+            await cases.check(`${name}(${JSON.stringify(path)})`, () =>
+              expectInvalid(
+                within(
+                  attempt(() => call(path)),
+                  30_000,
+                  name,
+                ),
+                'path',
+              ),
+            );
           }
-        },
-      });
-      const writing = settle(doomed.files.write('/tmp/doomed.bin', source));
-      await within(started, 30_000, 'the write to start');
-      const terminating = doomed.terminate();
-      terminateCalled();
-      const outcome = await within(writing, 60_000, 'the write after terminate');
-      await within(terminating, 60_000, 'terminate');
-      if (outcome.ok) throw new Error('the write resolved although the sandbox was terminated during it');
-      if (!SandboxNotFoundError.isInstance(outcome.error)) throw new Error(`expected SandboxNotFoundError, got ${describeError(outcome.error)}`);
-    });
+        }
+        expect(cases.failures).toEqual([]);
+      },
+    );
+
+    context.test(
+      'reliability.terminate-during-write',
+      'terminate during a large streamed write rejects the write with SandboxNotFoundError; nothing hangs',
+      async () => {
+        const doomed = await context.create();
+        let terminateCalled!: () => void;
+        const called = new Promise<void>((resolve) => (terminateCalled = resolve));
+        let pulling!: () => void;
+        const started = new Promise<void>((resolve) => (pulling = resolve));
+        // After 8 MiB the source waits for terminate to be called, so the write cannot finish first.
+        const source = generatedStream(1024 * MiB, {
+          onChunk: async (index) => {
+            if (index === 8) {
+              pulling();
+              await called;
+            }
+          },
+        });
+        const writing = settle(doomed.files.write('/tmp/doomed.bin', source));
+        await within(started, 30_000, 'the write to start');
+        const terminating = doomed.terminate();
+        terminateCalled();
+        const outcome = await within(writing, 60_000, 'the write after terminate');
+        await within(terminating, 60_000, 'terminate');
+        if (outcome.ok) throw new Error('the write resolved although the sandbox was terminated during it');
+        if (!SandboxNotFoundError.isInstance(outcome.error))
+          throw new Error(`expected SandboxNotFoundError, got ${describeError(outcome.error)}`);
+      },
+    );
 
     context.test(
       'reliability.stdin-after-exit',
@@ -422,7 +608,8 @@ export function reliabilityTests(context: SuiteContext): void {
         ] as const) {
           await cases.check(label, async () => {
             const outcome = await settle(within(attempt(call), 30_000, `stdin ${label} after exit`));
-            if (!outcome.ok && !SandboxError.isInstance(outcome.error)) throw new Error(`rejected with a raw ${describeError(outcome.error)}`);
+            if (!outcome.ok && !SandboxError.isInstance(outcome.error))
+              throw new Error(`rejected with a raw ${describeError(outcome.error)}`);
           });
         }
         expect(cases.failures).toEqual([]);
@@ -449,25 +636,37 @@ export function reliabilityTests(context: SuiteContext): void {
         capabilities.exec.kill ? undefined : 'provider cannot kill commands',
       );
 
-      context.test('reliability.hang-cancel-stdout', 'cancelling the stdout of `yes` mid-stream lets stderr end and wait() resolve', async () => {
-        const own = await context.create();
-        // Endless output: only a closed pipe (or a signal) ends it, never draining what is left.
-        const streaming = await own.exec(['yes']);
-        const reader = streaming.stdout.getReader();
-        await within(reader.read(), hang, 'the first chunk');
-        await reader.cancel();
-        // What stderr says (head may report the closed pipe) does not matter; that it ends does.
-        await within(readText(streaming.stderr), hang, 'stderr to end');
-        await within(streaming.wait(), hang, 'wait after cancelling stdout');
-        await own.terminate();
-      });
+      context.test(
+        'reliability.hang-cancel-stdout',
+        'cancelling the stdout of `yes` mid-stream lets stderr end and wait() resolve',
+        async () => {
+          const own = await context.create();
+          // Endless output: only a closed pipe (or a signal) ends it, never draining what is left.
+          const streaming = await own.exec(['yes']);
+          const reader = streaming.stdout.getReader();
+          await within(reader.read(), hang, 'the first chunk');
+          await reader.cancel();
+          // What stderr says (head may report the closed pipe) does not matter; that it ends does.
+          await within(readText(streaming.stderr), hang, 'stderr to end');
+          await within(streaming.wait(), hang, 'wait after cancelling stdout');
+          await own.terminate();
+        },
+      );
 
-      context.test('reliability.hang-closed-stdout', 'a process that closes stdout and keeps running, then exits 3, gives exit 3', async () => {
-        const process = await sandbox().exec(['sh', '-c', 'exec >&-; sleep 1; exit 3']);
-        const [stdout, stderr, exit] = await within(Promise.all([readText(process.stdout), readText(process.stderr), process.wait()]), hang, 'the streams and wait');
-        expect([stdout, stderr]).toEqual(['', '']);
-        expect(exit.exitCode).toBe(3);
-      });
+      context.test(
+        'reliability.hang-closed-stdout',
+        'a process that closes stdout and keeps running, then exits 3, gives exit 3',
+        async () => {
+          const process = await sandbox().exec(['sh', '-c', 'exec >&-; sleep 1; exit 3']);
+          const [stdout, stderr, exit] = await within(
+            Promise.all([readText(process.stdout), readText(process.stderr), process.wait()]),
+            hang,
+            'the streams and wait',
+          );
+          expect([stdout, stderr]).toEqual(['', '']);
+          expect(exit.exitCode).toBe(3);
+        },
+      );
 
       context.test(
         'reliability.hang-stdin-exited',
@@ -482,7 +681,11 @@ export function reliabilityTests(context: SuiteContext): void {
             const writer = process.stdin.getWriter();
             const what = `round ${round}: ${waitFirst ? 'after the exit' : 'while it exits'}`;
             await settleUnlessHung(writer.write(new Uint8Array(MiB).fill(120)), hang, `${what}, a 1 MiB stdin write`);
-            await settleUnlessHung(attempt(() => writer.close()), hang, `${what}, closing stdin`);
+            await settleUnlessHung(
+              attempt(() => writer.close()),
+              hang,
+              `${what}, closing stdin`,
+            );
             expect((await within(process.wait(), hang, `${what}, wait`)).exitCode).toBe(0);
           }
         },
@@ -490,60 +693,86 @@ export function reliabilityTests(context: SuiteContext): void {
       );
     });
 
-    context.test('reliability.from-id-hostile', 'fromId with a path-like, empty or 10 KB id is a typed error and raises nothing uncaught', async () => {
-      const cases = new Cases();
-      const stray = await catchStray(async () => {
-        for (const id of ['../x', 'a/../b', '..%2fx', '', 'a'.repeat(10_000)]) {
-          await cases.check(`fromId(${JSON.stringify(id.length > 20 ? `${id.slice(0, 8)}…(${id.length})` : id)})`, async () => {
-            const outcome = await settle(within(attempt(() => context.provider.fromId(id)), 30_000, 'fromId'));
-            if (outcome.ok) throw new Error(`attached to sandbox ${outcome.value.id}`);
-            if (!SandboxNotFoundError.isInstance(outcome.error) && !SandboxInvalidArgumentError.isInstance(outcome.error)) {
-              throw new Error(`expected SandboxNotFoundError or SandboxInvalidArgumentError, got ${describeError(outcome.error)}`);
-            }
-          });
-        }
-      });
-      expect([...cases.failures, ...stray]).toEqual([]);
-    });
+    context.test(
+      'reliability.from-id-hostile',
+      'fromId with a path-like, empty or 10 KB id is a typed error and raises nothing uncaught',
+      async () => {
+        const cases = new Cases();
+        const stray = await catchStray(async () => {
+          for (const id of ['../x', 'a/../b', '..%2fx', '', 'a'.repeat(10_000)]) {
+            await cases.check(`fromId(${JSON.stringify(id.length > 20 ? `${id.slice(0, 8)}…(${id.length})` : id)})`, async () => {
+              const outcome = await settle(
+                within(
+                  attempt(() => context.provider.fromId(id)),
+                  30_000,
+                  'fromId',
+                ),
+              );
+              if (outcome.ok) throw new Error(`attached to sandbox ${outcome.value.id}`);
+              if (!SandboxNotFoundError.isInstance(outcome.error) && !SandboxInvalidArgumentError.isInstance(outcome.error)) {
+                throw new Error(`expected SandboxNotFoundError or SandboxInvalidArgumentError, got ${describeError(outcome.error)}`);
+              }
+            });
+          }
+        });
+        expect([...cases.failures, ...stray]).toEqual([]);
+      },
+    );
 
-    longTest('reliability.abort-random', 'aborting streamed writes, bytes writes and reads at random moments rejects with signal.reason, nothing uncaught', async () => {
-      const cases = new Cases();
-      await sandbox().files.write('/tmp/abort-source.bin', generatedStream(50 * MiB));
-      const rounds: Array<[string, number, (signal: AbortSignal) => Promise<unknown>]> = [];
-      for (let round = 0; round < 6; round++) rounds.push(['streamed write', 300, (signal) => sandbox().files.write('/tmp/abort-stream.bin', generatedStream(50 * MiB), { signal })]);
-      for (let round = 0; round < 4; round++) rounds.push(['bytes write', 200, (signal) => sandbox().files.write('/tmp/abort-bytes.bin', new Uint8Array(16 * MiB), { signal })]);
-      for (let round = 0; round < 4; round++) rounds.push(['read', 200, (signal) => sandbox().files.read('/tmp/abort-source.bin', { signal })]);
-      for (let round = 0; round < 3; round++) {
-        rounds.push([
-          'readStream and consume',
-          200,
-          async (signal) => {
-            let total = 0;
-            for await (const chunk of await sandbox().files.readStream('/tmp/abort-source.bin', { signal })) total += chunk.byteLength;
-            return total;
-          },
-        ]);
-      }
-      const stray = await catchStray(async () => {
-        for (const [index, [label, spreadMs, start]] of rounds.entries()) {
-          const delay = Math.floor(Math.random() * spreadMs);
-          await cases.check(`${label} #${index} aborted at ${delay} ms`, async () => {
-            const controller = new AbortController();
-            const reason = new Error(`random abort ${index}`);
-            const call = attempt(() => start(controller.signal));
-            setTimeout(() => controller.abort(reason), delay);
-            const outcome = await within(settleNoting(call, controller.signal), abortSettleMs, label);
-            if (outcome.ok) {
-              if (outcome.abortedFirst) throw new Error('resolved after its signal fired');
-              return;
-            }
-            if (outcome.error !== reason) throw new Error(`rejected with ${describeError(outcome.error)}, not signal.reason`);
-          });
+    longTest(
+      'reliability.abort-random',
+      'aborting streamed writes, bytes writes and reads at random moments rejects with signal.reason, nothing uncaught',
+      async () => {
+        const cases = new Cases();
+        await sandbox().files.write('/tmp/abort-source.bin', generatedStream(50 * MiB));
+        const rounds: Array<[string, number, (signal: AbortSignal) => Promise<unknown>]> = [];
+        for (let round = 0; round < 6; round++)
+          rounds.push([
+            'streamed write',
+            300,
+            (signal) => sandbox().files.write('/tmp/abort-stream.bin', generatedStream(50 * MiB), { signal }),
+          ]);
+        for (let round = 0; round < 4; round++)
+          rounds.push([
+            'bytes write',
+            200,
+            (signal) => sandbox().files.write('/tmp/abort-bytes.bin', new Uint8Array(16 * MiB), { signal }),
+          ]);
+        for (let round = 0; round < 4; round++)
+          rounds.push(['read', 200, (signal) => sandbox().files.read('/tmp/abort-source.bin', { signal })]);
+        for (let round = 0; round < 3; round++) {
+          rounds.push([
+            'readStream and consume',
+            200,
+            async (signal) => {
+              let total = 0;
+              for await (const chunk of await sandbox().files.readStream('/tmp/abort-source.bin', { signal })) total += chunk.byteLength;
+              return total;
+            },
+          ]);
         }
-      });
-      expect([...cases.failures, ...stray]).toEqual([]);
-      expect((await within(sandbox().run(['true']), 30_000, 'run after the aborts')).exitCode).toBe(0);
-    }, 300_000);
+        const stray = await catchStray(async () => {
+          for (const [index, [label, spreadMs, start]] of rounds.entries()) {
+            const delay = Math.floor(Math.random() * spreadMs);
+            await cases.check(`${label} #${index} aborted at ${delay} ms`, async () => {
+              const controller = new AbortController();
+              const reason = new Error(`random abort ${index}`);
+              const call = attempt(() => start(controller.signal));
+              setTimeout(() => controller.abort(reason), delay);
+              const outcome = await within(settleNoting(call, controller.signal), abortSettleMs, label);
+              if (outcome.ok) {
+                if (outcome.abortedFirst) throw new Error('resolved after its signal fired');
+                return;
+              }
+              if (outcome.error !== reason) throw new Error(`rejected with ${describeError(outcome.error)}, not signal.reason`);
+            });
+          }
+        });
+        expect([...cases.failures, ...stray]).toEqual([]);
+        expect((await within(sandbox().run(['true']), 30_000, 'run after the aborts')).exitCode).toBe(0);
+      },
+      300_000,
+    );
 
     context.test(
       'reliability.duplicate-ports',
@@ -560,14 +789,21 @@ export function reliabilityTests(context: SuiteContext): void {
       capabilities.tunnels ? undefined : 'provider has no tunnels',
     );
 
-    context.test('reliability.missing-entrypoint', 'a create whose entrypoint program is missing is SandboxInvalidArgumentError and leaves no sandbox', async () => {
-      const tag = `${context.runId}-missing-entrypoint`;
-      await expectInvalid(attempt(() => context.create({ command: ['definitely-not-a-program-xyz'], tags: { probe: tag } })), 'command');
-      if (context.provider.list) {
-        const gone = await eventually(async () => (await listedWith({ probe: tag })).length === 0, 10_000);
-        expect(gone ? [] : await listedWith({ probe: tag })).toEqual([]);
-      }
-    });
+    context.test(
+      'reliability.missing-entrypoint',
+      'a create whose entrypoint program is missing is SandboxInvalidArgumentError and leaves no sandbox',
+      async () => {
+        const tag = `${context.runId}-missing-entrypoint`;
+        await expectInvalid(
+          attempt(() => context.create({ command: ['definitely-not-a-program-xyz'], tags: { probe: tag } })),
+          'command',
+        );
+        if (context.provider.list) {
+          const gone = await eventually(async () => (await listedWith({ probe: tag })).length === 0, 10_000);
+          expect(gone ? [] : await listedWith({ probe: tag })).toEqual([]);
+        }
+      },
+    );
   });
 }
 
@@ -613,7 +849,10 @@ async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): 
 }
 
 /** A pull-based stream of `totalBytes` from a generator of fresh 1 MiB chunks (nothing retained). */
-function generatedStream(totalBytes: number, hooks: { onChunk?: (index: number) => void | Promise<void> } = {}): ReadableStream<Uint8Array> {
+function generatedStream(
+  totalBytes: number,
+  hooks: { onChunk?: (index: number) => void | Promise<void> } = {},
+): ReadableStream<Uint8Array> {
   async function* chunks() {
     const size = 1024 * 1024;
     for (let index = 0, sent = 0; sent < totalBytes; index++, sent += size) {

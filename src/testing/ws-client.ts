@@ -12,7 +12,9 @@ export function webSocketEcho(url: string, message: string, timeoutMs = 10_000):
     const key = randomBytes(16).toString('base64');
     const timer = setTimeout(() => reject(new Error(`no WebSocket reply from ${url} in ${timeoutMs} ms`)), timeoutMs);
     const request = url.startsWith('https:') ? httpsRequest : httpRequest;
-    const req = request(url, { headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Key': key, 'Sec-WebSocket-Version': '13' } });
+    const req = request(url, {
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Key': key, 'Sec-WebSocket-Version': '13' },
+    });
     req.on('error', (error) => {
       clearTimeout(timer);
       reject(error);
@@ -30,7 +32,10 @@ export function webSocketEcho(url: string, message: string, timeoutMs = 10_000):
       }
       const payload = Buffer.from(message);
       const mask = randomBytes(4);
-      const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+      const header =
+        payload.length < 126
+          ? Buffer.from([0x81, 0x80 | payload.length])
+          : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
       socket.write(Buffer.concat([header, mask, payload.map((byte, index) => byte ^ mask[index % 4]!)]));
       let buffered = head;
       const tryFrame = () => {

@@ -13,7 +13,10 @@ import { SandboxInvalidArgumentError, type SandboxSnapshotRef } from '../../src/
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 
 const available = dockerAvailable();
-if (!available) console.warn(`skipping the docker behaviour tests: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`);
+if (!available)
+  console.warn(
+    `skipping the docker behaviour tests: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`,
+  );
 
 describe.skipIf(!available)('docker provider behaviour', () => {
   const provider = createDockerSandboxProvider({ defaultImage: baseImage });
@@ -46,7 +49,11 @@ describe.skipIf(!available)('docker provider behaviour', () => {
     await sandbox.files.write('/dev/shm/made-outside', 'from the host');
     expect((await sandbox.run(['cat', '/dev/shm/made-outside'])).stdout).toBe('from the host');
     expect(await sandbox.files.exists('/dev/shm/nope')).toBe(false);
-    const interfaces = (await sandbox.files.readText('/proc/net/dev')).split('\n').slice(2).map((line) => line.split(':')[0]!.trim()).filter(Boolean);
+    const interfaces = (await sandbox.files.readText('/proc/net/dev'))
+      .split('\n')
+      .slice(2)
+      .map((line) => line.split(':')[0]!.trim())
+      .filter(Boolean);
     expect(interfaces).toEqual(['lo']);
   });
 
@@ -105,7 +112,9 @@ describe.skipIf(!available)('docker provider behaviour', () => {
       `const sandbox = await createDockerSandboxProvider().fromId(${JSON.stringify(sandbox.id)});`,
       `console.log((await sandbox.run(['echo', 'attached'])).stdout.trim());`,
     ].join('\n');
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     // Generous: this is about exiting at all (an open engine request would hold it for the sandbox's lifetime).
@@ -142,7 +151,9 @@ describe.skipIf(!available)('docker provider behaviour', () => {
       'console.log(sandbox.id);',
       'setInterval(() => undefined, 1_000);',
     ].join('\n');
-    const creator = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const creator = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let id = '';
     try {
       id = await new Promise<string>((resolve, reject) => {
@@ -190,7 +201,11 @@ describe.skipIf(!available)('docker provider behaviour', () => {
     } finally {
       provider.events.off('image-build', listener);
       await Promise.all(sandboxes.splice(0).map((sandbox) => sandbox.terminate().catch(() => undefined)));
-      if (tag) await provider.docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+      if (tag)
+        await provider.docker
+          .getImage(tag)
+          .remove({ force: true })
+          .catch(() => undefined);
     }
   }, 120_000);
 
@@ -199,7 +214,13 @@ describe.skipIf(!available)('docker provider behaviour', () => {
     const snapshot = await sandbox.snapshot();
     await provider.deleteSnapshot(snapshot);
     await provider.deleteSnapshot(snapshot);
-    const gone = await provider.docker.getImage(snapshot.id).inspect().then(() => false, () => true);
+    const gone = await provider.docker
+      .getImage(snapshot.id)
+      .inspect()
+      .then(
+        () => false,
+        () => true,
+      );
     expect(gone).toBe(true);
   });
 });

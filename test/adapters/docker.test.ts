@@ -5,7 +5,10 @@ import { baseImage, dockerAvailable } from '../docker-environment.js';
 import { dockerHostResources } from '../host-resources.js';
 
 const available = dockerAvailable();
-if (!available) console.warn(`skipping the docker conformance run: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`);
+if (!available)
+  console.warn(
+    `skipping the docker conformance run: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`,
+  );
 
 describe.skipIf(!available)('docker provider', () => {
   defineSandboxConformanceSuite({
@@ -25,7 +28,10 @@ describe.skipIf(!available)('docker provider', () => {
     // The base image is debootstrap minbase; the tunnel test needs python3, which this builds
     // once (cached by content) through the provider's own image builds.
     createOptions: {
-      image: { base: baseImage, commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'] },
+      image: {
+        base: baseImage,
+        commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'],
+      },
     },
   });
 });

@@ -118,7 +118,9 @@ describe.skipIf(process.platform !== 'linux')('local provider leaves nothing beh
 
   it('a create whose entrypoint program is missing rejects and releases everything', async () => {
     const ids = await idsCreatedDuring(async () => {
-      const error = await provider.create({ network: 'block', command: ['definitely-not-a-program-xyz'] }).catch((caught: unknown) => caught);
+      const error = await provider
+        .create({ network: 'block', command: ['definitely-not-a-program-xyz'] })
+        .catch((caught: unknown) => caught);
       expect(SandboxInvalidArgumentError.isInstance(error)).toBe(true);
       expect((error as SandboxInvalidArgumentError).argument).toBe('command');
     });
@@ -152,30 +154,42 @@ describe.skipIf(process.platform !== 'linux')('local provider leaves nothing beh
     expect(ids.flatMap((id) => leftovers(id))).toEqual([]);
   }, 300_000);
 
-  it.skipIf(!isRoot)('a creator SIGKILLed together with its launchers (one process group) takes its sandboxes along; cleanup() sweeps the rest (as root: cgroups)', async () => {
-    const marker = `7${Math.floor(Math.random() * 1e6)}`;
-    const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'security', 'fixtures', 'creator.ts'), marker], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      detached: true,
-    });
-    const made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
-      let output = '';
-      creator.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
+  it.skipIf(!isRoot)(
+    'a creator SIGKILLed together with its launchers (one process group) takes its sandboxes along; cleanup() sweeps the rest (as root: cgroups)',
+    async () => {
+      const marker = `7${Math.floor(Math.random() * 1e6)}`;
+      const creator = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, '..', 'security', 'fixtures', 'creator.ts'), marker],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+          detached: true,
+        },
+      );
+      const made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
+        let output = '';
+        creator.stdout!.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
+        });
+        creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
       });
-      creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
-    });
-    // A daemon in the middle of its execve shows an empty command line for a moment.
-    await eventually(() => processesMentioning(`sleep ${marker}`).length === 2, 5_000);
-    expect(processesMentioning(`sleep ${marker}`)).toHaveLength(2);
-    // The whole group at once: the launchers get no chance to clean up.
-    process.kill(-creator.pid!, 'SIGKILL');
-    await eventually(() => processesMentioning(`sleep ${marker}`).length === 0 && made.every((sandbox) => processesMentioning(sandbox.stateDir).length === 0));
-    expect(processesMentioning(`sleep ${marker}`)).toEqual([]);
-    for (const sandbox of made) expect(processesMentioning(sandbox.stateDir)).toEqual([]);
-    // What the dead launchers could not remove, the next create or cleanup() does.
-    await createLocalSandboxProvider().cleanup();
-    for (const sandbox of made) expect(leftovers(sandbox.id, join(sandbox.stateDir, '..'))).toEqual([]);
-  }, 120_000);
+      // A daemon in the middle of its execve shows an empty command line for a moment.
+      await eventually(() => processesMentioning(`sleep ${marker}`).length === 2, 5_000);
+      expect(processesMentioning(`sleep ${marker}`)).toHaveLength(2);
+      // The whole group at once: the launchers get no chance to clean up.
+      process.kill(-creator.pid!, 'SIGKILL');
+      await eventually(
+        () =>
+          processesMentioning(`sleep ${marker}`).length === 0 &&
+          made.every((sandbox) => processesMentioning(sandbox.stateDir).length === 0),
+      );
+      expect(processesMentioning(`sleep ${marker}`)).toEqual([]);
+      for (const sandbox of made) expect(processesMentioning(sandbox.stateDir)).toEqual([]);
+      // What the dead launchers could not remove, the next create or cleanup() does.
+      await createLocalSandboxProvider().cleanup();
+      for (const sandbox of made) expect(leftovers(sandbox.id, join(sandbox.stateDir, '..'))).toEqual([]);
+    },
+    120_000,
+  );
 });

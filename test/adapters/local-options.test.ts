@@ -1,6 +1,13 @@
 /** Option mapping of the local provider: defaults, refusals, host checks and the bwrap argv. No I/O. */
 import { describe, expect, it } from 'vitest';
-import { bwrapStage, execArgv, localCapabilities, planLocalCreate, type BwrapInputs, type LocalHostFacts } from '../../adapters/local/index.js';
+import {
+  bwrapStage,
+  execArgv,
+  localCapabilities,
+  planLocalCreate,
+  type BwrapInputs,
+  type LocalHostFacts,
+} from '../../adapters/local/index.js';
 import {
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
@@ -41,10 +48,18 @@ describe('planLocalCreate', () => {
   it.each<[string, CreateSandboxOptions, Record<string, unknown>]>([
     ['a rootfs directory', { image: '/srv/rootfs' }, { image: { kind: 'rootfs', path: '/srv/rootfs' } }],
     ['"host"', { image: 'host' }, { image: { kind: 'host' } }],
-    ['a local snapshot', { image: { type: 'snapshot', provider: 'local', id: 'snap-0123456789abcdef' } }, { image: { kind: 'snapshot', id: 'snap-0123456789abcdef' } }],
+    [
+      'a local snapshot',
+      { image: { type: 'snapshot', provider: 'local', id: 'snap-0123456789abcdef' } },
+      { image: { kind: 'snapshot', id: 'snap-0123456789abcdef' } },
+    ],
     ['a blocked network', { network: 'block' }, { networked: false }],
     ['ports', { ports: [8080, { port: 9090 }] }, { ports: [8080, 9090] }],
-    ['host forwards', { providerOptions: { local: { hostForwards: { '7000': '/run/proxy.sock' } } } }, { forwards: [{ port: 7000, socketPath: '/run/proxy.sock' }] }],
+    [
+      'host forwards',
+      { providerOptions: { local: { hostForwards: { '7000': '/run/proxy.sock' } } } },
+      { forwards: [{ port: 7000, socketPath: '/run/proxy.sock' }] },
+    ],
     ['limits', { cpu: 0.5, memoryMiB: 256, pidsLimit: 64 }, { limits: { cpu: 0.5, memoryMiB: 256, pidsLimit: 64 } }],
     ['a string entrypoint through sh -c', { command: 'sleep 1' }, { entrypoint: ['/bin/sh', '-c', 'sleep 1'] }],
     ['an argv entrypoint unchanged', { command: ['sleep', '1'] }, { entrypoint: ['sleep', '1'] }],
@@ -87,9 +102,24 @@ describe('planLocalCreate', () => {
     ['a volume over /etc', { volumes: { '/etc': '/tmp' } }, rootHost, 'volumes./etc'],
     ['a volume over /usr/', { volumes: { '/usr/': '/tmp' } }, rootHost, 'volumes./usr/'],
     ['a lifetime beyond 24 hours', { timeoutMs: 24 * 60 * 60 * 1000 + 1 }, rootHost, 'timeoutMs'],
-    ['an unknown providerOptions.local key', { providerOptions: { local: { hostForward: {} } } }, rootHost, 'providerOptions.local.hostForward'],
-    ['a host forward to a relative socket', { providerOptions: { local: { hostForwards: { '7000': 'proxy.sock' } } } }, rootHost, 'providerOptions.local.hostForwards.7000'],
-    ['a host forward on port 0', { providerOptions: { local: { hostForwards: { '0': '/run/p.sock' } } } }, rootHost, 'providerOptions.local.hostForwards.0'],
+    [
+      'an unknown providerOptions.local key',
+      { providerOptions: { local: { hostForward: {} } } },
+      rootHost,
+      'providerOptions.local.hostForward',
+    ],
+    [
+      'a host forward to a relative socket',
+      { providerOptions: { local: { hostForwards: { '7000': 'proxy.sock' } } } },
+      rootHost,
+      'providerOptions.local.hostForwards.7000',
+    ],
+    [
+      'a host forward on port 0',
+      { providerOptions: { local: { hostForwards: { '0': '/run/p.sock' } } } },
+      rootHost,
+      'providerOptions.local.hostForwards.0',
+    ],
   ])('refuses %s as SandboxInvalidArgumentError', (_label, options, host, argument) => {
     let thrown: unknown;
     try {
@@ -146,7 +176,15 @@ describe('bwrapStage', () => {
   it('as root: drops to the sandbox uid, with a parent-death signal set after the change, then bwrap in every namespace', () => {
     const argv = bwrapStage(inputs());
     const bwrap = argv.indexOf('/usr/bin/bwrap');
-    expect(argv.slice(0, bwrap)).toEqual(['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--pdeathsig', 'KILL', '--']);
+    expect(argv.slice(0, bwrap)).toEqual([
+      '/usr/bin/setpriv',
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      '--pdeathsig',
+      'KILL',
+      '--',
+    ]);
     expect(argv).toEqual(expect.arrayContaining(['--unshare-all', '--cap-drop', 'ALL', '--die-with-parent', '--new-session']));
     expect(argv.slice(-3)).toEqual(['/bin/sh', '-c', expect.stringContaining('sleep infinity')]);
   });
@@ -171,7 +209,15 @@ describe('bwrapStage', () => {
   });
 
   it('volumes: read-only ones with --ro-bind, the rest with --bind; resolv.conf only with a network', () => {
-    const argv = bwrapStage(inputs({ networked: true, volumes: [{ target: '/ro', source: '/h/ro', readOnly: true }, { target: '/rw', source: '/h/rw', readOnly: false }] }));
+    const argv = bwrapStage(
+      inputs({
+        networked: true,
+        volumes: [
+          { target: '/ro', source: '/h/ro', readOnly: true },
+          { target: '/rw', source: '/h/rw', readOnly: false },
+        ],
+      }),
+    );
     expect(pairs(argv, '--ro-bind')).toContainEqual(['/h/ro', '/ro']);
     expect(pairs(argv, '--bind')).toContainEqual(['/h/rw', '/rw']);
     expect(pairs(argv, '--ro-bind')).toContainEqual(['/state/sb-1/resolv.conf', '/etc/resolv.conf']);
@@ -189,7 +235,14 @@ describe('bwrapStage', () => {
 
 describe('execArgv', () => {
   it('joins the cgroup leaf, enters every namespace, drops capabilities, then runs the wrapper', () => {
-    const argv = execArgv({ nsenter: '/usr/bin/nsenter', setpriv: '/usr/bin/setpriv', isRoot: true, childPid: 42, procsFiles: ['/cg/leaf/cgroup.procs'], inner: ['/bin/sh', '-c', 'wrapper'] });
+    const argv = execArgv({
+      nsenter: '/usr/bin/nsenter',
+      setpriv: '/usr/bin/setpriv',
+      isRoot: true,
+      childPid: 42,
+      procsFiles: ['/cg/leaf/cgroup.procs'],
+      inner: ['/bin/sh', '-c', 'wrapper'],
+    });
     const separator = argv.indexOf('--');
     expect(argv.slice(separator - 1, separator + 4)).toEqual(['/cg/leaf/cgroup.procs', '--', '/usr/bin/nsenter', '-t', '42']);
     expect(argv).toEqual(expect.arrayContaining(['-U', '-m', '-p', '-n', '-i', '-u', '-r', '-w', '--no-new-privs', '--bounding-set=-all']));

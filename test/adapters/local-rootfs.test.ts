@@ -35,7 +35,9 @@ describe.skipIf(!available)('local provider with a rootfs image', () => {
     expect(existsSync(`${rootfs}/etc/hostname`)).toBe(true);
     const snapshot = await sandbox.snapshot!();
     const copy = await provider.create({ image: snapshot, network: 'block' });
-    expect((await copy.run('cat /etc/sandport-added; test -e /etc/hostname || echo hostname-deleted')).stdout).toBe('added\nhostname-deleted\n');
+    expect((await copy.run('cat /etc/sandport-added; test -e /etc/hostname || echo hostname-deleted')).stdout).toBe(
+      'added\nhostname-deleted\n',
+    );
     await copy.terminate();
     await sandbox.terminate();
     expect(readdirSync(`${rootfs}/etc`).length).toBe(before);

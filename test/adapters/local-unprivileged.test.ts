@@ -8,7 +8,14 @@ const unprivilegedUid = 65534;
 
 function readableByOthers(): boolean {
   // The checkout must be traversable by the unprivileged user for it to load the sources.
-  const probe = spawnSync('setpriv', [`--reuid=${unprivilegedUid}`, `--regid=${unprivilegedUid}`, '--clear-groups', 'test', '-r', join(root, 'package.json')]);
+  const probe = spawnSync('setpriv', [
+    `--reuid=${unprivilegedUid}`,
+    `--regid=${unprivilegedUid}`,
+    '--clear-groups',
+    'test',
+    '-r',
+    join(root, 'package.json'),
+  ]);
   return probe.status === 0;
 }
 
@@ -28,13 +35,24 @@ describe.skipIf(!possible)('local provider without root', () => {
     const result = spawnSync(
       'setpriv',
       [
-        `--reuid=${unprivilegedUid}`, `--regid=${unprivilegedUid}`, '--clear-groups', '--',
-        process.execPath, join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run',
+        `--reuid=${unprivilegedUid}`,
+        `--regid=${unprivilegedUid}`,
+        '--clear-groups',
+        '--',
+        process.execPath,
+        join(root, 'node_modules', 'vitest', 'vitest.mjs'),
+        'run',
         // The default loader writes a temporary file next to the config, in a root-owned tree.
-        '--configLoader', 'runner',
+        '--configLoader',
+        'runner',
         'test/unprivileged/local-conformance.test.ts',
       ],
-      { cwd: root, encoding: 'utf8', timeout: 240_000, env: { PATH: process.env.PATH, HOME: '/tmp', TMPDIR: '/tmp', SANDPORT_UNPRIVILEGED_RUN: '1' } },
+      {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 240_000,
+        env: { PATH: process.env.PATH, HOME: '/tmp', TMPDIR: '/tmp', SANDPORT_UNPRIVILEGED_RUN: '1' },
+      },
     );
     const output = `${result.stdout}\n${result.stderr}`;
     if (result.status !== 0) console.error(output.slice(-6000));

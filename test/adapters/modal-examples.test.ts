@@ -10,7 +10,10 @@ import { startModalEmulator, type ModalEmulator } from '../emulators/modal/index
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'modal', 'index.js'));
-if (!built) console.warn('skipping the Modal examples: dist/modal is missing (run `npm run build`; the sandport/modal entry must be in tsup.config.ts)');
+if (!built)
+  console.warn(
+    'skipping the Modal examples: dist/modal is missing (run `npm run build`; the sandport/modal entry must be in tsup.config.ts)',
+  );
 
 const examples: Array<[string, RegExp]> = [
   ['modal-hello-exec.ts', /exit 0: hello from 3\./],
@@ -32,16 +35,26 @@ describe.skipIf(!built)('modal examples against the emulator', () => {
   });
   afterAll(() => emulator?.close(), 120_000);
 
-  it.each(examples)('examples/%s', async (file, expected) => {
-    const env = { ...process.env, MODAL_SERVER_URL: emulator.url, MODAL_TOKEN_ID: 'ak-examples', MODAL_TOKEN_SECRET: 'as-examples', MODAL_LOGLEVEL: 'error' };
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    expect(stderr).not.toMatch(/Error/);
-    expect(code).toBe(0);
-    expect(stdout).toMatch(expected);
-  }, 90_000);
+  it.each(examples)(
+    'examples/%s',
+    async (file, expected) => {
+      const env = {
+        ...process.env,
+        MODAL_SERVER_URL: emulator.url,
+        MODAL_TOKEN_ID: 'ak-examples',
+        MODAL_TOKEN_SECRET: 'as-examples',
+        MODAL_LOGLEVEL: 'error',
+      };
+      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], { cwd: root, env });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(stderr).not.toMatch(/Error/);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(expected);
+    },
+    90_000,
+  );
 });

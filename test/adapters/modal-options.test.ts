@@ -88,7 +88,9 @@ describe('modal create options', () => {
   });
 
   it('ports are encrypted by default, plain when the provider is told so', () => {
-    expect(planModalCreate(createSandboxOptionsSchema.parse({ ports: [80] }), { ...defaults, encryptPorts: false }).params.unencryptedPorts).toEqual([80]);
+    expect(
+      planModalCreate(createSandboxOptionsSchema.parse({ ports: [80] }), { ...defaults, encryptPorts: false }).params.unencryptedPorts,
+    ).toEqual([80]);
     expect(plan({ ports: [80] }).params.encryptedPorts).toEqual([80]);
   });
 
@@ -96,7 +98,10 @@ describe('modal create options', () => {
     const result = plan({ timeoutMs: 1_500, idleTimeoutMs: 2_001 });
     expect(result.params.timeoutMs).toBe(2_000);
     expect(result.params.idleTimeoutMs).toBe(3_000);
-    expect(result.warnings.map((warning) => warning.type === 'unsupported-setting' && warning.setting)).toEqual(['timeoutMs', 'idleTimeoutMs']);
+    expect(result.warnings.map((warning) => warning.type === 'unsupported-setting' && warning.setting)).toEqual([
+      'timeoutMs',
+      'idleTimeoutMs',
+    ]);
   });
 
   it('refuses what Modal cannot do, before any I/O', () => {
@@ -114,7 +119,9 @@ describe('modal create options', () => {
   it('the provider validates before it makes a client', async () => {
     const provider = createModalSandboxProvider({ tokenId: 'id', tokenSecret: 'secret' });
     await expect(provider.create({ memoryMiB: -1 })).rejects.toSatisfy((error: unknown) => SandboxInvalidArgumentError.isInstance(error));
-    await expect(provider.create({ timeoutMs: 48 * 3_600_000 })).rejects.toSatisfy((error: unknown) => SandboxInvalidArgumentError.isInstance(error));
+    await expect(provider.create({ timeoutMs: 48 * 3_600_000 })).rejects.toSatisfy((error: unknown) =>
+      SandboxInvalidArgumentError.isInstance(error),
+    );
     expect(() => createModalSandboxProvider({ tokenId: 'only-id' })).toThrow(/both/);
   });
 

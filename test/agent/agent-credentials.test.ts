@@ -20,14 +20,21 @@ echo "processes=$(ls -d /proc/[0-9]* | wc -l)"
 exit $hits`;
 
 describeWithAgentHarness('credential proxy', {}, (harness) => {
-
   it('keeps the real API key out of the sandbox: not in files, not in any process environment', async () => {
     await using proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: harness.fake.url });
     const mount = claudeCodeHostMount();
     // Only the proxy's route is opened: this sandbox has no direct path to the fake API.
-    const sandbox = await harness.provider.create(proxy.createOptions(harness.provider, { network: 'block', volumes: mount.createOptions.volumes }));
+    const sandbox = await harness.provider.create(
+      proxy.createOptions(harness.provider, { network: 'block', volumes: mount.createOptions.volumes }),
+    );
     try {
-      await using agent = await AgentSession.start(sandbox, { executable: mount.executable, credentials: proxy, env: testEnv, cwd: '/workspace/secret', closeGraceMs: 1_000 });
+      await using agent = await AgentSession.start(sandbox, {
+        executable: mount.executable,
+        credentials: proxy,
+        env: testEnv,
+        cwd: '/workspace/secret',
+        closeGraceMs: 1_000,
+      });
       const seenBefore = harness.fake.requests.length;
       const result = await agent.send('BASH: env | grep -E "ANTHROPIC_(API_KEY|BASE_URL)" | sort').result;
       // The agent's own Bash sees only the placeholder and the route.
@@ -50,7 +57,19 @@ describeWithAgentHarness('credential proxy', {}, (harness) => {
       await sandbox.files.remove('/tmp/planted');
       // A request without the placeholder is refused by the proxy, not forwarded.
       const forwarded = proxy.forwarded;
-      const refused = await sandbox.run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'x-api-key: guessed', `${proxy.route(harness.provider).sandboxUrl}/v1/messages`]);
+      const refused = await sandbox.run([
+        'curl',
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '-X',
+        'POST',
+        '-H',
+        'x-api-key: guessed',
+        `${proxy.route(harness.provider).sandboxUrl}/v1/messages`,
+      ]);
       expect(refused.stdout).toBe('401');
       expect(proxy.forwarded).toBe(forwarded);
     } finally {
@@ -62,9 +81,16 @@ describeWithAgentHarness('credential proxy', {}, (harness) => {
     const realToken = `sk-ant-oat01-REAL-TOKEN-${Date.now()}`;
     await using proxy = await CredentialProxy.start({ oauthToken: realToken, baseUrl: harness.fake.url });
     const mount = claudeCodeHostMount();
-    const sandbox = await harness.provider.create(proxy.createOptions(harness.provider, { network: 'block', volumes: mount.createOptions.volumes }));
+    const sandbox = await harness.provider.create(
+      proxy.createOptions(harness.provider, { network: 'block', volumes: mount.createOptions.volumes }),
+    );
     try {
-      await using agent = await AgentSession.start(sandbox, { executable: mount.executable, credentials: proxy, env: testEnv, closeGraceMs: 1_000 });
+      await using agent = await AgentSession.start(sandbox, {
+        executable: mount.executable,
+        credentials: proxy,
+        env: testEnv,
+        closeGraceMs: 1_000,
+      });
       const seenBefore = harness.fake.requests.length;
       expect((await agent.send('hello with oauth').result).text).toBe('Echo: hello with oauth');
       const upstream = harness.fake.requests.slice(seenBefore);

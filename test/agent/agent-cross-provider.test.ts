@@ -9,15 +9,25 @@ const dockerSkipReason = () => (dockerAvailable() ? undefined : 'no Docker engin
 
 // The Docker sandbox needs python3 (or node) for the forwarder to the credential proxy; the same
 // content-cached image the Docker conformance run builds.
-const dockerImage = { base: baseImage, commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'] };
+const dockerImage = {
+  base: baseImage,
+  commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'],
+};
 
 describeWithAgentHarness('AgentSession across providers', { skipReason: dockerSkipReason }, (harness) => {
-
   it('a session started in a local sandbox resumes in a Docker sandbox, both behind the credential proxy', async () => {
     const realKey = `sk-ant-real-${Math.random().toString(36).slice(2)}`;
     await using proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: harness.fake.url });
     const store = new DirectorySessionStore(join(harness.dir, 'store'));
-    const agentOptions = { executable: harness.executable, credentials: proxy, cwd: '/workspace/project', store, env: testEnv, startTimeoutMs: 60_000, closeGraceMs: 1_000 };
+    const agentOptions = {
+      executable: harness.executable,
+      credentials: proxy,
+      cwd: '/workspace/project',
+      store,
+      env: testEnv,
+      startTimeoutMs: 60_000,
+      closeGraceMs: 1_000,
+    };
 
     const local = harness.provider;
     const first = await local.create(proxy.createOptions(local, { network: 'block', volumes: harness.volumes }));
@@ -30,7 +40,9 @@ describeWithAgentHarness('AgentSession across providers', { skipReason: dockerSk
     await first.terminate();
 
     const docker = createDockerSandboxProvider();
-    const second = await docker.create(proxy.createOptions(docker, { image: dockerImage, network: 'block', volumes: harness.volumes, timeoutMs: 5 * 60_000 }));
+    const second = await docker.create(
+      proxy.createOptions(docker, { image: dockerImage, network: 'block', volumes: harness.volumes, timeoutMs: 5 * 60_000 }),
+    );
     try {
       await using resumed = await AgentSession.resume(second, { ...agentOptions, sessionId });
       expect(resumed.sessionId).toBe(sessionId);
@@ -42,7 +54,11 @@ describeWithAgentHarness('AgentSession across providers', { skipReason: dockerSk
       expect(JSON.stringify(last.body.messages)).toContain('remember BRAVO-9');
       // Upstream saw the real key; inside the Docker sandbox it appears nowhere.
       expect(last.headers['x-api-key']).toBe(realKey);
-      const scan = await second.run(['/bin/sh', '-c', `grep -rl "${realKey}" /proc/[0-9]*/environ /workspace /tmp /root 2>/dev/null | head -5; echo scanned`]);
+      const scan = await second.run([
+        '/bin/sh',
+        '-c',
+        `grep -rl "${realKey}" /proc/[0-9]*/environ /workspace /tmp /root 2>/dev/null | head -5; echo scanned`,
+      ]);
       expect(scan.stdout.trim()).toBe('scanned');
     } finally {
       await second.terminate();

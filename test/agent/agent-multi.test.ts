@@ -5,7 +5,6 @@ import { AgentSession, MemorySessionStore } from '../../src/agent/index.js';
 import { describeWithAgentHarness } from './harness.js';
 
 describeWithAgentHarness('several agents, host-side tools', { sandbox: true }, (harness) => {
-
   it('runs two agents at once in one sandbox without clobbering files or sessions', async () => {
     const store = new MemorySessionStore();
     const [red, blue] = await Promise.all([
@@ -19,13 +18,20 @@ describeWithAgentHarness('several agents, host-side tools', { sandbox: true }, (
         blue.send('WRITE: /workspace/blue/owner.txt blue').result,
       ]);
       expect(redWrite.isError || blueWrite.isError).toBe(false);
-      const [redBash, blueBash] = await Promise.all([red.send('BASH: echo $(cat owner.txt) $(pwd)').result, blue.send('BASH: echo $(cat owner.txt) $(pwd)').result]);
+      const [redBash, blueBash] = await Promise.all([
+        red.send('BASH: echo $(cat owner.txt) $(pwd)').result,
+        blue.send('BASH: echo $(cat owner.txt) $(pwd)').result,
+      ]);
       expect(redBash.text).toBe('Tool said: red /workspace/red');
       expect(blueBash.text).toBe('Tool said: blue /workspace/blue');
       expect(red.sessionId).not.toBe(blue.sessionId);
       await Promise.all([red.flush(), blue.flush()]);
-      const redSaved = new TextDecoder().decode((await store.load(red.sessionId!))!.files.find((file) => file.path.endsWith('.jsonl'))!.data);
-      const blueSaved = new TextDecoder().decode((await store.load(blue.sessionId!))!.files.find((file) => file.path.endsWith('.jsonl'))!.data);
+      const redSaved = new TextDecoder().decode(
+        (await store.load(red.sessionId!))!.files.find((file) => file.path.endsWith('.jsonl'))!.data,
+      );
+      const blueSaved = new TextDecoder().decode(
+        (await store.load(blue.sessionId!))!.files.find((file) => file.path.endsWith('.jsonl'))!.data,
+      );
       expect(redSaved).toContain('/workspace/red/owner.txt');
       expect(redSaved).not.toContain('/workspace/blue/owner.txt');
       expect(blueSaved).toContain('/workspace/blue/owner.txt');

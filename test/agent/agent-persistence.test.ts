@@ -8,12 +8,15 @@ function promptsInLastRequest(harness: AgentHarness): string[] {
   const messages = harness.fake.requests.filter((request) => request.url.includes('/v1/messages')).at(-1)!.body.messages as any[];
   return messages
     .filter((message) => message.role === 'user')
-    .flatMap((message) => (typeof message.content === 'string' ? [message.content] : message.content.filter((block: any) => block.type === 'text').map((block: any) => block.text)))
+    .flatMap((message) =>
+      typeof message.content === 'string'
+        ? [message.content]
+        : message.content.filter((block: any) => block.type === 'text').map((block: any) => block.text),
+    )
     .filter((text: string) => !text.startsWith('<system-reminder>'));
 }
 
 describeWithAgentHarness('AgentSession persistence (hybrid sessions)', {}, (harness) => {
-
   it('saves after every turn, survives the sandbox dying mid-turn, and resumes in a fresh sandbox with the same id', async () => {
     const store = new DirectorySessionStore(join(harness.dir, 'store'));
     const first = await harness.createSandbox();
@@ -60,14 +63,21 @@ describeWithAgentHarness('AgentSession persistence (hybrid sessions)', {}, (harn
       const sessionId = agent.sessionId!;
       const before = (await store.load(sessionId))!;
 
-      await using forked = await AgentSession.resume(sandbox, { ...harness.agentOptions({ cwd: '/srv/elsewhere' }), sessionId, store, fork: true });
+      await using forked = await AgentSession.resume(sandbox, {
+        ...harness.agentOptions({ cwd: '/srv/elsewhere' }),
+        sessionId,
+        store,
+        fork: true,
+      });
       const result = await forked.send('and now').result;
       expect(result.sessionId).not.toBe(sessionId);
       expect(promptsInLastRequest(harness)).toEqual(expect.arrayContaining(['remember BRAVO', 'and now']));
       await forked.flush();
       const fork = await store.load(result.sessionId);
       expect(fork?.metadata.forkedFrom).toBe(sessionId);
-      expect(await sandbox.files.exists(`${forked.configDir}/projects/${projectDirName('/srv/elsewhere')}/${result.sessionId}.jsonl`)).toBe(true);
+      expect(await sandbox.files.exists(`${forked.configDir}/projects/${projectDirName('/srv/elsewhere')}/${result.sessionId}.jsonl`)).toBe(
+        true,
+      );
       const after = (await store.load(sessionId))!;
       expect(after.metadata.updatedAt).toBe(before.metadata.updatedAt);
     } finally {
@@ -78,7 +88,11 @@ describeWithAgentHarness('AgentSession persistence (hybrid sessions)', {}, (harn
   it('rejects resuming an unknown session', async () => {
     const sandbox = await harness.createSandbox();
     try {
-      const error = await AgentSession.resume(sandbox, { ...harness.agentOptions(), sessionId: 'no-such-session', store: new MemorySessionStore() }).catch((caught: unknown) => caught);
+      const error = await AgentSession.resume(sandbox, {
+        ...harness.agentOptions(),
+        sessionId: 'no-such-session',
+        store: new MemorySessionStore(),
+      }).catch((caught: unknown) => caught);
       expect((error as AgentSessionError).reason).toBe('session-not-found');
     } finally {
       await sandbox.terminate();

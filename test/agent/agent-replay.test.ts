@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { AgentSession, AgentSessionError } from '../../src/agent/index.js';
 import type { ExecResult, Sandbox, SandboxProcess } from '../../src/index.js';
 
-const recorded = readFileSync(new URL('./fixtures/three-turns.ndjson', import.meta.url), 'utf8').trim().split('\n');
+const recorded = readFileSync(new URL('./fixtures/three-turns.ndjson', import.meta.url), 'utf8')
+  .trim()
+  .split('\n');
 
 /** The recorded lines, cut into turns at each `result`. */
 function turnsOf(lines: string[]): string[][] {
@@ -60,7 +62,11 @@ function replaySandbox(script: ReplayScript): Sandbox & { execs: string[][]; std
           const message = JSON.parse(line);
           stdinLines.push(message);
           if (message.type === 'control_request' && message.request.subtype === 'initialize') {
-            out.enqueue(encoder.encode(`${JSON.stringify({ type: 'control_response', response: { subtype: 'success', request_id: message.request_id, response: { commands: [], models: [], claude_code_version: '2.1.330' } } })}\n`));
+            out.enqueue(
+              encoder.encode(
+                `${JSON.stringify({ type: 'control_response', response: { subtype: 'success', request_id: message.request_id, response: { commands: [], models: [], claude_code_version: '2.1.330' } } })}\n`,
+              ),
+            );
           } else if (message.type === 'user') {
             if (script.crash && turn === script.crash.afterTurns) {
               err.enqueue(encoder.encode(script.crash.stderr));
@@ -124,7 +130,16 @@ describe('AgentSession message handling (recorded NDJSON replay)', () => {
     await agent.close();
     // The CLI was started once, with the executable and the stream-json flags, and got each prompt as a user line.
     const cli = sandbox.execs.find((argv) => argv[0] === '/opt/claude')!;
-    expect(cli).toEqual(expect.arrayContaining(['--input-format', 'stream-json', '--output-format', 'stream-json', '--max-turns=50', '--permission-mode=bypassPermissions']));
+    expect(cli).toEqual(
+      expect.arrayContaining([
+        '--input-format',
+        'stream-json',
+        '--output-format',
+        'stream-json',
+        '--max-turns=50',
+        '--permission-mode=bypassPermissions',
+      ]),
+    );
     expect(sandbox.execs.filter((argv) => argv[0] === '/opt/claude')).toHaveLength(1);
     const prompts = sandbox.stdinLines.filter((line: any) => line.type === 'user').map((line: any) => line.message.content);
     expect(prompts).toEqual(['hello replay', 'BASH: echo replayed', 'STATUS: 401']);
@@ -139,7 +154,10 @@ describe('AgentSession message handling (recorded NDJSON replay)', () => {
   });
 
   it('turns a process that dies mid-turn into a typed error with exit code and stderr, and fails later sends', async () => {
-    const sandbox = replaySandbox({ turns: turnsOf(recorded), crash: { afterTurns: 1, exitCode: 3, stderr: 'line one\nFATAL: replayed crash\n' } });
+    const sandbox = replaySandbox({
+      turns: turnsOf(recorded),
+      crash: { afterTurns: 1, exitCode: 3, stderr: 'line one\nFATAL: replayed crash\n' },
+    });
     const agent = await AgentSession.start(sandbox, { executable: '/opt/claude', closeGraceMs: 100 });
     const errors: unknown[] = [];
     agent.events.on('error', (error) => errors.push(error));

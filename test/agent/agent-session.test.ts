@@ -5,7 +5,6 @@ import { SandboxTimeoutError } from '../../src/index.js';
 import { describeWithAgentHarness } from './harness.js';
 
 describeWithAgentHarness('AgentSession with the real CLI in the local sandbox', { sandbox: true }, (harness) => {
-
   it('runs a text turn and streams typed messages', async () => {
     await using agent = await AgentSession.start(harness.sandbox, harness.agentOptions({ cwd: '/workspace/text' }));
     const seen: AgentMessage[] = [];

@@ -56,7 +56,10 @@ export async function startAgentHarness(): Promise<AgentHarness> {
     volumes: { ...mount.createOptions.volumes, ...extra.volumes },
     providerOptions: {
       ...extra.providerOptions,
-      local: { ...extra.providerOptions?.local, hostForwards: { [fakeApiSandboxPort]: fake.socketPath!, ...(extra.providerOptions?.local?.hostForwards as object) } },
+      local: {
+        ...extra.providerOptions?.local,
+        hostForwards: { [fakeApiSandboxPort]: fake.socketPath!, ...(extra.providerOptions?.local?.hostForwards as object) },
+      },
     },
   });
   return {

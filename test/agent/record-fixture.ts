@@ -16,13 +16,26 @@ const [volume] = Object.values(claudeCodeHostMount().createOptions.volumes!) as 
 const binary = join(volume!.source, 'claude');
 const child = spawn(binary, ['--output-format', 'stream-json', '--verbose', '--input-format', 'stream-json', '--max-turns=5'], {
   cwd: home,
-  env: { PATH: process.env.PATH, HOME: home, CLAUDE_CONFIG_DIR: join(home, 'config'), ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'sk-ant-record', CLAUDE_CODE_MAX_RETRIES: '0', CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_TELEMETRY: '1', DISABLE_AUTOUPDATER: '1' },
+  env: {
+    PATH: process.env.PATH,
+    HOME: home,
+    CLAUDE_CONFIG_DIR: join(home, 'config'),
+    ANTHROPIC_BASE_URL: fake.url,
+    ANTHROPIC_API_KEY: 'sk-ant-record',
+    CLAUDE_CODE_MAX_RETRIES: '0',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_AUTOUPDATER: '1',
+  },
   stdio: ['pipe', 'pipe', 'inherit'],
 });
 const prompts = ['hello replay', 'BASH: echo replayed', 'STATUS: 401'];
 const lines: string[] = [];
 let turn = 0;
-const send = () => child.stdin.write(`${JSON.stringify({ type: 'user', message: { role: 'user', content: prompts[turn] }, parent_tool_use_id: null, session_id: '' })}\n`);
+const send = () =>
+  child.stdin.write(
+    `${JSON.stringify({ type: 'user', message: { role: 'user', content: prompts[turn] }, parent_tool_use_id: null, session_id: '' })}\n`,
+  );
 createInterface({ input: child.stdout }).on('line', (line) => {
   lines.push(line);
   if (JSON.parse(line).type === 'result') {

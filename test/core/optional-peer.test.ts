@@ -50,18 +50,24 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
 
 describe('loadOptionalPeer', () => {
   it('a package that is not installed (import) is a capability error naming it and its install line', async () => {
-    const error = await failure(loadOptionalPeer('sandport-no-such-peer', { provider: 'docker', installLine: 'npm install sandport-no-such-peer@^4' }));
+    const error = await failure(
+      loadOptionalPeer('sandport-no-such-peer', { provider: 'docker', installLine: 'npm install sandport-no-such-peer@^4' }),
+    );
     expect(SandboxCapabilityUnsupportedError.isInstance(error)).toBe(true);
     const typed = error as SandboxCapabilityUnsupportedError;
     expect(typed.capability).toBe('peer:sandport-no-such-peer');
     expect(typed.provider).toBe('docker');
     expect(typed.retryable).toBe(false);
-    expect(typed.message).toBe('sandport/docker needs the optional peer dependency "sandport-no-such-peer": npm install sandport-no-such-peer@^4');
+    expect(typed.message).toBe(
+      'sandport/docker needs the optional peer dependency "sandport-no-such-peer": npm install sandport-no-such-peer@^4',
+    );
     expect((typed.cause as { code?: string }).code).toBe('ERR_MODULE_NOT_FOUND');
   });
 
   it('a package that is not installed (require) is the same error; the install line defaults to npm install <name>', async () => {
-    const error = await failure(loadOptionalPeer('not-in-project', { provider: 'modal', load: async () => requireInProject()('not-in-project') }));
+    const error = await failure(
+      loadOptionalPeer('not-in-project', { provider: 'modal', load: async () => requireInProject()('not-in-project') }),
+    );
     expect(SandboxCapabilityUnsupportedError.isInstance(error)).toBe(true);
     expect((error as Error).message).toBe('sandport/modal needs the optional peer dependency "not-in-project": npm install not-in-project');
     expect(((error as Error).cause as { code?: string }).code).toBe('MODULE_NOT_FOUND');
@@ -71,7 +77,9 @@ describe('loadOptionalPeer', () => {
     const error = await failure(loadOptionalPeer('sandport-no-such-sdk', { neededBy: 'AgentSession' }));
     expect(SandboxCapabilityUnsupportedError.isInstance(error)).toBe(true);
     expect((error as SandboxError).provider).toBeUndefined();
-    expect((error as Error).message).toBe('AgentSession needs the optional peer dependency "sandport-no-such-sdk": npm install sandport-no-such-sdk');
+    expect((error as Error).message).toBe(
+      'AgentSession needs the optional peer dependency "sandport-no-such-sdk": npm install sandport-no-such-sdk',
+    );
   });
 
   it("an installed package whose own dependency is missing is a provider error with the loader's error as cause", async () => {
@@ -92,7 +100,9 @@ describe('loadOptionalPeer', () => {
   });
 
   it('an installed package that throws while loading is a provider error keeping the thrown error', async () => {
-    const error = await failure(loadOptionalPeer('throws-on-load', { provider: 'modal', load: async () => requireInProject()('throws-on-load') }));
+    const error = await failure(
+      loadOptionalPeer('throws-on-load', { provider: 'modal', load: async () => requireInProject()('throws-on-load') }),
+    );
     expect(SandboxProviderError.isInstance(error)).toBe(true);
     expect(((error as Error).cause as Error).message).toBe('throws-on-load exploded');
     expect((error as Error).message).toContain('throws-on-load exploded');
@@ -101,7 +111,10 @@ describe('loadOptionalPeer', () => {
   it('resolves to the module when the package loads, through the default import and a given loader', async () => {
     const zod = await loadOptionalPeer<typeof import('zod')>('zod', { provider: 'docker' });
     expect(typeof zod.z.object).toBe('function');
-    const fine = await loadOptionalPeer('fine-peer', { provider: 'docker', load: async () => requireInProject()('fine-peer') as { answer: number } });
+    const fine = await loadOptionalPeer('fine-peer', {
+      provider: 'docker',
+      load: async () => requireInProject()('fine-peer') as { answer: number },
+    });
     expect(fine.answer).toBe(42);
   });
 });

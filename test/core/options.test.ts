@@ -172,16 +172,12 @@ describe('limits', () => {
     expect(rejection(createSandboxOptionsSchema, value).argument).toBe(field);
   });
 
-  it.each([
-    { pidsLimit: maxPidsLimit },
-    { pidsLimit: 8 },
-    { memoryMiB: maxMemoryMiB },
-    { memoryMiB: 16 },
-    { cpu: 1024 },
-    { cpu: 0.25 },
-  ])('accepts %j', (value) => {
-    expect(parseOptions(createSandboxOptionsSchema, value, { what: 'options' })).toEqual(value);
-  });
+  it.each([{ pidsLimit: maxPidsLimit }, { pidsLimit: 8 }, { memoryMiB: maxMemoryMiB }, { memoryMiB: 16 }, { cpu: 1024 }, { cpu: 0.25 }])(
+    'accepts %j',
+    (value) => {
+      expect(parseOptions(createSandboxOptionsSchema, value, { what: 'options' })).toEqual(value);
+    },
+  );
 
   it.each([0, -1, 1.5, Number.POSITIVE_INFINITY])('maxOutputBytes %s is rejected', (value) => {
     expect(rejection(runOptionsSchema, { maxOutputBytes: value }).argument).toBe('maxOutputBytes');
@@ -233,13 +229,10 @@ describe('signal names', () => {
 
   const portable = ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
   portable.push('SIGSTOP', 'SIGCONT', 'SIGALRM', 'SIGABRT', 'SIGPIPE', 'SIGWINCH');
-  it.each(portable)(
-    '%s is a signal name',
-    (name) => {
-      expect(signalNameSchema.parse(name)).toBe(name);
-      expect(isSandboxSignal(name)).toBe(true);
-    },
-  );
+  it.each(portable)('%s is a signal name', (name) => {
+    expect(signalNameSchema.parse(name)).toBe(name);
+    expect(isSandboxSignal(name)).toBe(true);
+  });
 
   it('every signal name is one this host knows', () => {
     const known = Object.keys(osConstants.signals);

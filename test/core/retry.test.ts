@@ -24,10 +24,14 @@ describe('retryIdempotent', () => {
   it('does not retry errors that are not retryable', async () => {
     let calls = 0;
     await expect(
-      retryIdempotent('fromId', async () => {
-        calls++;
-        throw new SandboxNotFoundError({ message: 'gone' });
-      }, { provider: 'test' }),
+      retryIdempotent(
+        'fromId',
+        async () => {
+          calls++;
+          throw new SandboxNotFoundError({ message: 'gone' });
+        },
+        { provider: 'test' },
+      ),
     ).rejects.toThrow('gone');
     expect(calls).toBe(1);
   });
@@ -36,11 +40,15 @@ describe('retryIdempotent', () => {
     const controller = new AbortController();
     const reason = new Error('stopped');
     let calls = 0;
-    const failing = retryIdempotent('poll', async () => {
-      calls++;
-      controller.abort(reason);
-      throw new SandboxProviderError({ message: 'flaky', retryable: true });
-    }, { provider: 'test', signal: controller.signal });
+    const failing = retryIdempotent(
+      'poll',
+      async () => {
+        calls++;
+        controller.abort(reason);
+        throw new SandboxProviderError({ message: 'flaky', retryable: true });
+      },
+      { provider: 'test', signal: controller.signal },
+    );
     // The contract: an abort rejects with `signal.reason` itself, not with the call's last error.
     await expect(failing).rejects.toBe(reason);
     expect(calls).toBe(1);

@@ -3,12 +3,22 @@ import { describe, expect, it } from 'vitest';
 import { collect, fromAsyncIterable, fromNodeReadable, lines, readBytes, readText, toNodeReadable } from '../../src/kit/index.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
-const streamOf = (...chunks: string[]) => fromAsyncIterable((async function* () { for (const chunk of chunks) yield bytes(chunk); })());
+const streamOf = (...chunks: string[]) =>
+  fromAsyncIterable(
+    (async function* () {
+      for (const chunk of chunks) yield bytes(chunk);
+    })(),
+  );
 
 describe('stream helpers', () => {
   it('readText and readBytes join chunks, multi-byte characters split across chunks included', async () => {
     const snowman = bytes('☃');
-    const split = fromAsyncIterable((async function* () { yield snowman.subarray(0, 1); yield snowman.subarray(1); })());
+    const split = fromAsyncIterable(
+      (async function* () {
+        yield snowman.subarray(0, 1);
+        yield snowman.subarray(1);
+      })(),
+    );
     expect(await readText(split)).toBe('☃');
     expect(Array.from(await readBytes(streamOf('ab', 'c')))).toEqual([97, 98, 99]);
   });
@@ -31,8 +41,14 @@ describe('stream helpers', () => {
     const iterable = {
       [Symbol.asyncIterator]() {
         return {
-          async next(): Promise<IteratorResult<number>> { produced++; return { done: false, value: produced }; },
-          async return(): Promise<IteratorResult<number>> { returned = true; return { done: true, value: undefined }; },
+          async next(): Promise<IteratorResult<number>> {
+            produced++;
+            return { done: false, value: produced };
+          },
+          async return(): Promise<IteratorResult<number>> {
+            returned = true;
+            return { done: true, value: undefined };
+          },
         };
       },
     };
@@ -67,7 +83,11 @@ describe('stream helpers', () => {
   });
 
   it('fromNodeReadable errors when the source errors, and toNodeReadable round-trips', async () => {
-    const failing = new Readable({ read() { this.destroy(new Error('boom')); } });
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('boom'));
+      },
+    });
     await expect(readBytes(fromNodeReadable(failing))).rejects.toThrow('boom');
     const back = toNodeReadable(streamOf('x', 'y'));
     let text = '';

@@ -22,20 +22,24 @@ describe.skipIf(process.platform !== 'linux')('agent examples against the fake A
     await fake.close();
   });
 
-  it.each(examples)('examples/%s', async (file, expected) => {
-    // Spawned asynchronously: the fake API answers from this process's event loop.
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], {
-      cwd: root,
-      env: { ...process.env, ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples', ANTHROPIC_BASE_URL: fake.url },
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
-    const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    clearTimeout(timer);
-    if (status !== 0) console.error(output);
-    expect(status).toBe(0);
-    expect(output).toMatch(expected);
-  }, 120_000);
+  it.each(examples)(
+    'examples/%s',
+    async (file, expected) => {
+      // Spawned asynchronously: the fake API answers from this process's event loop.
+      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], {
+        cwd: root,
+        env: { ...process.env, ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples', ANTHROPIC_BASE_URL: fake.url },
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+      const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      clearTimeout(timer);
+      if (status !== 0) console.error(output);
+      expect(status).toBe(0);
+      expect(output).toMatch(expected);
+    },
+    120_000,
+  );
 });

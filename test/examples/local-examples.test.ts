@@ -24,7 +24,11 @@ describe('examples run', () => {
   for (const [file, expected] of examples) {
     const reason = skipReason(file);
     it.skipIf(reason !== undefined)(`examples/${file}${reason === undefined ? '' : ` (skipped: ${reason})`}`, () => {
-      const result = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], { cwd: root, encoding: 'utf8', timeout: 90_000 });
+      const result = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 90_000,
+      });
       expect(result.stderr).not.toMatch(/Error/);
       expect(result.status).toBe(0);
       expect(result.stdout).toMatch(expected);

@@ -84,11 +84,13 @@ async function handle(request: IncomingMessage, response: ServerResponse, reques
   requests.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body });
   const path = (request.url ?? '').split('?')[0]!;
   if (request.method === 'POST' && path.endsWith('/v1/messages/count_tokens')) return json(response, 200, { input_tokens: 10 });
-  if (request.method !== 'POST' || !path.endsWith('/v1/messages')) return json(response, 404, { type: 'error', error: { type: 'not_found_error', message: 'not found' } });
+  if (request.method !== 'POST' || !path.endsWith('/v1/messages'))
+    return json(response, 404, { type: 'error', error: { type: 'not_found_error', message: 'not found' } });
 
   const model = String(body?.model ?? 'claude-fake');
   // The session-title side call asks for JSON output.
-  if (body?.output_config?.format?.type === 'json_schema') return reply(response, body, model, [{ type: 'text', text: '{"title":"Fake session"}' }], 'end_turn');
+  if (body?.output_config?.format?.type === 'json_schema')
+    return reply(response, body, model, [{ type: 'text', text: '{"title":"Fake session"}' }], 'end_turn');
 
   const prompt = latestPrompt(body?.messages ?? []);
   const toolResult = latestToolResult(body?.messages ?? []);
@@ -130,7 +132,9 @@ function latestPrompt(messages: any[]): string {
       typeof message.content === 'string'
         ? [message.content]
         : (message.content ?? []).filter((block: any) => block?.type === 'text').map((block: any) => String(block.text));
-    const prompts = texts.filter((text: string) => text.trim() && !text.trimStart().startsWith('<system-reminder>') && !text.startsWith('[Request interrupted'));
+    const prompts = texts.filter(
+      (text: string) => text.trim() && !text.trimStart().startsWith('<system-reminder>') && !text.startsWith('[Request interrupted'),
+    );
     if (prompts.length > 0) return prompts.at(-1)!;
   }
   return '';
@@ -178,7 +182,11 @@ function reply(response: ServerResponse, body: any, model: string, blocks: Block
   if (body?.stream === false) {
     return json(response, 200, {
       ...messageStart(model).message,
-      content: blocks.map((block) => (block.type === 'text' ? { type: 'text', text: block.text } : { type: 'tool_use', id: block.id, name: block.name, input: block.input })),
+      content: blocks.map((block) =>
+        block.type === 'text'
+          ? { type: 'text', text: block.text }
+          : { type: 'tool_use', id: block.id, name: block.name, input: block.input },
+      ),
       stop_reason: stopReason,
     });
   }
@@ -189,8 +197,16 @@ function reply(response: ServerResponse, body: any, model: string, blocks: Block
       send('content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } });
       send('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text: block.text } });
     } else {
-      send('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: block.id, name: block.name, input: {} } });
-      send('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(block.input) } });
+      send('content_block_start', {
+        type: 'content_block_start',
+        index,
+        content_block: { type: 'tool_use', id: block.id, name: block.name, input: {} },
+      });
+      send('content_block_delta', {
+        type: 'content_block_delta',
+        index,
+        delta: { type: 'input_json_delta', partial_json: JSON.stringify(block.input) },
+      });
     }
     send('content_block_stop', { type: 'content_block_stop', index });
   });
@@ -209,7 +225,11 @@ function slow(response: ServerResponse, model: string): void {
       clearInterval(timer);
       if (response.destroyed) return;
       send('content_block_stop', { type: 'content_block_stop', index: 0 });
-      send('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 5 } });
+      send('message_delta', {
+        type: 'message_delta',
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { output_tokens: 5 },
+      });
       send('message_stop', { type: 'message_stop' });
       response.end();
       return;

@@ -93,7 +93,12 @@ describe('refuseUnsupported', () => {
   });
 
   it('a lifetime past the maximum, a foreign snapshot and duplicate ports are invalid arguments', () => {
-    for (const options of [{ timeoutMs: 86_400_001 }, { idleTimeoutMs: 86_400_001 }, { image: { type: 'snapshot', provider: 'other', id: 's' } }, { ports: [80, 80] }]) {
+    for (const options of [
+      { timeoutMs: 86_400_001 },
+      { idleTimeoutMs: 86_400_001 },
+      { image: { type: 'snapshot', provider: 'other', id: 's' } },
+      { ports: [80, 80] },
+    ]) {
       expect(() => refuseUnsupported(parse(options), everything, 'test')).toThrow(SandboxInvalidArgumentError);
     }
   });
@@ -124,7 +129,17 @@ describe('normalisers and units', () => {
 
   it('setTags input uses the create schema', () => {
     expect(parseTags({ a: 'b' })).toEqual({ a: 'b' });
-    for (const bad of [{ '': 'x' }, { a: 5 }, { a: null }, 'tags', ['a'], null, undefined, { ['k'.repeat(64)]: 'v' }, { a: 'v'.repeat(256) }]) {
+    for (const bad of [
+      { '': 'x' },
+      { a: 5 },
+      { a: null },
+      'tags',
+      ['a'],
+      null,
+      undefined,
+      { ['k'.repeat(64)]: 'v' },
+      { a: 'v'.repeat(256) },
+    ]) {
       expect(() => parseTags(bad, 'test')).toThrow(SandboxInvalidArgumentError);
     }
   });
@@ -181,7 +196,10 @@ describe('error tables', () => {
     expect(SandboxNotFoundError.isInstance(fromGrpcStatus(5, context))).toBe(true);
     expect(fromGrpcStatus(14, context).retryable).toBe(true);
     expect(fromGrpcStatus(3, context).code).toBe('invalid_argument');
-    const reset = fromConnectionError(new TypeError('fetch failed', { cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) }), context);
+    const reset = fromConnectionError(
+      new TypeError('fetch failed', { cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) }),
+      context,
+    );
     expect(SandboxProviderError.isInstance(reset) && reset.retryable).toBe(true);
     expect(fromConnectionError(new Error('other'), context)).toBeUndefined();
   });

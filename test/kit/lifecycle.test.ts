@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ProcessOutcome, SandboxEmitter, SandboxInvalidArgumentError, SandboxLifecycle, SandboxNotFoundError, SandboxTimeoutError, setLongTimeout } from '../../src/kit/index.js';
+import {
+  ProcessOutcome,
+  SandboxEmitter,
+  SandboxInvalidArgumentError,
+  SandboxLifecycle,
+  SandboxNotFoundError,
+  SandboxTimeoutError,
+  setLongTimeout,
+} from '../../src/kit/index.js';
 
 function lifecycle(options: { idleTimeoutMs?: number; teardown?: () => Promise<void> } = {}) {
   const events = new SandboxEmitter();
@@ -71,7 +79,15 @@ describe('SandboxLifecycle', () => {
 describe('ProcessOutcome', () => {
   const outcome = (state: SandboxLifecycle, events: SandboxEmitter, options: { timeoutMs?: number; signal?: AbortSignal } = {}) => {
     const kills: string[] = [];
-    const value = new ProcessOutcome({ provider: 'test', sandboxId: 'sb-1', events, command: ['true'], lifecycle: state, kill: async (signal) => void kills.push(signal), ...options });
+    const value = new ProcessOutcome({
+      provider: 'test',
+      sandboxId: 'sb-1',
+      events,
+      command: ['true'],
+      lifecycle: state,
+      kill: async (signal) => void kills.push(signal),
+      ...options,
+    });
     return { value, kills };
   };
 

@@ -109,7 +109,10 @@ describe.skipIf(!built)(title, () => {
       .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
     expect(diagnostics).toEqual([]);
     const program = app.service.getProgram()!;
-    const fromDist = program.getSourceFiles().filter((file) => file.fileName.startsWith(dist)).map((file) => file.fileName);
+    const fromDist = program
+      .getSourceFiles()
+      .filter((file) => file.fileName.startsWith(dist))
+      .map((file) => file.fileName);
     expect(fromDist.some((name) => name.endsWith(extension === '.mts' ? '.d.ts' : '.d.cts'))).toBe(true);
 
     const timeout = app.hover('timeoutMs');

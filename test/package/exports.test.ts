@@ -34,7 +34,8 @@ describe('package surface', () => {
         if (entry.isDirectory()) walk(path);
         else if (/\.ts$/.test(entry.name)) {
           const text = readFileSync(path, 'utf8');
-          if (/from ['"](\.\.\/)+adapters\//.test(text) || /from ['"](modal|e2b|dockerode|@daytonaio\/sdk|@vercel\/sandbox)['"]/.test(text)) offenders.push(path);
+          if (/from ['"](\.\.\/)+adapters\//.test(text) || /from ['"](modal|e2b|dockerode|@daytonaio\/sdk|@vercel\/sandbox)['"]/.test(text))
+            offenders.push(path);
         }
       }
     };
@@ -51,7 +52,9 @@ describe('package surface', () => {
     const fromCjs = new cjs.SandboxTimeoutError({ message: 'x', operation: 'exec' });
     expect(esm.SandboxError.isInstance(fromCjs)).toBe(true);
     expect(esm.SandboxTimeoutError.isInstance(fromCjs)).toBe(true);
-    const localCjs = createRequire(import.meta.url)(join(root, 'dist', 'local', 'index.cjs')) as typeof import('../../adapters/local/index.js');
+    const localCjs = createRequire(import.meta.url)(
+      join(root, 'dist', 'local', 'index.cjs'),
+    ) as typeof import('../../adapters/local/index.js');
     expect(typeof localCjs.createLocalSandboxProvider).toBe('function');
     const testing = (await import(join(root, 'dist', 'testing', 'index.js'))) as typeof import('../../src/testing/index.js');
     expect(typeof testing.defineSandboxConformanceSuite).toBe('function');

@@ -98,7 +98,9 @@ function chunkGraph(entry: string): string[] {
   const walk = (file: string) => {
     if (seen.has(file)) return;
     seen.add(file);
-    for (const match of readFileSync(file, 'utf8').matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)) {
+    for (const match of readFileSync(file, 'utf8').matchAll(
+      /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g,
+    )) {
       walk(resolve(dirname(file), match[1]!));
     }
   };
@@ -108,150 +110,168 @@ function chunkGraph(entry: string): string[] {
 
 const graphContains = (entry: string, marker: string) => chunkGraph(entry).some((file) => readFileSync(file, 'utf8').includes(marker));
 
-describe.skipIf(npmReason !== undefined)(`a fresh project installing the packed tarball${npmReason ? ` (skipped: npm cannot run here: ${npmReason})` : ''}`, () => {
-  let work: string;
-  let app: string;
-  let installed: string;
-  const results: {
-    esm1?: PhaseOne;
-    cjs1?: PhaseOne;
-    rootExports?: string[];
-    kitExports?: string[];
-    adapterFilesLoadedByRequire?: string[];
-    esm2?: PhaseTwo;
-    cjs2?: PhaseTwo;
-  } = {};
+describe.skipIf(npmReason !== undefined)(
+  `a fresh project installing the packed tarball${npmReason ? ` (skipped: npm cannot run here: ${npmReason})` : ''}`,
+  () => {
+    let work: string;
+    let app: string;
+    let installed: string;
+    const results: {
+      esm1?: PhaseOne;
+      cjs1?: PhaseOne;
+      rootExports?: string[];
+      kitExports?: string[];
+      adapterFilesLoadedByRequire?: string[];
+      esm2?: PhaseTwo;
+      cjs2?: PhaseTwo;
+    } = {};
 
-  const node = async (script: string, env: NodeJS.ProcessEnv = {}) => {
-    const { stdout } = await run(process.execPath, [script], { cwd: app, env: { ...process.env, NODE_OPTIONS: '', ...env }, maxBuffer: 16 << 20 });
-    return JSON.parse(stdout.trim().split('\n').pop()!) as unknown;
-  };
+    const node = async (script: string, env: NodeJS.ProcessEnv = {}) => {
+      const { stdout } = await run(process.execPath, [script], {
+        cwd: app,
+        env: { ...process.env, NODE_OPTIONS: '', ...env },
+        maxBuffer: 16 << 20,
+      });
+      return JSON.parse(stdout.trim().split('\n').pop()!) as unknown;
+    };
 
-  beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'sandport-fresh-'));
-    const staging = join(work, 'package');
-    mkdirSync(staging);
-    // The repository's tsup configs without declarations: this test exercises the runtime, and
-    // `npm run check:package` checks the types of the real tarball (this halves the build time).
-    // tsup resolves the entries and reads package.json (its externals) from the working directory.
-    if (process.cwd() !== root) throw new Error(`run vitest from the repository root (${root}), not ${process.cwd()}`);
-    for (const config of tsupConfigs as Options[]) await build({ ...config, dts: false, outDir: join(staging, 'dist'), silent: true, config: false });
-    copyFileSync(join(root, 'package.json'), join(staging, 'package.json'));
-    copyFileSync(join(root, 'README.md'), join(staging, 'README.md'));
-    const packed = await run('npm', ['pack', '--silent', '--pack-destination', work], { cwd: staging });
-    const tarball = join(work, packed.stdout.trim().split('\n').pop()!);
+    beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), 'sandport-fresh-'));
+      const staging = join(work, 'package');
+      mkdirSync(staging);
+      // The repository's tsup configs without declarations: this test exercises the runtime, and
+      // `npm run check:package` checks the types of the real tarball (this halves the build time).
+      // tsup resolves the entries and reads package.json (its externals) from the working directory.
+      if (process.cwd() !== root) throw new Error(`run vitest from the repository root (${root}), not ${process.cwd()}`);
+      for (const config of tsupConfigs as Options[])
+        await build({ ...config, dts: false, outDir: join(staging, 'dist'), silent: true, config: false });
+      copyFileSync(join(root, 'package.json'), join(staging, 'package.json'));
+      copyFileSync(join(root, 'README.md'), join(staging, 'README.md'));
+      const packed = await run('npm', ['pack', '--silent', '--pack-destination', work], { cwd: staging });
+      const tarball = join(work, packed.stdout.trim().split('\n').pop()!);
 
-    app = join(work, 'app');
-    mkdirSync(app);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'fresh-app', version: '1.0.0', private: true }));
-    await run('npm', ['install', tarball, ...installFlags], { cwd: app, maxBuffer: 16 << 20 });
-    installed = join(app, 'node_modules', 'sandport');
+      app = join(work, 'app');
+      mkdirSync(app);
+      writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'fresh-app', version: '1.0.0', private: true }));
+      await run('npm', ['install', tarball, ...installFlags], { cwd: app, maxBuffer: 16 << 20 });
+      installed = join(app, 'node_modules', 'sandport');
 
-    writeFileSync(join(app, 'phase-one.mjs'), esmScript(phaseOneBody));
-    writeFileSync(join(app, 'phase-one.cjs'), cjsScript(phaseOneBody));
-    writeFileSync(
-      join(app, 'exports.mjs'),
-      "const root = await import('sandport');\nconst kit = await import('sandport/kit');\nconsole.log(JSON.stringify({ root: Object.keys(root), kit: Object.keys(kit) }));\n",
-    );
-    // Runtime proof for CommonJS: require.cache holds exactly the files that were evaluated.
-    writeFileSync(
-      join(app, 'adapters-only.cjs'),
-      "require('sandport/local');\nrequire('sandport/docker');\nrequire('sandport/modal');\nconsole.log(JSON.stringify(Object.keys(require.cache).filter((file) => file.includes('/node_modules/sandport/'))));\n",
-    );
-    results.esm1 = (await node('phase-one.mjs')) as PhaseOne;
-    results.cjs1 = (await node('phase-one.cjs')) as PhaseOne;
-    const exported = (await node('exports.mjs')) as { root: string[]; kit: string[] };
-    results.rootExports = exported.root;
-    results.kitExports = exported.kit;
-    results.adapterFilesLoadedByRequire = (await node('adapters-only.cjs')) as string[];
+      writeFileSync(join(app, 'phase-one.mjs'), esmScript(phaseOneBody));
+      writeFileSync(join(app, 'phase-one.cjs'), cjsScript(phaseOneBody));
+      writeFileSync(
+        join(app, 'exports.mjs'),
+        "const root = await import('sandport');\nconst kit = await import('sandport/kit');\nconsole.log(JSON.stringify({ root: Object.keys(root), kit: Object.keys(kit) }));\n",
+      );
+      // Runtime proof for CommonJS: require.cache holds exactly the files that were evaluated.
+      writeFileSync(
+        join(app, 'adapters-only.cjs'),
+        "require('sandport/local');\nrequire('sandport/docker');\nrequire('sandport/modal');\nconsole.log(JSON.stringify(Object.keys(require.cache).filter((file) => file.includes('/node_modules/sandport/'))));\n",
+      );
+      results.esm1 = (await node('phase-one.mjs')) as PhaseOne;
+      results.cjs1 = (await node('phase-one.cjs')) as PhaseOne;
+      const exported = (await node('exports.mjs')) as { root: string[]; kit: string[] };
+      results.rootExports = exported.root;
+      results.kitExports = exported.kit;
+      results.adapterFilesLoadedByRequire = (await node('adapters-only.cjs')) as string[];
 
-    // Phase two: dockerode, packed from the repository's own copy; its dependencies come from the cache.
-    await run('npm', ['install', '--install-links', join(root, 'node_modules', 'dockerode'), ...installFlags], { cwd: app, maxBuffer: 16 << 20 });
-    writeFileSync(join(app, 'phase-two.mjs'), esmScript(phaseTwoBody));
-    writeFileSync(join(app, 'phase-two.cjs'), cjsScript(phaseTwoBody));
-    // A socket path that nothing listens on: dockerode really connects, and nothing answers.
-    const env = { DOCKER_HOST: `unix://${join(work, 'no-engine.sock')}` };
-    results.esm2 = (await node('phase-two.mjs', env)) as PhaseTwo;
-    results.cjs2 = (await node('phase-two.cjs', env)) as PhaseTwo;
-  }, 900_000);
+      // Phase two: dockerode, packed from the repository's own copy; its dependencies come from the cache.
+      await run('npm', ['install', '--install-links', join(root, 'node_modules', 'dockerode'), ...installFlags], {
+        cwd: app,
+        maxBuffer: 16 << 20,
+      });
+      writeFileSync(join(app, 'phase-two.mjs'), esmScript(phaseTwoBody));
+      writeFileSync(join(app, 'phase-two.cjs'), cjsScript(phaseTwoBody));
+      // A socket path that nothing listens on: dockerode really connects, and nothing answers.
+      const env = { DOCKER_HOST: `unix://${join(work, 'no-engine.sock')}` };
+      results.esm2 = (await node('phase-two.mjs', env)) as PhaseTwo;
+      results.cjs2 = (await node('phase-two.cjs', env)) as PhaseTwo;
+    }, 900_000);
 
-  afterAll(() => {
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
-
-  const missingPeer = (error: ErrorInfo | undefined, name: string, provider: string | undefined, line: string) => {
-    expect(error).toMatchObject({ name: 'SandboxCapabilityUnsupportedError', code: 'capability_unsupported', capability: `peer:${name}`, isCapability: true });
-    expect(error!.provider).toBe(provider);
-    expect(error!.message).toContain(`"${name}"`);
-    expect(error!.message).toContain(line);
-  };
-
-  for (const format of ['esm', 'cjs'] as const) {
-    const phaseOne = () => results[`${format}1`]!;
-
-    it(`${format}: the fresh project has no provider SDK; tar-stream comes with sandport as a dependency`, () => {
-      expect(phaseOne().resolvable).toEqual({ dockerode: false, modal: false, '@anthropic-ai/claude-agent-sdk': false });
-      expect(phaseOne().tarStreamFrom.startsWith(join(app, 'node_modules', 'tar-stream') + '/')).toBe(true);
+    afterAll(() => {
+      if (work) rmSync(work, { recursive: true, force: true });
     });
 
-    it(`${format}: sandport/docker loads without dockerode; create and list reject naming dockerode and its install line`, () => {
-      missingPeer(phaseOne().dockerCreate, 'dockerode', 'docker', 'npm install dockerode');
-      expect(phaseOne().dockerCreate.message).toBe('sandport/docker needs the optional peer dependency "dockerode": npm install dockerode');
-      missingPeer(phaseOne().dockerList, 'dockerode', 'docker', 'npm install dockerode');
-      expect(phaseOne().dockerCreate.causeCode).toMatch(/^(ERR_)?MODULE_NOT_FOUND$/);
-    });
+    const missingPeer = (error: ErrorInfo | undefined, name: string, provider: string | undefined, line: string) => {
+      expect(error).toMatchObject({
+        name: 'SandboxCapabilityUnsupportedError',
+        code: 'capability_unsupported',
+        capability: `peer:${name}`,
+        isCapability: true,
+      });
+      expect(error!.provider).toBe(provider);
+      expect(error!.message).toContain(`"${name}"`);
+      expect(error!.message).toContain(line);
+    };
 
-    it(`${format}: provider.docker before any operation says to run one first`, () => {
-      expect(phaseOne().dockerGetter).toMatchObject({ name: 'SandboxProviderError', isSandboxError: true, provider: 'docker' });
-      expect(phaseOne().dockerGetter.message).toContain('first operation');
-    });
+    for (const format of ['esm', 'cjs'] as const) {
+      const phaseOne = () => results[`${format}1`]!;
 
-    it(`${format}: sandport/modal loads without modal; create and fromId reject with the pinned install line`, () => {
-      missingPeer(phaseOne().modalCreate, 'modal', 'modal', 'npm install modal@~0.11.1');
-      missingPeer(phaseOne().modalFromId, 'modal', 'modal', 'npm install modal@~0.11.1');
-    });
+      it(`${format}: the fresh project has no provider SDK; tar-stream comes with sandport as a dependency`, () => {
+        expect(phaseOne().resolvable).toEqual({ dockerode: false, modal: false, '@anthropic-ai/claude-agent-sdk': false });
+        expect(phaseOne().tarStreamFrom.startsWith(join(app, 'node_modules', 'tar-stream') + '/')).toBe(true);
+      });
 
-    it(`${format}: AgentSession without the Agent SDK is a missing-peer error, not a protocol error`, () => {
-      missingPeer(phaseOne().agentStart, '@anthropic-ai/claude-agent-sdk', undefined, 'npm install @anthropic-ai/claude-agent-sdk');
-      expect(phaseOne().agentStart.message.startsWith('AgentSession needs')).toBe(true);
-    });
-  }
+      it(`${format}: sandport/docker loads without dockerode; create and list reject naming dockerode and its install line`, () => {
+        missingPeer(phaseOne().dockerCreate, 'dockerode', 'docker', 'npm install dockerode');
+        expect(phaseOne().dockerCreate.message).toBe(
+          'sandport/docker needs the optional peer dependency "dockerode": npm install dockerode',
+        );
+        missingPeer(phaseOne().dockerList, 'dockerode', 'docker', 'npm install dockerode');
+        expect(phaseOne().dockerCreate.causeCode).toMatch(/^(ERR_)?MODULE_NOT_FOUND$/);
+      });
 
-  it('import("sandport") works and exports the application API, none of the kit', () => {
-    expect(results.rootExports).toEqual(expect.arrayContaining(['AgentSession', 'SandboxError', 'SandboxCapabilityUnsupportedError']));
-    expect(results.kitExports).toEqual(expect.arrayContaining(kitOnly));
-    expect(results.rootExports!.filter((name) => kitOnly.includes(name))).toEqual([]);
-  });
+      it(`${format}: provider.docker before any operation says to run one first`, () => {
+        expect(phaseOne().dockerGetter).toMatchObject({ name: 'SandboxProviderError', isSandboxError: true, provider: 'docker' });
+        expect(phaseOne().dockerGetter.message).toContain('first operation');
+      });
 
-  it("the root entry's chunk graph does not contain the kit's machinery", () => {
-    for (const marker of ['var ExecFiles = class', 'function watchExecLimits(', 'function runViaExec(']) {
-      expect(graphContains(join(installed, 'dist', 'kit', 'index.js'), marker)).toBe(true);
-      expect(graphContains(join(installed, 'dist', 'index.js'), marker)).toBe(false);
+      it(`${format}: sandport/modal loads without modal; create and fromId reject with the pinned install line`, () => {
+        missingPeer(phaseOne().modalCreate, 'modal', 'modal', 'npm install modal@~0.11.1');
+        missingPeer(phaseOne().modalFromId, 'modal', 'modal', 'npm install modal@~0.11.1');
+      });
+
+      it(`${format}: AgentSession without the Agent SDK is a missing-peer error, not a protocol error`, () => {
+        missingPeer(phaseOne().agentStart, '@anthropic-ai/claude-agent-sdk', undefined, 'npm install @anthropic-ai/claude-agent-sdk');
+        expect(phaseOne().agentStart.message.startsWith('AgentSession needs')).toBe(true);
+      });
     }
-  });
 
-  it('sandport/local, /docker and /modal do not load the agent layer (ESM and CJS chunk graphs)', () => {
-    expect(graphContains(join(installed, 'dist', 'index.js'), 'CredentialProxy')).toBe(true);
-    expect(graphContains(join(installed, 'dist', 'index.cjs'), 'CredentialProxy')).toBe(true);
-    for (const adapter of ['local', 'docker', 'modal']) {
-      for (const file of ['index.js', 'index.cjs']) {
-        expect(graphContains(join(installed, 'dist', adapter, file), 'CredentialProxy'), `${adapter}/${file}`).toBe(false);
+    it('import("sandport") works and exports the application API, none of the kit', () => {
+      expect(results.rootExports).toEqual(expect.arrayContaining(['AgentSession', 'SandboxError', 'SandboxCapabilityUnsupportedError']));
+      expect(results.kitExports).toEqual(expect.arrayContaining(kitOnly));
+      expect(results.rootExports!.filter((name) => kitOnly.includes(name))).toEqual([]);
+    });
+
+    it("the root entry's chunk graph does not contain the kit's machinery", () => {
+      for (const marker of ['var ExecFiles = class', 'function watchExecLimits(', 'function runViaExec(']) {
+        expect(graphContains(join(installed, 'dist', 'kit', 'index.js'), marker)).toBe(true);
+        expect(graphContains(join(installed, 'dist', 'index.js'), marker)).toBe(false);
       }
-    }
-  });
-
-  it('requiring the three adapters evaluates no file of the agent layer', () => {
-    const loaded = results.adapterFilesLoadedByRequire!;
-    expect(loaded.some((file) => file.endsWith('/dist/docker/index.cjs'))).toBe(true);
-    expect(loaded.filter((file) => readFileSync(file, 'utf8').includes('CredentialProxy'))).toEqual([]);
-  });
-
-  for (const format of ['esm', 'cjs'] as const) {
-    it(`${format}: with dockerode installed, sandport/docker loads it and reaches for the engine`, () => {
-      const phaseTwo = results[`${format}2`]!;
-      expect(phaseTwo.dockerFromId).toMatchObject({ name: 'SandboxProviderError', isCapability: false, provider: 'docker' });
-      expect(phaseTwo.dockerFromId.message).toContain('The Docker engine is unreachable (ENOENT)');
-      expect(phaseTwo.clientHasListContainers).toBe(true);
     });
-  }
-});
+
+    it('sandport/local, /docker and /modal do not load the agent layer (ESM and CJS chunk graphs)', () => {
+      expect(graphContains(join(installed, 'dist', 'index.js'), 'CredentialProxy')).toBe(true);
+      expect(graphContains(join(installed, 'dist', 'index.cjs'), 'CredentialProxy')).toBe(true);
+      for (const adapter of ['local', 'docker', 'modal']) {
+        for (const file of ['index.js', 'index.cjs']) {
+          expect(graphContains(join(installed, 'dist', adapter, file), 'CredentialProxy'), `${adapter}/${file}`).toBe(false);
+        }
+      }
+    });
+
+    it('requiring the three adapters evaluates no file of the agent layer', () => {
+      const loaded = results.adapterFilesLoadedByRequire!;
+      expect(loaded.some((file) => file.endsWith('/dist/docker/index.cjs'))).toBe(true);
+      expect(loaded.filter((file) => readFileSync(file, 'utf8').includes('CredentialProxy'))).toEqual([]);
+    });
+
+    for (const format of ['esm', 'cjs'] as const) {
+      it(`${format}: with dockerode installed, sandport/docker loads it and reaches for the engine`, () => {
+        const phaseTwo = results[`${format}2`]!;
+        expect(phaseTwo.dockerFromId).toMatchObject({ name: 'SandboxProviderError', isCapability: false, provider: 'docker' });
+        expect(phaseTwo.dockerFromId.message).toContain('The Docker engine is unreachable (ENOENT)');
+        expect(phaseTwo.clientHasListContainers).toBe(true);
+      });
+    }
+  },
+);

@@ -10,13 +10,17 @@ import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 
 const available = dockerAvailable();
-if (!available) console.warn(`skipping the docker crash tests: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`);
+if (!available)
+  console.warn(`skipping the docker crash tests: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`);
 
 const tagsLabel = (marker: string) => `dev.sandport.tags=${JSON.stringify({ crash: marker })}`;
 
 /** `id state` of every container carrying the marker's tags label. */
 function containersOf(marker: string): Array<{ id: string; state: string }> {
-  return execFileSync('docker', ['ps', '-a', '--filter', `label=${tagsLabel(marker)}`, '--format', '{{.ID}} {{.State}}'], { encoding: 'utf8', timeout: 30_000 })
+  return execFileSync('docker', ['ps', '-a', '--filter', `label=${tagsLabel(marker)}`, '--format', '{{.ID}} {{.State}}'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  })
     .split('\n')
     .filter(Boolean)
     .map((line) => ({ id: line.split(' ')[0]!, state: line.split(' ')[1]! }));
@@ -24,12 +28,20 @@ function containersOf(marker: string): Array<{ id: string; state: string }> {
 
 /** Runs the creator and SIGKILLs it as soon as the engine reports its container created. */
 async function killMidCreate(marker: string): Promise<void> {
-  const events = spawn('docker', ['events', '--filter', 'type=container', '--filter', 'event=create', '--filter', `label=${tagsLabel(marker)}`, '--format', '{{.ID}}'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'docker-mid-create.ts'), baseImage, marker], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const events = spawn(
+    'docker',
+    ['events', '--filter', 'type=container', '--filter', 'event=create', '--filter', `label=${tagsLabel(marker)}`, '--format', '{{.ID}}'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const creator = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'docker-mid-create.ts'), baseImage, marker],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the creator made no container within 60 s')), 60_000);
@@ -42,7 +54,9 @@ async function killMidCreate(marker: string): Promise<void> {
         if (signal !== 'SIGKILL') reject(new Error(`creator exited on its own (${code})`));
       });
     });
-    await new Promise<void>((resolve) => (creator.exitCode !== null || creator.signalCode !== null ? resolve() : creator.once('exit', () => resolve())));
+    await new Promise<void>((resolve) =>
+      creator.exitCode !== null || creator.signalCode !== null ? resolve() : creator.once('exit', () => resolve()),
+    );
   } finally {
     creator.kill('SIGKILL');
     events.kill('SIGTERM');
@@ -54,7 +68,8 @@ describe.skipIf(!available)('docker provider: creator SIGKILLed mid-create', () 
   const markers: string[] = [];
   afterAll(() => {
     // Remove what this test's creators made, whatever the outcome (only containers with our markers).
-    for (const marker of markers) for (const { id } of containersOf(marker)) execFileSync('docker', ['rm', '-f', id], { stdio: 'ignore', timeout: 30_000 });
+    for (const marker of markers)
+      for (const { id } of containersOf(marker)) execFileSync('docker', ['rm', '-f', id], { stdio: 'ignore', timeout: 30_000 });
   });
 
   /** Kills creators mid-create until one leaves a container in state Created (a few tries). */

@@ -8,7 +8,10 @@ import type { SandboxSnapshotRef } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 
 const available = dockerAvailable();
-if (!available) console.warn(`skipping the docker isolation attacks: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`);
+if (!available)
+  console.warn(
+    `skipping the docker isolation attacks: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`,
+  );
 
 /** A TCP listener in perl (perl-base is in every Debian image, minbase included). */
 const listener = (port: number) => [
@@ -48,7 +51,9 @@ describe.skipIf(!available)('docker sandboxes under attack from each other', () 
     }
     expect(answered).toContain('secret-service');
     const info = await victim.native.inspect();
-    const addresses = Object.values(info.NetworkSettings.Networks).map((network) => network.IPAddress).filter(Boolean);
+    const addresses = Object.values(info.NetworkSettings.Networks)
+      .map((network) => network.IPAddress)
+      .filter(Boolean);
     expect(addresses.length).toBeGreaterThan(0);
     for (const address of addresses) {
       const attempt = await attacker.run(connect(address, 7070));
@@ -65,7 +70,11 @@ describe.skipIf(!available)('docker sandboxes under attack from each other', () 
     snapshots.push(snapshot);
     expect(JSON.stringify(await provider.docker.getImage(snapshot.id).inspect())).not.toContain(secret);
     const heir = await create({ network: 'block', image: snapshot });
-    const search = await heir.run(['/bin/sh', '-c', `env; cat /.sandport/* 2>/dev/null; grep -rl ${secret} /etc /root /workspace /tmp 2>/dev/null; true`]);
+    const search = await heir.run([
+      '/bin/sh',
+      '-c',
+      `env; cat /.sandport/* 2>/dev/null; grep -rl ${secret} /etc /root /workspace /tmp 2>/dev/null; true`,
+    ]);
     expect(search.stdout).not.toContain(secret);
   });
 });

@@ -40,9 +40,22 @@ describe.skipIf(!available)('docker provider under attack', () => {
     });
     afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-    const hosts = () => ['127.0.0.1', '172.17.0.1', ...Object.values(networkInterfaces()).flat().filter((entry) => entry?.family === 'IPv4').map((entry) => entry!.address)];
+    const hosts = () => [
+      '127.0.0.1',
+      '172.17.0.1',
+      ...Object.values(networkInterfaces())
+        .flat()
+        .filter((entry) => entry?.family === 'IPv4')
+        .map((entry) => entry!.address),
+    ];
     const probe = (sandbox: DockerSandbox) =>
-      sandbox.run(['/bin/sh', '-c', `for host in "$@"; do timeout 3 bash -c "exec 3<>/dev/tcp/$host/${port}" 2>/dev/null && echo "reached $host"; done; echo probed`, 'sh', ...hosts()]);
+      sandbox.run([
+        '/bin/sh',
+        '-c',
+        `for host in "$@"; do timeout 3 bash -c "exec 3<>/dev/tcp/$host/${port}" 2>/dev/null && echo "reached $host"; done; echo probed`,
+        'sh',
+        ...hosts(),
+      ]);
 
     it("network 'block' reaches no port the host opened, on any address", async () => {
       const sandbox = await create({ network: 'block' });
@@ -60,7 +73,11 @@ describe.skipIf(!available)('docker provider under attack', () => {
       const loopbackPort = (loopbackOnly.address() as { port: number }).port;
       try {
         const sandbox = await create();
-        const result = await sandbox.run(['/bin/sh', '-c', `for host in 127.0.0.1 172.17.0.1 localhost; do timeout 3 bash -c "exec 3<>/dev/tcp/$host/${loopbackPort}" 2>/dev/null && echo "reached $host"; done; echo probed`]);
+        const result = await sandbox.run([
+          '/bin/sh',
+          '-c',
+          `for host in 127.0.0.1 172.17.0.1 localhost; do timeout 3 bash -c "exec 3<>/dev/tcp/$host/${loopbackPort}" 2>/dev/null && echo "reached $host"; done; echo probed`,
+        ]);
         expect(result.stdout.trim()).toBe('probed');
         expect(loopbackConnections).toBe(0);
       } finally {
@@ -130,7 +147,9 @@ describe.skipIf(!available)('docker provider under attack', () => {
   });
 
   it('the lifetime holds when the creating process is SIGKILLed', async () => {
-    const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'docker-creator.ts'), baseImage], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'docker-creator.ts'), baseImage], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let id = '';
     try {
       id = await new Promise<string>((resolve, reject) => {

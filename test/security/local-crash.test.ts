@@ -51,58 +51,63 @@ function tryKill(pid: number): void {
   }
 }
 
-if (!isRoot) console.warn('skipping the local crash tests: they check cgroup directories and run the creator as another user, which needs root');
+if (!isRoot)
+  console.warn('skipping the local crash tests: they check cgroup directories and run the creator as another user, which needs root');
 
 describe.skipIf(!isRoot)('local provider: creator and launchers SIGKILLed as a process group (running as root)', () => {
   it.each([
     ['as root', []],
     ['unprivileged', ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--']],
-  ] as const)('nothing of its sandboxes remains (%s)', async (_mode, prefix) => {
-    const marker = `6${Math.floor(Math.random() * 1e6)}`;
-    const argv = [...prefix, process.execPath, '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'creator.ts'), marker];
-    // Its own process group: the launchers it spawns join it, and one signal reaches them all.
-    const creator = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, HOME: '/tmp', TMPDIR: '/tmp' },
-      detached: true,
-    });
-    let made: Array<{ id: string; stateDir: string }> = [];
-    try {
-      made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
-        let output = '';
-        creator.stdout!.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
-        });
-        creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
+  ] as const)(
+    'nothing of its sandboxes remains (%s)',
+    async (_mode, prefix) => {
+      const marker = `6${Math.floor(Math.random() * 1e6)}`;
+      const argv = [...prefix, process.execPath, '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'creator.ts'), marker];
+      // Its own process group: the launchers it spawns join it, and one signal reaches them all.
+      const creator = spawn(argv[0]!, argv.slice(1), {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, HOME: '/tmp', TMPDIR: '/tmp' },
+        detached: true,
       });
-      expect(made.length).toBe(2);
-      expect(hostProcessesWith(`sleep ${marker}`).length).toBe(2);
-      expect(bwrapOf(made.map((sandbox) => sandbox.stateDir)).length).toBeGreaterThan(0);
-    } finally {
-      process.kill(-creator.pid!, 'SIGKILL');
-    }
-    const cgroupsOf = async () => (await localCgroupDirs()).filter((dir) => made.some((sandbox) => dir.includes(sandbox.id)));
-    const remains = async () => ({
-      daemons: hostProcessesWith(`sleep ${marker}`),
-      bwrap: bwrapOf(made.map((sandbox) => sandbox.stateDir)),
-      stateDirs: made.filter((sandbox) => existsSync(sandbox.stateDir)).map((sandbox) => sandbox.stateDir),
-      cgroupDirs: await cgroupsOf(),
-    });
-    const nothing = { daemons: [], bwrap: [], stateDirs: [], cgroupDirs: [] };
-    const deadline = Date.now() + 15_000;
-    let left = await remains();
-    while (Date.now() < deadline && JSON.stringify(left) !== JSON.stringify(nothing)) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      left = await remains();
-    }
-    try {
-      expect(left).toEqual(nothing);
-    } finally {
-      // What this test's creator left must not stay on a shared machine (only its own pids and paths).
-      for (const pid of [...left.daemons, ...left.bwrap]) tryKill(pid);
-      for (const dir of left.stateDirs) rmSync(dir, { recursive: true, force: true });
-      for (const dir of [...left.cgroupDirs].reverse()) await rmdir(dir).catch(() => undefined);
-    }
-  }, 90_000);
+      let made: Array<{ id: string; stateDir: string }> = [];
+      try {
+        made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
+          let output = '';
+          creator.stdout!.on('data', (chunk: Buffer) => {
+            output += chunk.toString();
+            if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
+          });
+          creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
+        });
+        expect(made.length).toBe(2);
+        expect(hostProcessesWith(`sleep ${marker}`).length).toBe(2);
+        expect(bwrapOf(made.map((sandbox) => sandbox.stateDir)).length).toBeGreaterThan(0);
+      } finally {
+        process.kill(-creator.pid!, 'SIGKILL');
+      }
+      const cgroupsOf = async () => (await localCgroupDirs()).filter((dir) => made.some((sandbox) => dir.includes(sandbox.id)));
+      const remains = async () => ({
+        daemons: hostProcessesWith(`sleep ${marker}`),
+        bwrap: bwrapOf(made.map((sandbox) => sandbox.stateDir)),
+        stateDirs: made.filter((sandbox) => existsSync(sandbox.stateDir)).map((sandbox) => sandbox.stateDir),
+        cgroupDirs: await cgroupsOf(),
+      });
+      const nothing = { daemons: [], bwrap: [], stateDirs: [], cgroupDirs: [] };
+      const deadline = Date.now() + 15_000;
+      let left = await remains();
+      while (Date.now() < deadline && JSON.stringify(left) !== JSON.stringify(nothing)) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        left = await remains();
+      }
+      try {
+        expect(left).toEqual(nothing);
+      } finally {
+        // What this test's creator left must not stay on a shared machine (only its own pids and paths).
+        for (const pid of [...left.daemons, ...left.bwrap]) tryKill(pid);
+        for (const dir of left.stateDirs) rmSync(dir, { recursive: true, force: true });
+        for (const dir of [...left.cgroupDirs].reverse()) await rmdir(dir).catch(() => undefined);
+      }
+    },
+    90_000,
+  );
 });

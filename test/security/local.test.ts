@@ -64,7 +64,10 @@ afterAll(async () => {
   rmSync(hostDir, { recursive: true, force: true });
 });
 
-if (!isRoot) console.warn('skipping the local attack tests: they exercise the root-run configuration (uid mapping, cgroup limits); run the tests as root');
+if (!isRoot)
+  console.warn(
+    'skipping the local attack tests: they exercise the root-run configuration (uid mapping, cgroup limits); run the tests as root',
+  );
 
 describe.skipIf(!isRoot)('local provider under attack (running as root)', () => {
   it('is not host root: a root-only host file is unreadable even when bound in', async () => {
@@ -224,7 +227,8 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
     const marker = `8${Math.floor(Math.random() * 1e6)}`;
     await sandbox.run(['/bin/sh', '-c', `(setsid sleep ${marker} >/dev/null 2>&1 &); (nohup sleep ${marker} >/dev/null 2>&1 &); exit 0`]);
     // A daemon in the middle of its execve shows an empty command line for a moment.
-    for (let tries = 0; tries < 50 && hostProcessesWith(`sleep ${marker}`).length < 2; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let tries = 0; tries < 50 && hostProcessesWith(`sleep ${marker}`).length < 2; tries++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     expect(hostProcessesWith(`sleep ${marker}`).length).toBe(2);
     const pidsFile = cgroupFile(sandbox.id, 'pids', 'pids.max');
     await sandbox.terminate();
@@ -260,7 +264,10 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
       creator.kill('SIGKILL');
     }
     const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline && (hostProcessesWith(`sleep ${marker}`).length > 0 || made.some((sandbox) => existsSync(sandbox.stateDir)))) {
+    while (
+      Date.now() < deadline &&
+      (hostProcessesWith(`sleep ${marker}`).length > 0 || made.some((sandbox) => existsSync(sandbox.stateDir)))
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(hostProcessesWith(`sleep ${marker}`)).toEqual([]);

@@ -5,7 +5,8 @@ import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
 // The local provider as most laptops run it: without root (no uid switch, no cgroups).
 // test/adapters/local-unprivileged.test.ts starts this file as an unprivileged user.
 const requested = process.env.SANDPORT_UNPRIVILEGED_RUN === '1';
-if (!requested) console.warn('skipping the unprivileged conformance run here: test/adapters/local-unprivileged.test.ts runs it as an unprivileged user');
+if (!requested)
+  console.warn('skipping the unprivileged conformance run here: test/adapters/local-unprivileged.test.ts runs it as an unprivileged user');
 
 describe.skipIf(!requested)('unprivileged', () => {
   defineSandboxConformanceSuite({

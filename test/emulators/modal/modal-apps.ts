@@ -28,7 +28,10 @@ export function appHandlers(state: ModalState): Pick<RpcHandlers, 'authTokenGet'
       return { appId: id };
     },
     async environmentGetOrCreate(request) {
-      return { environmentId: 'en-emulator', metadata: { name: request.deploymentName || 'main', settings: { imageBuilderVersion: '2025.06' } } };
+      return {
+        environmentId: 'en-emulator',
+        metadata: { name: request.deploymentName || 'main', settings: { imageBuilderVersion: '2025.06' } },
+      };
     },
   };
 }

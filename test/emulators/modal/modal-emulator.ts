@@ -62,15 +62,21 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
     ...execHandlers(state),
   };
 
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 100 * 1024 * 1024, 'grpc.max_send_message_length': 100 * 1024 * 1024 });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 100 * 1024 * 1024,
+    'grpc.max_send_message_length': 100 * 1024 * 1024,
+  });
   registerRpcs(server, handlers, {
     calls,
     checkAuth(name, spec, metadata) {
       if (name === 'authTokenGet') return;
       const routed = spec.path.includes('TaskCommandRouter');
-      const value = routed ? String(metadata.get('authorization')[0] ?? '').replace(/^Bearer /, '') : String(metadata.get('x-modal-auth-token')[0] ?? '');
+      const value = routed
+        ? String(metadata.get('authorization')[0] ?? '').replace(/^Bearer /, '')
+        : String(metadata.get('x-modal-auth-token')[0] ?? '');
       const method = spec.path.slice(spec.path.lastIndexOf('/') + 1);
-      if (!(routed ? state.routerTokens : state.authTokens).has(value)) throw new RpcError(grpc.status.UNAUTHENTICATED, `${method}: missing or unknown auth token`);
+      if (!(routed ? state.routerTokens : state.authTokens).has(value))
+        throw new RpcError(grpc.status.UNAUTHENTICATED, `${method}: missing or unknown auth token`);
     },
   });
   state.port = await new Promise<number>((resolve, reject) =>

@@ -10,7 +10,14 @@ import { fsToolsPath, runFsTool } from './modal-fs-tools.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
 import type { EmulatedSandbox, ModalState } from './modal-state.js';
 
-type ExecRpc = 'taskExecStart' | 'taskExecStdioRead' | 'taskExecStdinWrite' | 'taskExecStdinWriteStream' | 'taskExecStdinStatus' | 'taskExecPoll' | 'taskExecWait';
+type ExecRpc =
+  | 'taskExecStart'
+  | 'taskExecStdioRead'
+  | 'taskExecStdinWrite'
+  | 'taskExecStdinWriteStream'
+  | 'taskExecStdinStatus'
+  | 'taskExecPoll'
+  | 'taskExecWait';
 
 export function execHandlers(state: ModalState): Pick<RpcHandlers, ExecRpc> {
   return {
@@ -75,7 +82,10 @@ export function execHandlers(state: ModalState): Pick<RpcHandlers, ExecRpc> {
 
 async function startCommand(state: ModalState, found: EmulatedSandbox, request: Json, argv: string[]): Promise<ExecRecord> {
   try {
-    const process = await found.local.exec(argv, { env: state.env(request.secretSources, request.secretIds, request.env), cwd: request.workdir || undefined });
+    const process = await found.local.exec(argv, {
+      env: state.env(request.secretSources, request.secretIds, request.env),
+      cwd: request.workdir || undefined,
+    });
     const record = ExecRecord.running(process, { stdout: request.stdoutConfig !== 0, stderr: request.stderrConfig !== 0 });
     if (request.timeoutSecs) {
       const timer = setTimeout(() => void process.kill(), request.timeoutSecs * 1000);
@@ -85,7 +95,11 @@ async function startCommand(state: ModalState, found: EmulatedSandbox, request: 
   } catch (error) {
     // Like a shell: a missing program or directory is a failed command, not a failed call.
     if (SandboxError.isInstance(error) && error.code === 'invalid_argument') {
-      return ExecRecord.finished(new Uint8Array(), new TextEncoder().encode(`${error.message}\n`), (error as { argument?: string }).argument === 'cwd' ? 1 : 127);
+      return ExecRecord.finished(
+        new Uint8Array(),
+        new TextEncoder().encode(`${error.message}\n`),
+        (error as { argument?: string }).argument === 'cwd' ? 1 : 127,
+      );
     }
     throw asRpcError(error);
   }

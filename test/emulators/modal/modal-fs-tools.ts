@@ -82,7 +82,9 @@ export async function runFsTool(sandbox: LocalSandbox, request: string): Promise
       default:
         return ExecRecord.finished(
           empty,
-          encoder.encode(JSON.stringify({ error_kind: 'NotSupported', message: `the emulator does not implement fs-tools ${operation}`, detail: '' })),
+          encoder.encode(
+            JSON.stringify({ error_kind: 'NotSupported', message: `the emulator does not implement fs-tools ${operation}`, detail: '' }),
+          ),
           1,
         );
     }

@@ -8,7 +8,9 @@ import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.j
 import type { ModalState } from './modal-state.js';
 import { genericStatus } from './modal-wire.js';
 
-export function imageHandlers(state: ModalState): Pick<RpcHandlers, 'imageGetOrCreate' | 'imageJoinStreaming' | 'imageFromId' | 'taskSnapshotFilesystem'> {
+export function imageHandlers(
+  state: ModalState,
+): Pick<RpcHandlers, 'imageGetOrCreate' | 'imageJoinStreaming' | 'imageFromId' | 'taskSnapshotFilesystem'> {
   return {
     async imageGetOrCreate(request) {
       return { imageId: await buildImage(state, request), result: { status: genericStatus.success } };
@@ -64,7 +66,8 @@ async function buildImage(state: ModalState, request: Json): Promise<string> {
   try {
     for (const step of steps) {
       const result = await builder.run(['/bin/sh', '-c', step]);
-      if (result.exitCode !== 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `RUN ${step} exited ${result.exitCode}: ${result.stderr.slice(-2000)}`);
+      if (result.exitCode !== 0)
+        throw new RpcError(grpc.status.FAILED_PRECONDITION, `RUN ${step} exited ${result.exitCode}: ${result.stderr.slice(-2000)}`);
     }
     const snapshot = await builder.snapshot!();
     const id = `im-${randomToken(22)}`;

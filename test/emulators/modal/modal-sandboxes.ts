@@ -28,7 +28,10 @@ type SandboxRpc =
 export function sandboxHandlers(state: ModalState): Pick<RpcHandlers, SandboxRpc> {
   return {
     async sandboxCreate() {
-      throw new RpcError(grpc.status.FAILED_PRECONDITION, 'The Modal emulator has no GPUs (GPU sandboxes use the V1 create, which it does not run)');
+      throw new RpcError(
+        grpc.status.FAILED_PRECONDITION,
+        'The Modal emulator has no GPUs (GPU sandboxes use the V1 create, which it does not run)',
+      );
     },
     sandboxCreateV2: (request) => createSandbox(state, request),
     async sandboxGetTaskIdV2(request) {
@@ -78,7 +81,13 @@ export function sandboxHandlers(state: ModalState): Pick<RpcHandlers, SandboxRpc
         })
         .slice(0, 100);
       return {
-        sandboxes: matches.map((found) => ({ id: found.id, createdAt: wireTime(found), appId: found.scope, name: found.name ?? '', tags: tagList(found.tags) })),
+        sandboxes: matches.map((found) => ({
+          id: found.id,
+          createdAt: wireTime(found),
+          appId: found.scope,
+          name: found.name ?? '',
+          tags: tagList(found.tags),
+        })),
       };
     },
   };
@@ -93,7 +102,10 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
   if (definition.resources?.gpuConfig?.count) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'The Modal emulator has no GPUs');
   const access = definition.networkAccess?.networkAccessType ?? 0;
   if (access === 3) {
-    throw new RpcError(grpc.status.FAILED_PRECONDITION, 'The Modal emulator cannot enforce CIDR or domain allowlists (the local sandbox only blocks or allows)');
+    throw new RpcError(
+      grpc.status.FAILED_PRECONDITION,
+      'The Modal emulator cannot enforce CIDR or domain allowlists (the local sandbox only blocks or allows)',
+    );
   }
   const volumes: NonNullable<CreateSandboxOptions['volumes']> = {};
   for (const mount of definition.volumeMounts ?? []) {
@@ -139,7 +151,13 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
     });
   void found.ended.then(() => found.data.execs.clear());
   state.byTask.set(found.data.taskId, found);
-  return { sandboxId: found.id, taskId: found.data.taskId, tunnels: found.data.tunnels, commandRouterAccess: state.routerAccess(found), metadata: { appId } };
+  return {
+    sandboxId: found.id,
+    taskId: found.data.taskId,
+    tunnels: found.data.tunnels,
+    commandRouterAccess: state.routerAccess(found),
+    metadata: { appId },
+  };
 }
 
 async function waitFor(found: EmulatedSandbox, timeoutSecs: number): Promise<Json | undefined> {
@@ -156,7 +174,10 @@ async function waitFor(found: EmulatedSandbox, timeoutSecs: number): Promise<Jso
 
 function lookupByName(state: ModalState, request: Json): Json {
   const appId = state.apps.get(`${request.environmentName}/${request.appName}`);
-  const found = appId === undefined ? undefined : state.sandboxes.findByName(request.sandboxName, { scope: appId, includeEnded: Boolean(request.includeTerminated) });
+  const found =
+    appId === undefined
+      ? undefined
+      : state.sandboxes.findByName(request.sandboxName, { scope: appId, includeEnded: Boolean(request.includeTerminated) });
   if (!found) throw new RpcError(grpc.status.NOT_FOUND, `Sandbox '${request.sandboxName}' not found in app '${request.appName}'`);
   return { sandboxId: found.id };
 }

@@ -25,7 +25,8 @@ export function secretVolumeHandlers(state: ModalState): Pick<RpcHandlers, 'secr
       const key = ephemeral ? `ephemeral-${randomToken(8)}` : `${request.environmentName}/${request.deploymentName}`;
       let volume = state.volumes.get(key);
       if (!volume) {
-        if (!ephemeral && request.objectCreationType !== 1) throw new RpcError(grpc.status.NOT_FOUND, `Volume '${request.deploymentName}' not found`);
+        if (!ephemeral && request.objectCreationType !== 1)
+          throw new RpcError(grpc.status.NOT_FOUND, `Volume '${request.deploymentName}' not found`);
         const id = `vo-${randomToken(22)}`;
         const dir = join(state.stateDir, 'volumes', id);
         await mkdir(dir, { recursive: true });

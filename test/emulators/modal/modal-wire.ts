@@ -51,7 +51,12 @@ export const rpcs = {
   sandboxCreate: rpc(controlPlane, 'SandboxCreate', 'SandboxCreateV2Request', 'SandboxCreateV2Response'),
   sandboxCreateV2: rpc(controlPlane, 'SandboxCreateV2', 'SandboxCreateV2Request', 'SandboxCreateV2Response'),
   sandboxGetTaskIdV2: rpc(controlPlane, 'SandboxGetTaskIdV2', 'SandboxIdRequest', 'SandboxGetTaskIdResponse'),
-  sandboxGetCommandRouterAccess: rpc(controlPlane, 'SandboxGetCommandRouterAccess', 'SandboxIdRequest', 'SandboxGetCommandRouterAccessResponse'),
+  sandboxGetCommandRouterAccess: rpc(
+    controlPlane,
+    'SandboxGetCommandRouterAccess',
+    'SandboxIdRequest',
+    'SandboxGetCommandRouterAccessResponse',
+  ),
   sandboxWaitV2: rpc(controlPlane, 'SandboxWaitV2', 'SandboxIdRequest', 'SandboxWaitResponse'),
   sandboxTerminateV2: rpc(controlPlane, 'SandboxTerminateV2', 'SandboxIdRequest', 'SandboxTerminateResponse'),
   sandboxTagsSetV2: rpc(controlPlane, 'SandboxTagsSetV2', 'SandboxTagsSetRequest', 'Empty'),

@@ -5,5 +5,9 @@ import { spawnEmulator, type EmulatorProcess } from '../shared/spawn-emulator.js
 export type ModalEmulatorProcess = EmulatorProcess;
 
 export function spawnModalEmulator(): Promise<ModalEmulatorProcess> {
-  return spawnEmulator({ module: join(import.meta.dirname, 'modal-emulator.ts'), exportName: 'startModalEmulator', label: 'the Modal emulator' });
+  return spawnEmulator({
+    module: join(import.meta.dirname, 'modal-emulator.ts'),
+    exportName: 'startModalEmulator',
+    label: 'the Modal emulator',
+  });
 }

@@ -19,7 +19,12 @@ const bytes = (value: string) => new TextEncoder().encode(value);
 describe('ExecRecord', () => {
   it('writes stdin by offset: a retried write is not written twice, EOF closes stdin once', async () => {
     const stdin = sink();
-    const record = new ExecRecord({ stdout: new OutputPipe(), stderr: new OutputPipe(), exited: new Promise(() => undefined), stdin: stdin.stream });
+    const record = new ExecRecord({
+      stdout: new OutputPipe(),
+      stderr: new OutputPipe(),
+      exited: new Promise(() => undefined),
+      stdin: stdin.stream,
+    });
     await record.writeStdin(0, bytes('hello'), false);
     await record.writeStdin(0, bytes('hello'), false); // the client retried
     await record.writeStdin(3, bytes('lo world'), false); // overlaps what was written
@@ -42,9 +47,15 @@ describe('ExecRecord', () => {
   it('reports a signal by number and a lost sandbox as gone', async () => {
     const fake = (wait: () => Promise<{ exitCode: number; signal?: string }>): SandboxProcess =>
       ({ stdout: new Blob([]).stream(), stderr: new Blob([]).stream(), stdin: new WritableStream(), wait }) as unknown as SandboxProcess;
-    const killed = ExecRecord.running(fake(async () => ({ exitCode: 137, signal: 'SIGKILL' })), { stdout: true, stderr: true });
+    const killed = ExecRecord.running(
+      fake(async () => ({ exitCode: 137, signal: 'SIGKILL' })),
+      { stdout: true, stderr: true },
+    );
     expect(await killed.exited).toEqual({ signal: 9 });
-    const lost = ExecRecord.running(fake(() => Promise.reject(new Error('sandbox ended'))), { stdout: false, stderr: false });
+    const lost = ExecRecord.running(
+      fake(() => Promise.reject(new Error('sandbox ended'))),
+      { stdout: false, stderr: false },
+    );
     expect(await lost.exited).toEqual({ gone: 'sandbox ended' });
   });
 });

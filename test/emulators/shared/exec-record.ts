@@ -50,7 +50,8 @@ export class ExecRecord {
    */
   static running(process: SandboxProcess, options: { stdout: boolean; stderr: boolean }): ExecRecord {
     const exited = process.wait().then(
-      (status): ExitInfo => (status.signal ? { signal: osConstants.signals[status.signal as NodeJS.Signals] ?? 9 } : { code: status.exitCode }),
+      (status): ExitInfo =>
+        status.signal ? { signal: osConstants.signals[status.signal as NodeJS.Signals] ?? 9 } : { code: status.exitCode },
       (error: unknown): ExitInfo => ({ gone: error instanceof Error ? error.message : String(error) }),
     );
     if (!options.stdout) void process.stdout.pipeTo(new WritableStream()).catch(() => undefined);

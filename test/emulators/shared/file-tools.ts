@@ -134,7 +134,11 @@ export class EmulatorFiles extends ExecFiles {
   }
 
   /** Writes a whole file. Throws `FileToolError`, or the source stream's error (the write is then stopped). */
-  override async write(path: string, data: string | Uint8Array | ReadableStream<Uint8Array>, options: SignalOptions & { mode?: number } = {}): Promise<void> {
+  override async write(
+    path: string,
+    data: string | Uint8Array | ReadableStream<Uint8Array>,
+    options: SignalOptions & { mode?: number } = {},
+  ): Promise<void> {
     const { stdin, done, abort } = await this.openWrite(path, options);
     const source = typeof data === 'string' || data instanceof Uint8Array ? new Blob([data]).stream() : data;
     const pipeError = await source.pipeTo(stdin).then(

@@ -12,5 +12,13 @@ export {
   type SandboxEnd,
   type SandboxRegistryOptions,
 } from './sandbox-registry.js';
-export { EmulatorFiles, FileToolError, classifyFileFailure, permissionString, type FileEntry, type FileFault, type OpenWrite } from './file-tools.js';
+export {
+  EmulatorFiles,
+  FileToolError,
+  classifyFileFailure,
+  permissionString,
+  type FileEntry,
+  type FileFault,
+  type OpenWrite,
+} from './file-tools.js';
 export { randomToken } from './ids.js';

@@ -93,12 +93,15 @@ describe('SandboxRegistry', () => {
   it('terminates the sandbox when building its data fails, and registers nothing', async () => {
     const { sandboxes, made } = registry();
     await expect(
-      sandboxes.create({}, {
-        name: 'broken',
-        data: () => {
-          throw new Error('no tunnels');
+      sandboxes.create(
+        {},
+        {
+          name: 'broken',
+          data: () => {
+            throw new Error('no tunnels');
+          },
         },
-      }),
+      ),
     ).rejects.toThrow('no tunnels');
     expect(made[0]?.terminated).toBe(true);
     expect(sandboxes.all()).toEqual([]);

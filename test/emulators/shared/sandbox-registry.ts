@@ -4,12 +4,7 @@
  * Kubernetes namespace, a Fly app); lookups by name find the newest. Provider-specific state
  * (task ids, tunnels, execs) rides along as `data`.
  */
-import {
-  SandboxAlreadyExistsError,
-  type CreateSandboxOptions,
-  type Sandbox,
-  type SandboxStatus,
-} from '../../../src/kit/index.js';
+import { SandboxAlreadyExistsError, type CreateSandboxOptions, type Sandbox, type SandboxStatus } from '../../../src/kit/index.js';
 import { randomToken } from './ids.js';
 
 /** How a sandbox ended, as the local provider reports it. */

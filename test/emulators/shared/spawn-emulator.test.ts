@@ -29,8 +29,8 @@ describe('spawnEmulator', () => {
   });
 
   it('rejects when the emulator fails to start', async () => {
-    await expect(spawnEmulator({ module, exportName: 'startEchoEmulator', options: { fail: true }, label: 'the echo emulator' })).rejects.toThrow(
-      /the echo emulator exited during start/,
-    );
+    await expect(
+      spawnEmulator({ module, exportName: 'startEchoEmulator', options: { fail: true }, label: 'the echo emulator' }),
+    ).rejects.toThrow(/the echo emulator exited during start/);
   });
 });
