@@ -44,7 +44,7 @@ function processTable(): Map<number, ProcessEntry> {
 function ownedElsewhere(id: string, table: Map<number, ProcessEntry>, stateDir: string): boolean {
   const pid = Number(readOr(join(stateDir, id, 'launcher.pid'), '0'));
   const launcher = table.get(pid);
-  return launcher !== undefined && launcher.cmdline.includes('sandport-launcher') && launcher.ppid !== process.pid;
+  return launcher?.cmdline.includes('sandport-launcher') === true && launcher.ppid !== process.pid;
 }
 
 /** True when a process descends from a live launcher of another process. */

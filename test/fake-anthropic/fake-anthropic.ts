@@ -180,7 +180,7 @@ function messageStart(model: string) {
 
 function reply(response: ServerResponse, body: any, model: string, blocks: Block[], stopReason: string): void {
   if (body?.stream === false) {
-    return json(response, 200, {
+    json(response, 200, {
       ...messageStart(model).message,
       content: blocks.map((block) =>
         block.type === 'text'
@@ -189,6 +189,7 @@ function reply(response: ServerResponse, body: any, model: string, blocks: Block
       ),
       stop_reason: stopReason,
     });
+    return;
   }
   const send = startEvents(response);
   send('message_start', messageStart(model));
