@@ -1,7 +1,6 @@
 export { createLocalSandboxProvider, localCapabilities, type LocalSandboxProvider } from './local-provider.js';
 export type { LocalSandbox } from './local-sandbox.js';
 export {
-  checkSnapshotId,
   localCreateOptionsSchema,
   localDefaultTimeoutMs,
   localMaxTimeoutMs,
@@ -12,4 +11,3 @@ export {
   type LocalImagePlan,
   type LocalSandboxProviderOptions,
 } from './local-options.js';
-export { bwrapStage, execArgv, maskedDirs, maskedFiles, probedHostPaths, type BwrapInputs } from './local-bwrap.js';

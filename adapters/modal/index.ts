@@ -1,4 +1,4 @@
-export { createModalSandboxProvider, ModalSandboxProvider, type ModalSandboxProviderOptions } from './modal-provider.js';
+export { createModalSandboxProvider, type ModalSandboxProvider, type ModalSandboxProviderOptions } from './modal-provider.js';
 export type { ModalSandbox } from './modal-sandbox.js';
 export { mapModalError, type ModalErrorContext } from './modal-errors.js';
 export {

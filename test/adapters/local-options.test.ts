@@ -1,13 +1,8 @@
 /** Option mapping of the local provider: defaults, refusals, host checks and the bwrap argv. No I/O. */
 import { describe, expect, it } from 'vitest';
-import {
-  bwrapStage,
-  execArgv,
-  localCapabilities,
-  planLocalCreate,
-  type BwrapInputs,
-  type LocalHostFacts,
-} from '../../adapters/local/index.js';
+import { localCapabilities, planLocalCreate, type LocalHostFacts } from '../../adapters/local/index.js';
+// The bwrap argv builders are internals, tested by path: users never see them.
+import { bwrapStage, execArgv, type BwrapInputs } from '../../adapters/local/local-bwrap.js';
 import {
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
