@@ -9,6 +9,7 @@
  * is destroyed on abort and every error after that is swallowed here; the wrapper has already
  * rejected with `signal.reason`.
  */
+import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
@@ -18,8 +19,10 @@ import {
   SandboxInvalidArgumentError,
   fromNodeReadable,
   type ExecCapable,
+  readText,
   type FileInfo,
   type NativeFiles,
+  type SandboxProcess,
   type SignalOptions,
   type WriteData,
 } from '../../src/kit/index.js';
@@ -45,15 +48,91 @@ function onAbort(signal: AbortSignal | undefined, onAbort: () => void): () => vo
   return () => signal.removeEventListener('abort', onAbort);
 }
 
+/** The largest part of a streamed write held in memory (see `#putStream`). */
+const partBytes = 4 * 1024 * 1024;
+
+/** Part files sort in upload order. */
+const partName = (index: number) => String(index).padStart(8, '0');
+
+/**
+ * Appends the parts of a streamed write to the file ($1) from the scratch directory ($2) as they
+ * arrive: part n is whole once part n+1 (or `end`) exists, since the engine extracts in order.
+ */
+const appendParts = [
+  'target=$1; dir=$2; n=1',
+  'while :; do',
+  '  cur=$dir/$(printf %08d "$n"); next=$dir/$(printf %08d $((n + 1)))',
+  '  if [ -e "$next" ] || [ -e "$dir/end" ]; then',
+  '    [ -e "$cur" ] || break',
+  '    cat -- "$cur" >> "$target" || exit 1',
+  '    rm -f -- "$cur"; n=$((n + 1)); continue',
+  '  fi',
+  '  sleep 0.01 2>/dev/null || sleep 1',
+  'done',
+  'rm -rf -- "$dir"',
+].join('\n');
+
+/** Reads a stream in parts of at most `limit` bytes (whole chunks, split at the limit). */
+class PartReader {
+  #carry: Uint8Array | undefined;
+
+  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  /** The next part; `done`: the stream ended with it. */
+  async next(limit: number): Promise<{ chunks: Uint8Array[]; size: number; done: boolean }> {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    while (size < limit) {
+      const chunk = this.#carry ?? (await this.reader.read()).value;
+      this.#carry = undefined;
+      if (chunk === undefined) return { chunks, size, done: true };
+      if (size + chunk.byteLength > limit) {
+        // What does not fit opens the next part.
+        chunks.push(chunk.subarray(0, limit - size));
+        this.#carry = chunk.subarray(limit - size);
+        return { chunks, size: limit, done: false };
+      }
+      chunks.push(chunk);
+      size += chunk.byteLength;
+    }
+    return { chunks, size, done: false };
+  }
+}
+
+/** Writes one tar entry, waiting for the pack to drain between chunks (backpressure). */
+async function writeEntry(pack: tar.Pack, header: Partial<tar.Header> & Pick<tar.Header, 'name'>, chunks: Uint8Array[]): Promise<void> {
+  if (pack.destroyed) return;
+  const entry = pack.entry(header);
+  // Settles when the entry is written or the pack is destroyed (the caller checks why).
+  const done = new Promise<void>((resolve) => {
+    entry.on('finish', resolve);
+    entry.on('close', resolve);
+    entry.on('error', () => resolve());
+  });
+  for (const chunk of chunks) {
+    if (entry.destroyed) break;
+    if (!entry.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
+      await new Promise<void>((resolve) => {
+        entry.once('drain', resolve);
+        entry.once('close', resolve);
+      });
+    }
+  }
+  entry.end(undefined);
+  await done;
+}
+
 /** Go's os.FileMode type bits (above the permission bits), as `X-Docker-Container-Path-Stat` carries them. */
 const goMode = { directory: 0x80000000, symlink: 0x08000000, anyType: 0x8f000000 } as const;
 
 export class DockerFiles implements NativeFiles {
   readonly #container: Docker.Container;
+  readonly #sandbox: ExecCapable;
   readonly #exec: ExecFiles;
 
   constructor(sandbox: ExecCapable, container: Docker.Container) {
     this.#container = container;
+    this.#sandbox = sandbox;
     this.#exec = new ExecFiles(sandbox, '/', 'docker');
   }
 
@@ -89,12 +168,15 @@ export class DockerFiles implements NativeFiles {
       if (data instanceof ReadableStream) void data.cancel().catch(() => undefined);
       throw new SandboxInvalidArgumentError({ message: `Cannot write ${path}: it is a directory`, argument: 'path', provider: 'docker' });
     }
-    // A tar entry needs its size up front; a stream of unknown length goes through `cat` in an
-    // exec instead, which streams with backpressure and spools nothing on the host. The archive
-    // API also replaces a symlink with a file; writing through the link, as a command would (and
-    // as the local provider does), needs the exec path too.
-    if (data instanceof ReadableStream || existing?.type === 'symlink') return this.#exec.write(path, data, options);
+    // The archive API replaces a symlink with a file; writing through the link, as a command
+    // would (and as the local provider does), needs the exec path.
+    if (existing?.type === 'symlink') return this.#exec.write(path, data, options);
     const directory = posix.dirname(path);
+    if (data instanceof ReadableStream) {
+      // A stream cannot be replayed after a missing directory: make sure it exists first.
+      if (!existing && !(await this.#info(directory).catch(() => undefined))) await this.#exec.mkdir(directory, options);
+      return this.#putStream(directory, posix.basename(path), data, options.mode ?? 0o644, options.signal);
+    }
     const put = () => this.#putFile(directory, posix.basename(path), data, options.mode ?? 0o644, options.signal);
     try {
       await put();
@@ -129,15 +211,115 @@ export class DockerFiles implements NativeFiles {
     pack.on('error', () => undefined);
     const stop = onAbort(signal, () => pack.destroy(new Error('aborted')));
     try {
-      pack.entry(
-        { name, size: bytes.byteLength, mode, uid: 0, gid: 0, mtime: new Date() },
-        Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-      );
+      // An entry of a destroyed pack errors too: nobody else listens, so it would be uncaught.
+      pack
+        .entry(
+          { name, size: bytes.byteLength, mode, uid: 0, gid: 0, mtime: new Date() },
+          Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        )
+        .on('error', () => undefined);
       pack.finalize();
       await this.#container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: directory });
     } finally {
       stop();
     }
+  }
+
+  /**
+   * A stream of unknown length through the archive API (several times faster than an exec's
+   * stdin): a tar entry needs its size up front, so the stream is cut into parts of at most
+   * `partBytes`, each sized once it is read. The first part is the file itself; later parts land
+   * in a scratch directory beside it, in the same request, and a command in the sandbox appends
+   * each one as soon as the next begins (extraction is in order), so appending overlaps the
+   * upload. That command starts before the upload: the engine starts no exec while it extracts.
+   * Memory holds one part; the tar stream is backpressured down to the engine.
+   */
+  async #putStream(
+    directory: string,
+    name: string,
+    data: ReadableStream<Uint8Array>,
+    mode: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const target = posix.join(directory, name);
+    const scratchName = `.${name}.sandport-${randomBytes(6).toString('hex')}`;
+    const scratch = posix.join(directory, scratchName);
+    const reader = data.getReader();
+    const source = new PartReader(reader);
+    let appender: SandboxProcess | undefined;
+    let pack: tar.Pack | undefined;
+    const stop = onAbort(signal, () => {
+      pack?.destroy(new Error('aborted'));
+      void reader.cancel().catch(() => undefined);
+    });
+    try {
+      let part = await source.next(partBytes);
+      signal?.throwIfAborted();
+      if (!part.done) {
+        appender = await this.#sandbox.exec(['/bin/sh', '-c', appendParts, 'append-parts', target, scratch], { signal });
+        void appender.stdin.close().catch(() => undefined);
+        void appender.stdout.cancel().catch(() => undefined);
+      }
+      const tarball = tar.pack();
+      pack = tarball;
+      tarball.on('error', () => undefined);
+      const put = this.#container.putArchive(tarball as unknown as NodeJS.ReadableStream, { path: directory });
+      // The request failing (the container gone, an abort) stops the feeding at once: the source
+      // and the pack end, so no wait below outlives it. (No race with a long-lived promise: each
+      // race would keep its part's chunks reachable until the upload ends.)
+      let putFailure: { error: unknown } | undefined;
+      put.catch((error: unknown) => {
+        putFailure = { error };
+        void reader.cancel().catch(() => undefined);
+        tarball.destroy();
+      });
+      const check = () => {
+        if (putFailure) throw putFailure.error;
+        // A cancelled source ends early: never write its truncation as the file's end.
+        signal?.throwIfAborted();
+      };
+      const header = (entry: string, size: number, entryMode: number) => ({
+        name: entry,
+        size,
+        mode: entryMode,
+        uid: 0,
+        gid: 0,
+        mtime: new Date(),
+      });
+      await writeEntry(tarball, header(name, part.size, mode), part.chunks);
+      check();
+      if (appender) tarball.entry({ name: scratchName, type: 'directory', mode: 0o700, uid: 0, gid: 0 }).on('error', () => undefined);
+      for (let index = 1; !part.done; index++) {
+        part = await source.next(partBytes);
+        check();
+        if (part.size === 0) break;
+        await writeEntry(tarball, header(`${scratchName}/${partName(index)}`, part.size, 0o600), part.chunks);
+        check();
+      }
+      if (appender) tarball.entry(header(`${scratchName}/end`, 0, 0o600), '').on('error', () => undefined);
+      tarball.finalize();
+      await put;
+    } catch (error) {
+      void reader.cancel().catch(() => undefined);
+      pack?.destroy();
+      if (appender) {
+        // The scratch directory may exist (the request got far enough): remove it, in the background.
+        void appender
+          .kill()
+          .then(
+            () => this.#sandbox.run(['rm', '-rf', '--', scratch]),
+            () => undefined,
+          )
+          .catch(() => undefined);
+      }
+      throw error;
+    } finally {
+      stop();
+    }
+    if (!appender) return;
+    const [exit, stderr] = await Promise.all([appender.wait(), readText(appender.stderr)]);
+    if (exit.exitCode !== 0)
+      throw mapDockerError(new Error(`appending the parts of ${target} failed: ${stderr.trim()}`), { operation: 'write', path: target });
   }
 
   /** Stat through the engine; symlinks are reported as links (lstat). */

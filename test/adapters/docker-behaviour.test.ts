@@ -40,6 +40,58 @@ describe.skipIf(!available)('docker provider behaviour', () => {
     expect((await sandbox.run(['cat', '/workspace/real'])).stdout).toBe('through the link\n');
   });
 
+  it('a streamed write of several parts arrives whole through the archive API, and leaves no scratch files', async () => {
+    const sandbox = await create();
+    const MiB = 1024 * 1024;
+    // 20.5 MiB: several parts, the last one short; every byte says which MiB it is in.
+    const total = 20 * MiB + MiB / 2;
+    let sent = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= total) return controller.close();
+        const size = Math.min(MiB, total - sent);
+        controller.enqueue(new Uint8Array(size).fill(sent / MiB));
+        sent += size;
+      },
+    });
+    await sandbox.files.write('/workspace/new-dir/parts.bin', source, { mode: 0o640 });
+    const info = await sandbox.files.stat('/workspace/new-dir/parts.bin');
+    expect([info.size, info.mode]).toEqual([total, 0o640]);
+    const check = await sandbox.run([
+      '/bin/sh',
+      '-c',
+      'for i in 0 10 20; do dd if=/workspace/new-dir/parts.bin bs=1048576 skip=$i count=1 2>/dev/null | od -An -tu1 -N1; done; ls -A /workspace/new-dir',
+    ]);
+    expect(
+      check.stdout
+        .split('\n')
+        .map((line) => line.trim())
+        .filter(Boolean),
+    ).toEqual(['0', '10', '20', 'parts.bin']);
+  });
+
+  it('an aborted streamed write rejects with the reason and leaves no scratch files', async () => {
+    const sandbox = await create();
+    const controller = new AbortController();
+    const reason = new Error('caller gave up');
+    let chunks = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(stream) {
+        // After 12 MiB (later parts are on their way), the caller aborts.
+        if (++chunks === 12) controller.abort(reason);
+        stream.enqueue(new Uint8Array(1024 * 1024));
+      },
+    });
+    await expect(sandbox.files.write('/workspace/aborted.bin', source, { signal: controller.signal })).rejects.toBe(reason);
+    let left = '';
+    for (let attempt = 0; attempt < 50; attempt++) {
+      left = (await sandbox.run(['/bin/sh', '-c', 'ls -A /workspace | grep sandport || true'])).stdout;
+      if (left === '') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(left).toBe('');
+  });
+
   it('procfs and tmpfs paths work through the files API like any other', async () => {
     const sandbox = await create();
     expect(await sandbox.files.readText('/proc/self/status')).toMatch(/^Name:/m);
