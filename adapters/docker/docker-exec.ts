@@ -71,6 +71,8 @@ export interface DockerExecRequest {
   signal?: AbortSignal | undefined;
   /** The create-time `command`: its end is the keeper's (and so the container's) end. */
   entrypoint?: boolean;
+  /** The engine's `User` for the exec (`'0'` for sandport's own file work). @default the image's user */
+  user?: string;
 }
 
 /** One output side of the socket: a bounded, pull-based Web stream. */
@@ -250,6 +252,7 @@ export async function startDockerExec(context: DockerExecContext, request: Docke
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
+      ...(request.user === undefined ? {} : { User: request.user }),
     });
     // Given up meanwhile (an early abort or timeout): never start it.
     if (outcome.done) throw outcome.failed;

@@ -127,12 +127,18 @@ const goMode = { directory: 0x80000000, symlink: 0x08000000, anyType: 0x8f000000
 
 export class DockerFiles implements NativeFiles {
   readonly #container: Docker.Container;
-  readonly #sandbox: ExecCapable;
   readonly #exec: ExecFiles;
 
-  constructor(sandbox: ExecCapable, container: Docker.Container) {
+  readonly #execAsRoot: (argv: string[], signal: AbortSignal | undefined) => Promise<SandboxProcess>;
+
+  /** `execAsRoot`: an exec as uid 0, for the appender of streamed writes (its parts are root's, like every archive write). */
+  constructor(
+    sandbox: ExecCapable,
+    container: Docker.Container,
+    execAsRoot: (argv: string[], signal: AbortSignal | undefined) => Promise<SandboxProcess>,
+  ) {
+    this.#execAsRoot = execAsRoot;
     this.#container = container;
-    this.#sandbox = sandbox;
     this.#exec = new ExecFiles(sandbox, '/', 'docker');
   }
 
@@ -256,7 +262,7 @@ export class DockerFiles implements NativeFiles {
       let part = await source.next(partBytes);
       signal?.throwIfAborted();
       if (!part.done) {
-        appender = await this.#sandbox.exec(['/bin/sh', '-c', appendParts, 'append-parts', target, scratch], { signal });
+        appender = await this.#execAsRoot(['/bin/sh', '-c', appendParts, 'append-parts', target, scratch], signal);
         void appender.stdin.close().catch(() => undefined);
         void appender.stdout.cancel().catch(() => undefined);
       }
@@ -307,7 +313,13 @@ export class DockerFiles implements NativeFiles {
         void appender
           .kill()
           .then(
-            () => this.#sandbox.run(['rm', '-rf', '--', scratch]),
+            async () => {
+              const remover = await this.#execAsRoot(['rm', '-rf', '--', scratch], undefined);
+              void remover.stdin.close().catch(() => undefined);
+              void remover.stdout.cancel().catch(() => undefined);
+              void remover.stderr.cancel().catch(() => undefined);
+              await remover.wait();
+            },
             () => undefined,
           )
           .catch(() => undefined);

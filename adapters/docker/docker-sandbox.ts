@@ -137,7 +137,16 @@ class DockerContainerSandbox implements DockerSandbox {
       engineIsLocal: init.engineIsLocal,
       oomKilled: () => this.#oomKillsIncreased(),
     };
-    this.files = defineFiles({ provider, native: new DockerFiles(this, init.container), fallback: this, lifecycle: this.#lifecycle });
+    const execAsRoot = (argv: string[], signal: AbortSignal | undefined) => {
+      this.#lifecycle.assertRunning();
+      return startDockerExec(this.#execContext, { command: argv, argv, signal, user: '0' });
+    };
+    this.files = defineFiles({
+      provider,
+      native: new DockerFiles(this, init.container, execAsRoot),
+      fallback: this,
+      lifecycle: this.#lifecycle,
+    });
     // A sandbox this process created is watched from the start, like a child process. One found
     // with fromId is watched only once asked (wait, poll): the engine's wait call is an open
     // request that would keep an attaching script alive until the container ends.
