@@ -1,5 +1,4 @@
 import type {
-  CanUseTool,
   HookCallbackMatcher,
   HookEvent,
   McpServerConfig,
@@ -236,5 +235,3 @@ export interface AgentTurnResult {
   /** The CLI's result message, unchanged. */
   readonly message: SDKResultMessage;
 }
-
-export type CanUseToolSdk = CanUseTool;

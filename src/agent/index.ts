@@ -34,4 +34,3 @@ export {
   type SessionSnapshot,
   type SessionStore,
 } from './session-store.js';
-export { projectDirName } from './session-files.js';

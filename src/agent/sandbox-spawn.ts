@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { SandboxError, SandboxNotFoundError } from '../errors/index.js';
+import { SandboxNotFoundError } from '../errors/index.js';
 import { isSandboxSignal, type SandboxSignal } from '../spec/options.js';
 import type { Sandbox, SandboxProcess } from '../spec/sandbox.js';
 
@@ -118,6 +118,6 @@ export class SandboxSpawnedProcess extends EventEmitter {
 
   /** Whether the failure means the sandbox is gone rather than the process. */
   static isSandboxGone(error: unknown): boolean {
-    return SandboxNotFoundError.isInstance(error) || (SandboxError.isInstance(error) && error.code === 'sandbox_not_found');
+    return SandboxNotFoundError.isInstance(error);
   }
 }

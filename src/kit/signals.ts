@@ -1,10 +1,5 @@
 import { SandboxTimeoutError } from '../errors/index.js';
 
-/** Throws `signal.reason` when the signal is already aborted. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  signal?.throwIfAborted();
-}
-
 /**
  * Runs `operation`, rejecting with `signal.reason` as soon as the signal aborts (the operation's
  * own cleanup is the caller's `onAbort`), or with `SandboxTimeoutError` after `timeoutMs`.

@@ -1,6 +1,7 @@
 import { expect, it } from 'vitest';
 import { join } from 'node:path';
-import { AgentSession, AgentSessionError, DirectorySessionStore, MemorySessionStore, projectDirName } from '../../src/agent/index.js';
+import { AgentSession, AgentSessionError, DirectorySessionStore, MemorySessionStore } from '../../src/agent/index.js';
+import { projectDirName } from '../../src/agent/session-files.js';
 import { describeWithAgentHarness, type AgentHarness } from './harness.js';
 
 /** Texts of the user prompts the fake API was sent in its latest request. */
