@@ -9,7 +9,7 @@
 import { SandboxError, SandboxInvalidArgumentError } from '../errors/index.js';
 import { checkWriteData, type SignalOptions } from '../spec/options.js';
 import type { FileInfo, SandboxFiles } from '../spec/sandbox.js';
-import { readBytes } from '../streams/index.js';
+import { abortableStream, readBytes } from '../streams/index.js';
 import { ExecFiles, checkFileMode, type ExecCapable } from './exec-files.js';
 import type { SandboxLifecycle } from './lifecycle.js';
 import { raceWithSignal } from './signals.js';
@@ -107,7 +107,8 @@ export function defineFiles(options: DefineFilesOptions): SandboxFiles {
         native.read ? impl('read')(p, o) : impl('readStream')(p, o).then((stream) => readBytes(stream)),
       ),
     readText: (path, opts) => files.read(path, opts).then((bytes) => new TextDecoder().decode(bytes)),
-    readStream: (path, opts) => call('readStream', path, opts, allowedKeys.plain, (p, o) => impl('readStream')(p, o)),
+    readStream: (path, opts) =>
+      call('readStream', path, opts, allowedKeys.plain, async (p, o) => abortableStream(await impl('readStream')(p, o), o.signal)),
     write: async (path, data, opts) => {
       // Checked first: nothing starts for data of the wrong type.
       const normalised = normaliseWriteData(data, provider);

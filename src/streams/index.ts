@@ -373,3 +373,46 @@ export function discardOnCancel(
     { highWaterMark: 0 },
   );
 }
+
+/**
+ * `source`, bound to `signal`: once the signal aborts, the stream errors with `signal.reason`
+ * (a reader waiting on it rejects at once) and the source is cancelled, so a stream handed out by
+ * a call that took a signal keeps obeying it while it is consumed.
+ */
+export function abortableStream(source: ReadableStream<Uint8Array>, signal: AbortSignal | undefined): ReadableStream<Uint8Array> {
+  if (!signal) return source;
+  const reader = source.getReader();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      reject(signal.reason);
+      void reader.cancel(signal.reason).catch(() => undefined);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  const release = () => signal.removeEventListener('abort', onAbort!);
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          signal.throwIfAborted();
+          const next = await Promise.race([aborted, reader.read()]);
+          if (next.done) {
+            release();
+            controller.close();
+          } else controller.enqueue(next.value);
+        } catch (error) {
+          release();
+          controller.error(error);
+        }
+      },
+      async cancel(reason) {
+        release();
+        await reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}

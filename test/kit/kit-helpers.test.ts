@@ -303,3 +303,22 @@ describe('providerCall', () => {
     expect(calls).toBe(1);
   });
 });
+
+describe('abortableStream', () => {
+  it('errors with signal.reason and cancels the source when the signal aborts mid-read', async () => {
+    const { abortableStream } = await import('../../src/kit/index.js');
+    let cancelled = false;
+    const source = new ReadableStream<Uint8Array>({
+      pull: () => new Promise(() => undefined), // never produces: only the abort can end the read
+      cancel: () => {
+        cancelled = true;
+      },
+    });
+    const controller = new AbortController();
+    const reason = new Error('stop reading');
+    const reading = readBytes(abortableStream(source, controller.signal));
+    controller.abort(reason);
+    await expect(reading).rejects.toBe(reason);
+    expect(cancelled).toBe(true);
+  });
+});
