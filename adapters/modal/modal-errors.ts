@@ -7,6 +7,7 @@ import {
   SandboxNotFoundError,
   SandboxProviderError,
   SandboxTimeoutError,
+  grpcStatus,
 } from '../../src/kit/index.js';
 
 /** What was being done when the SDK failed; the subject sharpens the mapped error. */
@@ -16,21 +17,7 @@ export interface ModalErrorContext {
   path?: string;
 }
 
-/** gRPC status codes (nice-grpc's `Status`), the numbers the SDK's raw `ClientError`s carry. */
-const grpcStatus = {
-  cancelled: 1,
-  unknown: 2,
-  invalidArgument: 3,
-  deadlineExceeded: 4,
-  notFound: 5,
-  alreadyExists: 6,
-  permissionDenied: 7,
-  resourceExhausted: 8,
-  failedPrecondition: 9,
-  internal: 13,
-  unavailable: 14,
-  unauthenticated: 16,
-} as const;
+// The SDK's raw `ClientError`s carry nice-grpc's `Status` numbers: the kit's `grpcStatus` table.
 
 const retryableStatuses = new Set<number>([
   grpcStatus.cancelled,

@@ -180,7 +180,7 @@ export class SuiteContext {
    * Registers a test under a stable `id` (what `skip` is keyed by), or a skipped test whose
    * title says why. `unsupportedReason` is for skips the capabilities decide at registration.
    */
-  test(id: string, title: string, body: ConformanceTestBody, unsupportedReason?: string): void {
+  test(id: string, title: string, body: ConformanceTestBody, unsupportedReason?: string, options: { minTimeoutMs?: number } = {}): void {
     this.registered.add(id);
     this.registered.add(title);
     const fullTitle = `${title} [${id}]`;
@@ -213,7 +213,7 @@ export class SuiteContext {
         this.runningTest = undefined;
       }
     };
-    this.options.it(fullTitle, run, this.options.testTimeoutMs ?? 120_000);
+    this.options.it(fullTitle, run, Math.max(this.options.testTimeoutMs ?? 120_000, options.minTimeoutMs ?? 0));
   }
 
   /** Asserts that `promise` rejects with a sandport error of the given class, from this provider. */

@@ -16,17 +16,9 @@ export function leakTests(context: SuiteContext): void {
   const { describe, expect } = context.options;
   const cycles = context.options.scale?.leakCycles ?? 300;
 
-  /** Like `context.test`, with a time limit that grows with the work (300 cycles outlast the default). */
-  const longTest = (id: string, title: string, body: ConformanceTestBody, timeoutMs: number, unsupportedReason?: string) => {
-    // `context.test` reads the limit while it registers, synchronously: lend it a longer one.
-    const previous = context.options.testTimeoutMs;
-    context.options.testTimeoutMs = Math.max(previous ?? 120_000, timeoutMs);
-    try {
-      context.test(id, title, body, unsupportedReason);
-    } finally {
-      context.options.testTimeoutMs = previous;
-    }
-  };
+  /** Like `context.test`, with a longer time limit, for tests made of many bounded rounds. */
+  const longTest = (id: string, title: string, body: ConformanceTestBody, timeoutMs: number, unsupportedReason?: string) =>
+    context.test(id, title, body, unsupportedReason, { minTimeoutMs: timeoutMs });
 
   /** The host's counts, waiting until none is above `baseline`; returns what is still above. */
   const excessOver = async (baseline: Record<string, number>): Promise<string[]> => {

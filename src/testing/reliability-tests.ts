@@ -38,16 +38,8 @@ export function reliabilityTests(context: SuiteContext): void {
   };
 
   /** Like `context.test`, with a longer time limit, for tests made of many bounded rounds. */
-  const longTest = (id: string, title: string, body: () => Promise<void>, timeoutMs: number, unsupportedReason?: string) => {
-    // `context.test` reads the limit while it registers, synchronously: lend it a longer one.
-    const previous = context.options.testTimeoutMs;
-    context.options.testTimeoutMs = Math.max(previous ?? 120_000, timeoutMs);
-    try {
-      context.test(id, title, body, unsupportedReason);
-    } finally {
-      context.options.testTimeoutMs = previous;
-    }
-  };
+  const longTest = (id: string, title: string, body: () => Promise<void>, timeoutMs: number, unsupportedReason?: string) =>
+    context.test(id, title, body, unsupportedReason, { minTimeoutMs: timeoutMs });
   /** How long an aborted call may take to settle: generous next to the milliseconds it needs. */
   const abortSettleMs = 8_000;
 
