@@ -8,7 +8,6 @@ import { z } from 'zod';
 import {
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
-  parseOptions,
   portNumbers,
   refuseUnsupported,
   toArgv,
@@ -49,8 +48,8 @@ const sandboxPortSchema = z
  *   accepts connections and forwards each to the host unix socket: one deliberately opened path
  *   from the sandbox to one host service (a credential proxy, say), with the host's network
  *   still unreachable. The socket must be connectable by the sandbox's host uid (`sandboxUid`
- *   when running as root: make it mode 0666 or owned by that uid). The neutral `hostRoutes`
- *   create option, where the contract has it, does the same; this is its alias.
+ *   when running as root: make it mode 0666 or owned by that uid). `provider.openHostRoute` (the
+ *   contract's host route) returns create options that set it.
  */
 export const localCreateOptionsSchema = z.strictObject({
   hostForwards: z.record(sandboxPortSchema, socketPathSchema).optional(),
@@ -126,7 +125,7 @@ export function planLocalCreate(
   const warnings = refuseUnsupported(options, capabilities, provider);
   const extra = parseLocalOptions(options.providerOptions?.local);
   const ports = portNumbers(options.ports, provider);
-  const forwards = planForwards(extra.hostForwards, (options as { hostRoutes?: Record<string, string> }).hostRoutes);
+  const forwards = Object.entries(extra.hostForwards ?? {}).map(([port, socketPath]) => ({ port: Number(port), socketPath }));
   const networked = (options.network ?? 'allow') === 'allow';
   const image = planImage(options.image, system);
   const volumes = volumeMounts(options.volumes);
@@ -160,30 +159,6 @@ function parseLocalOptions(value: unknown): z.output<typeof localCreateOptionsSc
   const field = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path.map(String).join('.');
   const argument = ['providerOptions.local', field].filter(Boolean).join('.');
   throw new SandboxInvalidArgumentError({ message: `Invalid ${argument}: ${issue.message}`, argument, provider, cause: parsed.error });
-}
-
-/** `hostForwards` and the neutral `hostRoutes` (same shape), validated; the same port twice must agree. */
-function planForwards(
-  hostForwards: Record<string, string> | undefined,
-  hostRoutes: Record<string, string> | undefined,
-): LocalCreatePlan['forwards'] {
-  const routes =
-    hostRoutes === undefined
-      ? {}
-      : parseOptions(z.record(sandboxPortSchema, socketPathSchema), hostRoutes, { provider, what: 'hostRoutes' });
-  const merged = new Map<number, string>();
-  for (const [port, socketPath] of [...Object.entries(hostForwards ?? {}), ...Object.entries(routes)]) {
-    const previous = merged.get(Number(port));
-    if (previous !== undefined && previous !== socketPath) {
-      throw new SandboxInvalidArgumentError({
-        message: `hostRoutes: port ${port} is routed to two sockets`,
-        argument: 'hostRoutes',
-        provider,
-      });
-    }
-    merged.set(Number(port), socketPath);
-  }
-  return [...merged].map(([port, socketPath]) => ({ port, socketPath }));
 }
 
 function planImage(image: ParsedCreateSandboxOptions['image'], system: LocalHostFacts): LocalImagePlan {
