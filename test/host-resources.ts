@@ -181,3 +181,17 @@ export async function dockerHostResources(): Promise<Record<string, number>> {
     'docker: sandport networks': docker(['network', 'ls', '--filter', `label=${dockerManagedLabel}`, '--format', '{{.ID}}']).length,
   };
 }
+
+/** Host processes whose command line (arguments joined by spaces) contains `text`. */
+export function hostProcessesWith(text: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').includes(text)) found.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}

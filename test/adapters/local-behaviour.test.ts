@@ -4,13 +4,14 @@
  * directory, no state directory, no process, no file descriptor of this process.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, watch } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { SandboxInvalidArgumentError } from '../../src/kit/index.js';
+import { hostProcessesWith } from '../host-resources.js';
 
 const isRoot = process.getuid?.() === 0;
 const stateDir = mkdtempSync(join(tmpdir(), 'sandport-behaviour-'));
@@ -41,34 +42,26 @@ function cgroupDirsOf(sandboxId: string): string[] {
   return found;
 }
 
-/** Host processes whose command line mentions `text`. */
-function processesMentioning(text: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').includes(text)) found.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
-}
-
 /** What is left of sandbox `id` of state directory `dir` (empty when nothing). */
 function leftovers(id: string, dir = stateDir): string[] {
   return [
     ...cgroupDirsOf(id).map((path) => `cgroup ${path}`),
     ...(existsSync(join(dir, id)) ? [`state dir ${join(dir, id)}`] : []),
-    ...processesMentioning(join(dir, id)).map((pid) => `process ${pid}`),
+    ...hostProcessesWith(join(dir, id)).map((pid) => `process ${pid}`),
   ];
 }
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
-async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+/** Polls until `check` holds on `stableChecks` polls in a row (50 ms apart), or `timeoutMs` passes. */
+async function eventually(check: () => boolean, timeoutMs = 10_000, stableChecks = 1): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  let streak = 0;
+  while (Date.now() < deadline) {
+    streak = check() ? streak + 1 : 0;
+    if (streak >= stableChecks) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Ids of the sandbox directories created in the state directory while `body` runs (inotify). */
@@ -175,17 +168,20 @@ describe.skipIf(process.platform !== 'linux')('local provider leaves nothing beh
         creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
       });
       // A daemon in the middle of its execve shows an empty command line for a moment.
-      await eventually(() => processesMentioning(`sleep ${marker}`).length === 2, 5_000);
-      expect(processesMentioning(`sleep ${marker}`)).toHaveLength(2);
+      await eventually(() => hostProcessesWith(`sleep ${marker}`).length === 2, 5_000);
+      expect(hostProcessesWith(`sleep ${marker}`)).toHaveLength(2);
       // The whole group at once: the launchers get no chance to clean up.
       process.kill(-creator.pid!, 'SIGKILL');
+      // The reaper's own cleanup (`rm -rf <dir>`) names the directory while it works: wait until
+      // nothing has named it for a while, not for one quiet instant.
       await eventually(
         () =>
-          processesMentioning(`sleep ${marker}`).length === 0 &&
-          made.every((sandbox) => processesMentioning(sandbox.stateDir).length === 0),
+          hostProcessesWith(`sleep ${marker}`).length === 0 && made.every((sandbox) => hostProcessesWith(sandbox.stateDir).length === 0),
+        10_000,
+        5,
       );
-      expect(processesMentioning(`sleep ${marker}`)).toEqual([]);
-      for (const sandbox of made) expect(processesMentioning(sandbox.stateDir)).toEqual([]);
+      expect(hostProcessesWith(`sleep ${marker}`)).toEqual([]);
+      for (const sandbox of made) expect(hostProcessesWith(sandbox.stateDir)).toEqual([]);
       // What the dead launchers could not remove, the next create or cleanup() does.
       await createLocalSandboxProvider().cleanup();
       for (const sandbox of made) expect(leftovers(sandbox.id, join(sandbox.stateDir, '..'))).toEqual([]);

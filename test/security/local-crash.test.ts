@@ -9,23 +9,9 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { localCgroupDirs } from '../host-resources.js';
+import { hostProcessesWith, localCgroupDirs } from '../host-resources.js';
 
 const isRoot = process.getuid?.() === 0;
-
-/** Host processes whose command line contains `marker`. */
-function hostProcessesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').includes(marker)) found.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
-}
 
 /** Pids of `bwrap` processes whose command line names one of the sandboxes' state directories. */
 function bwrapOf(stateDirs: readonly string[]): number[] {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalSandboxProvider, type LocalSandbox } from '../../adapters/local/index.js';
 import { SandboxCapabilityUnsupportedError, SandboxFileNotFoundError, SandboxInvalidArgumentError } from '../../src/index.js';
+import { hostProcessesWith } from '../host-resources.js';
 
 const isRoot = process.getuid?.() === 0;
 const provider = createLocalSandboxProvider();
@@ -22,20 +23,6 @@ const create = async (options: Parameters<typeof provider.create>[0] = {}) => {
 };
 const hostDir = mkdtempSync(join(tmpdir(), 'sandport-security-'));
 const secretPath = join(hostDir, 'root-only-secret');
-
-/** Host-side processes whose command line contains `marker`. */
-function hostProcessesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').includes(marker)) found.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
-}
 
 /** The host cgroup files of a sandbox, found by its id (proves the limit is really set). */
 function cgroupFile(sandboxId: string, controller: string, file: string): string | undefined {
