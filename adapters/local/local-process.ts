@@ -180,6 +180,7 @@ class LocalSandboxProcess implements SandboxProcess {
     this.#outcome = outcome;
     const { lifecycle, sandboxId } = context;
     this.stdin = toWebWritable(child.stdin!, {
+      discardWhen: () => outcome.done,
       mapError: (error) =>
         lifecycle.isRunning()
           ? new SandboxProviderError({

@@ -262,7 +262,9 @@ export interface ExitStatus {
 export interface SandboxProcess extends AsyncDisposable {
   /**
    * The command's standard input. Write, then `close()` for EOF. Backpressure: `write` resolves
-   * when the sandbox took the data. Where `capabilities.exec.stdin` is false, writes error;
+   * when the sandbox took the data. Once the command has exited, writes are discarded and
+   * `close()` resolves (nothing can read them; `wait()` says how it ended). Where
+   * `capabilities.exec.stdin` is false, writes error;
    * where `capabilities.exec.stdinEof` is false, `close()` throws
    * `SandboxCapabilityUnsupportedError` (capability `exec.stdinEof`).
    */

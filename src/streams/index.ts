@@ -260,9 +260,12 @@ export function fromCallbacks(options: {
  */
 export function toWebWritable(
   writable: import('node:stream').Writable,
-  options: { mapError?: (error: unknown) => unknown } = {},
+  options: { mapError?: (error: unknown) => unknown; discardWhen?: () => boolean } = {},
 ): WritableStream<Uint8Array> {
   const mapError = options.mapError ?? ((error: unknown) => error);
+  // Once the reader is gone for good (the command exited), what is written goes nowhere, as into
+  // a pipe nobody reads: writes and close resolve, on every adapter alike.
+  const discarding = options.discardWhen ?? (() => false);
   let failure: unknown;
   writable.on('error', (error) => {
     failure ??= error;
@@ -312,15 +315,17 @@ export function toWebWritable(
     async write(chunk) {
       try {
         if (!(chunk instanceof Uint8Array)) throw new TypeError('stdin accepts Uint8Array chunks only');
+        if (discarding()) return;
         if (failure !== undefined || writable.destroyed || writable.writableEnded) throw closedError();
         if (!writable.write(chunk)) await whenWritable();
       } catch (error) {
+        if (discarding()) return;
         writeFailure ??= error;
         throw error;
       }
     },
     async close() {
-      if (writable.destroyed || writable.writableEnded) return;
+      if (discarding() || writable.destroyed || writable.writableEnded) return;
       await new Promise<void>((resolve) => {
         writable.end(() => resolve());
         writable.once('error', () => resolve());
