@@ -19,6 +19,7 @@ import {
   SandboxInvalidArgumentError,
   SandboxProviderError,
   canScanHostProcesses,
+  cancelledStreamWriterLimitBytes,
   killMarkedTreeArgv,
   newExecId,
   readStartMarker,
@@ -40,8 +41,8 @@ import { execCommand } from './docker-scripts.js';
 const queuedBytes = 256 * 1024;
 /** After the exit: what may queue while the socket drains (only what was in flight remains). */
 const drainBytes = 8 * 1024 * 1024;
-/** Bytes a command may write to a cancelled stream before it gets SIGPIPE. */
-const discardedBytesLimit = 1024 * 1024;
+/** Bytes a command may write to a cancelled stream before it gets SIGPIPE (the kit's rule). */
+const discardedBytesLimit = cancelledStreamWriterLimitBytes;
 /** Bytes of stdin that may wait in the socket's queue before a write waits for it to drain. */
 const stdinAheadBytes = 1024 * 1024;
 /** Longest pause between two exit polls of a running command. */

@@ -339,6 +339,12 @@ export function toWebWritable(
 }
 
 /**
+ * How many bytes a command may write to an output stream its reader cancelled before it is treated
+ * as a writer to a closed pipe (SIGPIPE). Bytes in flight at the cancel stay under it.
+ */
+export const cancelledStreamWriterLimitBytes = 1024 * 1024;
+
+/**
  * A view of `source` whose `cancel()` does not cancel the source but reads it to its end in the
  * background, discarding the bytes. For providers whose command would block on a full output
  * buffer once nobody reads it (the output travels over an RPC stream, not a pipe that closes):
@@ -351,7 +357,7 @@ export function discardOnCancel(
   options: { onKeepsWriting?: () => void; writerStopsAfterBytes?: number } = {},
 ): ReadableStream<Uint8Array> {
   const reader = source.getReader();
-  const limit = options.writerStopsAfterBytes ?? 1024 * 1024;
+  const limit = options.writerStopsAfterBytes ?? cancelledStreamWriterLimitBytes;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
