@@ -24,17 +24,15 @@ export function watchExecLimits(options: {
 }): () => void {
   const { timeoutMs, signal, provider, stop } = options;
   const onAbort = () => stop(signal!.reason);
-  const timer =
-    timeoutMs === undefined
-      ? undefined
-      : setTimeout(
-          () =>
-            stop(new SandboxTimeoutError({ message: `Command timed out after ${timeoutMs} ms`, timeoutMs, operation: 'exec', provider })),
-          timeoutMs,
-        );
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => stop(execTimeoutError(timeoutMs, provider)), timeoutMs);
   signal?.addEventListener('abort', onAbort, { once: true });
   return () => {
     if (timer) clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   };
+}
+
+/** The `SandboxTimeoutError` of an exec whose `timeoutMs` ran out (also for adapters that time out natively). */
+export function execTimeoutError(timeoutMs: number, provider: string): SandboxTimeoutError {
+  return new SandboxTimeoutError({ message: `Command timed out after ${timeoutMs} ms`, timeoutMs, operation: 'exec', provider });
 }

@@ -4,13 +4,14 @@
  * (timeout, abort, the sandbox ending), emits `exec-start` and `exec-end` exactly once each, and
  * gives `wait()` its semantics: the exit status, or the recorded failure.
  */
-import { SandboxTimeoutError } from '../errors/index.js';
 import type { SandboxEmitter } from '../spec/events.js';
 import type { Command } from '../spec/options.js';
 import type { ExitStatus } from '../spec/sandbox.js';
 import { watchExecLimits } from './exec-limits.js';
 import type { LifecycleMember, SandboxEnded, SandboxLifecycle } from './lifecycle.js';
 import { checkSignal, type KillSignal } from './validate.js';
+
+export { execTimeoutError } from './exec-limits.js';
 
 let execCounter = 0;
 
@@ -179,9 +180,4 @@ function emitSafely(emit: () => void): void {
   } catch {
     // A throwing listener does not change the command's fate.
   }
-}
-
-/** `SandboxTimeoutError` for an exec, as `watchExecLimits` reports it. Re-exported for adapters that time out natively. */
-export function execTimeoutError(timeoutMs: number, provider: string): SandboxTimeoutError {
-  return new SandboxTimeoutError({ message: `Command timed out after ${timeoutMs} ms`, timeoutMs, operation: 'exec', provider });
 }

@@ -4,7 +4,13 @@
  * Kubernetes namespace, a Fly app); lookups by name find the newest. Provider-specific state
  * (task ids, tunnels, execs) rides along as `data`.
  */
-import { SandboxAlreadyExistsError, type CreateSandboxOptions, type Sandbox, type SandboxStatus } from '../../../src/kit/index.js';
+import {
+  SandboxAlreadyExistsError,
+  matchesTags,
+  type CreateSandboxOptions,
+  type Sandbox,
+  type SandboxStatus,
+} from '../../../src/kit/index.js';
 import { randomToken } from './ids.js';
 
 /** How a sandbox ended, as the local provider reports it. */
@@ -128,11 +134,10 @@ export class SandboxRegistry<Local extends Sandbox, Data = undefined> {
 
   /** Matching sandboxes, newest first. */
   list(options: ListOptions<Local, Data> = {}): Array<RegisteredSandbox<Local, Data>> {
-    const wanted = Object.entries(options.tags ?? {});
     return [...this.entries.values()]
       .filter((entry) => options.includeEnded || !entry.end)
       .filter((entry) => options.scope === undefined || entry.scope === options.scope)
-      .filter((entry) => wanted.every(([key, value]) => entry.tags[key] === value))
+      .filter((entry) => matchesTags(entry.tags, options.tags))
       .filter((entry) => !options.where || options.where(entry))
       .sort((a, b) => b.createdAt - a.createdAt);
   }
