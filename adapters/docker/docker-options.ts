@@ -29,7 +29,9 @@ const keptCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETGID',
 
 export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'container',
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: false },
+  files: { watch: false },
+  entrypointStdio: false,
   tunnels: true,
   tunnelsTls: false,
   snapshot: true,

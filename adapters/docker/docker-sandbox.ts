@@ -40,7 +40,7 @@ import { labels, readTags, runInContainer, stateDirectory, tagsFile } from './do
 import { mapDockerError } from './docker-errors.js';
 import { startDockerExec, type DockerExecContext } from './docker-exec.js';
 import { DockerFiles } from './docker-files.js';
-import { dockerMaxTimeoutMs } from './docker-options.js';
+import { dockerCapabilities, dockerMaxTimeoutMs } from './docker-options.js';
 
 /** A running Docker container used as a sandbox. */
 export interface DockerSandbox extends Sandbox {
@@ -158,7 +158,7 @@ class DockerContainerSandbox implements DockerSandbox {
   }
 
   async exec(command: Command, options: ExecOptions = {}): Promise<SandboxProcess> {
-    const { argv, command: checked, options: parsed } = parseExecCall(provider, command, options);
+    const { argv, command: checked, options: parsed } = parseExecCall(provider, command, options, dockerCapabilities);
     this.#lifecycle.assertRunning();
     return startDockerExec(this.#execContext, {
       command: checked,
@@ -171,7 +171,7 @@ class DockerContainerSandbox implements DockerSandbox {
   }
 
   async run(command: Command, options: RunOptions = {}): Promise<ExecResult> {
-    const { command: checked, options: parsed } = parseRunCall(provider, command, options);
+    const { command: checked, options: parsed } = parseRunCall(provider, command, options, dockerCapabilities);
     return runViaExec((c, o) => this.exec(c, o), checked, parsed, provider);
   }
 

@@ -1,6 +1,7 @@
-export { createLocalSandboxProvider, localCapabilities, type LocalSandboxProvider } from './local-provider.js';
+export { createLocalSandboxProvider, type LocalSandboxProvider } from './local-provider.js';
 export type { LocalSandbox } from './local-sandbox.js';
 export {
+  localCapabilities,
   localCreateOptionsSchema,
   localDefaultTimeoutMs,
   localMaxTimeoutMs,

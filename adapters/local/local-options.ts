@@ -29,6 +29,31 @@ export const sandboxPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 export const localDefaultTimeoutMs = 5 * 60 * 1000;
 /** Longest lifetime: 24 hours. */
 export const localMaxTimeoutMs = 24 * 60 * 60 * 1000;
+
+/** What the local provider can do (see `SandboxCapabilities`). */
+export const localCapabilities: SandboxCapabilities = Object.freeze({
+  isolation: 'namespaces',
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: false },
+  files: { watch: false },
+  entrypointStdio: false,
+  tunnels: true,
+  tunnelsTls: false,
+  snapshot: true,
+  deleteSnapshot: true,
+  hostRoutes: true,
+  tags: true,
+  fromName: true,
+  list: true,
+  crossProcessLookup: false,
+  extendTimeout: true,
+  network: { block: true, allowCidrs: false, allowDomains: false },
+  limits: { cpu: true, memory: true, pids: true },
+  timeouts: { lifetime: true, idle: true, maxLifetimeMs: localMaxTimeoutMs },
+  volumes: 'host-path',
+  gpu: false,
+  images: { reference: true, build: false, snapshot: true },
+} as const);
+
 /** Sandbox paths a volume may not cover: the sandbox needs its own view of them. */
 const reservedTargets = ['/', '/proc', '/dev', '/usr', '/etc'];
 

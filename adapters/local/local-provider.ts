@@ -29,6 +29,7 @@ import { createLocalImages } from './local-images.js';
 import { startLauncher, type Launcher } from './local-launcher.js';
 import {
   checkVolumeSources,
+  localCapabilities,
   localMaxTimeoutMs,
   planLocalCreate,
   type LocalSandboxProviderOptions,
@@ -40,27 +41,6 @@ import { probeLocalSystem } from './local-system.js';
 import { openTunnels, type LocalTunnels } from './local-tunnels.js';
 
 const provider = 'local';
-
-export const localCapabilities: SandboxCapabilities = Object.freeze({
-  isolation: 'namespaces',
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
-  tunnels: true,
-  tunnelsTls: false,
-  snapshot: true,
-  deleteSnapshot: true,
-  hostRoutes: true,
-  tags: true,
-  fromName: true,
-  list: true,
-  crossProcessLookup: false,
-  extendTimeout: true,
-  network: { block: true, allowCidrs: false, allowDomains: false },
-  limits: { cpu: true, memory: true, pids: true },
-  timeouts: { lifetime: true, idle: true, maxLifetimeMs: localMaxTimeoutMs },
-  volumes: 'host-path',
-  gpu: false,
-  images: { reference: true, build: false, snapshot: true },
-} as const);
 
 /**
  * The embedded default provider: one bubblewrap sandbox per `create`, on this Linux host, with

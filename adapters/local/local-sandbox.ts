@@ -32,7 +32,7 @@ import {
 } from '../../src/kit/index.js';
 import type { SandboxCgroups } from './local-cgroups.js';
 import type { Launcher } from './local-launcher.js';
-import { localMaxTimeoutMs } from './local-options.js';
+import { localCapabilities, localMaxTimeoutMs } from './local-options.js';
 import { startLocalExec, type ExecContext } from './local-process.js';
 import type { LocalSystem } from './local-system.js';
 import type { LocalTunnels } from './local-tunnels.js';
@@ -191,12 +191,12 @@ class LocalSandboxImpl implements LocalSandbox {
   }
 
   async exec(command: Command, options: ExecOptions = {}): Promise<SandboxProcess> {
-    const call = parseExecCall(provider, command, options);
+    const call = parseExecCall(provider, command, options, localCapabilities);
     return startLocalExec(this.#context, call);
   }
 
   async run(command: Command, options: RunOptions = {}): Promise<ExecResult> {
-    const call = parseRunCall(provider, command, options);
+    const call = parseRunCall(provider, command, options, localCapabilities);
     return runViaExec((c, o) => this.exec(c, o), call.command, call.options, provider);
   }
 

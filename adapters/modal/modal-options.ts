@@ -26,7 +26,9 @@ export const modalCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'gvisor',
   // Modal has no kill for an exec; the adapter kills the command's marked process tree with a
   // second exec, so kill and signals work.
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: false },
+  files: { watch: false },
+  entrypointStdio: false,
   tunnels: true,
   tunnelsTls: true,
   snapshot: true,

@@ -30,6 +30,7 @@ import {
   type Tunnel,
 } from '../../src/kit/index.js';
 import { mapModalError } from './modal-errors.js';
+import { modalCapabilities } from './modal-options.js';
 import { ModalFiles } from './modal-files.js';
 import { ModalSandboxProcess, killModalTree } from './modal-process.js';
 
@@ -102,7 +103,7 @@ class ModalSandboxImpl implements ModalSandbox {
 
   /** `stdinNull`: the command gets an empty stdin from the start (`run` without input), so no close round trip is needed. */
   async #exec(command: unknown, options: ExecOptions, stdinNull: boolean): Promise<SandboxProcess> {
-    const call = parseExecCall('modal', command, options);
+    const call = parseExecCall('modal', command, options, modalCapabilities);
     this.#assertRunning();
     const { sdk } = this.#init;
     const mapError = (error: unknown, operation: string) => this.#mapError(error, operation);
@@ -155,7 +156,7 @@ class ModalSandboxImpl implements ModalSandbox {
   }
 
   async run(command: unknown, options: RunOptions = {}): Promise<ExecResult> {
-    const call = parseRunCall('modal', command, options);
+    const call = parseRunCall('modal', command, options, modalCapabilities);
     return runViaExec((c, o) => this.#exec(c, o, call.options.stdin === undefined), call.command, call.options, 'modal');
   }
 

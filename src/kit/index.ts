@@ -62,3 +62,10 @@ export { defineFiles, normaliseWriteData, type NativeFiles, type DefineFilesOpti
 export { fromHttpStatus, fromGrpcStatus, fromConnectionError, errorCode, grpcStatus, type ErrorContext } from './errors.js';
 export { providerCall, type ProviderCallContext, type ProviderCallOptions } from './calls.js';
 export { SandboxRegistry, matchesTags, type RegistryEntry } from './registry.js';
+export {
+  entrypointOutput,
+  entrypointBufferBytes,
+  closedReadable,
+  discardingWritable,
+  type EntrypointOutputOptions,
+} from './entrypoint.js';

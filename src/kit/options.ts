@@ -25,19 +25,42 @@ export function parseExecCall(
   provider: string,
   command: unknown,
   options: unknown,
+  capabilities?: Pick<SandboxCapabilities, 'exec'>,
 ): { argv: string[]; command: Command; options: ParsedExecOptions } {
   const parsed = parseOptions(execOptionsSchema, options, { provider, what: 'exec options' });
   const checked = parseOptions(commandSchema, command, { provider, what: 'command' }) as Command;
+  refuseExecOptions(parsed, capabilities, provider);
   parsed.signal?.throwIfAborted();
   return { argv: toArgv(checked), command: checked, options: parsed };
 }
 
 /** Validates a `run` call like {@link parseExecCall}. */
-export function parseRunCall(provider: string, command: unknown, options: unknown): { command: Command; options: ParsedRunOptions } {
+export function parseRunCall(
+  provider: string,
+  command: unknown,
+  options: unknown,
+  capabilities?: Pick<SandboxCapabilities, 'exec'>,
+): { command: Command; options: ParsedRunOptions } {
   const parsed = parseOptions(runOptionsSchema, options, { provider, what: 'run options' });
   const checked = parseOptions(commandSchema, command, { provider, what: 'command' }) as Command;
+  refuseExecOptions(parsed, capabilities, provider);
   parsed.signal?.throwIfAborted();
   return { command: checked, options: parsed };
+}
+
+/**
+ * Exec options the provider's capabilities rule out. Without `capabilities` nothing is checked,
+ * so an adapter passes its own: a `pty` on a provider without terminals must not fall back to
+ * pipes silently.
+ */
+function refuseExecOptions(
+  options: ParsedExecOptions,
+  capabilities: Pick<SandboxCapabilities, 'exec'> | undefined,
+  provider: string,
+): void {
+  if (options.pty !== undefined && capabilities !== undefined && !capabilities.exec.pty) {
+    throw unsupported(provider, 'exec.pty', 'cannot run a command on a terminal; remove pty');
+  }
 }
 
 /** A declared port as its number and whether TLS was asked for (`undefined`: the provider's default). */

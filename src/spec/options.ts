@@ -611,9 +611,41 @@ export interface ExecOptions {
    * (argument `signal`).
    */
   signal?: AbortSignal;
+  /**
+   * Run the command on a terminal of this size (in character cells) instead of pipes: `stdin`
+   * is the terminal's input (with the terminal's echo and line discipline: a `\x03` is Ctrl-C),
+   * `stdout` carries everything it prints (stderr included, with `\r\n` line ends) and `stderr`
+   * is empty; `isatty` is true inside, `stty size` reports `rows cols`, and `TERM` is
+   * `xterm-256color` unless `env` sets it. The process then has `resize`. Where
+   * `capabilities.exec.pty` is false it is a `SandboxCapabilityUnsupportedError` (capability
+   * `exec.pty`). `cols` and `rows` are integers from 1 to 65535 (otherwise
+   * `SandboxInvalidArgumentError`, argument `pty`).
+   * @default none: pipes
+   */
+  pty?: PtySize;
   /** Settings of one provider only, validated by that provider. @default none */
   providerOptions?: ProviderOptions;
 }
+
+/** A terminal's size in character cells (see `ExecOptions.pty`). */
+export interface PtySize {
+  /** Columns: an integer from 1 to 65535. */
+  cols: number;
+  /** Rows: an integer from 1 to 65535. */
+  rows: number;
+}
+
+const cellsSchema = (what: string) =>
+  z
+    .number({ message: `pty.${what} is a whole number of character cells` })
+    .int({ message: `pty.${what} is a whole number of character cells` })
+    .min(1, { message: `pty.${what} is at least 1` })
+    .max(65535, { message: `pty.${what} is at most 65535` });
+
+/** Validates a `PtySize` (`ExecOptions.pty`, `SandboxProcess.resize`). */
+export const ptySizeSchema: z.ZodType<PtySize, PtySize> = schemaFor<PtySize>()(
+  z.strictObject({ cols: cellsSchema('cols'), rows: cellsSchema('rows') }),
+);
 
 /** Options of `Sandbox.run`: those of `exec`, plus input and output handling. */
 export interface RunOptions extends ExecOptions {
@@ -639,6 +671,7 @@ const execOptionsShape = {
   cwd: sandboxPathSchema.optional(),
   timeoutMs: millisecondsSchema.optional(),
   signal: abortSignalSchema.optional(),
+  pty: ptySizeSchema.optional(),
   providerOptions: providerOptionsSchema.optional(),
 };
 
@@ -711,6 +744,21 @@ export const writeFileOptionsSchema: z.ZodType<WriteFileOptions, WriteFileOption
       .max(0o7777, { message: 'mode must be an integer permission mode like 0o644' })
       .optional(),
   }),
+);
+
+/** Options of `SandboxFiles.watch`. */
+export interface WatchOptions extends SignalOptions {
+  /**
+   * Also report changes in every subdirectory, at any depth (including ones created while
+   * watching). Without it only the entries directly inside the watched directory are reported.
+   * @default false
+   */
+  recursive?: boolean;
+}
+
+/** Validates `WatchOptions`. */
+export const watchOptionsSchema: z.ZodType<WatchOptions, WatchOptions> = schemaFor<WatchOptions>()(
+  z.strictObject({ signal: abortSignalSchema.optional(), recursive: z.boolean().optional() }),
 );
 
 /** Options of `SandboxFiles.remove`. */

@@ -26,7 +26,15 @@ export interface SandboxCapabilities {
     readonly streaming: boolean;
     /** stdout and stderr arrive apart. False where the provider merges them (all output is on stdout). */
     readonly separateStderr: boolean;
+    /** `exec(command, { pty })` runs the command on a terminal, and its process has `resize`. */
+    readonly pty: boolean;
   };
+  readonly files: {
+    /** `SandboxFiles.watch` exists. */
+    readonly watch: boolean;
+  };
+  /** `Sandbox.stdout`, `stderr` and `stdin` reach the create `command`'s own stdio. */
+  readonly entrypointStdio: boolean;
   /** `Sandbox.tunnels()` returns a URL for each declared port. */
   readonly tunnels: boolean;
   /**

@@ -20,6 +20,7 @@ import type { SandboxCapabilities } from './sandbox-capabilities.js';
 import type {
   Command,
   CreateSandboxOptions,
+  PtySize,
   ExecOptions,
   ListSandboxesOptions,
   RemoveOptions,
@@ -28,6 +29,7 @@ import type {
   SandboxSnapshotRef,
   SandboxTags,
   SignalOptions,
+  WatchOptions,
   WriteFileData,
   WriteFileOptions,
 } from './options.js';
@@ -142,6 +144,28 @@ export interface Sandbox extends AsyncDisposable {
   readonly files: SandboxFiles;
   /** Settings the provider adjusted at create (never security settings: those throw). Empty for a sandbox found by `fromId`. */
   readonly warnings: readonly SandboxWarning[];
+
+  /**
+   * Standard output of the sandbox's own process: the create `command` (a server's log, say).
+   * Present when `capabilities.entrypointStdio`. The same stream on every read of the property;
+   * it closes when the entrypoint exits (or at once when the sandbox has no `command`).
+   *
+   * Memory is bounded: until the stream is first read (locked by a reader), the sandbox keeps
+   * the latest `entrypointBufferBytes` (1 MiB) and drops older output, with a `warning` event
+   * saying how much; from the first read on it is pull-based like `SandboxProcess.stdout` (an
+   * unread stream then stalls the entrypoint, never the host). A sandbox found by `fromId` reads
+   * what its provider still holds (Modal and Docker: the output from the start; local, in another
+   * process: nothing).
+   */
+  readonly stdout?: ReadableStream<Uint8Array>;
+  /** Standard error of the entrypoint, bounded like `stdout`. Present when `capabilities.entrypointStdio`. */
+  readonly stderr?: ReadableStream<Uint8Array>;
+  /**
+   * Standard input of the entrypoint: write, then `close()` for EOF; backpressure as in
+   * `SandboxProcess.stdin`. Writes are discarded once the entrypoint has exited, or when the
+   * sandbox has no `command`. Present when `capabilities.entrypointStdio`.
+   */
+  readonly stdin?: WritableStream<Uint8Array>;
 
   /**
    * Starts a command and resolves once it runs, with its streams. A string runs through
@@ -294,6 +318,43 @@ export interface SandboxProcess extends AsyncDisposable {
    * @param signal - the signal to send. @defaultValue `'SIGKILL'`
    */
   kill(signal?: SandboxSignal): Promise<void>;
+  /**
+   * Changes the terminal's size; the command sees `SIGWINCH` and the new `stty size`. Present
+   * exactly on processes started with `ExecOptions.pty`. Idempotent: resizing a command that has
+   * exited resolves. Throws `SandboxInvalidArgumentError` (argument `pty`) for sizes outside
+   * 1-65535.
+   */
+  resize?(size: PtySize, options?: SignalOptions): Promise<void>;
+}
+
+/**
+ * One change seen by `SandboxFiles.watch`:
+ * - `'create'`: `path` appeared (created, or moved in from outside the watched tree);
+ * - `'modify'`: `path`'s content or metadata changed (reported once per write burst at most
+ *   where the provider coalesces);
+ * - `'remove'`: `path` went away (deleted, or moved out of the watched tree);
+ * - `'rename'`: `oldPath` became `path`, both inside the watched tree.
+ * Providers that cannot tell a move from a modification (Modal, for a move across the edge of
+ * the watched tree) report it as `'modify'`.
+ */
+export interface FileEvent {
+  readonly type: 'create' | 'modify' | 'remove' | 'rename';
+  /** Absolute sandbox path the event is about (the new path of a rename). */
+  readonly path: string;
+  /** For `'rename'`: the path before the move. */
+  readonly oldPath?: string;
+}
+
+/**
+ * A running watch, from `SandboxFiles.watch`: iterate it for events, in the order they
+ * happened. Breaking out of a `for await` loop, `close()` or disposal stops the watcher inside
+ * the sandbox. Iteration ends (done) when the sandbox ends; it rejects with `signal.reason` when
+ * the watch's signal aborts, and with `SandboxProviderError` when the watcher fails or its queue
+ * overflowed (events would otherwise be lost silently).
+ */
+export interface FileWatch extends AsyncIterable<FileEvent>, AsyncDisposable {
+  /** Stops watching; iteration then ends. Idempotent. */
+  close(): Promise<void>;
 }
 
 /** Metadata of a path inside the sandbox. */
@@ -372,4 +433,12 @@ export interface SandboxFiles {
    * the call rejects.
    */
   remove(path: string, options?: RemoveOptions): Promise<void>;
+  /**
+   * Watches a directory (its direct entries, or the whole tree with `recursive`) or a file, from
+   * inside the sandbox. Resolves once the watch is established: every change after that is
+   * reported. Present when `capabilities.files.watch`. Throws `SandboxFileNotFoundError` when
+   * the path is missing. Events the consumer has not taken yet wait in a bounded queue; a
+   * consumer that falls far behind gets a `SandboxProviderError` instead of a silent gap.
+   */
+  watch?(path: string, options?: WatchOptions): Promise<FileWatch>;
 }

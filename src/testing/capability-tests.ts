@@ -25,6 +25,9 @@ export const capabilityCoverage: Readonly<Record<CapabilityFlag, string>> = {
   'exec.stdinEof': 'capabilities.refuse-exec.stdinEof; exec.stdin-eof',
   'exec.streaming': 'exec.streaming (skipped when false)',
   'exec.separateStderr': 'exec.stderr-apart, exec.stderr-merged',
+  'exec.pty': 'capabilities.refuse-exec.pty; pty.*',
+  'files.watch': 'capabilities.method-files.watch; watch.*',
+  entrypointStdio: 'capabilities.method-entrypoint-stdio; entrypoint.*',
   tunnels: 'capabilities.refuse-tunnels; tunnels.http-and-websocket',
   tunnelsTls: 'capabilities.tunnels-tls',
   snapshot: 'capabilities.method-snapshot; snapshots.round-trip',
@@ -138,6 +141,11 @@ export function capabilityTests(context: SuiteContext): void {
       call: "kill('SIGTERM')",
       attempt: (sandbox) => withProcess(sandbox, (process) => context.expectUnsupported(process.kill('SIGTERM'), 'exec.signals')),
     },
+    {
+      flag: 'exec.pty',
+      call: 'exec(command, { pty })',
+      attempt: (sandbox) => context.expectUnsupported(sandbox().exec(['true'], { pty: { cols: 80, rows: 24 } }), 'exec.pty'),
+    },
     createRefusal('volumes', 'create({ volumes })', { volumes: { '/mnt/suite': '/tmp' } }),
   ];
 
@@ -182,6 +190,18 @@ export function capabilityTests(context: SuiteContext): void {
         expect((thrown as SandboxCapabilityUnsupportedError).capability).toBe(method);
       });
     }
+    context.test('capabilities.method-files.watch', 'sandbox.files.watch exists exactly when capabilities.files.watch', async () => {
+      expect(typeof sandbox().files.watch === 'function', 'typeof sandbox.files.watch').toBe(caps.files.watch);
+    });
+    context.test(
+      'capabilities.method-entrypoint-stdio',
+      'sandbox.stdout, stderr and stdin exist exactly when capabilities.entrypointStdio',
+      async () => {
+        expect(sandbox().stdout instanceof ReadableStream, 'sandbox.stdout is a ReadableStream').toBe(caps.entrypointStdio);
+        expect(sandbox().stderr instanceof ReadableStream, 'sandbox.stderr is a ReadableStream').toBe(caps.entrypointStdio);
+        expect(sandbox().stdin instanceof WritableStream, 'sandbox.stdin is a WritableStream').toBe(caps.entrypointStdio);
+      },
+    );
     const providerMethods = [
       ['fromName', 'fromName'],
       ['list', 'list'],

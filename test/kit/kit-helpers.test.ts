@@ -31,7 +31,9 @@ import {
 
 const everything: SandboxCapabilities = {
   isolation: 'container',
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: false },
+  files: { watch: false },
+  entrypointStdio: false,
   tunnels: true,
   tunnelsTls: true,
   snapshot: true,

@@ -1,0 +1,110 @@
+/**
+ * The sandbox's own stdio (`Sandbox.stdout`, `stderr`, `stdin`): the create `command`'s streams,
+ * bounded while nobody reads them, pull-based once somebody does. Shared by every adapter that
+ * runs the entrypoint as a process it holds the pipes of (local, Docker); adapters whose
+ * provider keeps the entrypoint's output itself (Modal) hand the provider's streams through.
+ */
+
+/** How much of each entrypoint stream a sandbox keeps until it is first read: 1 MiB. */
+export const entrypointBufferBytes = 1024 * 1024;
+
+/** What the entrypoint's streams need from the adapter. */
+export interface EntrypointOutputOptions {
+  /** Bytes kept while unread; older output is dropped. @default entrypointBufferBytes */
+  limitBytes?: number;
+  /**
+   * Called once, at the first read, when output was dropped before it: the adapter turns it into
+   * a `warning` event (nothing is lost silently).
+   */
+  onDropped?: (droppedBytes: number) => void;
+}
+
+/**
+ * Wraps one entrypoint output stream. Until the result is first read, `source` is drained into
+ * a buffer of the latest `limitBytes` (so a server nobody reads never stalls on a full pipe);
+ * from the first read on, chunks are handed over as they are asked for (backpressure reaches
+ * the entrypoint). Cancelling the result cancels `source`.
+ */
+export function entrypointOutput(source: ReadableStream<Uint8Array>, options: EntrypointOutputOptions = {}): ReadableStream<Uint8Array> {
+  const limit = options.limitBytes ?? entrypointBufferBytes;
+  const reader = source.getReader();
+  const kept: Uint8Array[] = [];
+  let keptBytes = 0;
+  let dropped = 0;
+  let reading = false;
+  let ended = false;
+  let failure: { error: unknown } | undefined;
+
+  // The read-ahead loop: runs only until the first pull, then hands the reader to `pull`.
+  const drained = (async () => {
+    while (!reading) {
+      let result: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        result = await reader.read();
+      } catch (error) {
+        failure = { error };
+        return;
+      }
+      if (result.done) {
+        ended = true;
+        return;
+      }
+      kept.push(result.value);
+      keptBytes += result.value.byteLength;
+      while (keptBytes > limit) {
+        const excess = keptBytes - limit;
+        const head = kept[0]!;
+        if (head.byteLength <= excess) {
+          kept.shift();
+          keptBytes -= head.byteLength;
+          dropped += head.byteLength;
+        } else {
+          kept[0] = head.subarray(excess);
+          keptBytes -= excess;
+          dropped += excess;
+        }
+      }
+    }
+  })();
+
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (!reading) {
+          reading = true;
+          await drained;
+          if (dropped > 0) options.onDropped?.(dropped);
+        }
+        const next = kept.shift();
+        if (next) {
+          keptBytes -= next.byteLength;
+          controller.enqueue(next);
+          return;
+        }
+        if (failure) return controller.error(failure.error);
+        if (ended) return controller.close();
+        const result = await reader.read().catch((error: unknown) => ({ error }));
+        if ('error' in result) controller.error(result.error);
+        else if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      },
+      async cancel(reason) {
+        reading = true;
+        kept.length = 0;
+        await reader.cancel(reason).catch(() => undefined);
+      },
+    },
+    // No read-ahead of its own: the buffer above is the only one, so its bound is the real one.
+    { highWaterMark: 0 },
+  );
+}
+
+/** An entrypoint stream of a sandbox that has no `command`: closed from the start. */
+export function closedReadable(): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
+}
+
+/** The entrypoint stdin of a sandbox that has no `command` (or whose entrypoint exited): writes are discarded. */
+export function discardingWritable(): WritableStream<Uint8Array> {
+  return new WritableStream<Uint8Array>();
+}
