@@ -2,10 +2,17 @@
  * Message codecs for the emulator, from our own protocol subset (modal-wire.proto), and the
  * table of RPCs it serves: gRPC path, message types and streaming shape.
  */
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 
-const root = protobuf.loadSync(join(import.meta.dirname, 'modal-wire.proto'));
+// Every `modal-wire*.proto` beside this file: one file per area, all in one package.
+const root = protobuf.loadSync(
+  readdirSync(import.meta.dirname)
+    .filter((name) => name.startsWith('modal-wire') && name.endsWith('.proto'))
+    .sort()
+    .map((name) => join(import.meta.dirname, name)),
+);
 
 /** Encoder/decoder of one message type, with plain camelCase objects on our side. */
 export interface Codec {
