@@ -39,6 +39,7 @@ import { networkTests } from './network-tests.js';
 import { snapshotTests } from './snapshot-tests.js';
 import { reliabilityTests } from './reliability-tests.js';
 import { leakTests } from './leak-tests.js';
+import { ptyTests } from './pty-tests.js';
 
 export type {
   ConformanceRunner,
@@ -52,7 +53,18 @@ export type { SuiteContext } from './context.js';
 export { capabilityCoverage, type CapabilityFlag } from './capability-tests.js';
 export { boundedMemoryLimitMiB, minimumLargeOutputMiB } from './exec-tests.js';
 export { webSocketEcho } from './ws-client.js';
-export { capabilityTests, eventsTests, execTests, filesTests, leakTests, lifecycleTests, networkTests, reliabilityTests, snapshotTests };
+export {
+  capabilityTests,
+  eventsTests,
+  execTests,
+  filesTests,
+  leakTests,
+  lifecycleTests,
+  networkTests,
+  ptyTests,
+  reliabilityTests,
+  snapshotTests,
+};
 
 /** One group of the suite: registers its `describe` block and tests against the context. */
 export type ConformanceGroup = (context: SuiteContext) => void;
@@ -61,6 +73,7 @@ export type ConformanceGroup = (context: SuiteContext) => void;
 export const conformanceGroups: readonly ConformanceGroup[] = [
   lifecycleTests,
   execTests,
+  ptyTests,
   filesTests,
   networkTests,
   snapshotTests,
