@@ -39,6 +39,7 @@ import { networkTests } from './network-tests.js';
 import { snapshotTests } from './snapshot-tests.js';
 import { reliabilityTests } from './reliability-tests.js';
 import { leakTests } from './leak-tests.js';
+import { entrypointTests } from './entrypoint-tests.js';
 import { ptyTests } from './pty-tests.js';
 
 export type {
@@ -55,6 +56,7 @@ export { boundedMemoryLimitMiB, minimumLargeOutputMiB } from './exec-tests.js';
 export { webSocketEcho } from './ws-client.js';
 export {
   capabilityTests,
+  entrypointTests,
   eventsTests,
   execTests,
   filesTests,
@@ -77,6 +79,7 @@ export const conformanceGroups: readonly ConformanceGroup[] = [
   filesTests,
   networkTests,
   snapshotTests,
+  entrypointTests,
   eventsTests,
   capabilityTests,
   reliabilityTests,
