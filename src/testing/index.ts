@@ -41,6 +41,7 @@ import { reliabilityTests } from './reliability-tests.js';
 import { leakTests } from './leak-tests.js';
 import { entrypointTests } from './entrypoint-tests.js';
 import { ptyTests } from './pty-tests.js';
+import { watchTests } from './watch-tests.js';
 
 export type {
   ConformanceRunner,
@@ -66,6 +67,7 @@ export {
   ptyTests,
   reliabilityTests,
   snapshotTests,
+  watchTests,
 };
 
 /** One group of the suite: registers its `describe` block and tests against the context. */
@@ -77,6 +79,7 @@ export const conformanceGroups: readonly ConformanceGroup[] = [
   execTests,
   ptyTests,
   filesTests,
+  watchTests,
   networkTests,
   snapshotTests,
   entrypointTests,
