@@ -27,6 +27,7 @@ import { RpcError, registerRpcs, type RpcHandlers } from './modal-rpc.js';
 import { sandboxHandlers } from './modal-sandboxes.js';
 import { secretVolumeHandlers } from './modal-secrets-volumes.js';
 import { ModalState } from './modal-state.js';
+import { stdioHandlers } from './modal-stdio.js';
 
 export interface ModalEmulatorOptions {
   /** Where sandboxes run. @default a new local provider */
@@ -60,6 +61,7 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
     ...secretVolumeHandlers(state),
     ...sandboxHandlers(state),
     ...execHandlers(state),
+    ...stdioHandlers(state),
   };
 
   const server = new grpc.Server({

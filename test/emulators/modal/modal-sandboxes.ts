@@ -8,6 +8,7 @@ import type { CreateSandboxOptions } from '../../../src/kit/index.js';
 import { randomToken } from '../shared/ids.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
 import { sandboxEnded, sandboxResult, type EmulatedSandbox, type ModalState } from './modal-state.js';
+import { attachEntrypointStdio } from './modal-stdio.js';
 
 const maxTimeoutSecs = 24 * 60 * 60;
 
@@ -151,6 +152,7 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
     });
   void found.ended.then(() => found.data.execs.clear());
   state.byTask.set(found.data.taskId, found);
+  attachEntrypointStdio(found);
   return {
     sandboxId: found.id,
     taskId: found.data.taskId,

@@ -82,6 +82,9 @@ export const rpcs = {
   taskExecPoll: rpc(commandRouter, 'TaskExecPoll', 'TaskExecIdRequest', 'TaskExecExitResponse'),
   taskExecWait: rpc(commandRouter, 'TaskExecWait', 'TaskExecIdRequest', 'TaskExecExitResponse'),
   taskSnapshotFilesystem: rpc(commandRouter, 'TaskSnapshotFilesystem', 'TaskSnapshotFilesystemRequest', 'TaskSnapshotFilesystemResponse'),
+  // The entrypoint's stdio of a V2 sandbox (modal-stdio.ts).
+  sandboxStdioReadV2: rpc(commandRouter, 'SandboxStdioReadV2', 'SandboxStdioReadV2Request', 'SandboxStdioReadV2Response', 'serverStream'),
+  sandboxStdinWriteV2: rpc(commandRouter, 'SandboxStdinWriteV2', 'SandboxStdinWriteV2Request', 'Empty'),
 } as const;
 
 export type RpcName = keyof typeof rpcs;
