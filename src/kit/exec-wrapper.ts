@@ -11,12 +11,17 @@
  * 4. it reports `ok` and `exec`s the command with its argv untouched.
  * The report is one line, `\0SPX:<word>\n`, on the file descriptor the adapter chooses (stdout by
  * default; the local provider uses fd 3 so stdout stays the command's alone). The NUL byte makes
- * it impossible to confuse with output of a command that never ran.
+ * it impossible to confuse with output of a command that never ran. Under the kit's portable
+ * terminal (`pty.ts`) the wrapper runs on the terminal and its `ok` carries the terminal's path
+ * (`\0SPX:ok:/dev/pts/3`); a report that went through the terminal ends in `\r\n`.
  */
 import { concatBytes, prependChunk } from '../streams/index.js';
 
 /** What the wrapper reported before the command started. */
 export type StartReport = 'ok' | 'cwd' | 'command' | 'none';
+
+/** Longest report line read off a stream before it is taken for output: `ok` with a terminal path fits. */
+const maxReportBytes = 256;
 
 /** Exit codes of the wrapper when it refuses to start the command (the shell's conventions). */
 export const wrapperExit = { cwd: 126, command: 127 } as const;
@@ -27,25 +32,29 @@ export const execMarkerVariable = 'SANDPORT_EXEC_ID';
 /**
  * The wrapper script. Arguments: `$1` the exec id, `$2` the working directory (empty: stay), `$3`
  * the report fd, `$4` `null` to give the command an empty stdin (no input stream at all: saves
- * adapters whose stdin close is a round trip, such as Modal's, from sending it), then the argv.
+ * adapters whose stdin close is a round trip, such as Modal's, from sending it) or `pty` when it
+ * runs on a terminal (the `ok` report then names the terminal, from `tty`), then the argv.
  */
 export const execWrapperScript = [
-  `${execMarkerVariable}=$1; export ${execMarkerVariable}; fd=$3`,
+  `${execMarkerVariable}=$1; export ${execMarkerVariable}; fd=$3; mode=$4`,
   `if [ -n "$2" ]; then cd -- "$2" 2>/dev/null || { printf '\\0SPX:cwd\\n' >&"$fd"; exit ${wrapperExit.cwd}; }; fi`,
   'if [ "$4" = null ]; then exec </dev/null; fi',
   'shift 4',
   `case "$1" in */*) [ -f "$1" ] && [ -x "$1" ] ;; *) command -v -- "$1" >/dev/null 2>&1 ;; esac || { printf '\\0SPX:command\\n' >&"$fd"; exit ${wrapperExit.command}; }`,
-  `printf '\\0SPX:ok\\n' >&"$fd"`,
+  `if [ "$mode" = pty ]; then printf '\\0SPX:ok:%s\\n' "$(tty)" >&"$fd"; else printf '\\0SPX:ok\\n' >&"$fd"; fi`,
   // A report fd other than stdout or stderr is the adapter's alone: the command never inherits it.
   'case "$fd" in 1|2) ;; *) eval "exec $fd>&-" ;; esac',
   'exec "$@"',
 ].join('\n');
 
-/** The argv that runs `argv` under the wrapper. `cwd` empty or undefined keeps the default directory. */
+/**
+ * The argv that runs `argv` under the wrapper. `cwd` empty or undefined keeps the default directory.
+ * `pty`: the wrapper runs on a terminal (the kit's `wrapPtyArgv` sets this) and reports its path.
+ */
 export function wrapArgv(
   execId: string,
   argv: readonly string[],
-  options: { cwd?: string | undefined; reportFd?: number; stdinNull?: boolean } = {},
+  options: { cwd?: string | undefined; reportFd?: number; stdinNull?: boolean; pty?: boolean } = {},
 ): string[] {
   return [
     '/bin/sh',
@@ -55,38 +64,54 @@ export function wrapArgv(
     execId,
     options.cwd ?? '',
     String(options.reportFd ?? 1),
-    options.stdinNull ? 'null' : '',
+    options.pty ? 'pty' : options.stdinNull ? 'null' : '',
     ...argv,
   ];
 }
 
 /** Parses one report line (without the newline). */
 export function parseStartReport(line: Uint8Array): StartReport {
-  const text = new TextDecoder().decode(line);
-  if (text === '\0SPX:ok') return 'ok';
-  if (text === '\0SPX:cwd') return 'cwd';
-  if (text === '\0SPX:command') return 'command';
-  return 'none';
+  return parseStartLine(line).report;
+}
+
+/**
+ * Parses one report line (without the newline; a `\r` before it, from a terminal's line ends, is
+ * dropped), with the terminal's path of a `pty` wrapper's `ok` (`undefined` when the wrapper was
+ * not on a terminal: `tty` then printed `not a tty`).
+ */
+export function parseStartLine(line: Uint8Array): { report: StartReport; ptyPath?: string } {
+  let text = new TextDecoder().decode(line);
+  if (text.endsWith('\r')) text = text.slice(0, -1);
+  if (text === '\0SPX:ok') return { report: 'ok' };
+  if (text.startsWith('\0SPX:ok:')) {
+    const path = text.slice('\0SPX:ok:'.length);
+    return path.startsWith('/dev/') ? { report: 'ok', ptyPath: path } : { report: 'ok' };
+  }
+  if (text === '\0SPX:cwd') return { report: 'cwd' };
+  if (text === '\0SPX:command') return { report: 'command' };
+  return { report: 'none' };
 }
 
 /**
  * Reads the wrapper's report off the start of `stdout` and hands back a stream of the rest,
  * byte for byte. `none` means the stream ended (or began with something else) before a report:
- * the wrapper never ran, so the sandbox is gone or has no `/bin/sh`.
+ * the wrapper never ran, so the sandbox is gone or has no `/bin/sh`. `ptyPath`: see
+ * {@link parseStartLine}.
  */
 export async function readStartMarker(
   stdout: ReadableStream<Uint8Array>,
-): Promise<{ report: StartReport; stdout: ReadableStream<Uint8Array> }> {
+): Promise<{ report: StartReport; ptyPath?: string; stdout: ReadableStream<Uint8Array> }> {
   const reader = stdout.getReader();
   let head: Uint8Array = new Uint8Array(0);
   for (;;) {
     const newline = head.indexOf(0x0a);
     if (newline >= 0) {
-      const report = parseStartReport(head.subarray(0, newline));
-      return { report, stdout: prependChunk(reader, report === 'none' ? head : head.subarray(newline + 1)) };
+      const parsed = parseStartLine(head.subarray(0, newline));
+      return { ...parsed, stdout: prependChunk(reader, parsed.report === 'none' ? head : head.subarray(newline + 1)) };
     }
-    // A report is at most 13 bytes and starts with NUL: anything else is not one.
-    if (head.byteLength > 16 || (head.byteLength > 0 && head[0] !== 0)) return { report: 'none', stdout: prependChunk(reader, head) };
+    // A report is short and starts with NUL: anything else is not one.
+    if (head.byteLength > maxReportBytes || (head.byteLength > 0 && head[0] !== 0))
+      return { report: 'none', stdout: prependChunk(reader, head) };
     const next = await reader.read();
     if (next.done) return { report: 'none', stdout: prependChunk(reader, head) };
     head = head.byteLength === 0 ? next.value : concatBytes([head, next.value]);

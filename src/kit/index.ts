@@ -53,11 +53,23 @@ export {
   execMarkerVariable,
   readStartMarker,
   parseStartReport,
+  parseStartLine,
   killMarkedTreeScript,
   killMarkedTreeArgv,
   type StartReport,
 } from './exec-wrapper.js';
 export { processesMarkedWith, signalMarkedProcesses, canScanHostProcesses } from './host-processes.js';
+export {
+  wrapPtyArgv,
+  resizeArgv,
+  ptyEnvironment,
+  checkPtySize,
+  shellQuote,
+  defaultPtyTerm,
+  ptyToolsExit,
+  ptyOuterScript,
+  type PtyWrapOptions,
+} from './pty.js';
 export { defineFiles, normaliseWriteData, type NativeFiles, type DefineFilesOptions, type WriteData } from './files.js';
 export { fromHttpStatus, fromGrpcStatus, fromConnectionError, errorCode, grpcStatus, type ErrorContext } from './errors.js';
 export { providerCall, type ProviderCallContext, type ProviderCallOptions } from './calls.js';
