@@ -33,7 +33,7 @@ export const localMaxTimeoutMs = 24 * 60 * 60 * 1000;
 /** What the local provider can do (see `SandboxCapabilities`). */
 export const localCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'namespaces',
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: false },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
   files: { watch: false },
   entrypointStdio: false,
   tunnels: true,

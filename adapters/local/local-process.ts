@@ -1,28 +1,40 @@
 /**
  * One command in a local sandbox: a host process (`nsenter` into the sandbox's namespaces,
  * joined to its own cgroup leaf) running the kit's exec wrapper, which reports on fd 3 so that
- * stdout stays the command's alone.
+ * stdout stays the command's alone. With `pty`, the wrapper runs on a terminal that the kit's
+ * portable pty (util-linux `script`) opens inside the sandbox, never on the host; a resize is a
+ * second exec in the sandbox (`stty -F`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import {
   ProcessOutcome,
+  SandboxEmitter,
   SandboxInvalidArgumentError,
   SandboxProviderError,
+  checkPtySize,
+  closedReadable,
   fromNodeReadable,
   newExecId,
+  parseOptions,
+  ptyEnvironment,
   readBytes,
   readStartMarker,
+  readText,
+  resizeArgv,
   signalMarkedProcesses,
+  signalOptionsSchema,
   toWebWritable,
   wrapArgv,
+  wrapPtyArgv,
   type Command,
   type ExitStatus,
   type KillSignal,
-  type SandboxEmitter,
+  type PtySize,
   type SandboxLifecycle,
   type SandboxProcess,
+  type SignalOptions,
 } from '../../src/kit/index.js';
 import { execArgv } from './local-bwrap.js';
 import type { SandboxCgroups } from './local-cgroups.js';
@@ -55,6 +67,8 @@ export interface ExecCall {
     env?: Record<string, string> | undefined;
     timeoutMs?: number | undefined;
     signal?: AbortSignal | undefined;
+    /** Run on a terminal of this size (validated). */
+    pty?: PtySize | undefined;
   };
 }
 
@@ -100,9 +114,10 @@ export async function startLocalExec(context: ExecContext, call: ExecCall): Prom
     }
     const spawned = spawnExec(context, execId, call);
     child = spawned;
-    const process = new LocalSandboxProcess(spawned, outcome, context);
+    const process = new LocalSandboxProcess(spawned, outcome, context, call.options.pty !== undefined);
     spawned.once('exit', (code, signalName) => void reportExit(context, outcome, execId, code, signalName));
-    await awaitStart(spawned, call.argv, context);
+    const ptyPath = await awaitStart(spawned, call, context);
+    if (ptyPath !== undefined) process.resize = (size, options) => resizeTerminal(context, outcome, ptyPath, size, options);
     return process;
   })();
   const process = await outcome.startup(starting);
@@ -112,28 +127,39 @@ export async function startLocalExec(context: ExecContext, call: ExecCall): Prom
 
 function spawnExec(context: ExecContext, execId: string, call: ExecCall): ChildProcess {
   const { cgroups, system } = context;
+  const cwd = call.options.cwd ?? context.workdir;
+  const { pty } = call.options;
+  const env = { ...context.env, ...call.options.env };
   const argv = execArgv({
     nsenter: system.binaries.nsenter,
     setpriv: system.binaries.setpriv,
     isRoot: system.isRoot,
     childPid: context.childPid,
     procsFiles: cgroups?.procsFiles(execId) ?? [],
-    inner: wrapArgv(execId, call.argv, { cwd: call.options.cwd ?? context.workdir, reportFd: 3 }),
+    inner: pty ? wrapPtyArgv(execId, call.argv, { size: pty, cwd, reportFd: 3 }) : wrapArgv(execId, call.argv, { cwd, reportFd: 3 }),
   });
   return spawn(argv[0]!, argv.slice(1), {
-    env: { ...context.env, ...call.options.env },
+    env: pty ? ptyEnvironment(env) : env,
     stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     // Without cgroups the process group (and the marker) are the handles on the tree.
     detached: cgroups === undefined,
   });
 }
 
-/** Reads the wrapper's report on fd 3; a missing report means nsenter could not enter. */
-async function awaitStart(child: ChildProcess, argv: readonly string[], context: ExecContext): Promise<void> {
-  const { report, stdout: rest } = await readStartMarker(fromNodeReadable(child.stdio[3] as Readable));
+/**
+ * Reads the wrapper's report on fd 3 and returns the terminal's path for a `pty` exec; a missing
+ * report means nsenter could not enter (or, with `pty`, the image lacks `script`: on stderr).
+ */
+async function awaitStart(child: ChildProcess, call: ExecCall, context: ExecContext): Promise<string | undefined> {
+  const { argv } = call;
+  const { report, ptyPath, stdout: rest } = await readStartMarker(fromNodeReadable(child.stdio[3] as Readable));
   void rest.cancel().catch(() => undefined);
   const { sandboxId, lifecycle } = context;
-  if (report === 'ok') return;
+  if (report === 'ok' && call.options.pty === undefined) return undefined;
+  if (report === 'ok' && ptyPath !== undefined) return ptyPath;
+  if (report === 'ok') {
+    throw new SandboxProviderError({ message: `The command in sandbox ${sandboxId} did not start on a terminal`, provider });
+  }
   if (report === 'cwd') {
     throw new SandboxInvalidArgumentError({
       message: `The working directory does not exist in sandbox ${sandboxId}`,
@@ -170,13 +196,40 @@ async function reportExit(
   outcome.exited(oomKilled ? { ...status, oomKilled } : status);
 }
 
+/**
+ * Resizes a terminal through `stty -F` in a second exec, unless the command already exited (its
+ * terminal may belong to another command by now). The helper exec stays out of the sandbox's
+ * events: it is part of this call, not a command of the caller's.
+ */
+async function resizeTerminal(
+  context: ExecContext,
+  outcome: ProcessOutcome,
+  ptyPath: string,
+  size: PtySize,
+  options: SignalOptions | undefined,
+): Promise<void> {
+  const checked = checkPtySize(size, provider);
+  const { signal } = parseOptions(signalOptionsSchema, options, { provider, what: 'resize options' });
+  signal?.throwIfAborted();
+  if (outcome.done) return;
+  const argv = resizeArgv(ptyPath, checked);
+  const resizer = await startLocalExec({ ...context, events: new SandboxEmitter() }, { argv, command: argv, options: { signal } });
+  void resizer.stdin.close().catch(() => undefined);
+  const [, stderr, exit] = await Promise.all([readText(resizer.stdout), readText(resizer.stderr), resizer.wait()]);
+  if (exit.exitCode !== 0 && !outcome.done) {
+    throw new SandboxProviderError({ message: `Could not resize the terminal in sandbox ${context.sandboxId}: ${stderr.trim()}`, provider });
+  }
+}
+
 class LocalSandboxProcess implements SandboxProcess {
   readonly stdin: WritableStream<Uint8Array>;
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
+  /** Set once a `pty` command started (see `SandboxProcess.resize`); absent on pipes. */
+  declare resize?: (size: PtySize, options?: SignalOptions) => Promise<void>;
   readonly #outcome: ProcessOutcome;
 
-  constructor(child: ChildProcess, outcome: ProcessOutcome, context: ExecContext) {
+  constructor(child: ChildProcess, outcome: ProcessOutcome, context: ExecContext, onTerminal: boolean) {
     this.#outcome = outcome;
     const { lifecycle, sandboxId } = context;
     this.stdin = toWebWritable(child.stdin!, {
@@ -191,7 +244,8 @@ class LocalSandboxProcess implements SandboxProcess {
           : lifecycle.notFound(),
     });
     this.stdout = fromNodeReadable(child.stdout!, { highWaterMarkBytes: outputHighWaterMark });
-    this.stderr = fromNodeReadable(child.stderr!, { highWaterMarkBytes: outputHighWaterMark });
+    // On a terminal stderr is merged into stdout; the host pipe carries only start diagnostics.
+    this.stderr = onTerminal ? closedReadable() : fromNodeReadable(child.stderr!, { highWaterMarkBytes: outputHighWaterMark });
   }
 
   wait(): Promise<ExitStatus> {
