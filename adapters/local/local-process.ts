@@ -217,7 +217,10 @@ async function resizeTerminal(
   void resizer.stdin.close().catch(() => undefined);
   const [, stderr, exit] = await Promise.all([readText(resizer.stdout), readText(resizer.stderr), resizer.wait()]);
   if (exit.exitCode !== 0 && !outcome.done) {
-    throw new SandboxProviderError({ message: `Could not resize the terminal in sandbox ${context.sandboxId}: ${stderr.trim()}`, provider });
+    throw new SandboxProviderError({
+      message: `Could not resize the terminal in sandbox ${context.sandboxId}: ${stderr.trim()}`,
+      provider,
+    });
   }
 }
 
