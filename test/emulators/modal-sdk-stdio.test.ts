@@ -72,10 +72,9 @@ describe('modal emulator: entrypoint stdio and PTY through the real SDK', () => 
 
   it('closing sb.stdin is EOF: cat echoes its input in order and exits 0', async () => {
     const sandbox = await create(['cat']);
-    const writer = sandbox.stdin.getWriter();
-    await writer.write('one\n');
-    await writer.write(new TextEncoder().encode('two\n'));
-    await writer.close();
+    await sandbox.stdin.writeText('one\n');
+    await sandbox.stdin.writeBytes(new TextEncoder().encode('two\n'));
+    await sandbox.stdin.close();
     expect(await sandbox.stdout.readText()).toBe('one\ntwo\n');
     expect(await sandbox.wait()).toBe(0);
   });
@@ -87,5 +86,29 @@ describe('modal emulator: entrypoint stdio and PTY through the real SDK', () => 
     await sandbox.terminate();
     expect(await text).toBe('');
     expect(await sandbox.wait()).toBe(137);
+  });
+
+  it('exec with pty: true runs on a terminal of 80x24 with TERM=xterm-256color, stderr merged into stdout', async () => {
+    const sandbox = await create(['sleep', '100000']);
+    const tty = await sandbox.exec(['tty'], { pty: true });
+    expect(await tty.stdout.readText()).toMatch(/^\/dev\/pts\/\d+\r\n$/);
+    expect(await tty.wait()).toBe(0);
+    const size = await sandbox.exec(['stty', 'size'], { pty: true });
+    expect(await size.stdout.readText()).toBe('24 80\r\n');
+    const term = await sandbox.exec(['/bin/sh', '-c', 'echo "$TERM"; echo to-err >&2'], { pty: true });
+    const [out, err] = await Promise.all([term.stdout.readText(), term.stderr.readText()]);
+    expect(out).toBe('xterm-256color\r\nto-err\r\n');
+    expect(err).toBe('');
+    expect(await term.wait()).toBe(0);
+  });
+
+  it('the stdin of a pty exec is the terminal: input is echoed, Ctrl-D ends cat', async () => {
+    const sandbox = await create(['sleep', '100000']);
+    const cat = await sandbox.exec(['cat'], { pty: true });
+    await cat.stdin.writeText('hello\n');
+    await cat.stdin.writeText('\x04');
+    // The terminal echoes the line, then cat prints it back.
+    expect(await cat.stdout.readText()).toBe('hello\r\nhello\r\n');
+    expect(await cat.wait()).toBe(0);
   });
 });

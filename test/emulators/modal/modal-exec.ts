@@ -9,6 +9,7 @@ import { ExecRecord } from '../shared/exec-record.js';
 import { fsToolsPath, runFsTool } from './modal-fs-tools.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
 import type { EmulatedSandbox, ModalState } from './modal-state.js';
+import { terminalExecOptions } from './modal-stdio.js';
 
 type ExecRpc =
   | 'taskExecStart'
@@ -83,8 +84,9 @@ export function execHandlers(state: ModalState): Pick<RpcHandlers, ExecRpc> {
 async function startCommand(state: ModalState, found: EmulatedSandbox, request: Json, argv: string[]): Promise<ExecRecord> {
   try {
     const process = await found.local.exec(argv, {
-      env: state.env(request.secretSources, request.secretIds, request.env),
       cwd: request.workdir || undefined,
+      // With ptyInfo (the SDK's `pty: true`), on a terminal of the size and TERM it sent.
+      ...terminalExecOptions(request.ptyInfo, state.env(request.secretSources, request.secretIds, request.env)),
     });
     const record = ExecRecord.running(process, { stdout: request.stdoutConfig !== 0, stderr: request.stderrConfig !== 0 });
     if (request.timeoutSecs) {

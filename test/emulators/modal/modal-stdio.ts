@@ -13,6 +13,9 @@
  * `readerWindowBytes` ahead of it), so a slow reader stalls the entrypoint instead of losing
  * output as it may on Modal.
  *
+ * `terminalExecOptions` is the PTY path of `TaskExecStart` (modal-exec.ts): the command runs on a
+ * terminal of the local sandbox, sized and typed as the SDK's `PTYInfo` says.
+ *
  * The V1 calls (`SandboxGetLogs`, `SandboxStdinWrite` on the control plane) are not answered:
  * the emulator makes V2 sandboxes only (its V1 create refuses), so the SDK never sends them.
  */
@@ -205,4 +208,21 @@ export function stdioHandlers(state: ModalState): Pick<RpcHandlers, 'sandboxStdi
       return {};
     },
   };
+}
+
+/**
+ * The local exec options of a `TaskExecStart` with `ptyInfo` (the SDK's `exec(..., { pty: true })`):
+ * a terminal of the size it sent, and its `TERM` and `COLORTERM` unless the exec's own environment
+ * sets them. Without `ptyInfo`, the environment alone.
+ */
+export function terminalExecOptions(
+  ptyInfo: Json | null | undefined,
+  env: Record<string, string>,
+): { env: Record<string, string>; pty?: { rows: number; cols: number } } {
+  if (!ptyInfo) return { env };
+  const terminalEnv: Record<string, string> = {};
+  if (ptyInfo.envTerm) terminalEnv.TERM = ptyInfo.envTerm;
+  if (ptyInfo.envColorterm) terminalEnv.COLORTERM = ptyInfo.envColorterm;
+  if (ptyInfo.envTermProgram) terminalEnv.TERM_PROGRAM = ptyInfo.envTermProgram;
+  return { env: { ...terminalEnv, ...env }, pty: { rows: ptyInfo.winszRows || 24, cols: ptyInfo.winszCols || 80 } };
 }
