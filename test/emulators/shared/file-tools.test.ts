@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalSandboxProvider, type LocalSandbox } from '../../../adapters/local/index.js';
 import { readText } from '../../../src/kit/index.js';
-import { EmulatorFiles, FileToolError, classifyFileFailure, permissionString, type FileFault } from './file-tools.js';
+import { EmulatorFiles, FileToolError, classifyFileFailure, permissionDigits, permissionString, type FileFault } from './file-tools.js';
 
 async function fault(operation: Promise<unknown>): Promise<FileFault | 'no error'> {
   try {
@@ -32,6 +32,12 @@ describe('classifyFileFailure', () => {
   it('permissionString spells the low nine bits', () => {
     expect(permissionString(0o755)).toBe('rwxr-xr-x');
     expect(permissionString(0o1640)).toBe('rw-r-----');
+  });
+
+  it('permissionDigits gives four octal digits with the set-id and sticky bits', () => {
+    expect(permissionDigits(0o100644)).toBe('0644');
+    expect(permissionDigits(0o41777)).toBe('1777');
+    expect(permissionDigits(0o4755)).toBe('4755');
   });
 });
 
@@ -68,6 +74,65 @@ describe('EmulatorFiles in a local sandbox', () => {
     expect(await fault(files.write('/tmp/t/full', 'x'))).toBe('is_directory');
     expect(await fault(files.write('/tmp/t/file/below', 'x'))).toBe('not_directory');
     expect(await fault(files.write('/proc/version', 'x'))).toBe('permission_denied');
+  });
+
+  it('a path below a regular file is not_directory for every operation, never not_found', async () => {
+    const below = '/tmp/t/file/below';
+    const errors = await Promise.all([
+      files.readStream(below).catch((error: unknown) => error),
+      files.statEntry(below).catch((error: unknown) => error),
+      files.listEntries(below).catch((error: unknown) => error),
+      files.makeDirectory(below, { parents: true }).catch((error: unknown) => error),
+      files.makeDirectory(below, { parents: false }).catch((error: unknown) => error),
+      files.remove(below).catch((error: unknown) => error),
+      files.write('/tmp/t/file/deeper/below', 'x').catch((error: unknown) => error),
+      files.realPath(below).catch((error: unknown) => error),
+    ]);
+    for (const error of errors) expect(error).toMatchObject({ fault: 'not_directory', extra: { subject: 'ancestor' } });
+    // Which path is the non-directory, for APIs that word it apart.
+    expect(await files.listEntries('/tmp/t/file').catch((error: unknown) => error)).toMatchObject({ extra: { subject: 'path' } });
+    expect(await files.write(below, 'x').catch((error: unknown) => error)).toMatchObject({ extra: { subject: 'parent' } });
+  });
+
+  it('permission_denied where the sandbox user may not', async () => {
+    await sandbox.run(['sh', '-c', 'mkdir -p /tmp/p/ro /tmp/p/shut && touch /tmp/p/ro/kept /tmp/p/shut/in && echo s > /tmp/p/secret && chmod 000 /tmp/p/secret /tmp/p/shut && chmod 555 /tmp/p/ro']);
+    expect(await fault(files.readStream('/tmp/p/secret'))).toBe('permission_denied');
+    expect(await fault(files.write('/tmp/p/ro/new', 'x'))).toBe('permission_denied');
+    expect(await fault(files.makeDirectory('/tmp/p/ro/sub', { parents: false }))).toBe('permission_denied');
+    expect(await fault(files.remove('/tmp/p/ro/kept'))).toBe('permission_denied');
+    expect(await fault(files.listEntries('/tmp/p/shut'))).toBe('permission_denied');
+    expect(await fault(files.statEntry('/tmp/p/shut/in'))).toBe('permission_denied');
+  });
+
+  it('stat is lstat: type bits, four-digit permissions, size, owner, fractional mtime, link target', async () => {
+    await sandbox.run(['sh', '-c', 'mkdir -p /tmp/s && printf 12345 > /tmp/s/f && chmod 4750 /tmp/s/f && ln -sfn /tmp/s/f /tmp/s/link && touch -d @1700000000.25 /tmp/s/f']);
+    const file = await files.statEntry('/tmp/s/f');
+    expect(file).toMatchObject({ name: 'f', path: '/tmp/s/f', type: 'file', size: 5, mode: 0o104750, owner: 'root', group: 'root' });
+    expect(file.modifiedTime).toBe(1700000000.25);
+    expect(permissionDigits(file.mode)).toBe('4750');
+    const link = await files.statEntry('/tmp/s/link');
+    expect(link).toMatchObject({ type: 'symlink', mode: 0o120777, size: '/tmp/s/f'.length, linkTarget: '/tmp/s/f' });
+    expect(await files.realPath('/tmp/s/link')).toBe('/tmp/s/f');
+    const listed = await files.listEntries('/tmp/s/');
+    expect(listed.map((entry) => [entry.path, entry.type])).toEqual([
+      ['/tmp/s/f', 'file'],
+      ['/tmp/s/link', 'symlink'],
+    ]);
+  });
+
+  it('a capped read refuses a larger file before reading it, and stops a file that grows past the cap', async () => {
+    await sandbox.run(['sh', '-c', 'head -c 100 /dev/zero > /tmp/t/hundred && truncate -s 5368709121 /tmp/t/sparse']);
+    expect((await readText(await files.readStream('/tmp/t/hundred', { maxBytes: 100 }))).length).toBe(100);
+    const error = await files.readStream('/tmp/t/hundred', { maxBytes: 99 }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ fault: 'too_large', extra: { size: 100, limit: 99 } });
+    // A sparse 5 GiB file: refused from its size alone, without reading a byte.
+    expect(await files.readStream('/tmp/t/sparse', { maxBytes: 5 * 1024 ** 3 }).catch((caught: unknown) => caught)).toMatchObject({
+      fault: 'too_large',
+      extra: { size: 5 * 1024 ** 3 + 1 },
+    });
+    // /dev/zero has size 0 and never ends: the stream fails once it passed the cap.
+    const endless = await files.readStream('/dev/zero', { maxBytes: 1 << 20 });
+    expect(await readText(endless).catch((caught: unknown) => caught)).toMatchObject({ fault: 'too_large' });
   });
 
   it('openWrite takes the bytes as they come and reports the outcome in done', async () => {
