@@ -38,6 +38,11 @@ export interface ModalEmulatorOptions {
   secrets?: Record<string, Record<string, string>>;
   /** Host directory for named volumes. @default a fresh directory under the OS temp dir */
   stateDir?: string;
+  /**
+   * Whole-file reads through `sb.filesystem` above this many bytes fail with FileTooLarge.
+   * @default modalReadFileLimitBytes (5 GiB, Modal's)
+   */
+  maxReadFileBytes?: number;
 }
 
 export interface ModalEmulator {
@@ -53,7 +58,13 @@ export interface ModalEmulator {
 export async function startModalEmulator(options: ModalEmulatorOptions = {}): Promise<ModalEmulator> {
   const provider = options.provider ?? createLocalSandboxProvider();
   const stateDir = options.stateDir ?? join(tmpdir(), `sandport-modal-emulator-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const state = new ModalState({ provider, stateDir, credentials: options.credentials, secrets: options.secrets ?? {} });
+  const state = new ModalState({
+    provider,
+    stateDir,
+    credentials: options.credentials,
+    secrets: options.secrets ?? {},
+    fsTools: { maxReadFileBytes: options.maxReadFileBytes },
+  });
   const calls = new Map<string, number>();
   const handlers: RpcHandlers = {
     ...appHandlers(state),

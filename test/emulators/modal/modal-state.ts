@@ -9,6 +9,7 @@ import type { CreateSandboxOptions, SandboxSnapshotRef } from '../../../src/kit/
 import type { ExecRecord } from '../shared/exec-record.js';
 import { randomToken } from '../shared/ids.js';
 import { SandboxRegistry, type RegisteredSandbox, type SandboxEnd } from '../shared/sandbox-registry.js';
+import type { FsToolOptions } from './modal-fs-tools.js';
 import { RpcError, type Json } from './modal-rpc.js';
 import { genericStatus } from './modal-wire.js';
 
@@ -29,6 +30,8 @@ export interface ModalStateOptions {
   stateDir: string;
   credentials: { tokenId: string; tokenSecret: string } | undefined;
   secrets: Record<string, Record<string, string>>;
+  /** The fs tool's settings (modal-fs-tools.ts). @default Modal's */
+  fsTools?: FsToolOptions;
 }
 
 export class ModalState {
@@ -51,6 +54,8 @@ export class ModalState {
   readonly byTask = new Map<string, EmulatedSandbox>();
   /** Image builders under way (terminated on close). */
   readonly building = new Set<LocalSandbox>();
+  /** The fs tool's settings (modal-fs-tools.ts), such as its read size limit. */
+  readonly fsTools: FsToolOptions;
   /** The bound port, once the server listens. */
   port = 0;
 
@@ -58,6 +63,7 @@ export class ModalState {
     this.provider = options.provider;
     this.stateDir = options.stateDir;
     this.credentials = options.credentials;
+    this.fsTools = options.fsTools ?? {};
     this.sandboxes = new SandboxRegistry(options.provider, { newId: () => `sb-emu-${randomToken(16)}`, scopeNoun: 'app' });
     for (const [name, values] of Object.entries(options.secrets)) {
       const id = `st-${randomToken(11)}`;

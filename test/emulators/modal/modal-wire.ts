@@ -82,6 +82,25 @@ export const rpcs = {
   taskExecPoll: rpc(commandRouter, 'TaskExecPoll', 'TaskExecIdRequest', 'TaskExecExitResponse'),
   taskExecWait: rpc(commandRouter, 'TaskExecWait', 'TaskExecIdRequest', 'TaskExecExitResponse'),
   taskSnapshotFilesystem: rpc(commandRouter, 'TaskSnapshotFilesystem', 'TaskSnapshotFilesystemRequest', 'TaskSnapshotFilesystemResponse'),
+
+  // Platform calls (modal-wire-platform.proto): probes, connect tokens, mounts, sidecars.
+  sandboxWaitUntilReady: rpc(commandRouter, 'SandboxWaitUntilReady', 'SandboxWaitUntilReadyRequest', 'SandboxWaitUntilReadyResponse'),
+  sandboxCreateConnectToken: rpc(controlPlane, 'SandboxCreateConnectToken', 'SandboxCreateConnectTokenRequest', 'SandboxCreateConnectTokenResponse'),
+  sandboxCreateConnectTokenV2: rpc(
+    controlPlane,
+    'SandboxCreateConnectTokenV2',
+    'SandboxCreateConnectTokenRequest',
+    'SandboxCreateConnectTokenResponse',
+  ),
+  taskMountDirectory: rpc(commandRouter, 'TaskMountDirectory', 'TaskMountDirectoryRequest', 'Empty'),
+  taskUnmountDirectory: rpc(commandRouter, 'TaskUnmountDirectory', 'TaskUnmountDirectoryRequest', 'Empty'),
+  taskSnapshotDirectory: rpc(commandRouter, 'TaskSnapshotDirectory', 'TaskSnapshotDirectoryRequest', 'TaskSnapshotDirectoryResponse'),
+  sandboxContainerCreateV2: rpc(controlPlane, 'SandboxContainerCreateV2', 'SandboxContainerCreateV2Request', 'TaskContainerCreateResponse'),
+  taskContainerCreate: rpc(commandRouter, 'TaskContainerCreate', 'TaskContainerCreateRequest', 'TaskContainerCreateResponse'),
+  taskContainerGet: rpc(commandRouter, 'TaskContainerGet', 'TaskContainerGetRequest', 'TaskContainerGetResponse'),
+  taskContainerList: rpc(commandRouter, 'TaskContainerList', 'TaskContainerListRequest', 'TaskContainerListResponse'),
+  taskContainerTerminate: rpc(commandRouter, 'TaskContainerTerminate', 'TaskContainerTerminateRequest', 'Empty'),
+  taskContainerWait: rpc(commandRouter, 'TaskContainerWait', 'TaskContainerWaitRequest', 'TaskContainerWaitResponse'),
   // The entrypoint's stdio of a V2 sandbox (modal-stdio.ts).
   sandboxStdioReadV2: rpc(commandRouter, 'SandboxStdioReadV2', 'SandboxStdioReadV2Request', 'SandboxStdioReadV2Response', 'serverStream'),
   sandboxStdinWriteV2: rpc(commandRouter, 'SandboxStdinWriteV2', 'SandboxStdinWriteV2Request', 'Empty'),
