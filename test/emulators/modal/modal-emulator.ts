@@ -23,10 +23,14 @@ import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../
 import { appHandlers } from './modal-apps.js';
 import { execHandlers } from './modal-exec.js';
 import { imageHandlers } from './modal-images.js';
+import { mountHandlers } from './modal-mounts.js';
+import { probeHandlers } from './modal-probes.js';
 import { RpcError, registerRpcs, type RpcHandlers } from './modal-rpc.js';
 import { sandboxHandlers } from './modal-sandboxes.js';
 import { secretVolumeHandlers } from './modal-secrets-volumes.js';
+import { sidecarHandlers } from './modal-sidecars.js';
 import { ModalState } from './modal-state.js';
+import { tokenHandlers } from './modal-tokens.js';
 import { stdioHandlers } from './modal-stdio.js';
 
 export interface ModalEmulatorOptions {
@@ -72,6 +76,10 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
     ...secretVolumeHandlers(state),
     ...sandboxHandlers(state),
     ...execHandlers(state),
+    ...probeHandlers(state),
+    ...tokenHandlers(state),
+    ...mountHandlers(state),
+    ...sidecarHandlers(state),
     ...stdioHandlers(state),
   };
 
@@ -102,6 +110,7 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
     calls,
     async close() {
       await state.sandboxes.terminateAll();
+      for (const close of [...state.closers]) await close().catch(() => undefined);
       await Promise.all([...state.building].map((builder) => builder.terminate().catch(() => undefined)));
       for (const image of state.images.values()) if (image.snapshot) await provider.deleteSnapshot(image.snapshot).catch(() => undefined);
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));

@@ -8,6 +8,7 @@ import { SandboxError } from '../../../src/kit/index.js';
 import { ExecRecord } from '../shared/exec-record.js';
 import { fsToolsPath, runFsTool } from './modal-fs-tools.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
+import { containerSandbox } from './modal-sidecars.js';
 import type { EmulatedSandbox, ModalState } from './modal-state.js';
 import { terminalExecOptions } from './modal-stdio.js';
 
@@ -29,7 +30,7 @@ export function execHandlers(state: ModalState): Pick<RpcHandlers, ExecRpc> {
       if (argv.length === 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'An exec needs a command');
       const record =
         argv[0] === fsToolsPath
-          ? await runFsTool(found.local, argv[1] ?? '').catch((error: unknown) => {
+          ? await runFsTool(containerSandbox(found, request.containerId), argv[1] ?? '').catch((error: unknown) => {
               throw asRpcError(error);
             })
           : await startCommand(state, found, request, argv);
@@ -83,7 +84,7 @@ export function execHandlers(state: ModalState): Pick<RpcHandlers, ExecRpc> {
 
 async function startCommand(state: ModalState, found: EmulatedSandbox, request: Json, argv: string[]): Promise<ExecRecord> {
   try {
-    const process = await found.local.exec(argv, {
+    const process = await containerSandbox(found, request.containerId).exec(argv, {
       cwd: request.workdir || undefined,
       // With ptyInfo (the SDK's `pty: true`), on a terminal of the size and TERM it sent.
       ...terminalExecOptions(request.ptyInfo, state.env(request.secretSources, request.secretIds, request.env)),

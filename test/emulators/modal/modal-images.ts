@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomToken } from '../shared/ids.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
+import { containerSandbox } from './modal-sidecars.js';
 import type { ModalState } from './modal-state.js';
 import { genericStatus } from './modal-wire.js';
 
@@ -25,7 +26,7 @@ export function imageHandlers(
     },
     async taskSnapshotFilesystem(request) {
       const found = state.runningTask(request.taskId);
-      const snapshot = await found.local.snapshot!().catch((error: unknown) => {
+      const snapshot = await containerSandbox(found, request.containerId).snapshot!().catch((error: unknown) => {
         throw asRpcError(error);
       });
       const id = `im-${randomToken(22)}`;

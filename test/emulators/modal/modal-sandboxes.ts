@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { CreateSandboxOptions } from '../../../src/kit/index.js';
 import { randomToken } from '../shared/ids.js';
+import { startReadinessProbe } from './modal-probes.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
 import { sandboxEnded, sandboxResult, type EmulatedSandbox, type ModalState } from './modal-state.js';
 import { attachEntrypointStdio } from './modal-stdio.js';
@@ -152,6 +153,7 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
     });
   void found.ended.then(() => found.data.execs.clear());
   state.byTask.set(found.data.taskId, found);
+  startReadinessProbe(found, definition.readinessProbe);
   attachEntrypointStdio(found);
   return {
     sandboxId: found.id,

@@ -42,8 +42,11 @@ export class ModalState {
   readonly routerTokens = new Set<string>();
   /** App ids by `environment/name`. */
   readonly apps = new Map<string, string>();
-  /** `im-host` is the host image; every other image is a local snapshot. */
-  readonly images = new Map<string, { snapshot?: SandboxSnapshotRef }>([['im-host', {}]]);
+  /**
+   * `im-host` is the host image; every other image is a local snapshot, or (with `directory`,
+   * the host path of its tar) a directory snapshot that mounts but cannot boot (modal-mounts.ts).
+   */
+  readonly images = new Map<string, { snapshot?: SandboxSnapshotRef; directory?: string }>([['im-host', {}]]);
   /** Built image ids by their recipe, so that a rebuild of the same recipe is free. */
   readonly imageKeys = new Map<string, string>();
   readonly secrets = new Map<string, Record<string, string>>();
@@ -54,6 +57,8 @@ export class ModalState {
   readonly byTask = new Map<string, EmulatedSandbox>();
   /** Image builders under way (terminated on close). */
   readonly building = new Set<LocalSandbox>();
+  /** Run on close, after the sandboxes ended (servers and sandboxes that handler groups started). */
+  readonly closers = new Set<() => Promise<void>>();
   /** The fs tool's settings (modal-fs-tools.ts), such as its read size limit. */
   readonly fsTools: FsToolOptions;
   /** The bound port, once the server listens. */
@@ -127,6 +132,12 @@ export class ModalState {
   imageOption(imageId: string): Pick<CreateSandboxOptions, 'image'> {
     const image = this.images.get(imageId);
     if (!image) throw new RpcError(grpc.status.NOT_FOUND, `Image ${imageId} not found`);
+    if (image.directory) {
+      throw new RpcError(
+        grpc.status.FAILED_PRECONDITION,
+        `Image ${imageId} is a directory snapshot: the emulator mounts it (mountImage) but cannot boot a sandbox or sidecar from it`,
+      );
+    }
     return image.snapshot ? { image: image.snapshot } : {};
   }
 }
@@ -141,7 +152,7 @@ export function sandboxEnded(found: EmulatedSandbox): Promise<Json> {
   return found.ended.then(genericResult);
 }
 
-function genericResult(ended: SandboxEnd): Json {
+export function genericResult(ended: SandboxEnd): Json {
   switch (ended.reason) {
     case 'terminated':
       return { status: genericStatus.terminated, exception: 'Sandbox terminated' };
