@@ -11,6 +11,13 @@
  *   writes settle at once;
  * - the tree is killed by the wrapper's marker, from the host when the engine is local and we are
  *   root (that works even when the command exhausted the pids limit), else from inside.
+ *
+ * With `pty` the exec is the engine's own terminal (`Tty`): the socket carries the raw terminal
+ * output (no frames), stderr is empty, the wrapper's report arrives `\r\n`-terminated, and a
+ * resize is the engine's exec resize. Engine 20.10 (API 1.41) ignores `ConsoleSize` and starts
+ * the terminal at 0x0, so `stty` sets the size inside before the wrapper runs; it gives no EOF for
+ * a half-closed socket on a terminal, so closing stdin types one end-of-file character (Ctrl-D),
+ * as util-linux `script` does for the kit's portable terminal.
  */
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
@@ -19,6 +26,10 @@ import {
   SandboxInvalidArgumentError,
   SandboxProviderError,
   canScanHostProcesses,
+  checkPtySize,
+  parseOptions,
+  ptyEnvironment,
+  signalOptionsSchema,
   cancelledStreamWriterLimitBytes,
   killMarkedTreeArgv,
   newExecId,
@@ -29,6 +40,8 @@ import {
   type ExitStatus,
   type KillSignal,
   type LifecycleMember,
+  type PtySize,
+  type SignalOptions,
   type SandboxEmitter,
   type SandboxLifecycle,
   type SandboxProcess,
@@ -74,7 +87,12 @@ export interface DockerExecRequest {
   entrypoint?: boolean;
   /** The engine's `User` for the exec (`'0'` for sandport's own file work). @default the image's user */
   user?: string;
+  /** Run on the engine's terminal of this size (validated). @default pipes */
+  pty?: PtySize | undefined;
 }
+
+/** The end-of-file character of a terminal in canonical mode (VEOF, Ctrl-D). */
+const endOfFile = new Uint8Array([0x04]);
 
 /** One output side of the socket: a bounded, pull-based Web stream. */
 class Output {
@@ -158,9 +176,12 @@ class Demux {
     private readonly socket: Duplex,
     onCancel: () => void,
     private readonly onKeepsWriting: () => void,
+    /** A terminal's socket: no frames, every byte is stdout, and stderr stays empty. */
+    private readonly tty = false,
   ) {
     this.stdout = new Output(() => this.resumeIfRoom(), onCancel);
     this.stderr = new Output(() => this.resumeIfRoom(), onCancel);
+    if (tty) this.stderr.end();
     socket.on('data', (chunk: Buffer) => this.take(chunk));
   }
 
@@ -193,6 +214,11 @@ class Demux {
   }
 
   private take(chunk: Buffer): void {
+    if (this.tty) {
+      if (!this.stdout.push(chunk) && this.stdout.cancelled) this.#countDiscarded(chunk.length);
+      this.#pauseIfFull();
+      return;
+    }
     let offset = 0;
     while (offset < chunk.length) {
       if (this.#remaining === 0) {
@@ -211,6 +237,10 @@ class Demux {
       offset += size;
       this.#remaining -= size;
     }
+    this.#pauseIfFull();
+  }
+
+  #pauseIfFull(): void {
     if (!this.#paused && (this.stdout.holds(this.#limit) || this.stderr.holds(this.#limit))) {
       this.#paused = true;
       this.socket.pause();
@@ -244,21 +274,24 @@ export async function startDockerExec(context: DockerExecContext, request: Docke
     signal: request.signal,
     kill: (signal) => killTree(context, execId, signal),
   });
-  const env = { ...context.env, ...request.env, SANDPORT_EXEC_ENV: Object.keys(request.env ?? {}).join(' ') };
+  const { pty } = request;
+  const merged = { ...context.env, ...request.env };
+  const env = { ...(pty ? ptyEnvironment(merged) : merged), SANDPORT_EXEC_ENV: Object.keys(request.env ?? {}).join(' ') };
   const starting = (async () => {
     const exec = await container.exec({
-      Cmd: execCommand(execId, request.argv, request.cwd ?? context.workdir, request.entrypoint === true),
+      Cmd: terminalCommand(execCommand(execId, request.argv, request.cwd ?? context.workdir, request.entrypoint === true), pty),
       Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
       AttachStdin: true,
       AttachStdout: true,
       AttachStderr: true,
-      Tty: false,
+      Tty: pty !== undefined,
+      ...(pty ? { ConsoleSize: [pty.rows, pty.cols] } : {}),
       ...(request.user === undefined ? {} : { User: request.user }),
     });
     // Given up meanwhile (an early abort or timeout): never start it.
     if (outcome.done) throw outcome.failed;
-    const socket = (await exec.start({ hijack: true, stdin: true })) as unknown as Duplex;
-    const process = new DockerSandboxProcess(context, outcome, exec, socket);
+    const socket = (await exec.start({ hijack: true, stdin: true, Tty: pty !== undefined })) as unknown as Duplex;
+    const process = new DockerSandboxProcess(context, outcome, exec, socket, pty !== undefined);
     const { report, stdout } = await readStartMarker(internals.rawStdout(process));
     if (outcome.done) {
       // It started after the caller gave up: end it now that its marker is on every process.
@@ -306,6 +339,16 @@ export async function startDockerExec(context: DockerExecContext, request: Docke
   return process;
 }
 
+/**
+ * Sizes the engine's terminal from inside before the wrapper runs: `ConsoleSize` needs API 1.42,
+ * and a resize after the start would race the command. An image without `stty` keeps 0x0.
+ */
+function terminalCommand(cmd: string[], pty: PtySize | undefined): string[] {
+  if (!pty) return cmd;
+  const [shell, flag, script, ...rest] = cmd;
+  return [shell!, flag!, `stty rows ${pty.rows} cols ${pty.cols} 2>/dev/null\n${script!}`, ...rest];
+}
+
 /** What `startDockerExec` reaches of a process; users never can (private members). */
 let internals: {
   /** stdout as it comes off the socket, marker included. */
@@ -327,19 +370,25 @@ export class DockerSandboxProcess implements SandboxProcess {
   #exited = false;
   readonly #exitListeners = new Set<() => void>();
   #wake: (() => void) | undefined;
+  readonly #tty: boolean;
+  /** Present on a `pty` process only (see `SandboxProcess.resize`). */
+  declare resize?: (size: PtySize, options?: SignalOptions) => Promise<void>;
 
   /** @internal Made by `startDockerExec`. */
-  constructor(context: DockerExecContext, outcome: ProcessOutcome, exec: Docker.Exec, socket: Duplex) {
+  constructor(context: DockerExecContext, outcome: ProcessOutcome, exec: Docker.Exec, socket: Duplex, tty = false) {
     this.#context = context;
     this.#outcome = outcome;
     this.#exec = exec;
     this.#socket = socket;
+    this.#tty = tty;
+    if (tty) this.resize = (size, options) => this.#resize(size, options);
     // A cancelled side is discarded, so it never stalls the other; a command that keeps writing
     // to it gets SIGPIPE, as it would writing to a pipe whose reader closed it.
     this.#demux = new Demux(
       socket,
       () => this.#releaseIfDone(),
       () => void outcome.kill('SIGPIPE').catch(() => undefined),
+      tty,
     );
     const ended = () => {
       if (this.#socketEnded) return;
@@ -391,6 +440,24 @@ export class DockerSandboxProcess implements SandboxProcess {
 
   wait(): Promise<ExitStatus> {
     return this.#outcome.wait();
+  }
+
+  /** The engine's exec resize; after the exit (or once the sandbox ended) a no-op. */
+  async #resize(size: PtySize, options: SignalOptions | undefined): Promise<void> {
+    const checked = checkPtySize(size, 'docker');
+    const { signal } = parseOptions(signalOptionsSchema, options, { provider: 'docker', what: 'resize options' });
+    signal?.throwIfAborted();
+    if (this.#exited || this.#outcome.done || !this.#context.lifecycle.isRunning()) return;
+    try {
+      await this.#exec.resize({ h: checked.rows, w: checked.cols, ...(signal ? { abortSignal: signal } : {}) });
+    } catch (error) {
+      signal?.throwIfAborted();
+      if (this.#exited || this.#outcome.done || !this.#context.lifecycle.isRunning()) return;
+      // The engine refuses a resize of an exec that has just ended: check before calling it an error.
+      const info = await this.#exec.inspect().catch(() => undefined);
+      if (info && !info.Running) return;
+      throw mapDockerError(error, { operation: 'resize', sandboxId: this.#context.sandboxId });
+    }
   }
 
   kill(signal?: KillSignal): Promise<void> {
@@ -499,6 +566,11 @@ export class DockerSandboxProcess implements SandboxProcess {
       },
       close: async () => {
         if (this.#exited || socket.destroyed || socket.writableEnded) return;
+        // The engine's terminal ignores a half-close: end of input is the terminal's EOF character.
+        if (this.#tty) {
+          socket.write(endOfFile);
+          return;
+        }
         const flushed = this.#until(['finish', 'close', 'error']);
         socket.end();
         await flushed;

@@ -29,7 +29,7 @@ const keptCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETGID',
 
 export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'container',
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: false },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
   files: { watch: false },
   entrypointStdio: false,
   tunnels: true,

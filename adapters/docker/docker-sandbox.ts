@@ -167,6 +167,7 @@ class DockerContainerSandbox implements DockerSandbox {
       cwd: parsed.cwd,
       timeoutMs: parsed.timeoutMs,
       signal: parsed.signal,
+      pty: parsed.pty,
     });
   }
 
