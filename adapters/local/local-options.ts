@@ -35,7 +35,7 @@ export const localCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'namespaces',
   exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
   files: { watch: false },
-  entrypointStdio: false,
+  entrypointStdio: true,
   tunnels: true,
   tunnelsTls: false,
   snapshot: true,

@@ -6,6 +6,7 @@
 import {
   SandboxLifecycle,
   defineFiles,
+  entrypointStdio,
   millisecondsSchema,
   parseExecCall,
   parseOptions,
@@ -15,6 +16,7 @@ import {
   signalOptionsSchema,
   SandboxInvalidArgumentError,
   type Command,
+  type EntrypointStdio,
   type ExecOptions,
   type ExecResult,
   type RunOptions,
@@ -49,6 +51,16 @@ export interface LocalSandbox extends Sandbox {
   snapshot(options?: SignalOptions): Promise<SandboxSnapshotRef>;
   /** See `Sandbox.extendTimeout`: at most 24 hours. */
   extendTimeout(timeoutMs: number, options?: SignalOptions): Promise<void>;
+  /**
+   * See `Sandbox.stdout`. The entrypoint's stdin stays open until `stdin.close()` (as on Modal):
+   * an entrypoint that reads its input waits for it. `fromId` (this process only) returns this
+   * same sandbox, so the same streams.
+   */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** See `Sandbox.stderr`. */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** See `Sandbox.stdin`. */
+  readonly stdin: WritableStream<Uint8Array>;
 }
 
 export interface LocalSandboxInit {
@@ -115,7 +127,8 @@ export function createLocalSandbox(init: LocalSandboxInit): LocalSandboxControl 
       return oom;
     },
   };
-  const sandbox = new LocalSandboxImpl(init, lifecycle, context, {
+  const stdio: EntrypointSlot = {};
+  const sandbox = new LocalSandboxImpl(init, lifecycle, context, stdio, {
     get: () => ({ ...tags }),
     set: (next) => (tags = { ...next }),
   });
@@ -129,11 +142,16 @@ export function createLocalSandbox(init: LocalSandboxInit): LocalSandboxControl 
     isRunning: () => lifecycle.isRunning(),
     end: () => lifecycle.end({ state: 'terminated', reason: 'terminated' }).catch(() => undefined),
     async startEntrypoint(argv, command, signal) {
-      const entrypoint = await startLocalExec(context, { argv, command, options: { signal } });
-      void entrypoint.stdin.close().catch(() => undefined);
-      // The entrypoint's output is drained so that it never blocks on a full pipe.
-      void entrypoint.stdout.pipeTo(new WritableStream()).catch(() => undefined);
-      void entrypoint.stderr.pipeTo(new WritableStream()).catch(() => undefined);
+      // The create's signal covers the start only: aborting it later must not kill the entrypoint.
+      const starting = new AbortController();
+      const forward = () => starting.abort(signal?.reason);
+      signal?.addEventListener('abort', forward, { once: true });
+      if (signal?.aborted) forward();
+      const entrypoint = await startLocalExec(context, { argv, command, options: { signal: starting.signal } }).finally(() =>
+        signal?.removeEventListener('abort', forward),
+      );
+      // Bounded while unread (the entrypoint never blocks on a full pipe), pull-based once read.
+      stdio.streams = entrypointStdio(entrypoint, { provider, sandboxId: init.id, events: init.events });
       void entrypoint.wait().then(
         ({ exitCode }) => void lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
         () => undefined,
@@ -160,6 +178,11 @@ function signalOf(options: unknown, what: string): AbortSignal | undefined {
   return signal;
 }
 
+/** The entrypoint's stdio, filled in by `startEntrypoint` before `create` resolves. */
+interface EntrypointSlot {
+  streams?: EntrypointStdio;
+}
+
 interface TagStore {
   get(): SandboxTags;
   set(tags: SandboxTags): void;
@@ -177,8 +200,9 @@ class LocalSandboxImpl implements LocalSandbox {
   readonly #lifecycle: SandboxLifecycle;
   readonly #context: ExecContext;
   readonly #tags: TagStore;
+  readonly #stdio: EntrypointSlot;
 
-  constructor(init: LocalSandboxInit, lifecycle: SandboxLifecycle, context: ExecContext, tags: TagStore) {
+  constructor(init: LocalSandboxInit, lifecycle: SandboxLifecycle, context: ExecContext, stdio: EntrypointSlot, tags: TagStore) {
     this.id = init.id;
     this.name = init.name;
     this.warnings = init.warnings;
@@ -187,7 +211,27 @@ class LocalSandboxImpl implements LocalSandbox {
     this.#lifecycle = lifecycle;
     this.#context = context;
     this.#tags = tags;
+    this.#stdio = stdio;
     this.files = defineFiles({ provider, fallback: this, lifecycle });
+  }
+
+  // Read only once `create` resolved, when the entrypoint (if any) has started: no slot filled
+  // by then means no `command`, and the closed streams are kept so every read sees the same ones.
+  get stdout(): ReadableStream<Uint8Array> {
+    return this.#entrypointStdio().stdout;
+  }
+
+  get stderr(): ReadableStream<Uint8Array> {
+    return this.#entrypointStdio().stderr;
+  }
+
+  get stdin(): WritableStream<Uint8Array> {
+    return this.#entrypointStdio().stdin;
+  }
+
+  #entrypointStdio(): EntrypointStdio {
+    this.#stdio.streams ??= entrypointStdio(undefined, { provider, sandboxId: this.id, events: this.#init.events });
+    return this.#stdio.streams;
   }
 
   async exec(command: Command, options: ExecOptions = {}): Promise<SandboxProcess> {

@@ -4,6 +4,8 @@
  * runs the entrypoint as a process it holds the pipes of (local, Docker); adapters whose
  * provider keeps the entrypoint's output itself (Modal) hand the provider's streams through.
  */
+import type { SandboxEmitter } from '../spec/events.js';
+import type { SandboxProcess } from '../spec/sandbox.js';
 
 /** How much of each entrypoint stream a sandbox keeps until it is first read: 1 MiB. */
 export const entrypointBufferBytes = 1024 * 1024;
@@ -35,7 +37,9 @@ export function entrypointOutput(source: ReadableStream<Uint8Array>, options: En
   let ended = false;
   let failure: { error: unknown } | undefined;
 
-  // The read-ahead loop: runs only until the first pull, then hands the reader to `pull`.
+  // The read-ahead loop: runs only until the first pull, then hands the reader to `pull`. The
+  // read it has in flight then may wait for output that comes much later (a quiet server), so
+  // `pull` serves what is kept first and waits for the loop only once that ran out.
   const drained = (async () => {
     while (!reading) {
       let result: Awaited<ReturnType<typeof reader.read>>;
@@ -51,7 +55,8 @@ export function entrypointOutput(source: ReadableStream<Uint8Array>, options: En
       }
       kept.push(result.value);
       keptBytes += result.value.byteLength;
-      while (keptBytes > limit) {
+      // Once reading started nothing more is dropped: the landing chunk is the reader's next.
+      while (!reading && keptBytes > limit) {
         const excess = keptBytes - limit;
         const head = kept[0]!;
         if (head.byteLength <= excess) {
@@ -72,9 +77,9 @@ export function entrypointOutput(source: ReadableStream<Uint8Array>, options: En
       async pull(controller) {
         if (!reading) {
           reading = true;
-          await drained;
           if (dropped > 0) options.onDropped?.(dropped);
         }
+        if (kept.length === 0) await drained;
         const next = kept.shift();
         if (next) {
           keptBytes -= next.byteLength;
@@ -107,4 +112,49 @@ export function closedReadable(): ReadableStream<Uint8Array> {
 /** The entrypoint stdin of a sandbox that has no `command` (or whose entrypoint exited): writes are discarded. */
 export function discardingWritable(): WritableStream<Uint8Array> {
   return new WritableStream<Uint8Array>();
+}
+
+/** The entrypoint's three streams, as `Sandbox.stdout`, `stderr` and `stdin` expose them. */
+export interface EntrypointStdio {
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly stdin: WritableStream<Uint8Array>;
+}
+
+/** Where `entrypointStdio` reports dropped output: the provider's events, as a `warning`. */
+export interface EntrypointStdioOptions {
+  provider: string;
+  sandboxId: string;
+  events: SandboxEmitter;
+  /** @default entrypointBufferBytes */
+  limitBytes?: number;
+}
+
+/**
+ * The sandbox's stdio over its entrypoint process: each output through `entrypointOutput`, with
+ * a `warning` event (`type: 'other'`, the message naming the stream and `<n> bytes`) when
+ * output was dropped before the first read; `stdin` is the process's own. `undefined` (a
+ * sandbox without `command`) gives closed outputs and a discarding stdin.
+ */
+export function entrypointStdio(
+  process: Pick<SandboxProcess, 'stdout' | 'stderr' | 'stdin'> | undefined,
+  options: EntrypointStdioOptions,
+): EntrypointStdio {
+  if (!process) return { stdout: closedReadable(), stderr: closedReadable(), stdin: discardingWritable() };
+  const limitBytes = options.limitBytes ?? entrypointBufferBytes;
+  const output = (source: ReadableStream<Uint8Array>, stream: 'stdout' | 'stderr') =>
+    entrypointOutput(source, { limitBytes, onDropped: (droppedBytes) => reportDropped(options, stream, droppedBytes, limitBytes) });
+  return { stdout: output(process.stdout, 'stdout'), stderr: output(process.stderr, 'stderr'), stdin: process.stdin };
+}
+
+function reportDropped(options: EntrypointStdioOptions, stream: 'stdout' | 'stderr', droppedBytes: number, limitBytes: number): void {
+  const { provider, sandboxId, events } = options;
+  const message =
+    `${droppedBytes} bytes of the entrypoint's ${stream} were dropped in sandbox ${sandboxId} before it was first read ` +
+    `(unread output keeps the latest ${limitBytes} bytes)`;
+  try {
+    events.emit('warning', { provider, sandboxId, warning: { type: 'other', message } });
+  } catch {
+    // A throwing listener must not break the stream that reported.
+  }
 }

@@ -79,5 +79,8 @@ export {
   entrypointBufferBytes,
   closedReadable,
   discardingWritable,
+  entrypointStdio,
   type EntrypointOutputOptions,
+  type EntrypointStdio,
+  type EntrypointStdioOptions,
 } from './entrypoint.js';

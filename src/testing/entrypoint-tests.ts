@@ -140,10 +140,10 @@ export function entrypointTests(context: SuiteContext): void {
           `head -c ${halfBytes} /dev/zero | tr '\\0' b`,
           'touch /tmp/sandport-written',
           'while [ ! -e /tmp/sandport-go ]; do sleep 0.1; done',
-          "printf '\\ntail\\n'",
+          "printf '\\nend\\n'",
           'exit 0',
         ].join('\n');
-        const tail = '\ntail\n';
+        const tail = '\nend\n';
         const totalBytes = 2 * halfBytes + tail.length;
         const warnings: SandboxWarning[] = [];
         let sandbox: Sandbox | undefined;

@@ -41,6 +41,23 @@ describe('entrypointOutput', () => {
     await reader.cancel();
   });
 
+  it('a first read gets what was kept at once, even while the entrypoint is quiet, and then what it writes later', async () => {
+    let later!: ReadableStreamDefaultController<Uint8Array>;
+    const quiet = new ReadableStream<Uint8Array>({
+      start(controller) {
+        later = controller;
+        controller.enqueue(new Uint8Array([1]));
+      },
+    });
+    const reader = entrypointOutput(quiet).getReader();
+    await settle(); // the read-ahead took the first chunk and now waits for more
+    expect((await reader.read()).value).toEqual(new Uint8Array([1]));
+    later.enqueue(new Uint8Array([2]));
+    expect((await reader.read()).value).toEqual(new Uint8Array([2]));
+    later.close();
+    expect((await reader.read()).done).toBe(true);
+  });
+
   it('reports nothing when nothing was dropped, and passes the end and errors through', async () => {
     let dropped = 0;
     const small = entrypointOutput(source(2, 10).stream, { onDropped: (bytes) => (dropped = bytes) });
