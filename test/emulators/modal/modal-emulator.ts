@@ -31,6 +31,7 @@ import { secretVolumeHandlers } from './modal-secrets-volumes.js';
 import { sidecarHandlers } from './modal-sidecars.js';
 import { ModalState } from './modal-state.js';
 import { tokenHandlers } from './modal-tokens.js';
+import { volumeHandlers } from './modal-volumes.js';
 import { stdioHandlers } from './modal-stdio.js';
 
 export interface ModalEmulatorOptions {
@@ -42,6 +43,8 @@ export interface ModalEmulatorOptions {
   secrets?: Record<string, Record<string, string>>;
   /** Host directory for named volumes. @default a fresh directory under the OS temp dir */
   stateDir?: string;
+  /** How long an ephemeral volume lives after its last heartbeat, in ms. @default 600_000 (the SDK beats every 300 s) */
+  ephemeralVolumeTimeoutMs?: number;
   /**
    * Whole-file reads through `sb.filesystem` above this many bytes fail with FileTooLarge.
    * @default modalReadFileLimitBytes (5 GiB, Modal's)
@@ -74,6 +77,7 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
     ...appHandlers(state),
     ...imageHandlers(state),
     ...secretVolumeHandlers(state),
+    ...volumeHandlers(state, { ephemeralTimeoutMs: options.ephemeralVolumeTimeoutMs }),
     ...sandboxHandlers(state),
     ...execHandlers(state),
     ...probeHandlers(state),

@@ -1,10 +1,12 @@
 /**
- * Handlers for images: a registry tag is the local host image, RUN steps run in a builder
+ * Handlers for images: a registry tag is a local image with the tag's userland
+ * (modal-registry-images.ts), RUN steps run in a builder
  * sandbox that is then snapshotted, and a filesystem snapshot of a running sandbox is an image.
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomToken } from '../shared/ids.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
+import { registryImage } from './modal-registry-images.js';
 import { containerSandbox } from './modal-sidecars.js';
 import type { ModalState } from './modal-state.js';
 import { genericStatus } from './modal-wire.js';
@@ -44,7 +46,7 @@ async function buildImage(state: ModalState, request: Json): Promise<string> {
     base = request.image.baseImages?.[0]?.imageId ?? '';
     if (!state.images.has(base)) throw new RpcError(grpc.status.NOT_FOUND, `Base image ${base} not found`);
   } else if (/^FROM \S+$/.test(from)) {
-    base = 'im-host'; // every registry tag is the local host image
+    base = registryImage(state, from.slice('FROM '.length));
   } else {
     throw new RpcError(grpc.status.INVALID_ARGUMENT, `The emulator cannot build "${from}"`);
   }

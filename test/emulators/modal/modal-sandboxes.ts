@@ -2,13 +2,14 @@
  * Handlers for the sandbox lifecycle: create (a local sandbox under a Modal id and task id),
  * task and router lookups, wait, terminate, tags, tunnels, lookup by name and list.
  */
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { CreateSandboxOptions } from '../../../src/kit/index.js';
 import { randomToken } from '../shared/ids.js';
 import { startReadinessProbe } from './modal-probes.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
 import { sandboxEnded, sandboxResult, type EmulatedSandbox, type ModalState } from './modal-state.js';
+import { validateSandboxDefinition } from './modal-validation.js';
+import { mountVolumes, volumesReleased } from './modal-volumes.js';
 import { attachEntrypointStdio } from './modal-stdio.js';
 
 const maxTimeoutSecs = 24 * 60 * 60;
@@ -49,6 +50,8 @@ export function sandboxHandlers(state: ModalState): Pick<RpcHandlers, SandboxRpc
     async sandboxWaitV2(request) {
       const found = state.sandbox(request.sandboxId);
       const result = await waitFor(found, request.timeout);
+      // Modal commits a sandbox's volumes as it exits: its end is reported once they are.
+      if (result) await volumesReleased(state, found);
       return { result, metadata: { appId: found.scope, result } };
     },
     async sandboxTerminateV2(request) {
@@ -56,6 +59,7 @@ export function sandboxHandlers(state: ModalState): Pick<RpcHandlers, SandboxRpc
       const existing = sandboxResult(found);
       if (!existing) await found.local.terminate();
       await found.ended;
+      await volumesReleased(state, found);
       return { existingResult: existing };
     },
     async sandboxTagsSetV2(request) {
@@ -109,12 +113,10 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
       'The Modal emulator cannot enforce CIDR or domain allowlists (the local sandbox only blocks or allows)',
     );
   }
-  const volumes: NonNullable<CreateSandboxOptions['volumes']> = {};
-  for (const mount of definition.volumeMounts ?? []) {
-    const dir = state.volumeDirs.get(mount.volumeId);
-    if (!dir) throw new RpcError(grpc.status.NOT_FOUND, `Volume ${mount.volumeId} not found`);
-    volumes[mount.mountPath] = { source: mount.subPath ? join(dir, mount.subPath) : dir, readOnly: Boolean(mount.readOnly) };
-  }
+  validateSandboxDefinition(definition);
+  // Each sandbox mounts views of its own, committed when it ends (modal-volumes.ts).
+  const mounted = await mountVolumes(state, definition.volumeMounts ?? []);
+  const volumes = mounted.volumes;
   const resources = definition.resources ?? {};
   const options: CreateSandboxOptions = {
     ...state.imageOption(definition.imageId || 'im-host'),
@@ -148,9 +150,11 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
         execs: new Map(),
       }),
     })
-    .catch((error: unknown) => {
+    .catch(async (error: unknown) => {
+      await mounted.discard();
       throw asRpcError(error);
     });
+  mounted.attach(found);
   void found.ended.then(() => found.data.execs.clear());
   state.byTask.set(found.data.taskId, found);
   startReadinessProbe(found, definition.readinessProbe);

@@ -46,7 +46,7 @@ export class ModalState {
    * `im-host` is the host image; every other image is a local snapshot, or (with `directory`,
    * the host path of its tar) a directory snapshot that mounts but cannot boot (modal-mounts.ts).
    */
-  readonly images = new Map<string, { snapshot?: SandboxSnapshotRef; directory?: string }>([['im-host', {}]]);
+  readonly images = new Map<string, { snapshot?: SandboxSnapshotRef; directory?: string; rootfs?: string }>([['im-host', {}]]);
   /** Built image ids by their recipe, so that a rebuild of the same recipe is free. */
   readonly imageKeys = new Map<string, string>();
   readonly secrets = new Map<string, Record<string, string>>();
@@ -138,7 +138,8 @@ export class ModalState {
         `Image ${imageId} is a directory snapshot: the emulator mounts it (mountImage) but cannot boot a sandbox or sidecar from it`,
       );
     }
-    return image.snapshot ? { image: image.snapshot } : {};
+    // `rootfs`: a registry tag's local root filesystem (modal-registry-images.ts).
+    return image.snapshot ? { image: image.snapshot } : image.rootfs ? { image: image.rootfs } : {};
   }
 }
 

@@ -53,7 +53,13 @@ export const rpcs = {
   imageJoinStreaming: rpc(controlPlane, 'ImageJoinStreaming', 'ImageJoinStreamingRequest', 'ImageJoinStreamingResponse', 'serverStream'),
   imageFromId: rpc(controlPlane, 'ImageFromId', 'ImageFromIdRequest', 'ImageFromIdResponse'),
   secretGetOrCreate: rpc(controlPlane, 'SecretGetOrCreate', 'SecretGetOrCreateRequest', 'SecretGetOrCreateResponse'),
-  volumeGetOrCreate: rpc(controlPlane, 'VolumeGetOrCreate', 'VolumeGetOrCreateRequest', 'VolumeGetOrCreateResponse'),
+  // Volumes and their views (modal-volumes.ts, messages in modal-wire-volumes.proto).
+  volumeGetOrCreate: rpc(controlPlane, 'VolumeGetOrCreate', 'VolumeGetOrCreateFullRequest', 'VolumeGetOrCreateFullResponse'),
+  volumeHeartbeat: rpc(controlPlane, 'VolumeHeartbeat', 'VolumeIdRequest', 'Empty'),
+  volumeDelete: rpc(controlPlane, 'VolumeDelete', 'VolumeIdRequest', 'Empty'),
+  volumeCommit: rpc(controlPlane, 'VolumeCommit', 'VolumeCommitRequest', 'VolumeCommitResponse'),
+  volumeReload: rpc(controlPlane, 'VolumeReload', 'VolumeIdRequest', 'Empty'),
+  taskReloadVolumes: rpc(commandRouter, 'TaskReloadVolumes', 'TaskReloadVolumesRequest', 'Empty'),
   // The V1 create, which the SDK uses for GPU sandboxes; the emulator refuses it (no GPUs here).
   sandboxCreate: rpc(controlPlane, 'SandboxCreate', 'SandboxCreateV2Request', 'SandboxCreateV2Response'),
   sandboxCreateV2: rpc(controlPlane, 'SandboxCreateV2', 'SandboxCreateV2Request', 'SandboxCreateV2Response'),
