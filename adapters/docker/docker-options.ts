@@ -31,7 +31,7 @@ export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'container',
   exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
   files: { watch: false },
-  entrypointStdio: false,
+  entrypointStdio: true,
   tunnels: true,
   tunnelsTls: false,
   snapshot: true,

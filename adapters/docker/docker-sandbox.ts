@@ -10,6 +10,7 @@ import {
   SandboxInvalidArgumentError,
   SandboxLifecycle,
   defineFiles,
+  entrypointStdio,
   millisecondsSchema,
   parseExecCall,
   parseOptions,
@@ -20,6 +21,7 @@ import {
   runViaExec,
   signalOptionsSchema,
   type Command,
+  type EntrypointStdio,
   type ExecOptions,
   type ExecResult,
   type ProviderCallContext,
@@ -53,6 +55,18 @@ export interface DockerSandbox extends Sandbox {
    * Throws `SandboxInvalidArgumentError` (argument `timeoutMs`) beyond 24 hours.
    */
   extendTimeout(timeoutMs: number, options?: SignalOptions): Promise<void>;
+  /**
+   * See `Sandbox.stdout`: the create `command` runs as an exec beside the container's main
+   * process (the lifetime keeper), so its output reaches only the exec's stream in the creating
+   * process, never the engine's logs. `fromId` in the creating process returns this same
+   * sandbox; a sandbox found by `fromId` in another process has closed `stdout`/`stderr` and a
+   * discarding `stdin`. The entrypoint's stdin stays open until `stdin.close()`.
+   */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** See `Sandbox.stderr` and `stdout` above. */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** See `Sandbox.stdin` and `stdout` above. */
+  readonly stdin: WritableStream<Uint8Array>;
 }
 
 export interface DockerSandboxInit {
@@ -104,6 +118,7 @@ class DockerContainerSandbox implements DockerSandbox {
   #expiresAt: number;
   #exitWatch: Promise<void> | undefined;
   #knownOomKills = 0;
+  #stdio: EntrypointStdio | undefined;
 
   constructor(init: DockerSandboxInit) {
     this.#init = init;
@@ -180,13 +195,38 @@ class DockerContainerSandbox implements DockerSandbox {
     startEntrypointOf = (sandbox, command, signal) => sandbox.#startEntrypoint(command, signal);
   }
 
+  // Read only once `create` or `fromId` resolved, when the entrypoint (if any) has started: none
+  // by then means no `command` (or a sandbox found elsewhere), and the closed streams are kept.
+  get stdout(): ReadableStream<Uint8Array> {
+    return this.#entrypointStdio().stdout;
+  }
+
+  get stderr(): ReadableStream<Uint8Array> {
+    return this.#entrypointStdio().stderr;
+  }
+
+  get stdin(): WritableStream<Uint8Array> {
+    return this.#entrypointStdio().stdin;
+  }
+
+  #entrypointStdio(): EntrypointStdio {
+    this.#stdio ??= entrypointStdio(undefined, { provider, sandboxId: this.id, events: this.#init.events });
+    return this.#stdio;
+  }
+
   /** @see DockerSandboxHandle.startEntrypoint */
   async #startEntrypoint(command: Command, signal?: AbortSignal): Promise<void> {
     const { argv, command: checked } = parseExecCall(provider, command, {});
-    const process = await startDockerExec(this.#execContext, { command: checked, argv, signal, entrypoint: true });
-    void process.stdin.close().catch(() => undefined);
-    void process.stdout.pipeTo(new WritableStream()).catch(() => undefined);
-    void process.stderr.pipeTo(new WritableStream()).catch(() => undefined);
+    // The create's signal covers the start only: aborting it later must not kill the entrypoint.
+    const starting = new AbortController();
+    const forward = () => starting.abort(signal?.reason);
+    signal?.addEventListener('abort', forward, { once: true });
+    if (signal?.aborted) forward();
+    const process = await startDockerExec(this.#execContext, { command: checked, argv, signal: starting.signal, entrypoint: true }).finally(
+      () => signal?.removeEventListener('abort', forward),
+    );
+    // Bounded while unread (the entrypoint never blocks on a full socket), pull-based once read.
+    this.#stdio = entrypointStdio(process, { provider, sandboxId: this.id, events: this.#init.events });
     void process.wait().then(
       ({ exitCode }) => this.#lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
       () => undefined,

@@ -154,8 +154,9 @@ export interface Sandbox extends AsyncDisposable {
    * the latest `entrypointBufferBytes` (1 MiB) and drops older output, with a `warning` event
    * saying how much; from the first read on it is pull-based like `SandboxProcess.stdout` (an
    * unread stream then stalls the entrypoint, never the host). A sandbox found by `fromId` reads
-   * what its provider still holds (Modal and Docker: the output from the start; local, in another
-   * process: nothing).
+   * what its provider still holds (Modal: the output from the start; Docker, whose entrypoint is
+   * an exec beside the container's main process, and local, in another process: nothing, the
+   * streams are those of a sandbox without `command`).
    */
   readonly stdout?: ReadableStream<Uint8Array>;
   /** Standard error of the entrypoint, bounded like `stdout`. Present when `capabilities.entrypointStdio`. */
