@@ -96,6 +96,25 @@ export function entrypointTests(context: SuiteContext): void {
     );
 
     context.test(
+      'entrypoint.create-signal',
+      'aborting the create’s signal after create resolved leaves the entrypoint running: it still reads stdin and its exit ends the sandbox',
+      async () => {
+        const controller = new AbortController();
+        const sandbox = await context.create({
+          command: ['/bin/sh', '-c', 'read line; echo "got:$line"; exit 4'],
+          signal: controller.signal,
+        });
+        controller.abort(new Error('the caller gave up after create'));
+        const { stdout, stdin } = stdioOf(sandbox);
+        const writer = stdin.getWriter();
+        await writer.write(encoder.encode('still here\n'));
+        expect(await lineReader(stdout)()).toBe('got:still here');
+        expect(await sandbox.wait()).toMatchObject({ state: 'terminated', reason: 'entrypoint-exited', exitCode: 4 });
+      },
+      unsupported,
+    );
+
+    context.test(
       'entrypoint.stdin-eof',
       'closing sandbox.stdin is EOF for the entrypoint (cat echoes its input and exits 0)',
       async () => {
