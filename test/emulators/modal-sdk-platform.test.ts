@@ -16,12 +16,16 @@ import {
   SandboxFilesystemNotFoundError,
   TimeoutError,
 } from 'modal';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { emulatorImagesDir } from './modal/modal-registry-images.js';
 import { spawnModalEmulator, type ModalEmulatorProcess } from './modal/spawn.js';
 
 let emulator: ModalEmulatorProcess | undefined;
 let modal: ModalClient;
 let app: App;
 const started: Sandbox[] = [];
+const busyboxBuilt = existsSync(join(emulatorImagesDir(), 'busybox', '.sandport-complete'));
 
 /** A python HTTP server that answers with the path and the X-Verified-User-Data header it got. */
 const echoServer = (port: number) => [
@@ -121,16 +125,39 @@ describe('modal emulator through the real SDK: platform calls', () => {
 
     it('fails loudly where it cannot emulate: a missing directory, an unmounted path, the host view as a mount', async () => {
       const sb = await sandbox();
-      await expect(sb.snapshotDirectory('/no/such/dir')).rejects.toMatchObject({ code: 5, details: expect.stringContaining('does not exist') });
-      await expect(sb.unmountImage('/never/mounted')).rejects.toMatchObject({ code: 9, details: expect.stringContaining('nothing is mounted') });
-      const registry = await modal.images.fromRegistry('alpine:3.20').build(app);
-      await expect(sb.mountImage('/alpine', registry)).rejects.toMatchObject({
+      await expect(sb.snapshotDirectory('/no/such/dir')).rejects.toMatchObject({
+        code: 5,
+        details: expect.stringContaining('does not exist'),
+      });
+      await expect(sb.unmountImage('/never/mounted')).rejects.toMatchObject({
+        code: 9,
+        details: expect.stringContaining('nothing is mounted'),
+      });
+      // The emulator runs debian tags on the host's own view (the host's /usr).
+      const registry = await modal.images.fromRegistry('debian:bookworm-slim').build(app);
+      await expect(sb.mountImage('/debian', registry)).rejects.toMatchObject({
         code: 9, // FAILED_PRECONDITION
         details: expect.stringContaining("host's own view"),
       });
       await sb.mountImage('/twice');
-      await expect(sb.mountImage('/twice')).rejects.toMatchObject({ code: 9, details: expect.stringContaining('already has an image mounted') });
+      await expect(sb.mountImage('/twice')).rejects.toMatchObject({
+        code: 9,
+        details: expect.stringContaining('already has an image mounted'),
+      });
     }, 60_000);
+
+    it.skipIf(!busyboxBuilt)(
+      `copies a registry image's filesystem into the mount${busyboxBuilt ? '' : ' (skipped: scripts/build-emulator-images.sh has not built the busybox image that alpine tags run on)'}`,
+      async () => {
+        const sb = await sandbox();
+        const alpine = await modal.images.fromRegistry('alpine:3.20').build(app);
+        await sb.mountImage('/alpine', alpine);
+        expect(await run(sb, '/alpine/bin/busybox echo from-alpine')).toEqual({ stdout: 'from-alpine\n', exitCode: 0 });
+        await sb.unmountImage('/alpine');
+        expect((await run(sb, 'ls -A /alpine')).stdout).toBe('');
+      },
+      120_000,
+    );
   });
 
   describe('connect tokens', () => {
@@ -179,9 +206,9 @@ describe('modal emulator through the real SDK: platform calls', () => {
       await expect(sb.waitUntilReady(1000)).rejects.toThrow(TimeoutError);
       await sb.exec(echoServer(7000));
       await sb.waitUntilReady(30_000);
-      expect((await run(sb, "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:7000/x').status)\"")).stdout).toBe(
-        '200\n',
-      );
+      expect(
+        (await run(sb, 'python3 -c "import urllib.request; print(urllib.request.urlopen(\'http://127.0.0.1:7000/x\').status)"')).stdout,
+      ).toBe('200\n');
     }, 60_000);
 
     it('refuses waitUntilReady on a sandbox created without a probe', async () => {
@@ -219,7 +246,9 @@ describe('modal emulator through the real SDK: platform calls', () => {
       expect(await sidecar.terminate({ wait: true })).toBe(137);
       await expect(sidecar.exec(['true'])).rejects.toThrow();
       expect(await sb.experimentalSidecars.list()).toEqual([]);
-      expect((await sb.experimentalSidecars.list({ includeTerminated: true })).map((one) => one.containerId)).toEqual([sidecar.containerId]);
+      expect((await sb.experimentalSidecars.list({ includeTerminated: true })).map((one) => one.containerId)).toEqual([
+        sidecar.containerId,
+      ]);
     }, 90_000);
 
     it('reports a sidecar command exit code through wait and poll', async () => {

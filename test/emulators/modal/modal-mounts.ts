@@ -49,7 +49,8 @@ export function mountHandlers(state: ModalState): Pick<RpcHandlers, MountRpc> {
       const local = containerSandbox(state.runningTask(request.taskId), request.containerId);
       const path = checkPath('TaskMountDirectory', request.path);
       const imageId: string = request.imageId ?? '';
-      if (imageId && !state.images.has(imageId)) throw new RpcError(grpc.status.NOT_FOUND, `TaskMountDirectory: image ${imageId} not found`);
+      if (imageId && !state.images.has(imageId))
+        throw new RpcError(grpc.status.NOT_FOUND, `TaskMountDirectory: image ${imageId} not found`);
       const mounts = mountsOf.get(local) ?? new Map<string, { stash?: string }>();
       mountsOf.set(local, mounts);
       if (mounts.has(path)) {
@@ -61,7 +62,8 @@ export function mountHandlers(state: ModalState): Pick<RpcHandlers, MountRpc> {
         'if [ -e "$1" ] || [ -L "$1" ]; then mkdir -p "$(dirname "$2")" && mv "$1" "$2" && echo stashed || exit 1; fi; mkdir -p "$1"',
         [path, stash],
       );
-      if (prepared.exitCode !== 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskMountDirectory: cannot mount at ${path}: ${prepared.stderr.trim()}`);
+      if (prepared.exitCode !== 0)
+        throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskMountDirectory: cannot mount at ${path}: ${prepared.stderr.trim()}`);
       const mount = { stash: prepared.stdout.includes('stashed') ? stash : undefined };
       mounts.set(path, mount);
       try {
@@ -114,14 +116,18 @@ function refuseEncryption(call: string, request: Json): void {
 
 function checkPath(call: string, bytes: Uint8Array | undefined): string {
   const path = Buffer.from(bytes ?? []).toString('utf8');
-  if (!path.startsWith('/') || path.includes('\0')) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${call}: the path must be absolute, got "${path}"`);
+  if (!path.startsWith('/') || path.includes('\0'))
+    throw new RpcError(grpc.status.INVALID_ARGUMENT, `${call}: the path must be absolute, got "${path}"`);
   const normal = path.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
   if (normal === '/') throw new RpcError(grpc.status.INVALID_ARGUMENT, `${call}: cannot mount or snapshot the root directory`);
   return normal;
 }
 
 async function unmount(local: LocalSandbox, path: string, mount: { stash?: string }): Promise<void> {
-  const result = await shell(local, 'rm -rf -- "$1" && if [ -n "$2" ]; then mv "$2" "$1"; else mkdir -p "$1"; fi', [path, mount.stash ?? '']);
+  const result = await shell(local, 'rm -rf -- "$1" && if [ -n "$2" ]; then mv "$2" "$1"; else mkdir -p "$1"; fi', [
+    path,
+    mount.stash ?? '',
+  ]);
   if (result.exitCode !== 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskUnmountDirectory: ${result.stderr.trim()}`);
 }
 
@@ -143,10 +149,17 @@ async function fillFromImage(state: ModalState, local: LocalSandbox, path: strin
         `TaskMountDirectory: image ${imageId}'s filesystem is the emulator host's own view, which the emulator does not copy into a mount (mount a snapshotDirectory image, or an image on a prepared rootfs)`,
       );
     }
-    const archive = await helper.exec(['tar', '-c', '--one-file-system', `--exclude=.${stashRoot}`, '-C', '/', '.']);
+    // The root's entries but the kernel's filesystems, named so (busybox tar, which alpine tags
+    // run on, has no --exclude).
+    const archive = await helper.exec([
+      'sh',
+      '-c',
+      `cd / && exec tar -c $(ls -A | grep -vxE 'proc|sys|dev|${stashRoot.slice(1).replace('.', '\\.')}')`,
+    ]);
     await extractInto(local, path, archive.stdout);
     const archived = await archive.wait();
-    if (archived.exitCode !== 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskMountDirectory: archiving image ${imageId} failed`);
+    if (archived.exitCode !== 0)
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskMountDirectory: archiving image ${imageId} failed`);
   } finally {
     state.building.delete(helper);
     await helper.terminate().catch(() => undefined);
@@ -154,11 +167,13 @@ async function fillFromImage(state: ModalState, local: LocalSandbox, path: strin
 }
 
 async function extractInto(local: LocalSandbox, path: string, source: ReadableStream<Uint8Array>): Promise<void> {
-  const extract = await local.exec(['tar', '-x', '--no-same-owner', '-C', path, '-f', '-']);
+  // -o: extract as the sandbox's own user (GNU and busybox tar both read it so).
+  const extract = await local.exec(['tar', '-x', '-o', '-C', path, '-f', '-']);
   const stderr = new Response(extract.stderr).text();
   await Promise.all([source.pipeTo(extract.stdin), extract.stdout.cancel()]);
   const { exitCode } = await extract.wait();
-  if (exitCode !== 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskMountDirectory: extracting into ${path} failed: ${(await stderr).trim()}`);
+  if (exitCode !== 0)
+    throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskMountDirectory: extracting into ${path} failed: ${(await stderr).trim()}`);
 }
 
 async function snapshotDirectory(state: ModalState, local: LocalSandbox, path: string): Promise<string> {
@@ -174,7 +189,8 @@ async function snapshotDirectory(state: ModalState, local: LocalSandbox, path: s
   try {
     await archive.stdout.pipeTo(Writable.toWeb(createWriteStream(file)));
     const { exitCode } = await archive.wait();
-    if (exitCode !== 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskSnapshotDirectory: tar of ${path} failed: ${(await stderr).trim()}`);
+    if (exitCode !== 0)
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `TaskSnapshotDirectory: tar of ${path} failed: ${(await stderr).trim()}`);
   } catch (error) {
     await rm(file, { force: true });
     throw asRpcError(error);

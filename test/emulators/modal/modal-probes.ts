@@ -86,8 +86,10 @@ export function probeHandlers(state: ModalState): Pick<RpcHandlers, 'sandboxWait
         sleep(waitMs, 'timeout' as const, { signal: cancel.signal }).catch(() => 'timeout' as const),
       ]);
       cancel.abort();
-      if (outcome === 'ended') throw new RpcError(grpc.status.NOT_FOUND, `SandboxWaitUntilReady: sandbox ${found.id} ended before it was ready`);
-      if (outcome === 'timeout') throw new RpcError(grpc.status.DEADLINE_EXCEEDED, 'SandboxWaitUntilReady: the readiness probe has not succeeded yet');
+      if (outcome === 'ended')
+        throw new RpcError(grpc.status.NOT_FOUND, `SandboxWaitUntilReady: sandbox ${found.id} ended before it was ready`);
+      if (outcome === 'timeout')
+        throw new RpcError(grpc.status.DEADLINE_EXCEEDED, 'SandboxWaitUntilReady: the readiness probe has not succeeded yet');
       return outcome;
     },
   };

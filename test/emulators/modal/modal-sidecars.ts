@@ -65,7 +65,10 @@ export function sidecarHandlers(state: ModalState): Pick<RpcHandlers, SidecarRpc
       const found = state.sandbox(request.sandboxId);
       const definition: Json = request.definition ?? {};
       if (Object.keys(request.ephemeralSecrets?.contents ?? {}).length > 0) {
-        throw new RpcError(grpc.status.FAILED_PRECONDITION, 'SandboxContainerCreateV2: the emulator does not take ephemeral_secrets (use secret_sources)');
+        throw new RpcError(
+          grpc.status.FAILED_PRECONDITION,
+          'SandboxContainerCreateV2: the emulator does not take ephemeral_secrets (use secret_sources)',
+        );
       }
       if (definition.resources?.memoryMb) refuse('SandboxContainerCreateV2', 'a sidecar memory reserve');
       if (definition.ptyInfo?.enabled) refuse('SandboxContainerCreateV2', 'a PTY for a sidecar');
@@ -115,7 +118,10 @@ export function sidecarHandlers(state: ModalState): Pick<RpcHandlers, SidecarRpc
       if (sidecar.end) return { result: genericResult(sidecar.end) };
       const waitMs = Math.min(Math.max(Number(request.timeout) || 0, 0) * 1000, maxWaitMs);
       let timer: NodeJS.Timeout | undefined;
-      const end = await Promise.race([sidecar.ended, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)))]);
+      const end = await Promise.race([
+        sidecar.ended,
+        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs))),
+      ]);
       clearTimeout(timer);
       return end ? { result: genericResult(end) } : {};
     },
@@ -134,7 +140,8 @@ interface SidecarSpec {
 
 async function createSidecar(state: ModalState, found: EmulatedSandbox, call: string, spec: SidecarSpec): Promise<Json> {
   if (found.end) throw new RpcError(grpc.status.NOT_FOUND, `${call}: sandbox ${found.id} has finished`);
-  if (!spec.name || spec.name === mainName) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${call}: invalid container name "${spec.name}"`);
+  if (!spec.name || spec.name === mainName)
+    throw new RpcError(grpc.status.INVALID_ARGUMENT, `${call}: invalid container name "${spec.name}"`);
   if (!spec.imageId) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${call}: a sidecar needs a built image`);
   if (spec.volumeMounts.length > 0) refuse(call, 'volumes in a sidecar');
   const access = spec.networkAccess?.networkAccessType ?? 0;
