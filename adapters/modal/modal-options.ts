@@ -7,12 +7,17 @@ import type { SandboxCreateParams } from 'modal';
 import { z } from 'zod';
 import {
   SandboxInvalidArgumentError,
+  defaultPtyTerm,
   parseOptions,
+  ptyToolsExit,
+  wrapArgv,
   portRequests,
   refuseUnsupported,
   volumeMounts,
   wholeSeconds,
+  type FileEvent,
   type ParsedCreateSandboxOptions,
+  type PtySize,
   type SandboxCapabilities,
   type SandboxWarning,
 } from '../../src/kit/index.js';
@@ -26,9 +31,9 @@ export const modalCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'gvisor',
   // Modal has no kill for an exec; the adapter kills the command's marked process tree with a
   // second exec, so kill and signals work.
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: false },
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
   files: { watch: false },
-  entrypointStdio: false,
+  entrypointStdio: true,
   tunnels: true,
   tunnelsTls: true,
   snapshot: true,
@@ -167,4 +172,75 @@ function inWholeSeconds(setting: string, milliseconds: number, warnings: Sandbox
   const converted = wholeSeconds(milliseconds, setting);
   if (converted.warning) warnings.push(converted.warning);
   return converted.value * 1000;
+}
+
+/** What `sdk.exec` gets for one neutral exec: the argv to run and the SDK's exec params. */
+export interface ModalExecPlan {
+  argv: string[];
+  params: { mode: 'binary'; env?: Record<string, string>; pty?: true };
+}
+
+/**
+ * The shell that runs first on Modal's terminal: Modal opens it at 80x24 (the JS SDK's fixed
+ * `PTYInfo`, with no resize call), so it sets the requested size and `TERM`, then becomes the
+ * kit's exec wrapper. Arguments: rows, cols, TERM, then the wrapper's argv.
+ */
+export const modalTerminalScript = `stty rows "$1" cols "$2" || exit ${ptyToolsExit}; TERM=$3; export TERM; shift 3; exec "$@"`;
+
+/**
+ * Plans one exec (pure). Pipes: the kit's wrapper, with an empty stdin when `stdinNull` (a `run`
+ * without input). With `pty`: the SDK's `pty: true`, {@link modalTerminalScript} on the terminal,
+ * and the wrapper in its terminal mode, whose start report names the terminal for `resize`
+ * (`stty -F`, a second exec). `TERM` is `env.TERM`, else `xterm-256color`.
+ */
+export function planModalExec(
+  execId: string,
+  argv: readonly string[],
+  options: { cwd?: string | undefined; env?: Record<string, string> | undefined; pty?: PtySize | undefined; stdinNull?: boolean },
+): ModalExecPlan {
+  const params: ModalExecPlan['params'] = { mode: 'binary' };
+  if (options.env !== undefined) params.env = { ...options.env };
+  if (options.pty === undefined) return { argv: wrapArgv(execId, argv, { cwd: options.cwd, stdinNull: options.stdinNull }), params };
+  const { rows, cols } = options.pty;
+  params.pty = true;
+  return {
+    argv: [
+      '/bin/sh',
+      '-c',
+      modalTerminalScript,
+      'sandport-pty',
+      String(rows),
+      String(cols),
+      options.env?.TERM ?? defaultPtyTerm,
+      ...wrapArgv(execId, argv, { cwd: options.cwd, pty: true }),
+    ],
+    params,
+  };
+}
+
+/** One event of the SDK's `filesystem.watch`: Modal's kind and the paths it is about. */
+export interface ModalWatchEvent {
+  readonly eventType: string;
+  readonly paths: readonly string[];
+}
+
+/**
+ * Modal's watch event as the contract's (pure), or `undefined` for kinds the contract has no
+ * word for (`Access`, `Unknown`). The SDK reports every rename as `Modify`: with two paths
+ * (`[from, to]`, both inside the watched tree) it is our `rename`; with one (a move across the
+ * edge of the tree, only one side visible) Modal cannot tell it from a change, so it is `modify`.
+ */
+export function planModalWatchEvent(event: ModalWatchEvent): FileEvent | undefined {
+  const [first, second] = event.paths;
+  if (first === undefined) return undefined;
+  switch (event.eventType) {
+    case 'Create':
+      return { type: 'create', path: first };
+    case 'Remove':
+      return { type: 'remove', path: first };
+    case 'Modify':
+      return second === undefined ? { type: 'modify', path: first } : { type: 'rename', path: second, oldPath: first };
+    default:
+      return undefined;
+  }
 }

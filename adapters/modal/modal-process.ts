@@ -1,12 +1,17 @@
 import type { ContainerProcess, Sandbox as ModalSdkSandbox } from 'modal';
 import {
   type ProcessOutcome,
-  type SandboxError,
+  SandboxError,
   SandboxNotFoundError,
+  SandboxProviderError,
+  checkPtySize,
   discardOnCancel,
+  raceWithSignal,
+  resizeArgv,
   signalFromExitCode,
   type ExitStatus,
   type SandboxProcess,
+  type SignalOptions,
 } from '../../src/kit/index.js';
 
 /** One command in a Modal sandbox: the SDK's process, its outcome kept by the kit. */
@@ -14,6 +19,8 @@ export class ModalSandboxProcess implements SandboxProcess {
   readonly stdin: WritableStream<Uint8Array>;
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
+  /** Set for a command on a terminal (`exec` with `pty`): see {@link resizeModalTerminal}. */
+  resize?: SandboxProcess['resize'];
   readonly #outcome: ProcessOutcome;
 
   constructor(
@@ -84,4 +91,40 @@ export async function killModalTree(
     // A sandbox that is gone has killed the command already.
     if (!SandboxNotFoundError.isInstance(mapped)) throw mapped;
   }
+}
+
+/**
+ * Resizes the terminal of a command started with `pty`: Modal's SDK has no resize call, so
+ * `stty -F <terminal> rows R cols C` runs as a second exec, and the kernel sends SIGWINCH to the
+ * terminal's foreground job. Validates the size first (`SandboxInvalidArgumentError`, argument
+ * `pty.cols` or `pty.rows`); resolves at once once the command has exited (idempotent).
+ */
+export async function resizeModalTerminal(
+  sdk: ModalSdkSandbox,
+  outcome: ProcessOutcome,
+  ptyPath: string,
+  size: unknown,
+  options: SignalOptions,
+  mapError: (error: unknown, operation: string) => SandboxError,
+): Promise<void> {
+  const checked = checkPtySize(size, 'modal');
+  options.signal?.throwIfAborted();
+  if (outcome.done) return;
+  const resizing = (async () => {
+    try {
+      const resizer = await sdk.exec(resizeArgv(ptyPath, checked), { mode: 'binary', stdout: 'ignore' });
+      const [code, stderr] = await Promise.all([resizer.wait(), resizer.stderr.readBytes()]);
+      // A terminal that closed meanwhile went with its command: nothing left to resize.
+      if (code !== 0 && !outcome.done)
+        throw new SandboxProviderError({
+          message: `Resizing the terminal ${ptyPath} failed (exit ${code}): ${new TextDecoder().decode(stderr).trim()}`,
+          provider: 'modal',
+        });
+    } catch (error) {
+      if (SandboxError.isInstance(error)) throw error;
+      const mapped = mapError(error, 'resize');
+      if (!(SandboxNotFoundError.isInstance(mapped) && outcome.done)) throw mapped;
+    }
+  })();
+  await raceWithSignal(resizing, { signal: options.signal, operation: 'resize', provider: 'modal' });
 }

@@ -157,6 +157,7 @@ export class ModalSandboxProvider implements SandboxProvider {
       warnings: plan.warnings,
       events: this.events,
       ownsLifecycle: true,
+      hasCommand: plan.params.command !== undefined,
     });
     announceCreated(this.events, { provider: 'modal', sandboxId: sandbox.id, name: parsed.name, startedAt, warnings: plan.warnings });
     return sandbox;

@@ -9,18 +9,23 @@ import {
   killMarkedTreeArgv,
   parseExecCall,
   parseRunCall,
+  parseOptions,
   parseTags,
   providerCall,
+  ptyToolsExit,
   raceWithSignal,
   readStartMarker,
   runViaExec,
-  wrapArgv,
+  checkSandboxPath,
+  watchOptionsSchema,
+  type EntrypointStdio,
   type ExecOptions,
   type ExecResult,
   type RunOptions,
   type Sandbox,
   type SandboxEmitter,
   type SandboxEnded,
+  type FileWatch,
   type SandboxFiles,
   type SandboxProcess,
   type SandboxSnapshotRef,
@@ -29,10 +34,12 @@ import {
   type SignalOptions,
   type Tunnel,
 } from '../../src/kit/index.js';
+import { modalEntrypointStdio } from './modal-entrypoint.js';
 import { mapModalError } from './modal-errors.js';
-import { modalCapabilities } from './modal-options.js';
+import { modalCapabilities, planModalExec } from './modal-options.js';
 import { ModalFiles } from './modal-files.js';
-import { ModalSandboxProcess, killModalTree } from './modal-process.js';
+import { ModalSandboxProcess, killModalTree, resizeModalTerminal } from './modal-process.js';
+import { startModalWatch } from './modal-watch.js';
 
 /** GenericResult.status values the control plane reports for a finished sandbox. */
 const resultStatus = { success: 1, failure: 2, terminated: 3, timeout: 4, idleTimeout: 7 } as const;
@@ -45,6 +52,8 @@ export interface ModalSandboxInit {
   events: SandboxEmitter;
   /** False for a wrapped sandbox: the caller keeps its lifecycle, terminate only detaches. */
   ownsLifecycle: boolean;
+  /** Whether `create` had a `command`; `undefined` when unknown (found by id or name, wrapped). */
+  hasCommand?: boolean;
 }
 
 /** A Modal sandbox behind the neutral contract. `native` is the SDK's object. */
@@ -72,6 +81,7 @@ class ModalSandboxImpl implements ModalSandbox {
   readonly #init: ModalSandboxInit;
   readonly #lifecycle: SandboxLifecycle;
   #detached = false;
+  #entrypoint: EntrypointStdio | undefined;
 
   constructor(init: ModalSandboxInit) {
     this.#init = init;
@@ -90,11 +100,56 @@ class ModalSandboxImpl implements ModalSandbox {
       (error, operation, path) => this.#mapError(error, operation, path),
       (argv, options) => this.run(argv, options),
     );
-    this.files = defineFiles({ provider: 'modal', native, lifecycle: this.#lifecycle });
+    const files = defineFiles({ provider: 'modal', native, lifecycle: this.#lifecycle });
+    // An optional member exists exactly when its capability says so.
+    if (modalCapabilities.files.watch) files.watch = (path, options) => this.#watch(path, options, native);
+    this.files = files;
   }
 
   get native(): ModalSdkSandbox {
     return this.#init.sdk;
+  }
+
+  get stdout(): ReadableStream<Uint8Array> {
+    return this.#entrypointStdio().stdout;
+  }
+
+  get stderr(): ReadableStream<Uint8Array> {
+    return this.#entrypointStdio().stderr;
+  }
+
+  get stdin(): WritableStream<Uint8Array> {
+    return this.#entrypointStdio().stdin;
+  }
+
+  #entrypointStdio(): EntrypointStdio {
+    this.#entrypoint ??= modalEntrypointStdio({
+      sdk: this.#init.sdk,
+      sandboxId: this.id,
+      events: this.#init.events,
+      hasCommand: this.#init.hasCommand,
+      mapError: (error, operation) => this.#mapError(error, operation),
+      hasEnded: async () => this.#detached || !this.#lifecycle.isRunning() || (await this.poll()).state === 'terminated',
+    });
+    return this.#entrypoint;
+  }
+
+  /** `files.watch`: the path must exist (checked first, so a missing one is refused by `watch` itself). */
+  async #watch(path: unknown, options: unknown, native: ModalFiles): Promise<FileWatch> {
+    const target = checkSandboxPath(path, undefined, 'modal');
+    const parsed = parseOptions(watchOptionsSchema, options, { provider: 'modal', what: 'watch options' });
+    parsed.signal?.throwIfAborted();
+    this.#assertRunning();
+    this.#lifecycle.touch();
+    await raceWithSignal(native.stat(target), { signal: parsed.signal, operation: 'files.watch', provider: 'modal' });
+    return startModalWatch({
+      sdk: this.#init.sdk,
+      path: target,
+      recursive: parsed.recursive ?? false,
+      signal: parsed.signal,
+      mapError: (error, operation, errorPath) => this.#mapError(error, operation, errorPath),
+      isRunning: () => this.#lifecycle.isRunning() && !this.#detached,
+    });
   }
 
   exec(command: unknown, options: ExecOptions = {}): Promise<SandboxProcess> {
@@ -119,14 +174,18 @@ class ModalSandboxImpl implements ModalSandbox {
       signal: call.options.signal,
       kill: (signal): Promise<void> => killModalTree(sdk, killMarkedTreeArgv(outcome.execId, signal), mapError),
     });
+    const { pty } = call.options;
+    // A terminal's input stays the terminal's: `run` without input closes it instead.
+    const emptyStdin = stdinNull && pty === undefined;
+    const plan = planModalExec(outcome.execId, call.argv, { cwd: call.options.cwd, env: call.options.env, pty, stdinNull: emptyStdin });
     const starting = (async () => {
-      const process = await sdk
-        .exec(wrapArgv(outcome.execId, call.argv, { cwd: call.options.cwd, stdinNull }), { mode: 'binary', env: call.options.env })
-        .catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
+      const process = await sdk.exec(plan.argv, plan.params).catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
       // Asked for at once, so the wait round trip overlaps the output instead of following it.
       const exit = process.wait();
       exit.catch(() => undefined);
-      const { report, stdout } = await readStartMarker(process.stdout).catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
+      const { report, ptyPath, stdout } = await readStartMarker(process.stdout).catch((error: unknown) =>
+        Promise.reject(mapError(error, 'exec')),
+      );
       if (report !== 'ok') {
         void process.stderr.cancel().catch(() => undefined);
         void stdout.cancel().catch(() => undefined);
@@ -143,12 +202,23 @@ class ModalSandboxImpl implements ModalSandbox {
             argument: 'command',
             provider: 'modal',
           });
+        const code = await exit.catch(() => undefined);
         throw new SandboxProviderError({
-          message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`,
+          message:
+            pty !== undefined && code === ptyToolsExit
+              ? `The command did not start on a terminal in sandbox ${this.id}: the image has no stty (coreutils)`
+              : `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`,
           provider: 'modal',
         });
       }
-      return new ModalSandboxProcess(process, stdout, exit, outcome, mapError, stdinNull);
+      const started = new ModalSandboxProcess(process, stdout, exit, outcome, mapError, emptyStdin);
+      if (pty !== undefined) {
+        started.resize = async (size, options = {}) => {
+          if (ptyPath === undefined) throw new SandboxProviderError({ message: 'The terminal did not report its path', provider: 'modal' });
+          await resizeModalTerminal(sdk, outcome, ptyPath, size, options, mapError);
+        };
+      }
+      return started;
     })();
     const process = await outcome.startup(starting);
     outcome.started();

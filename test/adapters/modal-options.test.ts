@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { NotFoundError, SandboxFilesystemNotFoundError } from 'modal';
 import { createModalSandboxProvider, mapModalError, modalCapabilities, planModalCreate } from '../../adapters/modal/index.js';
+import { modalTerminalScript, planModalExec, planModalWatchEvent } from '../../adapters/modal/modal-options.js';
 import {
   SandboxAlreadyExistsError,
   SandboxCapabilityUnsupportedError,
@@ -10,6 +11,7 @@ import {
   SandboxNotFoundError,
   SandboxProviderError,
   createSandboxOptionsSchema,
+  wrapArgv,
   type CreateSandboxOptions,
 } from '../../src/kit/index.js';
 
@@ -163,3 +165,46 @@ function catchError(body: () => unknown): unknown {
   }
   throw new Error('expected an error');
 }
+
+describe('modal exec plan', () => {
+  it('pipes: the kit wrapper, binary mode, the env as given, no pty', () => {
+    const result = planModalExec('x1', ['echo', 'a b'], { cwd: '/work', env: { A: '1' }, stdinNull: true });
+    expect(result.params).toEqual({ mode: 'binary', env: { A: '1' } });
+    expect(result.argv).toEqual(wrapArgv('x1', ['echo', 'a b'], { cwd: '/work', stdinNull: true }));
+  });
+
+  it('pty: the SDK’s pty: true, the size and TERM set on the terminal, then the wrapper in its terminal mode', () => {
+    const result = planModalExec('x2', ['/bin/sh', '-i'], { pty: { cols: 101, rows: 37 } });
+    expect(result.params).toEqual({ mode: 'binary', pty: true });
+    expect(result.argv.slice(0, 7)).toEqual(['/bin/sh', '-c', modalTerminalScript, 'sandport-pty', '37', '101', 'xterm-256color']);
+    expect(result.argv.slice(7)).toEqual(wrapArgv('x2', ['/bin/sh', '-i'], { pty: true }));
+  });
+
+  it('pty: env.TERM wins over the default and stays in the env; an empty stdin is never asked for', () => {
+    const result = planModalExec('x3', ['top'], { env: { TERM: 'vt100' }, pty: { cols: 80, rows: 24 }, stdinNull: true });
+    expect(result.params.env).toEqual({ TERM: 'vt100' });
+    expect(result.argv[6]).toBe('vt100');
+    expect(result.argv.slice(7)).toEqual(wrapArgv('x3', ['top'], { pty: true }));
+  });
+});
+
+describe('modal watch events', () => {
+  it('Create and Remove keep their path', () => {
+    expect(planModalWatchEvent({ eventType: 'Create', paths: ['/w/a'] })).toEqual({ type: 'create', path: '/w/a' });
+    expect(planModalWatchEvent({ eventType: 'Remove', paths: ['/w/a'] })).toEqual({ type: 'remove', path: '/w/a' });
+  });
+
+  it('Modify with one path is modify; with [from, to] it is a rename with oldPath', () => {
+    expect(planModalWatchEvent({ eventType: 'Modify', paths: ['/w/a'] })).toEqual({ type: 'modify', path: '/w/a' });
+    expect(planModalWatchEvent({ eventType: 'Modify', paths: ['/w/a', '/w/b'] })).toEqual({
+      type: 'rename',
+      path: '/w/b',
+      oldPath: '/w/a',
+    });
+  });
+
+  it('Access, Unknown, unknown kinds and events without a path are left out', () => {
+    for (const eventType of ['Access', 'Unknown', 'Other']) expect(planModalWatchEvent({ eventType, paths: ['/w/a'] })).toBeUndefined();
+    expect(planModalWatchEvent({ eventType: 'Create', paths: [] })).toBeUndefined();
+  });
+});
