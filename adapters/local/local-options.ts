@@ -34,7 +34,7 @@ export const localMaxTimeoutMs = 24 * 60 * 60 * 1000;
 export const localCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'namespaces',
   exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
-  files: { watch: false },
+  files: { watch: true },
   entrypointStdio: true,
   tunnels: true,
   tunnelsTls: false,

@@ -13,6 +13,7 @@ import {
   parseRunCall,
   parseTags,
   runViaExec,
+  watchViaExec,
   signalOptionsSchema,
   SandboxInvalidArgumentError,
   type Command,
@@ -212,7 +213,11 @@ class LocalSandboxImpl implements LocalSandbox {
     this.#context = context;
     this.#tags = tags;
     this.#stdio = stdio;
-    this.files = defineFiles({ provider, fallback: this, lifecycle });
+    // files.watch runs inotifywait inside the sandbox (the kit's watcher over exec).
+    this.files = {
+      ...defineFiles({ provider, fallback: this, lifecycle }),
+      watch: (path, options) => watchViaExec(this, path, options, { provider, lifecycle }),
+    };
   }
 
   // Read only once `create` resolved, when the entrypoint (if any) has started: no slot filled

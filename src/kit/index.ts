@@ -84,3 +84,19 @@ export {
   type EntrypointStdio,
   type EntrypointStdioOptions,
 } from './entrypoint.js';
+export {
+  watchViaExec,
+  InotifyTranslator,
+  InotifyRecordSplitter,
+  splitInotifyRecords,
+  watcherScript,
+  inotifyFormat,
+  inotifyEvents,
+  watcherMissingExit,
+  type InotifyRecord,
+  type Translated,
+  type TranslatorOptions,
+  type WatchEnd,
+  type WatchHost,
+  type WatchViaExecOptions,
+} from './watch.js';

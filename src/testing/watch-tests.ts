@@ -243,11 +243,13 @@ export function watchTests(context: SuiteContext): void {
       const sandbox = shared();
       const directory = await freshDirectory(sandbox);
       // A first watch warms up what the provider opens lazily (connections, caches): not a leak.
-      await (await watchOf(sandbox)(directory)).close();
+      // (Of another directory: its watcher's command line must not stand in for this one's.)
+      await (await watchOf(sandbox)(await freshDirectory(sandbox))).close();
       const processesBefore = await sandboxProcesses(sandbox);
       const descriptorsBefore = openDescriptors();
       const watch = await watchOf(sandbox)(directory);
-      await sandbox.files.write(`${directory}/trigger.txt`, 'x');
+      // One change that makes one event: nothing more is written to the watcher's output after it.
+      await sh(sandbox, 'mkdir -- "$1"', `${directory}/trigger`);
       const received: FileEvent[] = [];
       for await (const event of watch) {
         received.push(event);
