@@ -4,7 +4,8 @@
 # - starts dockerd in the background when no engine answers, recording its pid in
 #   /run/sandport-dockerd.pid so that scripts/stop-docker.sh stops only that engine;
 # - imports the debootstrap rootfs (scripts/build-rootfs.sh) as sandport/base:bookworm, because
-#   no registry is reachable here. Idempotent; quick when everything is there.
+#   no registry is reachable here, and re-imports it when its label says it was built from another
+#   package list. Idempotent; quick when everything is there.
 # Without root and without an engine (or image) it prints what to do and exits 0, so the docker
 # tests skip with that reason; with --strict (or SANDPORT_DOCKER_STRICT=1) it exits 1 instead.
 set -euo pipefail
@@ -52,10 +53,15 @@ if ! engine_answers; then
   engine_answers || { echo "sandport: dockerd did not answer in time" >&2; tail -20 /tmp/sandport-dockerd.log >&2; exit 1; }
 fi
 
-if ! docker image inspect "$image" >/dev/null 2>&1; then
-  [ "$(id -u)" -eq 0 ] || give_up "the base image $image is missing, and building it (debootstrap) needs root"
+# The image records the rootfs stamp (suite and package list) in a label: an image imported from
+# an older rootfs (one without inotify-tools, say) is re-imported from a current one.
+stamp=$(bash scripts/build-rootfs.sh --stamp)
+label=org.sandport.rootfs
+current=$(docker image inspect -f "{{ index .Config.Labels \"$label\" }}" "$image" 2>/dev/null || true)
+if [ "$current" != "$stamp" ]; then
+  [ "$(id -u)" -eq 0 ] || give_up "the base image $image is missing or stale (wanted: $stamp), and building it (debootstrap) needs root"
   rootfs=$(bash scripts/build-rootfs.sh)
-  echo "sandport: importing $rootfs as $image" >&2
-  tar -C "$rootfs" --exclude=./.sandport-complete -c . | docker import - "$image" >/dev/null
+  echo "sandport: importing $rootfs as $image ($stamp)" >&2
+  tar -C "$rootfs" --exclude=./.sandport-complete -c . | docker import --change "LABEL $label=\"$stamp\"" - "$image" >/dev/null
 fi
 echo "sandport: Docker engine ready, base image $image"

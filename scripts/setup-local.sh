@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the local (bubblewrap) provider needs: bubblewrap, util-linux (nsenter, setpriv,
-# unshare), slirp4netns (outbound network), socat (tunnels and host forwards), tar.
+# unshare), slirp4netns (outbound network), socat (tunnels and host forwards), tar, and
+# inotify-tools (files.watch runs inotifywait inside the sandbox, whose default image is this
+# host's own filesystem).
 # Idempotent and quick when everything is present. As root it installs from apt; otherwise it
 # prints the exact command to run. `--quiet` prints nothing when nothing is missing.
 set -euo pipefail
 quiet=0
 [ "${1:-}" = "--quiet" ] && quiet=1
 
-declare -A package_of=([bwrap]=bubblewrap [nsenter]=util-linux [setpriv]=util-linux [unshare]=util-linux [slirp4netns]=slirp4netns [socat]=socat [tar]=tar)
+declare -A package_of=([bwrap]=bubblewrap [nsenter]=util-linux [setpriv]=util-linux [unshare]=util-linux [slirp4netns]=slirp4netns [socat]=socat [tar]=tar [inotifywait]=inotify-tools)
 missing=()
 for binary in "${!package_of[@]}"; do
   command -v "$binary" >/dev/null 2>&1 || missing+=("${package_of[$binary]}")
