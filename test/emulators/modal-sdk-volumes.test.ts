@@ -131,6 +131,12 @@ describe('modal emulator through the SDK: volumes, validation, images, backgroun
       await expect(create({ volumes: { '/a': volume, '/b': volume } })).rejects.toThrow(/more than one path/);
     });
 
+    it('a mount path that is relative or the root is refused', async () => {
+      const volume = await client.volumes.fromName('mount-paths', { createIfMissing: true });
+      await expect(create({ volumes: { data: volume } })).rejects.toThrow(/absolute path/);
+      await expect(create({ volumes: { '/': volume } })).rejects.toThrow(/absolute path/);
+    });
+
     it('a named volume deleted with volumes.delete is gone', async () => {
       await client.volumes.fromName('deleted', { createIfMissing: true });
       await client.volumes.delete('deleted');

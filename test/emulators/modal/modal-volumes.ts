@@ -86,6 +86,11 @@ type VolumeRpc = 'volumeGetOrCreate' | 'volumeHeartbeat' | 'volumeDelete' | 'vol
 export function volumeHandlers(state: ModalState, options: VolumeOptions = {}): Pick<RpcHandlers, VolumeRpc> {
   const store = new VolumeStore(state, options.ephemeralTimeoutMs ?? defaultEphemeralTimeoutMs);
   stores.set(state, store);
+  // The sandboxes have ended by now: let their last commits finish before the state dir goes.
+  state.closers.add(async () => {
+    await Promise.allSettled(store.released.values());
+    for (const record of store.records.values()) clearTimeout(record.expiry);
+  });
   return {
     async volumeGetOrCreate(request) {
       const ephemeral = request.objectCreationType === 5;
@@ -209,6 +214,9 @@ export async function mountVolumes(state: ModalState, mounts: Json[]): Promise<M
   const store = storeOf(state);
   const seen = new Set<string>();
   const planned = mounts.map((mount) => {
+    const path = String(mount.mountPath);
+    if (!path.startsWith('/') || posix.normalize(path) === '/')
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, `Volume mount path must be an absolute path other than /, got "${path}"`);
     const record = liveRecord(store, mount.volumeId);
     if (seen.has(record.id)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `Volume ${record.id} is mounted at more than one path`);
     seen.add(record.id);
