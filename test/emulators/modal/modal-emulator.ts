@@ -4,9 +4,11 @@
  * and the task command router (`modal.task_command_router.TaskCommandRouter`) on the same port,
  * and runs every sandbox in the local bubblewrap provider.
  *
- * Scope: apps, environments, images (a registry tag is the local host image; RUN layers and
- * filesystem snapshots are local snapshots), ephemeral and named secrets, named volumes (host
- * directories), sandbox create / lookup / list / tags / tunnels / wait / terminate, exec with
+ * Scope: apps, environments, images (a registry tag is a local image with its userland,
+ * modal-registry-images.ts; RUN layers and filesystem snapshots are local snapshots), ephemeral
+ * and named secrets, named and ephemeral volumes with per-sandbox views (modal-volumes.ts),
+ * create-time validation (modal-validation.ts), sandbox create / lookup / list / tags / tunnels /
+ * wait / terminate, exec with
  * streamed stdio and stdin, the SDK's filesystem tool, and filesystem snapshots. Any other RPC
  * is UNIMPLEMENTED, so a gap shows up as a failing call, never a hang.
  *
