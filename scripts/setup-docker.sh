@@ -64,4 +64,12 @@ if [ "$current" != "$stamp" ]; then
   echo "sandport: importing $rootfs as $image ($stamp)" >&2
   tar -C "$rootfs" --exclude=./.sandport-complete -c . | docker import --change "LABEL $label=\"$stamp\"" - "$image" >/dev/null
 fi
+# The provider's cached builds (`{ base, commands }` images, tagged by their Dockerfile) inherit
+# the base's label: one built over an older base is removed, so the next create rebuilds it.
+for build in $(docker images --filter reference='sandport/build:*' --format '{{.Repository}}:{{.Tag}}'); do
+  if [ "$(docker image inspect -f "{{ index .Config.Labels \"$label\" }}" "$build" 2>/dev/null || true)" != "$stamp" ]; then
+    echo "sandport: removing $build, built over an older base image" >&2
+    docker rmi "$build" >/dev/null || echo "sandport: could not remove $build (in use?)" >&2
+  fi
+done
 echo "sandport: Docker engine ready, base image $image"

@@ -30,7 +30,7 @@ const keptCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETGID',
 export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'container',
   exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
-  files: { watch: false },
+  files: { watch: true },
   entrypointStdio: true,
   tunnels: true,
   tunnelsTls: false,

@@ -19,6 +19,7 @@ import {
   providerCall,
   raceWithSignal,
   runViaExec,
+  watchViaExec,
   signalOptionsSchema,
   type Command,
   type EntrypointStdio,
@@ -156,12 +157,16 @@ class DockerContainerSandbox implements DockerSandbox {
       this.#lifecycle.assertRunning();
       return startDockerExec(this.#execContext, { command: argv, argv, signal, user: '0' });
     };
-    this.files = defineFiles({
-      provider,
-      native: new DockerFiles(this, init.container, execAsRoot),
-      fallback: this,
-      lifecycle: this.#lifecycle,
-    });
+    // files.watch runs inotifywait inside the container (the engine has no watch API).
+    this.files = {
+      ...defineFiles({
+        provider,
+        native: new DockerFiles(this, init.container, execAsRoot),
+        fallback: this,
+        lifecycle: this.#lifecycle,
+      }),
+      watch: (path, options) => watchViaExec(this, path, options, { provider, lifecycle: this.#lifecycle }),
+    };
     // A sandbox this process created is watched from the start, like a child process. One found
     // with fromId is watched only once asked (wait, poll): the engine's wait call is an open
     // request that would keep an attaching script alive until the container ends.
