@@ -2,6 +2,7 @@
  * The Modal emulator's volumes, create-time validation, registry images and background calls,
  * each through the real `modal` SDK's own calls, written as its docs show them.
  */
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModalClient, type App, type Image, type Sandbox, type SandboxCreateParams } from 'modal';
 import { startModalEmulator, type ModalEmulator } from './modal/modal-emulator.js';
@@ -186,19 +187,26 @@ describe('modal emulator through the SDK: volumes, validation, images, backgroun
   });
 
   describe('create-time validation', () => {
-    it.each<[string, SandboxCreateParams, RegExp]>([
-      ['an unknown cloud', { cloud: 'azure' }, /cloud.*azure/],
-      ['an unknown region', { regions: ['mars-north'] }, /regions.*mars-north/],
-      ['a region that is no region name', { regions: ['us east 1'] }, /regions/],
-      ['the vm runtime (the SDK itself refuses other names)', { runtime: 'vm' }, /runtime "vm"/],
-      ['i6pn', { i6pn: true }, /i6pn/],
-      ['an OIDC identity token', { includeOidcIdentityToken: true }, /includeOidcIdentityToken/],
-      ['a custom domain', { customDomain: 'sandboxes.example.test' }, /customDomain/],
-      ['an inbound CIDR allowlist', { inboundCidrAllowlist: ['192.0.2.0/24'] }, /inboundCidrAllowlist/],
-      ['experimental options', { experimentalOptions: { anything: true } }, /experimentalOptions/],
-      ['memory snapshots', { experimentalEnableSnapshot: true }, /experimentalEnableSnapshot/],
-    ])('refuses %s loudly', async (_name, params, message) => {
-      await expect(create(params)).rejects.toThrow(message);
+    it.each<[string, SandboxCreateParams, RegExp, grpc.status]>([
+      ['an unknown cloud', { cloud: 'azure' }, /cloud.*azure/, grpc.status.INVALID_ARGUMENT],
+      ['an unknown region', { regions: ['mars-north'] }, /regions.*mars-north/, grpc.status.INVALID_ARGUMENT],
+      ['a region that is no region name', { regions: ['us east 1'] }, /regions/, grpc.status.INVALID_ARGUMENT],
+      ['the vm runtime (the SDK itself refuses other names)', { runtime: 'vm' }, /runtime "vm"/, grpc.status.FAILED_PRECONDITION],
+      ['i6pn', { i6pn: true }, /i6pn/, grpc.status.FAILED_PRECONDITION],
+      ['an OIDC identity token', { includeOidcIdentityToken: true }, /includeOidcIdentityToken/, grpc.status.FAILED_PRECONDITION],
+      ['a custom domain', { customDomain: 'sandboxes.example.test' }, /customDomain/, grpc.status.FAILED_PRECONDITION],
+      ['an inbound CIDR allowlist', { inboundCidrAllowlist: ['192.0.2.0/24'] }, /inboundCidrAllowlist/, grpc.status.FAILED_PRECONDITION],
+      ['experimental options', { experimentalOptions: { anything: true } }, /experimentalOptions/, grpc.status.FAILED_PRECONDITION],
+      ['memory snapshots', { experimentalEnableSnapshot: true }, /experimentalEnableSnapshot/, grpc.status.FAILED_PRECONDITION],
+    ])('refuses %s loudly', async (_name, params, message, code) => {
+      const error = await create(params).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(message);
+      // The SDK passes the gRPC status through (nice-grpc's ClientError).
+      expect(error).toMatchObject({ code });
     });
 
     it('accepts the clouds and regions Modal documents', async () => {
@@ -215,6 +223,11 @@ describe('modal emulator through the SDK: volumes, validation, images, backgroun
       const sandbox = await create({}, client.images.fromRegistry('python:3.13-slim'));
       const result = await sh(sandbox, 'python -c "import http.server, json; print(json.dumps([1 + 1]))" && python3 -c "print(3)"');
       expect(result).toMatchObject({ stdout: '[2]\n3\n', exitCode: 0 });
+    });
+
+    it('a python image from another registry path is the python image too', async () => {
+      const sandbox = await create({}, client.images.fromRegistry('docker.io/library/python:3.12'));
+      expect(await sh(sandbox, 'python --version')).toMatchObject({ exitCode: 0 });
     });
 
     it("an alpine tag's /bin/sh is busybox, with busybox's exit codes", async () => {

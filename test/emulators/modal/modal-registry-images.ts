@@ -22,8 +22,9 @@ export function emulatorImagesDir(): string {
 }
 
 const families: Array<{ pattern: RegExp; image: string }> = [
-  { pattern: /^(docker\.io\/)?(library\/)?python(:|@|$)/, image: 'python' },
-  { pattern: /^(docker\.io\/)?(library\/)?alpine(:|@|$)/, image: 'busybox' },
+  // The image's name is the last path component, on any registry (docker.io/library/python, an ECR repo ...).
+  { pattern: /(^|\/)python(:|@|$)/, image: 'python' },
+  { pattern: /(^|\/)alpine(:|@|$)/, image: 'busybox' },
 ];
 
 /** The image id for a registry tag, registering its local rootfs on first use. */
