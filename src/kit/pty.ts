@@ -21,8 +21,17 @@
  * - the exit code comes through (`script -e`); a command killed by a signal n inside the
  *   terminal exits `script` with 128+n (no signal), while a kill of the exec's tree (the
  *   wrapper's marker variable is on every process, `script` included) ends the outer shell by
- *   the signal itself, so the provider reports it as for pipes;
+ *   the signal itself, so the provider reports it as for pipes. `script` itself, given SIGTERM,
+ *   SIGINT or SIGQUIT by that kill, waits 2 s before it exits (util-linux's "Session terminated,
+ *   killing shell... ...killed", dropped with its stderr): `wait()` settles at once, stdout ends
+ *   2 s later. (It cannot be spared: a backgrounded `script` would start with SIGINT ignored, and
+ *   so would the command);
  * - `TERM`: whatever the exec's environment says; {@link ptyEnvironment} gives the default.
+ * - input written before the start report is echoed by the terminal AHEAD of the report (script
+ *   copies stdin to the terminal at once), which hides the report on fd 1: resolve `exec` only
+ *   after `readStartMarker`, as every adapter does, and write nothing before;
+ * - `script` needs no terminal of its own and does not touch the size: with stdin a pipe it
+ *   leaves the pty at the size `stty` set and forwards no SIGWINCH of its own.
  *
  * Usage in an adapter (the sandbox's `exec(argv, { pty })` over pipes):
  * ```ts
