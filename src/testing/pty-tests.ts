@@ -305,6 +305,21 @@ export function ptyTests(context: SuiteContext): void {
       unsupported,
     );
 
+    context.test(
+      'pty.start-errors',
+      'on a terminal too, a missing cwd or program is SandboxInvalidArgumentError (cwd, command)',
+      async () => {
+        const cwd = await context.expectError(sandbox().exec(['true'], { pty: size, cwd: '/no/such/dir' }), SandboxInvalidArgumentError);
+        expect(cwd.argument).toBe('cwd');
+        const command = await context.expectError(
+          sandbox().exec(['definitely-not-a-command-xyz'], { pty: size }),
+          SandboxInvalidArgumentError,
+        );
+        expect(command.argument).toBe('command');
+      },
+      unsupported,
+    );
+
     context.test('pty.bad-size', 'a size outside 1-65535 is SandboxInvalidArgumentError (argument pty)', async () => {
       for (const bad of [
         { cols: 0, rows: 24 },
