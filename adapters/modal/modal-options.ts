@@ -32,7 +32,7 @@ export const modalCapabilities: SandboxCapabilities = Object.freeze({
   // Modal has no kill for an exec; the adapter kills the command's marked process tree with a
   // second exec, so kill and signals work.
   exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
-  files: { watch: false },
+  files: { watch: true },
   entrypointStdio: true,
   tunnels: true,
   tunnelsTls: true,

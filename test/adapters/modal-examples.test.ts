@@ -26,6 +26,18 @@ const examples: Array<[string, RegExp]> = [
   ['modal-volumes.ts', /read back from the volume: \d+[\s\S]*refuses writes: true/],
   ['modal-tunnels.ts', /-> served from the sandbox/],
   ['modal-snapshots.ts', /the copy sees: \{"prepared"/],
+  [
+    'modal-pty.ts',
+    /terminal: \/dev\/pts\/\d+, TERM=xterm-256color\nsize: 30 100\nafter resize: 40 120\ninterrupted: sleep ended with 130\nshell exited 0/,
+  ],
+  [
+    'modal-watch.ts',
+    /create \/tmp\/inbox\/notes\.txt[\s\S]*rename \/tmp\/inbox\/sub\/notes\.txt \(from \/tmp\/inbox\/notes\.txt\)[\s\S]*remove \/tmp\/inbox\/sub\/scratch\.txt[\s\S]*create \/tmp\/inbox\/done\nthe writer exited 0/,
+  ],
+  [
+    'modal-server-logs.ts',
+    /server says: Serving HTTP on 127\.0\.0\.1 port 8000[\s\S]*log: .*"GET \/ HTTP\/1\.1" 200[\s\S]*log: .*"GET \/missing HTTP\/1\.1" 404/,
+  ],
 ];
 
 describe.skipIf(!built)('modal examples against the emulator', () => {
