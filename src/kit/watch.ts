@@ -388,7 +388,9 @@ class ExecWatch implements FileWatch {
     this.#reader = process.stdout.getReader();
     this.#translator = new InotifyTranslator({ root, movePairingMs: settings.movePairingMs, burstMs: settings.burstMs });
     this.#onAbort = () => this.#finish({ kind: 'error', error: signal!.reason }, true);
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    // The signal may have aborted while the watcher was starting (then no event would come).
+    if (signal?.aborted) queueMicrotask(this.#onAbort);
+    else signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#pump();
   }
 
