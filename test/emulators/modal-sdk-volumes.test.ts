@@ -116,6 +116,17 @@ describe('modal emulator through the SDK: volumes, validation, images, backgroun
       expect(await sh(writer, 'echo still > /data/file && cat /data/file')).toMatchObject({ stdout: 'still\n', exitCode: 0 });
     });
 
+    it('`sync <mountpoint>` in the sandbox commits a v2 volume (only a v2 one), as Modal documents', async () => {
+      const v2 = await client.volumes.fromName('sync-v2', { createIfMissing: true, version: 2 });
+      const v1 = await client.volumes.fromName('sync-v1', { createIfMissing: true });
+      const writer = await create({ volumes: { '/v2': v2, '/v1': v1 } });
+      const reader = await create({ volumes: { '/v2': v2, '/v1': v1 } });
+      await sh(writer, 'echo two > /v2/file && echo one > /v1/file');
+      for (const mount of ['/v2', '/v1']) expect(await (await writer.exec(['sync', mount])).wait()).toBe(0);
+      await reader.reloadVolumes();
+      expect(await sh(reader, 'cat /v2/file; test -e /v1/file; echo $?')).toMatchObject({ stdout: 'two\n1\n' });
+    });
+
     it('a read-only mount refuses writes, and nothing reaches the volume', async () => {
       const volume = await client.volumes.fromName('read-only', { createIfMissing: true });
       const sandbox = await create({ volumes: { '/data': volume.withMountOptions({ readOnly: true }) } });
@@ -136,6 +147,12 @@ describe('modal emulator through the SDK: volumes, validation, images, backgroun
       const volume = await client.volumes.fromName('mount-paths', { createIfMissing: true });
       await expect(create({ volumes: { data: volume } })).rejects.toThrow(/absolute path/);
       await expect(create({ volumes: { '/': volume } })).rejects.toThrow(/absolute path/);
+    });
+
+    it('keeps the file system version a volume was created with, which the SDK checks', async () => {
+      await client.volumes.fromName('versioned', { createIfMissing: true, version: 2 });
+      await expect(client.volumes.fromName('versioned', { version: 2 })).resolves.toMatchObject({ name: 'versioned' });
+      await expect(client.volumes.fromName('versioned', { version: 1 })).rejects.toThrow(/has version v2, not v1/);
     });
 
     it('a named volume deleted with volumes.delete is gone', async () => {

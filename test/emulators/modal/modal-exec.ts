@@ -11,6 +11,7 @@ import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.j
 import { containerSandbox } from './modal-sidecars.js';
 import type { EmulatedSandbox, ModalState } from './modal-state.js';
 import { terminalExecOptions } from './modal-stdio.js';
+import { syncVolumes } from './modal-volumes.js';
 
 type ExecRpc =
   | 'taskExecStart'
@@ -33,7 +34,8 @@ export function execHandlers(state: ModalState): Pick<RpcHandlers, ExecRpc> {
           ? await runFsTool(containerSandbox(found, request.containerId), argv[1] ?? '').catch((error: unknown) => {
               throw asRpcError(error);
             })
-          : await startCommand(state, found, request, argv);
+          : // `sync <mountpoint>` commits a v2 volume (modal-volumes.ts).
+            (!request.containerId && (await syncVolumes(state, found, argv))) || (await startCommand(state, found, request, argv));
       found.data.execs.set(request.execId, record);
       return {};
     },

@@ -13,16 +13,17 @@
  * - A reload commits the view's own changes first (Modal: uncommitted changes "may implicitly be
  *   committed" on reload), then replaces the view with the committed state. Modal refuses to
  *   reload while files are open; the emulator does not check.
- * - Modal also commits in the background every few seconds while a container runs; the emulator
- *   commits only when asked or at the end, so what a test sees does not depend on timing.
- * - `sync <mount>` run inside a sandbox commits on Modal's v2 volumes; the emulator does not
- *   watch for it.
+ * - For Volumes v2, Modal documents `sync <mountpoint>` inside the sandbox as a commit: the
+ *   emulator commits when an exec's argv is exactly `sync` and mount points of v2 volumes (a
+ *   `sync` inside a shell script is only a sync). Modal's Functions also commit in the
+ *   background; its Sandboxes, like the emulator, only at these points.
  */
 import { spawn } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { CreateSandboxOptions } from '../../../src/kit/index.js';
+import { ExecRecord } from '../shared/exec-record.js';
 import { randomToken } from '../shared/ids.js';
 import { RpcError, type Json, type RpcCall, type RpcHandlers } from './modal-rpc.js';
 import type { EmulatedSandbox, ModalState } from './modal-state.js';
@@ -53,6 +54,8 @@ interface VolumeView {
   volume: VolumeRecord;
   /** The sandbox's copy (bind-mounted at the mount path). */
   dir: string;
+  /** Where the sandbox mounts it. */
+  mountPath: string;
   /** Where in the volume the view starts ('' for its root). */
   subPath: string;
   readOnly: boolean;
@@ -230,6 +233,7 @@ export async function mountVolumes(state: ModalState, mounts: Json[]): Promise<M
       const view: VolumeView = {
         volume: record,
         dir: join(root, String(views.length)),
+        mountPath: posix.normalize(mount.mountPath),
         subPath,
         readOnly: Boolean(mount.readOnly),
         manifest: new Map(),
@@ -259,6 +263,20 @@ export async function mountVolumes(state: ModalState, mounts: Json[]): Promise<M
     },
     discard: () => rm(root, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Modal's in-sandbox commit of a v2 volume: an exec of `sync` whose every argument is the mount
+ * point of a read-write v2 volume commits those volumes and exits 0. Anything else (no
+ * arguments, other paths, v1 volumes) is undefined: the caller runs it as any command.
+ */
+export async function syncVolumes(state: ModalState, found: EmulatedSandbox, argv: readonly string[]): Promise<ExecRecord | undefined> {
+  if (!['sync', '/bin/sync', '/usr/bin/sync'].includes(argv[0] ?? '') || argv.length < 2) return undefined;
+  const views = storeOf(state).views.get(found.id) ?? [];
+  const targets = argv.slice(1).map((path) => views.find((view) => view.mountPath === posix.normalize(path)));
+  if (!targets.every((view) => view && view.volume.version === 2 && !view.readOnly)) return undefined;
+  for (const view of targets as VolumeView[]) await serialized(view.volume, () => commit(view));
+  return ExecRecord.finished(new Uint8Array(), new Uint8Array(), 0);
 }
 
 /** Settles once an ended sandbox's volume writes were committed (Modal commits on exit). */
