@@ -159,6 +159,8 @@ class WatchExec {
     this.markStopped();
     clearTimeout(this.timer);
     await this.process.kill().catch(() => undefined);
+    // The exit is reported once the watcher is gone, so a closed watch leaves nothing running.
+    await this.process.wait().catch(() => undefined);
     this.finish({ code: 0 });
   }
 
