@@ -31,7 +31,7 @@ export function execHandlers(state: ModalState): Pick<RpcHandlers, ExecRpc> {
       if (argv.length === 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'An exec needs a command');
       const record =
         argv[0] === fsToolsPath
-          ? await runFsTool(containerSandbox(found, request.containerId), argv[1] ?? '').catch((error: unknown) => {
+          ? await runFsTool(containerSandbox(found, request.containerId), argv[1] ?? '', state.fsTools).catch((error: unknown) => {
               throw asRpcError(error);
             })
           : // `sync <mountpoint>` commits a v2 volume (modal-volumes.ts).
