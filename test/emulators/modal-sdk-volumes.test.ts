@@ -149,6 +149,11 @@ describe('modal emulator through the SDK: volumes, validation, images, backgroun
       await expect(create({ volumes: { '/': volume } })).rejects.toThrow(/absolute path/);
     });
 
+    it('concurrent lookups that create one name get one volume', async () => {
+      const found = await Promise.all([1, 2, 3, 4].map(() => client.volumes.fromName('concurrent', { createIfMissing: true })));
+      expect(new Set(found.map((volume) => volume.volumeId)).size).toBe(1);
+    });
+
     it('keeps the file system version a volume was created with, which the SDK checks', async () => {
       await client.volumes.fromName('versioned', { createIfMissing: true, version: 2 });
       await expect(client.volumes.fromName('versioned', { version: 2 })).resolves.toMatchObject({ name: 'versioned' });

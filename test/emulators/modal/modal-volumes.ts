@@ -67,6 +67,8 @@ class VolumeStore {
   readonly records = new Map<string, VolumeRecord>();
   /** Views by sandbox id, while the sandbox runs. */
   readonly views = new Map<string, VolumeView[]>();
+  /** Volumes being created, by key. */
+  readonly creating = new Map<string, Promise<VolumeRecord>>();
   /** Settles once the sandbox's views were committed and removed. */
   readonly released = new Map<string, Promise<void>>();
 
@@ -99,7 +101,13 @@ export function volumeHandlers(state: ModalState, options: VolumeOptions = {}): 
       const ephemeral = request.objectCreationType === 5;
       const key = ephemeral ? `ephemeral-${randomToken(8)}` : `${request.environmentName}/${request.deploymentName}`;
       const existing = state.volumes.get(key);
-      const record = existing ? store.records.get(existing.id)! : await createVolume(store, key, request, ephemeral);
+      // Concurrent creates of one name share the first one's volume.
+      let pending = store.creating.get(key);
+      if (!existing && !pending) {
+        pending = createVolume(store, key, request, ephemeral).finally(() => store.creating.delete(key));
+        store.creating.set(key, pending);
+      }
+      const record = existing ? store.records.get(existing.id)! : await pending!;
       if (ephemeral) heartbeat(store, record);
       return { volumeId: record.id, version: record.version, metadata: { version: record.version, name: record.name } };
     },
