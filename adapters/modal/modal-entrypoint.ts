@@ -32,20 +32,23 @@ export function modalEntrypointStdio(init: ModalEntrypointInit): EntrypointStdio
   const options = { provider: 'modal', sandboxId: init.sandboxId, events: init.events };
   if (init.hasCommand === false) return entrypointStdio(undefined, options);
   return entrypointStdio(
-    { stdout: outputBytes(init.sdk.stdout, init), stderr: outputBytes(init.sdk.stderr, init), stdin: entrypointInput(init) },
+    { stdout: outputBytes(() => init.sdk.stdout, init), stderr: outputBytes(() => init.sdk.stderr, init), stdin: entrypointInput(init) },
     options,
   );
 }
 
-/** The SDK's text stream as bytes. A failure once the sandbox has ended is the end of the stream. */
-function outputBytes(source: ReadableStream<string | Uint8Array>, init: ModalEntrypointInit): ReadableStream<Uint8Array> {
+/**
+ * The SDK's text stream as bytes, asked for at the first pull (the SDK refuses once the sandbox
+ * was let go of). A failure once the sandbox has ended is the end of the stream.
+ */
+function outputBytes(source: () => ReadableStream<string | Uint8Array>, init: ModalEntrypointInit): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   let reader: ReadableStreamDefaultReader<string | Uint8Array> | undefined;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        reader ??= source.getReader();
         try {
+          reader ??= source().getReader();
           for (;;) {
             const next = await reader.read();
             if (next.done) return controller.close();
@@ -57,7 +60,7 @@ function outputBytes(source: ReadableStream<string | Uint8Array>, init: ModalEnt
           controller.error(init.mapError(error, 'stdout'));
         }
       },
-      cancel: (reason) => (reader ?? source).cancel(reason),
+      cancel: (reason) => reader?.cancel(reason),
     },
     { highWaterMark: 0 },
   );
@@ -69,8 +72,8 @@ function entrypointInput(init: ModalEntrypointInit): WritableStream<Uint8Array> 
   let ended = false;
   const guarded = async (operation: (target: WritableStreamDefaultWriter<string | Uint8Array>) => Promise<void>) => {
     if (ended) return;
-    writer ??= init.sdk.stdin.getWriter();
     try {
+      writer ??= init.sdk.stdin.getWriter();
       await operation(writer);
     } catch (error) {
       if (await init.hasEnded().catch(() => false)) {

@@ -92,8 +92,12 @@ class ModalSandboxImpl implements ModalSandbox {
       provider: 'modal',
       sandboxId: this.id,
       events: init.events,
-      // Releases the router channel now rather than after its idle timeout.
-      teardown: async () => init.sdk.detach(),
+      // Releases the router channel now rather than after its idle timeout; except when the
+      // entrypoint ended by itself: Modal keeps its output, and `stdout` read after `wait()` needs
+      // the channel (the SDK closes it once idle).
+      teardown: async (status) => {
+        if (status.reason === 'terminated' || init.hasCommand === false) init.sdk.detach();
+      },
     });
     const native = new ModalFiles(
       init.sdk,
