@@ -88,6 +88,8 @@ export class ModalFiles implements NativeFiles {
       return true;
     } catch (error) {
       if ((error as { code?: string }).code === 'file_not_found') return false;
+      // Nor does a path below a regular file, for which Modal's stat says NotADirectory.
+      if ((error as { cause?: { name?: string } }).cause?.name === 'SandboxFilesystemNotADirectoryError') return false;
       throw error;
     }
   }
@@ -124,7 +126,8 @@ export class ModalFiles implements NativeFiles {
     if (code === 0) return;
     const detail = new TextDecoder().decode(await stderr);
     const kind = fileToolErrorKind(detail);
-    if (kind === 'IsDirectory' || kind === 'NotDirectory') {
+    // Like the SDK's writeBytes: the tool says AlreadyExists when the direct parent is a file.
+    if (kind === 'IsDirectory' || kind === 'NotDirectory' || kind === 'AlreadyExists') {
       throw new SandboxInvalidArgumentError({
         message: `Cannot write ${path}: ${kind === 'IsDirectory' ? 'it is a directory' : 'a parent is not a directory'}`,
         argument: 'path',
