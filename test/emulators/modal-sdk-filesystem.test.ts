@@ -121,10 +121,12 @@ async function established(watching: Watching, probe: (round: number) => string,
   for (let round = 0; ; round++) {
     await sh(probe(round));
     const seen = await Promise.race([
-      watching.until((event) => event.paths.some((path) => path.includes(marker))).then(
-        () => true,
-        () => true, // ended: the caller's own wait says how
-      ),
+      watching
+        .until((event) => event.paths.some((path) => path.includes(marker)))
+        .then(
+          () => true,
+          () => true, // ended: the caller's own wait says how
+        ),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300)),
     ]);
     if (seen) return watching.events.length;
@@ -133,12 +135,14 @@ async function established(watching: Watching, probe: (round: number) => string,
 
 const probeIn = (dir: string) => (round: number) => `echo > ${dir}/.probe-${round} && rm ${dir}/.probe-${round}`;
 
-function after(watching: Watching, from: number): FileWatchEvent[] {
+function eventsSince(watching: Watching, from: number): FileWatchEvent[] {
   return watching.events.slice(from).filter((event) => !event.paths.some((path) => path.includes('.probe')));
 }
 
-const is = (type: FileWatchEvent['eventType'], ...paths: string[]) => (event: FileWatchEvent) =>
-  event.eventType === type && JSON.stringify(event.paths) === JSON.stringify(paths);
+const is =
+  (type: FileWatchEvent['eventType'], ...paths: string[]) =>
+  (event: FileWatchEvent) =>
+    event.eventType === type && JSON.stringify(event.paths) === JSON.stringify(paths);
 
 describe('modal emulator: sb.filesystem through the real SDK', () => {
   beforeAll(async () => {
@@ -193,7 +197,13 @@ describe('modal emulator: sb.filesystem through the real SDK', () => {
 
     it('stat describes a symlink itself, with its target; a directory has its type bits and four-digit permissions', async () => {
       const link = await sandbox.filesystem.stat('/tmp/meta/link');
-      expect(link).toMatchObject({ name: 'link', type: 'symlink', size: '/tmp/meta/file'.length, symlinkTarget: '/tmp/meta/file', permissions: '0777' });
+      expect(link).toMatchObject({
+        name: 'link',
+        type: 'symlink',
+        size: '/tmp/meta/file'.length,
+        symlinkTarget: '/tmp/meta/file',
+        permissions: '0777',
+      });
       expect(link.mode).toBe(0o120777);
       const dir = await sandbox.filesystem.stat('/tmp/meta/dir');
       expect(dir).toMatchObject({ name: 'dir', type: 'directory', permissions: '1777', symlinkTarget: null });
@@ -326,7 +336,9 @@ describe('modal emulator: sb.filesystem through the real SDK', () => {
         await sh(`truncate -s ${modalReadFileLimitBytes + 1} /tmp/sparse && printf small > /tmp/small`, big);
         const error = await failure(big.filesystem.readBytes('/tmp/sparse'));
         expect(error).toBeInstanceOf(SandboxFilesystemFileTooLargeError);
-        expect(error.message).toBe(`file is ${modalReadFileLimitBytes + 1} bytes, which exceeds the ${modalReadFileLimitBytes} byte limit: /tmp/sparse`);
+        expect(error.message).toBe(
+          `file is ${modalReadFileLimitBytes + 1} bytes, which exceeds the ${modalReadFileLimitBytes} byte limit: /tmp/sparse`,
+        );
         expect(await big.filesystem.readText('/tmp/small')).toBe('small');
         await big.terminate();
       } finally {
@@ -355,7 +367,7 @@ describe('modal emulator: sb.filesystem through the real SDK', () => {
         await watching.until(is('Access', file), beforeRead);
         await sh(`rm ${file}`);
         await watching.until(is('Remove', file), from);
-        for (const event of after(watching, from)) expect(['Access', 'Create', 'Modify', 'Remove']).toContain(event.eventType);
+        for (const event of eventsSince(watching, from)) expect(['Access', 'Create', 'Modify', 'Remove']).toContain(event.eventType);
       } finally {
         await watching.close('touch /tmp/w-kinds/.poke');
       }
@@ -372,7 +384,7 @@ describe('modal emulator: sb.filesystem through the real SDK', () => {
         await deep.until(is('Create', '/tmp/w-rec/sub/nested'), deepFrom);
         // The top-level change comes after the nested one: once it is seen, the nested one would have been.
         await flat.until(is('Create', '/tmp/w-rec/top'), flatFrom);
-        expect(after(flat, flatFrom).filter((event) => event.paths.some((path) => path.startsWith('/tmp/w-rec/sub/')))).toEqual([]);
+        expect(eventsSince(flat, flatFrom).filter((event) => event.paths.some((path) => path.startsWith('/tmp/w-rec/sub/')))).toEqual([]);
       } finally {
         await Promise.all([flat.close('touch /tmp/w-rec/.poke'), deep.close('touch /tmp/w-rec/.poke')]);
       }
@@ -389,7 +401,7 @@ describe('modal emulator: sb.filesystem through the real SDK', () => {
         await sh('for i in 1 2 3 4 5 6 7 8 9 10; do echo $i > /tmp/w-filter/f$i; rm /tmp/w-filter/f$i; sleep 0.2; done');
         await creates.until(is('Create', '/tmp/w-filter/f10'), from);
         await all.until(is('Remove', '/tmp/w-filter/f10'), allFrom);
-        expect(new Set(after(creates, from).map((event) => event.eventType))).toEqual(new Set(['Create']));
+        expect(new Set(eventsSince(creates, from).map((event) => event.eventType))).toEqual(new Set(['Create']));
         await none.ended;
         expect(none.events).toEqual([]);
       } finally {
@@ -444,7 +456,7 @@ describe('modal emulator: sb.filesystem through the real SDK', () => {
         await watching.until(is('Modify', '/tmp/w-mv/b'), from);
         await sh('mv /tmp/w-outside/c /tmp/w-mv/c');
         await watching.until(is('Modify', '/tmp/w-mv/c'), from);
-        expect(after(watching, from)).toEqual([
+        expect(eventsSince(watching, from)).toEqual([
           { eventType: 'Modify', paths: ['/tmp/w-mv/a', '/tmp/w-mv/b'] },
           { eventType: 'Modify', paths: ['/tmp/w-mv/b'] },
           { eventType: 'Modify', paths: ['/tmp/w-mv/c'] },

@@ -42,7 +42,8 @@ function errorKind(operation: Operation, error: FileToolError): [string, string]
     case 'not_directory':
       if (operation === 'ListFiles' && error.extra.subject === 'path') return ['IsFile', 'expected a directory path'];
       // The tool's create_dir_all meets the file itself (EEXIST) when it is the direct parent.
-      if (operation === 'WriteFile' && error.extra.subject === 'parent') return ['AlreadyExists', 'a component of the path is not a directory'];
+      if (operation === 'WriteFile' && error.extra.subject === 'parent')
+        return ['AlreadyExists', 'a component of the path is not a directory'];
       return ['NotDirectory', 'a component of the path is not a directory'];
     case 'is_directory':
       return ['IsDirectory', 'expected a file path'];
@@ -128,7 +129,12 @@ export async function runFsTool(sandbox: LocalSandbox, request: string, options:
         return ExecRecord.finished(
           empty,
           encoder.encode(
-            JSON.stringify({ version: 1, error_kind: 'Io', message: `the Modal emulator does not implement fs-tools command ${operation}`, detail: request }),
+            JSON.stringify({
+              version: 1,
+              error_kind: 'Io',
+              message: `the Modal emulator does not implement fs-tools command ${operation}`,
+              detail: request,
+            }),
           ),
           1,
         );

@@ -117,7 +117,7 @@ class WatchExec {
   constructor(
     private readonly process: SandboxProcess,
     private readonly root: string,
-    private readonly request: WatchRequest,
+    request: WatchRequest,
   ) {
     this.records = parseRecords(process.stdout)[Symbol.asyncIterator]();
     const exited = new Promise<ExitInfo>((resolve) => (this.finish = resolve));

@@ -95,7 +95,11 @@ describe('EmulatorFiles in a local sandbox', () => {
   });
 
   it('permission_denied where the sandbox user may not', async () => {
-    await sandbox.run(['sh', '-c', 'mkdir -p /tmp/p/ro /tmp/p/shut && touch /tmp/p/ro/kept /tmp/p/shut/in && echo s > /tmp/p/secret && chmod 000 /tmp/p/secret /tmp/p/shut && chmod 555 /tmp/p/ro']);
+    await sandbox.run([
+      'sh',
+      '-c',
+      'mkdir -p /tmp/p/ro /tmp/p/shut && touch /tmp/p/ro/kept /tmp/p/shut/in && echo s > /tmp/p/secret && chmod 000 /tmp/p/secret /tmp/p/shut && chmod 555 /tmp/p/ro',
+    ]);
     expect(await fault(files.readStream('/tmp/p/secret'))).toBe('permission_denied');
     expect(await fault(files.write('/tmp/p/ro/new', 'x'))).toBe('permission_denied');
     expect(await fault(files.makeDirectory('/tmp/p/ro/sub', { parents: false }))).toBe('permission_denied');
@@ -105,7 +109,11 @@ describe('EmulatorFiles in a local sandbox', () => {
   });
 
   it('stat is lstat: type bits, four-digit permissions, size, owner, fractional mtime, link target', async () => {
-    await sandbox.run(['sh', '-c', 'mkdir -p /tmp/s && printf 12345 > /tmp/s/f && chmod 4750 /tmp/s/f && ln -sfn /tmp/s/f /tmp/s/link && touch -d @1700000000.25 /tmp/s/f']);
+    await sandbox.run([
+      'sh',
+      '-c',
+      'mkdir -p /tmp/s && printf 12345 > /tmp/s/f && chmod 4750 /tmp/s/f && ln -sfn /tmp/s/f /tmp/s/link && touch -d @1700000000.25 /tmp/s/f',
+    ]);
     const file = await files.statEntry('/tmp/s/f');
     expect(file).toMatchObject({ name: 'f', path: '/tmp/s/f', type: 'file', size: 5, mode: 0o104750, owner: 'root', group: 'root' });
     expect(file.modifiedTime).toBe(1700000000.25);

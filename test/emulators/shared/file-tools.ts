@@ -16,15 +16,7 @@
  * They need sh, coreutils and GNU find in the image.
  */
 import { posix } from 'node:path';
-import {
-  collect,
-  concatBytes,
-  fileExit,
-  prependChunk,
-  readBytes,
-  type ExecCapable,
-  type SignalOptions,
-} from '../../../src/kit/index.js';
+import { collect, concatBytes, fileExit, prependChunk, readBytes, type ExecCapable, type SignalOptions } from '../../../src/kit/index.js';
 
 /** What went wrong with a file operation. `failed` is anything else (the detail says what). */
 export type FileFault =
@@ -215,9 +207,12 @@ export class EmulatorFiles {
   async readStream(path: string, options: SignalOptions & { maxBytes?: number } = {}): Promise<ReadableStream<Uint8Array>> {
     const target = this.resolve(path);
     const limit = options.maxBytes;
-    const process = await this.sandbox.exec(['/bin/sh', '-c', fileToolScripts.read, 'read', target, limit === undefined ? '' : String(limit)], {
-      signal: options.signal,
-    });
+    const process = await this.sandbox.exec(
+      ['/bin/sh', '-c', fileToolScripts.read, 'read', target, limit === undefined ? '' : String(limit)],
+      {
+        signal: options.signal,
+      },
+    );
     void process.stdin.close().catch(() => undefined);
     const reader = process.stdout.getReader();
     const first = await reader.read();
@@ -281,7 +276,11 @@ export class EmulatorFiles {
   }
 
   /** Writes a whole file. Throws `FileToolError`, or the source stream's error (the write is then stopped). */
-  async write(path: string, data: string | Uint8Array | ReadableStream<Uint8Array>, options: SignalOptions & { mode?: number } = {}): Promise<void> {
+  async write(
+    path: string,
+    data: string | Uint8Array | ReadableStream<Uint8Array>,
+    options: SignalOptions & { mode?: number } = {},
+  ): Promise<void> {
     const { stdin, done, abort } = await this.openWrite(path, options);
     const source = typeof data === 'string' || data instanceof Uint8Array ? new Blob([data]).stream() : data;
     const pipeError = await source.pipeTo(stdin).then(
@@ -303,7 +302,11 @@ export class EmulatorFiles {
     return posix.isAbsolute(path) ? path : posix.join(this.workdir, path);
   }
 
-  private async script(name: 'stat' | 'list' | 'mkdir' | 'remove' | 'realpath', args: string[], options: SignalOptions): Promise<Uint8Array> {
+  private async script(
+    name: 'stat' | 'list' | 'mkdir' | 'remove' | 'realpath',
+    args: string[],
+    options: SignalOptions,
+  ): Promise<Uint8Array> {
     const process = await this.sandbox.exec(['/bin/sh', '-c', fileToolScripts[name], name, ...args], { signal: options.signal });
     void process.stdin.close().catch(() => undefined);
     const [stdout, stderr, status] = await Promise.all([
