@@ -49,6 +49,11 @@ export class RetainedOutput {
     else this.ended = true;
   }
 
+  /** Whether the entrypoint's stream has ended and everything it wrote is held (for tests). */
+  get sourceEnded(): boolean {
+    return this.ended;
+  }
+
   /**
    * The bytes from `offset` on, as they come, each chunk with the offset it starts at (above
    * `offset` when those bytes were dropped). Ends once the entrypoint's stream ended and every
