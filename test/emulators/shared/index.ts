@@ -16,9 +16,11 @@ export {
   EmulatorFiles,
   FileToolError,
   classifyFileFailure,
+  permissionDigits,
   permissionString,
   type FileEntry,
   type FileFault,
+  type NotDirectorySubject,
   type OpenWrite,
 } from './file-tools.js';
 export { randomToken } from './ids.js';
