@@ -225,8 +225,16 @@ export interface ModalWatchEvent {
 }
 
 /**
+ * Whether Modal's event says changes went unreported (pure): `Unknown` is what its watcher sends
+ * when the kernel's event queue overflowed, so the watch ends with an error instead of a gap.
+ */
+export function isModalWatchGap(event: ModalWatchEvent): boolean {
+  return event.eventType === 'Unknown';
+}
+
+/**
  * Modal's watch event as the contract's (pure), or `undefined` for kinds the contract has no
- * word for (`Access`, `Unknown`). The SDK reports every rename as `Modify`: with two paths
+ * word for (`Access`; `Unknown`, see {@link isModalWatchGap}). The SDK reports every rename as `Modify`: with two paths
  * (`[from, to]`, both inside the watched tree) it is our `rename`; with one (a move across the
  * edge of the tree, only one side visible) Modal cannot tell it from a change, so it is `modify`.
  */

@@ -11,7 +11,7 @@
  */
 import type { ContainerProcess, SandboxExecParams, SandboxFilesystem, Sandbox as ModalSdkSandbox } from 'modal';
 import { SandboxNotFoundError, SandboxProviderError, type FileEvent, type FileWatch, type SandboxError } from '../../src/kit/index.js';
-import { planModalWatchEvent } from './modal-options.js';
+import { isModalWatchGap, planModalWatchEvent } from './modal-options.js';
 
 /** Events a watch holds for a consumer that has not taken them; beyond it the watch fails loudly. */
 export const maxQueuedWatchEvents = 10_000;
@@ -77,6 +77,15 @@ class ModalFileWatch implements FileWatch {
       for (;;) {
         const next = await events.next();
         if (next.done || this.#outcome) break;
+        if (isModalWatchGap(next.value)) {
+          this.#finish({
+            error: new SandboxProviderError({
+              message: `Modal's watcher of ${this.#init.path} lost events (its event queue overflowed): the watch stopped rather than leave a gap`,
+              provider: 'modal',
+            }),
+          });
+          break;
+        }
         const event = planModalWatchEvent(next.value);
         if (!event) continue;
         this.#deliver(event);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { NotFoundError, SandboxFilesystemNotFoundError } from 'modal';
 import { createModalSandboxProvider, mapModalError, modalCapabilities, planModalCreate } from '../../adapters/modal/index.js';
-import { modalTerminalScript, planModalExec, planModalWatchEvent } from '../../adapters/modal/modal-options.js';
+import { isModalWatchGap, modalTerminalScript, planModalExec, planModalWatchEvent } from '../../adapters/modal/modal-options.js';
 import {
   SandboxAlreadyExistsError,
   SandboxCapabilityUnsupportedError,
@@ -201,6 +201,11 @@ describe('modal watch events', () => {
       path: '/w/b',
       oldPath: '/w/a',
     });
+  });
+
+  it('Unknown (the watcher’s queue overflowed) is a gap; the other kinds are not', () => {
+    expect(isModalWatchGap({ eventType: 'Unknown', paths: ['/w'] })).toBe(true);
+    for (const eventType of ['Access', 'Create', 'Modify', 'Remove']) expect(isModalWatchGap({ eventType, paths: ['/w/a'] })).toBe(false);
   });
 
   it('Access, Unknown, unknown kinds and events without a path are left out', () => {
