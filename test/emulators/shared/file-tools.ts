@@ -13,7 +13,8 @@
  * - a whole-file read can be capped: a larger file fails with `too_large` before a byte is read,
  *   and a file that grows past the cap while it is read fails the stream.
  *
- * They need sh, coreutils and GNU find in the image.
+ * Reads, writes, mkdir, remove and realPath need only sh and the usual applets (busybox will
+ * do); stat and list need GNU find (`-printf`) in the image.
  */
 import { posix } from 'node:path';
 import { collect, concatBytes, fileExit, prependChunk, readBytes, type ExecCapable, type SignalOptions } from '../../../src/kit/index.js';
@@ -96,7 +97,7 @@ fault() {
   esac
   printf '%s\\n' "$1" >&2; exit 1
 }
-reach() { err=$(find $2 "$1" -maxdepth 0 -printf '' 2>&1) || fault "$err"; }`;
+reach() { err=$(ls -d $2 -- "$1" 2>&1 >/dev/null) || fault "$err"; }`;
 
 // type, size, permission bits (octal, with set-id and sticky bits), mtime, owner, group, link target, name
 const entryFormat = `'%y\\0%s\\0%m\\0%T@\\0%u\\0%g\\0%l\\0%f\\0'`;
@@ -105,10 +106,10 @@ const entryFormat = `'%y\\0%s\\0%m\\0%T@\\0%u\\0%g\\0%l\\0%f\\0'`;
 export const fileToolScripts = {
   stat: `${prelude}\nexec 3>&1; err=$(find "$1" -maxdepth 0 -printf ${entryFormat} 2>&1 >&3) || fault "$err"`,
   // -H follows the listed path if it is a symlink, but not the entries; a dangling link is not found.
-  list: `${prelude}\nreach "$1" -H; [ -d "$1" ] || { [ -e "$1" ] || exit 60; exit 64; }; [ -r "$1" ] || exit 62
+  list: `${prelude}\nreach "$1" -L; [ -d "$1" ] || { [ -e "$1" ] || exit 60; exit 64; }; [ -r "$1" ] || exit 62
 find -H "$1" -mindepth 1 -maxdepth 1 -printf ${entryFormat} 2>/dev/null; exit 0`,
   // The canonical path, every symlink followed; the path must exist.
-  realpath: `${prelude}\nreach "$1" -H; [ -e "$1" ] || exit 60; exec readlink -f -- "$1"`,
+  realpath: `${prelude}\nreach "$1" -L; [ -e "$1" ] || exit 60; exec readlink -f -- "$1"`,
   // $2 = parents: like mkdir -p (an existing directory is fine, an existing file is not).
   mkdir: `${prelude}\nif [ "$2" = parents ]; then err=$(mkdir -p -- "$1" 2>&1) || fault "$err"; else err=$(mkdir -- "$1" 2>&1) || fault "$err"; fi`,
   // $2 = recursive. A symlink is removed itself, never what it points at.
@@ -118,8 +119,8 @@ if [ -d "$1" ] && [ ! -L "$1" ]; then
 else err=$(rm -f -- "$1" 2>&1) || fault "$err"; fi`,
   // $2 = the byte limit or empty. Prints a marker byte once the file is known to be readable, then
   // at most one byte more than the limit, so that a file growing past it is seen and stopped.
-  read: `${prelude}\nreach "$1" -H; [ -e "$1" ] || exit 60; [ -d "$1" ] && exit 63
-if [ -n "$2" ]; then size=$(find -H "$1" -maxdepth 0 -printf %s); [ "$size" -gt "$2" ] && { printf %s "$size" >&2; exit 66; }; fi
+  read: `${prelude}\nreach "$1" -L; [ -e "$1" ] || exit 60; [ -d "$1" ] && exit 63
+if [ -n "$2" ]; then size=$(ls -dnL -- "$1" | awk '{ print $5 }'); [ "$size" -gt "$2" ] 2>/dev/null && { printf %s "$size" >&2; exit 66; }; fi
 err=$(head -c 0 -- "$1" 2>&1) || fault "$err"
 printf R
 if [ -n "$2" ]; then exec head -c "$(($2 + 1))" -- "$1"; else exec cat -- "$1"; fi`,
