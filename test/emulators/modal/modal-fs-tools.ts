@@ -56,7 +56,8 @@ function errorKind(operation: Operation, error: FileToolError): [string, string]
     case 'too_large':
       return ['FileTooLarge', `file is ${error.extra.size} bytes, which exceeds the ${error.extra.limit} byte limit`];
     default:
-      return ['Io', 'I/O error'];
+      // The detail says what failed (e.g. an image whose find lacks -printf, which Stat and ListFiles need).
+      return ['Io', `I/O error: ${error.detail.slice(0, 300)}`];
   }
 }
 
