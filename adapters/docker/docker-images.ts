@@ -64,7 +64,10 @@ async function ensureImage(docker: Docker, reference: string, mayPull: boolean):
   }
 }
 
-/** Builds `base` + `RUN` lines once per content; later creates reuse the tagged image. */
+/** Label of a built image: the id of the base image it was built on. */
+const baseImageLabel = 'dev.sandport.base-image-id';
+
+/** Builds `base` + `RUN` lines once per content and base; later creates reuse the tagged image. */
 function build(
   context: ImageContext,
   image: Extract<DockerImagePlan, { kind: 'build' }>,
@@ -75,17 +78,15 @@ function build(
   const pending = builds.get(tag);
   if (pending) return pending;
   const building = (async () => {
-    if (
-      await docker
-        .getImage(tag)
-        .inspect()
-        .then(
-          () => true,
-          () => false,
-        )
-    )
-      return tag;
     await ensureImage(docker, image.base, true);
+    // The tag hashes the Dockerfile's text only; a built image is reused while its base is the
+    // image it was built on (a re-imported or re-pulled base under the same name rebuilds it).
+    const baseId = (await docker.getImage(image.base).inspect()).Id;
+    const built = await docker
+      .getImage(tag)
+      .inspect()
+      .catch(() => undefined);
+    if (built?.Config?.Labels?.[baseImageLabel] === baseId) return tag;
     const buildContext = tar.pack();
     buildContext.entry({ name: 'Dockerfile' }, dockerfile);
     buildContext.finalize();
@@ -93,7 +94,7 @@ function build(
     try {
       const stream = (await docker.buildImage(
         buildContext as unknown as NodeJS.ReadableStream,
-        { t: tag, rm: true, forcerm: true, abortSignal: signal } as Docker.ImageBuildOptions,
+        { t: tag, rm: true, forcerm: true, labels: { [baseImageLabel]: baseId }, abortSignal: signal } as Docker.ImageBuildOptions,
       )) as NodeJS.ReadableStream;
       await new Promise<void>((resolve, reject) =>
         docker.modem.followProgress(

@@ -221,7 +221,7 @@ function fakeWatcher(options: { exitCode?: number; stderr?: string; ready?: bool
     },
     async [Symbol.asyncDispose]() {},
   };
-  if (options.exitCode !== undefined) queueMicrotask(() => end({ exitCode: options.exitCode! }));
+  if (options.exitCode !== undefined) queueMicrotask(() => end({ exitCode: options.exitCode!, signal: undefined }));
   let status: SandboxStatus = { state: 'running' };
   const host: WatchHost = {
     async exec(command) {
@@ -237,7 +237,7 @@ function fakeWatcher(options: { exitCode?: number; stderr?: string; ready?: bool
     /** The watcher ends by itself, the sandbox still running unless `sandboxEnded`. */
     stop(sandboxEnded: boolean) {
       if (sandboxEnded) status = { state: 'terminated', reason: 'terminated' };
-      end({ exitCode: 1 });
+      end({ exitCode: 1, signal: undefined });
     },
   };
 }
