@@ -91,7 +91,12 @@ export const rpcs = {
 
   // Platform calls (modal-wire-platform.proto): probes, connect tokens, mounts, sidecars.
   sandboxWaitUntilReady: rpc(commandRouter, 'SandboxWaitUntilReady', 'SandboxWaitUntilReadyRequest', 'SandboxWaitUntilReadyResponse'),
-  sandboxCreateConnectToken: rpc(controlPlane, 'SandboxCreateConnectToken', 'SandboxCreateConnectTokenRequest', 'SandboxCreateConnectTokenResponse'),
+  sandboxCreateConnectToken: rpc(
+    controlPlane,
+    'SandboxCreateConnectToken',
+    'SandboxCreateConnectTokenRequest',
+    'SandboxCreateConnectTokenResponse',
+  ),
   sandboxCreateConnectTokenV2: rpc(
     controlPlane,
     'SandboxCreateConnectTokenV2',
