@@ -89,8 +89,14 @@ export class SandboxCgroups {
       for (const pid of await this.pids(dir)) if (!excludePids.includes(pid)) tryKill(pid, signal);
       return;
     }
-    if (this.layout.version === 2) {
+    if (this.layout.version === 2 && excludePids.length === 0) {
       await writeFile(join(dir, 'cgroup.kill'), '1').catch(() => undefined);
+    } else if (this.layout.version === 2) {
+      // cgroup.kill spares no one; freeze so that nothing forks between listing and killing (a
+      // frozen task still dies of SIGKILL), then thaw so the spared ones run on.
+      await writeFile(join(dir, 'cgroup.freeze'), '1').catch(() => undefined);
+      for (const pid of await this.pids(dir)) if (!excludePids.includes(pid)) tryKill(pid, 'SIGKILL');
+      await writeFile(join(dir, 'cgroup.freeze'), '0').catch(() => undefined);
     } else {
       // Freeze first so that nothing forks between listing and killing; thaw so SIGKILL is delivered.
       await writeFile(join(dir, 'freezer.state'), 'FROZEN').catch(() => undefined);

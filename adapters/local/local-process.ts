@@ -23,6 +23,7 @@ import {
   readStartMarker,
   readText,
   resizeArgv,
+  canScanHostProcesses,
   signalMarkedProcesses,
   signalOptionsSchema,
   toWebWritable,
@@ -86,8 +87,21 @@ export async function startLocalExec(context: ExecContext, call: ExecCall): Prom
   const killTree = async (signal: KillSignal) => {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     if (cgroups) {
-      // nsenter stays outside the kill for gentle signals: it relays the command's fate on exit.
-      await cgroups.kill(execId, signal, signal === 'SIGKILL' ? [] : [child.pid!]);
+      // nsenter stays outside the kill, SIGKILL included: it reaps the command and relays its
+      // fate. Killed together, the command's parent would be gone and the orphan would go to the
+      // host's init, which in a container may never reap it (a zombie holding a pid of the
+      // sandbox's pidsLimit). A process nsenter forks after the freeze (an exec still starting)
+      // goes with the whole leaf once nsenter has had its chance to exit.
+      await cgroups.kill(execId, signal, [child.pid!]);
+      if (signal === 'SIGKILL' && !(await exitsWithin(child, nsenterExitGraceMs))) await cgroups.kill(execId, 'SIGKILL');
+      return;
+    }
+    if (signal === 'SIGKILL' && canScanHostProcesses()) {
+      // As above: the command (it carries the exec's marker, nsenter does not) goes first, so
+      // that nsenter reaps it; then the rest of the group, unmarked processes included.
+      await signalMarkedProcesses(execId, signal, { rounds: 3 });
+      await exitsWithin(child, nsenterExitGraceMs);
+      signalProcess(-child.pid!, signal);
       return;
     }
     signalProcess(-child.pid!, signal);
@@ -271,4 +285,22 @@ function signalProcess(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/** How long a killed exec's nsenter gets to reap its command and exit before the whole leaf goes. */
+const nsenterExitGraceMs = 1000;
+
+function exitsWithin(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('exit', exited);
+      resolve(false);
+    }, ms);
+    const exited = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.once('exit', exited);
+  });
 }

@@ -109,6 +109,25 @@ describe.skipIf(process.platform !== 'linux')('local provider leaves nothing beh
     expect(openFds()).toBeLessThanOrEqual(fds);
   }, 600_000);
 
+  it('killed commands leave no zombie that only the host could reap', async () => {
+    await using sandbox = await provider.create({ network: 'block', pidsLimit: 64 });
+    // `pid (comm) state ppid`: a zombie whose parent is outside the sandbox shows ppid 0. Only
+    // the host's init can reap it, and in a container whose pid 1 never reaps, it stays,
+    // holding a pid of the sandbox's pidsLimit.
+    const orphanedZombies = async () =>
+      (await sandbox.run(['sh', '-c', 'for s in /proc/[0-9]*/stat; do read -r line < "$s" && echo "$line"; done'])).stdout
+        .split('\n')
+        .filter((line) => / Z 0 /.test(line));
+    for (let index = 0; index < 8; index++) {
+      const process = await sandbox.exec(['sh', '-c', 'echo ready; sleep 300 & wait']);
+      await process.stdout.getReader().read(); // running, not still starting
+      await process.kill(index % 2 === 0 ? 'SIGKILL' : 'SIGTERM');
+      await process.wait();
+    }
+    // The command's parent reaps it before the exec reports its end, so none is left at that point.
+    expect(await orphanedZombies()).toEqual([]);
+  }, 120_000);
+
   it('a create whose entrypoint program is missing rejects and releases everything', async () => {
     const ids = await idsCreatedDuring(async () => {
       const error = await provider
