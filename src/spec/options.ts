@@ -619,7 +619,7 @@ export interface ExecOptions {
    * `xterm-256color` unless `env` sets it. The process then has `resize`. Where
    * `capabilities.exec.pty` is false it is a `SandboxCapabilityUnsupportedError` (capability
    * `exec.pty`). `cols` and `rows` are integers from 1 to 65535 (otherwise
-   * `SandboxInvalidArgumentError`, argument `pty`).
+   * `SandboxInvalidArgumentError`, argument `pty.cols` or `pty.rows`; `pty` when it is no object).
    * @default none: pipes
    */
   pty?: PtySize;

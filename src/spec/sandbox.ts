@@ -322,8 +322,8 @@ export interface SandboxProcess extends AsyncDisposable {
   /**
    * Changes the terminal's size; the command sees `SIGWINCH` and the new `stty size`. Present
    * exactly on processes started with `ExecOptions.pty`. Idempotent: resizing a command that has
-   * exited resolves. Throws `SandboxInvalidArgumentError` (argument `pty`) for sizes outside
-   * 1-65535.
+   * exited resolves. Throws `SandboxInvalidArgumentError` (argument `pty.cols` or `pty.rows`)
+   * for sizes outside 1-65535.
    */
   resize?(size: PtySize, options?: SignalOptions): Promise<void>;
 }
