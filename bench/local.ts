@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createLocalSandboxProvider } from '../adapters/local/index.js';
-import { figureRow, formatTable, goals, latencyRow, repeatingSource, throughputRow, timeRepeated, type BenchRow } from './stats.js';
+import { figureRow, formatTable, goals, latencyRow, paired, repeatingSource, throughputRow, timeRepeated, type BenchRow } from './stats.js';
 
 const MiB = 1024 * 1024;
 
@@ -72,6 +72,36 @@ export async function runLocalBench(options: { quick?: boolean } = {}): Promise<
   const raw = await timeRepeated(rounds, () => runRaw(asNobody[0]!, [...asNobody.slice(1), ...oneShotBwrap]));
   rows.push(
     latencyRow('exec `true` on a live sandbox', exec, 'one-shot `bwrap --unshare-all … true`', raw, { goal: goals.ratioAtMost(1.5) }),
+  );
+
+  // A terminal is util-linux `script` and a pty inside the sandbox: against the same `script`
+  // run raw on the host.
+  const pty = { cols: 80, rows: 24 };
+  const ptyExec = await timeRepeated(rounds, () => sandbox.run(['true'], { pty }));
+  const rawScript = await timeRepeated(rounds, () => runRaw('script', ['-q', '-e', '-c', 'true', '/dev/null']));
+  rows.push(latencyRow('exec `true` on a pty', ptyExec, 'raw `script -qec true` on the host', rawScript, { goal: goals.ratioAtMost(2) }));
+
+  // Watching: a change made by one exec, seen as an event, against the same exec unwatched.
+  await sandbox.files.mkdir('/tmp/watched');
+  const watch = await sandbox.files.watch!('/tmp/watched');
+  const events = watch[Symbol.asyncIterator]();
+  let touched = 0;
+  const [seen, unwatched] = await paired(
+    rounds,
+    async () => {
+      const path = `/tmp/watched/f${touched++}`;
+      await sandbox.run(['touch', path]);
+      for (;;) {
+        const next = await events.next();
+        if (next.done) throw new Error('the watch ended');
+        if (next.value.path === path) break;
+      }
+    },
+    () => sandbox.run(['touch', '/tmp/unwatched']),
+  );
+  await watch.close();
+  rows.push(
+    latencyRow('`touch` by exec until its watch event', seen, 'the same `touch`, unwatched', unwatched, { goal: goals.ratioAtMost(2) }),
   );
 
   const creates: number[] = [];
