@@ -45,6 +45,7 @@ export const localCapabilities: SandboxCapabilities = Object.freeze({
   fromName: true,
   list: true,
   crossProcessLookup: false,
+  pause: false,
   extendTimeout: true,
   network: { block: true, allowCidrs: false, allowDomains: false },
   limits: { cpu: true, memory: true, pids: true },

@@ -44,6 +44,7 @@ export const modalCapabilities: SandboxCapabilities = Object.freeze({
   list: true,
   crossProcessLookup: true,
   // Modal cannot change a running sandbox's lifetime.
+  pause: false,
   extendTimeout: false,
   network: { block: true, allowCidrs: true, allowDomains: true },
   limits: { cpu: true, memory: true, pids: false },

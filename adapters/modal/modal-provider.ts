@@ -251,7 +251,7 @@ export class ModalSandboxProvider implements SandboxProvider {
       events: this.events,
       signal: options.signal,
     });
-    if (status.state !== 'running') {
+    if (status.state === 'terminated') {
       throw new SandboxNotFoundError({
         message: `Sandbox ${key} is no longer running (${status.reason})`,
         sandboxId: key,

@@ -2,6 +2,7 @@ export { SandboxError, type SandboxErrorCode, type SandboxErrorOptions } from '.
 export {
   SandboxAuthenticationError,
   SandboxNotFoundError,
+  SandboxPausedError,
   SandboxFileNotFoundError,
   SandboxAlreadyExistsError,
   SandboxTimeoutError,

@@ -15,6 +15,7 @@
 export type SandboxErrorCode =
   | 'authentication'
   | 'sandbox_not_found'
+  | 'sandbox_paused'
   | 'file_not_found'
   | 'already_exists'
   | 'timeout'

@@ -27,6 +27,10 @@ export type SandboxCapabilityPath =
   | 'exec.stdinEof'
   | 'exec.kill'
   | 'exec.signals'
+  | 'exec.pty'
+  | 'files.watch'
+  | 'entrypointStdio'
+  | 'pause'
   | 'timeouts.lifetime'
   | 'timeouts.idle'
   | 'images.reference'
@@ -91,6 +95,24 @@ export class SandboxNotFoundError extends SandboxError {
   }
   static override isInstance(error: unknown): error is SandboxNotFoundError {
     return hasErrorCode(error, 'sandbox_not_found');
+  }
+}
+
+/**
+ * The sandbox is paused (`Sandbox.pause()`): everything but `resume`, `terminate`, `poll`,
+ * `wait`, `getTags` and `setTags` is refused until `resume()`; nothing is resumed behind the
+ * caller's back (resuming costs time and, on cloud providers, money). Not retryable.
+ */
+export class SandboxPausedError extends SandboxError {
+  /** The paused sandbox. */
+  readonly sandboxId: string;
+  constructor(options: SandboxErrorOptions & { sandboxId: string }) {
+    super('sandbox_paused', options);
+    this.name = 'SandboxPausedError';
+    this.sandboxId = options.sandboxId;
+  }
+  static override isInstance(error: unknown): error is SandboxPausedError {
+    return hasErrorCode(error, 'sandbox_paused');
   }
 }
 

@@ -59,6 +59,11 @@ export interface SandboxCapabilities {
   readonly list: boolean;
   /** Whether lookups (`fromId`, `fromName`, `list`) see sandboxes created by other processes. */
   readonly crossProcessLookup: boolean;
+  /**
+   * `Sandbox.pause` and `resume` exist: a paused sandbox keeps its processes (memory included)
+   * and files but runs nothing, and its timeouts stand still.
+   */
+  readonly pause: boolean;
   /** `Sandbox.extendTimeout` exists. */
   readonly extendTimeout: boolean;
   readonly network: {

@@ -73,7 +73,7 @@ export interface SandboxProvider {
    */
   fromName?(name: string, options?: SignalOptions): Promise<Sandbox>;
   /**
-   * The running sandboxes of this provider (ended ones are left out), optionally only those
+   * The running (and paused) sandboxes of this provider (ended ones are left out), optionally only those
    * carrying every tag given; in no particular order. Present when `capabilities.list`.
    * Idempotent. Throws `SandboxInvalidArgumentError` for a bad filter.
    */
@@ -118,9 +118,13 @@ export interface SandboxInfo {
   readonly createdAt: number;
 }
 
-/** Where a sandbox is in its life. `exitCode` is the entrypoint's, when it had one and it exited. */
+/**
+ * Where a sandbox is in its life. `'paused'`: `pause()` stopped it, `resume()` continues it.
+ * `exitCode` is the entrypoint's, when it had one and it exited.
+ */
 export type SandboxStatus =
   | { readonly state: 'running' }
+  | { readonly state: 'paused' }
   | { readonly state: 'terminated'; readonly reason: SandboxEndReason; readonly exitCode?: number };
 
 /**
@@ -223,6 +227,23 @@ export interface Sandbox extends AsyncDisposable {
    * Throws `SandboxNotFoundError` when the sandbox has ended.
    */
   extendTimeout?(timeoutMs: number, options?: SignalOptions): Promise<void>;
+  /**
+   * Stops every process of the sandbox where it is, keeping its memory and files, until
+   * `resume()`. While paused, the lifetime and idle timeouts stand still (the lifetime's
+   * remaining time is kept), `poll()` reports `{ state: 'paused' }`, and every member but
+   * `resume`, `terminate`, `poll`, `wait`, `getTags` and `setTags` rejects with
+   * `SandboxPausedError`; a command's streams and `wait()` simply wait. Present when
+   * `capabilities.pause`. Idempotent: pausing a paused sandbox resolves. Throws
+   * `SandboxNotFoundError` when the sandbox has ended.
+   */
+  pause?(options?: SignalOptions): Promise<void>;
+  /**
+   * Continues a paused sandbox: its processes run on from where they were, and the idle timer
+   * starts afresh. Present when `capabilities.pause`. Idempotent: resuming a running sandbox
+   * resolves. A sandbox found by `fromId` while paused is resumed by this too. Throws
+   * `SandboxNotFoundError` when the sandbox has ended.
+   */
+  resume?(options?: SignalOptions): Promise<void>;
   /**
    * The current status, without waiting. Idempotent. Never throws `SandboxNotFoundError` for
    * an ended sandbox: it reports `{ state: 'terminated', reason }`.

@@ -38,6 +38,7 @@ export const capabilityCoverage: Readonly<Record<CapabilityFlag, string>> = {
   list: 'capabilities.method-list; lookup.tags-list',
   crossProcessLookup: 'capabilities.well-formed (needs a second process running the adapter: test it in the adapter)',
   extendTimeout: 'capabilities.method-extendTimeout; lifecycle.extend-timeout',
+  pause: 'capabilities.method-pause, capabilities.method-resume; pause.*',
   'network.block': 'capabilities.refuse-network.block; network.block',
   'network.allowCidrs': 'capabilities.refuse-network.allowCidrs (enforcement: test it in the adapter)',
   'network.allowDomains': 'capabilities.refuse-network.allowDomains (enforcement: test it in the adapter)',
@@ -176,19 +177,24 @@ export function capabilityTests(context: SuiteContext): void {
 
     // An optional method exists exactly when its flag is true; the core reaches sandbox methods
     // through `requireCapability`, which must refuse the missing ones.
-    for (const method of ['snapshot', 'extendTimeout'] as const) {
-      context.test(`capabilities.method-${method}`, `sandbox.${method} exists exactly when capabilities.${method}`, async () => {
-        expect(typeof sandbox()[method] === 'function', `typeof sandbox.${method}`).toBe(caps[method]);
-        if (caps[method]) return;
-        let thrown: unknown;
-        try {
-          requireCapability(sandbox(), method);
-        } catch (error) {
-          thrown = error;
-        }
-        expect(SandboxCapabilityUnsupportedError.isInstance(thrown)).toBe(true);
-        expect((thrown as SandboxCapabilityUnsupportedError).capability).toBe(method);
-      });
+    for (const method of ['snapshot', 'extendTimeout', 'pause', 'resume'] as const) {
+      context.test(
+        `capabilities.method-${method}`,
+        `sandbox.${method} exists exactly when capabilities.${method === 'resume' ? 'pause' : method}`,
+        async () => {
+          const flag = method === 'resume' ? 'pause' : method;
+          expect(typeof sandbox()[method] === 'function', `typeof sandbox.${method}`).toBe(caps[flag]);
+          if (caps[flag]) return;
+          let thrown: unknown;
+          try {
+            requireCapability(sandbox(), method);
+          } catch (error) {
+            thrown = error;
+          }
+          expect(SandboxCapabilityUnsupportedError.isInstance(thrown)).toBe(true);
+          expect((thrown as SandboxCapabilityUnsupportedError).capability).toBe(method);
+        },
+      );
     }
     context.test('capabilities.method-files.watch', 'sandbox.files.watch exists exactly when capabilities.files.watch', async () => {
       expect(typeof sandbox().files.watch === 'function', 'typeof sandbox.files.watch').toBe(caps.files.watch);

@@ -43,6 +43,7 @@ const everything: SandboxCapabilities = {
   fromName: true,
   list: true,
   crossProcessLookup: true,
+  pause: false,
   extendTimeout: true,
   network: { block: true, allowCidrs: true, allowDomains: true },
   limits: { cpu: true, memory: true, pids: true },
