@@ -1,0 +1,7 @@
+/** Routes of envd's process service (process.Process over Connect). Being written: until then every call here is the router's 501. */
+import type { E2bRoute } from './e2b-http.js';
+import type { E2bState } from './e2b-state.js';
+
+export function processRoutes(_state: E2bState): E2bRoute[] {
+  return [];
+}

@@ -1,0 +1,1 @@
+export { startE2bEmulator, type E2bEmulator, type E2bEmulatorOptions } from './e2b-emulator.js';
