@@ -192,7 +192,7 @@ export function capabilityTests(context: SuiteContext): void {
             thrown = error;
           }
           expect(SandboxCapabilityUnsupportedError.isInstance(thrown)).toBe(true);
-          expect((thrown as SandboxCapabilityUnsupportedError).capability).toBe(method);
+          expect((thrown as SandboxCapabilityUnsupportedError).capability).toBe(flag);
         },
       );
     }

@@ -42,6 +42,7 @@ import { leakTests } from './leak-tests.js';
 import { entrypointTests } from './entrypoint-tests.js';
 import { ptyTests } from './pty-tests.js';
 import { watchTests } from './watch-tests.js';
+import { pauseTests } from './pause-tests.js';
 
 export type {
   ConformanceRunner,
@@ -64,6 +65,7 @@ export {
   leakTests,
   lifecycleTests,
   networkTests,
+  pauseTests,
   ptyTests,
   reliabilityTests,
   snapshotTests,
@@ -82,6 +84,7 @@ export const conformanceGroups: readonly ConformanceGroup[] = [
   watchTests,
   networkTests,
   snapshotTests,
+  pauseTests,
   entrypointTests,
   eventsTests,
   capabilityTests,
