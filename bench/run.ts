@@ -11,6 +11,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [['local provider',
 for (const [name, file, exportName] of [
   ['docker provider', './docker.js', 'runDockerBench'],
   ['modal adapter (against the emulator)', './modal.js', 'runModalBench'],
+  ['e2b adapter (against the emulator)', './e2b.js', 'runE2bBench'],
   ['AgentSession', './agent.js', 'runAgentBench'],
 ] as const) {
   if (!existsSync(new URL(file.replace('.js', '.ts'), import.meta.url))) continue;
