@@ -17,6 +17,7 @@ import { processRoutes } from './e2b-process.js';
 import { filesystemRoutes } from './e2b-filesystem.js';
 import { fileRoutes } from './e2b-files.js';
 import { E2bState } from './e2b-state.js';
+import { templateRoutes } from './e2b-templates.js';
 
 export interface E2bEmulatorOptions {
   /** Where sandboxes run. @default a new local provider */
@@ -49,7 +50,7 @@ async function listen(server: Server): Promise<number> {
 export async function startE2bEmulator(options: E2bEmulatorOptions = {}): Promise<E2bEmulator> {
   const provider = options.provider ?? createLocalSandboxProvider();
   const state = new E2bState({ provider, apiKey: options.apiKey, domain: 'e2b.localhost' });
-  const controlPlane: E2bRoute[] = controlPlaneRoutes(state);
+  const controlPlane: E2bRoute[] = [...controlPlaneRoutes(state), ...templateRoutes(state)];
   const envd: E2bRoute[] = [...processRoutes(state), ...filesystemRoutes(state), ...fileRoutes(state)];
   const api = createServer(
     createRouter(controlPlane, { label: 'control plane', calls: state.calls.api, check: (request) => state.checkApiKey(request) }),

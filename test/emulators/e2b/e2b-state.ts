@@ -8,6 +8,7 @@ import type { LocalSandbox, LocalSandboxProvider } from '../../../adapters/local
 import { randomToken } from '../shared/ids.js';
 import { SandboxRegistry, type RegisteredSandbox } from '../shared/sandbox-registry.js';
 import { HttpError, type E2bRequest } from './e2b-http.js';
+import { E2bTemplateRegistry } from './e2b-templates.js';
 
 /** The envd version the emulator reports (features of the SDK gate on it). */
 export const envdVersion = '0.6.4';
@@ -37,6 +38,8 @@ export class E2bState {
   readonly domain: string;
   /** E2B ids: 20 lowercase letters and digits. */
   readonly sandboxes: SandboxRegistry<LocalSandbox, E2bSandboxData>;
+  /** Templates by id and name: `base`, its sized variants, and builds (e2b-templates.ts). */
+  readonly templates = new E2bTemplateRegistry();
   /** Control-plane and envd call counts by `METHOD pattern`. */
   readonly calls = { api: new Map<string, number>(), envd: new Map<string, number>() };
   /** Run on close, after the sandboxes ended (servers and sandboxes handler groups started). */
