@@ -366,7 +366,7 @@ export function templateRoutes(state: E2bState): E2bRoute[] {
         if (pending.status !== 'waiting') throw new HttpError(400, `build '${pending.buildID}' was already started`);
         pending.status = 'building';
         void runBuild(state, template, pending, body);
-        response.writeHead(202).end();
+        response.writeHead(202, { 'content-length': 0 }).end();
       },
     },
     {
@@ -443,7 +443,7 @@ export function templateRoutes(state: E2bState): E2bRoute[] {
           if (!template.tags.has(tag)) throw new HttpError(404, `tag '${tag}' of template '${body.name}' not found`);
         }
         for (const tag of body.tags) template.tags.delete(tag);
-        response.writeHead(204).end();
+        response.writeHead(204, { 'content-length': 0 }).end();
       },
     },
   ];
