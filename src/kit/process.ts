@@ -39,6 +39,7 @@ export class ProcessOutcome implements LifecycleMember {
   private failure: unknown;
   private status: ExitStatus | undefined;
   private announced = false;
+  private abandoned = false;
   private readonly startedAt = Date.now();
   private readonly stopWatching: () => void;
   private readonly untrack: () => void;
@@ -56,7 +57,7 @@ export class ProcessOutcome implements LifecycleMember {
       provider: options.provider,
       stop: (reason) => {
         this.fail(reason);
-        void this.kill('SIGKILL').catch(() => undefined);
+        this.killWhenRunning();
       },
     });
   }
@@ -116,6 +117,7 @@ export class ProcessOutcome implements LifecycleMember {
   /** The command never started (a typed start error is on its way to the caller): stop watching, no events. */
   abandon(): void {
     if (this.done) return;
+    this.abandoned = true;
     const status: ExitStatus = { exitCode: -1, signal: undefined };
     this.status = status;
     this.stopWatching();
@@ -142,7 +144,7 @@ export class ProcessOutcome implements LifecycleMember {
       return value;
     } catch (error) {
       void starting.catch(() => undefined);
-      void this.kill('SIGKILL').catch(() => undefined);
+      this.killWhenRunning();
       this.abandon();
       throw this.failure ?? error;
     } finally {
@@ -160,9 +162,36 @@ export class ProcessOutcome implements LifecycleMember {
   /**
    * Signals the command's tree. Validates the signal first (`SandboxInvalidArgumentError`);
    * a no-op once the command has exited. Concurrent SIGKILLs share one attempt. Idempotent.
+   * Throws `SandboxPausedError` while the sandbox is paused (a paused sandbox runs nothing, a
+   * kill included): resume it first.
    */
   async kill(signal: unknown = 'SIGKILL'): Promise<void> {
     const checked = checkSignal(signal, this.options.provider);
+    if (this.done) return;
+    const { lifecycle } = this.options;
+    if (lifecycle?.paused) throw lifecycle.pausedError();
+    return this.signalTree(checked);
+  }
+
+  /**
+   * Our own kill (the exec's `timeoutMs` ran out, its signal aborted, its start was given up):
+   * during a pause it waits for the resume, as the paused sandbox cannot run it, so the command
+   * dies then. The timeout is wall-clock time, pauses included.
+   */
+  private killWhenRunning(): void {
+    const { lifecycle } = this.options;
+    if (!lifecycle?.paused) {
+      void this.signalTree('SIGKILL').catch(() => undefined);
+      return;
+    }
+    // An abandoned start still gets its kill (what started of it must go); an exit does not.
+    void lifecycle
+      .whenRunning()
+      .then(() => (this.done && !this.abandoned ? undefined : this.options.kill('SIGKILL')))
+      .catch(() => undefined);
+  }
+
+  private async signalTree(checked: KillSignal): Promise<void> {
     if (this.done) return;
     if (checked === 'SIGKILL' && this.killing) return this.killing;
     const attempt = this.options.kill(checked);

@@ -601,7 +601,8 @@ export interface ExecOptions {
   /**
    * Kill the command and its whole process tree after this many **milliseconds**; `wait()` then
    * rejects (and `run` throws) `SandboxTimeoutError` (operation `'exec'`). A positive integer, at
-   * most `maxTimerMs` (2_147_483_647).
+   * most `maxTimerMs` (2_147_483_647). Wall-clock time, a pause included: when it runs out while
+   * the sandbox is paused, the command is killed as the sandbox resumes.
    * @default none: the command may run until the sandbox ends
    */
   timeoutMs?: number;

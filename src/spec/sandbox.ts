@@ -335,7 +335,8 @@ export interface SandboxProcess extends AsyncDisposable {
    * Idempotent: killing a command that has exited resolves. Throws `SandboxInvalidArgumentError`
    * (argument `signal`) for a name outside `SandboxSignal`, and
    * `SandboxCapabilityUnsupportedError` (capability `exec.signals`) for a signal other than
-   * `'SIGKILL'` where `capabilities.exec.signals` is false.
+   * `'SIGKILL'` where `capabilities.exec.signals` is false, and `SandboxPausedError` while the
+   * sandbox is paused (resume it first).
    *
    * @param signal - the signal to send. @defaultValue `'SIGKILL'`
    */
