@@ -5,11 +5,15 @@
  * template build API (`Template.build`, `Template.exists`, tags) with the steps it refuses.
  */
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BuildError, FileUploadError, Sandbox, SandboxError, Template } from 'e2b';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startE2bEmulator, type E2bEmulator } from './e2b/index.js';
-import { e2bImagesDir, sizedTemplateName, templateSizes } from './e2b/e2b-templates.js';
+import { e2bImagesDir, resolveTemplate, sizedTemplateName, templateSizes } from './e2b/e2b-templates.js';
+import { E2bState } from './e2b/e2b-state.js';
+import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 
 const baseBuilt = existsSync(join(e2bImagesDir(), 'base', '.sandport-complete')) && process.getuid?.() === 0;
 const needsBase = baseBuilt ? '' : ' (skipped: needs root and the base rootfs of scripts/build-e2b-images.sh)';
@@ -173,5 +177,48 @@ describe.skipIf(!baseBuilt)(`Template.build${needsBase}`, () => {
     const error = await failure(Template.build(Template().fromTemplate('no-such-base').runCmd('true'), 'emu-orphan', options));
     expect(error).toBeInstanceOf(BuildError);
     expect(error.message).toBe("template 'no-such-base' not found");
+  });
+});
+
+describe('a template whose local rootfs was not built', () => {
+  let missing: string;
+  let unbuilt: E2bEmulator;
+  beforeAll(async () => {
+    missing = await mkdtemp(join(tmpdir(), 'e2b-no-images-'));
+    const saved = process.env.SANDPORT_E2B_IMAGES_DIR;
+    process.env.SANDPORT_E2B_IMAGES_DIR = missing;
+    try {
+      unbuilt = await startE2bEmulator();
+    } finally {
+      if (saved === undefined) delete process.env.SANDPORT_E2B_IMAGES_DIR;
+      else process.env.SANDPORT_E2B_IMAGES_DIR = saved;
+    }
+  });
+  afterAll(async () => {
+    await unbuilt?.close();
+    await rm(missing, { recursive: true, force: true });
+  });
+
+  it('is a FAILED naming the build script, for the create route and for a build over it', async () => {
+    const saved = process.env.SANDPORT_E2B_IMAGES_DIR;
+    process.env.SANDPORT_E2B_IMAGES_DIR = missing;
+    let state: E2bState;
+    try {
+      state = new E2bState({ provider: createLocalSandboxProvider(), domain: 'e2b.localhost' });
+    } finally {
+      if (saved === undefined) delete process.env.SANDPORT_E2B_IMAGES_DIR;
+      else process.env.SANDPORT_E2B_IMAGES_DIR = saved;
+    }
+    expect(() => resolveTemplate(state, 'base-1cpu-512mb')).toThrow(
+      expect.objectContaining({ status: 500, message: expect.stringContaining('FAILED') }),
+    );
+    expect(() => resolveTemplate(state, 'base')).toThrow(/run sudo bash scripts\/build-e2b-images\.sh/);
+
+    const unbuiltOptions = { apiUrl: unbuilt.url, sandboxUrl: unbuilt.sandboxUrl, domain: unbuilt.domain, apiKey: 'e2b_emulator' };
+    const error = await failure(Template.build(Template().fromTemplate('base').runCmd('true'), 'emu-unbuilt', unbuiltOptions));
+    expect(error).toBeInstanceOf(BuildError);
+    expect(error.message).toContain(
+      `the local rootfs ${join(missing, 'base')}, which is not built: run sudo bash scripts/build-e2b-images.sh`,
+    );
   });
 });
