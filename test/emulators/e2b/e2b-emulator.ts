@@ -18,6 +18,7 @@ import { filesystemRoutes } from './e2b-filesystem.js';
 import { fileRoutes } from './e2b-files.js';
 import { E2bState } from './e2b-state.js';
 import { templateRoutes } from './e2b-templates.js';
+import { startTunnelProxy } from './e2b-tunnels.js';
 
 export interface E2bEmulatorOptions {
   /** Where sandboxes run. @default a new local provider */
@@ -49,8 +50,11 @@ async function listen(server: Server): Promise<number> {
 
 export async function startE2bEmulator(options: E2bEmulatorOptions = {}): Promise<E2bEmulator> {
   const provider = options.provider ?? createLocalSandboxProvider();
-  const state = new E2bState({ provider, apiKey: options.apiKey, domain: 'e2b.localhost' });
-  const controlPlane: E2bRoute[] = [...controlPlaneRoutes(state), ...templateRoutes(state)];
+  // The tunnel proxy's port is part of the domain that getHost() builds host names with.
+  const tunnels = await startTunnelProxy();
+  const state = new E2bState({ provider, apiKey: options.apiKey, domain: tunnels.domain });
+  state.closers.add(() => tunnels.close());
+  const controlPlane: E2bRoute[] = [...controlPlaneRoutes(state, tunnels), ...templateRoutes(state)];
   const envd: E2bRoute[] = [...processRoutes(state), ...filesystemRoutes(state), ...fileRoutes(state)];
   const api = createServer(
     createRouter(controlPlane, { label: 'control plane', calls: state.calls.api, check: (request) => state.checkApiKey(request) }),

@@ -18,6 +18,8 @@ export interface E2bSandboxData {
   templateId: string;
   /** Required in `X-Access-Token` by envd when the sandbox was created `secure`. */
   envdAccessToken: string | undefined;
+  /** Paused through the control plane: envd is unreachable (502) until it is resumed. */
+  paused: boolean;
   /** Handler groups keep their per-sandbox state here, under their own key. */
   readonly extra: Map<string, unknown>;
 }
@@ -75,6 +77,7 @@ export class E2bState {
     const id = request.headers['e2b-sandbox-id'];
     const found = typeof id === 'string' ? this.sandboxes.get(id) : undefined;
     if (!found || found.end) throw new HttpError(502, `The sandbox ${String(id)} was not found`);
+    if (found.data.paused) throw new HttpError(502, `The sandbox ${found.id} is paused: resume it with Sandbox.connect()`);
     const token = found.data.envdAccessToken;
     if (token !== undefined && request.headers['x-access-token'] !== token) throw new HttpError(401, 'invalid access token');
     return found;
