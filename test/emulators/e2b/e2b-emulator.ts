@@ -54,7 +54,8 @@ export async function startE2bEmulator(options: E2bEmulatorOptions = {}): Promis
   const tunnels = await startTunnelProxy();
   const state = new E2bState({ provider, apiKey: options.apiKey, domain: tunnels.domain });
   state.closers.add(() => tunnels.close());
-  const controlPlane: E2bRoute[] = [...controlPlaneRoutes(state, tunnels), ...templateRoutes(state)];
+  // Templates first: their `/templates/tags` would otherwise match the snapshots' `DELETE /templates/:templateID`.
+  const controlPlane: E2bRoute[] = [...templateRoutes(state), ...controlPlaneRoutes(state, tunnels)];
   const envd: E2bRoute[] = [...processRoutes(state), ...filesystemRoutes(state), ...fileRoutes(state)];
   const api = createServer(
     createRouter(controlPlane, { label: 'control plane', calls: state.calls.api, check: (request) => state.checkApiKey(request) }),
