@@ -62,6 +62,8 @@ export class ConnectError extends Error {
 export function asConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof HttpError) {
+    // 502 is E2B's proxy answering for a sandbox that is gone: the SDK reads it as `unavailable`.
+    if (error.status === 502) return new ConnectError('unavailable', error.message);
     const code = (Object.entries(httpStatusOf).find(([, status]) => status === error.status)?.[0] ?? 'unknown') as ConnectCode;
     return new ConnectError(code, error.message);
   }
@@ -150,7 +152,11 @@ export function connectRoutes(service: string, methods: Readonly<Record<string, 
         messages = parseEnvelopes(await request.body());
         if (messages.length !== 1) throw new ConnectError('invalid_argument', `expected one request message, got ${messages.length}`);
       } catch (error) {
-        return sendUnaryError(response, asConnectError(error));
+        // A streaming call's errors travel in its end-of-stream message, never as an HTTP status
+        // (connect-web would only see "HTTP 400" and lose the code and message).
+        const connectError = asConnectError(error);
+        response.writeHead(200, { 'content-type': 'application/connect+json' });
+        return void response.end(envelope(envelopeFlags.endStream, { error: { code: connectError.code, message: connectError.message } }));
       }
       response.writeHead(200, { 'content-type': 'application/connect+json' });
       // Headers go out at once: the SDK waits for them before it reads the first event.
