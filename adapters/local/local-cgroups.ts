@@ -1,5 +1,6 @@
 import { mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SandboxProviderError } from '../../src/kit/index.js';
 import type { CgroupLayout } from './local-system.js';
 
 export interface CgroupLimits {
@@ -132,10 +133,35 @@ export class SandboxCgroups {
     return match ? Number(match[1]) : 0;
   }
 
-  /** Freezes or thaws the whole sandbox (used to take consistent snapshots). */
-  async freeze(frozen: boolean): Promise<void> {
+  /**
+   * Freezes or thaws the whole sandbox (snapshots, pause). A freeze resolves once every process
+   * is frozen, not merely asked to freeze: a task in an uninterruptible wait (disk, NFS) holds
+   * the cgroup in FREEZING meanwhile. One that is still not frozen after `timeoutMs` is thawed
+   * again, and the call throws `SandboxProviderError`.
+   */
+  async freeze(frozen: boolean, timeoutMs = 10_000): Promise<void> {
+    await this.requestFreeze(frozen);
+    if (!frozen) return;
+    const deadline = Date.now() + timeoutMs;
+    for (let round = 0; !(await this.isFrozen()); round++) {
+      if (Date.now() > deadline) {
+        await this.requestFreeze(false).catch(() => undefined);
+        throw new SandboxProviderError({ message: `The sandbox's processes did not freeze within ${timeoutMs} ms`, provider: 'local' });
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(20, 2 * (round + 1))));
+      // v1 freezes in passes: writing FROZEN again retries the tasks that were busy.
+      if (this.layout.version === 1) await this.requestFreeze(true);
+    }
+  }
+
+  private async requestFreeze(frozen: boolean): Promise<void> {
     if (this.layout.version === 2) await writeFile(join(this.freezerDir, 'cgroup.freeze'), frozen ? '1' : '0');
     else await writeFile(join(this.freezerDir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED');
+  }
+
+  private async isFrozen(): Promise<boolean> {
+    if (this.layout.version === 2) return /^frozen 1$/m.test(await readFile(join(this.freezerDir, 'cgroup.events'), 'utf8'));
+    return (await readFile(join(this.freezerDir, 'freezer.state'), 'utf8')).trim() === 'FROZEN';
   }
 
   /** Sandbox directories; the launcher sweeps and removes them and their leaves on the way out. */

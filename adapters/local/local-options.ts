@@ -45,7 +45,8 @@ export const localCapabilities: SandboxCapabilities = Object.freeze({
   fromName: true,
   list: true,
   crossProcessLookup: false,
-  pause: false,
+  // The cgroup freezer: without root there are no cgroups, and pause() refuses (capability 'pause').
+  pause: true,
   extendTimeout: true,
   network: { block: true, allowCidrs: false, allowDomains: false },
   limits: { cpu: true, memory: true, pids: true },

@@ -1,9 +1,10 @@
 /**
  * A running bubblewrap sandbox, on the kit's lifecycle: exec through `startLocalExec`, files
- * through the kit's exec-backed files API, and a teardown that releases everything the sandbox
- * holds (tunnels, launcher, cgroups, directory) whatever ended it.
+ * through the kit's exec-backed files API, pause through the cgroup freezer, and a teardown that
+ * releases everything the sandbox holds (tunnels, launcher, cgroups, directory) whatever ended it.
  */
 import {
+  SandboxCapabilityUnsupportedError,
   SandboxLifecycle,
   defineFiles,
   entrypointStdio,
@@ -52,6 +53,17 @@ export interface LocalSandbox extends Sandbox {
   snapshot(options?: SignalOptions): Promise<SandboxSnapshotRef>;
   /** See `Sandbox.extendTimeout`: at most 24 hours. */
   extendTimeout(timeoutMs: number, options?: SignalOptions): Promise<void>;
+  /**
+   * See `Sandbox.pause`: freezes the sandbox's cgroups, so every process in it (execs, their
+   * daemons, the entrypoint) stops where it is; memory and files stay. The network helpers run
+   * outside those cgroups and stay up (slirp4netns, the port bridges): a connection made through
+   * a tunnel while paused is accepted by the bridge and waits for the resume. Needs the cgroups
+   * that only root gets: without them it throws `SandboxCapabilityUnsupportedError` (capability
+   * `pause`).
+   */
+  pause(options?: SignalOptions): Promise<void>;
+  /** See `Sandbox.resume`: thaws the cgroups. Without cgroups, like `pause`, it is refused. */
+  resume(options?: SignalOptions): Promise<void>;
   /**
    * See `Sandbox.stdout`. The entrypoint's stdin stays open until `stdin.close()` (as on Modal):
    * an entrypoint that reads its input waits for it. `fromId` (this process only) returns this
@@ -264,20 +276,47 @@ class LocalSandboxImpl implements LocalSandbox {
     try {
       return await this.#init.takeSnapshot(signal);
     } finally {
-      await cgroups?.freeze(false).catch(() => undefined);
+      // A pause that came meanwhile keeps the sandbox frozen.
+      if (!this.#lifecycle.paused) await cgroups?.freeze(false).catch(() => undefined);
     }
+  }
+
+  async pause(options: SignalOptions = {}): Promise<void> {
+    const signal = signalOf(options, 'pause options');
+    const cgroups = this.#freezer('pause');
+    await this.#lifecycle.pause(() => cgroups.freeze(true), { signal });
+  }
+
+  async resume(options: SignalOptions = {}): Promise<void> {
+    const signal = signalOf(options, 'resume options');
+    const cgroups = this.#freezer('resume');
+    await this.#lifecycle.resume(() => cgroups.freeze(false), { signal });
+  }
+
+  /** The cgroups to freeze: an ended sandbox is SandboxNotFoundError first, then none is a refusal. */
+  #freezer(operation: 'pause' | 'resume'): SandboxCgroups {
+    this.#lifecycle.assertAlive();
+    const { cgroups } = this.#init;
+    if (!cgroups) {
+      throw new SandboxCapabilityUnsupportedError({
+        message: `The local provider cannot ${operation} without cgroups, which it only gets as root: nothing here can freeze the sandbox`,
+        capability: 'pause',
+        provider,
+      });
+    }
+    return cgroups;
   }
 
   async setTags(tags: SandboxTags, options: SignalOptions = {}): Promise<void> {
     const checked = parseTags(tags, provider);
     signalOf(options, 'setTags options');
-    this.#lifecycle.assertRunning();
+    this.#lifecycle.assertAlive();
     this.#tags.set(checked);
   }
 
   async getTags(options: SignalOptions = {}): Promise<SandboxTags> {
     signalOf(options, 'getTags options');
-    this.#lifecycle.assertRunning();
+    this.#lifecycle.assertAlive();
     return this.#tags.get();
   }
 

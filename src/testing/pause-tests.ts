@@ -46,9 +46,9 @@ export function pauseTests(context: SuiteContext): void {
         const pidFile = '/tmp/pause-heartbeat.pid';
         await sandbox.files.write('/tmp/pause-file.txt', 'kept across the pause');
         await sandbox.run(heartbeatArgv(log, pidFile));
-        expect(await eventually(async () => (await sandbox.files.exists(log)) && (await readHeartbeats(sandbox, log)).length >= 3, 30_000)).toBe(
-          true,
-        );
+        expect(
+          await eventually(async () => (await sandbox.files.exists(log)) && (await readHeartbeats(sandbox, log)).length >= 3, 30_000),
+        ).toBe(true);
         const pid = (await sandbox.files.readText(pidFile)).trim();
         await sandbox.pause!();
         expect(await sandbox.poll()).toEqual({ state: 'paused' });
@@ -103,11 +103,22 @@ export function pauseTests(context: SuiteContext): void {
         // wait() neither resolves nor rejects because of the pause: only its own signal stops it.
         const controller = new AbortController();
         const waiting = sandbox.wait({ signal: controller.signal });
-        const outcome = await Promise.race([waiting.then(() => 'settled', () => 'settled'), sleep(500).then(() => 'waiting')]);
+        const outcome = await Promise.race([
+          waiting.then(
+            () => 'settled',
+            () => 'settled',
+          ),
+          sleep(500).then(() => 'waiting'),
+        ]);
         expect(outcome).toBe('waiting');
         const reason = new Error('stop waiting');
         controller.abort(reason);
-        expect(await waiting.then(() => 'resolved', (error: unknown) => error)).toBe(reason);
+        expect(
+          await waiting.then(
+            () => 'resolved',
+            (error: unknown) => error,
+          ),
+        ).toBe(reason);
         await sandbox.resume!();
         expect((await sandbox.run(['cat', '/tmp/before-pause.txt'])).stdout).toBe('x');
         expect(await sandbox.files.exists('/tmp/during-pause.txt')).toBe(false);
@@ -160,7 +171,13 @@ export function pauseTests(context: SuiteContext): void {
           }
         })();
         await sandbox.pause!();
-        const early = await Promise.race([exit.then(() => 'settled', () => 'settled'), sleep(500).then(() => 'waiting')]);
+        const early = await Promise.race([
+          exit.then(
+            () => 'settled',
+            () => 'settled',
+          ),
+          sleep(500).then(() => 'waiting'),
+        ]);
         expect(early, 'wait() while paused').toBe('waiting');
         // A kill needs the sandbox to run, like everything else.
         await context.expectError(process.kill(), SandboxPausedError);
