@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { AuthenticationError, Sandbox, SandboxError, SandboxNotFoundError, type SandboxInfo } from 'e2b';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
+import { serverCommand } from '../../src/testing/servers.js';
+import { webSocketEcho } from '../../src/testing/ws-client.js';
 import { startE2bEmulator, type E2bEmulator } from './e2b/index.js';
 import { e2bImagesDir } from './e2b/e2b-templates.js';
 
@@ -56,6 +58,21 @@ async function eventually<T>(probe: () => Promise<T>, check: (value: T) => boole
   }
   throw new Error(`never saw ${what}`);
 }
+
+function shellQuote(argv: readonly string[]): string {
+  return argv.map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`).join(' ');
+}
+
+/** A server in the sandbox that answers every GET with the Host header it got. */
+const hostEchoServer = [
+  'import http.server as h',
+  'class H(h.BaseHTTPRequestHandler):',
+  '    def do_GET(self):',
+  "        body = self.headers['Host'].encode()",
+  '        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)',
+  '    def log_message(self, *args): pass',
+  "h.HTTPServer(('0.0.0.0', 8000), H).serve_forever()",
+].join('\n');
 
 async function listAll(query: Parameters<typeof Sandbox.list>[0]): Promise<SandboxInfo[]> {
   const paginator = Sandbox.list({ ...options, ...query });
@@ -163,7 +180,11 @@ describe.skipIf(!baseBuilt)(`kill, timeouts and connect${needsBase}`, () => {
     expect(after.endAt.getTime()).toBeGreaterThan(before.endAt.getTime());
     await sandbox.setTimeout(1_000);
     await eventually(
-      () => sandbox.getInfo().then(() => 'running', (error: unknown) => (error instanceof SandboxNotFoundError ? 'gone' : String(error))),
+      () =>
+        sandbox.getInfo().then(
+          () => 'running',
+          (error: unknown) => (error instanceof SandboxNotFoundError ? 'gone' : String(error)),
+        ),
       (value) => value === 'gone',
       'the sandbox end after its timeout',
     );
@@ -231,10 +252,45 @@ describe.skipIf(!baseBuilt || !canPause)(`pause and resume${needsBase}${needsPau
     expect(await failure(Sandbox.pause('nosuchsandbox000000', options))).toBeInstanceOf(SandboxNotFoundError);
   });
 
+  it('with autoResume, a tunnel request resumes the paused sandbox; without, it is a 502', async () => {
+    const sandbox = await create({ lifecycle: { onTimeout: 'pause', autoResume: true } });
+    await sandbox.commands.run('cd /tmp && echo resumed-by-traffic > index.html && python3 -m http.server 8000 >/dev/null 2>&1', {
+      background: true,
+    });
+    const url = `http://${sandbox.getHost(8000)}/index.html`;
+    await eventually(
+      () => fetch(url).then((response) => response.status),
+      (status) => status === 200,
+      'the server in the sandbox',
+    );
+    expect(await sandbox.pause()).toBe(true);
+    const reply = await fetch(url);
+    expect(reply.status).toBe(200);
+    expect(await reply.text()).toBe('resumed-by-traffic\n');
+    expect((await sandbox.getInfo()).state).toBe('running');
+
+    const plain = await create();
+    await plain.commands.run('cd /tmp && python3 -m http.server 8000 >/dev/null 2>&1', { background: true });
+    const plainUrl = `http://${plain.getHost(8000)}/`;
+    await eventually(
+      () => fetch(plainUrl).then((response) => response.status),
+      (status) => status === 200,
+      'the server in the sandbox',
+    );
+    await plain.pause();
+    const refused = await fetch(plainUrl);
+    expect(refused.status).toBe(502);
+    expect(((await refused.json()) as { message: string }).message).toBe(`The sandbox ${plain.sandboxId} is paused`);
+  });
+
   it('pauses instead of killing when the timeout runs out with onTimeout: pause', async () => {
     const sandbox = await create({ timeoutMs: 1_000, lifecycle: { onTimeout: 'pause' } });
     expect((await sandbox.getInfo()).lifecycle).toEqual({ onTimeout: 'pause', autoResume: false });
-    await eventually(() => sandbox.getInfo(), (info) => info.state === 'paused', 'the sandbox paused by its timeout');
+    await eventually(
+      () => sandbox.getInfo(),
+      (info) => info.state === 'paused',
+      'the sandbox paused by its timeout',
+    );
     await Sandbox.connect(sandbox.sandboxId, { ...options, timeoutMs: 120_000 });
     expect((await sandbox.commands.run('echo back')).stdout).toBe('back\n');
   });
@@ -253,7 +309,11 @@ describe.skipIf(!baseBuilt)(`snapshots${needsBase}`, () => {
     const child = await create({}, snapshot.snapshotId);
     expect((await child.commands.run('cat /home/user/state.txt')).stdout).toBe('from-the-snapshot\n');
     const info = await child.getInfo();
-    expect({ cpuCount: info.cpuCount, memoryMB: info.memoryMB, name: info.name }).toEqual({ cpuCount: 2, memoryMB: 512, name: `emulator/${name}` });
+    expect({ cpuCount: info.cpuCount, memoryMB: info.memoryMB, name: info.name }).toEqual({
+      cpuCount: 2,
+      memoryMB: 512,
+      name: `emulator/${name}`,
+    });
     const byName = await create({}, name);
     expect((await byName.commands.run('cat /home/user/state.txt')).stdout).toBe('from-the-snapshot\n');
 
@@ -282,7 +342,7 @@ describe.skipIf(!baseBuilt)(`snapshots${needsBase}`, () => {
 });
 
 describe.skipIf(!baseBuilt)(`metrics${needsBase}`, () => {
-  it("reports cpu, memory and disk figures read inside the sandbox, one sample per call", async () => {
+  it('reports cpu, memory and disk figures read inside the sandbox, one sample per call', async () => {
     const sandbox = await create();
     const [first] = await sandbox.getMetrics();
     expect(first).toMatchObject({ cpuCount: 2, memTotal: 512 * 1024 * 1024, memCache: 0 });
@@ -302,7 +362,9 @@ describe.skipIf(!baseBuilt)(`tunnels through getHost${needsBase}`, () => {
     const sandbox = await create();
     const host = sandbox.getHost(8000);
     expect(host).toBe(`8000-${sandbox.sandboxId}.${emulator.domain}`);
-    await sandbox.commands.run('cd /tmp && echo tunnelled > index.html && python3 -m http.server 8000 >/dev/null 2>&1', { background: true });
+    await sandbox.commands.run('cd /tmp && echo tunnelled > index.html && python3 -m http.server 8000 >/dev/null 2>&1', {
+      background: true,
+    });
     const page = await eventually(
       () => fetch(`http://${host}/index.html`).then(async (response) => ({ status: response.status, text: await response.text() })),
       (answer) => answer.status === 200,
@@ -315,6 +377,31 @@ describe.skipIf(!baseBuilt)(`tunnels through getHost${needsBase}`, () => {
     await sandbox.kill();
     const gone = await fetch(`http://${host}/index.html`);
     expect(gone.status).toBe(502);
+  });
+
+  it('passes WebSocket upgrades through', async () => {
+    const sandbox = await create();
+    await sandbox.commands.run(`${shellQuote(serverCommand('python3', 8080, 8081))} >/dev/null 2>&1`, { background: true });
+    const url = `http://${sandbox.getHost(8080)}`;
+    await eventually(
+      () => fetch(`${url}/ping`).then((response) => response.status),
+      (status) => status === 200,
+      'the server in the sandbox',
+    );
+    expect(await (await fetch(`${url}/ping`)).text()).toBe('hello from /ping');
+    expect(await webSocketEcho(`http://${sandbox.getHost(8081)}`, 'through the tunnel')).toBe('echo:through the tunnel');
+  });
+
+  it('gives the server the Host of network.maskRequestHost, with ${PORT} replaced', async () => {
+    const sandbox = await create({ network: { maskRequestHost: 'app-${PORT}.internal.example' } });
+    await sandbox.files.write('/tmp/host-echo.py', hostEchoServer);
+    await sandbox.commands.run('python3 /tmp/host-echo.py >/dev/null 2>&1', { background: true });
+    const answer = await eventually(
+      () => fetch(`http://${sandbox.getHost(8000)}/`).then(async (response) => ({ status: response.status, text: await response.text() })),
+      (reply) => reply.status === 200,
+      'the server in the sandbox',
+    );
+    expect(answer.text).toBe('app-8000.internal.example');
   });
 
   it('asks for the traffic access token when public traffic is not allowed', async () => {

@@ -30,7 +30,7 @@ import { SandboxError, SandboxInvalidArgumentError, type CreateSandboxOptions } 
 import { randomToken } from '../shared/ids.js';
 import { HttpError, sendJson, type E2bRequest, type E2bRoute } from './e2b-http.js';
 import { snapshotRoutes } from './e2b-snapshots.js';
-import { envdVersion, type E2bSandbox, type E2bState } from './e2b-state.js';
+import type { E2bSandbox, E2bState } from './e2b-state.js';
 import { resolveTemplate, type ResolvedTemplate } from './e2b-templates.js';
 import type { TunnelProxy, TunnelRouting } from './e2b-tunnels.js';
 
@@ -99,7 +99,11 @@ export function liveSandbox(state: E2bState, id: string): E2bSandbox {
 // ---- request bodies ----------------------------------------------------------------------
 
 const stringMap = z.record(z.string(), z.string());
-const timeoutSchema = z.number().int().min(0).max(maxTimeoutSeconds, { message: `must be at most ${maxTimeoutSeconds} seconds (24 hours)` });
+const timeoutSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(maxTimeoutSeconds, { message: `must be at most ${maxTimeoutSeconds} seconds (24 hours)` });
 const rulesSchema = z.record(z.string(), z.array(z.unknown()));
 
 const networkSchema = z
@@ -181,7 +185,10 @@ function planEgress(
   }
   const partial = denyOut.filter((entry) => entry !== allTraffic);
   if (partial.length > 0) {
-    throw unsupported(`${prefix}denyOut`, `denying single destinations (${partial.join(', ')}) cannot be honoured: only denyOut ['${allTraffic}'] (all traffic) can`);
+    throw unsupported(
+      `${prefix}denyOut`,
+      `denying single destinations (${partial.join(', ')}) cannot be honoured: only denyOut ['${allTraffic}'] (all traffic) can`,
+    );
   }
   if (egress?.egressProxy != null) throw unsupported(`${prefix}egressProxy`, 'egress through a SOCKS5 proxy is not supported');
   if (egress?.rules && Object.keys(egress.rules).length > 0) {
@@ -269,7 +276,7 @@ function noContent(response: ServerResponse): void {
 // ---- lifecycle -----------------------------------------------------------------------------
 
 /** Arms the timer that kills (or, with autoPause, pauses) the sandbox at `endAt`. */
-function schedule(state: E2bState, found: E2bSandbox): void {
+function schedule(found: E2bSandbox): void {
   const control = controlOf(found);
   clearTimeout(control.timer);
   control.timer = undefined;
@@ -285,9 +292,9 @@ function schedule(state: E2bState, found: E2bSandbox): void {
   control.timer.unref();
 }
 
-function setEnd(state: E2bState, found: E2bSandbox, timeoutSeconds: number): void {
+function setEnd(found: E2bSandbox, timeoutSeconds: number): void {
   controlOf(found).endAt = Date.now() + timeoutSeconds * 1000;
-  schedule(state, found);
+  schedule(found);
   // The local sandbox's own lifetime is only a backstop here: the timer above is E2B's.
   void found.local.extendTimeout?.(localMaxTimeoutMs).catch(() => undefined);
 }
@@ -318,7 +325,7 @@ export function pauseSandbox(found: E2bSandbox): Promise<boolean> {
 }
 
 /** Resumes a paused sandbox with a fresh timeout; false when it was running. */
-export function resumeSandbox(state: E2bState, found: E2bSandbox, timeoutSeconds: number): Promise<boolean> {
+export function resumeSandbox(found: E2bSandbox, timeoutSeconds: number): Promise<boolean> {
   let resumed = false;
   return serialized(found, async () => {
     if (found.end || !found.data.paused) return;
@@ -326,20 +333,24 @@ export function resumeSandbox(state: E2bState, found: E2bSandbox, timeoutSeconds
     await found.local.resume();
     found.data.paused = false;
     resumed = true;
-    setEnd(state, found, timeoutSeconds);
+    setEnd(found, timeoutSeconds);
   }).then(() => resumed);
 }
 
 /** Routes tunnel traffic by the control plane's view of each sandbox. */
-export function tunnelRouting(state: E2bState): TunnelRouting {
+export function tunnelRouting(): TunnelRouting {
   return {
-    unavailable: (found) => (found.end ? `The sandbox ${found.id} was not found` : found.data.paused ? `The sandbox ${found.id} is paused` : undefined),
+    unavailable: (found) =>
+      found.end ? `The sandbox ${found.id} was not found` : found.data.paused ? `The sandbox ${found.id} is paused` : undefined,
     async autoResume(found) {
       const control = controlOf(found);
       if (!control.autoResume || !found.data.paused) return false;
-      return resumeSandbox(state, found, control.timeoutSeconds);
+      return resumeSandbox(found, control.timeoutSeconds);
     },
-    policy: (found) => ({ trafficAccessToken: controlOf(found).trafficAccessToken, maskRequestHost: controlOf(found).network?.maskRequestHost }),
+    policy: (found) => ({
+      trafficAccessToken: controlOf(found).trafficAccessToken,
+      maskRequestHost: controlOf(found).network?.maskRequestHost,
+    }),
   };
 }
 
@@ -407,7 +418,7 @@ async function createSandbox(state: E2bState, body: z.infer<typeof createSchema>
   } catch (error) {
     throw asHttpError(error);
   }
-  schedule(state, found);
+  schedule(found);
   void found.ended.then(() => clearTimeout(controlOf(found).timer));
   return found;
 }
@@ -431,8 +442,12 @@ function parseMetadataQuery(query: string | null): Record<string, string> {
 }
 
 function parseStates(request: E2bRequest): Set<string> {
-  const given = request.url.searchParams.getAll('state').flatMap((value) => value.split(',')).filter(Boolean);
-  for (const value of given) if (!(states as readonly string[]).includes(value)) throw new HttpError(400, `state: "${value}" is not one of running, paused`);
+  const given = request.url.searchParams
+    .getAll('state')
+    .flatMap((value) => value.split(','))
+    .filter(Boolean);
+  for (const value of given)
+    if (!(states as readonly string[]).includes(value)) throw new HttpError(400, `state: "${value}" is not one of running, paused`);
   return new Set(given.length > 0 ? given : states);
 }
 
@@ -441,12 +456,17 @@ export function parseLimit(request: E2bRequest): number {
   const raw = request.url.searchParams.get('limit');
   if (raw === null || raw === '') return 100;
   const limit = Number(raw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new HttpError(400, `limit: must be an integer from 1 to 100, got "${raw}"`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+    throw new HttpError(400, `limit: must be an integer from 1 to 100, got "${raw}"`);
   return limit;
 }
 
 /** One page of `items` after the cursor `nextToken` (the key of the last item of the previous page). */
-export function paginate<T>(items: readonly T[], keyOf: (item: T) => string, request: E2bRequest): { page: T[]; nextToken: string | undefined } {
+export function paginate<T>(
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  request: E2bRequest,
+): { page: T[]; nextToken: string | undefined } {
   const limit = parseLimit(request);
   const token = request.url.searchParams.get('nextToken');
   let start = 0;
@@ -469,7 +489,8 @@ function listSandboxes(state: E2bState, request: E2bRequest, response: ServerRes
   if (order !== 'asc' && order !== 'desc') throw new HttpError(400, `order: "${order}" is not one of asc, desc`);
   const startedAfterRaw = query.get('startedAfter');
   const startedAfter = startedAfterRaw ? Date.parse(startedAfterRaw) : undefined;
-  if (startedAfter !== undefined && Number.isNaN(startedAfter)) throw new HttpError(400, `startedAfter: "${startedAfterRaw}" is not a date-time`);
+  if (startedAfter !== undefined && Number.isNaN(startedAfter))
+    throw new HttpError(400, `startedAfter: "${startedAfterRaw}" is not a date-time`);
   const template = query.get('template');
   const matching = state.sandboxes
     .list({ tags: metadata })
@@ -551,13 +572,15 @@ async function metrics(found: E2bSandbox, request: E2bRequest): Promise<MetricSa
     control.metrics.push(await sample(found));
     if (control.metrics.length > 1000) control.metrics.shift();
   }
-  return control.metrics.filter((entry) => (start === undefined || entry.timestampUnix >= start) && (end === undefined || entry.timestampUnix <= end));
+  return control.metrics.filter(
+    (entry) => (start === undefined || entry.timestampUnix >= start) && (end === undefined || entry.timestampUnix <= end),
+  );
 }
 
 // ---- routes ----------------------------------------------------------------------------------
 
 export function controlPlaneRoutes(state: E2bState, tunnels?: TunnelProxy): E2bRoute[] {
-  tunnels?.serve(state, tunnelRouting(state));
+  tunnels?.serve(state, tunnelRouting());
   state.closers.add(async () => {
     for (const found of state.sandboxes.all()) clearTimeout((found.data.extra.get('control') as SandboxControl | undefined)?.timer);
   });
@@ -605,11 +628,11 @@ export function controlPlaneRoutes(state: E2bState, tunnels?: TunnelProxy): E2bR
         const timeoutSeconds = body.timeout ?? defaultTimeoutSeconds;
         if (found.data.paused) {
           if (body.memory === false) throw unsupported('memory', "resuming from disk state only (onResume: 'reboot') is not enabled");
-          const resumed = await resumeSandbox(state, found, timeoutSeconds);
+          const resumed = await resumeSandbox(found, timeoutSeconds);
           return sendJson(response, resumed ? 201 : 200, sandboxJson(state, found));
         }
         // A running sandbox's timeout is only ever extended by connect.
-        if (Date.now() + timeoutSeconds * 1000 > controlOf(found).endAt) setEnd(state, found, timeoutSeconds);
+        if (Date.now() + timeoutSeconds * 1000 > controlOf(found).endAt) setEnd(found, timeoutSeconds);
         sendJson(response, 200, sandboxJson(state, found));
       },
     },
@@ -621,7 +644,7 @@ export function controlPlaneRoutes(state: E2bState, tunnels?: TunnelProxy): E2bR
         const found = liveSandbox(state, id(request));
         if (!found.data.paused) throw new HttpError(409, `sandbox "${found.id}" is already running`);
         if (body.memory === false) throw unsupported('memory', 'resuming from disk state only is not enabled');
-        await resumeSandbox(state, found, body.timeout ?? 15);
+        await resumeSandbox(found, body.timeout ?? 15);
         sendJson(response, 201, sandboxJson(state, found));
       },
     },
@@ -631,7 +654,8 @@ export function controlPlaneRoutes(state: E2bState, tunnels?: TunnelProxy): E2bR
       async handle(request, response) {
         const body = parseBody(pauseSchema, await request.json());
         const found = liveSandbox(state, id(request));
-        if (body.memory === false) throw unsupported('memory', 'filesystem-only pauses (keepMemory: false) cannot be honoured: a local pause keeps memory');
+        if (body.memory === false)
+          throw unsupported('memory', 'filesystem-only pauses (keepMemory: false) cannot be honoured: a local pause keeps memory');
         if (!(await pauseSandbox(found))) throw new HttpError(409, `sandbox "${found.id}" is already paused`);
         noContent(response);
       },
@@ -644,7 +668,7 @@ export function controlPlaneRoutes(state: E2bState, tunnels?: TunnelProxy): E2bR
         const found = liveSandbox(state, id(request));
         // A paused sandbox does not run out; connect gives it a timeout again.
         if (found.data.paused) controlOf(found).endAt = Date.now() + body.timeout * 1000;
-        else setEnd(state, found, body.timeout);
+        else setEnd(found, body.timeout);
         noContent(response);
       },
     },
@@ -655,7 +679,7 @@ export function controlPlaneRoutes(state: E2bState, tunnels?: TunnelProxy): E2bR
         const body = parseBody(refreshSchema, await request.json());
         const found = liveSandbox(state, id(request));
         const seconds = body.duration ?? defaultTimeoutSeconds;
-        if (!found.data.paused && Date.now() + seconds * 1000 > controlOf(found).endAt) setEnd(state, found, seconds);
+        if (!found.data.paused && Date.now() + seconds * 1000 > controlOf(found).endAt) setEnd(found, seconds);
         noContent(response);
       },
     },

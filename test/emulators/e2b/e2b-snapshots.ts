@@ -58,10 +58,7 @@ export function findSnapshot(state: E2bState, reference: string): SnapshotRecord
 const snapshotNamePattern = /^[a-z0-9][a-z0-9._-]*$/;
 const createSchema = z
   .object({
-    name: z
-      .string()
-      .regex(snapshotNamePattern, { message: "must be lowercase letters, digits, '.', '_' and '-'" })
-      .optional(),
+    name: z.string().regex(snapshotNamePattern, { message: "must be lowercase letters, digits, '.', '_' and '-'" }).optional(),
   })
   .passthrough();
 
@@ -129,7 +126,9 @@ export function snapshotRoutes(state: E2bState): E2bRoute[] {
         const sandboxID = request.url.searchParams.get('sandboxID');
         const name = request.url.searchParams.get('name');
         const named = name ? findSnapshot(state, name) : undefined;
-        const matching = snapshotsOf(state).filter((record) => (!sandboxID || record.sandboxID === sandboxID) && (!name || record === named));
+        const matching = snapshotsOf(state).filter(
+          (record) => (!sandboxID || record.sandboxID === sandboxID) && (!name || record === named),
+        );
         const { page, nextToken } = paginate(matching, (record) => record.templateID, request);
         sendJson(response, 200, page.map(snapshotJson), nextToken ? { 'x-next-token': nextToken } : {});
       },

@@ -82,8 +82,10 @@ export function installLocalhostResolution(): () => void {
     originalLookup = system;
     const hooked = function lookup(hostname: string, options: unknown, callback?: unknown) {
       const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
-      const given = typeof options === 'function' ? {} : typeof options === 'number' ? { family: options } : ((options ?? {}) as dns.LookupOptions);
-      if (typeof hostname !== 'string' || !isLocalhostName(hostname)) return (system as Function).call(dns, hostname, options, callback);
+      const given =
+        typeof options === 'function' ? {} : typeof options === 'number' ? { family: options } : ((options ?? {}) as dns.LookupOptions);
+      if (typeof hostname !== 'string' || !isLocalhostName(hostname))
+        return (system as (...args: unknown[]) => void).call(dns, hostname, options, callback);
       const family = given.family === 6 || given.family === 'IPv6' ? 6 : 4;
       const address = family === 6 ? '::1' : '127.0.0.1';
       if (given.all) process.nextTick(done, null, [{ address, family }]);
@@ -231,7 +233,13 @@ async function forward(state: E2bState | undefined, routing: TunnelRouting | und
   req.pipe(upstream);
 }
 
-async function upgrade(state: E2bState | undefined, routing: TunnelRouting | undefined, req: IncomingMessage, socket: Socket, head: Buffer) {
+async function upgrade(
+  state: E2bState | undefined,
+  routing: TunnelRouting | undefined,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+) {
   socket.on('error', () => undefined);
   const resolved = await resolve(state, routing, req);
   if (!('target' in resolved)) return refuseUpgrade(socket, resolved.status, resolved.message);
