@@ -1,0 +1,286 @@
+/**
+ * E2B's filesystem API (`sandbox.files`: envd's Filesystem service and its HTTP `/files`) as the
+ * kit's native file calls; the kit validates paths and options and races the caller's signal.
+ * Reads and writes of streams are streamed by the SDK (octet-stream uploads, streamed downloads).
+ *
+ * The traps: E2B's `remove` is always recursive (the contract's is not, so a non-empty directory
+ * is checked first), `watchDir` watches directories only (a file is watched through its parent,
+ * its events filtered), and watch paths are relative to the watched directory.
+ */
+import type { EntryInfo, Sandbox as E2bSdkSandbox, FilesystemEvent, WatchHandle } from 'e2b';
+import {
+  SandboxInvalidArgumentError,
+  SandboxNotFoundError,
+  SandboxProviderError,
+  type FileEvent,
+  type FileInfo,
+  type FileWatch,
+  type NativeFiles,
+  type SandboxError,
+  type SignalOptions,
+  type WriteData,
+} from '../../src/kit/index.js';
+import { planE2bWatchEvent } from './e2b-options.js';
+
+export class E2bFiles implements NativeFiles {
+  constructor(
+    /** The SDK sandbox of the moment (a resume connects anew). */
+    private readonly sdk: () => E2bSdkSandbox,
+    private readonly mapError: (error: unknown, operation: string, path?: string) => SandboxError,
+    private readonly run: (argv: string[], options: SignalOptions) => Promise<{ exitCode: number; stderr: string }>,
+  ) {}
+
+  private async call<T>(operation: string, path: string, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (error) {
+      throw this.mapError(error, operation, path);
+    }
+  }
+
+  async read(path: string, options: SignalOptions): Promise<Uint8Array> {
+    await this.refuseDirectory(path, 'read');
+    return this.call('read', path, () => this.sdk().files.read(path, { format: 'bytes', signal: options.signal }));
+  }
+
+  async readStream(path: string, options: SignalOptions): Promise<ReadableStream<Uint8Array>> {
+    await this.refuseDirectory(path, 'read');
+    const source = await this.call('read', path, () => this.sdk().files.read(path, { format: 'stream', signal: options.signal }));
+    const reader = source.getReader();
+    const mapError = this.mapError;
+    return new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          const next = await reader.read().catch((error: unknown) => Promise.reject(mapError(error, 'read', path)));
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        },
+        cancel: (reason) => reader.cancel(reason),
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  async write(path: string, data: WriteData, options: SignalOptions & { mode?: number | undefined }): Promise<void> {
+    await this.refuseDirectory(path, 'write');
+    const body = data instanceof ReadableStream ? data : new Blob([data]);
+    await this.call('write', path, () => this.sdk().files.write(path, body, { signal: options.signal }));
+    if (options.mode !== undefined) {
+      const result = await this.run(['chmod', options.mode.toString(8), path], { signal: options.signal });
+      if (result.exitCode !== 0) throw new SandboxProviderError({ message: `chmod ${path} failed: ${result.stderr}`, provider: 'e2b' });
+    }
+  }
+
+  async list(path: string, options: SignalOptions): Promise<FileInfo[]> {
+    const info = await this.stat(path);
+    if (info.type !== 'directory')
+      throw new SandboxInvalidArgumentError({ message: `Cannot list ${path}: it is not a directory`, argument: 'path', provider: 'e2b' });
+    const entries = await this.call('list', path, () => this.sdk().files.list(path, { depth: 1, signal: options.signal }));
+    return entries.map(toFileInfo).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async stat(path: string, options: SignalOptions = {}): Promise<FileInfo> {
+    return toFileInfo(await this.call('stat', path, () => this.sdk().files.getInfo(path, { signal: options.signal })));
+  }
+
+  async exists(path: string, options: SignalOptions): Promise<boolean> {
+    try {
+      await this.stat(path, options);
+      return true;
+    } catch (error) {
+      if ((error as { code?: string }).code === 'file_not_found') return false;
+      // A path below a regular file does not exist either (envd: "not a directory").
+      if ((error as { code?: string }).code === 'invalid_argument') return false;
+      throw error;
+    }
+  }
+
+  async mkdir(path: string, options: SignalOptions): Promise<void> {
+    const existing = await this.stat(path, options).catch(() => undefined);
+    if (existing?.type === 'directory') return;
+    if (existing)
+      throw new SandboxInvalidArgumentError({ message: `Cannot mkdir ${path}: a file is in the way`, argument: 'path', provider: 'e2b' });
+    await this.call('mkdir', path, () => this.sdk().files.makeDir(path, { signal: options.signal }));
+  }
+
+  async remove(path: string, options: SignalOptions & { recursive?: boolean | undefined }): Promise<void> {
+    const info = await this.stat(path, options);
+    if (info.type === 'directory' && !options.recursive) {
+      const entries = await this.call('remove', path, () => this.sdk().files.list(path, { depth: 1, signal: options.signal }));
+      if (entries.length > 0)
+        throw new SandboxInvalidArgumentError({
+          message: `Cannot remove ${path}: the directory is not empty (pass recursive: true)`,
+          argument: 'path',
+          provider: 'e2b',
+        });
+    }
+    await this.call('remove', path, () => this.sdk().files.remove(path, { signal: options.signal }));
+  }
+
+  /** A directory is not a file to read or replace: envd would answer with a generic error. */
+  private async refuseDirectory(path: string, operation: string): Promise<void> {
+    const info = await this.stat(path).catch((error: unknown) => {
+      if ((error as { code?: string }).code === 'file_not_found' && operation === 'write') return undefined;
+      throw error;
+    });
+    if (info?.type === 'directory')
+      throw new SandboxInvalidArgumentError({
+        message: `Cannot ${operation} ${path}: it is a directory`,
+        argument: 'path',
+        provider: 'e2b',
+      });
+  }
+}
+
+/** envd's entry as the contract's `FileInfo` (pure). */
+export function toFileInfo(entry: EntryInfo): FileInfo {
+  const type = entry.type === 'file' ? 'file' : entry.type === 'dir' ? 'directory' : entry.type === 'symlink' ? 'symlink' : 'other';
+  return {
+    name: entry.name,
+    path: entry.path,
+    type,
+    size: entry.size,
+    mode: entry.mode & 0o7777,
+    modifiedAt: entry.modifiedTime ? entry.modifiedTime.getTime() : 0,
+    ...(type === 'symlink' && entry.symlinkTarget !== undefined ? { linkTarget: entry.symlinkTarget } : {}),
+  };
+}
+
+/** Events a watch holds for a consumer that has not taken them; beyond it the watch fails loudly. */
+export const maxQueuedWatchEvents = 10_000;
+
+export interface E2bWatchInit {
+  sdk: E2bSdkSandbox;
+  /** Absolute, validated, existing. */
+  path: string;
+  /** Whether `path` is a directory (else its parent is watched and the events filtered). */
+  directory: boolean;
+  recursive: boolean;
+  signal: AbortSignal | undefined;
+  mapError: (error: unknown, operation: string, path?: string) => SandboxError;
+  isRunning: () => boolean;
+}
+
+/** Starts a watch on `watchDir`; resolves once envd reported the watcher in place (its start event). */
+export async function startE2bWatch(init: E2bWatchInit): Promise<FileWatch> {
+  init.signal?.throwIfAborted();
+  const watch = new E2bFileWatch(init);
+  const root = init.directory ? init.path : parentOf(init.path);
+  try {
+    const handle = await init.sdk.files.watchDir(root, (event) => watch.receive(root, event), {
+      recursive: init.directory && init.recursive,
+      timeoutMs: 0,
+      signal: init.signal,
+      onExit: (error) => watch.exited(error),
+    });
+    watch.attach(handle);
+  } catch (error) {
+    throw init.signal?.aborted ? init.signal.reason : init.mapError(error, 'watch', init.path);
+  }
+  return watch;
+}
+
+function parentOf(path: string): string {
+  const cut = path.replace(/\/+$/, '').lastIndexOf('/');
+  return cut <= 0 ? '/' : path.slice(0, cut);
+}
+
+class E2bFileWatch implements FileWatch {
+  readonly #init: E2bWatchInit;
+  readonly #queue: FileEvent[] = [];
+  #outcome: { done: true } | { error: unknown } | undefined;
+  #waiting: { resolve: (result: IteratorResult<FileEvent>) => void; reject: (error: unknown) => void } | undefined;
+  #handle: WatchHandle | undefined;
+  readonly #onAbort = () => this.#finish({ error: this.#init.signal!.reason });
+
+  constructor(init: E2bWatchInit) {
+    this.#init = init;
+    init.signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  attach(handle: WatchHandle): void {
+    this.#handle = handle;
+    if (this.#outcome) void handle.stop().catch(() => undefined);
+  }
+
+  receive(root: string, event: FilesystemEvent): void {
+    if (this.#outcome) return;
+    const mapped = planE2bWatchEvent(root, { type: event.type, name: event.name });
+    if (!mapped) return;
+    // A watched file: only its own events (its parent is what envd watches).
+    if (!this.#init.directory && mapped.path !== this.#init.path) return;
+    this.#deliver(mapped);
+    if (mapped.type === 'remove' && mapped.path === this.#init.path) this.#finish({ done: true });
+  }
+
+  exited(error: Error | undefined): void {
+    if (!error) {
+      this.#finish({ done: true });
+      return;
+    }
+    const mapped = this.#init.mapError(error, 'watch', this.#init.path);
+    const gone = SandboxNotFoundError.isInstance(mapped) || !this.#init.isRunning();
+    this.#finish(gone ? { done: true } : { error: mapped });
+  }
+
+  #deliver(event: FileEvent): void {
+    if (this.#waiting) {
+      const { resolve } = this.#waiting;
+      this.#waiting = undefined;
+      resolve({ done: false, value: event });
+      return;
+    }
+    if (this.#queue.length >= maxQueuedWatchEvents) {
+      this.#finish({
+        error: new SandboxProviderError({
+          message: `The watch of ${this.#init.path} fell behind: more than ${maxQueuedWatchEvents} events were not taken, so it stopped rather than lose some`,
+          provider: 'e2b',
+        }),
+      });
+      return;
+    }
+    this.#queue.push(event);
+  }
+
+  #finish(outcome: { done: true } | { error: unknown }): void {
+    if (this.#outcome) return;
+    this.#outcome = outcome;
+    this.#init.signal?.removeEventListener('abort', this.#onAbort);
+    void this.#handle?.stop().catch(() => undefined);
+    if (this.#waiting) {
+      const { resolve, reject } = this.#waiting;
+      this.#waiting = undefined;
+      if ('error' in outcome) reject(outcome.error);
+      else resolve({ done: true, value: undefined });
+    }
+  }
+
+  #next(): Promise<IteratorResult<FileEvent>> {
+    const event = this.#queue.shift();
+    if (event) return Promise.resolve({ done: false, value: event });
+    if (this.#outcome)
+      return 'error' in this.#outcome ? Promise.reject(this.#outcome.error) : Promise.resolve({ done: true, value: undefined });
+    if (this.#waiting)
+      return Promise.reject(new SandboxProviderError({ message: 'One watch event at a time: await the pending next()', provider: 'e2b' }));
+    return new Promise((resolve, reject) => (this.#waiting = { resolve, reject }));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<FileEvent> {
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#queue.length = 0;
+    this.#finish({ done: true });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
