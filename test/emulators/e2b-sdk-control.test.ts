@@ -106,6 +106,7 @@ describe.skipIf(!baseBuilt)(`create and getInfo${needsBase}`, () => {
     expect(info.endAt.getTime() - info.startedAt.getTime()).toBeGreaterThanOrEqual(91_000);
     expect(info.endAt.getTime() - info.startedAt.getTime()).toBeLessThan(93_000);
     expect((await sandbox.commands.run('echo "$GREETING"')).stdout).toBe('hi there\n');
+    expect(await sandbox.isRunning()).toBe(true);
   });
 
   it('refuses a wrong API key with AuthenticationError and a timeout over 24 hours with a 400', async () => {
@@ -166,6 +167,7 @@ describe.skipIf(!baseBuilt)(`kill, timeouts and connect${needsBase}`, () => {
     expect(await failure(Sandbox.connect(sandbox.sandboxId, options))).toBeInstanceOf(SandboxNotFoundError);
     expect(await failure(sandbox.setTimeout(60_000))).toBeInstanceOf(SandboxNotFoundError);
     // envd is gone with it.
+    expect(await sandbox.isRunning()).toBe(false);
     await expect(sandbox.commands.run('true')).rejects.toThrow();
     const unknown = await failure(Sandbox.getInfo('nosuchsandbox000000', options));
     expect(unknown).toBeInstanceOf(SandboxNotFoundError);
@@ -241,7 +243,12 @@ describe.skipIf(!baseBuilt || !canPause)(`pause and resume${needsBase}${needsPau
     expect(await sandbox.pause()).toBe(false);
     expect((await sandbox.getInfo()).state).toBe('paused');
     // envd is unreachable while paused, as on E2B.
+    expect(await sandbox.isRunning()).toBe(false);
     await expect(sandbox.commands.run('true', { requestTimeoutMs: 5_000 })).rejects.toThrow(/not running/);
+    // A snapshot of a paused sandbox leaves it paused.
+    const snapshot = await sandbox.createSnapshot();
+    expect((await sandbox.getInfo()).state).toBe('paused');
+    expect(await Sandbox.deleteSnapshot(snapshot.snapshotId, options)).toBe(true);
     const paused = await listAll({ query: { metadata: { pausing: 'yes' }, state: ['paused'] } });
     expect(paused.map((info) => info.sandboxId)).toEqual([sandbox.sandboxId]);
 
