@@ -132,6 +132,7 @@ describe.skipIf(!baseBuilt)(`Template.build${needsBase}`, () => {
 
     const sandbox = await create('emu-built:v1');
     expect((await sandbox.commands.run('cat /opt/app/built.txt')).stdout.trim()).toBe('built-by-emulator in /opt/app');
+    expect((await sandbox.commands.run('echo "$GREETING"')).stdout.trim()).toBe('built-by-emulator');
     const info = await sandbox.getInfo();
     expect({ templateId: info.templateId, cpuCount: info.cpuCount, memoryMB: info.memoryMB }).toEqual({
       templateId: built.templateId,
