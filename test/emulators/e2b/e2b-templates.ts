@@ -19,7 +19,9 @@
  *
  * Builds: IMPLEMENTED for `{ base, commands }`-shaped templates. `Template.build(template, name,
  * { cpuCount, memoryMB })` over `fromTemplate(<a template here>)`, `fromBaseImage()` or
- * `fromImage('e2bdev/base')` runs its RUN, ENV, WORKDIR and USER steps in a local sandbox
+ * `fromImage(tag)` for a tag whose userland `base` keeps (`e2bdev/base`, `debian:*` and
+ * `python:*`, any registry: Debian bookworm with python3 3.11, whatever the tag's version)
+ * runs its RUN, ENV, WORKDIR and USER steps in a local sandbox
  * started from the base (RUN as `/bin/bash -l -c <cmd>`; every user is root in the local sandbox),
  * snapshots it (the local provider's `snapshot()`) and registers the snapshot as a new build of
  * the template, tagged as asked. A build fails (status `error`, the SDK's `BuildError` naming the
@@ -38,7 +40,7 @@ import { randomToken } from '../shared/ids.js';
 import { HttpError, sendJson, type E2bRequest, type E2bRoute } from './e2b-http.js';
 import { envdVersion, type E2bState } from './e2b-state.js';
 
-/** Where scripts/build-e2b-images.sh puts its images. */
+/** Where scripts/build-e2b-images.sh puts its images (`SANDPORT_E2B_IMAGES_DIR`, read when an emulator starts). */
 export function e2bImagesDir(): string {
   return process.env.SANDPORT_E2B_IMAGES_DIR ?? '/var/cache/sandport/rootfs/e2b';
 }
@@ -466,6 +468,12 @@ function log(build: TemplateBuild, message: string, level: LogEntry['level'] = '
   build.logEntries.push({ timestamp: new Date().toISOString(), level, message, ...(step !== undefined && { step }) });
 }
 
+/**
+ * Registry images whose promise the base template's userland keeps (the image's name is the last
+ * path component, on any registry).
+ */
+const baseImageTags = [/(^|\/)e2bdev\/base(:|@|$)/, /(^|\/)debian(:|@|$)/, /(^|\/)python(:|@|$)/];
+
 /** The base a build starts from. E2B's `fromBaseImage()` is `fromImage('e2bdev/base')`: our `base`. */
 function buildBase(state: E2bState, body: StartBuild): ResolvedTemplate {
   if (body.fromImageRegistry !== undefined) {
@@ -482,9 +490,9 @@ function buildBase(state: E2bState, body: StartBuild): ResolvedTemplate {
     }
   }
   const image = body.fromImage ?? 'e2bdev/base';
-  if (/^(docker\.io\/)?e2bdev\/base(:[\w.-]+)?$/.test(image)) return resolveTemplate(state, 'base');
+  if (baseImageTags.some((pattern) => pattern.test(image))) return resolveTemplate(state, 'base');
   throw new BuildFailure(
-    `The E2B emulator pulls no images: fromImage('${image}') is not available; build fromTemplate('base') or fromBaseImage()`,
+    `The E2B emulator pulls no images: fromImage('${image}') is not available (it builds over e2bdev/base, debian:* and python:*, on its base template); build fromTemplate('base') or fromBaseImage()`,
     'base',
   );
 }
