@@ -281,20 +281,8 @@ export class EnvdProcess {
     if (timeoutMs !== undefined && timeoutMs > 0) {
       this.#timeout = setTimeout(() => void this.signal('SIGKILL').catch(() => undefined), Math.min(timeoutMs, 2 ** 31 - 1));
     }
-    let exited = false;
-    const exit = this.local.wait().then(
-      (status) => {
-        exited = true;
-        return status;
-      },
-      (error: unknown) => {
-        exited = true;
-        throw error;
-      },
-    );
-    const pumps = outputs.map(({ kind, reader }) =>
-      this.#pump(kind, reader, kind === reportOn.kind ? rest : new Uint8Array(0), () => exited),
-    );
+    const exit = this.local.wait();
+    const pumps = outputs.map(({ kind, reader }) => this.#pump(kind, reader, kind === reportOn.kind ? rest : new Uint8Array(0), exit));
     void (async () => {
       let final: SubscriberEvent;
       try {
@@ -325,27 +313,32 @@ export class EnvdProcess {
     return { code: status.exitCode };
   }
 
-  async #pump(kind: OutputKind, reader: ReadableStreamDefaultReader<Uint8Array>, first: Uint8Array, exited: () => boolean): Promise<void> {
+  async #pump(kind: OutputKind, reader: ReadableStreamDefaultReader<Uint8Array>, first: Uint8Array, exit: Promise<unknown>): Promise<void> {
     const limit = kind === 'pty' ? ptyChunkBytes : pipeChunkBytes;
     await this.#deliver(kind, first, limit);
+    const exited = exit.then(
+      () => 'exited' as const,
+      () => 'exited' as const,
+    );
     let drainUntil: number | undefined;
+    const quietFor = (deadline: number) => Math.min(drainQuietMs, Math.max(0, deadline - Date.now()));
     for (;;) {
-      let read: { done: boolean; value?: Uint8Array | undefined } | 'quiet';
-      if (!exited()) read = await reader.read().catch(() => ({ done: true, value: undefined }) as const);
-      else {
-        drainUntil ??= Date.now() + drainLimitMs;
-        const quiet = Math.min(drainQuietMs, Math.max(0, drainUntil - Date.now()));
-        read = await raceQuiet(
-          reader.read().catch(() => ({ done: true, value: undefined }) as const),
-          quiet,
-        );
-      }
-      if (read === 'quiet' || read.done || !read.value) {
+      const read = reader.read().catch(() => ({ done: true, value: undefined }) as const);
+      let next: Awaited<typeof read> | 'exited' | 'quiet';
+      if (drainUntil === undefined) {
+        next = await Promise.race([read, exited]);
+        // A read pending when the command exits is kept; from then on each read gets a quiet period.
+        if (next === 'exited') {
+          drainUntil = Date.now() + drainLimitMs;
+          next = await raceQuiet(read, quietFor(drainUntil));
+        }
+      } else next = await raceQuiet(read, quietFor(drainUntil));
+      if (next === 'quiet' || next.done || !next.value) {
         // Closing our end, as envd does once the command is gone (a background child holding it gets SIGPIPE).
         void reader.cancel().catch(() => undefined);
         return;
       }
-      await this.#deliver(kind, read.value, limit);
+      await this.#deliver(kind, next.value, limit);
     }
   }
 
