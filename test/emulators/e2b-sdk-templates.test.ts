@@ -133,6 +133,8 @@ describe.skipIf(!baseBuilt)(`Template.build${needsBase}`, () => {
     const sandbox = await create('emu-built:v1');
     expect((await sandbox.commands.run('cat /opt/app/built.txt')).stdout.trim()).toBe('built-by-emulator in /opt/app');
     expect((await sandbox.commands.run('echo "$GREETING"')).stdout.trim()).toBe('built-by-emulator');
+    // The build's last WORKDIR is where commands run by default.
+    expect((await sandbox.commands.run('pwd')).stdout.trim()).toBe('/opt/app');
     const info = await sandbox.getInfo();
     expect({ templateId: info.templateId, cpuCount: info.cpuCount, memoryMB: info.memoryMB }).toEqual({
       templateId: built.templateId,

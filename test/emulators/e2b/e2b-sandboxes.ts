@@ -31,6 +31,7 @@ import { randomToken } from '../shared/ids.js';
 import { HttpError, sendJson, type E2bRequest, type E2bRoute } from './e2b-http.js';
 import { snapshotRoutes } from './e2b-snapshots.js';
 import type { E2bSandbox, E2bState } from './e2b-state.js';
+import { envdDefaultsKey, type EnvdDefaults } from './e2b-process-table.js';
 import { resolveTemplate, type ResolvedTemplate } from './e2b-templates.js';
 import type { TunnelProxy, TunnelRouting } from './e2b-tunnels.js';
 
@@ -411,7 +412,11 @@ async function createSandbox(state: E2bState, body: z.infer<typeof createSchema>
           templateId: template.templateID,
           envdAccessToken: randomToken(32),
           paused: false,
-          extra: new Map<string, unknown>([['control', control]]),
+          extra: new Map<string, unknown>([
+            ['control', control],
+            // The template's last USER and WORKDIR are what envd runs commands as and in by default.
+            [envdDefaultsKey, { user: template.user, workdir: template.workdir } satisfies EnvdDefaults],
+          ]),
         };
       },
     });
