@@ -67,7 +67,9 @@ export interface E2bSandboxProviderOptions {
   templates?: readonly E2bResourceTemplate[];
   /**
    * The scheme of tunnel URLs. E2B terminates TLS for every port: `'https'`. An emulator without
-   * TLS serves `'http'`. @default 'https'
+   * TLS serves `'http'`. @default 'http' when the control plane's URL (`apiUrl`, else
+   * E2B_API_URL) is `http:` (an emulator or a dev install has no TLS in front of its sandboxes
+   * either), else 'https'
    */
   tunnelScheme?: 'https' | 'http';
   /**
@@ -104,6 +106,12 @@ export class E2bSandboxProvider implements SandboxProvider {
       });
     }
     this.#options = options;
+  }
+
+  /** See `E2bSandboxProviderOptions.tunnelScheme`. */
+  get #tunnelScheme(): 'https' | 'http' {
+    if (this.#options.tunnelScheme !== undefined) return this.#options.tunnelScheme;
+    return (this.#options.apiUrl ?? process.env.E2B_API_URL)?.startsWith('http:') ? 'http' : 'https';
   }
 
   /** Connection options every SDK call gets (the environment fills what is left out). */
@@ -279,7 +287,7 @@ export class E2bSandboxProvider implements SandboxProvider {
       warnings: [],
       events: this.events,
       ports: [],
-      tunnelScheme: this.#options.tunnelScheme ?? 'https',
+      tunnelScheme: this.#tunnelScheme,
       workdir: undefined,
       lifetimeMs: undefined,
       paused: false,
@@ -302,7 +310,7 @@ export class E2bSandboxProvider implements SandboxProvider {
       SandboxClass: sdk.Sandbox,
       connection: this.connection,
       events: this.events,
-      tunnelScheme: this.#options.tunnelScheme ?? 'https',
+      tunnelScheme: this.#tunnelScheme,
       paused: false,
     });
   }
@@ -322,7 +330,7 @@ export class E2bSandboxProvider implements SandboxProvider {
       SandboxClass: sdk.Sandbox,
       connection: this.connection,
       events: this.events,
-      tunnelScheme: this.#options.tunnelScheme ?? 'https',
+      tunnelScheme: this.#tunnelScheme,
       paused: true,
     });
   }
