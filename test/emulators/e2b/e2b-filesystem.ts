@@ -238,6 +238,7 @@ export function filesystemRoutes(state: E2bState): E2bRoute[] {
           if (signal.aborted) resolve('aborted');
           signal.addEventListener('abort', () => resolve('aborted'), { once: true });
         });
+        const gone = context.sandbox.ended.then(() => 'gone' as const);
         const interval = keepaliveMs(request);
         try {
           yield { start: {} };
@@ -245,16 +246,17 @@ export function filesystemRoutes(state: E2bState): E2bRoute[] {
           for (;;) {
             let timer: NodeJS.Timeout | undefined;
             const tick = new Promise<'keepalive'>((resolve) => (timer = setTimeout(() => resolve('keepalive'), interval)));
-            const outcome = await Promise.race([pending, tick, aborted]).finally(() => clearTimeout(timer));
+            const outcome = await Promise.race([pending, tick, aborted, gone]).finally(() => clearTimeout(timer));
             if (outcome === 'aborted') return;
+            // The sandbox went away: its connections drop, as they do on E2B, and the SDK asks /health why.
+            if (outcome === 'gone') return void request.raw.socket?.destroy();
             if (outcome === 'keepalive') {
               yield { keepalive: {} };
               continue;
             }
             if (outcome === null) {
-              // The sandbox went away: its connections drop, as they do on E2B, and the SDK asks /health why.
-              if (await watcher.sandboxEnded) return void request.raw.socket?.destroy();
-              // The watched directory went away: nothing more comes, but the stream stays until the client leaves.
+              // The watcher ended: its directory went away, or the sandbox is going. Either way
+              // nothing more comes, and the stream stays until the client or the sandbox leaves.
               pending = new Promise<never>(() => undefined);
               continue;
             }

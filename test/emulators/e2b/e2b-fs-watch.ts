@@ -94,8 +94,8 @@ export class EnvdWatcher {
   }
 
   /**
-   * The next events (at least one), or null once inotifywait ended: its directory is gone or the
-   * sandbox ended (`sandboxEnded` tells which). Throws `ConnectError` on a queue overflow.
+   * The next events (at least one), or null once inotifywait ended (its directory is gone, or the
+   * sandbox is). Throws `ConnectError` on a queue overflow.
    */
   async next(): Promise<EnvdWatchEvent[] | null> {
     for (;;) {
@@ -118,14 +118,6 @@ export class EnvdWatcher {
         }
       }
     }
-  }
-
-  /** Whether the sandbox is gone (then the watch's end is the sandbox's, not its directory's). */
-  get sandboxEnded(): Promise<boolean> {
-    return this.sandbox.poll().then(
-      (status) => status.state === 'terminated',
-      () => true,
-    );
   }
 
   /** Stops inotifywait. Idempotent. */
