@@ -259,6 +259,22 @@ describe.skipIf(!baseBuilt)(`e2b SDK files against the emulator${needsBase}`, ()
       expect(dangling).toMatchObject({ type: undefined, symlinkTarget: '/tmp/meta/dangling', permissions: 'Lrwxrwxrwx' });
     });
 
+    it('keeps upload metadata as extended attributes, replaced by the next upload', async () => {
+      const written = await sandbox.files.write('/tmp/meta/tagged.txt', 'tagged', { metadata: { Purpose: 'test', 'build-id': '42' } });
+      expect(written.metadata).toEqual({ purpose: 'test', 'build-id': '42' });
+      expect((await sandbox.files.getInfo('/tmp/meta/tagged.txt')).metadata).toEqual({ purpose: 'test', 'build-id': '42' });
+      expect((await sandbox.files.list('/tmp/meta')).find((entry) => entry.name === 'tagged.txt')?.metadata).toEqual({
+        purpose: 'test',
+        'build-id': '42',
+      });
+      const streamed = await sandbox.files.write('/tmp/meta/streamed.bin', patternStream(1000, 2), { metadata: { via: 'stream' } });
+      expect(streamed.metadata).toEqual({ via: 'stream' });
+      expect(await sh("python3 -c \"import os; print(os.getxattr('/tmp/meta/tagged.txt', 'user.e2b.purpose').decode())\"")).toBe('test\n');
+      await sandbox.files.write('/tmp/meta/tagged.txt', 'again');
+      expect((await sandbox.files.getInfo('/tmp/meta/tagged.txt')).metadata).toBeUndefined();
+      expect((await sandbox.files.getInfo('/tmp/meta/file')).metadata).toBeUndefined();
+    });
+
     it('lists directories to a depth, in envd order, leaving out what has no type', async () => {
       await sh(
         'mkdir -p /tmp/tree/b/deeper/deepest /tmp/tree/a && touch /tmp/tree/z.txt /tmp/tree/b/x.txt /tmp/tree/b/deeper/y.txt && mkfifo /tmp/tree/pipe',

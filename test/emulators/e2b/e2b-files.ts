@@ -32,6 +32,7 @@ import { HttpError, sendJson, type E2bRequest, type E2bRoute } from './e2b-http.
 import type { E2bSandbox, E2bState } from './e2b-state.js';
 import { changeOwner, EnvdFsError } from './e2b-fs-tools.js';
 import { PathResolveError, UnknownUserError, canOwn, defaultWorkdir, resolveEnvdPath, resolveUser, type EnvdUser } from './e2b-fs-users.js';
+import { metadataFromHeaders, writeMetadata } from './e2b-fs-metadata.js';
 import { MultipartError, multipartBoundary, multipartParts } from './e2b-multipart.js';
 
 /** The envd port in E2B's host names (`49983-<sandboxID>.<domain>`). */
@@ -285,17 +286,20 @@ async function writeFile(
   path: string,
   source: AsyncIterable<Uint8Array>,
   signal: AbortSignal,
+  metadata: Record<string, string> | undefined,
 ): Promise<Record<string, unknown>> {
   const files = new EmulatorFiles(sandbox.local);
+  let stored: Record<string, string> | undefined;
   const body = Readable.toWeb(Readable.from(source, { objectMode: false })) as unknown as ReadableStream<Uint8Array>;
   try {
     await files.write(path, body, { signal });
     if ((user.uid !== 0 || user.gid !== 0) && (await canOwn(sandbox, user))) await changeOwner(sandbox.local, path, user.uid, user.gid);
+    stored = await writeMetadata(sandbox, path, metadata);
   } catch (error) {
     if (isZlibError(error)) throw new HttpError(400, `error decompressing request body: ${error.message}`);
     throw uploadError(error, path, sandbox);
   }
-  return { path, name: posix.basename(path), type: 'file' };
+  return { path, name: posix.basename(path), type: 'file', ...(stored ? { metadata: stored } : {}) };
 }
 
 function isZlibError(error: unknown): error is Error {
@@ -327,6 +331,7 @@ async function upload(state: E2bState, request: E2bRequest, response: ServerResp
   const sandbox = fileSandbox(state, request, response, query, 'write');
   if (!sandbox) return void request.raw.resume();
   const user = await fileUser(sandbox, query.username);
+  const metadata = metadataFromHeaders(request.headers);
   const controller = new AbortController();
   request.raw.on('close', () => {
     if (!request.raw.complete) controller.abort(new Error('the client went away'));
@@ -337,7 +342,7 @@ async function upload(state: E2bState, request: E2bRequest, response: ServerResp
   if (mediaType === 'application/octet-stream') {
     if (!request.url.searchParams.has('path')) throw new HttpError(400, 'path query parameter is required for raw body upload');
     const path = resolvePath(query.path, user, sandbox);
-    written.push(await writeFile(sandbox, user, path, decodedBody(request), controller.signal));
+    written.push(await writeFile(sandbox, user, path, decodedBody(request), controller.signal, metadata));
   } else if (mediaType.startsWith('multipart/')) {
     const boundary = multipartBoundary(contentType);
     if (!boundary) throw new HttpError(500, 'error parsing multipart form: no multipart boundary param in Content-Type');
@@ -354,7 +359,7 @@ async function upload(state: E2bState, request: E2bRequest, response: ServerResp
             `you cannot upload multiple files to the same path '${path}' in one upload request, only the first specified file was uploaded`,
           );
         }
-        written.push(await writeFile(sandbox, user, path, part.body, controller.signal));
+        written.push(await writeFile(sandbox, user, path, part.body, controller.signal, metadata));
       }
     } catch (error) {
       if (error instanceof MultipartError) throw new HttpError(500, `error reading form: ${error.message}`);

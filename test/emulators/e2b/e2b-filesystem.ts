@@ -20,6 +20,7 @@ import { ConnectError, connectRoutes, type ConnectMethod } from './e2b-connect.j
 import { HttpError, type E2bRequest, type E2bRoute } from './e2b-http.js';
 import type { E2bSandbox, E2bState } from './e2b-state.js';
 import { EnvdFsError, changeOwner, listEntries, makeDirectory, moveEntry, removeEntry, statEntry, type EnvdEntry } from './e2b-fs-tools.js';
+import { readMetadata } from './e2b-fs-metadata.js';
 import { EnvdWatcher, type EnvdWatchEvent } from './e2b-fs-watch.js';
 import {
   PathResolveError,
@@ -44,6 +45,7 @@ export function entryJson(entry: EnvdEntry): Record<string, unknown> {
   json.group = entry.group;
   if (entry.modifiedTime) json.modifiedTime = entry.modifiedTime;
   if (entry.symlinkTarget !== undefined) json.symlinkTarget = entry.symlinkTarget;
+  if (entry.metadata) json.metadata = entry.metadata;
   return json;
 }
 
@@ -52,6 +54,25 @@ const fileTypeNames: Record<NonNullable<EnvdEntry['type']>, string> = {
   directory: 'FILE_TYPE_DIRECTORY',
   symlink: 'FILE_TYPE_SYMLINK',
 };
+
+/** The entries with their metadata, where the sandbox keeps any (see e2b-fs-metadata.ts). */
+async function withMetadata<T extends EnvdEntry>(sandbox: E2bSandbox, entries: T[]): Promise<T[]> {
+  const found = await readMetadata(
+    sandbox,
+    entries.map((entry) => entry.path),
+  );
+  for (const entry of entries) {
+    const metadata = found.get(entry.path);
+    if (metadata) entry.metadata = metadata;
+  }
+  return entries;
+}
+
+/** One entry with its metadata. */
+async function described(sandbox: E2bSandbox, entry: EnvdEntry): Promise<Record<string, unknown>> {
+  const [withData] = await withMetadata(sandbox, [entry]);
+  return entryJson(withData!);
+}
 
 /** What every call needs: the sandbox, its user and a path resolver. */
 interface CallContext {
@@ -192,26 +213,26 @@ async function gather(polling: PollingWatcher): Promise<void> {
 export function filesystemRoutes(state: E2bState): E2bRoute[] {
   return connectRoutes('filesystem.Filesystem', {
     Stat: unary(state, async (message, context) => ({
-      entry: entryJson(await statEntry(context.sandbox.local, context.resolve(message.path))),
+      entry: await described(context.sandbox, await statEntry(context.sandbox.local, context.resolve(message.path))),
     })),
 
     MakeDir: unary(state, async (message, context) => {
       const path = context.resolve(message.path);
       await makeDirectory(context.sandbox.local, path);
       await giveToUser(context, path);
-      return { entry: entryJson(await statEntry(context.sandbox.local, path)) };
+      return { entry: await described(context.sandbox, await statEntry(context.sandbox.local, path)) };
     }),
 
     Move: unary(state, async (message, context) => {
       const entry = await moveEntry(context.sandbox.local, context.resolve(message.source), context.resolve(message.destination));
-      return { entry: entryJson(entry) };
+      return { entry: await described(context.sandbox, entry) };
     }),
 
     ListDir: unary(state, async (message, context) => {
       const depth = Number(message.depth ?? 0);
       if (!Number.isInteger(depth) || depth < 0) throw new ConnectError('invalid_argument', `invalid depth ${String(message.depth)}`);
       const entries = await listEntries(context.sandbox.local, context.resolve(message.path), depth === 0 ? 1 : depth);
-      return { entries: entries.map(entryJson) };
+      return { entries: (await withMetadata(context.sandbox, entries)).map(entryJson) };
     }),
 
     Remove: unary(state, async (message, context) => {
@@ -260,6 +281,10 @@ export function filesystemRoutes(state: E2bState): E2bRoute[] {
               pending = new Promise<never>(() => undefined);
               continue;
             }
+            await withMetadata(
+              context.sandbox,
+              outcome.flatMap((event) => (event.entry ? [event.entry] : [])),
+            );
             for (const event of outcome) yield { filesystem: eventJson(event) };
             pending = watcher.next();
           }

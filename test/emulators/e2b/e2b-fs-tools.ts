@@ -49,6 +49,8 @@ export interface EnvdEntry {
   /** RFC 3339 with nanoseconds, as protobuf's JSON spells a Timestamp. */
   modifiedTime: string | undefined;
   symlinkTarget?: string;
+  /** The file's `user.e2b.*` extended attributes (see e2b-fs-metadata.ts). */
+  metadata?: Record<string, string>;
 }
 
 // Exit codes of the programs, one per fault.
