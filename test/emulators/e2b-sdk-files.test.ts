@@ -7,7 +7,7 @@
  * sandbox.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { get, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -25,6 +25,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startE2bEmulator, type E2bEmulator } from './e2b/index.js';
 import { e2bImagesDir } from './e2b/e2b-templates.js';
+import { spawnE2bEmulator } from './e2b/spawn.js';
 
 const baseBuilt = existsSync(join(e2bImagesDir(), 'base', '.sandport-complete')) && process.getuid?.() === 0;
 const needsBase = baseBuilt ? '' : ' (skipped: needs root and the base rootfs of scripts/build-e2b-images.sh)';
@@ -548,5 +549,34 @@ describe.skipIf(!baseBuilt)(`e2b SDK files against the emulator${needsBase}`, ()
       // The connection drops with the sandbox; the SDK asks /health, hears 502 and calls it a timeout.
       expect(exit).toBeInstanceOf(TimeoutError);
     });
+  });
+
+  describe('memory', () => {
+    /** The emulator process's peak resident memory so far, in bytes (Linux's VmHWM). */
+    const peakBytes = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+    it('holds neither an upload nor a download whole in memory', async () => {
+      const child = await spawnE2bEmulator();
+      try {
+        const remote = await Sandbox.create('base', {
+          apiUrl: child.url,
+          sandboxUrl: child.sandboxUrl,
+          domain: child.domain,
+          apiKey: 'e2b_emulator',
+        });
+        await remote.files.write('/tmp/warm-up', 'x');
+        await remote.files.read('/tmp/warm-up');
+        const before = peakBytes(child.pid);
+        const size = 128 * 1024 * 1024;
+        await remote.files.write('/tmp/huge.bin', patternStream(size, 5));
+        await remote.files.write('/tmp/huge.gz.bin', patternStream(size, 5), { gzip: true });
+        expect(await digest(await remote.files.read('/tmp/huge.bin', { format: 'stream' }))).toEqual(await digest(patternStream(size, 5)));
+        // Buffering either file whole would raise the peak by at least its size.
+        expect(peakBytes(child.pid) - before).toBeLessThan(size * 0.75);
+        await remote.kill();
+      } finally {
+        await child.close();
+      }
+    }, 240_000);
   });
 });
