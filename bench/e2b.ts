@@ -67,13 +67,13 @@ export async function runE2bBench(options: { quick?: boolean } = {}): Promise<E2
 
       const payload = new Uint8Array(1024 * 1024).fill(7);
       const [writes, rawWrites] = await paired(
-        rounds,
+        rounds * 2,
         () => sandbox.files.write('/tmp/bench.bin', payload),
         () => raw.files.write('/tmp/bench-raw.bin', payload.buffer),
       );
       rows.push(row('files.write 1 MiB', writes, 'files.write', rawWrites));
       const [reads, rawReads] = await paired(
-        rounds,
+        rounds * 2,
         () => sandbox.files.read('/tmp/bench.bin'),
         () => raw.files.read('/tmp/bench-raw.bin', { format: 'bytes' }),
       );
