@@ -23,12 +23,16 @@ import {
   type FilesystemEvent,
 } from 'e2b';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { startE2bEmulator, type E2bEmulator } from './e2b/index.js';
 import { e2bImagesDir } from './e2b/e2b-templates.js';
 import { spawnE2bEmulator } from './e2b/spawn.js';
 
 const baseBuilt = existsSync(join(e2bImagesDir(), 'base', '.sandport-complete')) && process.getuid?.() === 0;
 const needsBase = baseBuilt ? '' : ' (skipped: needs root and the base rootfs of scripts/build-e2b-images.sh)';
+// The emulator pauses with the local provider's pause().
+const canPause = createLocalSandboxProvider().capabilities.pause;
+const needsPause = canPause ? '' : ' (skipped: the local provider cannot pause: capabilities.pause is false)';
 
 let emulator: E2bEmulator;
 let options: { apiUrl: string; sandboxUrl: string; domain: string; apiKey: string };
@@ -530,6 +534,30 @@ describe.skipIf(!baseBuilt)(`e2b SDK files against the emulator${needsBase}`, ()
       // The SDK reads a gone sandbox's 502 (HTTP) and unavailable (Connect) as its timeout.
       expect(await failure(doomed.files.read('/tmp/last.txt'))).toBeInstanceOf(TimeoutError);
       expect(await failure(doomed.files.getInfo('/tmp/last.txt'))).toBeInstanceOf(TimeoutError);
+    });
+
+    it('answers as a dead sandbox once it timed out', async () => {
+      const brief = await Sandbox.create('base', { ...options, timeoutMs: 2000 });
+      sandboxes.push(brief);
+      expect(await brief.isRunning()).toBe(true);
+      let running = true;
+      for (let round = 0; round < 300 && running; round++) {
+        running = await brief.isRunning();
+        if (running) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(running).toBe(false);
+      expect(await failure(brief.files.list('/'))).toBeInstanceOf(TimeoutError);
+    });
+
+    it.skipIf(!canPause)(`answers as a dead sandbox while it is paused, and as a live one once resumed${needsPause}`, async () => {
+      const paused = await create();
+      await paused.files.write('/tmp/kept.txt', 'kept');
+      expect(await paused.pause()).toBe(true);
+      expect(await paused.isRunning()).toBe(false);
+      expect(await failure(paused.files.read('/tmp/kept.txt'))).toBeInstanceOf(TimeoutError);
+      const resumed = await Sandbox.connect(paused.sandboxId, options);
+      expect(await resumed.isRunning()).toBe(true);
+      expect(await resumed.files.read('/tmp/kept.txt')).toBe('kept');
     });
 
     it('ends a watch when its sandbox is killed', async () => {

@@ -118,8 +118,8 @@ function fileSandbox(
       'The E2B emulator serves every sandbox at one URL: name the sandbox with the E2b-Sandbox-Id header (the SDK sends it), or fetch a signed URL of a secure sandbox',
     );
   }
-  if (!sandbox || sandbox.end) {
-    sendSandboxGone(response, named ?? '');
+  if (!sandbox || sandbox.end || sandbox.data.paused) {
+    sendSandboxGone(response, named ?? sandbox?.id ?? '');
     return undefined;
   }
   const token = sandbox.data.envdAccessToken;
@@ -392,16 +392,10 @@ export function fileRoutes(state: E2bState): E2bRoute[] {
       async handle(request, response) {
         const id = namedSandboxId(request, state.domain) ?? '';
         const sandbox = state.sandboxes.get(id);
-        const paused = sandbox ? await isPaused(sandbox) : false;
-        if (!sandbox || sandbox.end || paused) return sendSandboxGone(response, id);
+        if (!sandbox || sandbox.end || sandbox.data.paused) return sendSandboxGone(response, id);
         response.writeHead(204);
         response.end();
       },
     },
   ];
-}
-
-async function isPaused(sandbox: E2bSandbox): Promise<boolean> {
-  const status = await sandbox.local.poll().catch(() => undefined);
-  return status?.state === 'paused';
 }
