@@ -4,8 +4,9 @@
  * a sandbox id can only ever name a container (never another URL).
  */
 import { hostname } from 'node:os';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
+import * as tar from 'tar-stream';
 import { SandboxNotFoundError, SandboxTimeoutError } from '../../src/kit/index.js';
 
 /** Labels every sandport container carries; they make lookup and cleanup work across processes. */
@@ -167,6 +168,56 @@ export async function readTags(
   if (result.exitCode === 0) return JSON.parse(result.stdout) as Record<string, string>;
   const info = await container.inspect();
   return JSON.parse(info.Config.Labels?.[labels.tags] ?? '{}') as Record<string, string>;
+}
+
+/** Where a paused container's tags wait (see `holdLifetimeArgv`): its root filesystem, reached by the archive API. */
+export const pausedTagsDirectory = '/.sandport-paused';
+const pausedTagsName = (sandboxId: string) => `tags-${sandboxId}.json`;
+
+/**
+ * Reads the tags of a paused container (no exec runs in a paused container): the copy the pause
+ * left in its root filesystem, or the create-time label when there is none (tags never set, or
+ * a container paused by something else than sandport).
+ */
+export async function readPausedTags(container: Docker.Container, sandboxId: string): Promise<Record<string, string>> {
+  const archive = (await container.getArchive({ path: `${pausedTagsDirectory}/${pausedTagsName(sandboxId)}` }).catch((error: unknown) => {
+    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+    throw error;
+  })) as unknown as Readable | undefined;
+  const text = archive ? await firstFileOf(archive) : undefined;
+  if (text !== undefined) return JSON.parse(text) as Record<string, string>;
+  const info = await container.inspect();
+  return JSON.parse(info.Config.Labels?.[labels.tags] ?? '{}') as Record<string, string>;
+}
+
+/** Writes the tags of a paused container where `readPausedTags` reads them and the resume picks them up. */
+export async function writePausedTags(container: Docker.Container, sandboxId: string, tags: Record<string, string>): Promise<void> {
+  const pack = tar.pack();
+  const bytes = Buffer.from(JSON.stringify(tags));
+  pack.entry({ name: pausedTagsName(sandboxId), size: bytes.byteLength, mode: 0o644, uid: 0, gid: 0, mtime: new Date() }, bytes);
+  pack.finalize();
+  await container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: pausedTagsDirectory });
+}
+
+/** The text of the first regular file in a (small) tar stream. */
+function firstFileOf(archive: Readable): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const extract = tar.extract();
+    let found: string | undefined;
+    extract.on('entry', (header, stream, next) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+      stream.on('end', () => {
+        if (found === undefined && header.type === 'file') found = Buffer.concat(chunks).toString('utf8');
+        next();
+      });
+      stream.resume();
+    });
+    extract.on('finish', () => resolve(found));
+    extract.on('error', reject);
+    archive.on('error', reject);
+    archive.pipe(extract);
+  });
 }
 
 /** The deadline the keeper obeys, in epoch milliseconds (0 when unreadable). */

@@ -8,6 +8,7 @@ import {
   SandboxFileNotFoundError,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
+  SandboxPausedError,
   SandboxProviderError,
   errorCode,
   fromConnectionError,
@@ -107,7 +108,16 @@ export function mapDockerError(error: unknown, context: DockerErrorContext): San
       cause,
     });
   }
-  if (status === 409 && /is not running|is paused|removal .* in progress|is restarting|is dead|marked for removal/i.test(message)) {
+  if (status === 409 && /is paused/i.test(message)) {
+    // Paused by another process (or by `docker pause`): it is still there, and resume() continues it.
+    return new SandboxPausedError({
+      message: `Sandbox ${context.sandboxId ?? ''} is paused: ${message}`,
+      sandboxId: context.sandboxId ?? '',
+      provider,
+      cause,
+    });
+  }
+  if (status === 409 && /is not running|removal .* in progress|is restarting|is dead|marked for removal/i.test(message)) {
     return new SandboxNotFoundError({
       message: `Sandbox ${context.sandboxId ?? ''} is no longer running: ${message}`,
       sandboxId: context.sandboxId,

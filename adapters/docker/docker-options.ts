@@ -41,7 +41,7 @@ export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   fromName: true,
   list: true,
   crossProcessLookup: true,
-  pause: false,
+  pause: true,
   extendTimeout: true,
   network: { block: true, allowCidrs: false, allowDomains: false },
   limits: { cpu: true, memory: true, pids: true },

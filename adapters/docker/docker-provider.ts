@@ -29,7 +29,16 @@ import {
   type SignalOptions,
   type Tunnel,
 } from '../../src/kit/index.js';
-import { checkContainerRef, engineIsLocal, isStaleCreated, labels, readDeadline, readTags, runInContainer } from './docker-engine.js';
+import {
+  checkContainerRef,
+  engineIsLocal,
+  isStaleCreated,
+  labels,
+  readDeadline,
+  readPausedTags,
+  readTags,
+  runInContainer,
+} from './docker-engine.js';
 import { isEngineNotFound, mapDockerError } from './docker-errors.js';
 import { startForwards } from './docker-forwards.js';
 import { checkRuntime, resolveImage } from './docker-images.js';
@@ -278,6 +287,7 @@ class DockerProvider implements DockerSandboxProvider {
       warnings: [],
       tunnels: tunnelsOf(info),
       expiresAt: Number(info.Config.Labels?.[labels.expiresAt] ?? Date.now()),
+      paused: info.State.Paused === true,
     }).sandbox;
   }
 
@@ -299,10 +309,12 @@ class DockerProvider implements DockerSandboxProvider {
       containers.map(async (container) => {
         const id = container.Id.slice(0, 12);
         // Bounded: one container whose engine is stuck must not hang every listing.
+        // No exec runs in a paused container: its tags are read through the archive API.
+        const found = docker.getContainer(container.Id);
         const tags = await providerCall(
           this.#calls,
           'list',
-          () => readTags(docker.getContainer(container.Id), id, parsed.signal, listTagsTimeoutMs),
+          () => (container.State === 'paused' ? readPausedTags(found, id) : readTags(found, id, parsed.signal, listTagsTimeoutMs)),
           { idempotent: true, signal: parsed.signal },
         ).catch(() => {
           if (parsed.signal?.aborted) throw parsed.signal.reason;
@@ -374,16 +386,20 @@ class DockerProvider implements DockerSandboxProvider {
       const createdAt = Number(container.Labels[labels.createdAt] ?? container.Created * 1000);
       const overCap = createdAt + dockerMaxTimeoutMs < now;
       const running = container.State === 'running';
+      // A paused container's lifetime stands still (its deadline cannot even be read): only the
+      // cap, wall-clock time, ends it here.
+      const paused = container.State === 'paused';
       const expired =
-        running &&
-        (overCap ||
-          (Number(container.Labels[labels.expiresAt] ?? 0) < now &&
-            (await readDeadline(docker.getContainer(container.Id)).then(
-              (deadline) => deadline < now,
-              () => true,
-            ))));
+        (paused && overCap) ||
+        (running &&
+          (overCap ||
+            (Number(container.Labels[labels.expiresAt] ?? 0) < now &&
+              (await readDeadline(docker.getContainer(container.Id)).then(
+                (deadline) => deadline < now,
+                () => true,
+              )))));
       // A container still being created by a live creator is left alone.
-      const stale = container.State === 'created' ? isStaleCreated(container, now) : !running;
+      const stale = container.State === 'created' ? isStaleCreated(container, now) : !running && !paused;
       if (stale || expired)
         await docker
           .getContainer(container.Id)
@@ -424,6 +440,7 @@ class DockerProvider implements DockerSandboxProvider {
       warnings: DockerCreatePlan['warnings'];
       tunnels: Record<number, Tunnel>;
       expiresAt: number;
+      paused?: boolean;
     },
   ) {
     const id = info.Id.slice(0, 12);
@@ -440,6 +457,7 @@ class DockerProvider implements DockerSandboxProvider {
       warnings: details.warnings,
       events: this.events,
       owned: details.owned,
+      paused: details.paused === true,
       hasEntrypoint: info.Config.Labels?.[labels.entrypoint] === 'true',
       engineIsLocal: engineIsLocal(this.docker),
       onEnd: (ended) => {
@@ -455,7 +473,8 @@ class DockerProvider implements DockerSandboxProvider {
     return providerCall(
       this.#calls,
       'list',
-      () => docker.listContainers({ filters: { label: [`${labels.managed}=true`, ...(filters.label ?? [])], status: ['running'] } }),
+      () =>
+        docker.listContainers({ filters: { label: [`${labels.managed}=true`, ...(filters.label ?? [])], status: ['running', 'paused'] } }),
       { idempotent: true, signal },
     );
   }

@@ -39,11 +39,12 @@ import {
   type SignalOptions,
   type Tunnel,
 } from '../../src/kit/index.js';
-import { labels, readTags, runInContainer, stateDirectory, tagsFile } from './docker-engine.js';
+import { labels, readPausedTags, readTags, runInContainer, stateDirectory, tagsFile, writePausedTags } from './docker-engine.js';
 import { mapDockerError } from './docker-errors.js';
 import { startDockerExec, type DockerExecContext } from './docker-exec.js';
 import { DockerFiles } from './docker-files.js';
 import { dockerCapabilities, dockerMaxTimeoutMs } from './docker-options.js';
+import { holdLifetimeArgv, releaseLifetimeArgv } from './docker-scripts.js';
 
 /** A running Docker container used as a sandbox. */
 export interface DockerSandbox extends Sandbox {
@@ -56,6 +57,18 @@ export interface DockerSandbox extends Sandbox {
    * Throws `SandboxInvalidArgumentError` (argument `timeoutMs`) beyond 24 hours.
    */
   extendTimeout(timeoutMs: number, options?: SignalOptions): Promise<void>;
+  /**
+   * See `Sandbox.pause`: the engine's pause (its cgroup freezer) stops every process of the
+   * container, the lifetime keeper with them. Just before, the deadline inside the container
+   * becomes the time left, which the resume (in any process) turns back into a deadline, so the
+   * lifetime keeps its remaining time across processes; the 24-hour cap from creation is
+   * wall-clock time and does not move. Tags keep working while paused: they wait in the
+   * container's root filesystem, which the archive API reaches. A sandbox paused with
+   * `docker pause` reports paused too, but its lifetime was not held and ran on.
+   */
+  pause(options?: SignalOptions): Promise<void>;
+  /** See `Sandbox.resume`: the engine's unpause, then the held lifetime runs again. */
+  resume(options?: SignalOptions): Promise<void>;
   /**
    * See `Sandbox.stdout`: the create `command` runs as an exec beside the container's main
    * process (the lifetime keeper), so its output reaches only the exec's stream in the creating
@@ -84,6 +97,8 @@ export interface DockerSandboxInit {
   events: SandboxEmitter;
   /** True when this process created the container: it then owns the idle and lifetime timers. */
   owned: boolean;
+  /** The engine reported the container paused (a lookup of a paused sandbox). */
+  paused?: boolean;
   /** The container was created with an entrypoint `command`. */
   hasEntrypoint: boolean;
   engineIsLocal: boolean;
@@ -120,6 +135,8 @@ class DockerContainerSandbox implements DockerSandbox {
   #exitWatch: Promise<void> | undefined;
   #knownOomKills = 0;
   #stdio: EntrypointStdio | undefined;
+  /** Pauses and resumes of ours under way: the engine's state is then ours to change, not to adopt. */
+  #transitions = 0;
 
   constructor(init: DockerSandboxInit) {
     this.#init = init;
@@ -137,6 +154,7 @@ class DockerContainerSandbox implements DockerSandbox {
     // The keeper ends the container at the deadline by itself; this timer makes the end prompt
     // and named. Only the creator arms it: another process may have moved the deadline since.
     if (init.owned) this.#lifecycle.armLifetime(Math.max(0, init.expiresAt - Date.now()));
+    if (init.paused) this.#lifecycle.adoptPaused();
     this.#calls = {
       provider,
       events: init.events,
@@ -265,7 +283,11 @@ class DockerContainerSandbox implements DockerSandbox {
   async setTags(tags: SandboxTags, options: SignalOptions = {}): Promise<void> {
     const checked = parseTags(tags, provider);
     const signal = signalOf(options);
-    this.#lifecycle.assertRunning();
+    this.#lifecycle.assertAlive();
+    if (this.#lifecycle.paused) {
+      await providerCall(this.#aliveCalls(), 'setTags', () => writePausedTags(this.#init.container, this.id, checked), { signal });
+      return;
+    }
     this.#lifecycle.touch();
     // Labels are fixed at create, so the current tags live in a file inside the container.
     const written = await providerCall(
@@ -284,7 +306,86 @@ class DockerContainerSandbox implements DockerSandbox {
 
   async getTags(options: SignalOptions = {}): Promise<SandboxTags> {
     const signal = signalOf(options);
-    return providerCall(this.#calls, 'getTags', () => readTags(this.#init.container, this.id, signal), { idempotent: true, signal });
+    this.#lifecycle.assertAlive();
+    const container = this.#init.container;
+    if (this.#lifecycle.paused)
+      return providerCall(this.#aliveCalls(), 'getTags', () => readPausedTags(container, this.id), { idempotent: true, signal });
+    return providerCall(this.#calls, 'getTags', () => readTags(container, this.id, signal), { idempotent: true, signal });
+  }
+
+  async pause(options: SignalOptions = {}): Promise<void> {
+    const signal = signalOf(options);
+    await this.#followEngine(signal);
+    await this.#lifecycle.pause(() => this.#transition(() => this.#freeze()), { signal });
+  }
+
+  async resume(options: SignalOptions = {}): Promise<void> {
+    const signal = signalOf(options);
+    await this.#followEngine(signal);
+    await this.#lifecycle.resume(() => this.#transition(() => this.#thaw()), { signal });
+  }
+
+  /**
+   * Takes the engine's word for paused or running before a pause or resume, so that one done
+   * elsewhere (another process, `docker pause`) is neither repeated nor missed.
+   */
+  async #followEngine(signal: AbortSignal | undefined): Promise<void> {
+    signal?.throwIfAborted();
+    this.#lifecycle.assertAlive();
+    const info = await providerCall(this.#aliveCalls(), 'inspect', () => this.#init.container.inspect(), { idempotent: true, signal });
+    if (this.#transitions > 0 || !info.State.Running) return;
+    if (info.State.Paused) this.#lifecycle.adoptPaused();
+    else this.#lifecycle.adoptRunning();
+  }
+
+  async #transition(body: () => Promise<void>): Promise<void> {
+    this.#transitions++;
+    try {
+      await body();
+    } finally {
+      this.#transitions--;
+    }
+  }
+
+  /** Holds the lifetime inside the container, then pauses it (undone when the engine refuses). */
+  async #freeze(): Promise<void> {
+    const { container } = this.#init;
+    const map = (error: unknown, operation: string) => mapDockerError(error, { operation, sandboxId: this.id });
+    // Paused by someone else meanwhile (no exec runs then): nothing left to hold.
+    const held = await runInContainer(container, holdLifetimeArgv(this.id)).catch((error: unknown) => {
+      const mapped = map(error, 'pause');
+      if (mapped.code !== 'sandbox_paused') throw mapped;
+      return undefined;
+    });
+    if (held && held.exitCode !== 0) throw map(new Error(`holding the lifetime failed: ${held.stderr}`), 'pause');
+    try {
+      await container.pause();
+    } catch (error) {
+      if (isEngineState(error, 'is already paused')) return;
+      await runInContainer(container, releaseLifetimeArgv(this.id)).catch(() => undefined);
+      throw map(error, 'pause');
+    }
+  }
+
+  /** Unpauses the container, then gives the held lifetime back (a deadline again, from now). */
+  async #thaw(): Promise<void> {
+    const { container } = this.#init;
+    const map = (error: unknown, operation: string) => mapDockerError(error, { operation, sandboxId: this.id });
+    await container.unpause().catch((error: unknown) => {
+      // Resumed by someone else meanwhile: what is left to do is the same.
+      if (!isEngineState(error, 'is not paused')) throw map(error, 'resume');
+    });
+    const released = await runInContainer(container, releaseLifetimeArgv(this.id)).catch((error: unknown) => {
+      throw map(error, 'resume');
+    });
+    if (released.exitCode !== 0) throw map(new Error(`releasing the lifetime failed: ${released.stderr}`), 'resume');
+    const deadline = Number(released.stdout.trim());
+    if (Number.isSafeInteger(deadline) && deadline > 0) this.#expiresAt = deadline * 1000;
+  }
+
+  /** Provider calls that a paused sandbox still answers (tags): only an ended one is refused. */
+  #aliveCalls(): ProviderCallContext {
+    return { ...this.#calls, lifecycle: undefined };
   }
 
   async extendTimeout(timeoutMs: number, options: SignalOptions = {}): Promise<void> {
@@ -323,11 +424,17 @@ class DockerContainerSandbox implements DockerSandbox {
     signal?.throwIfAborted();
     if (this.#lifecycle.ended) return this.#lifecycle.ended;
     if (!this.#lifecycle.isRunning()) return this.#lifecycle.wait({ signal });
-    const info = await providerCall(this.#calls, 'poll', () => this.#init.container.inspect(), { idempotent: true, signal }).catch(() => {
-      if (signal?.aborted) throw signal.reason;
-      return undefined;
-    });
-    if (info?.State.Running) return { state: 'running' };
+    const info = await providerCall(this.#aliveCalls(), 'poll', () => this.#init.container.inspect(), { idempotent: true, signal }).catch(
+      () => {
+        if (signal?.aborted) throw signal.reason;
+        return undefined;
+      },
+    );
+    // Paused or resumed by another process (or `docker pause`): follow the engine, unless this
+    // sandbox is the one pausing or resuming it right now.
+    if (info?.State.Paused && this.#transitions === 0) this.#lifecycle.adoptPaused();
+    else if (info?.State.Running && this.#transitions === 0) this.#lifecycle.adoptRunning();
+    if (info?.State.Running) return this.#lifecycle.status;
     this.#watch();
     return this.#lifecycle.wait({ signal });
   }
@@ -394,6 +501,12 @@ class DockerContainerSandbox implements DockerSandbox {
     this.#knownOomKills = kills;
     return increased;
   }
+}
+
+/** Whether an engine error is the 409 saying the container already is in the state asked for. */
+function isEngineState(error: unknown, words: string): boolean {
+  const engine = error as { statusCode?: number; message?: unknown } | undefined;
+  return engine?.statusCode === 409 && typeof engine.message === 'string' && engine.message.includes(words);
 }
 
 /** Makes the sandbox object for a running container (no I/O). */

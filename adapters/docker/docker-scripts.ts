@@ -4,21 +4,24 @@
  * notifier, and the argv that puts a command under the kit's exec wrapper.
  */
 import { wrapArgv } from '../../src/kit/index.js';
-import { stateDirectory } from './docker-engine.js';
+import { pausedTagsDirectory, stateDirectory, tagsFile } from './docker-engine.js';
 
 const secretsFile = `${stateDirectory}/secrets.sh`;
+
+const deadlineFile = `${stateDirectory}/deadline`;
 
 /**
  * The container's main process: sleeps until the deadline in the state directory ($0, rewritten
  * by extendTimeout), never past the hard cap ($1, creation + the maximum lifetime), then exits,
- * which ends the container. Wakes at least every 5 s to see a changed deadline.
+ * which ends the container. Wakes at least every 5 s to see a changed deadline. While the file
+ * says `paused <ms>` (see {@link holdLifetimeArgv}), only the cap counts.
  */
 export const lifetimeKeeper = [
-  `mkdir -p ${stateDirectory} && echo "$0" > ${stateDirectory}/deadline && echo $$ > ${stateDirectory}/keeper.pid || exit 1`,
+  `mkdir -p ${stateDirectory} && echo "$0" > ${deadlineFile} && echo $$ > ${stateDirectory}/keeper.pid || exit 1`,
   // The entrypoint notifier signals here when its command ended: exit with the command's status.
   `trap 'exit "$(cat ${stateDirectory}/entrypoint-exit 2>/dev/null || echo 0)"' USR1`,
   'while :; do',
-  `  d=$(cat ${stateDirectory}/deadline 2>/dev/null); case "$d" in ''|*[!0-9]*) d=0 ;; esac`,
+  `  d=$(cat ${deadlineFile} 2>/dev/null); case "$d" in 'paused '*) d=$1 ;; ''|*[!0-9]*) d=0 ;; esac`,
   '  [ "$d" -gt "$1" ] && d=$1',
   '  now=$(date +%s); [ "$now" -ge "$d" ] && exit 0',
   '  left=$((d - now)); [ "$left" -gt 5 ] && left=5',
@@ -55,6 +58,49 @@ const entrypointNotifier = [
   `kill -USR1 "$(cat ${stateDirectory}/keeper.pid)" 2>/dev/null`,
   'exit "$rc"',
 ].join('\n');
+
+/**
+ * Run just before the engine pauses the container: the deadline file becomes `paused <ms>`, the
+ * lifetime that was left, so that the keeper (frozen with the rest, and woken by the thaw long
+ * after its deadline) does not end the resumed sandbox, and whoever resumes it, in any process,
+ * knows what to give back; a file that already says paused is kept. The current tags are copied
+ * where the archive API reads and writes them while paused. Atomic renames: the keeper never
+ * reads a half-written deadline.
+ */
+export function holdLifetimeArgv(sandboxId: string): string[] {
+  const tags = tagsFile(sandboxId);
+  const script = [
+    `d=$(cat ${deadlineFile} 2>/dev/null)`,
+    'case "$d" in',
+    "  'paused '*) ;;",
+    "  ''|*[!0-9]*) echo 'no deadline' >&2; exit 3 ;;",
+    `  *) left=$(( (d - $(date +%s)) * 1000 )); [ "$left" -lt 0 ] && left=0; echo "paused $left" > ${deadlineFile}.new && mv ${deadlineFile}.new ${deadlineFile} || exit 1 ;;`,
+    'esac',
+    `mkdir -p ${pausedTagsDirectory} || exit 1`,
+    `if [ -f ${tags} ]; then cp ${tags} ${pausedTagsDirectory}/ || exit 1; fi`,
+  ].join('\n');
+  return ['/bin/sh', '-c', script];
+}
+
+/**
+ * Run once the container is thawed (and to undo a pause the engine refused): a held deadline
+ * becomes now + what was left, tags written while paused return to the state directory, and the
+ * deadline in force is printed (epoch seconds). Idempotent.
+ */
+export function releaseLifetimeArgv(sandboxId: string): string[] {
+  const tags = tagsFile(sandboxId);
+  const paused = `${pausedTagsDirectory}/${tags.slice(tags.lastIndexOf('/') + 1)}`;
+  const script = [
+    `d=$(cat ${deadlineFile} 2>/dev/null)`,
+    'case "$d" in',
+    `  'paused '*) left=\${d#paused }; echo $(( $(date +%s) + (left + 999) / 1000 )) > ${deadlineFile}.new && mv ${deadlineFile}.new ${deadlineFile} || exit 1 ;;`,
+    'esac',
+    `if [ -f ${paused} ]; then cat ${paused} > ${tags} || exit 1; fi`,
+    `rm -rf ${pausedTagsDirectory}`,
+    `cat ${deadlineFile}`,
+  ].join('\n');
+  return ['/bin/sh', '-c', script];
+}
 
 /** The secrets file: one `export NAME='value'` line per secret, single-quoted for sh. */
 export function secretsScript(secrets: Record<string, string>): string {
