@@ -172,12 +172,13 @@ export async function dockerHostResources(): Promise<Record<string, number>> {
     .filter(([, state, creator]) => {
       const [host, pid] = (creator ?? '').split(':');
       if (host !== hostname() || Number(pid) === process.pid) return true;
-      // A running container whose creator died is held by its lifetime, by design; a stopped one is not.
-      return !alive(Number(pid)) && state !== 'running';
+      // A running (or paused) container whose creator died is held by its lifetime, by design; a stopped one is not.
+      return !alive(Number(pid)) && state !== 'running' && state !== 'paused';
     });
   return {
     'docker: sandport containers': containers.length,
-    'docker: sandport containers not running': containers.filter(([, state]) => state !== 'running').length,
+    // Paused ones are alive (pause keeps them): what counts here is stopped containers left behind.
+    'docker: sandport containers not running': containers.filter(([, state]) => state !== 'running' && state !== 'paused').length,
     'docker: sandport networks': docker(['network', 'ls', '--filter', `label=${dockerManagedLabel}`, '--format', '{{.ID}}']).length,
   };
 }
