@@ -408,7 +408,15 @@ class DockerContainerSandbox implements DockerSandbox {
       () =>
         runInContainer(
           this.#init.container,
-          ['/bin/sh', '-c', 'echo "$1" > "$2"', 'extend', String(Math.ceil(expiresAt / 1000)), `${stateDirectory}/deadline`],
+          // Written aside, then renamed: the keeper reads an empty (half-written) deadline as "now".
+          [
+            '/bin/sh',
+            '-c',
+            'echo "$1" > "$2.new" && mv -f "$2.new" "$2"',
+            'extend',
+            String(Math.ceil(expiresAt / 1000)),
+            `${stateDirectory}/deadline`,
+          ],
           { signal },
         ),
       { signal },
