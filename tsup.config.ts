@@ -11,6 +11,7 @@ export const entries: Record<string, string> = {
   'local/index': 'adapters/local/index.ts',
   'docker/index': 'adapters/docker/index.ts',
   'modal/index': 'adapters/modal/index.ts',
+  'e2b/index': 'adapters/e2b/index.ts',
 };
 
 const shared: Options = {

@@ -20,14 +20,17 @@ import {
   type SignalOptions,
   type WriteData,
 } from '../../src/kit/index.js';
-import { planE2bWatchEvent } from './e2b-options.js';
+import { pairE2bRename, planE2bWatchEvent } from './e2b-options.js';
+
+/** How long the old name of a move waits for its new name before it is reported as moved out (`remove`). */
+const renamePairingMs = 100;
 
 export class E2bFiles implements NativeFiles {
   constructor(
     /** The SDK sandbox of the moment (a resume connects anew). */
     private readonly sdk: () => E2bSdkSandbox,
     private readonly mapError: (error: unknown, operation: string, path?: string) => SandboxError,
-    private readonly run: (argv: string[], options: SignalOptions) => Promise<{ exitCode: number; stderr: string }>,
+    private readonly run: (argv: string[], options: SignalOptions) => Promise<{ exitCode: number; stdout: string; stderr: string }>,
   ) {}
 
   private async call<T>(operation: string, path: string, body: () => Promise<T>): Promise<T> {
@@ -76,11 +79,28 @@ export class E2bFiles implements NativeFiles {
     if (info.type !== 'directory')
       throw new SandboxInvalidArgumentError({ message: `Cannot list ${path}: it is not a directory`, argument: 'path', provider: 'e2b' });
     const entries = await this.call('list', path, () => this.sdk().files.list(path, { depth: 1, signal: options.signal }));
-    return entries.map(toFileInfo).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const targets = await this.storedTargets(entries, options);
+    return entries
+      .map((entry) => toFileInfo(entry, targets.get(entry.path)))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   async stat(path: string, options: SignalOptions = {}): Promise<FileInfo> {
-    return toFileInfo(await this.call('stat', path, () => this.sdk().files.getInfo(path, { signal: options.signal })));
+    const entry = await this.call('stat', path, () => this.sdk().files.getInfo(path, { signal: options.signal }));
+    const targets = await this.storedTargets([entry], options);
+    return toFileInfo(entry, targets.get(entry.path));
+  }
+
+  /** What the symlinks among `entries` store (envd gives only the resolved path): one `readlink` for all. */
+  private async storedTargets(entries: EntryInfo[], options: SignalOptions): Promise<Map<string, string>> {
+    const links = entries.filter((entry) => entry.permissions?.startsWith('L')).map((entry) => entry.path);
+    if (links.length === 0) return new Map();
+    const result = await this.run(
+      ['/bin/sh', '-c', 'for p; do printf "%s\\0" "$(readlink -- "$p")"; done', 'sandport-readlink', ...links],
+      options,
+    );
+    const stored = (result as { stdout?: string }).stdout?.split('\0') ?? [];
+    return new Map(links.flatMap((link, index) => (stored[index] ? [[link, stored[index]!] as const] : [])));
   }
 
   async exists(path: string, options: SignalOptions): Promise<boolean> {
@@ -132,17 +152,25 @@ export class E2bFiles implements NativeFiles {
   }
 }
 
-/** envd's entry as the contract's `FileInfo` (pure). */
-export function toFileInfo(entry: EntryInfo): FileInfo {
-  const type = entry.type === 'file' ? 'file' : entry.type === 'dir' ? 'directory' : entry.type === 'symlink' ? 'symlink' : 'other';
+/**
+ * envd's entry as the contract's `FileInfo` (pure). envd describes a symlink by what it points at
+ * (its type and permission bits, and the fully resolved path as `symlinkTarget`); only Go's mode
+ * string (`Lrwxrwxrwx`) tells it is a link: such an entry is a `symlink` with the link's own
+ * bits (0o777) and `linkTarget` as given (`storedTarget`, read with `readlink`, else envd's
+ * resolved path).
+ */
+export function toFileInfo(entry: EntryInfo, storedTarget?: string): FileInfo {
+  const link = entry.permissions?.startsWith('L') === true;
+  const type = link ? 'symlink' : entry.type === 'file' ? 'file' : entry.type === 'dir' ? 'directory' : 'other';
+  const target = storedTarget ?? entry.symlinkTarget;
   return {
     name: entry.name,
     path: entry.path,
     type,
     size: entry.size,
-    mode: entry.mode & 0o7777,
+    mode: link ? 0o777 : entry.mode & 0o7777,
     modifiedAt: entry.modifiedTime ? entry.modifiedTime.getTime() : 0,
-    ...(type === 'symlink' && entry.symlinkTarget !== undefined ? { linkTarget: entry.symlinkTarget } : {}),
+    ...(link && target !== undefined ? { linkTarget: target } : {}),
   };
 }
 
@@ -208,9 +236,38 @@ class E2bFileWatch implements FileWatch {
     const mapped = planE2bWatchEvent(root, { type: event.type, name: event.name });
     if (!mapped) return;
     // A watched file: only its own events (its parent is what envd watches).
-    if (!this.#init.directory && mapped.path !== this.#init.path) return;
-    this.#deliver(mapped);
-    if (mapped.type === 'remove' && mapped.path === this.#init.path) this.#finish({ done: true });
+    if (!this.#init.directory && mapped.path !== this.#init.path && this.#pending === undefined) return;
+    const pending = this.#takePending();
+    const events = pending ? pairE2bRename(pending, mapped) : [mapped];
+    const last = events[events.length - 1]!;
+    for (const each of events.slice(0, -1)) this.#emit(each);
+    if (event.type === 'rename' && mapped.path !== this.#init.path) {
+      // The old name of a move: its new name may follow at once.
+      this.#pending = last;
+      this.#pendingTimer = setTimeout(() => {
+        const alone = this.#takePending();
+        if (alone) this.#emit(alone);
+      }, renamePairingMs);
+      return;
+    }
+    this.#emit(last);
+  }
+
+  #pending: FileEvent | undefined;
+  #pendingTimer: ReturnType<typeof setTimeout> | undefined;
+
+  #takePending(): FileEvent | undefined {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    clearTimeout(this.#pendingTimer);
+    return pending;
+  }
+
+  #emit(event: FileEvent): void {
+    if (this.#outcome) return;
+    if (!this.#init.directory && event.path !== this.#init.path && event.oldPath !== this.#init.path) return;
+    this.#deliver(event);
+    if (event.type === 'remove' && event.path === this.#init.path) this.#finish({ done: true });
   }
 
   exited(error: Error | undefined): void {
@@ -244,6 +301,7 @@ class E2bFileWatch implements FileWatch {
 
   #finish(outcome: { done: true } | { error: unknown }): void {
     if (this.#outcome) return;
+    clearTimeout(this.#pendingTimer);
     this.#outcome = outcome;
     this.#init.signal?.removeEventListener('abort', this.#onAbort);
     void this.#handle?.stop().catch(() => undefined);

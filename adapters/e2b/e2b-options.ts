@@ -329,12 +329,15 @@ export function e2bCommandLine(argv: readonly string[]): string {
  * The command line typed into the interactive bash of E2B's PTY (pure): `sandbox.pty.create`
  * starts `/bin/bash -i -l` and nothing else, so the command is handed over in the environment
  * variable `SANDPORT_PTY_LINE` (the terminal's line buffer takes 4095 bytes; an argv may be
- * longer) and typed as one short line that `eval`s it. The variable unsets itself, and `exec`
+ * longer) and typed as one short line that `eval`s it. The variable unsets itself, the exec's
+ * `env` is exported again (the login shell's profile may have changed PS1 or PATH), and `exec`
  * replaces the shell with the command, whose exit is the terminal's.
  */
-export function e2bPtyLine(argv: readonly string[]): { envs: Record<string, string>; input: string } {
+export function e2bPtyLine(argv: readonly string[], env: Record<string, string> = {}): { envs: Record<string, string>; input: string } {
+  // The login shell's profile may reset variables the exec asked for (PS1, PATH): they are set again last.
+  const exports = Object.entries(env).map(([key, value]) => `export ${shellQuote(`${key}=${value}`)}; `);
   return {
-    envs: { [e2bPtyVariable]: `unset ${e2bPtyVariable}; exec ${argv.map(shellQuote).join(' ')}` },
+    envs: { [e2bPtyVariable]: `unset ${e2bPtyVariable}; ${exports.join('')}exec ${argv.map(shellQuote).join(' ')}` },
     input: ` eval "$${e2bPtyVariable}"\n`,
   };
 }
@@ -402,12 +405,14 @@ export interface E2bWatchEvent {
 
 /**
  * E2B's watch event as the contract's (pure), or `undefined` for kinds the contract has no word
- * for. E2B reports paths relative to the watched directory; `chmod` is a metadata change
- * (`modify`). A `rename` event is the old name of a move (inotify's MOVED_FROM, the new name
- * comes as `create`), so it is a `remove`: E2B does not pair the two sides.
+ * for. E2B reports paths relative to the watched directory (`.` for the directory itself);
+ * `chmod` is a metadata change (`modify`). A `rename` event is the old name of a move (inotify's
+ * MOVED_FROM; the new name follows as `create`): alone it is a `remove` (moved out of the tree),
+ * and {@link pairE2bRename} joins it with the `create` that follows it.
  */
 export function planE2bWatchEvent(root: string, event: E2bWatchEvent): FileEvent | undefined {
-  const path = event.name === '' ? root : `${root.replace(/\/+$/, '')}/${event.name}`;
+  // envd names the watched directory's own events `.`.
+  const path = event.name === '' || event.name === '.' ? root : `${root.replace(/\/+$/, '')}/${event.name.replace(/^\.\//, '')}`;
   switch (event.type) {
     case 'create':
       return { type: 'create', path };
@@ -420,6 +425,17 @@ export function planE2bWatchEvent(root: string, event: E2bWatchEvent): FileEvent
     default:
       return undefined;
   }
+}
+
+/**
+ * Joins the two sides of a move (pure): envd sends a move as `rename` of the old name followed by
+ * `create` of the new one, without a cookie tying them. A `remove` that came from a `rename`
+ * (`pending`) followed at once by a `create` is one `rename`; anything else leaves them apart.
+ * A move out of the tree followed by an unrelated create at the same moment would be paired too.
+ */
+export function pairE2bRename(pending: FileEvent, next: FileEvent): FileEvent[] {
+  if (next.type === 'create' && next.path !== pending.path) return [{ type: 'rename', path: next.path, oldPath: pending.path }];
+  return [pending, next];
 }
 
 /**

@@ -67,6 +67,17 @@ export class CallbackOutput {
 
   readonly #onKeepsWriting: (() => void) | undefined;
 
+  /**
+   * Stops holding the producer back (the command was killed: what it wrote last is bounded by
+   * the pipes, and the SDK reads the exit only after it).
+   */
+  release(): void {
+    this.#released = true;
+    this.#openGate();
+  }
+
+  #released = false;
+
   /** Takes one chunk; resolves when the producer may send the next. */
   push(chunk: Uint8Array): Promise<void> | undefined {
     if (this.#cancelled) {
@@ -78,6 +89,10 @@ export class CallbackOutput {
       return undefined;
     }
     this.#bridge.push(chunk);
+    if (this.#released) {
+      this.#openGate();
+      return undefined;
+    }
     return this.#gate?.promise;
   }
 
@@ -161,7 +176,8 @@ export class E2bSandboxProcess implements SandboxProcess {
         const exit = error as { name?: string; exitCode?: number; error?: string };
         if (exit?.name === 'CommandExitError' && typeof exit.exitCode === 'number') return this.#exited(init, exit.exitCode, exit.error);
         const mapped = mapError(error, 'exec');
-        for (const output of init.outputs) output.error(mapped);
+        // The sandbox is gone: the command's output ends with it (its fate is wait()'s to tell).
+        for (const output of init.outputs) SandboxNotFoundError.isInstance(mapped) ? output.end() : output.error(mapped);
         outcome.fail(mapped);
         outcome.exited({ exitCode: 137, signal: 'SIGKILL' });
       },

@@ -40,6 +40,7 @@ import {
 import { mapE2bError } from './e2b-errors.js';
 import { E2bFiles, startE2bWatch } from './e2b-files.js';
 import { e2bCapabilities, e2bMaxTimeoutMs, e2bPtyLine, planE2bExec, planE2bTimeout, planE2bTunnel } from './e2b-options.js';
+import { boundTransport } from './e2b-transport.js';
 import { CallbackOutput, E2bSandboxProcess, forgetHandleOutput, resizeE2bTerminal, terminalStartError, textBytes } from './e2b-process.js';
 
 const provider = 'e2b';
@@ -110,10 +111,11 @@ export class E2bSandboxImpl implements E2bSandbox {
   #pendingTags: SandboxTags | undefined;
   /** E2B reported the sandbox gone: its end needs no kill. */
   #goneOnE2b = false;
+  #resuming = false;
 
   constructor(init: E2bSandboxInit) {
     this.#init = init;
-    this.#sdk = init.sdk;
+    this.#sdk = init.sdk ? boundTransport(init.sdk) : undefined;
     this.id = init.sandboxId;
     this.name = init.name;
     this.warnings = init.warnings;
@@ -201,7 +203,7 @@ export class E2bSandboxImpl implements E2bSandbox {
     this.#assertRunning();
     this.#lifecycle.touch();
     const info = await raceWithSignal(native.stat(target), { signal: parsed.signal, operation: 'files.watch', provider });
-    return startE2bWatch({
+    const watch = await startE2bWatch({
       sdk: this.#native(),
       path: target,
       directory: info.type === 'directory',
@@ -210,6 +212,9 @@ export class E2bSandboxImpl implements E2bSandbox {
       mapError: (error, operation, errorPath) => this.#mapError(error, operation, errorPath),
       isRunning: () => this.#lifecycle.isRunning() && !this.#detached,
     });
+    // The sandbox's end is the watch's end (envd's stream may not say so before the kill lands).
+    this.#lifecycle.track({ sandboxEnded: () => void watch.close() });
+    return watch;
   }
 
   exec(command: unknown, options: ExecOptions = {}): Promise<SandboxProcess> {
@@ -230,14 +235,19 @@ export class E2bSandboxImpl implements E2bSandbox {
       // E2B's own command timeout is disabled (timeoutMs: 0): the kit times the command and kills its tree.
       timeoutMs: call.options.timeoutMs,
       signal: call.options.signal,
-      kill: (signal) => this.#killTree(outcome.execId, signal),
+      kill: async (signal) => {
+        // A killed command's last output must not wait for a reader: the SDK reads its exit after it.
+        if (signal === 'SIGKILL') for (const output of outputs) output.release();
+        await this.#killTree(outcome.execId, signal);
+      },
     });
+    const outputs: CallbackOutput[] = [];
     const cwd = call.options.cwd ?? this.#init.workdir;
     const { pty } = call.options;
     const starting =
       pty === undefined
-        ? this.#startPipes(outcome, call.argv, { cwd, env: call.options.env, stdinNull }, mapError)
-        : this.#startTerminal(outcome, call.argv, { cwd, env: call.options.env, size: pty }, mapError);
+        ? this.#startPipes(outcome, outputs, call.argv, { cwd, env: call.options.env, stdinNull }, mapError)
+        : this.#startTerminal(outcome, outputs, call.argv, { cwd, env: call.options.env, size: pty }, mapError);
     const process = await outcome.startup(starting);
     outcome.started();
     return process;
@@ -245,6 +255,7 @@ export class E2bSandboxImpl implements E2bSandbox {
 
   async #startPipes(
     outcome: ProcessOutcome,
+    outputs: CallbackOutput[],
     argv: string[],
     options: { cwd: string | undefined; env: Record<string, string> | undefined; stdinNull: boolean },
     mapError: (error: unknown, operation: string) => ReturnType<typeof mapE2bError>,
@@ -253,6 +264,7 @@ export class E2bSandboxImpl implements E2bSandbox {
     const closedPipe = () => void outcome.kill('SIGPIPE').catch(() => undefined);
     const stdout = new CallbackOutput(closedPipe);
     const stderr = new CallbackOutput(closedPipe);
+    outputs.push(stdout, stderr);
     const plan = planE2bExec(wrapArgv(outcome.execId, argv, { cwd: options.cwd, stdinNull: options.stdinNull }), {
       env: options.env,
       stdinNull: options.stdinNull,
@@ -302,13 +314,15 @@ export class E2bSandboxImpl implements E2bSandbox {
    */
   async #startTerminal(
     outcome: ProcessOutcome,
+    outputs: CallbackOutput[],
     argv: string[],
     options: { cwd: string | undefined; env: Record<string, string> | undefined; size: { cols: number; rows: number } },
     mapError: (error: unknown, operation: string) => ReturnType<typeof mapE2bError>,
   ): Promise<E2bSandboxProcess> {
     const sdk = this.#native();
     const output = new CallbackOutput(() => void outcome.kill('SIGPIPE').catch(() => undefined));
-    const line = e2bPtyLine(wrapArgv(outcome.execId, argv, { cwd: options.cwd, pty: true }));
+    outputs.push(output);
+    const line = e2bPtyLine(wrapArgv(outcome.execId, argv, { cwd: options.cwd, pty: true }), options.env);
     const handle = await sdk.pty
       .create({
         cols: options.size.cols,
@@ -452,20 +466,25 @@ export class E2bSandboxImpl implements E2bSandbox {
 
   async resume(options: SignalOptions = {}): Promise<void> {
     if (this.#detached) throw this.#detachedError();
-    await this.#lifecycle.resume(async () => {
-      // The SDK's connect resumes a paused sandbox; the lifetime left is set again (E2B restarts it at resume).
-      const remaining = this.#lifecycle.remainingLifetimeMs;
-      const connectOptions = {
-        ...this.#init.connection,
-        signal: options.signal,
-        ...(remaining === undefined ? {} : { timeoutMs: Math.max(1000, remaining) }),
-      };
-      try {
-        this.#sdk = this.#sdk ? await this.#sdk.connect(connectOptions) : await this.#init.SandboxClass.connect(this.id, connectOptions);
-      } catch (error) {
-        throw this.#mapError(error, 'resume');
-      }
-    }, options);
+    this.#resuming = true;
+    await this.#lifecycle
+      .resume(async () => {
+        // The SDK's connect resumes a paused sandbox; the lifetime left is set again (E2B restarts it at resume).
+        const remaining = this.#lifecycle.remainingLifetimeMs;
+        const connectOptions = {
+          ...this.#init.connection,
+          signal: options.signal,
+          ...(remaining === undefined ? {} : { timeoutMs: Math.max(1000, remaining) }),
+        };
+        try {
+          this.#sdk = boundTransport(
+            this.#sdk ? await this.#sdk.connect(connectOptions) : await this.#init.SandboxClass.connect(this.id, connectOptions),
+          );
+        } catch (error) {
+          throw this.#mapError(error, 'resume');
+        }
+      }, options)
+      .finally(() => (this.#resuming = false));
     if (this.#pendingTags) {
       const tags = this.#pendingTags;
       await this.setTags(tags, options);
@@ -576,7 +595,11 @@ export class E2bSandboxImpl implements E2bSandbox {
       this.#lifecycle.adoptPaused();
       return { state: 'paused' };
     }
-    if (state === 'running') return undefined;
+    if (state === 'running') {
+      // Resumed elsewhere (another process, another object): running here too.
+      if (this.#lifecycle.paused && !this.#resuming) await this.resume({ signal }).catch(() => undefined);
+      return undefined;
+    }
     const deadline = this.#lifecycle.deadline;
     const reason = deadline !== undefined && Date.now() >= deadline - 2000 ? 'lifetime-timeout' : 'crashed';
     // Gone on E2B's side: nothing to tear down.

@@ -25,9 +25,11 @@ import {
   planE2bTimeout,
   planE2bTunnel,
   planE2bWatchEvent,
+  pairE2bRename,
   tagsFromE2bMetadata,
 } from '../../adapters/e2b/e2b-options.js';
 import { toFileInfo } from '../../adapters/e2b/e2b-files.js';
+import { detachPayloads } from '../../adapters/e2b/e2b-transport.js';
 import {
   SandboxAuthenticationError,
   SandboxCapabilityUnsupportedError,
@@ -188,6 +190,13 @@ describe('e2b exec plan', () => {
       env: { ...process.env, ...e2bPtyLine(['sh', '-c', 'echo "${SANDPORT_PTY_LINE-unset}"']).envs },
     });
     expect(leaked.stdout).toBe('unset\n');
+    // The exec's env is exported again after the login shell's profile ran.
+    const again = e2bPtyLine(['sh', '-c', 'echo "$PS1"'], { PS1: "it's> " });
+    const reset = spawnSync('/bin/bash', ['-c', 'PS1=profile; eval "$SANDPORT_PTY_LINE"'], {
+      encoding: 'utf8',
+      env: { ...process.env, ...again.envs },
+    });
+    expect(reset.stdout).toBe("it's> \n");
   });
 
   it('exit codes: a code is a code; envd’s -1 with a signal status is 128 + n', () => {
@@ -233,9 +242,9 @@ describe('e2b tunnels, watch events and file info', () => {
     expect(planE2bWatchEvent('/w', { type: 'other', name: 'a' })).toBeUndefined();
   });
 
-  it('file info: envd’s types, permission bits only, the modification time in ms, symlink targets', () => {
+  it('file info: envd’s types, permission bits only, the modification time in ms; a link is told by its mode string', () => {
     const modifiedTime = new Date(1_700_000_000_123);
-    const base = { name: 'x', path: '/x', size: 3, permissions: 'rw-r--r--', owner: 'user', group: 'user', modifiedTime };
+    const base = { name: 'x', path: '/x', size: 3, permissions: '-rw-r--r--', owner: 'user', group: 'user', modifiedTime };
     expect(toFileInfo({ ...base, type: 'file' as never, mode: 0o100644 })).toEqual({
       name: 'x',
       path: '/x',
@@ -245,11 +254,34 @@ describe('e2b tunnels, watch events and file info', () => {
       modifiedAt: 1_700_000_000_123,
     });
     expect(toFileInfo({ ...base, type: 'dir' as never, mode: 0o40755 }).type).toBe('directory');
-    expect(toFileInfo({ ...base, type: 'symlink' as never, mode: 0o777, symlinkTarget: '/t' })).toMatchObject({
-      type: 'symlink',
-      linkTarget: '/t',
-    });
+    // envd describes a link by its target (type, bits, resolved path); `Lrwxrwxrwx` says it is one.
+    const link = { ...base, permissions: 'Lrwxrwxrwx', type: 'file' as never, mode: 0o644, symlinkTarget: '/resolved/t' };
+    expect(toFileInfo(link)).toMatchObject({ type: 'symlink', mode: 0o777, linkTarget: '/resolved/t' });
+    expect(toFileInfo(link, '../t')).toMatchObject({ type: 'symlink', linkTarget: '../t' });
     expect(toFileInfo({ ...base, type: undefined, mode: 0o644 }).type).toBe('other');
+  });
+
+  it('a move is rename + create on envd: paired into one rename; anything else stays apart', () => {
+    const moved = { type: 'remove' as const, path: '/w/a' };
+    expect(pairE2bRename(moved, { type: 'create', path: '/w/b' })).toEqual([{ type: 'rename', path: '/w/b', oldPath: '/w/a' }]);
+    expect(pairE2bRename(moved, { type: 'modify', path: '/w/c' })).toEqual([moved, { type: 'modify', path: '/w/c' }]);
+    expect(planE2bWatchEvent('/w', { type: 'remove', name: '.' })).toEqual({ type: 'remove', path: '/w' });
+  });
+
+  it('process events are handed on detached: the transport’s copy keeps no bytes', async () => {
+    const bytes = new Uint8Array([1, 2, 3]);
+    const original = { event: { event: { case: 'data', value: { output: { case: 'stdout', value: bytes } } } } };
+    const start = { event: { event: { case: 'start', value: { pid: 7 } } } };
+    async function* source() {
+      yield start;
+      yield original;
+    }
+    const events = detachPayloads(source());
+    // The SDK reads the start event with one iterator and the rest with another: one stream.
+    expect((await events[Symbol.asyncIterator]().next()).value).toBe(start);
+    const next = await events[Symbol.asyncIterator]().next();
+    expect(next.value).toEqual({ event: { event: { case: 'data', value: { output: { case: 'stdout', value: bytes } } } } });
+    expect(original.event.event.value.output.value).toHaveLength(0);
   });
 });
 

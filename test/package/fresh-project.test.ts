@@ -39,6 +39,8 @@ interface PhaseOne {
   dockerGetter: ErrorInfo;
   modalCreate: ErrorInfo;
   modalFromId: ErrorInfo;
+  e2bCreate: ErrorInfo;
+  e2bFromId: ErrorInfo;
   agentStart: ErrorInfo;
 }
 interface PhaseTwo {
@@ -62,17 +64,21 @@ const resolvable = (name) => { try { requireHere.resolve(name); return true; } c
 const phaseOneBody = `
 const { createDockerSandboxProvider } = await load('sandport/docker');
 const { createModalSandboxProvider } = await load('sandport/modal');
+const { createE2bSandboxProvider } = await load('sandport/e2b');
 const docker = createDockerSandboxProvider();
 const modal = createModalSandboxProvider();
+const e2b = createE2bSandboxProvider();
 const fromSandport = nodeModule.createRequire(requireHere.resolve('sandport/package.json'));
 return {
-  resolvable: Object.fromEntries(['dockerode', 'modal', '@anthropic-ai/claude-agent-sdk'].map((name) => [name, resolvable(name)])),
+  resolvable: Object.fromEntries(['dockerode', 'modal', 'e2b', '@anthropic-ai/claude-agent-sdk'].map((name) => [name, resolvable(name)])),
   tarStreamFrom: fromSandport.resolve('tar-stream'),
   dockerGetter: thrown(() => docker.docker),
   dockerCreate: await rejection(docker.create()),
   dockerList: await rejection(docker.list()),
   modalCreate: await rejection(modal.create()),
   modalFromId: await rejection(modal.fromId('sb-fresh-project')),
+  e2bCreate: await rejection(e2b.create()),
+  e2bFromId: await rejection(e2b.fromId('fresh-project')),
   agentStart: await rejection(root.AgentSession.start({})),
 };
 `;
@@ -165,7 +171,7 @@ describe.skipIf(npmReason !== undefined)(
       // Runtime proof for CommonJS: require.cache holds exactly the files that were evaluated.
       writeFileSync(
         join(app, 'adapters-only.cjs'),
-        "require('sandport/local');\nrequire('sandport/docker');\nrequire('sandport/modal');\nconsole.log(JSON.stringify(Object.keys(require.cache).filter((file) => file.includes('/node_modules/sandport/'))));\n",
+        "require('sandport/local');\nrequire('sandport/docker');\nrequire('sandport/modal');\nrequire('sandport/e2b');\nconsole.log(JSON.stringify(Object.keys(require.cache).filter((file) => file.includes('/node_modules/sandport/'))));\n",
       );
       results.esm1 = (await node('phase-one.mjs')) as PhaseOne;
       results.cjs1 = (await node('phase-one.cjs')) as PhaseOne;
@@ -207,7 +213,7 @@ describe.skipIf(npmReason !== undefined)(
       const phaseOne = () => results[`${format}1`]!;
 
       it(`${format}: the fresh project has no provider SDK; tar-stream comes with sandport as a dependency`, () => {
-        expect(phaseOne().resolvable).toEqual({ dockerode: false, modal: false, '@anthropic-ai/claude-agent-sdk': false });
+        expect(phaseOne().resolvable).toEqual({ dockerode: false, modal: false, e2b: false, '@anthropic-ai/claude-agent-sdk': false });
         expect(phaseOne().tarStreamFrom.startsWith(join(app, 'node_modules', 'tar-stream') + '/')).toBe(true);
       });
 
@@ -230,6 +236,11 @@ describe.skipIf(npmReason !== undefined)(
         missingPeer(phaseOne().modalFromId, 'modal', 'modal', 'npm install modal@~0.11.1');
       });
 
+      it(`${format}: sandport/e2b loads without e2b; create and fromId reject with the pinned install line`, () => {
+        missingPeer(phaseOne().e2bCreate, 'e2b', 'e2b', 'npm install e2b@2.51.0');
+        missingPeer(phaseOne().e2bFromId, 'e2b', 'e2b', 'npm install e2b@2.51.0');
+      });
+
       it(`${format}: AgentSession without the Agent SDK is a missing-peer error, not a protocol error`, () => {
         missingPeer(phaseOne().agentStart, '@anthropic-ai/claude-agent-sdk', undefined, 'npm install @anthropic-ai/claude-agent-sdk');
         expect(phaseOne().agentStart.message.startsWith('AgentSession needs')).toBe(true);
@@ -249,17 +260,17 @@ describe.skipIf(npmReason !== undefined)(
       }
     });
 
-    it('sandport/local, /docker and /modal do not load the agent layer (ESM and CJS chunk graphs)', () => {
+    it('sandport/local, /docker, /modal and /e2b do not load the agent layer (ESM and CJS chunk graphs)', () => {
       expect(graphContains(join(installed, 'dist', 'index.js'), 'CredentialProxy')).toBe(true);
       expect(graphContains(join(installed, 'dist', 'index.cjs'), 'CredentialProxy')).toBe(true);
-      for (const adapter of ['local', 'docker', 'modal']) {
+      for (const adapter of ['local', 'docker', 'modal', 'e2b']) {
         for (const file of ['index.js', 'index.cjs']) {
           expect(graphContains(join(installed, 'dist', adapter, file), 'CredentialProxy'), `${adapter}/${file}`).toBe(false);
         }
       }
     });
 
-    it('requiring the three adapters evaluates no file of the agent layer', () => {
+    it('requiring the adapters evaluates no file of the agent layer', () => {
       const loaded = results.adapterFilesLoadedByRequire!;
       expect(loaded.some((file) => file.endsWith('/dist/docker/index.cjs'))).toBe(true);
       expect(loaded.filter((file) => readFileSync(file, 'utf8').includes('CredentialProxy'))).toEqual([]);
