@@ -42,12 +42,10 @@ export class E2bFiles implements NativeFiles {
   }
 
   async read(path: string, options: SignalOptions): Promise<Uint8Array> {
-    await this.refuseDirectory(path, 'read');
     return this.call('read', path, () => this.sdk().files.read(path, { format: 'bytes', signal: options.signal }));
   }
 
   async readStream(path: string, options: SignalOptions): Promise<ReadableStream<Uint8Array>> {
-    await this.refuseDirectory(path, 'read');
     const source = await this.call('read', path, () => this.sdk().files.read(path, { format: 'stream', signal: options.signal }));
     const reader = source.getReader();
     const mapError = this.mapError;
@@ -65,7 +63,6 @@ export class E2bFiles implements NativeFiles {
   }
 
   async write(path: string, data: WriteData, options: SignalOptions & { mode?: number | undefined }): Promise<void> {
-    await this.refuseDirectory(path, 'write');
     const body = data instanceof ReadableStream ? data : new Blob([data]);
     await this.call('write', path, () => this.sdk().files.write(path, body, { signal: options.signal }));
     if (options.mode !== undefined) {
@@ -135,20 +132,6 @@ export class E2bFiles implements NativeFiles {
         });
     }
     await this.call('remove', path, () => this.sdk().files.remove(path, { signal: options.signal }));
-  }
-
-  /** A directory is not a file to read or replace: envd would answer with a generic error. */
-  private async refuseDirectory(path: string, operation: string): Promise<void> {
-    const info = await this.stat(path).catch((error: unknown) => {
-      if ((error as { code?: string }).code === 'file_not_found' && operation === 'write') return undefined;
-      throw error;
-    });
-    if (info?.type === 'directory')
-      throw new SandboxInvalidArgumentError({
-        message: `Cannot ${operation} ${path}: it is a directory`,
-        argument: 'path',
-        provider: 'e2b',
-      });
   }
 }
 
