@@ -392,10 +392,19 @@ export function planE2bExec(
   options: { env?: Record<string, string> | undefined; stdinNull?: boolean; user?: string | undefined },
 ): E2bExecPlan {
   const opts: E2bExecPlan['opts'] = { background: true, stdin: !options.stdinNull, timeoutMs: 0 };
-  if (options.env !== undefined && Object.keys(options.env).length > 0) opts.envs = { ...options.env };
   if (options.user !== undefined) opts.user = options.user;
-  return { cmd: e2bCommandLine(argv), opts };
+  const env = options.env ?? {};
+  if (Object.keys(env).length === 0) return { cmd: e2bCommandLine(argv), opts };
+  // E2B's login shell runs the profile after taking `envs`, which resets PATH or PS1 the exec
+  // asked for: the values are set again, from a variable (never the command line, which `ps`
+  // shows), before the command runs.
+  const exports = Object.entries(env).map(([key, value]) => `export ${shellQuote(`${key}=${value}`)}; `);
+  opts.envs = { ...env, [e2bExecEnvVariable]: `unset ${e2bExecEnvVariable}; ${exports.join('')}` };
+  return { cmd: `eval "$${e2bExecEnvVariable}"; ${e2bCommandLine(argv)}`, opts };
 }
+
+/** The variable {@link planE2bExec} carries an exec's `env` in, to set it again after the profile. */
+export const e2bExecEnvVariable = 'SANDPORT_EXEC_ENV';
 
 /** One event of the SDK's `watchDir`: its kind and the path relative to the watched directory. */
 export interface E2bWatchEvent {

@@ -171,13 +171,22 @@ describe('e2b exec plan', () => {
 
   it('no 60 s default: timeoutMs 0; stdin requested at start unless the command gets none', () => {
     expect(planE2bExec(['cat'], {}).opts).toEqual({ background: true, stdin: true, timeoutMs: 0 });
-    expect(planE2bExec(['cat'], { stdinNull: true, env: { A: '1' } }).opts).toEqual({
+    expect(planE2bExec(['cat'], { stdinNull: true, env: { A: '1' } }).opts).toMatchObject({
       background: true,
       stdin: false,
       timeoutMs: 0,
       envs: { A: '1' },
     });
     expect(() => e2bCommandLine([])).toThrow(SandboxInvalidArgumentError);
+  });
+
+  it("an exec's env is set again after the login profile, from a variable, never on the command line", () => {
+    const env = { PATH: '/custom/bin:/usr/bin:/bin', ODD: "it's $HOME" };
+    const plan = planE2bExec(['sh', '-c', 'printf "%s|%s" "$PATH" "$ODD"; printenv SANDPORT_EXEC_ENV || true'], { env });
+    expect(plan.cmd).not.toContain('/custom/bin');
+    // What E2B runs: `bash -l -c <cmd>` with `envs`, after a profile that resets PATH.
+    const result = spawnSync('/bin/bash', ['-c', `PATH=/usr/bin:/bin; ${plan.cmd}`], { env: { ...plan.opts.envs }, encoding: 'utf8' });
+    expect(result.stdout).toBe("/custom/bin:/usr/bin:/bin|it's $HOME");
   });
 
   it('the PTY line hands the command over in a self-unsetting variable and types one short line', () => {
