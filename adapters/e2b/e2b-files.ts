@@ -9,6 +9,7 @@
  */
 import type { EntryInfo, Sandbox as E2bSdkSandbox, FilesystemEvent, WatchHandle } from 'e2b';
 import {
+  PushedFileWatch,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
   SandboxProviderError,
@@ -157,9 +158,6 @@ export function toFileInfo(entry: EntryInfo, storedTarget?: string): FileInfo {
   };
 }
 
-/** Events a watch holds for a consumer that has not taken them; beyond it the watch fails loudly. */
-export const maxQueuedWatchEvents = 10_000;
-
 export interface E2bWatchInit {
   sdk: E2bSdkSandbox;
   /** Absolute, validated, existing. */
@@ -196,26 +194,33 @@ function parentOf(path: string): string {
   return cut <= 0 ? '/' : path.slice(0, cut);
 }
 
-class E2bFileWatch implements FileWatch {
+/** The rename pairing and one-file filter over envd's events; the queue is the kit's `PushedFileWatch`. */
+class E2bFileWatch extends PushedFileWatch {
   readonly #init: E2bWatchInit;
-  readonly #queue: FileEvent[] = [];
-  #outcome: { done: true } | { error: unknown } | undefined;
-  #waiting: { resolve: (result: IteratorResult<FileEvent>) => void; reject: (error: unknown) => void } | undefined;
   #handle: WatchHandle | undefined;
-  readonly #onAbort = () => this.#finish({ error: this.#init.signal!.reason });
+  #pending: FileEvent | undefined;
+  #pendingTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(init: E2bWatchInit) {
+    super({
+      provider: 'e2b',
+      path: init.path,
+      signal: init.signal,
+      stop: () => {
+        clearTimeout(this.#pendingTimer);
+        void this.#handle?.stop().catch(() => undefined);
+      },
+    });
     this.#init = init;
-    init.signal?.addEventListener('abort', this.#onAbort, { once: true });
   }
 
   attach(handle: WatchHandle): void {
     this.#handle = handle;
-    if (this.#outcome) void handle.stop().catch(() => undefined);
+    if (this.ended) void handle.stop().catch(() => undefined);
   }
 
   receive(root: string, event: FilesystemEvent): void {
-    if (this.#outcome) return;
+    if (this.ended) return;
     const mapped = planE2bWatchEvent(root, { type: event.type, name: event.name });
     if (!mapped) return;
     // A watched file: only its own events (its parent is what envd watches).
@@ -236,9 +241,6 @@ class E2bFileWatch implements FileWatch {
     this.#emit(last);
   }
 
-  #pending: FileEvent | undefined;
-  #pendingTimer: ReturnType<typeof setTimeout> | undefined;
-
   #takePending(): FileEvent | undefined {
     const pending = this.#pending;
     this.#pending = undefined;
@@ -247,81 +249,19 @@ class E2bFileWatch implements FileWatch {
   }
 
   #emit(event: FileEvent): void {
-    if (this.#outcome) return;
+    if (this.ended) return;
     if (!this.#init.directory && event.path !== this.#init.path && event.oldPath !== this.#init.path) return;
-    this.#deliver(event);
-    if (event.type === 'remove' && event.path === this.#init.path) this.#finish({ done: true });
+    this.deliver(event);
+    if (event.type === 'remove' && event.path === this.#init.path) this.finish({ done: true });
   }
 
   exited(error: Error | undefined): void {
     if (!error) {
-      this.#finish({ done: true });
+      this.finish({ done: true });
       return;
     }
     const mapped = this.#init.mapError(error, 'watch', this.#init.path);
     const gone = SandboxNotFoundError.isInstance(mapped) || !this.#init.isRunning();
-    this.#finish(gone ? { done: true } : { error: mapped });
-  }
-
-  #deliver(event: FileEvent): void {
-    if (this.#waiting) {
-      const { resolve } = this.#waiting;
-      this.#waiting = undefined;
-      resolve({ done: false, value: event });
-      return;
-    }
-    if (this.#queue.length >= maxQueuedWatchEvents) {
-      this.#finish({
-        error: new SandboxProviderError({
-          message: `The watch of ${this.#init.path} fell behind: more than ${maxQueuedWatchEvents} events were not taken, so it stopped rather than lose some`,
-          provider: 'e2b',
-        }),
-      });
-      return;
-    }
-    this.#queue.push(event);
-  }
-
-  #finish(outcome: { done: true } | { error: unknown }): void {
-    if (this.#outcome) return;
-    clearTimeout(this.#pendingTimer);
-    this.#outcome = outcome;
-    this.#init.signal?.removeEventListener('abort', this.#onAbort);
-    void this.#handle?.stop().catch(() => undefined);
-    if (this.#waiting) {
-      const { resolve, reject } = this.#waiting;
-      this.#waiting = undefined;
-      if ('error' in outcome) reject(outcome.error);
-      else resolve({ done: true, value: undefined });
-    }
-  }
-
-  #next(): Promise<IteratorResult<FileEvent>> {
-    const event = this.#queue.shift();
-    if (event) return Promise.resolve({ done: false, value: event });
-    if (this.#outcome)
-      return 'error' in this.#outcome ? Promise.reject(this.#outcome.error) : Promise.resolve({ done: true, value: undefined });
-    if (this.#waiting)
-      return Promise.reject(new SandboxProviderError({ message: 'One watch event at a time: await the pending next()', provider: 'e2b' }));
-    return new Promise((resolve, reject) => (this.#waiting = { resolve, reject }));
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<FileEvent> {
-    return {
-      next: () => this.#next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
-  }
-
-  async close(): Promise<void> {
-    this.#queue.length = 0;
-    this.#finish({ done: true });
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+    this.finish(gone ? { done: true } : { error: mapped });
   }
 }

@@ -100,3 +100,4 @@ export {
   type WatchHost,
   type WatchViaExecOptions,
 } from './watch.js';
+export { PushedFileWatch, maxQueuedWatchEvents, type PushedFileWatchOptions, type PushedWatchOutcome } from './watch-queue.js';
