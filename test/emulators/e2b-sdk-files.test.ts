@@ -358,6 +358,12 @@ describe.skipIf(!baseBuilt)(`e2b SDK files against the emulator${needsBase}`, ()
       expect(await failure(sandbox.files.list('/tmp/errs/file'))).toBeInstanceOf(InvalidArgumentError);
       expect(await failure(sandbox.files.write('/tmp/errs/dir', 'x'))).toBeInstanceOf(InvalidArgumentError);
       expect(await failure(sandbox.files.write('/tmp/errs/dir', patternStream(10, 1)))).toBeInstanceOf(InvalidArgumentError);
+      // A body larger than what the write takes in before it fails: refused all the same, and the
+      // connection stays usable for the next call.
+      expect(await failure(sandbox.files.write('/tmp/errs/dir', patternStream(4 * 1024 * 1024, 64 * 1024)))).toBeInstanceOf(
+        InvalidArgumentError,
+      );
+      expect(await sandbox.files.read('/tmp/errs/file')).toBe('f');
     });
 
     it('refuses an unknown user', async () => {

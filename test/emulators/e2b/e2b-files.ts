@@ -292,6 +292,15 @@ async function writeFile(
   let stored: Record<string, string> | undefined;
   const body = Readable.toWeb(Readable.from(source, { objectMode: false })) as unknown as ReadableStream<Uint8Array>;
   try {
+    // envd opens the file before it reads the body: a directory is refused at once, whatever
+    // the body's size (the write tool would fail mid-stream, when the body is still coming).
+    const existing = await files.statEntry(path, { signal }).catch(() => undefined);
+    if (existing?.type === 'directory') {
+      // The body is read to its end first: answering while the client still sends it resets the
+      // connection, which the client's pool would reuse for its next request.
+      for await (const _ of source) void _;
+      throw new FileToolError('is_directory', path, 'is a directory');
+    }
     await files.write(path, body, { signal });
     if ((user.uid !== 0 || user.gid !== 0) && (await canOwn(sandbox, user))) await changeOwner(sandbox.local, path, user.uid, user.gid);
     stored = await writeMetadata(sandbox, path, metadata);
