@@ -19,7 +19,11 @@ import type { LocalSystem } from './local-system.js';
  * Positional arguments: the bwrap stage argv. Environment: see the `SBX_*` names below.
  * fd 0: lifeline; fd 3: status lines for the creator (`ready <pid>`, `failed <what>`, `exited <code>`, `cleaned`).
  */
-/** See the launcher's reaper. Environment: `SBX_DIR`, `SBX_CGROUP_DIRS`. */
+/**
+ * See the launcher's reaper. Environment: `SBX_DIR`, `SBX_CGROUP_DIRS`, `SBX_FREEZERS` (a paused
+ * sandbox is thawed after the kill: a frozen task of a v1 freezer does not die of SIGKILL until
+ * then, and nothing else would ever thaw it once its launcher is gone).
+ */
 const reaperScript = `
 cat >/dev/null
 [ -d "$SBX_DIR" ] || exit 0
@@ -33,6 +37,7 @@ while [ $n -lt 600 ]; do
     done
     [ -d "$d" ] && left=1
   done
+  for f in $SBX_FREEZERS; do echo THAWED > "$f" 2>/dev/null; done
   [ -z "$left" ] && break
   n=$((n + 1)); sleep 0.05
 done

@@ -166,13 +166,13 @@ describe.skipIf(process.platform !== 'linux')('local provider leaves nothing beh
     expect(ids.flatMap((id) => leftovers(id))).toEqual([]);
   }, 300_000);
 
-  it.skipIf(!isRoot)(
-    'a creator SIGKILLed together with its launchers (one process group) takes its sandboxes along; cleanup() sweeps the rest (as root: cgroups)',
-    async () => {
+  it.skipIf(!isRoot).each(['running', 'paused'])(
+    'a creator SIGKILLed together with its launchers (one process group) takes its %s sandboxes along; cleanup() sweeps the rest (as root: cgroups)',
+    async (state) => {
       const marker = `7${Math.floor(Math.random() * 1e6)}`;
       const creator = spawn(
         process.execPath,
-        ['--import', 'tsx', join(import.meta.dirname, '..', 'security', 'fixtures', 'creator.ts'), marker],
+        ['--import', 'tsx', join(import.meta.dirname, '..', 'security', 'fixtures', 'creator.ts'), marker, state],
         {
           stdio: ['ignore', 'pipe', 'inherit'],
           detached: true,
