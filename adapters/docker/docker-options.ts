@@ -43,7 +43,7 @@ export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   crossProcessLookup: true,
   pause: true,
   extendTimeout: true,
-  network: { block: true, allowCidrs: false, allowDomains: false },
+  network: { block: true, allowCidrs: false, allowDomains: false, allowlistViaProxy: false, update: false },
   limits: { cpu: true, memory: true, pids: true },
   timeouts: { lifetime: true, idle: true, maxLifetimeMs: dockerMaxTimeoutMs },
   volumes: 'host-path-or-named',

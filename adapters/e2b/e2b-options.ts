@@ -57,7 +57,7 @@ export const e2bCapabilities: SandboxCapabilities = Object.freeze({
   crossProcessLookup: true,
   pause: true,
   extendTimeout: true,
-  network: { block: true, allowCidrs: true, allowDomains: true },
+  network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: false, update: false },
   // E2B sets cpu and memory per template: the adapter builds (or picks) a template that has them.
   limits: { cpu: true, memory: true, pids: false },
   // E2B has no idle timeout.

@@ -48,7 +48,7 @@ export const localCapabilities: SandboxCapabilities = Object.freeze({
   // The cgroup freezer: without root there are no cgroups, and pause() refuses (capability 'pause').
   pause: true,
   extendTimeout: true,
-  network: { block: true, allowCidrs: false, allowDomains: false },
+  network: { block: true, allowCidrs: false, allowDomains: false, allowlistViaProxy: false, update: false },
   limits: { cpu: true, memory: true, pids: true },
   timeouts: { lifetime: true, idle: true, maxLifetimeMs: localMaxTimeoutMs },
   volumes: 'host-path',

@@ -46,7 +46,7 @@ export const modalCapabilities: SandboxCapabilities = Object.freeze({
   // Modal cannot change a running sandbox's lifetime.
   pause: false,
   extendTimeout: false,
-  network: { block: true, allowCidrs: true, allowDomains: true },
+  network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: false, update: false },
   limits: { cpu: true, memory: true, pids: false },
   timeouts: { lifetime: true, idle: true, maxLifetimeMs: modalMaxTimeoutMs },
   volumes: 'named',

@@ -20,6 +20,7 @@ export type SandboxCapabilityPath =
   | 'network.block'
   | 'network.allowCidrs'
   | 'network.allowDomains'
+  | 'network.update'
   | 'limits.cpu'
   | 'limits.memory'
   | 'limits.pids'

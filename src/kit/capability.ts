@@ -1,7 +1,7 @@
 import { SandboxCapabilityUnsupportedError } from '../errors/index.js';
 import type { Sandbox } from '../spec/sandbox.js';
 
-type OptionalSandboxMethod = 'snapshot' | 'extendTimeout' | 'pause' | 'resume';
+type OptionalSandboxMethod = 'snapshot' | 'extendTimeout' | 'pause' | 'resume' | 'updateNetwork';
 
 /**
  * Returns the optional method bound to the sandbox, or throws
@@ -13,7 +13,7 @@ export function requireCapability<Name extends OptionalSandboxMethod>(sandbox: S
   if (typeof method !== 'function') {
     throw new SandboxCapabilityUnsupportedError({
       message: `The ${sandbox.provider} provider does not support ${name}()`,
-      capability: name === 'resume' ? 'pause' : name,
+      capability: name === 'resume' ? 'pause' : name === 'updateNetwork' ? 'network.update' : name,
       provider: sandbox.provider,
     });
   }

@@ -47,8 +47,40 @@ export interface SandboxEvents {
    * `SandboxError` with `retryable: true`, typed `unknown` because it comes from the provider.
    */
   retry: [event: { provider: string; operation: string; attempt: number; error: unknown }];
+  /**
+   * One outbound connection of a sandbox whose network is an allowlist, as its egress proxy
+   * decided it (providers that filter through a proxy of ours: `capabilities.network.allowlistViaProxy`).
+   * A denied connection is reported at once; an allowed one when it closes, with the bytes it
+   * carried. `host` is what the program asked for (a name or an address); `address` the address
+   * actually dialled, when one was. `reason` says why a connection was denied, for a person.
+   */
+  egress: [event: EgressEvent];
   /** A setting was adjusted (also in `sandbox.warnings`); `sandboxId` is `undefined` before the sandbox exists. */
   warning: [event: { provider: string; sandboxId: string | undefined; warning: SandboxWarning }];
+}
+
+/** How a sandbox's program reached its egress proxy. */
+export type EgressProtocol = 'http' | 'connect' | 'socks5';
+
+/** The payload of the `egress` event. */
+export interface EgressEvent {
+  readonly provider: string;
+  readonly sandboxId: string;
+  readonly decision: 'allowed' | 'denied';
+  /** The destination as the program named it: a host name, or an IPv4/IPv6 address. */
+  readonly host: string;
+  readonly port: number;
+  /** The address dialled (allowed connections), or the one that was refused. */
+  readonly address: string | undefined;
+  readonly protocol: EgressProtocol;
+  /** Why the connection was denied, for a person to read; `undefined` when allowed. */
+  readonly reason: string | undefined;
+  /** Bytes from the sandbox to the destination (0 when denied). */
+  readonly bytesSent: number;
+  /** Bytes from the destination to the sandbox (0 when denied). */
+  readonly bytesReceived: number;
+  /** Milliseconds the connection was open (0 when denied). */
+  readonly durationMs: number;
 }
 
 /** The emitter type of `SandboxProvider.events`. */

@@ -73,6 +73,16 @@ export interface SandboxCapabilities {
     readonly allowCidrs: boolean;
     /** `network: { allowDomains }` is enforced. */
     readonly allowDomains: boolean;
+    /**
+     * An allowlist is enforced by an egress proxy that programs must use: the sandbox has no
+     * route out, and its environment names the proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`
+     * and their lower-case forms). curl, pip, npm, git and most HTTP libraries honour it; a
+     * program that ignores it reaches nothing (the policy fails closed). `false` where the
+     * provider filters traffic itself.
+     */
+    readonly allowlistViaProxy: boolean;
+    /** `Sandbox.updateNetwork` exists: a running sandbox's allowlist can be replaced. */
+    readonly update: boolean;
   };
   /** Which resource limits are enforced (the others are refused at create). */
   readonly limits: { readonly cpu: boolean; readonly memory: boolean; readonly pids: boolean };

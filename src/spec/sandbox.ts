@@ -23,6 +23,7 @@ import type {
   PtySize,
   ExecOptions,
   ListSandboxesOptions,
+  NetworkPolicy,
   RemoveOptions,
   RunOptions,
   SandboxSignal,
@@ -227,6 +228,16 @@ export interface Sandbox extends AsyncDisposable {
    * Throws `SandboxNotFoundError` when the sandbox has ended.
    */
   extendTimeout?(timeoutMs: number, options?: SignalOptions): Promise<void>;
+  /**
+   * Replaces the network policy of a running sandbox: the new allowlist applies to every
+   * connection opened after this resolves (connections already open are left alone), and
+   * `'block'` refuses every new one. Present when `capabilities.network.update`. A provider that
+   * cannot make the change honestly (for example from `'allow'`, or to `'allow'`, where the
+   * sandbox's network was fixed at create) throws `SandboxCapabilityUnsupportedError` naming
+   * `network` and changes nothing. Idempotent. Throws `SandboxNotFoundError` when the sandbox
+   * has ended, `SandboxInvalidArgumentError` for a malformed policy.
+   */
+  updateNetwork?(policy: NetworkPolicy, options?: SignalOptions): Promise<void>;
   /**
    * Stops every process of the sandbox where it is, keeping its memory and files, until
    * `resume()`. While paused, the lifetime and idle timeouts stand still (the lifetime's

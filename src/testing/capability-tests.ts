@@ -42,6 +42,8 @@ export const capabilityCoverage: Readonly<Record<CapabilityFlag, string>> = {
   'network.block': 'capabilities.refuse-network.block; network.block',
   'network.allowCidrs': 'capabilities.refuse-network.allowCidrs (enforcement: test it in the adapter)',
   'network.allowDomains': 'capabilities.refuse-network.allowDomains (enforcement: test it in the adapter)',
+  'network.allowlistViaProxy': 'network-allowlist.* (the proxy environment is set)',
+  'network.update': 'capabilities.method-updateNetwork; network-allowlist.update',
   'limits.cpu': 'capabilities.refuse-limits.cpu, capabilities.limits-accepted',
   'limits.memory': 'capabilities.refuse-limits.memory, capabilities.limits-accepted (enforcement: test it in the adapter)',
   'limits.pids': 'capabilities.refuse-limits.pids, capabilities.limits-accepted (enforcement: test it in the adapter)',
@@ -177,24 +179,28 @@ export function capabilityTests(context: SuiteContext): void {
 
     // An optional method exists exactly when its flag is true; the core reaches sandbox methods
     // through `requireCapability`, which must refuse the missing ones.
-    for (const method of ['snapshot', 'extendTimeout', 'pause', 'resume'] as const) {
-      context.test(
-        `capabilities.method-${method}`,
-        `sandbox.${method} exists exactly when capabilities.${method === 'resume' ? 'pause' : method}`,
-        async () => {
-          const flag = method === 'resume' ? 'pause' : method;
-          expect(typeof sandbox()[method] === 'function', `typeof sandbox.${method}`).toBe(caps[flag]);
-          if (caps[flag]) return;
-          let thrown: unknown;
-          try {
-            requireCapability(sandbox(), method);
-          } catch (error) {
-            thrown = error;
-          }
-          expect(SandboxCapabilityUnsupportedError.isInstance(thrown)).toBe(true);
-          expect((thrown as SandboxCapabilityUnsupportedError).capability).toBe(flag);
-        },
-      );
+    const flagOf = {
+      snapshot: 'snapshot',
+      extendTimeout: 'extendTimeout',
+      pause: 'pause',
+      resume: 'pause',
+      updateNetwork: 'network.update',
+    } as const;
+    const enabled = { ...caps, 'network.update': caps.network.update };
+    for (const method of ['snapshot', 'extendTimeout', 'pause', 'resume', 'updateNetwork'] as const) {
+      const flag = flagOf[method];
+      context.test(`capabilities.method-${method}`, `sandbox.${method} exists exactly when capabilities.${flag}`, async () => {
+        expect(typeof sandbox()[method] === 'function', `typeof sandbox.${method}`).toBe(enabled[flag]);
+        if (enabled[flag]) return;
+        let thrown: unknown;
+        try {
+          requireCapability(sandbox(), method);
+        } catch (error) {
+          thrown = error;
+        }
+        expect(SandboxCapabilityUnsupportedError.isInstance(thrown)).toBe(true);
+        expect((thrown as SandboxCapabilityUnsupportedError).capability).toBe(flag);
+      });
     }
     context.test('capabilities.method-files.watch', 'sandbox.files.watch exists exactly when capabilities.files.watch', async () => {
       expect(typeof sandbox().files.watch === 'function', 'typeof sandbox.files.watch').toBe(caps.files.watch);
