@@ -3,12 +3,13 @@
 #   bash scripts/build-rootfs.sh [target-dir]    default: /var/cache/sandport/rootfs/bookworm
 #   bash scripts/build-rootfs.sh --stamp         prints what a current rootfs records, builds nothing
 # The mirror is read from this machine's apt sources at run time. Prints the directory on stdout.
-# Packages beyond minbase: inotify-tools (files.watch runs inotifywait inside the sandbox).
+# Packages beyond minbase: inotify-tools (files.watch runs inotifywait inside the sandbox), curl and
+# ca-certificates (the network tests, egress allowlists among them, need a real HTTP client).
 # `.sandport-complete` records the suite and the package list: a rootfs built with another list
 # (an older one without inotify-tools, say) is rebuilt, and swapped in only once complete.
 set -euo pipefail
 suite="${SANDPORT_ROOTFS_SUITE:-bookworm}"
-packages="inotify-tools"
+packages="inotify-tools curl ca-certificates"
 stamp="suite=$suite packages=$packages"
 if [ "${1:-}" = "--stamp" ]; then echo "$stamp"; exit 0; fi
 target="${1:-${SANDPORT_ROOTFS_DIR:-/var/cache/sandport/rootfs/bookworm}}"
