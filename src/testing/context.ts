@@ -81,6 +81,27 @@ export interface SandboxConformanceOptions extends ConformanceRunner {
   hostResources?: () => Promise<Record<string, number>>;
   /** Time allowed for one test, in milliseconds. @default 120_000 */
   testTimeoutMs?: number;
+  /**
+   * Destinations for the `network-allowlist.*` tests, which skip (saying why) without them. For
+   * the harness to provide: from a test internet handed to the provider (the local and Docker
+   * providers' `egressNetwork`), or, on a live cloud provider, URLs the user controls.
+   * @default none (the allowlist tests are skipped)
+   */
+  networkTargets?: NetworkTargets;
+}
+
+/** Destinations a sandbox of the provider under test can reach when its allowlist lets it. */
+export interface NetworkTargets {
+  /** Answers `GET` with 200 and `allowedBody`; its host name is the one the tests allowlist. */
+  allowedUrl: string;
+  /** The exact body `allowedUrl` answers with. */
+  allowedBody: string;
+  /** Answers `GET` with 200 when reachable; on another host name, never allowlisted but by the update test. */
+  deniedUrl: string;
+  /** A URL on a name under the parent domain of its host (`other.allowed.test`), for the `*.` wildcard test. */
+  otherAllowedUrl?: string;
+  /** The address `allowedUrl`'s host resolves to, for the raw-address and `allowCidrs` tests. */
+  allowedAddress?: string;
 }
 
 /** What a test body gets: a way to skip at run time, when the sandbox lacks what the test needs. */

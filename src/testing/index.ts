@@ -36,6 +36,7 @@ import { execTests } from './exec-tests.js';
 import { filesTests } from './files-tests.js';
 import { lifecycleTests } from './lifecycle-tests.js';
 import { networkTests } from './network-tests.js';
+import { networkAllowlistTests } from './network-allowlist-tests.js';
 import { snapshotTests } from './snapshot-tests.js';
 import { reliabilityTests } from './reliability-tests.js';
 import { leakTests } from './leak-tests.js';
@@ -49,6 +50,7 @@ export type {
   ConformanceTest,
   ConformanceTestBody,
   ExpectLike,
+  NetworkTargets,
   RunnerTestContext,
   SandboxConformanceOptions,
 } from './context.js';
@@ -64,6 +66,7 @@ export {
   filesTests,
   leakTests,
   lifecycleTests,
+  networkAllowlistTests,
   networkTests,
   pauseTests,
   ptyTests,
@@ -83,6 +86,7 @@ export const conformanceGroups: readonly ConformanceGroup[] = [
   filesTests,
   watchTests,
   networkTests,
+  networkAllowlistTests,
   snapshotTests,
   pauseTests,
   entrypointTests,
