@@ -93,7 +93,7 @@ export async function startTestInternet(): Promise<TestInternet> {
   const names = testInternetNames;
   const addresses = [...new Set(Object.values(names))];
   const pems = await generate([{ name: 'commonName', value: 'sandport test internet' }], {
-    days: 2,
+    notAfterDate: new Date(Date.now() + 2 * 24 * 3600 * 1000),
     extensions: [
       { name: 'basicConstraints', cA: true },
       {

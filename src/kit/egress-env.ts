@@ -10,5 +10,22 @@ export const egressProxyPort = 3128;
  * The proxy variables (upper and lower case: curl reads only the lower-case `http_proxy`, most
  * others either), `ALL_PROXY` as SOCKS5 with remote name resolution for programs that speak
  * SOCKS, and `NO_PROXY` for the sandbox's own loopback.
+ *
+ * @param port the bridge's port inside the sandbox. @default egressProxyPort
  */
-export declare function egressProxyEnv(port?: number): Record<string, string>;
+export function egressProxyEnv(port: number = egressProxyPort): Record<string, string> {
+  const http = `http://127.0.0.1:${port}`;
+  // socks5h: the proxy resolves names (the sandbox has no DNS), so the name reaches the policy.
+  const socks = `socks5h://127.0.0.1:${port}`;
+  const noProxy = 'localhost,127.0.0.1,::1';
+  return {
+    HTTP_PROXY: http,
+    HTTPS_PROXY: http,
+    ALL_PROXY: socks,
+    NO_PROXY: noProxy,
+    http_proxy: http,
+    https_proxy: http,
+    all_proxy: socks,
+    no_proxy: noProxy,
+  };
+}

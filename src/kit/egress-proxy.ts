@@ -6,10 +6,20 @@
  * each resolved address (no rebinding onto loopback or the metadata address), checks that a
  * TLS ClientHello sent through a CONNECT names the host that was allowed (SNI), and reports
  * each connection as an `egress` event.
+ *
+ * The HTTP side is node:http's parser driven by hand (its 'connect' and 'request' events on
+ * sockets we hand it) rather than a proxy package: the packages on the registry are either
+ * forwarders without a hook between "parsed the target" and "dialled it" where the policy must
+ * sit, or do their own resolving and dialling, which would bypass `EgressNetwork` and with it
+ * the rebinding check. The glue is small; the parsing, the part that must be robust, is node's.
  */
-import type { SandboxEmitter } from '../spec/events.js';
+import { type IncomingMessage, type ServerResponse, createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { type Server, type Socket, createServer as createNetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { EgressEvent, EgressProtocol, SandboxEmitter } from '../spec/events.js';
 import type { ParsedNetworkPolicy } from '../spec/options.js';
-import type { EgressNetwork } from './egress-network.js';
+import { type EgressNetwork, systemEgressNetwork } from './egress-network.js';
+import { type EgressPolicy, compileEgressPolicy, decideAddress, nameAllowed, normalizeAddress, parseEgressHost } from './egress-policy.js';
 
 /** Where the proxy listens: a unix socket (bridged into the sandbox) or a TCP address. */
 export type EgressListen = { readonly path: string } | { readonly host: string; readonly port: number };
@@ -26,6 +36,11 @@ export interface EgressProxyOptions {
   readonly network?: EgressNetwork;
   /** Milliseconds to resolve and dial a destination before the connection is refused. @default 10 000 */
   readonly connectTimeoutMs?: number;
+  /**
+   * Milliseconds a client has, from connecting, to send a whole request head (HTTP) or SOCKS5
+   * handshake; a client that stalls is dropped. @default 10 000
+   */
+  readonly handshakeTimeoutMs?: number;
 }
 
 /** A running egress proxy, one per sandbox. */
@@ -38,5 +53,466 @@ export interface EgressProxy {
   close(): Promise<void>;
 }
 
+/** The header on every response the proxy writes itself: `denied` (policy) or `error` (upstream). */
+export const egressHeader = 'x-sandport-egress';
+
+/** Why a destination could not be reached, for the HTTP status and the SOCKS5 reply code. */
+export type EgressFailure = 'denied' | 'not-found' | 'refused' | 'unreachable' | 'timeout' | 'failed';
+
+/** The outcome of deciding and dialling a destination. */
+type Opened =
+  | { readonly ok: true; readonly socket: Socket; readonly address: string }
+  | { readonly ok: false; readonly failure: EgressFailure; readonly reason: string; readonly address: string | undefined };
+
+const defaultConnectTimeoutMs = 10_000;
+const defaultHandshakeTimeoutMs = 10_000;
+
+/** What each connection through the proxy has in common: its report and its teardown. */
+class ProxyConnection {
+  private reported = false;
+  readonly started = Date.now();
+  constructor(
+    private readonly proxy: EgressProxyCore,
+    readonly protocol: EgressProtocol,
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  denied(reason: string, address: string | undefined): void {
+    this.report({ decision: 'denied', address, reason, bytesSent: 0, bytesReceived: 0, durationMs: 0 });
+  }
+
+  allowed(address: string, upstream: Socket, since: number): void {
+    this.report({
+      decision: 'allowed',
+      address,
+      reason: undefined,
+      bytesSent: upstream.bytesWritten,
+      bytesReceived: upstream.bytesRead,
+      durationMs: Date.now() - since,
+    });
+  }
+
+  private report(fields: Pick<EgressEvent, 'decision' | 'address' | 'reason' | 'bytesSent' | 'bytesReceived' | 'durationMs'>): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.proxy.emit({ ...fields, host: this.host, port: this.port, protocol: this.protocol });
+  }
+}
+
+/** The parts of the proxy its connection handlers use. */
+interface EgressProxyCore {
+  emit(event: Omit<EgressEvent, 'provider' | 'sandboxId'>): void;
+  open(host: string, port: number, signal?: AbortSignal): Promise<Opened>;
+  track(socket: Duplex): void;
+  readonly policy: EgressPolicy;
+  readonly handshakeTimeoutMs: number;
+}
+
 /** Starts a proxy; resolves once it listens. */
-export declare function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy>;
+export async function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy> {
+  const network = options.network ?? systemEgressNetwork;
+  const connectTimeoutMs = options.connectTimeoutMs ?? defaultConnectTimeoutMs;
+  const sockets = new Set<Duplex>();
+  const closing = new AbortController();
+  let policy = compileEgressPolicy(options.policy);
+
+  const core: EgressProxyCore = {
+    get policy() {
+      return policy;
+    },
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs,
+    emit(event) {
+      options.events.emit('egress', { provider: options.provider, sandboxId: options.sandboxId, ...event });
+    },
+    open: (host, port) => openDestination(policy, network, host, port, connectTimeoutMs, closing.signal),
+    track(socket) {
+      if (closing.signal.aborted) {
+        socket.destroy();
+        return;
+      }
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    },
+  };
+
+  const http = createHttpServer({ requireHostHeader: false });
+  http.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleConnect(core, req, socket, head));
+  http.on('request', (req: IncomingMessage, res: ServerResponse) => handlePlainRequest(core, req, res));
+  http.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
+    refuseRaw(socket, 501, 'error', 'sandport egress proxy: protocol upgrades through the proxy are not supported; use CONNECT');
+  });
+  http.on('clientError', (_error: Error, socket: Duplex) => {
+    refuseRaw(socket, 400, 'error', 'sandport egress proxy: malformed request');
+  });
+
+  const server: Server = createNetServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+    core.track(socket);
+    socket.on('error', () => socket.destroy());
+    acceptConnection(core, http, socket);
+  });
+  server.listen(listenArgument(options.listen));
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const address = server.address();
+  const listen: EgressListen =
+    typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : options.listen;
+
+  let closed: Promise<void> | undefined;
+  return {
+    listen,
+    setPolicy(next) {
+      policy = compileEgressPolicy(next);
+    },
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        closing.abort(new Error('the egress proxy closed'));
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
+      return closed;
+    },
+  };
+}
+
+function listenArgument(listen: EgressListen): { path: string } | { host: string; port: number } {
+  return 'path' in listen ? { path: listen.path } : { host: listen.host, port: listen.port };
+}
+
+/**
+ * Tells the protocols apart by the first byte (an HTTP method starts with a capital letter,
+ * SOCKS5 with 0x05) and hands the socket on, the byte put back. A client that sends nothing, or
+ * not a whole request head, within the handshake timeout is dropped.
+ */
+function acceptConnection(core: EgressProxyCore, http: ReturnType<typeof createHttpServer>, socket: Socket): void {
+  const timer = setTimeout(() => socket.destroy(), core.handshakeTimeoutMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  (socket as Socket & { egressHandshakeTimer?: NodeJS.Timeout }).egressHandshakeTimer = timer;
+  socket.once('data', (first: Buffer) => {
+    socket.pause();
+    const byte = first[0] ?? 0;
+    if (byte >= 0x41 && byte <= 0x5a) {
+      socket.unshift(first);
+      http.emit('connection', socket);
+      socket.resume();
+    } else if (byte === 0x04) {
+      // SOCKS4: reply "request rejected" in its own format, so the client reports it.
+      socket.end(Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]));
+    } else {
+      socket.end('sandport egress proxy: speak HTTP proxy (CONNECT or absolute-form requests) or SOCKS5\n');
+    }
+  });
+  socket.resume();
+}
+
+/** The handshake is over: the client sent what it wants within the time allowed. */
+function handshakeDone(socket: Duplex): void {
+  const timer = (socket as Duplex & { egressHandshakeTimer?: NodeJS.Timeout }).egressHandshakeTimer;
+  if (timer !== undefined) clearTimeout(timer);
+}
+
+/** Writes a whole HTTP response the proxy makes itself, then closes. */
+function refuseRaw(socket: Duplex, status: number, kind: 'denied' | 'error', body: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const text = `${body}\n`;
+  const reason = { 400: 'Bad Request', 403: 'Forbidden', 501: 'Not Implemented', 502: 'Bad Gateway', 504: 'Gateway Timeout' }[status];
+  socket.end(
+    `HTTP/1.1 ${status} ${reason ?? 'Error'}\r\n${egressHeader}: ${kind}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+  socket.once('finish', () => socket.destroy());
+}
+
+/** The HTTP status for a failure to reach a destination. */
+function httpStatus(failure: EgressFailure): number {
+  if (failure === 'denied') return 403;
+  if (failure === 'timeout') return 504;
+  return 502;
+}
+
+/** Splits a CONNECT authority (`host:port`, `[v6]:port`). */
+function splitAuthority(authority: string): { host: string; port: number } | undefined {
+  const match = /^(\[[^\]]*\]|[^:[\]]+):(\d{1,5})$/.exec(authority);
+  if (match?.[1] === undefined || match[2] === undefined) return undefined;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: match[1], port };
+}
+
+function handleConnect(core: EgressProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  handshakeDone(socket);
+  const target = splitAuthority(req.url ?? '');
+  if (target === undefined) {
+    refuseRaw(socket, 400, 'error', `sandport egress proxy: CONNECT needs host:port, not ${JSON.stringify(req.url)}`);
+    return;
+  }
+  const connection = new ProxyConnection(core, 'connect', target.host, target.port);
+  void core.open(target.host, target.port).then((opened) => {
+    if (!opened.ok) {
+      connection.denied(opened.reason, opened.address);
+      refuseRaw(
+        socket,
+        httpStatus(opened.failure),
+        opened.failure === 'denied' ? 'denied' : 'error',
+        `sandport egress proxy: ${opened.reason}`,
+      );
+      return;
+    }
+    if (socket.destroyed) {
+      opened.socket.destroy();
+      connection.denied('the client went away before the destination answered', opened.address);
+      return;
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    tunnel(core, connection, socket, opened.socket, opened.address, head);
+  });
+}
+
+/**
+ * Joins the client and the destination, with backpressure both ways (`pipe`), half-close
+ * passed on, and the `egress` event once both are closed.
+ */
+function tunnel(core: EgressProxyCore, connection: ProxyConnection, client: Duplex, upstream: Socket, address: string, head: Buffer): void {
+  core.track(upstream);
+  const since = Date.now();
+  upstream.allowHalfOpen = true;
+  let open = 2;
+  const closed = (): void => {
+    open -= 1;
+    if (open === 0) connection.allowed(address, upstream, since);
+  };
+  const fail = (): void => {
+    client.destroy();
+    upstream.destroy();
+  };
+  // When one side is gone, finish writing to the other and then drop it: a tunnel never
+  // outlives either end.
+  client.once('close', () => {
+    upstream.end(() => upstream.destroy());
+    closed();
+  });
+  upstream.once('close', () => {
+    if (!client.destroyed) client.end(() => client.destroy());
+    closed();
+  });
+  client.on('error', fail);
+  upstream.on('error', fail);
+  if (head.length > 0) upstream.write(head);
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.resume();
+}
+
+/** Hop-by-hop headers, never forwarded (RFC 9110 §7.6.1, plus the proxy's own). */
+const hopByHop = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
+function forwardedHeaders(raw: string[], extraDropped: Set<string>): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    const name = raw[index] ?? '';
+    const lower = name.toLowerCase();
+    if (!hopByHop.has(lower) && !extraDropped.has(lower)) pairs.push([name, raw[index + 1] ?? '']);
+  }
+  return pairs;
+}
+
+/** The header names a `Connection` header lists, which are hop-by-hop too. */
+function connectionListed(value: string | string[] | undefined): Set<string> {
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return new Set(
+    text
+      .split(',')
+      .map((part) => part.trim().toLowerCase())
+      .filter((part) => part !== ''),
+  );
+}
+
+/** A plain HTTP request in absolute form (`GET http://host/path`): checked, then sent on with `Connection: close`. */
+function handlePlainRequest(core: EgressProxyCore, req: IncomingMessage, res: ServerResponse): void {
+  handshakeDone(req.socket);
+  const refuse = (status: number, kind: 'denied' | 'error', body: string): void => {
+    res.writeHead(status, { [egressHeader]: kind, 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+    res.end(`sandport egress proxy: ${body}\n`);
+  };
+  let url: URL | undefined;
+  try {
+    url = /^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '') ? new URL(req.url ?? '') : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined) {
+    refuse(400, 'error', `this is a proxy: send absolute-form requests (GET http://host/path), not ${JSON.stringify(req.url)}`);
+    return;
+  }
+  if (url.protocol !== 'http:') {
+    refuse(400, 'error', `only http: URLs are forwarded as requests; use CONNECT for ${url.protocol}`);
+    return;
+  }
+  const port = url.port === '' ? 80 : Number(url.port);
+  const connection = new ProxyConnection(core, 'http', url.hostname, port);
+  void core.open(url.hostname, port).then((opened) => {
+    if (!opened.ok) {
+      connection.denied(opened.reason, opened.address);
+      refuse(httpStatus(opened.failure), opened.failure === 'denied' ? 'denied' : 'error', opened.reason);
+      return;
+    }
+    forwardRequest(core, connection, req, res, url, opened.socket, opened.address);
+  });
+}
+
+function forwardRequest(
+  core: EgressProxyCore,
+  connection: ProxyConnection,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  upstream: Socket,
+  address: string,
+): void {
+  core.track(upstream);
+  const since = Date.now();
+  const headers = forwardedHeaders(req.rawHeaders, connectionListed(req.headers.connection));
+  // The Host the destination sees is the one that was allowed, not whatever the client wrote.
+  headers.unshift(['Host', url.host]);
+  headers.push(['Connection', 'close']);
+  const outgoing = httpRequest({
+    method: req.method,
+    path: `${url.pathname}${url.search}`,
+    headers: headers.flat(),
+    setHost: false,
+    createConnection: () => upstream,
+  });
+  upstream.once('close', () => connection.allowed(address, upstream, since));
+  // The client gone (or the response done: `Connection: close`) ends the upstream request too.
+  res.once('close', () => upstream.destroy());
+  outgoing.on('error', (error) => {
+    upstream.destroy();
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(502, { [egressHeader]: 'error', 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+    res.end(`sandport egress proxy: ${url.host} (${address}) failed mid-request: ${describeError(error)}\n`);
+  });
+  outgoing.on('response', (incoming) => {
+    const responseHeaders = forwardedHeaders(incoming.rawHeaders, connectionListed(incoming.headers.connection));
+    responseHeaders.push(['Connection', 'close']);
+    res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders.flat());
+    incoming.once('error', () => res.destroy());
+    incoming.pipe(res);
+  });
+  req.pipe(outgoing);
+}
+
+/** A person-readable account of a socket or resolver error, with its code. */
+export function describeError(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const known: Record<string, string> = {
+    ECONNREFUSED: 'connection refused',
+    ENOTFOUND: 'the name does not resolve',
+    EAI_AGAIN: 'the name could not be resolved now',
+    ECONNRESET: 'connection reset',
+    ETIMEDOUT: 'timed out',
+    EHOSTUNREACH: 'host unreachable',
+    ENETUNREACH: 'network unreachable',
+  };
+  if (typeof code === 'string') return `${known[code] ?? (error as Error).message} (${code})`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function failureOf(error: unknown): EgressFailure {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ENODATA' || code === 'EAI_NONAME') return 'not-found';
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'unreachable';
+  if (code === 'ETIMEDOUT') return 'timeout';
+  return 'failed';
+}
+
+/**
+ * Decides a destination under `policy` and, when allowed, dials it: an address literal is
+ * judged alone; a name not in `allowDomains` is resolved only when `allowCidrs` could still
+ * admit it (so a denied name causes no DNS query, nothing to exfiltrate data through), and
+ * every address it resolves to is judged, the allowed ones dialled in order.
+ */
+async function openDestination(
+  policy: EgressPolicy,
+  network: EgressNetwork,
+  host: string,
+  port: number,
+  timeoutMs: number,
+  closing: AbortSignal,
+): Promise<Opened> {
+  const parsed = parseEgressHost(host);
+  if (parsed.kind === 'invalid') return { ok: false, failure: 'denied', reason: parsed.reason, address: undefined };
+  let candidates: string[];
+  if (parsed.kind === 'address') {
+    const verdict = decideAddress(policy, parsed.address, false);
+    if (!verdict.allowed) return { ok: false, failure: 'denied', reason: verdict.reason, address: parsed.address };
+    candidates = [parsed.address];
+  } else {
+    const byName = nameAllowed(policy, parsed.name);
+    if (!byName && policy.blocks.length === 0) {
+      return { ok: false, failure: 'denied', reason: `${parsed.name} is not in allowDomains`, address: undefined };
+    }
+    const signal = AbortSignal.any([closing, AbortSignal.timeout(timeoutMs)]);
+    let resolved: string[];
+    try {
+      resolved = await network.resolve(parsed.name, signal);
+    } catch (error) {
+      return failed(error, signal, `${parsed.name} could not be resolved`, undefined, timeoutMs);
+    }
+    const addresses = resolved.map((address) => normalizeAddress(address) ?? address);
+    const verdicts = addresses.map((address) => ({ address, verdict: decideAddress(policy, address, byName) }));
+    candidates = verdicts.filter((entry) => entry.verdict.allowed).map((entry) => entry.address);
+    if (candidates.length === 0) {
+      const first = verdicts[0];
+      const why = first === undefined || first.verdict.allowed ? 'resolves to no address' : `resolves to ${first.verdict.reason}`;
+      const reason = byName ? `${parsed.name} ${why}` : `${parsed.name} is not in allowDomains and ${why}`;
+      return { ok: false, failure: 'denied', reason, address: first?.address };
+    }
+  }
+  const signal = AbortSignal.any([closing, AbortSignal.timeout(timeoutMs)]);
+  let lastError: unknown;
+  for (const address of candidates) {
+    try {
+      const socket = await network.dial(address, port, signal);
+      return { ok: true, socket, address };
+    } catch (error) {
+      lastError = error;
+      if (signal.aborted) break;
+    }
+  }
+  return failed(lastError, signal, `could not connect to ${host} port ${port}`, candidates.at(-1), timeoutMs);
+}
+
+function failed(error: unknown, signal: AbortSignal, what: string, address: string | undefined, timeoutMs: number): Opened {
+  if (signal.aborted) {
+    const timeout = (signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
+    return {
+      ok: false,
+      failure: timeout ? 'timeout' : 'failed',
+      reason: timeout ? `${what}: no answer within ${timeoutMs} ms` : `${what}: the egress proxy closed`,
+      address,
+    };
+  }
+  const at = address === undefined ? '' : ` (${address})`;
+  return { ok: false, failure: failureOf(error), reason: `${what}${at}: ${describeError(error)}`, address };
+}

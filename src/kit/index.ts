@@ -101,3 +101,16 @@ export {
   type WatchViaExecOptions,
 } from './watch.js';
 export { PushedFileWatch, maxQueuedWatchEvents, type PushedFileWatchOptions, type PushedWatchOutcome } from './watch-queue.js';
+export { egressProxyEnv, egressProxyPort } from './egress-env.js';
+export { systemEgressNetwork, type EgressNetwork } from './egress-network.js';
+export {
+  compileEgressPolicy,
+  nameAllowed,
+  decideAddress,
+  parseEgressHost,
+  normalizeAddress,
+  type EgressPolicy,
+  type EgressVerdict,
+  type EgressHost,
+} from './egress-policy.js';
+export { startEgressProxy, type EgressProxy, type EgressProxyOptions, type EgressListen } from './egress-proxy.js';
