@@ -21,6 +21,8 @@ export const labels = {
   entrypoint: 'dev.sandport.entrypoint',
   /** `<hostname>:<pid>` of the creating process: a container it left in "created" can be swept. */
   creator: 'dev.sandport.creator',
+  /** `allow`, `block` or `allowlist`: how the sandbox was created (an allowlist's proxy lives in its creator). */
+  network: 'dev.sandport.network',
 } as const;
 
 /** This process, as the `creator` label names it. */

@@ -38,30 +38,40 @@ const starter = [
   'while ! grep -q "^ *[0-9]*: 0100007F:$hex 00000000:0000 0A" /proc/net/tcp; do n=$((n + 1)); [ $n -gt 500 ] && exit 4; sleep 0.02; done',
 ].join('\n');
 
-/** Starts one forwarder per port and waits until each listens. */
+/**
+ * Starts the in-container forwarder from 127.0.0.1:`port` to the unix socket at `socketPath` (a
+ * path inside the container) and waits until it listens. Resolves false when the image has
+ * neither node nor python3; throws `SandboxProviderError` when the forwarder did not start.
+ */
+export async function startContainerForwarder(
+  container: Docker.Container,
+  port: number,
+  socketPath: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  signal?.throwIfAborted();
+  const result = await runInContainer(
+    container,
+    ['/bin/sh', '-c', starter, 'sandport-forward', String(port), socketPath, nodeForwarder, pythonForwarder],
+    { signal },
+  );
+  if (result.exitCode === 3) return false;
+  if (result.exitCode !== 0) {
+    throw new SandboxProviderError({
+      message: `The forwarder for port ${port} did not start (exit ${result.exitCode}): ${result.stderr.trim()}`,
+      provider: 'docker',
+    });
+  }
+  return true;
+}
+
+/** Starts one forwarder per port of `hostForwards` and waits until each listens. */
 export async function startForwards(container: Docker.Container, ports: number[], signal?: AbortSignal): Promise<void> {
   for (const port of ports) {
-    signal?.throwIfAborted();
-    const result = await runInContainer(container, [
-      '/bin/sh',
-      '-c',
-      starter,
-      'sandport-forward',
-      String(port),
-      forwardSocketPath(port),
-      nodeForwarder,
-      pythonForwarder,
-    ]);
-    if (result.exitCode === 3) {
+    if (!(await startContainerForwarder(container, port, forwardSocketPath(port), signal))) {
       throw new SandboxCapabilityUnsupportedError({
         message: 'providerOptions.docker.hostForwards needs node or python3 in the image (the forwarder runs inside the container)',
         capability: 'hostForwards',
-        provider: 'docker',
-      });
-    }
-    if (result.exitCode !== 0) {
-      throw new SandboxProviderError({
-        message: `The forwarder for port ${port} did not start (exit ${result.exitCode}): ${result.stderr.trim()}`,
         provider: 'docker',
       });
     }

@@ -9,6 +9,9 @@ import { z } from 'zod';
 import {
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
+  SandboxProviderError,
+  egressProxyEnv,
+  egressProxyPort,
   portNumbers,
   refuseUnsupported,
   volumeMounts,
@@ -17,6 +20,7 @@ import {
   type SandboxWarning,
 } from '../../src/kit/index.js';
 import { containerNamePrefix, labels, stateDirectory, thisCreator } from './docker-engine.js';
+import type { DockerAllowlist } from './docker-egress.js';
 import { lifetimeKeeper } from './docker-scripts.js';
 
 /** Default sandbox lifetime (Modal's default). */
@@ -43,7 +47,8 @@ export const dockerCapabilities: SandboxCapabilities = Object.freeze({
   crossProcessLookup: true,
   pause: true,
   extendTimeout: true,
-  network: { block: true, allowCidrs: false, allowDomains: false, allowlistViaProxy: false, update: false },
+  // Allowlists: no network, plus a bridge to an egress proxy in the creating process (docker-egress.ts).
+  network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: true, update: true },
   limits: { cpu: true, memory: true, pids: true },
   timeouts: { lifetime: true, idle: true, maxLifetimeMs: dockerMaxTimeoutMs },
   volumes: 'host-path-or-named',
@@ -89,8 +94,12 @@ export interface DockerCreatePlan {
   image: DockerImagePlan;
   /** The engine's create options; `Image` is the reference, snapshot or build tag. */
   container: Docker.ContainerCreateOptions;
-  /** `isolated`: the provider makes sure {@link isolatedNetworkName} exists first. */
+  /** `isolated`: the provider makes sure {@link isolatedNetworkName} exists first. `none` for 'block' and allowlists. */
   network: 'none' | 'isolated';
+  /** The environment of the container and of every exec: the create env, plus the proxy variables of an allowlist. */
+  env: Record<string, string>;
+  /** An allowlist: the provider starts its egress proxy on a socket in `hostDirectory` (bind-mounted). */
+  egress: { policy: DockerAllowlist; hostDirectory: string } | undefined;
   /** Sandbox ports published on 127.0.0.1. */
   ports: number[];
   /** Stored on the state tmpfs after start, never in the container config. */
@@ -107,12 +116,20 @@ export interface DockerPlanDefaults {
   /** Image when the options name none. */
   image: string;
   pidsLimit: number;
+  /**
+   * The host directory (not yet made) for the egress proxy's socket, mounted read-only at
+   * `/run/sandport-egress`. Needed when the network is an allowlist.
+   */
+  egressDirectory?: string;
   /** Creation time, epoch milliseconds. @default Date.now() */
   now?: number;
 }
 
 /** Where a host socket of `hostForwards` appears inside the container. */
 export const forwardSocketPath = (port: number) => `/run/sandport-forward/${port}.sock`;
+
+/** Where the host directory of an allowlist's egress proxy socket appears inside the container (read-only). */
+export const egressContainerDirectory = '/run/sandport-egress';
 
 /** A named volume's name, as the engine accepts it. */
 const volumeName = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -131,11 +148,20 @@ export function buildPlan(base: string, commands: readonly string[]): Extract<Do
  * published ports need a network, and volumes must be a host path or a volume name, mounted
  * nowhere that hides procfs, sysfs, devices, the root or sandport's state.
  */
-function refuseDockerSpecific(options: ParsedCreateSandboxOptions): void {
-  if (options.network === 'block' && (options.ports ?? []).length > 0) {
+function refuseDockerSpecific(options: ParsedCreateSandboxOptions, dockerOptions: ParsedDockerCreateOptions): void {
+  // 'block' and allowlists: the container has no network, so nothing can be published.
+  if (options.network !== undefined && options.network !== 'allow' && (options.ports ?? []).length > 0) {
     throw new SandboxCapabilityUnsupportedError({
-      message: 'Docker cannot publish ports of a container without a network; use network: "allow" with ports',
+      message:
+        'Docker cannot publish ports of a container without a network (network "block" or an allowlist); use network: "allow" with ports',
       capability: 'tunnels',
+      provider: 'docker',
+    });
+  }
+  if (typeof options.network === 'object' && dockerOptions.hostForwards?.[String(egressProxyPort)] !== undefined) {
+    throw new SandboxInvalidArgumentError({
+      message: `providerOptions.docker.hostForwards.${egressProxyPort}: that sandbox port is the egress proxy's bridge of a network allowlist`,
+      argument: `providerOptions.docker.hostForwards.${egressProxyPort}`,
       provider: 'docker',
     });
   }
@@ -169,7 +195,13 @@ export function planDockerCreate(
   defaults: DockerPlanDefaults,
 ): DockerCreatePlan {
   const warnings = refuseUnsupported(options, dockerCapabilities, 'docker');
-  refuseDockerSpecific(options);
+  refuseDockerSpecific(options, dockerOptions);
+  const allowlist = typeof options.network === 'object' ? options.network : undefined;
+  if (allowlist && defaults.egressDirectory === undefined) {
+    throw new SandboxProviderError({ message: 'planDockerCreate: a network allowlist needs defaults.egressDirectory', provider: 'docker' });
+  }
+  const egress = allowlist && defaults.egressDirectory ? { policy: allowlist, hostDirectory: defaults.egressDirectory } : undefined;
+  const { env, secrets: keptSecrets } = egress ? withEgressEnv(options, warnings) : { env: options.env ?? {}, secrets: options.secrets };
   const requested = options.image ?? defaults.image;
   const image: DockerImagePlan =
     typeof requested === 'string'
@@ -182,7 +214,7 @@ export function planDockerCreate(
   const workdir = options.workdir ?? '/workspace';
   const ports = portNumbers(options.ports, 'docker');
   const forwards = Object.keys(dockerOptions.hostForwards ?? {}).map(Number);
-  const network = options.network === 'block' ? 'none' : 'isolated';
+  const network = options.network === undefined || options.network === 'allow' ? 'isolated' : 'none';
   const memory = options.memoryMiB === undefined ? undefined : options.memoryMiB * 1024 * 1024;
   const container: Docker.ContainerCreateOptions = {
     name: options.name === undefined ? undefined : `${containerNamePrefix}${options.name}`,
@@ -192,7 +224,7 @@ export function planDockerCreate(
     Entrypoint: ['/bin/sh', '-c'],
     Cmd: [lifetimeKeeper, String(Math.ceil(expiresAt / 1000)), String(Math.floor((createdAt + dockerMaxTimeoutMs) / 1000))],
     // Secrets stay out of Env: `docker inspect` shows it and `commit` copies it into snapshots.
-    Env: Object.entries(options.env ?? {}).map(([key, value]) => `${key}=${value}`),
+    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     WorkingDir: workdir,
     Tty: false,
     Labels: {
@@ -205,6 +237,7 @@ export function planDockerCreate(
       [labels.env]: JSON.stringify(Object.keys(options.env ?? {})),
       [labels.entrypoint]: options.command === undefined ? 'false' : 'true',
       [labels.creator]: thisCreator,
+      [labels.network]: typeof options.network === 'object' ? 'allowlist' : (options.network ?? 'allow'),
     },
     ExposedPorts: Object.fromEntries(ports.map((port) => [`${port}/tcp`, {}])),
     HostConfig: {
@@ -236,10 +269,57 @@ export function planDockerCreate(
           Target: forwardSocketPath(Number(port)),
           ReadOnly: false,
         })),
+        // Read-only: connecting to a socket needs no write access to its file system.
+        ...(egress ? [{ Type: 'bind' as const, Source: egress.hostDirectory, Target: egressContainerDirectory, ReadOnly: true }] : []),
       ],
       Runtime: dockerOptions.runtime,
     },
   };
-  const secrets = options.secrets && Object.keys(options.secrets).length > 0 ? options.secrets : undefined;
-  return { image, container, network, ports, secrets, forwards, runtime: dockerOptions.runtime, createdAt, expiresAt, warnings };
+  const secrets = keptSecrets && Object.keys(keptSecrets).length > 0 ? keptSecrets : undefined;
+  return {
+    image,
+    container,
+    network,
+    env,
+    egress,
+    ports,
+    secrets,
+    forwards,
+    runtime: dockerOptions.runtime,
+    createdAt,
+    expiresAt,
+    warnings,
+  };
+}
+
+/**
+ * The create env and secrets of an allowlisted sandbox: the egress proxy's variables win over any
+ * of the same name (in any case), since the sandbox has no route to another proxy; each one
+ * dropped, and the allowlist itself, is a warning. An exec's own env still wins for its command.
+ */
+function withEgressEnv(
+  options: ParsedCreateSandboxOptions,
+  warnings: SandboxWarning[],
+): { env: Record<string, string>; secrets: Record<string, string> | undefined } {
+  const proxyEnv = egressProxyEnv();
+  const proxyNames = new Set(Object.keys(proxyEnv).map((name) => name.toLowerCase()));
+  const keep = (from: Record<string, string> | undefined, setting: 'env' | 'secrets') =>
+    from &&
+    Object.fromEntries(
+      Object.entries(from).filter(([name]) => {
+        if (!proxyNames.has(name.toLowerCase())) return true;
+        warnings.push({
+          type: 'unsupported-setting',
+          setting: `${setting}.${name}`,
+          details: `the network allowlist's egress proxy sets ${name}; the sandbox has no route to another proxy`,
+        });
+        return false;
+      }),
+    );
+  warnings.push({
+    type: 'unsupported-setting',
+    setting: 'network',
+    details: `the allowlist is enforced by an egress proxy at http://127.0.0.1:${egressProxyPort} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY are set); programs that ignore the proxy variables reach nothing`,
+  });
+  return { env: { ...keep(options.env, 'env'), ...proxyEnv }, secrets: keep(options.secrets, 'secrets') };
 }

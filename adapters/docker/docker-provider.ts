@@ -4,7 +4,9 @@
  * network, scripts and engine state have their own files.
  */
 import type Docker from 'dockerode';
+import { rm } from 'node:fs/promises';
 import {
+  SandboxCapabilityUnsupportedError,
   SandboxEmitter,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
@@ -19,7 +21,9 @@ import {
   raceWithSignal,
   signalOptionsSchema,
   type CreateSandboxOptions,
+  type EgressNetwork,
   type ListSandboxesOptions,
+  type ParsedCreateSandboxOptions,
   type ProviderCallContext,
   type SandboxCapabilities,
   type SandboxHostRoute,
@@ -39,6 +43,13 @@ import {
   readTags,
   runInContainer,
 } from './docker-engine.js';
+import {
+  egressHostDirectory,
+  makeEgressHostDirectory,
+  openDockerEgress,
+  sweepEgressDirectories,
+  type DockerEgress,
+} from './docker-egress.js';
 import { isEngineNotFound, mapDockerError } from './docker-errors.js';
 import { startForwards } from './docker-forwards.js';
 import { checkRuntime, resolveImage } from './docker-images.js';
@@ -60,6 +71,12 @@ export interface DockerSandboxProviderOptions {
   defaultImage?: string;
   /** Pids limit applied when `create` gives none. @default 1024 */
   defaultPidsLimit?: number;
+  /**
+   * How the egress proxies of allowlisted sandboxes resolve names and open connections: for
+   * tests (a pretend internet on loopback) and for apps with their own resolver or dialer.
+   * @default the kit's `systemEgressNetwork` (the host's resolver and `net.connect`)
+   */
+  egressNetwork?: EgressNetwork;
 }
 
 /** Sandboxes on a Docker engine, one container each. */
@@ -71,6 +88,15 @@ export interface DockerSandboxProvider extends SandboxProvider {
    * throws `SandboxProviderError`.
    */
   readonly docker: Docker;
+  /**
+   * See `SandboxProvider.create`. A `network` allowlist (`{ allowDomains, allowCidrs }`) gives the
+   * container no network (as `'block'`) plus one bridge: its 127.0.0.1:3128 reaches an egress proxy
+   * in this process, named by the proxy variables in its environment (see `sandbox.warnings`);
+   * the proxy and the bridge end with the sandbox, or with this process (then the sandbox has no
+   * egress at all). It needs the engine on this host (a unix-socket DOCKER_HOST) and either root
+   * with nsenter, setpriv and socat here, or node or python3 in the image; otherwise the create
+   * throws `SandboxCapabilityUnsupportedError` naming `network`.
+   */
   create(options?: CreateSandboxOptions): Promise<DockerSandbox>;
   /** Attaches to a running sandport container by id (12 or 64 hex digits). `SandboxNotFoundError` for anything else. */
   fromId(id: string, options?: SignalOptions): Promise<DockerSandbox>;
@@ -171,8 +197,35 @@ class DockerProvider implements DockerSandboxProvider {
     const plan = planDockerCreate(parsed, dockerOptions, {
       image: this.#options.defaultImage ?? 'debian:bookworm-slim',
       pidsLimit: this.#options.defaultPidsLimit ?? 1024,
+      ...(typeof parsed.network === 'object' ? { egressDirectory: egressHostDirectory() } : {}),
     });
     const docker = await this.#loadClient();
+    if (plan.egress && !engineIsLocal(docker)) {
+      // The proxy's socket is bind-mounted: an engine elsewhere would mount its own host's path.
+      throw new SandboxCapabilityUnsupportedError({
+        message:
+          'network: an allowlist on Docker needs the engine on this host (a unix-socket DOCKER_HOST), since the egress proxy in this process is reached through a bind-mounted socket',
+        capability: plan.egress.policy.allowDomains.length > 0 ? 'network.allowDomains' : 'network.allowCidrs',
+        provider,
+      });
+    }
+    const egressDirectory = plan.egress?.hostDirectory;
+    try {
+      return await this.#createContainer(docker, parsed, plan, startedAt);
+    } catch (error) {
+      // Whatever made it, the directory goes (the sandbox's egress, when it got one, removed it already).
+      if (egressDirectory) await rm(egressDirectory, { recursive: true, force: true }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #createContainer(
+    docker: Docker,
+    parsed: ParsedCreateSandboxOptions,
+    plan: DockerCreatePlan,
+    startedAt: number,
+  ): Promise<DockerSandbox> {
+    const signal = parsed.signal;
     // Every step races the signal: an aborted create rejects with its reason at once, and what
     // it made is removed by the step that made it.
     const step = <T>(promise: Promise<T>) => raceWithSignal(promise, { signal, operation: 'create', provider });
@@ -183,6 +236,7 @@ class DockerProvider implements DockerSandboxProvider {
         plan.network === 'isolated' ? ensureIsolatedNetwork(docker, this.#network) : undefined,
         // Containers that creators killed mid-create left unstarted: the next create removes them.
         this.#sweepStranded(docker),
+        plan.egress ? sweepEgressDirectories().then(() => makeEgressHostDirectory(plan.egress!.hostDirectory)) : undefined,
       ]),
     );
     const creating = docker.createContainer(plan.container).catch((error: unknown) => {
@@ -201,34 +255,32 @@ class DockerProvider implements DockerSandboxProvider {
         .catch(() => undefined);
       throw error;
     }
+    const egress: { opened?: DockerEgress } = {};
     try {
       return await step(
-        this.#start(
-          container,
-          { command: parsed.command, env: parsed.env ?? {}, idleTimeoutMs: parsed.idleTimeoutMs },
-          plan,
-          startedAt,
-          signal,
-        ),
+        this.#start(container, { command: parsed.command, idleTimeoutMs: parsed.idleTimeoutMs }, plan, startedAt, signal, egress),
       );
     } catch (error) {
       await container.remove({ force: true }).catch(() => undefined);
+      // Also when the abort came first and the start is still under way: its egress closes once opened.
+      await egress.opened?.close();
       if (signal?.aborted) throw signal.reason;
       throw mapDockerError(error, { operation: 'create', image: plan.container.Image });
     }
   }
 
-  /** Starts a created container and makes it a sandbox: tunnels, secrets, host forwards, entrypoint. */
+  /**
+   * Starts a created container and makes it a sandbox: tunnels, secrets, host forwards, the
+   * allowlist's egress (put in `egress` as soon as it is open, for the caller to close on failure),
+   * entrypoint.
+   */
   async #start(
     container: Docker.Container,
-    {
-      command,
-      env,
-      idleTimeoutMs,
-    }: { command: CreateSandboxOptions['command']; env: Record<string, string>; idleTimeoutMs: number | undefined },
+    { command, idleTimeoutMs }: { command: CreateSandboxOptions['command']; idleTimeoutMs: number | undefined },
     plan: DockerCreatePlan,
     startedAt: number,
     signal: AbortSignal | undefined,
+    egress: { opened?: DockerEgress },
   ): Promise<DockerSandbox> {
     signal?.throwIfAborted();
     await container.start();
@@ -243,11 +295,33 @@ class DockerProvider implements DockerSandboxProvider {
         throw new SandboxProviderError({ message: `Could not store the secrets in the sandbox (exit ${written.exitCode})`, provider });
     }
     await startForwards(container, plan.forwards, signal);
+    if (plan.egress) {
+      const opening = openDockerEgress({
+        container,
+        info,
+        sandboxId: info.Id.slice(0, 12),
+        policy: plan.egress.policy,
+        hostDirectory: plan.egress.hostDirectory,
+        events: this.events,
+        network: this.#options.egressNetwork,
+        signal,
+      });
+      // An abort rejects the create at once (the step race), while this may still be opening:
+      // whatever it opens is then closed here.
+      void opening.then(
+        (opened) => {
+          if (signal?.aborted) void opened.close();
+        },
+        () => undefined,
+      );
+      egress.opened = await opening;
+    }
     signal?.throwIfAborted();
     const handle = this.#adopt(container, info, {
       owned: true,
       idleTimeoutMs,
-      env,
+      env: plan.env,
+      egress: egress.opened,
       warnings: plan.warnings,
       tunnels: tunnelsOf(info, plan.ports),
       expiresAt: plan.expiresAt,
@@ -437,6 +511,7 @@ class DockerProvider implements DockerSandboxProvider {
       owned: boolean;
       idleTimeoutMs: number | undefined;
       env: Record<string, string>;
+      egress?: DockerEgress | undefined;
       warnings: DockerCreatePlan['warnings'];
       tunnels: Record<number, Tunnel>;
       expiresAt: number;
@@ -459,6 +534,8 @@ class DockerProvider implements DockerSandboxProvider {
       owned: details.owned,
       paused: details.paused === true,
       hasEntrypoint: info.Config.Labels?.[labels.entrypoint] === 'true',
+      egress: details.egress,
+      createdWith: info.Config.Labels?.[labels.network],
       engineIsLocal: engineIsLocal(this.docker),
       onEnd: (ended) => {
         if (this.#known.get(ended.id) === ended) this.#known.delete(ended.id);

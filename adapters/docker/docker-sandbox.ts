@@ -7,11 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import {
+  SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
   SandboxLifecycle,
   defineFiles,
   entrypointStdio,
   millisecondsSchema,
+  networkSchema,
   parseExecCall,
   parseOptions,
   parseRunCall,
@@ -25,6 +27,7 @@ import {
   type EntrypointStdio,
   type ExecOptions,
   type ExecResult,
+  type NetworkPolicy,
   type ProviderCallContext,
   type RunOptions,
   type Sandbox,
@@ -40,6 +43,7 @@ import {
   type Tunnel,
 } from '../../src/kit/index.js';
 import { labels, readPausedTags, readTags, runInContainer, stateDirectory, tagsFile, writePausedTags } from './docker-engine.js';
+import type { DockerEgress } from './docker-egress.js';
 import { mapDockerError } from './docker-errors.js';
 import { startDockerExec, type DockerExecContext } from './docker-exec.js';
 import { DockerFiles } from './docker-files.js';
@@ -69,6 +73,19 @@ export interface DockerSandbox extends Sandbox {
   pause(options?: SignalOptions): Promise<void>;
   /** See `Sandbox.resume`: the engine's unpause, then the held lifetime runs again. */
   resume(options?: SignalOptions): Promise<void>;
+  /**
+   * See `Sandbox.updateNetwork`: replaces the allowlist of a sandbox created with one, in the
+   * egress proxy that enforces it (`'block'` is an empty allowlist: every new connection is
+   * denied); connections already open are left alone. Works while paused. Idempotent.
+   * That proxy lives in the process that created the sandbox, so a sandbox found by `fromId` in
+   * another process cannot be changed from there, and once its creator exits it has no egress at
+   * all (it fails closed). Throws `SandboxCapabilityUnsupportedError` (capability
+   * `network.update`) for `'allow'`, for a sandbox created with `'allow'` or `'block'` (its
+   * network was fixed at create), and for one whose proxy is in another process;
+   * `SandboxInvalidArgumentError` (argument `policy…`) for a malformed policy;
+   * `SandboxNotFoundError` once the sandbox has ended.
+   */
+  updateNetwork(policy: NetworkPolicy, options?: SignalOptions): Promise<void>;
   /**
    * See `Sandbox.stdout`: the create `command` runs as an exec beside the container's main
    * process (the lifetime keeper), so its output reaches only the exec's stream in the creating
@@ -102,6 +119,10 @@ export interface DockerSandboxInit {
   /** The container was created with an entrypoint `command`. */
   hasEntrypoint: boolean;
   engineIsLocal: boolean;
+  /** The allowlist's proxy and bridge, when this process created the sandbox with an allowlist. */
+  egress?: DockerEgress | undefined;
+  /** The container's network label: `allow`, `block`, `allowlist` (undefined on containers older than it). */
+  createdWith?: string | undefined;
   onEnd: (sandbox: DockerSandbox) => void;
 }
 
@@ -388,6 +409,33 @@ class DockerContainerSandbox implements DockerSandbox {
     return { ...this.#calls, lifecycle: undefined };
   }
 
+  async updateNetwork(policy: NetworkPolicy, options: SignalOptions = {}): Promise<void> {
+    const parsed = parseOptions(networkSchema, policy, { provider, what: 'policy' });
+    signalOf(options)?.throwIfAborted();
+    this.#lifecycle.assertAlive();
+    const egress = this.#init.egress;
+    const refuse = (why: string) =>
+      new SandboxCapabilityUnsupportedError({
+        message: `The docker provider cannot change the network of sandbox ${this.id}: ${why}`,
+        capability: 'network.update',
+        provider,
+      });
+    if (!egress) {
+      const createdWith = this.#init.createdWith;
+      throw refuse(
+        createdWith === 'allowlist'
+          ? 'its egress proxy lives in the process that created it (only that process can change its allowlist)'
+          : `it was created with network: ${JSON.stringify(createdWith ?? 'allow')}, which is fixed at create (only a sandbox created with an allowlist has a proxy whose policy can change)`,
+      );
+    }
+    if (parsed === 'allow') {
+      throw refuse(
+        'an allowlisted sandbox has no route out but its egress proxy, so it cannot be opened to everything; create one with network: "allow"',
+      );
+    }
+    egress.setPolicy(parsed);
+  }
+
   async extendTimeout(timeoutMs: number, options: SignalOptions = {}): Promise<void> {
     const checked = parseOptions(millisecondsSchema, timeoutMs, { provider, what: 'timeoutMs' });
     if (checked > dockerMaxTimeoutMs) {
@@ -489,6 +537,9 @@ class DockerContainerSandbox implements DockerSandbox {
       // The engine's wait answers once the container is gone: then nothing of it is left.
       await this.#exitWatch;
     } finally {
+      // Ended by any path (terminate, lifetime, entrypoint exit, crash, removal elsewhere): the
+      // bridge and the proxy go with it.
+      await this.#init.egress?.close();
       this.#init.onEnd(this);
     }
   }

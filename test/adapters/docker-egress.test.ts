@@ -1,0 +1,277 @@
+/**
+ * Network allowlists on the Docker provider, on the real engine: the container has no network,
+ * its 127.0.0.1:3128 is bridged to an egress proxy in this process, and the proxy's "internet"
+ * is the test internet (names resolving to documentation addresses whose dials land on servers
+ * this file opened on loopback). curl inside the sandbox is the client.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDockerSandboxProvider, type DockerSandbox, type DockerSandboxProvider } from '../../adapters/docker/index.js';
+import { SandboxCapabilityUnsupportedError, type CreateSandboxOptions, type ExecResult } from '../../src/index.js';
+import type { EgressEvent } from '../../src/spec/events.js';
+import { baseImage, dockerAvailable } from '../docker-environment.js';
+import { startTestInternet, testInternetNames, type TestInternet } from '../egress-internet.js';
+
+const available = dockerAvailable();
+if (!available)
+  console.warn(`skipping the docker egress tests: no engine answers or ${baseImage} is missing (run: sudo bash scripts/setup-docker.sh)`);
+const root = process.getuid?.() === 0;
+if (available && !root) console.warn('skipping the docker egress tests of the host forwarder: they need root (nsenter into the container)');
+
+const allowed = testInternetNames['allowed.test'];
+
+/** curl inside the sandbox, bounded; the last line of stdout is the HTTP status (000 when none). */
+function curl(sandbox: DockerSandbox, args: readonly string[]): Promise<ExecResult> {
+  return sandbox.run(['curl', '-sS', '--connect-timeout', '10', '--max-time', '20', '-w', '\n%{http_code}', ...args]);
+}
+const statusOf = (result: ExecResult) => result.stdout.slice(result.stdout.lastIndexOf('\n') + 1);
+const bodyOf = (result: ExecResult) => result.stdout.slice(0, Math.max(result.stdout.lastIndexOf('\n'), 0));
+
+/** The host directory holding the sandbox's proxy socket, read from its bind mount. */
+async function egressDirectoryOf(sandbox: DockerSandbox): Promise<string> {
+  const info = await sandbox.native.inspect();
+  const mount = info.Mounts.find((candidate) => candidate.Destination === '/run/sandport-egress');
+  if (!mount?.Source) throw new Error(`sandbox ${sandbox.id} has no egress mount`);
+  return mount.Source;
+}
+
+/** Host processes whose command line names `text` (the forwarder names the socket's directory). */
+async function processesNaming(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(text)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.skipIf(!available)('docker network allowlists', () => {
+  let internet: TestInternet;
+  let provider: DockerSandboxProvider;
+  const sandboxes: DockerSandbox[] = [];
+  const events: EgressEvent[] = [];
+  const create = async (options: CreateSandboxOptions) => {
+    const sandbox = await provider.create({ timeoutMs: 120_000, ...options });
+    sandboxes.push(sandbox);
+    return sandbox;
+  };
+  beforeAll(async () => {
+    internet = await startTestInternet();
+    provider = createDockerSandboxProvider({ defaultImage: baseImage, egressNetwork: internet });
+    provider.events.on('egress', (event) => events.push(event));
+  });
+  afterAll(async () => {
+    await Promise.all(sandboxes.map((sandbox) => sandbox.terminate().catch(() => undefined)));
+    await internet?.close();
+  }, 60_000);
+
+  it.skipIf(!root)('an allowed name is reached through the proxy, another gets 403, and both are egress events', async () => {
+    const sandbox = await create({ network: { allowDomains: ['allowed.test'] } });
+    expect(sandbox.warnings).toContainEqual(expect.objectContaining({ type: 'unsupported-setting', setting: 'network' }));
+    const reached = await curl(sandbox, ['http://allowed.test/']);
+    expect(statusOf(reached), reached.stderr).toBe('200');
+    expect(bodyOf(reached)).toBe(`hello from ${allowed}`);
+    const refused = await curl(sandbox, ['-i', 'http://denied.test/']);
+    expect(statusOf(refused)).toBe('403');
+    expect(refused.stdout.toLowerCase()).toContain('x-sandport-egress: denied');
+    // HTTPS goes through CONNECT, over the same bridge.
+    const tls = await curl(sandbox, ['-k', 'https://allowed.test/']);
+    expect(statusOf(tls), tls.stderr).toBe('200');
+    const mine = () => events.filter((event) => event.sandboxId === sandbox.id);
+    expect(await eventually(() => mine().filter((event) => event.decision === 'allowed').length >= 2)).toBe(true);
+    const denied = mine().find((event) => event.decision === 'denied');
+    expect(denied).toMatchObject({ provider: 'docker', host: 'denied.test', port: 80, protocol: 'http', bytesSent: 0 });
+    const plain = mine().find((event) => event.decision === 'allowed' && event.protocol === 'http');
+    expect(plain).toMatchObject({ host: 'allowed.test', port: 80, address: allowed });
+    expect(plain!.bytesReceived).toBeGreaterThan(0);
+    expect(mine().find((event) => event.protocol === 'connect')).toMatchObject({ decision: 'allowed', host: 'allowed.test', port: 443 });
+  });
+
+  it.skipIf(!root)('a program that ignores the proxy reaches nothing, and the sandbox has no DNS and no route', async () => {
+    const sandbox = await create({ network: { allowDomains: ['allowed.test'], allowCidrs: [`${allowed}/32`] } });
+    const before = internet.dialed.length;
+    const direct = await curl(sandbox, ['--noproxy', '*', `http://${allowed}/`]);
+    expect(direct.exitCode, direct.stdout).not.toBe(0);
+    const byName = await curl(sandbox, ['--noproxy', '*', 'http://allowed.test/']);
+    expect(byName.exitCode).not.toBe(0);
+    const resolved = await sandbox.run(['/bin/sh', '-c', 'getent hosts allowed.test; echo rc=$?']);
+    expect(resolved.stdout.trim()).toMatch(/^rc=[1-9]/);
+    // Only the loopback interface, and no route at all: nothing but the bridge leaves.
+    const devices = await sandbox.run(['/bin/sh', '-c', "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"]);
+    expect(devices.stdout.trim()).toBe('lo');
+    const routes = await sandbox.run([
+      '/bin/sh',
+      '-c',
+      'tail -n +2 /proc/net/route; tail -n +1 /proc/net/ipv6_route 2>/dev/null | grep -v " lo$" || true',
+    ]);
+    expect(routes.stdout.trim()).toBe('');
+    expect(internet.dialed.length, 'nothing was dialled for the direct attempts').toBe(before);
+    // The same sandbox through the proxy: the allowlist itself works.
+    expect(statusOf(await curl(sandbox, [`http://${allowed}/`]))).toBe('200');
+  });
+
+  it.skipIf(!root)(
+    'the bridge is socat on the host in the container’s network namespace, and nothing of it is left after terminate',
+    async () => {
+      const sandbox = await provider.create({ network: { allowDomains: ['allowed.test'] } });
+      const directory = await egressDirectoryOf(sandbox);
+      const forwarders = await processesNaming(directory);
+      expect(forwarders.length, 'one socat forwarder').toBeGreaterThan(0);
+      const pid = (await sandbox.native.inspect()).State.Pid;
+      const { readlink } = await import('node:fs/promises');
+      for (const forwarder of forwarders) {
+        expect(await readlink(`/proc/${forwarder}/ns/net`)).toBe(await readlink(`/proc/${pid}/ns/net`));
+        expect(await readFile(`/proc/${forwarder}/comm`, 'utf8')).toBe('socat\n');
+      }
+      expect(existsSync(join(directory, 'proxy.sock'))).toBe(true);
+      // Nothing of the forwarder runs inside the container.
+      const inside = await sandbox.run(['/bin/sh', '-c', 'cat /proc/[0-9]*/comm']);
+      expect(inside.stdout).not.toMatch(/socat|node|python/);
+      await sandbox.terminate();
+      expect(await processesNaming(directory)).toEqual([]);
+      expect(existsSync(directory)).toBe(false);
+    },
+  );
+
+  it.skipIf(!root)('the bridge survives pause and resume, and updateNetwork works while paused', async () => {
+    const sandbox = await create({ network: { allowDomains: ['allowed.test'] } });
+    expect(statusOf(await curl(sandbox, ['http://allowed.test/']))).toBe('200');
+    await sandbox.pause();
+    await sandbox.updateNetwork({ allowDomains: ['denied.test'] });
+    await sandbox.resume();
+    expect(statusOf(await curl(sandbox, ['http://denied.test/']))).toBe('200');
+    expect(statusOf(await curl(sandbox, ['http://allowed.test/']))).toBe('403');
+  });
+
+  it.skipIf(!root)(
+    'updateNetwork: allowlist to allowlist and to block; allow, and sandboxes created without an allowlist, are refused',
+    async () => {
+      const sandbox = await create({ network: { allowDomains: ['allowed.test'] } });
+      await sandbox.updateNetwork({ allowCidrs: [`${testInternetNames['denied.test']}/32`] });
+      // By address now: the name is no longer listed, its address is.
+      expect(statusOf(await curl(sandbox, ['http://denied.test/']))).toBe('200');
+      expect(statusOf(await curl(sandbox, ['http://allowed.test/']))).toBe('403');
+      await sandbox.updateNetwork('block');
+      expect(statusOf(await curl(sandbox, ['http://denied.test/']))).toBe('403');
+      const toAllow = await sandbox.updateNetwork('allow').catch((error: unknown) => error);
+      expect(SandboxCapabilityUnsupportedError.isInstance(toAllow)).toBe(true);
+      expect((toAllow as SandboxCapabilityUnsupportedError).capability).toBe('network.update');
+      expect(statusOf(await curl(sandbox, ['http://denied.test/'])), 'the refused update changed nothing').toBe('403');
+
+      const blocked = await create({ network: 'block' });
+      const fromBlock = await blocked.updateNetwork({ allowDomains: ['allowed.test'] }).catch((error: unknown) => error);
+      expect(SandboxCapabilityUnsupportedError.isInstance(fromBlock)).toBe(true);
+      expect((fromBlock as SandboxCapabilityUnsupportedError).capability).toBe('network.update');
+      expect((fromBlock as Error).message).toContain('"block"');
+      await sandbox.terminate();
+      await expect(sandbox.updateNetwork({ allowDomains: [] })).rejects.toMatchObject({ code: 'sandbox_not_found' });
+    },
+  );
+
+  it.skipIf(!root)(
+    'the proxy variables win over the create env’s (with a warning), and an exec’s own env wins for its command',
+    async () => {
+      const sandbox = await create({
+        network: { allowDomains: ['allowed.test'] },
+        env: { HTTP_PROXY: 'http://elsewhere.invalid:1', https_proxy: 'http://elsewhere.invalid:1', KEEP: 'kept' },
+      });
+      expect(sandbox.warnings).toContainEqual(expect.objectContaining({ type: 'unsupported-setting', setting: 'env.HTTP_PROXY' }));
+      expect(sandbox.warnings).toContainEqual(expect.objectContaining({ type: 'unsupported-setting', setting: 'env.https_proxy' }));
+      const env = await sandbox.run(['/bin/sh', '-c', 'echo "$HTTP_PROXY $https_proxy $ALL_PROXY $NO_PROXY $KEEP"']);
+      expect(env.stdout.trim()).toBe('http://127.0.0.1:3128 http://127.0.0.1:3128 socks5h://127.0.0.1:3128 localhost,127.0.0.1,::1 kept');
+      const mine = await sandbox.run(['/bin/sh', '-c', 'echo "$http_proxy"'], { env: { http_proxy: 'http://mine.invalid:2' } });
+      expect(mine.stdout.trim()).toBe('http://mine.invalid:2');
+      expect(statusOf(await curl(sandbox, ['http://allowed.test/']))).toBe('200');
+    },
+  );
+
+  it('an engine that is not on this host cannot bind-mount the proxy socket: refused before any engine call', async () => {
+    const remote = createDockerSandboxProvider({
+      docker: { modem: { host: 'engine.invalid', port: 2375 } } as unknown as DockerSandboxProvider['docker'],
+    });
+    const error = await remote.create({ network: { allowDomains: ['allowed.test'] } }).catch((caught: unknown) => caught);
+    expect(SandboxCapabilityUnsupportedError.isInstance(error), String(error)).toBe(true);
+    expect((error as SandboxCapabilityUnsupportedError).capability).toBe('network.allowDomains');
+    expect((error as Error).message).toMatch(/^network: /);
+  });
+
+  it('without host tools and without node or python3 in the image, the create is refused naming network, leaving nothing', async () => {
+    const path = process.env.PATH;
+    // No setpriv, nsenter or socat on this PATH: the host forwarder is out, and the base image has neither node nor python3.
+    process.env.PATH = '/nonexistent';
+    let error: unknown;
+    try {
+      error = await provider.create({ network: { allowCidrs: [`${allowed}/32`] } }).catch((caught: unknown) => caught);
+    } finally {
+      process.env.PATH = path;
+    }
+    expect(SandboxCapabilityUnsupportedError.isInstance(error), String(error)).toBe(true);
+    expect((error as SandboxCapabilityUnsupportedError).capability).toBe('network.allowCidrs');
+    expect((error as Error).message).toMatch(/^network: .*(node or python3)/);
+    const left = await provider.docker.listContainers({ all: true, filters: { label: ['dev.sandport.network=allowlist'] } });
+    const ours = new Set(sandboxes.map((sandbox) => sandbox.native.id));
+    expect(left.filter((container) => !ours.has(container.Id))).toEqual([]);
+  });
+
+  it.skipIf(!root)(
+    'a creator that dies takes the bridge with it: the sandbox keeps no egress, and its update is refused elsewhere',
+    async () => {
+      const script = [
+        `import { createDockerSandboxProvider } from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'adapters', 'docker', 'index.ts'))};`,
+        `import { startTestInternet } from ${JSON.stringify(join(import.meta.dirname, '..', 'egress-internet.ts'))};`,
+        'const egressNetwork = await startTestInternet();',
+        `const sandbox = await createDockerSandboxProvider({ egressNetwork }).create({ image: ${JSON.stringify(baseImage)}, network: { allowDomains: ['allowed.test'] }, timeoutMs: 120_000 });`,
+        'console.log(sandbox.id);',
+        'setInterval(() => undefined, 1_000);',
+      ].join('\n');
+      const creator = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let id = '';
+      try {
+        id = await new Promise<string>((resolve, reject) => {
+          let output = '';
+          creator.stdout.on('data', (chunk: Buffer) => {
+            output += chunk.toString();
+            if (output.includes('\n')) resolve(output.trim());
+          });
+          creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
+        });
+      } catch (error) {
+        creator.kill('SIGKILL');
+        throw error;
+      }
+      const sandbox = await provider.fromId(id);
+      sandboxes.push(sandbox);
+      const directory = await egressDirectoryOf(sandbox);
+      expect(statusOf(await curl(sandbox, ['http://allowed.test/'])), 'through the creator’s proxy').toBe('200');
+      expect(await processesNaming(directory)).not.toEqual([]);
+      creator.kill('SIGKILL');
+      // The parent death signal ends the forwarder with its creator.
+      expect(await eventually(async () => (await processesNaming(directory)).length === 0)).toBe(true);
+      const after = await curl(sandbox, ['http://allowed.test/']);
+      expect(statusOf(after), 'no egress without the creator').not.toBe('200');
+      const update = await sandbox.updateNetwork({ allowDomains: ['allowed.test'] }).catch((error: unknown) => error);
+      expect(SandboxCapabilityUnsupportedError.isInstance(update)).toBe(true);
+      expect((update as Error).message).toContain('lives in the process that created it');
+      await sandbox.terminate();
+      // The next allowlisted create sweeps the directory the dead creator left.
+      await (await create({ network: { allowDomains: [] } })).terminate();
+      expect(existsSync(directory)).toBe(false);
+    },
+    90_000,
+  );
+});
