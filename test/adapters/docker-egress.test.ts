@@ -198,6 +198,48 @@ describe.skipIf(!available)('docker network allowlists', () => {
     },
   );
 
+  it.skipIf(!root)('a container restarted behind the provider’s back ends the sandbox, and its bridge and proxy with it', async () => {
+    const sandbox = await create({ network: { allowDomains: ['allowed.test'] } });
+    const directory = await egressDirectoryOf(sandbox);
+    expect(await processesNaming(directory)).not.toEqual([]);
+    // The restarted container has a new network namespace, which the old bridge does not reach.
+    await provider.docker.getContainer(sandbox.native.id).restart({ t: 1 });
+    expect(await sandbox.wait({ signal: AbortSignal.timeout(30_000) })).toEqual({ state: 'terminated', reason: 'crashed' });
+    expect(await processesNaming(directory)).toEqual([]);
+    expect(existsSync(directory)).toBe(false);
+  });
+
+  it('with no host forwarder, node or python3 in the image forwards from inside the container', async () => {
+    // The conformance suite's image (python3 on the base), built once and cached by content.
+    const image = {
+      base: baseImage,
+      commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'],
+    };
+    await (await create({ image, network: 'block' })).terminate();
+    const path = process.env.PATH;
+    // No setpriv, nsenter or socat on this PATH: the host forwarder is out.
+    process.env.PATH = '/nonexistent';
+    let sandbox: DockerSandbox;
+    try {
+      sandbox = await create({ image, network: { allowDomains: ['allowed.test'] } });
+    } finally {
+      process.env.PATH = path;
+    }
+    const directory = await egressDirectoryOf(sandbox);
+    expect(await processesNaming(directory), 'no host forwarder').toEqual([]);
+    const inside = await sandbox.run(['/bin/sh', '-c', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "']);
+    expect(inside.stdout).toContain('/run/sandport-egress/proxy.sock');
+    const reached = await curl(sandbox, ['http://allowed.test/']);
+    expect(statusOf(reached), reached.stderr).toBe('200');
+    expect(statusOf(await curl(sandbox, ['http://denied.test/']))).toBe('403');
+    // The socket's directory is read-only inside: the sandbox cannot replace the socket.
+    const replaced = await sandbox.run(['/bin/sh', '-c', 'rm -f /run/sandport-egress/proxy.sock || exit 9; touch /run/sandport-egress/x']);
+    expect(replaced.exitCode).not.toBe(0);
+    expect(existsSync(join(directory, 'proxy.sock'))).toBe(true);
+    await sandbox.terminate();
+    expect(existsSync(directory)).toBe(false);
+  }, 600_000);
+
   it('an engine that is not on this host cannot bind-mount the proxy socket: refused before any engine call', async () => {
     const remote = createDockerSandboxProvider({
       docker: { modem: { host: 'engine.invalid', port: 2375 } } as unknown as DockerSandboxProvider['docker'],
