@@ -10,6 +10,7 @@ const quick = process.argv.includes('--quick');
 const sections: Array<[string, () => Promise<BenchRow[]>]> = [['local provider', () => runLocalBench({ quick })]];
 for (const [name, file, exportName] of [
   ['docker provider', './docker.js', 'runDockerBench'],
+  ['egress allowlist (local provider)', './egress.js', 'runEgressBench'],
   ['modal adapter (against the emulator)', './modal.js', 'runModalBench'],
   ['e2b adapter (against the emulator)', './e2b.js', 'runE2bBench'],
   ['AgentSession', './agent.js', 'runAgentBench'],
