@@ -83,7 +83,13 @@ function processAlive(pid: number): boolean {
 
 /** Makes the host directory (owner only) before the container that mounts it is created. */
 export async function makeEgressHostDirectory(directory: string): Promise<void> {
-  await mkdir(directory, { mode: 0o700 });
+  await mkdir(directory, { mode: 0o700 }).catch((error: unknown) => {
+    throw new SandboxProviderError({
+      message: `Could not make the egress proxy's directory ${directory}: ${String(error)}`,
+      provider: 'docker',
+      cause: error,
+    });
+  });
 }
 
 /** A sandbox's egress: its proxy and the forwarder into its container. */

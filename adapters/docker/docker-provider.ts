@@ -210,6 +210,11 @@ class DockerProvider implements DockerSandboxProvider {
       });
     }
     const egressDirectory = plan.egress?.hostDirectory;
+    if (egressDirectory) {
+      // Made before any engine call, not raced with the signal: an abort never leaves it behind.
+      await sweepEgressDirectories();
+      await makeEgressHostDirectory(egressDirectory);
+    }
     try {
       return await this.#createContainer(docker, parsed, plan, startedAt);
     } catch (error) {
@@ -236,7 +241,6 @@ class DockerProvider implements DockerSandboxProvider {
         plan.network === 'isolated' ? ensureIsolatedNetwork(docker, this.#network) : undefined,
         // Containers that creators killed mid-create left unstarted: the next create removes them.
         this.#sweepStranded(docker),
-        plan.egress ? sweepEgressDirectories().then(() => makeEgressHostDirectory(plan.egress!.hostDirectory)) : undefined,
       ]),
     );
     const creating = docker.createContainer(plan.container).catch((error: unknown) => {

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDockerSandboxProvider, type DockerSandbox, type DockerSandboxProvider } from '../../adapters/docker/index.js';
@@ -72,6 +73,8 @@ describe.skipIf(!available)('docker network allowlists', () => {
     internet = await startTestInternet();
     provider = createDockerSandboxProvider({ defaultImage: baseImage, egressNetwork: internet });
     provider.events.on('egress', (event) => events.push(event));
+    // Loads dockerode, so that provider.docker answers in any test run alone.
+    await provider.list();
   });
   afterAll(async () => {
     await Promise.all(sandboxes.map((sandbox) => sandbox.terminate().catch(() => undefined)));
@@ -239,6 +242,34 @@ describe.skipIf(!available)('docker network allowlists', () => {
     await sandbox.terminate();
     expect(existsSync(directory)).toBe(false);
   }, 600_000);
+
+  it.skipIf(!root)(
+    'a create aborted at any point leaves no proxy directory, forwarder or container behind',
+    async () => {
+      const prefix = `sandport-egress-${process.pid}-`;
+      const directories = async () => (await readdir(tmpdir())).filter((entry) => entry.startsWith(prefix)).sort();
+      const containers = async () =>
+        (await provider.docker.listContainers({ all: true, filters: { label: ['dev.sandport.network=allowlist'] } }))
+          .map((c) => c.Id)
+          .sort();
+      const before = { directories: await directories(), forwarders: await processesNaming(prefix), containers: await containers() };
+      // Aborts at different points of the create: some before the container, some during the bridge, some after.
+      for (const delayMs of [0, 20, 60, 120, 180, 250, 320, 400, 600]) {
+        const controller = new AbortController();
+        const timer = setTimeout(() => controller.abort(new Error('caller gave up')), delayMs);
+        const outcome = await provider
+          .create({ network: { allowDomains: ['allowed.test'] }, signal: controller.signal })
+          .catch((error: unknown) => error);
+        clearTimeout(timer);
+        if (outcome instanceof Error) expect(outcome.message).toBe('caller gave up');
+        else await (outcome as DockerSandbox).terminate();
+      }
+      expect(await eventually(async () => (await directories()).join() === before.directories.join())).toBe(true);
+      expect(await eventually(async () => (await processesNaming(prefix)).join() === before.forwarders.join())).toBe(true);
+      expect(await eventually(async () => (await containers()).join() === before.containers.join())).toBe(true);
+    },
+    120_000,
+  );
 
   it('an engine that is not on this host cannot bind-mount the proxy socket: refused before any engine call', async () => {
     const remote = createDockerSandboxProvider({
