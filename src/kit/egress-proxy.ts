@@ -20,6 +20,8 @@ import type { EgressEvent, EgressProtocol, SandboxEmitter } from '../spec/events
 import type { ParsedNetworkPolicy } from '../spec/options.js';
 import { type EgressNetwork, systemEgressNetwork } from './egress-network.js';
 import { type EgressPolicy, compileEgressPolicy, decideAddress, nameAllowed, normalizeAddress, parseEgressHost } from './egress-policy.js';
+import { scanClientHello } from './egress-sni.js';
+import { parseSocksGreeting, parseSocksRequest, socksReply, socksResponse } from './egress-socks5.js';
 
 /** Where the proxy listens: a unix socket (bridged into the sandbox) or a TCP address. */
 export type EgressListen = { readonly path: string } | { readonly host: string; readonly port: number };
@@ -198,11 +200,13 @@ function acceptConnection(core: EgressProxyCore, http: ReturnType<typeof createH
       socket.unshift(first);
       http.emit('connection', socket);
       socket.resume();
+    } else if (byte === 0x05) {
+      handleSocks(core, socket, first);
     } else if (byte === 0x04) {
       // SOCKS4: reply "request rejected" in its own format, so the client reports it.
-      socket.end(Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]));
+      endAndDrop(socket, Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]));
     } else {
-      socket.end('sandport egress proxy: speak HTTP proxy (CONNECT or absolute-form requests) or SOCKS5\n');
+      endAndDrop(socket, 'sandport egress proxy: speak HTTP proxy (CONNECT or absolute-form requests) or SOCKS5\n');
     }
   });
   socket.resume();
@@ -214,19 +218,25 @@ function handshakeDone(socket: Duplex): void {
   if (timer !== undefined) clearTimeout(timer);
 }
 
-/** Writes a whole HTTP response the proxy makes itself, then closes. */
-function refuseRaw(socket: Duplex, status: number, kind: 'denied' | 'error', body: string): void {
+/** Writes a last answer and closes, without waiting for the client to close its side. */
+function endAndDrop(socket: Duplex, data: Buffer | string): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
+  socket.once('finish', () => socket.destroy());
+  socket.end(data);
+}
+
+/** Writes a whole HTTP response the proxy makes itself, then closes. */
+function refuseRaw(socket: Duplex, status: number, kind: 'denied' | 'error', body: string): void {
   const text = `${body}\n`;
   const reason = { 400: 'Bad Request', 403: 'Forbidden', 501: 'Not Implemented', 502: 'Bad Gateway', 504: 'Gateway Timeout' }[status];
-  socket.end(
+  endAndDrop(
+    socket,
     `HTTP/1.1 ${status} ${reason ?? 'Error'}\r\n${egressHeader}: ${kind}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
   );
-  socket.once('finish', () => socket.destroy());
 }
 
 /** The HTTP status for a failure to reach a destination. */
@@ -303,10 +313,146 @@ function tunnel(core: EgressProxyCore, connection: ProxyConnection, client: Dupl
   });
   client.on('error', fail);
   upstream.on('error', fail);
-  if (head.length > 0) upstream.write(head);
-  client.pipe(upstream);
   upstream.pipe(client);
+  guardClientHello(core, connection, client, upstream, address, head);
+}
+
+/**
+ * Holds the client's first bytes back until they show whether they are a TLS ClientHello and,
+ * if so, which server it names; then passes them on and pipes the rest, or refuses the
+ * connection when the SNI names a host the policy would not allow (an allowed CONNECT target is
+ * no licence to talk TLS to another name at the same address). At most `maxClientHelloBytes`
+ * are held. The destination's bytes flow meanwhile, for protocols where the server speaks first.
+ */
+function guardClientHello(
+  core: EgressProxyCore,
+  connection: ProxyConnection,
+  client: Duplex,
+  upstream: Socket,
+  address: string,
+  head: Buffer,
+): void {
+  let peeked = head;
+  const onData = (chunk: Buffer): void => {
+    peeked = peeked.length === 0 ? chunk : Buffer.concat([peeked, chunk]);
+    decide();
+  };
+  const onEnd = (): void => {
+    stopPeeking();
+    if (peeked.length === 0) {
+      upstream.end();
+      return;
+    }
+    refuse(`the client closed in the middle of a TLS ClientHello`);
+  };
+  const stopPeeking = (): void => {
+    client.off('data', onData);
+    client.off('end', onEnd);
+  };
+  const refuse = (reason: string): void => {
+    connection.denied(reason, address);
+    client.destroy();
+    upstream.destroy();
+  };
+  const decide = (): boolean => {
+    const scan = scanClientHello(peeked);
+    if (scan.kind === 'incomplete') return false;
+    stopPeeking();
+    if (scan.kind === 'malformed') {
+      refuse(`the TLS ClientHello sent through the tunnel does not parse (${scan.reason})`);
+      return true;
+    }
+    if (scan.kind === 'client-hello' && scan.serverName !== undefined && !sniAllowed(core.policy, connection.host, scan.serverName)) {
+      refuse(`the TLS ClientHello names ${scan.serverName} (SNI), not ${connection.host}, and ${scan.serverName} is not allowed`);
+      return true;
+    }
+    upstream.write(peeked);
+    client.pipe(upstream);
+    return true;
+  };
+  if (peeked.length > 0 && decide()) return;
+  client.on('data', onData);
+  client.on('end', onEnd);
   client.resume();
+}
+
+/** Whether a ClientHello may name `serverName` in a tunnel to `target`: the same name, or one the policy allows. */
+function sniAllowed(policy: EgressPolicy, target: string, serverName: string): boolean {
+  const host = parseEgressHost(target);
+  const sni = parseEgressHost(serverName);
+  if (sni.kind === 'name' && host.kind === 'name' && sni.name === host.name) return true;
+  return nameAllowed(policy, serverName);
+}
+
+/** The SOCKS5 reply code for a failure to reach a destination. */
+function socksCode(failure: EgressFailure): number {
+  const codes: Record<EgressFailure, number> = {
+    denied: socksReply.notAllowed,
+    'not-found': socksReply.hostUnreachable,
+    refused: socksReply.connectionRefused,
+    unreachable: socksReply.networkUnreachable,
+    timeout: socksReply.ttlExpired,
+    failed: socksReply.generalFailure,
+  };
+  return codes[failure];
+}
+
+/** More than any SOCKS5 greeting plus request can be (2 + 255, then 7 + 255): a client past it is not speaking SOCKS5. */
+const maxSocksHandshakeBytes = 600;
+
+/** A SOCKS5 client: method negotiation, one CONNECT request, then the same tunnel as CONNECT. */
+function handleSocks(core: EgressProxyCore, socket: Socket, first: Buffer): void {
+  let buffer = first;
+  let greeted = false;
+  const onData = (chunk: Buffer): void => {
+    buffer = Buffer.concat([buffer, chunk]);
+    step();
+  };
+  const step = (): void => {
+    if (buffer.length > maxSocksHandshakeBytes) {
+      socket.destroy();
+      return;
+    }
+    if (!greeted) {
+      const greeting = parseSocksGreeting(buffer);
+      if (greeting.kind === 'incomplete') return;
+      if (greeting.kind === 'error') {
+        endAndDrop(socket, greeting.reply);
+        return;
+      }
+      socket.write(greeting.reply);
+      buffer = buffer.subarray(greeting.consumed);
+      greeted = true;
+    }
+    const request = parseSocksRequest(buffer);
+    if (request.kind === 'incomplete') return;
+    socket.off('data', onData);
+    socket.pause();
+    if (request.kind === 'error') {
+      endAndDrop(socket, request.reply);
+      return;
+    }
+    handshakeDone(socket);
+    const rest = buffer.subarray(request.consumed);
+    const connection = new ProxyConnection(core, 'socks5', request.host, request.port);
+    void core.open(request.host, request.port).then((opened) => {
+      if (!opened.ok) {
+        connection.denied(opened.reason, opened.address);
+        endAndDrop(socket, socksResponse(socksCode(opened.failure)));
+        return;
+      }
+      if (socket.destroyed) {
+        opened.socket.destroy();
+        connection.denied('the client went away before the destination answered', opened.address);
+        return;
+      }
+      socket.write(socksResponse(socksReply.succeeded));
+      tunnel(core, connection, socket, opened.socket, opened.address, rest);
+    });
+  };
+  socket.on('data', onData);
+  step();
+  socket.resume();
 }
 
 /** Hop-by-hop headers, never forwarded (RFC 9110 §7.6.1, plus the proxy's own). */
