@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { createDockerSandboxProvider, dockerCapabilities } from '../../adapters/docker/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
+import { startTestInternet, type TestInternet } from '../egress-internet.js';
+import { egressTargets } from '../egress-targets.js';
 import { dockerHostResources } from '../host-resources.js';
 
 const available = dockerAvailable();
@@ -11,6 +13,10 @@ if (!available)
   );
 
 describe.skipIf(!available)('docker provider', () => {
+  // The allowlist tests' destinations: names the provider's egress proxy resolves and dials into
+  // servers this run opened on loopback.
+  let internet: TestInternet | undefined;
+  afterAll(() => internet?.close());
   defineSandboxConformanceSuite({
     name: 'docker',
     describe,
@@ -20,7 +26,11 @@ describe.skipIf(!available)('docker provider', () => {
     afterAll,
     onTestFailed,
     capabilities: dockerCapabilities,
-    createProvider: () => createDockerSandboxProvider({ defaultImage: baseImage }),
+    createProvider: async () => {
+      internet = await startTestInternet();
+      return createDockerSandboxProvider({ defaultImage: baseImage, egressNetwork: internet });
+    },
+    networkTargets: egressTargets,
     // Counted before and after the leak tests: each must return to its baseline.
     hostResources: () => dockerHostResources(),
     // 300 cycles take about 4 minutes here (a container each); 60 show a leak as well.
