@@ -8,11 +8,15 @@ import { z } from 'zod';
 import {
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
+  egressProxyEnv,
+  egressProxyPort,
   portNumbers,
   refuseUnsupported,
   toArgv,
   volumeMounts,
+  type EgressNetwork,
   type ParsedCreateSandboxOptions,
+  type ParsedNetworkPolicy,
   type SandboxCapabilities,
   type SandboxTags,
   type SandboxWarning,
@@ -48,7 +52,8 @@ export const localCapabilities: SandboxCapabilities = Object.freeze({
   // The cgroup freezer: without root there are no cgroups, and pause() refuses (capability 'pause').
   pause: true,
   extendTimeout: true,
-  network: { block: true, allowCidrs: false, allowDomains: false, allowlistViaProxy: false, update: false },
+  // An allowlist is a sandbox without a route out plus a bridge to a per-sandbox egress proxy.
+  network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: true, update: true },
   limits: { cpu: true, memory: true, pids: true },
   timeouts: { lifetime: true, idle: true, maxLifetimeMs: localMaxTimeoutMs },
   volumes: 'host-path',
@@ -97,6 +102,14 @@ export interface LocalSandboxProviderOptions {
   sandboxUid?: number;
   /** Pids limit applied when `create` gives none and cgroups are available. @default 1024 */
   defaultPidsLimit?: number;
+  /**
+   * How the egress proxies of allowlisted sandboxes (`network: { allowDomains, allowCidrs }`)
+   * resolve names and open connections. For tests (names resolving to servers of their own)
+   * and for apps with their own resolver or dialer (a corporate DNS, an upstream proxy). The
+   * policy is checked on the addresses it returns, so it cannot widen an allowlist.
+   * @default systemEgressNetwork (the host's resolver and `net.connect`)
+   */
+  egressNetwork?: EgressNetwork;
 }
 
 /** Provider settings after validation. */
@@ -109,10 +122,18 @@ export interface LocalSettings {
 /** What the sandbox's filesystem starts from. */
 export type LocalImagePlan = { kind: 'host' } | { kind: 'rootfs'; path: string } | { kind: 'snapshot'; id: string };
 
+/** A network allowlist after parsing. */
+export type LocalAllowlist = Extract<ParsedNetworkPolicy, object>;
+
 export interface LocalCreatePlan {
   image: LocalImagePlan;
   /** Outbound network through slirp4netns; false: no network device but loopback. */
   networked: boolean;
+  /**
+   * The allowlist, enforced by an egress proxy that a bridge on the sandbox's loopback
+   * (`egressProxyPort`) reaches; `undefined` for `'allow'` and `'block'`.
+   */
+  allowlist: LocalAllowlist | undefined;
   /** Sandbox ports published on the host's loopback. */
   ports: number[];
   /** Sandbox loopback ports forwarded to host unix sockets. */
@@ -154,19 +175,26 @@ export function planLocalCreate(
   const ports = portNumbers(options.ports, provider);
   const forwards = Object.entries(extra.hostForwards ?? {}).map(([port, socketPath]) => ({ port: Number(port), socketPath }));
   const networked = (options.network ?? 'allow') === 'allow';
+  const allowlist = typeof options.network === 'object' ? options.network : undefined;
   const image = planImage(options.image, system);
   const volumes = volumeMounts(options.volumes);
   for (const volume of volumes) checkVolumeTarget(volume);
-  checkHost(options, system, { networked, tunnels: ports.length > 0 || forwards.length > 0 });
+  checkHost(options, system, { networked, allowlist: allowlist !== undefined, tunnels: ports.length > 0 || forwards.length > 0 });
+  if (allowlist) checkEgressConflicts(ports, forwards);
   return {
     image,
     networked,
+    allowlist,
     ports,
     forwards,
     limits: system.cgroups
       ? { cpu: options.cpu, memoryMiB: options.memoryMiB, pidsLimit: options.pidsLimit ?? settings.defaultPidsLimit }
       : undefined,
-    env: { PATH: sandboxPath, HOME: '/root', ...options.env, ...options.secrets },
+    env: {
+      PATH: sandboxPath,
+      HOME: '/root',
+      ...(allowlist ? egressEnvironment(options, warnings) : { ...options.env, ...options.secrets }),
+    },
     workdir: options.workdir ?? '/workspace',
     timeoutMs: options.timeoutMs ?? localDefaultTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
@@ -233,7 +261,55 @@ function checkVolumeTarget({ target, source }: VolumeMount): void {
   }
 }
 
-function checkHost(options: ParsedCreateSandboxOptions, system: LocalHostFacts, needs: { networked: boolean; tunnels: boolean }): void {
+/**
+ * The environment of an allowlisted sandbox: the proxy variables win over any of the same name
+ * (in any case) in the create's `env` or `secrets`, since the sandbox has no route to another
+ * proxy; each one dropped, and the allowlist itself, is a warning (as on the Docker provider).
+ * An exec's own `env` still wins for its command: an explicit choice, and it fails closed.
+ */
+function egressEnvironment(options: ParsedCreateSandboxOptions, warnings: SandboxWarning[]): Record<string, string> {
+  const proxyEnv = egressProxyEnv();
+  const proxyNames = new Set(Object.keys(proxyEnv).map((name) => name.toLowerCase()));
+  const keep = (from: Record<string, string> | undefined, setting: 'env' | 'secrets') =>
+    Object.fromEntries(
+      Object.entries(from ?? {}).filter(([name]) => {
+        if (!proxyNames.has(name.toLowerCase())) return true;
+        warnings.push({
+          type: 'unsupported-setting',
+          setting: `${setting}.${name}`,
+          details: `the network allowlist's egress proxy sets ${name}; the sandbox has no route to another proxy`,
+        });
+        return false;
+      }),
+    );
+  const env = { ...keep(options.env, 'env'), ...keep(options.secrets, 'secrets') };
+  warnings.push({
+    type: 'unsupported-setting',
+    setting: 'network',
+    details:
+      `the allowlist is enforced by an egress proxy at http://127.0.0.1:${egressProxyPort} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY ` +
+      'are set); programs that ignore the proxy variables reach nothing, and the sandbox resolves no names itself',
+  });
+  return { ...env, ...proxyEnv };
+}
+
+/** The egress bridge owns `egressProxyPort` on the sandbox's loopback: nothing else may claim it. */
+function checkEgressConflicts(ports: readonly number[], forwards: ReadonlyArray<{ port: number }>): void {
+  const taken = `port ${egressProxyPort} is the egress proxy's inside a sandbox with a network allowlist`;
+  if (forwards.some(({ port }) => port === egressProxyPort)) {
+    const argument = `providerOptions.local.hostForwards.${egressProxyPort}`;
+    throw new SandboxInvalidArgumentError({ message: `${argument}: ${taken}`, argument, provider });
+  }
+  if (ports.includes(egressProxyPort)) {
+    throw new SandboxInvalidArgumentError({ message: `ports: ${taken}`, argument: 'ports', provider });
+  }
+}
+
+function checkHost(
+  options: ParsedCreateSandboxOptions,
+  system: LocalHostFacts,
+  needs: { networked: boolean; allowlist: boolean; tunnels: boolean },
+): void {
   const limits = (['cpu', 'memoryMiB', 'pidsLimit'] as const).filter((name) => options[name] !== undefined);
   if (limits.length > 0 && !system.cgroups) {
     throw new SandboxCapabilityUnsupportedError({
@@ -257,6 +333,13 @@ function checkHost(options: ParsedCreateSandboxOptions, system: LocalHostFacts, 
     throw new SandboxCapabilityUnsupportedError({
       message:
         'Outbound network without root needs /dev/net/tun to be readable and writable by this user (it is not on this host); pass network: "block" or run as root.',
+      capability: 'network',
+      provider,
+    });
+  }
+  if (needs.allowlist && !system.binaries.socat) {
+    throw new SandboxCapabilityUnsupportedError({
+      message: 'A network allowlist needs socat (apt-get install socat) for the bridge to its egress proxy; or pass network: "block".',
       capability: 'network',
       provider,
     });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { access } from 'node:fs/promises';
+import { access, chmod, chown } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,7 +13,10 @@ import {
   listSandboxesOptionsSchema,
   parseOptions,
   signalOptionsSchema,
+  startEgressProxy,
   type CreateSandboxOptions,
+  type EgressNetwork,
+  type EgressProxy,
   type ListSandboxesOptions,
   type SandboxCapabilities,
   type SandboxHostRoute,
@@ -32,6 +35,7 @@ import {
   localCapabilities,
   localMaxTimeoutMs,
   planLocalCreate,
+  type LocalAllowlist,
   type LocalSandboxProviderOptions,
   type LocalSettings,
 } from './local-options.js';
@@ -50,7 +54,12 @@ export interface LocalSandboxProvider extends SandboxProvider {
   /** Host uid the sandbox's root maps to when the library runs as root. */
   readonly sandboxUid: number;
   create(options?: CreateSandboxOptions): Promise<LocalSandbox>;
-  /** Sandboxes of this process only (`capabilities.crossProcessLookup` is false). */
+  /**
+   * Sandboxes of this process only (`capabilities.crossProcessLookup` is false). A sandbox never
+   * outlives the process that created it (its launcher ends it when that process exits, however
+   * it dies), which is also where an allowlisted sandbox's egress proxy runs: its policy holds
+   * for the sandbox's whole life.
+   */
   fromId(id: string, options?: SignalOptions): Promise<LocalSandbox>;
   fromName(name: string, options?: SignalOptions): Promise<LocalSandbox>;
   list(options?: ListSandboxesOptions): Promise<SandboxInfo[]>;
@@ -90,6 +99,7 @@ export function createLocalSandboxProvider(options: LocalSandboxProviderOptions 
     sandboxUid,
     defaultPidsLimit: options.defaultPidsLimit ?? 1024,
   };
+  const { egressNetwork } = options;
   const events = new SandboxEmitter();
   const images = createLocalImages(settings);
   const running = (control: LocalSandboxControl | undefined) => (control?.isRunning() ? control : undefined);
@@ -99,7 +109,7 @@ export function createLocalSandboxProvider(options: LocalSandboxProviderOptions 
     capabilities: localCapabilities,
     events,
     sandboxUid,
-    create: (createOptions = {}) => create(createOptions, settings, events, images),
+    create: (createOptions = {}) => create(createOptions, settings, events, images, egressNetwork),
     async fromId(id, lookup = {}) {
       checkStringArgument(id, 'id', provider);
       parseOptions(signalOptionsSchema, lookup, { provider, what: 'fromId options' }).signal?.throwIfAborted();
@@ -170,6 +180,7 @@ export function createLocalSandboxProvider(options: LocalSandboxProviderOptions 
 interface Made {
   dir?: string;
   cgroups?: SandboxCgroups;
+  egress?: EgressProxy;
   launcher?: Launcher;
   tunnels?: LocalTunnels;
   control?: LocalSandboxControl;
@@ -180,6 +191,7 @@ async function create(
   settings: LocalSettings,
   events: SandboxEmitter,
   images: ReturnType<typeof createLocalImages>,
+  egressNetwork: EgressNetwork | undefined,
 ): Promise<LocalSandbox> {
   const startedAt = Date.now();
   const parsed = parseOptions(createSandboxOptionsSchema, options, { provider, what: 'create options' });
@@ -219,6 +231,11 @@ async function create(
       volumes: plan.volumes,
     });
     const { cgroups } = made;
+    if (plan.allowlist) {
+      made.egress = await startSandboxEgress({ id, dir, policy: plan.allowlist, events, network: egressNetwork, settings, system });
+      checkpoint();
+    }
+    const { egress } = made;
     made.launcher = await startLauncher(
       {
         stage,
@@ -229,6 +246,7 @@ async function create(
         networked: plan.networked,
         ports: plan.ports,
         forwards: plan.forwards,
+        egressSocket: egress ? egressSocketPath(dir) : undefined,
         path: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
       },
       signal,
@@ -246,6 +264,8 @@ async function create(
       env: plan.env,
       workdir: plan.workdir,
       tunnels: made.tunnels,
+      network: parsed.network ?? 'allow',
+      egress,
       timeoutMs: plan.timeoutMs,
       idleTimeoutMs: plan.idleTimeoutMs,
       warnings: plan.warnings,
@@ -275,7 +295,43 @@ async function releaseMade(made: Made): Promise<void> {
   if (made.control) return made.control.end();
   await made.tunnels?.close().catch(() => undefined);
   await made.launcher?.stop().catch(() => undefined);
+  await made.egress?.close().catch(() => undefined);
   if (made.dir) await release(made.dir, made.cgroups);
+}
+
+const egressSocketPath = (dir: string) => join(dir, 'egress.sock');
+
+/**
+ * The egress proxy of an allowlisted sandbox, in this process, listening on a unix socket in the
+ * sandbox's directory before the launcher's bridge dials it. The bridge runs as the sandbox's
+ * host uid, so (as root) the socket is handed to that uid, and to it alone.
+ */
+async function startSandboxEgress(inputs: {
+  id: string;
+  dir: string;
+  policy: LocalAllowlist;
+  events: SandboxEmitter;
+  network: EgressNetwork | undefined;
+  settings: LocalSettings;
+  system: { isRoot: boolean };
+}): Promise<EgressProxy> {
+  const path = egressSocketPath(inputs.dir);
+  const proxy = await startEgressProxy({
+    provider,
+    sandboxId: inputs.id,
+    policy: inputs.policy,
+    listen: { path },
+    events: inputs.events,
+    ...(inputs.network ? { network: inputs.network } : {}),
+  });
+  try {
+    if (inputs.system.isRoot) await chown(path, inputs.settings.sandboxUid, inputs.settings.sandboxUid);
+    await chmod(path, 0o600);
+  } catch (error) {
+    await proxy.close().catch(() => undefined);
+    throw error;
+  }
+  return proxy;
 }
 
 /** The creator's backstop after the launcher: nothing of the sandbox stays on the host. */

@@ -3,6 +3,7 @@
  * through the kit's exec-backed files API, pause through the cgroup freezer, and a teardown that
  * releases everything the sandbox holds (tunnels, launcher, cgroups, directory) whatever ended it.
  */
+import { z } from 'zod';
 import {
   SandboxCapabilityUnsupportedError,
   SandboxLifecycle,
@@ -17,10 +18,14 @@ import {
   watchViaExec,
   signalOptionsSchema,
   SandboxInvalidArgumentError,
+  networkSchema,
   type Command,
+  type EgressProxy,
   type EntrypointStdio,
   type ExecOptions,
   type ExecResult,
+  type NetworkPolicy,
+  type ParsedNetworkPolicy,
   type RunOptions,
   type Sandbox,
   type SandboxEmitter,
@@ -65,6 +70,18 @@ export interface LocalSandbox extends Sandbox {
   /** See `Sandbox.resume`: thaws the cgroups. Without cgroups, like `pause`, it is refused. */
   resume(options?: SignalOptions): Promise<void>;
   /**
+   * See `Sandbox.updateNetwork`. A sandbox created with an allowlist (`network: { allowDomains,
+   * allowCidrs }`, even empty ones) has no route out but its egress proxy, which runs in the
+   * creating process: this replaces the proxy's policy, for connections opened from now on
+   * (open ones are left alone), with another allowlist or `'block'` (every new connection
+   * refused), paused or not. Idempotent. Throws `SandboxCapabilityUnsupportedError` (capability
+   * `network.update`) and changes nothing for `'allow'` (that would need a route the sandbox
+   * was created without) and for a sandbox created with `'allow'` or `'block'` (its network was
+   * fixed at create: there is no proxy to update); `SandboxInvalidArgumentError` naming
+   * `network.<field>` for a malformed policy; `SandboxNotFoundError` once the sandbox ended.
+   */
+  updateNetwork(policy: NetworkPolicy, options?: SignalOptions): Promise<void>;
+  /**
    * See `Sandbox.stdout`. The entrypoint's stdin stays open until `stdin.close()` (as on Modal):
    * an entrypoint that reads its input waits for it. `fromId` (this process only) returns this
    * same sandbox, so the same streams.
@@ -87,6 +104,10 @@ export interface LocalSandboxInit {
   env: Record<string, string>;
   workdir: string;
   tunnels: LocalTunnels;
+  /** The network policy given at create. */
+  network: ParsedNetworkPolicy;
+  /** The egress proxy of an allowlisted sandbox (closed at the teardown); `undefined` otherwise. */
+  egress: EgressProxy | undefined;
   timeoutMs: number;
   idleTimeoutMs: number | undefined;
   warnings: SandboxWarning[];
@@ -178,11 +199,16 @@ async function teardown(init: LocalSandboxInit): Promise<void> {
   try {
     await init.tunnels.close().catch(() => undefined);
     await init.launcher.stop();
+    // After the launcher: its bridge to the proxy is gone, so nothing new can arrive.
+    await init.egress?.close().catch(() => undefined);
     await init.release().catch(() => undefined);
   } finally {
     init.onEnd();
   }
 }
+
+/** The policy of `updateNetwork`, wrapped so that an issue is named `network.<field>`. */
+const networkUpdateSchema = z.object({ network: networkSchema });
 
 /** Validates a `{ signal }` options bag and throws when it already aborted. */
 function signalOf(options: unknown, what: string): AbortSignal | undefined {
@@ -305,6 +331,33 @@ class LocalSandboxImpl implements LocalSandbox {
       });
     }
     return cgroups;
+  }
+
+  async updateNetwork(policy: NetworkPolicy, options: SignalOptions = {}): Promise<void> {
+    const { network } = parseOptions(networkUpdateSchema, { network: policy }, { provider, what: 'updateNetwork policy' });
+    signalOf(options, 'updateNetwork options');
+    this.#lifecycle.assertAlive();
+    const { egress } = this.#init;
+    if (!egress) {
+      throw new SandboxCapabilityUnsupportedError({
+        message:
+          `This local sandbox was created with network: '${this.#init.network as string}', which is fixed for its life ` +
+          '(there is no egress proxy to update); create it with an allowlist (network: { allowDomains: [] } allows nothing yet) ' +
+          'to change its network later',
+        capability: 'network.update',
+        provider,
+      });
+    }
+    if (network === 'allow') {
+      throw new SandboxCapabilityUnsupportedError({
+        message:
+          "A local sandbox created with an allowlist cannot switch to network: 'allow': it has no route out but its egress " +
+          'proxy. Widen the allowlist instead, or create a sandbox with network: "allow"',
+        capability: 'network.update',
+        provider,
+      });
+    }
+    egress.setPolicy(network);
   }
 
   async setTags(tags: SandboxTags, options: SignalOptions = {}): Promise<void> {
