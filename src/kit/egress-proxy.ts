@@ -72,7 +72,6 @@ const defaultHandshakeTimeoutMs = 10_000;
 /** What each connection through the proxy has in common: its report and its teardown. */
 class ProxyConnection {
   private reported = false;
-  readonly started = Date.now();
   constructor(
     private readonly proxy: EgressProxyCore,
     readonly protocol: EgressProtocol,
@@ -105,7 +104,7 @@ class ProxyConnection {
 /** The parts of the proxy its connection handlers use. */
 interface EgressProxyCore {
   emit(event: Omit<EgressEvent, 'provider' | 'sandboxId'>): void;
-  open(host: string, port: number, signal?: AbortSignal): Promise<Opened>;
+  open(host: string, port: number): Promise<Opened>;
   track(socket: Duplex): void;
   readonly policy: EgressPolicy;
   readonly handshakeTimeoutMs: number;
@@ -183,6 +182,9 @@ function listenArgument(listen: EgressListen): { path: string } | { host: string
   return 'path' in listen ? { path: listen.path } : { host: listen.host, port: listen.port };
 }
 
+/** Each client's handshake timer, cleared once its request is known. */
+const handshakeTimers = new WeakMap<Duplex, NodeJS.Timeout>();
+
 /**
  * Tells the protocols apart by the first byte (an HTTP method starts with a capital letter,
  * SOCKS5 with 0x05) and hands the socket on, the byte put back. A client that sends nothing, or
@@ -192,7 +194,7 @@ function acceptConnection(core: EgressProxyCore, http: ReturnType<typeof createH
   const timer = setTimeout(() => socket.destroy(), core.handshakeTimeoutMs);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
-  (socket as Socket & { egressHandshakeTimer?: NodeJS.Timeout }).egressHandshakeTimer = timer;
+  handshakeTimers.set(socket, timer);
   socket.once('data', (first: Buffer) => {
     socket.pause();
     const byte = first[0] ?? 0;
@@ -214,8 +216,7 @@ function acceptConnection(core: EgressProxyCore, http: ReturnType<typeof createH
 
 /** The handshake is over: the client sent what it wants within the time allowed. */
 function handshakeDone(socket: Duplex): void {
-  const timer = (socket as Duplex & { egressHandshakeTimer?: NodeJS.Timeout }).egressHandshakeTimer;
-  if (timer !== undefined) clearTimeout(timer);
+  clearTimeout(handshakeTimers.get(socket));
 }
 
 /** Writes a last answer and closes, without waiting for the client to close its side. */
@@ -608,6 +609,8 @@ async function openDestination(
 ): Promise<Opened> {
   const parsed = parseEgressHost(host);
   if (parsed.kind === 'invalid') return { ok: false, failure: 'denied', reason: parsed.reason, address: undefined };
+  // One deadline for resolving and dialling together.
+  const signal = AbortSignal.any([closing, AbortSignal.timeout(timeoutMs)]);
   let candidates: string[];
   if (parsed.kind === 'address') {
     const verdict = decideAddress(policy, parsed.address, false);
@@ -618,7 +621,6 @@ async function openDestination(
     if (!byName && policy.blocks.length === 0) {
       return { ok: false, failure: 'denied', reason: `${parsed.name} is not in allowDomains`, address: undefined };
     }
-    const signal = AbortSignal.any([closing, AbortSignal.timeout(timeoutMs)]);
     let resolved: string[];
     try {
       resolved = await network.resolve(parsed.name, signal);
@@ -635,7 +637,6 @@ async function openDestination(
       return { ok: false, failure: 'denied', reason, address: first?.address };
     }
   }
-  const signal = AbortSignal.any([closing, AbortSignal.timeout(timeoutMs)]);
   let lastError: unknown;
   for (const address of candidates) {
     try {
