@@ -18,7 +18,6 @@ import {
   type EgressNetwork,
   type EgressProxy,
   type ListSandboxesOptions,
-  type SandboxCapabilities,
   type SandboxHostRoute,
   type SandboxInfo,
   type SandboxProvider,
@@ -33,7 +32,6 @@ import { startLauncher, type Launcher } from './local-launcher.js';
 import {
   checkVolumeSources,
   localCapabilities,
-  localMaxTimeoutMs,
   planLocalCreate,
   type LocalAllowlist,
   type LocalSandboxProviderOptions,

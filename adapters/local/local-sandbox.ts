@@ -61,8 +61,9 @@ export interface LocalSandbox extends Sandbox {
   /**
    * See `Sandbox.pause`: freezes the sandbox's cgroups, so every process in it (execs, their
    * daemons, the entrypoint) stops where it is; memory and files stay. The network helpers run
-   * outside those cgroups and stay up (slirp4netns, the port bridges): a connection made through
-   * a tunnel while paused is accepted by the bridge and waits for the resume. Needs the cgroups
+   * outside those cgroups and stay up (slirp4netns, the port bridges, an allowlist's egress proxy
+   * and its bridge): a connection made through a tunnel while paused is accepted by the bridge and
+   * waits for the resume, and `updateNetwork` works while paused. Needs the cgroups
    * that only root gets: without them it throws `SandboxCapabilityUnsupportedError` (capability
    * `pause`).
    */

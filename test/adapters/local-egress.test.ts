@@ -14,11 +14,19 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalSandboxProvider, type LocalSandbox, type LocalSandboxProvider } from '../../adapters/local/index.js';
+import {
+  createLocalSandboxProvider,
+  localCapabilities,
+  planLocalCreate,
+  type LocalHostFacts,
+  type LocalSandbox,
+  type LocalSandboxProvider,
+} from '../../adapters/local/index.js';
 import {
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
+  createSandboxOptionsSchema,
   egressProxyEnv,
   type CreateSandboxOptions,
 } from '../../src/kit/index.js';
@@ -121,6 +129,39 @@ function leftovers(sandbox: LocalSandbox): string[] {
     ...unixSocketsAt(join(sandbox.stateDir, 'egress.sock')).map((line) => `proxy socket ${line}`),
   ];
 }
+
+describe('local create plan of an allowlist (no I/O)', () => {
+  const host: LocalHostFacts = {
+    isRoot: true,
+    cgroups: undefined,
+    tunUsable: true,
+    binaries: { slirp4netns: '/usr/bin/slirp4netns', socat: '/usr/bin/socat' },
+  };
+  const plan = (options: CreateSandboxOptions) =>
+    planLocalCreate(createSandboxOptionsSchema.parse(options), localCapabilities, host, { defaultPidsLimit: 1024 });
+
+  it('no route out (no slirp4netns), the allowlist kept for the proxy, the proxy variables in the environment', () => {
+    const planned = plan({ network: { allowDomains: ['*.example.org'], allowCidrs: ['192.0.2.0/24'] }, env: { KEEP: '1' } });
+    expect(planned.networked).toBe(false);
+    expect(planned.allowlist).toEqual({ allowDomains: ['*.example.org'], allowCidrs: ['192.0.2.0/24'] });
+    expect(planned.env).toMatchObject({ ...egressProxyEnv(), KEEP: '1' });
+    expect(planned.warnings).toEqual([expect.objectContaining({ type: 'unsupported-setting', setting: 'network' })]);
+  });
+
+  it("'block' and 'allow' have no allowlist, no proxy variables and no warning", () => {
+    for (const network of ['block', 'allow'] as const) {
+      const planned = plan({ network, env: { HTTP_PROXY: 'http://mine:1' } });
+      expect(planned.allowlist).toBeUndefined();
+      expect(planned.env.HTTP_PROXY).toBe('http://mine:1');
+      expect(planned.env.https_proxy).toBeUndefined();
+      expect(planned.warnings).toEqual([]);
+    }
+  });
+
+  it('an empty allowlist is still an allowlist: a proxy that allows nothing until updateNetwork widens it', () => {
+    expect(plan({ network: { allowDomains: [] } }).allowlist).toEqual({ allowDomains: [], allowCidrs: [] });
+  });
+});
 
 describe.skipIf(!available)('local provider: network allowlists through the egress proxy', () => {
   it('curl reaches an allowed name (HTTP and HTTPS) through the proxy variables; a denied name gets 403', async () => {

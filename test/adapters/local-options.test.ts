@@ -128,7 +128,7 @@ describe('planLocalCreate', () => {
 
   it.each<[string, CreateSandboxOptions, LocalHostFacts, string]>([
     ['a gpu', { gpu: 'A100' }, rootHost, 'gpu'],
-    ['a domain allowlist', { network: { allowDomains: ['example.org'] } }, rootHost, 'network.allowDomains'],
+    ['a domain allowlist without socat (its egress bridge)', { network: { allowDomains: ['example.org'] } }, bareHost, 'network'],
     ['an image build', { image: { base: 'debian', commands: [] } }, rootHost, 'images.build'],
     ['limits without cgroups', { memoryMiB: 64, network: 'block' }, userHost, 'limits'],
     ['outbound network without a usable tun device', {}, userHost, 'network'],
