@@ -16,6 +16,7 @@
 import { type IncomingMessage, type ServerResponse, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { type Server, type Socket, createServer as createNetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { SandboxProviderError } from '../errors/index.js';
 import type { EgressEvent, EgressProtocol, SandboxEmitter } from '../spec/events.js';
 import type { ParsedNetworkPolicy } from '../spec/options.js';
 import { type EgressNetwork, systemEgressNetwork } from './egress-network.js';
@@ -110,7 +111,11 @@ interface EgressProxyCore {
   readonly handshakeTimeoutMs: number;
 }
 
-/** Starts a proxy; resolves once it listens. */
+/**
+ * Starts a proxy; resolves once it listens. Rejects with `SandboxProviderError` when it cannot
+ * listen (a unix socket path that exists already, a TCP port in use), and with
+ * `SandboxInvalidArgumentError` on an `'allow'` policy. Nothing of it outlives `close()`.
+ */
 export async function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy> {
   const network = options.network ?? systemEgressNetwork;
   const connectTimeoutMs = options.connectTimeoutMs ?? defaultConnectTimeoutMs;
@@ -124,7 +129,11 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     },
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs,
     emit(event) {
-      options.events.emit('egress', { provider: options.provider, sandboxId: options.sandboxId, ...event });
+      try {
+        options.events.emit('egress', { provider: options.provider, sandboxId: options.sandboxId, ...event });
+      } catch {
+        // A throwing listener does not change the connection's fate, nor take the proxy down.
+      }
     },
     open: (host, port) => openDestination(policy, network, host, port, connectTimeoutMs, closing.signal),
     track(socket) {
@@ -153,10 +162,19 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     acceptConnection(core, http, socket);
   });
   server.listen(listenArgument(options.listen));
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+  } catch (error) {
+    const where = 'path' in options.listen ? options.listen.path : `${options.listen.host} port ${options.listen.port}`;
+    throw new SandboxProviderError({
+      provider: options.provider,
+      message: `the egress proxy of sandbox ${options.sandboxId} could not listen on ${where}: ${describeError(error)}`,
+      cause: error,
+    });
+  }
   const address = server.address();
   const listen: EgressListen =
     typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : options.listen;

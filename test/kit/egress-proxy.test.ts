@@ -17,6 +17,9 @@ import {
   type EgressProxy,
   type EgressProxyOptions,
   SandboxEmitter,
+  SandboxProviderError,
+  egressProxyEnv,
+  egressProxyPort,
   startEgressProxy,
 } from '../../src/kit/index.js';
 import type { EgressEvent } from '../../src/spec/events.js';
@@ -532,6 +535,38 @@ describe('egress proxy: lifecycle', () => {
     expect(events).toEqual([]);
   });
 
+  it('rejects with SandboxProviderError when it cannot listen, naming where', async () => {
+    const { proxy } = await start(allowlist([]));
+    const path = 'path' in proxy.listen ? proxy.listen.path : '';
+    const attempt = startEgressProxy({
+      provider: 'test',
+      sandboxId: 'twin',
+      policy: 'block',
+      listen: { path },
+      events: new SandboxEmitter(),
+    });
+    await expect(attempt).rejects.toBeInstanceOf(SandboxProviderError);
+    await expect(attempt).rejects.toThrow(path);
+  });
+
+  it('keeps serving when an egress listener throws', async () => {
+    const emitter = new SandboxEmitter();
+    emitter.on('egress', () => {
+      throw new Error('a listener bug');
+    });
+    const proxy = await startEgressProxy({
+      provider: 'test',
+      sandboxId: 'throwing',
+      policy: allowlist(['allowed.test']),
+      listen: { path: join(directory, 'throwing.sock') },
+      events: emitter,
+      network: internet,
+    });
+    running.push(proxy);
+    expect((await viaProxy(proxy, 'http://denied.test/')).status).toBe(403);
+    expect((await viaProxy(proxy, 'http://allowed.test/')).status).toBe(200);
+  });
+
   it('answers bytes that are neither HTTP nor SOCKS with a refusal', async () => {
     const { proxy } = await start(allowlist(['allowed.test']));
     const socket = socketTo(proxy);
@@ -539,5 +574,18 @@ describe('egress proxy: lifecycle', () => {
     let text = '';
     for await (const chunk of socket) text += chunk;
     expect(text).toContain('speak HTTP proxy');
+  });
+});
+
+describe('egressProxyEnv', () => {
+  it('points HTTP, HTTPS and SOCKS (with remote names) at the bridge, in both cases, and exempts loopback', () => {
+    const env = egressProxyEnv();
+    expect(env).toMatchObject({
+      HTTP_PROXY: `http://127.0.0.1:${egressProxyPort}`,
+      https_proxy: `http://127.0.0.1:${egressProxyPort}`,
+      ALL_PROXY: `socks5h://127.0.0.1:${egressProxyPort}`,
+      no_proxy: 'localhost,127.0.0.1,::1',
+    });
+    expect(egressProxyEnv(9000).http_proxy).toBe('http://127.0.0.1:9000');
   });
 });
