@@ -7,7 +7,7 @@
  * attack uses a provider on the system network (real `dns.lookup` and `net.connect`) and a
  * server this file opened on 127.0.0.1, so a leak there would land on a real host port.
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CreateSandboxOptions, NetworkPolicy, Sandbox, SandboxProvider } from '../../src/index.js';
 import type { EgressEvent } from '../../src/spec/events.js';
@@ -290,17 +290,42 @@ export function defineEgressAttacks(name: string, options: EgressAttackOptions):
       let server: Server;
       let port = 0;
       let connections = 0;
+      /** Connections to the host service still open, as the service sees them. */
+      const open = new Set<Socket>();
+      let eager: Server;
+      let eagerPort = 0;
       let systemProvider: SandboxProvider;
       beforeAll(async () => {
         server = createServer((socket) => {
           connections++;
-          socket.end('HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\nhost service');
+          open.add(socket);
+          socket.on('close', () => open.delete(socket));
+          socket.on('error', () => socket.destroy());
+          // Anything but `GET /` (a `/hold`, bytes through a tunnel) gets no answer and keeps
+          // the connection, as a long download would.
+          socket.once('data', (request) => {
+            if (request.toString().startsWith('GET / ')) {
+              socket.end('HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\nhost service');
+            }
+          });
         });
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
         port = (server.address() as { port: number }).port;
+        // A service that answers and closes before it reads anything (a banner, an error page).
+        eager = createServer((socket) => {
+          open.add(socket);
+          socket.on('close', () => open.delete(socket));
+          socket.on('error', () => socket.destroy());
+          socket.end('HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\nhost service');
+        });
+        await new Promise<void>((resolve) => eager.listen(0, '127.0.0.1', resolve));
+        eagerPort = (eager.address() as { port: number }).port;
         systemProvider = options.makeProvider(undefined);
       });
-      afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      afterAll(async () => {
+        for (const socket of open) socket.destroy();
+        await Promise.all([server, eager].map((listener) => new Promise<void>((resolve) => listener.close(() => resolve()))));
+      });
 
       it('the host loopback (127.0.0.1, localhost, ::1, a port this test opened) is refused, even with localhost allowlisted by name', async () => {
         const sandbox = await create({ allowDomains: ['localhost'] }, systemProvider);
@@ -333,8 +358,42 @@ export function defineEgressAttacks(name: string, options: EgressAttackOptions):
         expect(result.output).toContain('host service');
         expect(connections).toBe(1);
       });
+
+      it('every connection through the proxy ends with the client, and terminate cuts the ones still open', async () => {
+        const sandbox = await create({ allowCidrs: ['127.0.0.1/32'] }, systemProvider);
+        for (const socket of open) socket.destroy();
+        // One finished request: once curl has its answer and exits, the upstream side is closed too.
+        const done = await curl(sandbox, ['--proxy', 'http://127.0.0.1:3128', `http://127.0.0.1:${port}/`]);
+        expect(done.output).toContain('host service');
+        expect(await waitUntil(() => open.size === 0), `${open.size} upstream connection(s) left open after the client exited`).toBe(true);
+        const early = await curl(sandbox, ['--proxy', 'http://127.0.0.1:3128', `http://127.0.0.1:${eagerPort}/`]);
+        expect(early.output).toContain('host service');
+        expect(
+          await waitUntil(() => open.size === 0),
+          `${open.size} upstream connection(s) to a service that closed first left open after the client exited`,
+        ).toBe(true);
+        // One held open from a background process (plain HTTP and a CONNECT tunnel), then terminate.
+        await sandbox.run([
+          '/bin/sh',
+          '-c',
+          `(curl -s --noproxy '' --proxy http://127.0.0.1:3128 http://127.0.0.1:${port}/hold >/dev/null 2>&1 &); ` +
+            `(sleep 600 | curl -s --noproxy '' -p --proxy http://127.0.0.1:3128 telnet://127.0.0.1:${port} >/dev/null 2>&1 &)`,
+        ]);
+        expect(await waitUntil(() => open.size >= 2), 'the held connections reached the host service').toBe(true);
+        await sandbox.terminate();
+        expect(await waitUntil(() => open.size === 0), `${open.size} upstream connection(s) outlived the sandbox`).toBe(true);
+      });
     });
   });
+}
+
+/** Polls `check` every 100 ms for up to 10 s (an event that trails the action that causes it). */
+async function waitUntil(check: () => boolean): Promise<boolean> {
+  for (let waited = 0; waited < 10_000; waited += 100) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return check();
 }
 
 /**
