@@ -184,8 +184,9 @@ function refuseDockerSpecific(options: ParsedCreateSandboxOptions, dockerOptions
 }
 
 /**
- * Builds the plan. Throws `SandboxCapabilityUnsupportedError` for what the engine cannot
- * enforce (allowlists, GPUs, ports without a network) and `SandboxInvalidArgumentError` for
+ * Builds the plan. An allowlist is planned as no network plus the proxy variables and the
+ * mount of `defaults.egressDirectory`. Throws `SandboxCapabilityUnsupportedError` for what the
+ * engine cannot enforce (GPUs, ports without a network) and `SandboxInvalidArgumentError` for
  * values it would refuse or that would weaken the sandbox (a lifetime past 24 hours, a foreign
  * snapshot, a volume over procfs).
  */

@@ -98,7 +98,13 @@ export interface DockerSandboxProvider extends SandboxProvider {
    * throws `SandboxCapabilityUnsupportedError` naming `network`.
    */
   create(options?: CreateSandboxOptions): Promise<DockerSandbox>;
-  /** Attaches to a running sandport container by id (12 or 64 hex digits). `SandboxNotFoundError` for anything else. */
+  /**
+   * Attaches to a running sandport container by id (12 or 64 hex digits). `SandboxNotFoundError`
+   * for anything else. In the creating process this is the same sandbox object. A sandbox
+   * created with an allowlist by another process is reached through that process's egress
+   * proxy: it has egress only while its creator lives, and `updateNetwork` here throws
+   * `SandboxCapabilityUnsupportedError` (`network.update`).
+   */
   fromId(id: string, options?: SignalOptions): Promise<DockerSandbox>;
   fromName(name: string, options?: SignalOptions): Promise<DockerSandbox>;
   list(options?: ListSandboxesOptions): Promise<SandboxInfo[]>;
