@@ -44,6 +44,11 @@ export interface EgressProxyOptions {
    * handshake; a client that stalls is dropped. @default 10 000
    */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * Client connections open at once; more are refused (closed at once) so that a sandbox cannot
+   * exhaust the host's file descriptors through its proxy. @default 1024
+   */
+  readonly maxConnections?: number;
 }
 
 /** A running egress proxy, one per sandbox. */
@@ -69,6 +74,7 @@ type Opened =
 
 const defaultConnectTimeoutMs = 10_000;
 const defaultHandshakeTimeoutMs = 10_000;
+const defaultMaxConnections = 1024;
 
 /** What each connection through the proxy has in common: its report and its teardown. */
 class ProxyConnection {
@@ -161,6 +167,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     socket.on('error', () => socket.destroy());
     acceptConnection(core, http, socket);
   });
+  server.maxConnections = options.maxConnections ?? defaultMaxConnections;
   server.listen(listenArgument(options.listen));
   try {
     await new Promise<void>((resolve, reject) => {
@@ -536,6 +543,11 @@ function handlePlainRequest(core: EgressProxyCore, req: IncomingMessage, res: Se
     if (!opened.ok) {
       connection.denied(opened.reason, opened.address);
       refuse(httpStatus(opened.failure), opened.failure === 'denied' ? 'denied' : 'error', opened.reason);
+      return;
+    }
+    if (req.socket.destroyed) {
+      opened.socket.destroy();
+      connection.denied('the client went away before the destination answered', opened.address);
       return;
     }
     forwardRequest(core, connection, req, res, url, opened.socket, opened.address);

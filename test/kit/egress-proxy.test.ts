@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type EgressListen,
   type EgressNetwork,
   type EgressProxy,
   type EgressProxyOptions,
@@ -52,7 +51,7 @@ interface Harness {
 
 async function start(
   policy: EgressProxyOptions['policy'],
-  options: { listen?: EgressListen; network?: EgressNetwork; connectTimeoutMs?: number; handshakeTimeoutMs?: number } = {},
+  options: Partial<Pick<EgressProxyOptions, 'listen' | 'network' | 'connectTimeoutMs' | 'handshakeTimeoutMs' | 'maxConnections'>> = {},
 ): Promise<Harness> {
   const emitter = new SandboxEmitter();
   const events: EgressEvent[] = [];
@@ -80,6 +79,7 @@ async function start(
     network,
     connectTimeoutMs: options.connectTimeoutMs,
     handshakeTimeoutMs: options.handshakeTimeoutMs,
+    maxConnections: options.maxConnections,
   });
   running.push(proxy);
   const event = (count: number): Promise<EgressEvent> => {
@@ -533,6 +533,18 @@ describe('egress proxy: lifecycle', () => {
     });
     await Promise.all(stalled);
     expect(events).toEqual([]);
+  });
+
+  it('closes connections beyond maxConnections at once', async () => {
+    const { proxy } = await start(allowlist(['allowed.test']), { maxConnections: 2 });
+    const first = await connectThrough(proxy, 'allowed.test:7');
+    const second = await connectThrough(proxy, 'allowed.test:7');
+    const third = socketTo(proxy);
+    third.on('error', () => {});
+    third.resume();
+    await once(third, 'close');
+    expect(await echoOver(first.socket, 'one')).toBe('one');
+    expect(await echoOver(second.socket, 'two')).toBe('two');
   });
 
   it('rejects with SandboxProviderError when it cannot listen, naming where', async () => {
