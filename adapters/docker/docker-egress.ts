@@ -40,6 +40,8 @@ export type DockerAllowlist = Exclude<ParsedNetworkPolicy, 'allow' | 'block'>;
 
 const socketName = 'proxy.sock';
 const directoryPrefix = 'sandport-egress-';
+/** Concurrent connections through the host forwarder (one socat process each). */
+const hostForwarderMaxConnections = 256;
 /** How long the host forwarder may take to listen. */
 const forwarderStartMs = 10_000;
 
@@ -234,7 +236,9 @@ async function startHostForwarder(
       `--net=/proc/${pid}/ns/net`,
       '--',
       tools.socat,
-      `TCP-LISTEN:${egressProxyPort},bind=127.0.0.1,fork,reuseaddr,backlog=128`,
+      // Bounded: each connection is a host process, outside the container's pids limit; the
+      // ones past the bound wait in the listen backlog.
+      `TCP-LISTEN:${egressProxyPort},bind=127.0.0.1,fork,reuseaddr,backlog=128,max-children=${hostForwarderMaxConnections}`,
       `UNIX-CONNECT:${hostSocket}`,
     ],
     { detached: true, stdio: ['ignore', 'ignore', 'pipe'] },

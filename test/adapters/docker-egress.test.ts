@@ -149,6 +149,31 @@ describe.skipIf(!available)('docker network allowlists', () => {
     },
   );
 
+  it.skipIf(!root)(
+    'a sandbox opening many connections gets a bounded number of forwarder processes on the host',
+    async () => {
+      const sandbox = await create({ network: { allowDomains: ['allowed.test'] } });
+      const directory = await egressDirectoryOf(sandbox);
+      // 300 held connections: 256 get a forwarder process, the rest wait in the listen backlog
+      // (so that every connect completes and the shell does not hang).
+      const holder = await sandbox.exec([
+        'bash',
+        '-c',
+        'for i in $(seq 300); do exec {fd}<>/dev/tcp/127.0.0.1/3128 || exit 1; done; echo opened; sleep 120',
+      ]);
+      const reader = holder.stdout.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe('opened\n');
+      // The listener plus one process per accepted connection, never one per connection asked for.
+      expect(await eventually(async () => (await processesNaming(directory)).length === 257)).toBe(true);
+      expect((await processesNaming(directory)).length).toBe(257);
+      await holder.kill();
+      reader.releaseLock();
+      await sandbox.terminate();
+      expect(await processesNaming(directory)).toEqual([]);
+    },
+    60_000,
+  );
+
   it.skipIf(!root)('the bridge survives pause and resume, and updateNetwork works while paused', async () => {
     const sandbox = await create({ network: { allowDomains: ['allowed.test'] } });
     expect(statusOf(await curl(sandbox, ['http://allowed.test/']))).toBe('200');
