@@ -76,7 +76,12 @@ const defaultConnectTimeoutMs = 10_000;
 const defaultHandshakeTimeoutMs = 10_000;
 const defaultMaxConnections = 1024;
 
-/** What each connection through the proxy has in common: its report and its teardown. */
+/**
+ * One client connection's report: exactly one `egress` event, whichever comes first of a
+ * denial (at once) or the close of an allowed connection. A destination the policy allows but
+ * that cannot be reached (refused, not resolving, timed out) is reported `denied` too, its
+ * reason naming the failure: no connection was made.
+ */
 class ProxyConnection {
   private reported = false;
   constructor(
@@ -272,6 +277,24 @@ function httpStatus(failure: EgressFailure): number {
   return 502;
 }
 
+/**
+ * Runs `then` on the outcome of `opening`; a bug in either ends the client's connection and is
+ * reported, rather than becoming an unhandled rejection in the provider's process.
+ */
+async function guarded(
+  client: Duplex,
+  connection: ProxyConnection,
+  opening: Promise<Opened>,
+  then: (opened: Opened) => void,
+): Promise<void> {
+  try {
+    then(await opening);
+  } catch (error) {
+    client.destroy();
+    connection.denied(`the egress proxy failed: ${describeError(error)}`, undefined);
+  }
+}
+
 /** Splits a CONNECT authority (`host:port`, `[v6]:port`). */
 function splitAuthority(authority: string): { host: string; port: number } | undefined {
   const match = /^(\[[^\]]*\]|[^:[\]]+):(\d{1,5})$/.exec(authority);
@@ -289,7 +312,7 @@ function handleConnect(core: EgressProxyCore, req: IncomingMessage, socket: Dupl
     return;
   }
   const connection = new ProxyConnection(core, 'connect', target.host, target.port);
-  void core.open(target.host, target.port).then((opened) => {
+  void guarded(socket, connection, core.open(target.host, target.port), (opened) => {
     if (!opened.ok) {
       connection.denied(opened.reason, opened.address);
       refuseRaw(
@@ -461,7 +484,7 @@ function handleSocks(core: EgressProxyCore, socket: Socket, first: Buffer): void
     handshakeDone(socket);
     const rest = buffer.subarray(request.consumed);
     const connection = new ProxyConnection(core, 'socks5', request.host, request.port);
-    void core.open(request.host, request.port).then((opened) => {
+    void guarded(socket, connection, core.open(request.host, request.port), (opened) => {
       if (!opened.ok) {
         connection.denied(opened.reason, opened.address);
         endAndDrop(socket, socksResponse(socksCode(opened.failure)));
@@ -539,7 +562,7 @@ function handlePlainRequest(core: EgressProxyCore, req: IncomingMessage, res: Se
   }
   const port = url.port === '' ? 80 : Number(url.port);
   const connection = new ProxyConnection(core, 'http', url.hostname, port);
-  void core.open(url.hostname, port).then((opened) => {
+  void guarded(req.socket, connection, core.open(url.hostname, port), (opened) => {
     if (!opened.ok) {
       connection.denied(opened.reason, opened.address);
       refuse(httpStatus(opened.failure), opened.failure === 'denied' ? 'denied' : 'error', opened.reason);
