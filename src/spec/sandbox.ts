@@ -233,8 +233,8 @@ export interface Sandbox extends AsyncDisposable {
    * connection opened after this resolves (connections already open are left alone), and
    * `'block'` refuses every new one. Present when `capabilities.network.update`. A provider that
    * cannot make the change honestly (for example from `'allow'`, or to `'allow'`, where the
-   * sandbox's network was fixed at create) throws `SandboxCapabilityUnsupportedError` naming
-   * `network` and changes nothing. Idempotent. Throws `SandboxNotFoundError` when the sandbox
+   * sandbox's network was fixed at create) throws `SandboxCapabilityUnsupportedError` with
+   * capability `network.update`, saying why, and changes nothing. Idempotent. Throws `SandboxNotFoundError` when the sandbox
    * has ended, `SandboxInvalidArgumentError` for a malformed policy.
    */
   updateNetwork?(policy: NetworkPolicy, options?: SignalOptions): Promise<void>;
