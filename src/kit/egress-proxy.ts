@@ -14,7 +14,7 @@
  * the rebinding check. The glue is small; the parsing, the part that must be robust, is node's.
  */
 import { type IncomingMessage, type ServerResponse, createServer as createHttpServer, request as httpRequest } from 'node:http';
-import { type Server, type Socket, createServer as createNetServer } from 'node:net';
+import { type Server, Socket, createServer as createNetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { SandboxProviderError } from '../errors/index.js';
 import type { EgressEvent, EgressProtocol, SandboxEmitter } from '../spec/events.js';
@@ -341,6 +341,9 @@ function tunnel(core: EgressProxyCore, connection: ProxyConnection, client: Dupl
   core.track(upstream);
   const since = Date.now();
   upstream.allowHalfOpen = true;
+  // A relay must not add Nagle's delay to the small writes of a handshake (a no-op on unix sockets).
+  upstream.setNoDelay(true);
+  if (client instanceof Socket) client.setNoDelay(true);
   let open = 2;
   const closed = (): void => {
     open -= 1;
