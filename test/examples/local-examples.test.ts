@@ -11,6 +11,10 @@ const examples: Array<[string, RegExp]> = [
   ['local-snapshots.ts', /prepared once \+ worker 2/],
   ['local-limits-and-timeouts.ts', /oomKilled: true[\s\S]*its process tree is gone[\s\S]*lifetime-timeout/],
   ['docker-quickstart.ts', /done: both sandboxes terminated/],
+  [
+    'egress-allowlist.ts',
+    /docs\.internal +-> docs\.internal says hello[\s\S]*billing\.internal -> sandport egress proxy: billing\.internal is not in allowDomains[\s\S]*proxy ignored -> curl: \(6\)[\s\S]*after updateNetwork, billing\.internal -> billing\.internal says hello[\s\S]*after 'block', docs\.internal -> sandport egress proxy/,
+  ],
 ];
 
 // Why an example cannot run on this machine, or undefined when it can; the reason goes in the title.
