@@ -96,7 +96,7 @@ export interface DockerCreatePlan {
   container: Docker.ContainerCreateOptions;
   /** `isolated`: the provider makes sure {@link isolatedNetworkName} exists first. `none` for 'block' and allowlists. */
   network: 'none' | 'isolated';
-  /** The environment of the container and of every exec: the create env, plus the proxy variables of an allowlist. */
+  /** The environment of every exec: the create env, plus the proxy variables of an allowlist (which the container's config never holds). */
   env: Record<string, string>;
   /** An allowlist: the provider starts its egress proxy on a socket in `hostDirectory` (bind-mounted). */
   egress: { policy: DockerAllowlist; hostDirectory: string } | undefined;
@@ -202,7 +202,13 @@ export function planDockerCreate(
     throw new SandboxProviderError({ message: 'planDockerCreate: a network allowlist needs defaults.egressDirectory', provider: 'docker' });
   }
   const egress = allowlist && defaults.egressDirectory ? { policy: allowlist, hostDirectory: defaults.egressDirectory } : undefined;
-  const { env, secrets: keptSecrets } = egress ? withEgressEnv(options, warnings) : { env: options.env ?? {}, secrets: options.secrets };
+  const { env: containerEnv, secrets: keptSecrets } = egress
+    ? withoutProxyNames(options, warnings)
+    : { env: options.env ?? {}, secrets: options.secrets };
+  // The proxy variables go to every exec, never into the container's config: `commit` would
+  // copy them into a snapshot, whose sandboxes (with any network) would then point at a proxy
+  // they do not have. A lookup in another process adds them back from the network label.
+  const env = egress ? { ...containerEnv, ...egressProxyEnv() } : containerEnv;
   const requested = options.image ?? defaults.image;
   const image: DockerImagePlan =
     typeof requested === 'string'
@@ -225,7 +231,7 @@ export function planDockerCreate(
     Entrypoint: ['/bin/sh', '-c'],
     Cmd: [lifetimeKeeper, String(Math.ceil(expiresAt / 1000)), String(Math.floor((createdAt + dockerMaxTimeoutMs) / 1000))],
     // Secrets stay out of Env: `docker inspect` shows it and `commit` copies it into snapshots.
-    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+    Env: Object.entries(containerEnv).map(([key, value]) => `${key}=${value}`),
     WorkingDir: workdir,
     Tty: false,
     Labels: {
@@ -294,11 +300,12 @@ export function planDockerCreate(
 }
 
 /**
- * The create env and secrets of an allowlisted sandbox: the egress proxy's variables win over any
- * of the same name (in any case), since the sandbox has no route to another proxy; each one
- * dropped, and the allowlist itself, is a warning. An exec's own env still wins for its command.
+ * The create env and secrets of an allowlisted sandbox, without the names of the egress proxy's
+ * variables (in any case): the proxy's win, since the sandbox has no route to another proxy.
+ * Each one dropped, and the allowlist itself, is a warning. An exec's own env still wins for its
+ * command.
  */
-function withEgressEnv(
+function withoutProxyNames(
   options: ParsedCreateSandboxOptions,
   warnings: SandboxWarning[],
 ): { env: Record<string, string>; secrets: Record<string, string> | undefined } {
@@ -322,5 +329,5 @@ function withEgressEnv(
     setting: 'network',
     details: `the allowlist is enforced by an egress proxy at http://127.0.0.1:${egressProxyPort} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY are set); programs that ignore the proxy variables reach nothing`,
   });
-  return { env: { ...keep(options.env, 'env'), ...proxyEnv }, secrets: keep(options.secrets, 'secrets') };
+  return { env: keep(options.env, 'env') ?? {}, secrets: keep(options.secrets, 'secrets') };
 }

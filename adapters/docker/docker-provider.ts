@@ -14,6 +14,7 @@ import {
   announceCreated,
   checkStringArgument,
   createSandboxOptionsSchema,
+  egressProxyEnv,
   listSandboxesOptionsSchema,
   loadOptionalPeer,
   parseOptions,
@@ -364,6 +365,8 @@ class DockerProvider implements DockerSandboxProvider {
     const env = Object.fromEntries(
       (info.Config.Env ?? []).map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
     );
+    // Kept out of the container's config (see planDockerCreate): its execs get them here too.
+    if (info.Config.Labels?.[labels.network] === 'allowlist') Object.assign(env, egressProxyEnv());
     return this.#adopt(docker.getContainer(info.Id), info, {
       owned: false,
       idleTimeoutMs: undefined,

@@ -226,6 +226,19 @@ describe.skipIf(!available)('docker network allowlists', () => {
     },
   );
 
+  it.skipIf(!root)('a snapshot of an allowlisted sandbox does not carry its proxy variables into sandboxes made from it', async () => {
+    const sandbox = await create({ network: { allowDomains: ['allowed.test'] }, env: { KEEP: 'kept' } });
+    const snapshot = await sandbox.snapshot();
+    try {
+      const child = await create({ image: snapshot, network: 'block' });
+      const env = await child.run(['/bin/sh', '-c', 'env | grep -i _proxy; echo "KEEP=$KEEP"']);
+      expect(env.stdout.trim()).toBe('KEEP=kept');
+      await child.terminate();
+    } finally {
+      await provider.deleteSnapshot(snapshot);
+    }
+  });
+
   it.skipIf(!root)('a container restarted behind the provider’s back ends the sandbox, and its bridge and proxy with it', async () => {
     const sandbox = await create({ network: { allowDomains: ['allowed.test'] } });
     const directory = await egressDirectoryOf(sandbox);
@@ -355,6 +368,8 @@ describe.skipIf(!available)('docker network allowlists', () => {
       const sandbox = await provider.fromId(id);
       sandboxes.push(sandbox);
       const directory = await egressDirectoryOf(sandbox);
+      // Its execs from here get the proxy variables too (the container's config does not hold them).
+      expect((await sandbox.run(['printenv', 'http_proxy'])).stdout.trim()).toBe('http://127.0.0.1:3128');
       expect(statusOf(await curl(sandbox, ['http://allowed.test/'])), 'through the creator’s proxy').toBe('200');
       expect(await processesNaming(directory)).not.toEqual([]);
       creator.kill('SIGKILL');
