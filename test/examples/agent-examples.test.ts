@@ -11,6 +11,10 @@ const examples: Array<[string, RegExp]> = [
   ['agent-chat.ts', /session: \$/],
   ['agent-hybrid-resume.ts', /same session: true/],
   ['agent-two-agents.ts', /writer .*Echo:[\s\S]*reviewer .*Echo:/],
+  [
+    'agent-allowlist.ts',
+    /Tool said: [\s\S]*000 exit=56[\s\S]*credential proxy: [1-9]\d*\n[\s\S]*egress proxy allowed: 0\n[\s\S]*egress: denied example\.com:443 \(example\.com is not in allowDomains\)/,
+  ],
 ];
 
 describe.skipIf(process.platform !== 'linux')('agent examples against the fake API', () => {
