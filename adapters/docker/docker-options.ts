@@ -327,7 +327,7 @@ function withoutProxyNames(
   warnings.push({
     type: 'unsupported-setting',
     setting: 'network',
-    details: `the allowlist is enforced by an egress proxy at http://127.0.0.1:${egressProxyPort} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY are set); programs that ignore the proxy variables reach nothing`,
+    details: `the allowlist is enforced by an egress proxy at http://127.0.0.1:${egressProxyPort} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY are set); programs that ignore the proxy variables reach nothing, and the sandbox resolves no names itself`,
   });
   return { env: keep(options.env, 'env') ?? {}, secrets: keep(options.secrets, 'secrets') };
 }

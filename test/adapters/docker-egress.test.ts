@@ -10,7 +10,13 @@ import { readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDockerSandboxProvider, type DockerSandbox, type DockerSandboxProvider } from '../../adapters/docker/index.js';
+import {
+  createDockerSandboxProvider,
+  planDockerCreate,
+  type DockerSandbox,
+  type DockerSandboxProvider,
+} from '../../adapters/docker/index.js';
+import { createSandboxOptionsSchema, egressProxyEnv } from '../../src/kit/index.js';
 import { SandboxCapabilityUnsupportedError, type CreateSandboxOptions, type ExecResult } from '../../src/index.js';
 import type { EgressEvent } from '../../src/spec/events.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
@@ -387,4 +393,64 @@ describe.skipIf(!available)('docker network allowlists', () => {
     },
     90_000,
   );
+});
+
+describe('docker allowlist plan', () => {
+  const plan = (options: CreateSandboxOptions, dockerOptions: Parameters<typeof planDockerCreate>[1] = {}) =>
+    planDockerCreate(createSandboxOptionsSchema.parse(options), dockerOptions, {
+      image: 'x',
+      pidsLimit: 64,
+      egressDirectory: '/tmp/sandport-egress-1-000000000000',
+    });
+
+  it('no network, the socket directory mounted read-only, the proxy variables for execs only, and the network label', () => {
+    const planned = plan({ network: { allowDomains: ['allowed.test'] }, env: { A: '1', Http_Proxy: 'x' } });
+    expect(planned.network).toBe('none');
+    expect(planned.container.HostConfig!.NetworkMode).toBe('none');
+    expect(planned.container.HostConfig!.Mounts).toContainEqual({
+      Type: 'bind',
+      Source: '/tmp/sandport-egress-1-000000000000',
+      Target: '/run/sandport-egress',
+      ReadOnly: true,
+    });
+    expect(planned.container.Env).toEqual(['A=1']);
+    expect(planned.env).toEqual({ A: '1', ...egressProxyEnv() });
+    expect(planned.egress).toEqual({
+      policy: { allowDomains: ['allowed.test'], allowCidrs: [] },
+      hostDirectory: '/tmp/sandport-egress-1-000000000000',
+    });
+    expect(planned.container.Labels!['dev.sandport.network']).toBe('allowlist');
+    expect(planned.warnings.map((warning) => (warning.type === 'unsupported-setting' ? warning.setting : ''))).toEqual([
+      'network',
+      'env.Http_Proxy',
+    ]);
+  });
+
+  it("'block' and 'allow' are untouched: no proxy, no mount, the env as given", () => {
+    for (const network of ['block', 'allow'] as const) {
+      const planned = plan({ network, env: { HTTP_PROXY: 'http://mine:1' } });
+      expect(planned.egress).toBeUndefined();
+      expect(planned.env).toEqual({ HTTP_PROXY: 'http://mine:1' });
+      expect(planned.container.HostConfig!.Mounts).toEqual([]);
+      expect(planned.container.Labels!['dev.sandport.network']).toBe(network);
+      expect(planned.warnings).toEqual([]);
+    }
+  });
+
+  it('refuses published ports and a host forward on the bridge port with an allowlist', () => {
+    const ports = (() => {
+      try {
+        plan({ network: { allowDomains: [] }, ports: [8080] });
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(SandboxCapabilityUnsupportedError.isInstance(ports)).toBe(true);
+    expect((ports as SandboxCapabilityUnsupportedError).capability).toBe('tunnels');
+    expect(() => plan({ network: { allowDomains: [] } }, { hostForwards: { '3128': '/run/x.sock' } })).toThrow(
+      expect.objectContaining({ argument: 'providerOptions.docker.hostForwards.3128' }),
+    );
+    // Another port stays a host forward as before.
+    expect(plan({ network: { allowDomains: [] } }, { hostForwards: { '7000': '/run/x.sock' } }).forwards).toEqual([7000]);
+  });
 });
