@@ -286,6 +286,79 @@ export function defineEgressAttacks(name: string, options: EgressAttackOptions):
       expect(dialsTo(deniedAddress)).toEqual([]);
     });
 
+    it('the clients the image has go through the proxy variables (wget, python3 urllib, pip, npm, git) and are refused a denied name; node 20 fetch fails closed', async (context) => {
+      const sandbox = await create({ allowDomains: ['allowed.test'] });
+      const has = async (command: string) => (await sandbox.run(['/bin/sh', '-c', `command -v ${command}`])).exitCode === 0;
+      // Each client: a command for a host, what it prints when it reached the test internet, and
+      // what it prints when the proxy refused it (so neither outcome is a vacuous pass).
+      const clients: Array<{ name: string; needs: string; command: (host: string) => string; reached: RegExp; refused: RegExp }> = [
+        {
+          name: 'wget',
+          needs: 'wget',
+          command: (host) => `wget -qO- --no-check-certificate https://${host}/; echo " exit=$?"`,
+          reached: /hello from/,
+          refused: /^ exit=[1-9]/,
+        },
+        {
+          name: 'python3 urllib',
+          needs: 'python3',
+          command: (host) =>
+            `python3 -c "import ssl,urllib.request;print(urllib.request.urlopen('https://${host}/',context=ssl._create_unverified_context()).read().decode())" 2>&1 | tail -1`,
+          reached: /hello from/,
+          refused: /403|Tunnel connection failed/,
+        },
+        {
+          name: 'pip',
+          needs: 'pip3',
+          // pip says what it fetched only in its log.
+          command: (host) =>
+            `python3 -m pip download --log /tmp/pip-${host}.log --retries 0 --timeout 5 --no-deps --trusted-host ${host} --index-url https://${host}/simple/ -d /tmp/pip sandport-none >/dev/null 2>&1; grep 'Could not fetch URL' /tmp/pip-${host}.log`,
+          reached: /404 Client Error: Not Found for url: https:\/\/allowed\.test\/simple\/sandport-none\//,
+          refused: /ProxyError\('Cannot connect to proxy\.', OSError\('Tunnel connection failed: 403 Forbidden'\)\)/,
+        },
+        {
+          name: 'npm',
+          needs: 'npm',
+          command: (host) =>
+            `cd /tmp && npm --registry https://${host}/ --strict-ssl=false --fetch-retries=0 --update-notifier=false view sandport-none 2>&1`,
+          reached: /404 Not Found - GET https:\/\/allowed\.test\/sandport-none/,
+          refused: /403 Forbidden - GET https:\/\/denied\.test\/sandport-none/,
+        },
+        {
+          name: 'git',
+          needs: 'git',
+          command: (host) => `GIT_SSL_NO_VERIFY=1 git ls-remote https://${host}/repo.git 2>&1`,
+          reached: /repository 'https:\/\/allowed\.test\/repo\.git\/' not found/,
+          refused: /CONNECT tunnel failed, response 403/,
+        },
+      ];
+      const tried: string[] = [];
+      for (const client of clients) {
+        if (!(await has(client.needs))) continue;
+        tried.push(client.name);
+        const allowed = (await sandbox.run(['/bin/sh', '-c', client.command('allowed.test')])).stdout;
+        expect(allowed, `${client.name} to allowed.test`).toMatch(client.reached);
+        const denied = (await sandbox.run(['/bin/sh', '-c', client.command('denied.test')])).stdout;
+        expect(denied, `${client.name} to denied.test`).toMatch(client.refused);
+        expect(denied, `${client.name} to denied.test`).not.toMatch(leaked);
+      }
+      if (await has('node')) {
+        tried.push('node fetch');
+        // Node reads the proxy variables only with NODE_USE_ENV_PROXY on versions that have it
+        // (never 20): without the proxy there is no DNS and no route, so it fails closed.
+        const fetched = await sandbox.run([
+          'node',
+          '-e',
+          "fetch('http://allowed.test/').then((r) => r.text()).then((t) => console.log('got', t), (e) => console.log('failed', e.cause && e.cause.code))",
+        ]);
+        const major = Number((await sandbox.run(['node', '-p', 'process.versions.node.split(".")[0]'])).stdout.trim());
+        if (major <= 20) expect(fetched.stdout).toMatch(/^failed /);
+        expect(fetched.stdout).not.toMatch(leaked);
+      }
+      if (tried.length === 0) return context.skip('the image has none of wget, python3, pip, npm, git, node');
+      console.log(`${name}: clients tried through the egress proxy: ${tried.join(', ')}`);
+    });
+
     describe('host loopback on the system network', () => {
       let server: Server;
       let port = 0;
@@ -317,6 +390,9 @@ export function defineEgressAttacks(name: string, options: EgressAttackOptions):
           socket.on('close', () => open.delete(socket));
           socket.on('error', () => socket.destroy());
           socket.end('HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\nhost service');
+          // Discard what arrives after the answer: a paused node socket holding unread bytes never
+          // emits 'end' (nor 'close') even once the peer's FIN is in, which would look like a leak.
+          socket.resume();
         });
         await new Promise<void>((resolve) => eager.listen(0, '127.0.0.1', resolve));
         eagerPort = (eager.address() as { port: number }).port;
