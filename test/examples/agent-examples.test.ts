@@ -12,6 +12,10 @@ const examples: Array<[string, RegExp]> = [
   ['agent-hybrid-resume.ts', /same session: true/],
   ['agent-two-agents.ts', /writer .*Echo:[\s\S]*reviewer .*Echo:/],
   [
+    'agent-npm-allowlist.ts',
+    /hello, agent, from sandport-greet[\s\S]*000 exit=56[\s\S]*installed: true[\s\S]*egress: allowed registry\.internal:80[\s\S]*egress: denied example\.com:443/,
+  ],
+  [
     'agent-allowlist.ts',
     /Tool said: [\s\S]*000 exit=56[\s\S]*credential proxy: [1-9]\d*\n[\s\S]*egress proxy allowed: 0\n[\s\S]*egress: denied example\.com:443 \(example\.com is not in allowDomains\)/,
   ],
