@@ -207,9 +207,11 @@ export function networkAllowlistTests(context: SuiteContext): void {
 
     context.test(
       'network-allowlist.proxy-environment',
-      'the sandbox’s environment names the egress proxy, upper and lower case',
+      'the sandbox’s environment names the egress proxy, upper and lower case, and sandbox.warnings says programs must honour it',
       async () => {
         const sandbox = await context.create({ network: { allowDomains: [allowed!.hostname] } });
+        const said = sandbox.warnings.filter((warning) => warning.type === 'unsupported-setting' && warning.setting === 'network');
+        expect(said, 'a warning on setting "network" says the allowlist is a proxy').toHaveLength(1);
         const names = ['HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'all_proxy'];
         const printed = await sandbox.run(['env']);
         const env = Object.fromEntries(printed.stdout.split('\n').map((line) => line.split(/=(.*)/s)));
