@@ -126,7 +126,7 @@ describe.skipIf(!baseBuilt)(`create and getInfo${needsBase}`, () => {
 
   it('refuses what the local sandbox cannot honour with a 400 naming it', async () => {
     const cases: Array<[Parameters<typeof Sandbox.create>[1], string]> = [
-      [{ network: { allowOut: ['1.1.1.1'], denyOut: ['0.0.0.0/0'] } }, 'network.allowOut: egress allowlists (1.1.1.1)'],
+      [{ network: { allowOut: ['not a host'], denyOut: ['0.0.0.0/0'] } }, 'network.allowOut.0: "not a host" is not a CIDR block'],
       [{ network: { denyOut: ['10.0.0.0/8'] } }, 'network.denyOut: denying single destinations (10.0.0.0/8)'],
       [{ network: { egressProxy: { address: 'proxy.invalid:1080' } } }, 'network.egressProxy'],
       [{ network: { httpsPorts: [8443] } }, 'network.httpsPorts'],
@@ -148,12 +148,14 @@ describe.skipIf(!baseBuilt)(`create and getInfo${needsBase}`, () => {
     const devices = await sandbox.commands.run("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
     expect(devices.stdout.trim().split('\n')).toEqual(['lo']);
     await sandbox.updateNetwork({ allowInternetAccess: false });
+    // E2B can open it, or allow a list through; a local sandbox created without a route cannot.
     const open = await failure(sandbox.updateNetwork({ allowInternetAccess: true }));
-    expect(open.statusCode).toBe(400);
-    expect(open.message).toContain('cannot open the egress of a running sandbox');
+    expect(open.statusCode).toBe(501);
+    expect(open.message).toContain(`PUT /sandboxes/${sandbox.sandboxId}/network (updateNetwork) is not emulated`);
     const allowlist = await failure(sandbox.updateNetwork({ allowOut: ['example.com'], denyOut: ['0.0.0.0/0'] }));
-    expect(allowlist.statusCode).toBe(400);
-    expect(allowlist.message).toContain('allowOut: egress allowlists (example.com)');
+    expect(allowlist.statusCode).toBe(501);
+    expect(allowlist.message).toContain('no route and no egress proxy');
+    expect((await sandbox.getInfo()).allowInternetAccess).toBe(false);
   });
 });
 

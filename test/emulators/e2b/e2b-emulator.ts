@@ -11,6 +11,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
+import { localProviderOnTestInternet } from '../shared/test-internet-provider.js';
 import { createRouter, type E2bRoute } from './e2b-http.js';
 import { controlPlaneRoutes } from './e2b-sandboxes.js';
 import { processRoutes } from './e2b-process.js';
@@ -25,6 +26,11 @@ export interface E2bEmulatorOptions {
   provider?: LocalSandboxProvider;
   /** The API key the control plane accepts. @default any non-empty key */
   apiKey?: string;
+  /**
+   * Without `provider`: run sandboxes in a local provider whose egress goes to the test internet
+   * (../shared/test-internet-provider.ts), so that allowlists reach `allowed.test`. @default false
+   */
+  testInternet?: boolean;
 }
 
 export interface E2bEmulator {
@@ -49,7 +55,8 @@ async function listen(server: Server): Promise<number> {
 }
 
 export async function startE2bEmulator(options: E2bEmulatorOptions = {}): Promise<E2bEmulator> {
-  const provider = options.provider ?? createLocalSandboxProvider();
+  const internet = !options.provider && options.testInternet ? await localProviderOnTestInternet() : undefined;
+  const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
   // The tunnel proxy's port is part of the domain that getHost() builds host names with.
   const tunnels = await startTunnelProxy();
   const state = new E2bState({ provider, apiKey: options.apiKey, domain: tunnels.domain });
@@ -80,6 +87,7 @@ export async function startE2bEmulator(options: E2bEmulatorOptions = {}): Promis
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
+      await internet?.close();
     },
   };
 }

@@ -16,19 +16,31 @@
  *
  * A sandbox that ended (killed, or its timeout ran out) is a 404 everywhere, as on E2B.
  *
- * What the local sandbox cannot honour is a 400 naming it, never a silent downgrade: egress
- * allowlists (`allowOut`), partial `denyOut`, per-domain `rules`, `egressProxy`, `httpsPorts`,
- * `iam`, `mcp`, `volumeMounts`, filesystem-only pauses (`memory: false`, `autoPauseMemory:
- * false`, `onResume: 'reboot'` of a paused sandbox), and changing a running sandbox's network
- * between open and blocked (local sandboxes get their network at create). Blocking all egress
- * works (`allowInternetAccess: false`, or `denyOut` of all traffic). Fork is not served (501).
+ * Egress rules map onto the local sandbox's network (e2b-network.ts): open, blocked, or an
+ * allowlist (`denyOut: ['0.0.0.0/0']` with `allowOut` CIDRs, IPs and host names) enforced by the
+ * local provider's egress proxy; a live update changes that allowlist, or blocks it.
+ *
+ * What the local sandbox cannot honour is a 400 naming it, never a silent downgrade: partial
+ * `denyOut` (deny some, allow the rest), per-domain `rules`, `egressProxy`, `httpsPorts`, `iam`,
+ * `mcp`, `volumeMounts`, filesystem-only pauses (`memory: false`, `autoPauseMemory: false`,
+ * `onResume: 'reboot'` of a paused sandbox). Live network changes E2B makes but a local sandbox
+ * cannot (opening a blocked or allowlisted sandbox to all traffic, restricting an open one,
+ * allowing a list on one created with nothing allowed) are a 501 naming the call. Fork is not
+ * served (501).
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { localMaxTimeoutMs } from '../../../adapters/local/index.js';
-import { SandboxError, SandboxInvalidArgumentError, type CreateSandboxOptions } from '../../../src/kit/index.js';
+import {
+  SandboxCapabilityUnsupportedError,
+  SandboxError,
+  SandboxInvalidArgumentError,
+  SandboxNotFoundError,
+  type CreateSandboxOptions,
+} from '../../../src/kit/index.js';
 import { randomToken } from '../shared/ids.js';
 import { HttpError, sendJson, type E2bRequest, type E2bRoute } from './e2b-http.js';
+import { planEgress, planNetworkChange, unsupported, type LocalNetwork } from './e2b-network.js';
 import { snapshotRoutes } from './e2b-snapshots.js';
 import type { E2bSandbox, E2bState } from './e2b-state.js';
 import { envdDefaultsKey, type EnvdDefaults } from './e2b-process-table.js';
@@ -42,8 +54,6 @@ export const maxTimeoutSeconds = 24 * 60 * 60;
 /** The team every sandbox belongs to; E2B's deprecated `clientID`. */
 export const emulatorTeam = 'emulator';
 
-const allTraffic = '0.0.0.0/0';
-
 /** What the control plane keeps per sandbox, in `data.extra` under `control`. */
 export interface SandboxControl {
   readonly template: ResolvedTemplate;
@@ -56,7 +66,8 @@ export interface SandboxControl {
   readonly autoResume: boolean;
   allowInternetAccess: boolean | null;
   network: NetworkInfo | undefined;
-  readonly blocked: boolean;
+  /** What the local sandbox runs with now (changed by live updates). */
+  localNetwork: LocalNetwork;
   readonly trafficAccessToken: string | undefined;
   timer: NodeJS.Timeout | undefined;
   /** Pause and resume in flight, one at a time. */
@@ -159,59 +170,27 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   throw new HttpError(400, `${issue.path.join('.') || 'body'}: ${issue.message}`);
 }
 
-function unsupported(field: string, why: string): HttpError {
-  return new HttpError(400, `${field}: ${why} (the E2B emulator runs sandboxes in the local provider)`);
-}
-
-// ---- network -------------------------------------------------------------------------------
+// ---- network (e2b-network.ts) ---------------------------------------------------------------
 
 interface NetworkPlan {
-  blocked: boolean;
+  local: LocalNetwork;
   info: NetworkInfo | undefined;
-}
-
-/** What of E2B's egress settings the local sandbox honours: all or nothing. Throws 400 for the rest. */
-function planEgress(
-  allowInternetAccess: boolean | null | undefined,
-  egress: { allowOut?: string[]; denyOut?: string[]; egressProxy?: unknown; rules?: Record<string, unknown[]> } | null | undefined,
-  prefix: string,
-): boolean {
-  const allowOut = egress?.allowOut ?? [];
-  const denyOut = egress?.denyOut ?? [];
-  if (allowOut.length > 0) {
-    throw unsupported(
-      `${prefix}allowOut`,
-      `egress allowlists (${allowOut.join(', ')}) cannot be honoured: a local sandbox has all egress or none; block all with allowInternetAccess: false`,
-    );
-  }
-  const partial = denyOut.filter((entry) => entry !== allTraffic);
-  if (partial.length > 0) {
-    throw unsupported(
-      `${prefix}denyOut`,
-      `denying single destinations (${partial.join(', ')}) cannot be honoured: only denyOut ['${allTraffic}'] (all traffic) can`,
-    );
-  }
-  if (egress?.egressProxy != null) throw unsupported(`${prefix}egressProxy`, 'egress through a SOCKS5 proxy is not supported');
-  if (egress?.rules && Object.keys(egress.rules).length > 0) {
-    throw unsupported(`${prefix}rules`, 'per-domain transform rules of egress requests are not supported');
-  }
-  return allowInternetAccess === false || denyOut.includes(allTraffic);
 }
 
 function planNetwork(body: z.infer<typeof createSchema>): NetworkPlan {
   const network = body.network ?? undefined;
-  const blocked = planEgress(body.allow_internet_access, network, 'network.');
+  const local = planEgress(body.allow_internet_access, network, 'network.');
   if (network?.httpsPorts && network.httpsPorts.length > 0) {
     throw unsupported('network.httpsPorts', 'the tunnel proxy reaches sandbox ports over plain HTTP only');
   }
-  if (!network) return { blocked, info: undefined };
+  if (!network) return { local, info: undefined };
   const info: NetworkInfo = {
     ...(network.allowOut && { allowOut: network.allowOut }),
     ...(network.denyOut && { denyOut: network.denyOut }),
     ...(network.allowPublicTraffic !== undefined && { allowPublicTraffic: network.allowPublicTraffic }),
     ...(network.maskRequestHost !== undefined && { maskRequestHost: network.maskRequestHost }),
   };
-  return { blocked, info };
+  return { local, info };
 }
 
 // ---- answers -------------------------------------------------------------------------------
@@ -365,6 +344,17 @@ function asHttpError(error: unknown): unknown {
   return error;
 }
 
+/** The local sandbox's refusal of a live network update as E2B's status. */
+function asUpdateError(error: unknown, sandboxId: string): unknown {
+  if (SandboxInvalidArgumentError.isInstance(error)) return new HttpError(400, error.message);
+  if (SandboxNotFoundError.isInstance(error)) return new HttpError(404, `sandbox "${sandboxId}" not found`);
+  if (SandboxCapabilityUnsupportedError.isInstance(error)) {
+    return new HttpError(501, `PUT /sandboxes/${sandboxId}/network (updateNetwork) is not emulated here: ${error.message}`);
+  }
+  if (SandboxError.isInstance(error)) return new HttpError(500, `the local sandbox's network could not be updated: ${error.message}`);
+  return error;
+}
+
 async function createSandbox(state: E2bState, body: z.infer<typeof createSchema>): Promise<E2bSandbox> {
   if (body.mcp != null) throw unsupported('mcp', 'the MCP gateway is not emulated');
   if (body.iam != null) throw unsupported('iam', 'workload identity tokens are not emulated');
@@ -379,7 +369,7 @@ async function createSandbox(state: E2bState, body: z.infer<typeof createSchema>
   const local: CreateSandboxOptions = {
     image: template.localImage,
     env: { ...template.envs, ...body.envVars },
-    network: network.blocked ? 'block' : 'allow',
+    network: network.local,
     cpu: template.cpuCount,
     memoryMiB: template.memoryMB,
     timeoutMs: localMaxTimeoutMs,
@@ -401,7 +391,7 @@ async function createSandbox(state: E2bState, body: z.infer<typeof createSchema>
           autoResume: body.autoResume?.enabled ?? false,
           allowInternetAccess: body.allow_internet_access ?? null,
           network: network.info,
-          blocked: network.blocked,
+          localNetwork: network.local,
           trafficAccessToken,
           timer: undefined,
           transition: Promise.resolve(),
@@ -702,12 +692,11 @@ export function controlPlaneRoutes(state: E2bState, tunnels?: TunnelProxy): E2bR
         const body = parseBody(networkUpdateSchema, await request.json());
         const found = liveSandbox(state, id(request));
         const control = controlOf(found);
-        const blocked = planEgress(body.allow_internet_access, body, '');
-        if (blocked !== control.blocked) {
-          throw new HttpError(
-            400,
-            `network: the E2B emulator cannot ${blocked ? 'block' : 'open'} the egress of a running sandbox: a local sandbox gets its network at create (create it with allowInternetAccess: ${!blocked})`,
-          );
+        const next = planEgress(body.allow_internet_access, body, '');
+        const change = planNetworkChange(control.localNetwork, next, found.id);
+        if (change.kind === 'update') {
+          await found.local.updateNetwork(change.policy).catch((error: unknown) => Promise.reject(asUpdateError(error, found.id)));
+          control.localNetwork = change.policy;
         }
         control.allowInternetAccess = body.allow_internet_access ?? null;
         const { allowPublicTraffic, maskRequestHost } = control.network ?? {};

@@ -7,7 +7,7 @@ import { startE2bEmulator, type E2bEmulatorOptions } from './e2b-emulator.js';
 
 /** Starts the emulator and folds its three addresses into one URL. */
 export async function startE2bEmulatorForSpawn(
-  options?: Pick<E2bEmulatorOptions, 'apiKey'>,
+  options?: Pick<E2bEmulatorOptions, 'apiKey' | 'testInternet'>,
 ): Promise<{ url: string; close(): Promise<void> }> {
   const emulator = await startE2bEmulator(options);
   const url = new URL(emulator.url);

@@ -22,7 +22,7 @@ export interface E2bEmulatorProcess {
 }
 
 /** @param options the emulator's options that are plain data (they cross to the child as JSON). */
-export async function spawnE2bEmulator(options?: Pick<E2bEmulatorOptions, 'apiKey'>): Promise<E2bEmulatorProcess> {
+export async function spawnE2bEmulator(options?: Pick<E2bEmulatorOptions, 'apiKey' | 'testInternet'>): Promise<E2bEmulatorProcess> {
   const child = await spawnEmulator({
     module: join(import.meta.dirname, 'e2b-spawned.ts'),
     exportName: 'startE2bEmulatorForSpawn',

@@ -8,7 +8,7 @@
  * modal-registry-images.ts; RUN layers and filesystem snapshots are local snapshots), ephemeral
  * and named secrets, named and ephemeral volumes with per-sandbox views (modal-volumes.ts),
  * create-time validation (modal-validation.ts), sandbox create / lookup / list / tags / tunnels /
- * wait / terminate, exec with
+ * wait / terminate, outbound allowlists and their live update (modal-network.ts), exec with
  * streamed stdio and stdin, the SDK's filesystem tool, and filesystem snapshots. Any other RPC
  * is UNIMPLEMENTED, so a gap shows up as a failing call, never a hang.
  *
@@ -22,10 +22,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
+import { localProviderOnTestInternet } from '../shared/test-internet-provider.js';
 import { appHandlers } from './modal-apps.js';
 import { execHandlers } from './modal-exec.js';
 import { imageHandlers } from './modal-images.js';
 import { mountHandlers } from './modal-mounts.js';
+import { networkHandlers } from './modal-network.js';
 import { probeHandlers } from './modal-probes.js';
 import { RpcError, registerRpcs, type RpcHandlers } from './modal-rpc.js';
 import { sandboxHandlers } from './modal-sandboxes.js';
@@ -52,6 +54,11 @@ export interface ModalEmulatorOptions {
    * @default modalReadFileLimitBytes (5 GiB, Modal's)
    */
   maxReadFileBytes?: number;
+  /**
+   * Without `provider`: run sandboxes in a local provider whose egress goes to the test internet
+   * (../shared/test-internet-provider.ts), so that allowlists reach `allowed.test`. @default false
+   */
+  testInternet?: boolean;
 }
 
 export interface ModalEmulator {
@@ -65,7 +72,8 @@ export interface ModalEmulator {
 }
 
 export async function startModalEmulator(options: ModalEmulatorOptions = {}): Promise<ModalEmulator> {
-  const provider = options.provider ?? createLocalSandboxProvider();
+  const internet = !options.provider && options.testInternet ? await localProviderOnTestInternet() : undefined;
+  const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
   const stateDir = options.stateDir ?? join(tmpdir(), `sandport-modal-emulator-${process.pid}-${randomBytes(4).toString('hex')}`);
   const state = new ModalState({
     provider,
@@ -87,6 +95,7 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
     ...mountHandlers(state),
     ...sidecarHandlers(state),
     ...stdioHandlers(state),
+    ...networkHandlers(state),
   };
 
   const server = new grpc.Server({
@@ -121,6 +130,7 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
       for (const image of state.images.values()) if (image.snapshot) await provider.deleteSnapshot(image.snapshot).catch(() => undefined);
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       if (options.stateDir === undefined) await rm(stateDir, { recursive: true, force: true });
+      await internet?.close();
     },
   };
 }

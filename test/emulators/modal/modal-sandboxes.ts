@@ -1,10 +1,12 @@
 /**
  * Handlers for the sandbox lifecycle: create (a local sandbox under a Modal id and task id),
- * task and router lookups, wait, terminate, tags, tunnels, lookup by name and list.
+ * task and router lookups, wait, terminate, tags, tunnels, lookup by name and list. The network
+ * settings map onto the local sandbox in modal-network.ts.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CreateSandboxOptions } from '../../../src/kit/index.js';
 import { randomToken } from '../shared/ids.js';
+import { createNetwork } from './modal-network.js';
 import { startReadinessProbe } from './modal-probes.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
 import { sandboxEnded, sandboxResult, type EmulatedSandbox, type ModalState } from './modal-state.js';
@@ -106,13 +108,8 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
   const timeoutSecs = definition.timeoutSecs || 300;
   if (timeoutSecs > maxTimeoutSecs) throw new RpcError(grpc.status.INVALID_ARGUMENT, `timeout must be at most ${maxTimeoutSecs} seconds`);
   if (definition.resources?.gpuConfig?.count) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'The Modal emulator has no GPUs');
-  const access = definition.networkAccess?.networkAccessType ?? 0;
-  if (access === 3) {
-    throw new RpcError(
-      grpc.status.FAILED_PRECONDITION,
-      'The Modal emulator cannot enforce CIDR or domain allowlists (the local sandbox only blocks or allows)',
-    );
-  }
+  // Outbound allowlists are the local provider's (modal-network.ts).
+  const network = createNetwork(definition);
   validateSandboxDefinition(definition);
   // Each sandbox mounts views of its own, committed when it ends (modal-volumes.ts).
   const mounted = await mountVolumes(state, definition.volumeMounts ?? []);
@@ -128,7 +125,7 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
     memoryMiB: resources.memoryMbMax || undefined,
     timeoutMs: timeoutSecs * 1000,
     idleTimeoutMs: definition.idleTimeoutSecs ? definition.idleTimeoutSecs * 1000 : undefined,
-    network: access === 2 || definition.blockNetwork ? 'block' : 'allow',
+    network,
     ports: (definition.openPorts?.ports ?? []).map((spec: Json) => spec.port),
     volumes,
   };
@@ -148,6 +145,7 @@ async function createSandbox(state: ModalState, request: Json): Promise<Json> {
           containerPort: tunnel.port,
         })),
         execs: new Map(),
+        network,
       }),
     })
     .catch(async (error: unknown) => {

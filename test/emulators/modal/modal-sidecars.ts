@@ -11,7 +11,7 @@
  *   sandbox has a network namespace of its own, so a sidecar cannot reach the main container or
  *   another sidecar over TCP, and they share no files (the filesystem is not shared on Modal
  *   either; its shared volumes are refused here, below);
- * - refused with FAILED_PRECONDITION naming the call: volumes, CIDR or domain allowlists, a PTY,
+ * - refused with FAILED_PRECONDITION naming the call: volumes, a PTY,
  *   a memory reserve, cloud bucket mounts; `reloadVolumes` of a sidecar is whatever the
  *   router's TaskReloadVolumes answers;
  * - the main container is listed as `main` with a container id of the emulator's own making.
@@ -21,6 +21,7 @@ import type { LocalSandbox } from '../../../adapters/local/index.js';
 import { localMaxTimeoutMs } from '../../../adapters/local/local-options.js';
 import { randomToken } from '../shared/ids.js';
 import type { SandboxEnd } from '../shared/sandbox-registry.js';
+import { allowlistNetwork, networkAccessType } from './modal-network.js';
 import { RpcError, asRpcError, type Json, type RpcHandlers } from './modal-rpc.js';
 import { genericResult, type EmulatedSandbox, type ModalState } from './modal-state.js';
 
@@ -146,7 +147,6 @@ async function createSidecar(state: ModalState, found: EmulatedSandbox, call: st
   if (spec.volumeMounts.length > 0) refuse(call, 'volumes in a sidecar');
   const access = spec.networkAccess?.networkAccessType ?? 0;
   if (access === 2) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${call}: a sidecar cannot have its network blocked`);
-  if (access === 3) refuse(call, 'CIDR or domain allowlists for a sidecar');
   const sidecars = sidecarsOf.get(found) ?? new Map<string, Sidecar>();
   sidecarsOf.set(found, sidecars);
   if ([...sidecars.values()].some((sidecar) => sidecar.name === spec.name && !sidecar.end)) {
@@ -158,7 +158,8 @@ async function createSidecar(state: ModalState, found: EmulatedSandbox, call: st
       command: spec.args.length > 0 ? spec.args : undefined,
       env: spec.env,
       workdir: spec.workdir || undefined,
-      network: 'allow',
+      // An allowlist is the local provider's, as for the sandbox itself (modal-network.ts).
+      network: access === networkAccessType.allowlist ? allowlistNetwork(spec.networkAccess) : 'allow',
       // It lives as long as the sandbox it belongs to, which ends it (below).
       timeoutMs: localMaxTimeoutMs,
     })

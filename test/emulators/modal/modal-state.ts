@@ -10,6 +10,7 @@ import type { ExecRecord } from '../shared/exec-record.js';
 import { randomToken } from '../shared/ids.js';
 import { SandboxRegistry, type RegisteredSandbox, type SandboxEnd } from '../shared/sandbox-registry.js';
 import type { FsToolOptions } from './modal-fs-tools.js';
+import type { LocalNetwork } from './modal-network.js';
 import { RpcError, type Json } from './modal-rpc.js';
 import { genericStatus } from './modal-wire.js';
 
@@ -21,6 +22,8 @@ export interface ModalSandboxData {
   tunnels: Tunnel[];
   /** Execs by exec id; emptied when the sandbox ends. */
   execs: Map<string, ExecRecord>;
+  /** What the local sandbox's network is now (modal-network.ts): set at create, changed by live updates. */
+  network: LocalNetwork;
 }
 
 export type EmulatedSandbox = RegisteredSandbox<LocalSandbox, ModalSandboxData>;

@@ -88,6 +88,8 @@ export const rpcs = {
   taskExecPoll: rpc(commandRouter, 'TaskExecPoll', 'TaskExecIdRequest', 'TaskExecExitResponse'),
   taskExecWait: rpc(commandRouter, 'TaskExecWait', 'TaskExecIdRequest', 'TaskExecExitResponse'),
   taskSnapshotFilesystem: rpc(commandRouter, 'TaskSnapshotFilesystem', 'TaskSnapshotFilesystemRequest', 'TaskSnapshotFilesystemResponse'),
+  // The live outbound policy (modal-network.ts, message in modal-wire-network.proto).
+  taskSetNetworkAccess: rpc(commandRouter, 'TaskSetNetworkAccess', 'TaskSetNetworkAccessRequest', 'Empty'),
 
   // Platform calls (modal-wire-platform.proto): probes, connect tokens, mounts, sidecars.
   sandboxWaitUntilReady: rpc(commandRouter, 'SandboxWaitUntilReady', 'SandboxWaitUntilReadyRequest', 'SandboxWaitUntilReadyResponse'),

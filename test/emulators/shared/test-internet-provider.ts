@@ -1,0 +1,20 @@
+/**
+ * The local provider an emulator runs its sandboxes in when a test asks for the test internet
+ * (`testInternet: true`, plain data, so it crosses to a spawned emulator): the provider's egress
+ * proxies resolve and dial through `startTestInternet()` (test/egress-internet.ts), so an emulated
+ * sandbox's allowlist reaches `allowed.test` and friends, servers opened on loopback by the
+ * emulator's own process. Loaded only when asked for (the test internet makes a certificate).
+ */
+import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
+
+/** A provider on the test internet, and how to close that internet once the sandboxes ended. */
+export interface TestInternetProvider {
+  readonly provider: LocalSandboxProvider;
+  close(): Promise<void>;
+}
+
+export async function localProviderOnTestInternet(): Promise<TestInternetProvider> {
+  const { startTestInternet } = await import('../../egress-internet.js');
+  const internet = await startTestInternet();
+  return { provider: createLocalSandboxProvider({ egressNetwork: internet }), close: () => internet.close() };
+}
