@@ -62,8 +62,11 @@ describe('planNetworkChange', () => {
   const other = { allowCidrs: ['198.51.100.0/24'], allowDomains: [] };
 
   it('updates an allowlisted sandbox to another list or to block', () => {
-    expect(planNetworkChange(list, other, 'sb')).toEqual({ kind: 'update', policy: other });
-    expect(planNetworkChange(list, 'block', 'sb')).toEqual({ kind: 'update', policy: 'block' });
+    expect(planNetworkChange(list, other, 'sb')).toEqual({ kind: 'update', policy: other, state: other });
+    // Blocked, it is still an allowlisted sandbox (an empty list), so a later list can be set again.
+    const blocked = planNetworkChange(list, 'block', 'sb');
+    expect(blocked).toEqual({ kind: 'update', policy: 'block', state: { allowCidrs: [], allowDomains: [] } });
+    expect(planNetworkChange((blocked as { state: LocalNetwork }).state, list, 'sb')).toMatchObject({ kind: 'update', policy: list });
   });
 
   it('keeps a sandbox whose open or blocked network is asked for again', () => {

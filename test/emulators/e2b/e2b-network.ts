@@ -96,8 +96,14 @@ export function planEgress(allowInternetAccess: boolean | null | undefined, egre
   return { allowCidrs, allowDomains };
 }
 
-/** What a live update does to the local sandbox: nothing, or its `updateNetwork` with `policy`. */
-export type NetworkChange = { kind: 'keep' } | { kind: 'update'; policy: 'block' | { allowCidrs: string[]; allowDomains: string[] } };
+/**
+ * What a live update does to the local sandbox: nothing, or its `updateNetwork` with `policy`,
+ * after which it runs with `state` (a blocked allowlisted sandbox is an empty allowlist: still
+ * one whose list can change again).
+ */
+export type NetworkChange =
+  | { kind: 'keep' }
+  | { kind: 'update'; policy: 'block' | { allowCidrs: string[]; allowDomains: string[] }; state: { allowCidrs: string[]; allowDomains: string[] } };
 
 /**
  * The local side of a live update from `current` (what the local sandbox runs with) to `next`
@@ -115,7 +121,7 @@ export function planNetworkChange(current: LocalNetwork, next: LocalNetwork, san
         'opening a sandbox created with an allowlist to all traffic needs a route out that its local sandbox was created without',
       );
     }
-    return { kind: 'update', policy: next };
+    return { kind: 'update', policy: next, state: next === 'block' ? { allowCidrs: [], allowDomains: [] } : next };
   }
   if (next === current) return { kind: 'keep' };
   if (current === 'block') {

@@ -696,7 +696,7 @@ export function controlPlaneRoutes(state: E2bState, tunnels?: TunnelProxy): E2bR
         const change = planNetworkChange(control.localNetwork, next, found.id);
         if (change.kind === 'update') {
           await found.local.updateNetwork(change.policy).catch((error: unknown) => Promise.reject(asUpdateError(error, found.id)));
-          control.localNetwork = change.policy;
+          control.localNetwork = change.state;
         }
         control.allowInternetAccess = body.allow_internet_access ?? null;
         const { allowPublicTraffic, maskRequestHost } = control.network ?? {};
