@@ -1,5 +1,6 @@
 import {
   SandboxAuthenticationError,
+  SandboxCapabilityUnsupportedError,
   SandboxError,
   SandboxFileNotFoundError,
   SandboxInvalidArgumentError,
@@ -128,6 +129,21 @@ export function mapE2bError(error: unknown, context: E2bErrorContext): SandboxEr
   const connection = fromConnectionError(error, { provider, operation, detail: message, cause });
   if (connection) return connection;
   return new SandboxProviderError({ message: `E2B error during ${operation}: ${message}`, provider, cause });
+}
+
+/**
+ * An `updateNetwork` refusal as the contract's (pure): the service answering 501 (it does not
+ * make that change, as E2B's emulator for changes its local sandboxes cannot make) is
+ * `SandboxCapabilityUnsupportedError` with capability `network.update`; anything else as mapped.
+ */
+export function mapE2bNetworkUpdateError(mapped: SandboxError): SandboxError {
+  if (!SandboxProviderError.isInstance(mapped) || mapped.statusCode !== 501) return mapped;
+  return new SandboxCapabilityUnsupportedError({
+    message: `E2B cannot make this network change (HTTP 501): ${mapped.message}`,
+    capability: 'network.update',
+    provider,
+    cause: mapped.cause,
+  });
 }
 
 /** The option an `InvalidArgumentError` is about, when it can be told. */

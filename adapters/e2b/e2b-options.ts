@@ -5,7 +5,7 @@
  * for commands, and the SDK's 60 s command default.
  */
 import { createHash } from 'node:crypto';
-import type { SandboxOpts } from 'e2b';
+import type { SandboxNetworkUpdate, SandboxOpts } from 'e2b';
 import { z } from 'zod';
 import {
   SandboxCapabilityUnsupportedError,
@@ -17,6 +17,7 @@ import {
   wholeSeconds,
   type FileEvent,
   type ParsedCreateSandboxOptions,
+  type ParsedNetworkPolicy,
   type SandboxCapabilities,
   type SandboxTags,
   type SandboxWarning,
@@ -57,7 +58,8 @@ export const e2bCapabilities: SandboxCapabilities = Object.freeze({
   crossProcessLookup: true,
   pause: true,
   extendTimeout: true,
-  network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: false, update: false },
+  // E2B filters egress itself and changes it live (`updateNetwork`), to and from open access too.
+  network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: false, update: true },
   // E2B sets cpu and memory per template: the adapter builds (or picks) a template that has them.
   limits: { cpu: true, memory: true, pids: false },
   // E2B has no idle timeout.
@@ -243,6 +245,17 @@ export function planE2bNetwork(
 
 /** E2B's "all traffic" CIDR (the SDK's `ALL_TRAFFIC`). */
 const allTraffic = '0.0.0.0/0';
+
+/**
+ * The body of `updateNetwork` for a policy (pure). E2B's update replaces every egress rule, so
+ * each policy is spelt out whole: `'allow'` is internet access with no rules, `'block'` denies all
+ * traffic, an allowlist denies all but its CIDRs and domains (as at create, {@link planE2bNetwork}).
+ */
+export function planE2bNetworkUpdate(network: ParsedNetworkPolicy): SandboxNetworkUpdate {
+  if (network === 'allow') return { allowInternetAccess: true };
+  const allowOut = network === 'block' ? [] : [...network.allowCidrs, ...network.allowDomains];
+  return { denyOut: [allTraffic], ...(allowOut.length > 0 && { allowOut }) };
+}
 
 /**
  * The template a create starts from (pure). A string `image` is a template name or id; a snapshot

@@ -1,7 +1,9 @@
 import type { CommandHandle, Sandbox as E2bSdkSandbox, SandboxApiOpts, ConnectionOpts } from 'e2b';
+import { z } from 'zod';
 import {
   ProcessOutcome,
   SandboxInvalidArgumentError,
+  SandboxError,
   SandboxLifecycle,
   SandboxNotFoundError,
   SandboxProviderError,
@@ -9,6 +11,7 @@ import {
   defineFiles,
   entrypointStdio,
   killMarkedTreeArgv,
+  networkSchema,
   parseExecCall,
   parseOptions,
   parseRunCall,
@@ -24,6 +27,7 @@ import {
   type ExecOptions,
   type ExecResult,
   type FileWatch,
+  type NetworkPolicy,
   type RunOptions,
   type Sandbox,
   type SandboxEmitter,
@@ -37,9 +41,17 @@ import {
   type SignalOptions,
   type Tunnel,
 } from '../../src/kit/index.js';
-import { mapE2bError } from './e2b-errors.js';
+import { mapE2bError, mapE2bNetworkUpdateError } from './e2b-errors.js';
 import { E2bFiles, startE2bWatch } from './e2b-files.js';
-import { e2bCapabilities, e2bMaxTimeoutMs, e2bPtyLine, planE2bExec, planE2bTimeout, planE2bTunnel } from './e2b-options.js';
+import {
+  e2bCapabilities,
+  e2bMaxTimeoutMs,
+  e2bPtyLine,
+  planE2bExec,
+  planE2bNetworkUpdate,
+  planE2bTimeout,
+  planE2bTunnel,
+} from './e2b-options.js';
 import { boundTransport } from './e2b-transport.js';
 import { CallbackOutput, E2bSandboxProcess, forgetHandleOutput, resizeE2bTerminal, terminalStartError, textBytes } from './e2b-process.js';
 
@@ -85,6 +97,7 @@ export interface E2bSandbox extends Sandbox {
   readonly trafficAccessToken: string | undefined;
   snapshot(options?: SignalOptions): Promise<SandboxSnapshotRef>;
   extendTimeout(timeoutMs: number, options?: SignalOptions): Promise<void>;
+  updateNetwork(policy: NetworkPolicy, options?: SignalOptions): Promise<void>;
   pause(options?: SignalOptions): Promise<void>;
   resume(options?: SignalOptions): Promise<void>;
 }
@@ -92,6 +105,9 @@ export interface E2bSandbox extends Sandbox {
 export function createE2bSandbox(init: E2bSandboxInit): E2bSandboxImpl {
   return new E2bSandboxImpl(init);
 }
+
+/** The policy of `updateNetwork`, wrapped so that an issue is named `network.<field>`. */
+const networkUpdateSchema = z.object({ network: networkSchema });
 
 /** How often `wait()` asks E2B whether the sandbox still exists. */
 const waitPollMs = 1000;
@@ -453,6 +469,19 @@ export class E2bSandboxImpl implements E2bSandbox {
     if (plan.warning) this.#init.events.emit('warning', { provider, sandboxId: this.id, warning: plan.warning });
     await this.#call('extendTimeout', () => this.#native().setTimeout(plan.timeoutMs, { signal: options.signal }), options, true);
     this.#lifecycle.armLifetime(plan.timeoutMs);
+  }
+
+  async updateNetwork(policy: NetworkPolicy, options: SignalOptions = {}): Promise<void> {
+    const { network } = parseOptions(networkUpdateSchema, { network: policy }, { provider, what: 'updateNetwork policy' });
+    options.signal?.throwIfAborted();
+    this.#lifecycle.assertAlive();
+    const body = planE2bNetworkUpdate(network);
+    // The static call works on a paused sandbox too; the update replaces every rule, so a retry is safe.
+    const update = () =>
+      this.#init.SandboxClass.updateNetwork(this.id, body, { ...(this.#init.connection as SandboxApiOpts), signal: options.signal });
+    await this.#call('updateNetwork', update, options, true, false).catch((error: unknown) =>
+      Promise.reject(SandboxError.isInstance(error) ? mapE2bNetworkUpdateError(error) : error),
+    );
   }
 
   async pause(options: SignalOptions = {}): Promise<void> {

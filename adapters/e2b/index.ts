@@ -1,10 +1,11 @@
 export { createE2bSandboxProvider, e2bSdkVersion, type E2bSandboxProvider, type E2bSandboxProviderOptions } from './e2b-provider.js';
 export type { E2bSandbox } from './e2b-sandbox.js';
-export { mapE2bError, type E2bErrorContext } from './e2b-errors.js';
+export { mapE2bError, mapE2bNetworkUpdateError, type E2bErrorContext } from './e2b-errors.js';
 export {
   planE2bCreate,
   planE2bExec,
   planE2bNetwork,
+  planE2bNetworkUpdate,
   planE2bMetadata,
   planE2bTunnel,
   e2bCapabilities,

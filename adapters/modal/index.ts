@@ -1,8 +1,9 @@
 export { createModalSandboxProvider, type ModalSandboxProvider, type ModalSandboxProviderOptions } from './modal-provider.js';
 export type { ModalSandbox } from './modal-sandbox.js';
-export { mapModalError, type ModalErrorContext } from './modal-errors.js';
+export { mapModalError, mapModalNetworkUpdateError, type ModalErrorContext } from './modal-errors.js';
 export {
   planModalCreate,
+  planModalNetworkUpdate,
   modalCapabilities,
   modalCreateOptionsSchema,
   modalDefaultTimeoutMs,

@@ -1,6 +1,7 @@
 import {
   SandboxAlreadyExistsError,
   SandboxAuthenticationError,
+  SandboxCapabilityUnsupportedError,
   SandboxError,
   SandboxFileNotFoundError,
   SandboxInvalidArgumentError,
@@ -141,6 +142,21 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Sandb
     });
   }
   return new SandboxProviderError({ message: `Modal error during ${operation}: ${message}`, provider, cause });
+}
+
+/**
+ * An `updateNetworkPolicy` refusal as the contract's (pure): UNIMPLEMENTED (the service does not
+ * make that change, as Modal's emulator for changes its local sandboxes cannot make) is
+ * `SandboxCapabilityUnsupportedError` with capability `network.update`; anything else as mapped.
+ */
+export function mapModalNetworkUpdateError(mapped: SandboxError): SandboxError {
+  if (!SandboxProviderError.isInstance(mapped) || mapped.statusCode !== grpcStatus.unimplemented) return mapped;
+  return new SandboxCapabilityUnsupportedError({
+    message: `Modal cannot make this network change (gRPC UNIMPLEMENTED): ${mapped.message}`,
+    capability: 'network.update',
+    provider: 'modal',
+    cause: mapped.cause,
+  });
 }
 
 /** The `error_kind` Modal's file tool reports in its JSON error line (`IsDirectory`, `NotFound`, …). */

@@ -3,7 +3,7 @@
  * units, defaults and refusals are unit-testable. The provider turns the plan's images, secrets
  * and volumes into SDK objects.
  */
-import type { SandboxCreateParams } from 'modal';
+import type { SandboxCreateParams, SandboxUpdateNetworkPolicyParams } from 'modal';
 import { z } from 'zod';
 import {
   SandboxInvalidArgumentError,
@@ -17,6 +17,7 @@ import {
   wholeSeconds,
   type FileEvent,
   type ParsedCreateSandboxOptions,
+  type ParsedNetworkPolicy,
   type PtySize,
   type SandboxCapabilities,
   type SandboxWarning,
@@ -46,7 +47,8 @@ export const modalCapabilities: SandboxCapabilities = Object.freeze({
   // Modal cannot change a running sandbox's lifetime.
   pause: false,
   extendTimeout: false,
-  network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: false, update: false },
+  // Modal filters egress itself and changes the allowlists live (`updateNetworkPolicy`), to allow-all too.
+  network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: false, update: true },
   limits: { cpu: true, memory: true, pids: false },
   timeouts: { lifetime: true, idle: true, maxLifetimeMs: modalMaxTimeoutMs },
   volumes: 'named',
@@ -166,6 +168,20 @@ export function planModalCreate(options: ParsedCreateSandboxOptions, defaults: {
     volumes,
     warnings,
   };
+}
+
+/** The CIDR block Modal's update takes for "everything" (its SDK documents `0.0.0.0/0` as allow-all). */
+const allTraffic = '0.0.0.0/0';
+
+/**
+ * The params of `updateNetworkPolicy` for a policy (pure). Modal's update takes both lists (its
+ * SDK refuses one alone) and replaces them: `'block'` is two empty lists, `'allow'` the allow-all
+ * CIDR block, an allowlist its own lists.
+ */
+export function planModalNetworkUpdate(network: ParsedNetworkPolicy): Required<SandboxUpdateNetworkPolicyParams> {
+  if (network === 'allow') return { outboundCidrAllowlist: [allTraffic], outboundDomainAllowlist: [] };
+  if (network === 'block') return { outboundCidrAllowlist: [], outboundDomainAllowlist: [] };
+  return { outboundCidrAllowlist: [...network.allowCidrs], outboundDomainAllowlist: [...network.allowDomains] };
 }
 
 /** A duration in Modal's unit (whole seconds, rounded up, with a warning), kept in milliseconds for the SDK. */

@@ -1,12 +1,15 @@
 import type { ModalClient, Sandbox as ModalSdkSandbox } from 'modal';
+import { z } from 'zod';
 import {
   ProcessOutcome,
+  SandboxError,
   SandboxInvalidArgumentError,
   SandboxLifecycle,
   SandboxNotFoundError,
   SandboxProviderError,
   defineFiles,
   killMarkedTreeArgv,
+  networkSchema,
   parseExecCall,
   parseRunCall,
   parseOptions,
@@ -26,6 +29,7 @@ import {
   type SandboxEmitter,
   type SandboxEnded,
   type FileWatch,
+  type NetworkPolicy,
   type SandboxFiles,
   type SandboxProcess,
   type SandboxSnapshotRef,
@@ -35,11 +39,14 @@ import {
   type Tunnel,
 } from '../../src/kit/index.js';
 import { modalEntrypointStdio } from './modal-entrypoint.js';
-import { mapModalError } from './modal-errors.js';
-import { modalCapabilities, planModalExec } from './modal-options.js';
+import { mapModalError, mapModalNetworkUpdateError } from './modal-errors.js';
+import { modalCapabilities, planModalExec, planModalNetworkUpdate } from './modal-options.js';
 import { ModalFiles } from './modal-files.js';
 import { ModalSandboxProcess, killModalTree, resizeModalTerminal } from './modal-process.js';
 import { startModalWatch } from './modal-watch.js';
+
+/** The policy of `updateNetwork`, wrapped so that an issue is named `network.<field>`. */
+const networkUpdateSchema = z.object({ network: networkSchema });
 
 /** GenericResult.status values the control plane reports for a finished sandbox. */
 const resultStatus = { success: 1, failure: 2, terminated: 3, timeout: 4, idleTimeout: 7 } as const;
@@ -263,6 +270,15 @@ class ModalSandboxImpl implements ModalSandbox {
     const checked = parseTags(tags, 'modal');
     // Setting the same tags twice gives the same result: safe to retry.
     await this.#call('setTags', () => this.#init.sdk.setTags({ ...checked }), options, true);
+  }
+
+  async updateNetwork(policy: NetworkPolicy, options: SignalOptions = {}): Promise<void> {
+    const { network } = parseOptions(networkUpdateSchema, { network: policy }, { provider: 'modal', what: 'updateNetwork policy' });
+    const params = planModalNetworkUpdate(network);
+    // The update replaces both lists: safe to retry.
+    await this.#call('updateNetwork', () => this.#init.sdk.updateNetworkPolicy(params), options, true).catch((error: unknown) =>
+      Promise.reject(SandboxError.isInstance(error) ? mapModalNetworkUpdateError(error) : error),
+    );
   }
 
   async getTags(options: SignalOptions = {}): Promise<Record<string, string>> {

@@ -13,7 +13,14 @@ import {
   ServiceBusyError,
   TimeoutError,
 } from 'e2b';
-import { createE2bSandboxProvider, e2bCapabilities, mapE2bError, planE2bCreate } from '../../adapters/e2b/index.js';
+import {
+  createE2bSandboxProvider,
+  e2bCapabilities,
+  mapE2bError,
+  mapE2bNetworkUpdateError,
+  planE2bCreate,
+  planE2bNetworkUpdate,
+} from '../../adapters/e2b/index.js';
 import {
   e2bCommandLine,
   e2bPtyLine,
@@ -95,6 +102,32 @@ describe('e2b create options', () => {
     expect(planE2bNetwork({ allowCidrs: [], allowDomains: [] })).toEqual({ denyOut: ['0.0.0.0/0'] });
     expect(planE2bNetwork('allow')).toBeUndefined();
     expect(planE2bNetwork('allow', false)).toEqual({ allowPublicTraffic: false });
+  });
+
+  it('updateNetwork: every policy spelt out whole (E2B replaces every rule), allow as internet access with no rules', () => {
+    expect(planE2bNetworkUpdate('allow')).toEqual({ allowInternetAccess: true });
+    expect(planE2bNetworkUpdate('block')).toEqual({ denyOut: ['0.0.0.0/0'] });
+    expect(planE2bNetworkUpdate({ allowCidrs: [], allowDomains: [] })).toEqual({ denyOut: ['0.0.0.0/0'] });
+    expect(planE2bNetworkUpdate({ allowCidrs: ['198.51.100.10/32'], allowDomains: ['allowed.test'] })).toEqual({
+      denyOut: ['0.0.0.0/0'],
+      allowOut: ['198.51.100.10/32', 'allowed.test'],
+    });
+  });
+
+  it('updateNetwork: a 501 (a change the service does not make) is capability network.update; other errors stay as mapped', () => {
+    // What the SDK's handleApiError throws for an answer without a class of its own.
+    const statusError = (status: number, message: string) =>
+      Object.assign(new E2bSdkError(`${status}: ${message}`), { statusCode: status });
+    const notMade = mapE2bError(statusError(501, 'not emulated'), { operation: 'updateNetwork', sandboxId: 'sbx' });
+    const refusal = mapE2bNetworkUpdateError(notMade);
+    expect(refusal).toBeInstanceOf(SandboxCapabilityUnsupportedError);
+    expect((refusal as SandboxCapabilityUnsupportedError).capability).toBe('network.update');
+    expect(refusal.message).toContain('not emulated');
+    expect(refusal.cause).toBe(notMade.cause);
+    const invalid = mapE2bError(statusError(400, 'denyOut: bad'), { operation: 'updateNetwork' });
+    expect(mapE2bNetworkUpdateError(invalid)).toBe(invalid);
+    const failed = mapE2bError(statusError(500, 'boom'), { operation: 'updateNetwork' });
+    expect(mapE2bNetworkUpdateError(failed)).toBe(failed);
   });
 
   it('images: a reference is a template, a snapshot its template, { base, commands } a build', () => {

@@ -1,7 +1,14 @@
 /** Option mapping of the Modal adapter: units, defaults, refusals, and the error mapping. No I/O. */
 import { describe, expect, it } from 'vitest';
 import { NotFoundError, SandboxFilesystemNotFoundError } from 'modal';
-import { createModalSandboxProvider, mapModalError, modalCapabilities, planModalCreate } from '../../adapters/modal/index.js';
+import {
+  createModalSandboxProvider,
+  mapModalError,
+  mapModalNetworkUpdateError,
+  modalCapabilities,
+  planModalCreate,
+  planModalNetworkUpdate,
+} from '../../adapters/modal/index.js';
 import { isModalWatchGap, modalTerminalScript, planModalExec, planModalWatchEvent } from '../../adapters/modal/modal-options.js';
 import {
   SandboxAlreadyExistsError,
@@ -87,6 +94,29 @@ describe('modal create options', () => {
     expect(allow.outboundDomainAllowlist).toEqual(['*.example.com']);
     // An empty allowlist still blocks everything it does not list.
     expect(plan({ network: { allowCidrs: [], allowDomains: [] } }).params.outboundCidrAllowlist).toEqual([]);
+  });
+
+  it('updateNetwork: both lists always (the SDK refuses one alone), block as two empty ones, allow as the allow-all block', () => {
+    expect(planModalNetworkUpdate({ allowCidrs: ['10.0.0.0/8'], allowDomains: ['*.example.com'] })).toEqual({
+      outboundCidrAllowlist: ['10.0.0.0/8'],
+      outboundDomainAllowlist: ['*.example.com'],
+    });
+    expect(planModalNetworkUpdate('block')).toEqual({ outboundCidrAllowlist: [], outboundDomainAllowlist: [] });
+    expect(planModalNetworkUpdate('allow')).toEqual({ outboundCidrAllowlist: ['0.0.0.0/0'], outboundDomainAllowlist: [] });
+  });
+
+  it('updateNetwork: UNIMPLEMENTED (a change the service does not make) is capability network.update; other errors stay as mapped', () => {
+    const grpcError = (code: number, details: string) => Object.assign(new Error(details), { name: 'ClientError', code, details });
+    const notMade = mapModalError(grpcError(12, 'not emulated'), { operation: 'updateNetwork', sandboxId: 'sb-1' });
+    const refusal = mapModalNetworkUpdateError(notMade);
+    expect(refusal).toBeInstanceOf(SandboxCapabilityUnsupportedError);
+    expect((refusal as SandboxCapabilityUnsupportedError).capability).toBe('network.update');
+    expect(refusal.message).toContain('not emulated');
+    const invalid = mapModalError(grpcError(3, 'bad cidr'), { operation: 'updateNetwork', sandboxId: 'sb-1' });
+    expect(invalid).toBeInstanceOf(SandboxInvalidArgumentError);
+    expect(mapModalNetworkUpdateError(invalid)).toBe(invalid);
+    const failed = mapModalError(grpcError(9, 'precondition'), { operation: 'updateNetwork', sandboxId: 'sb-1' });
+    expect(mapModalNetworkUpdateError(failed)).toBe(failed);
   });
 
   it('ports are encrypted by default, plain when the provider is told so', () => {
