@@ -452,8 +452,9 @@ export function defineEgressAttacks(name: string, options: EgressAttackOptions):
         await sandbox.run([
           '/bin/sh',
           '-c',
-          `(curl -s --noproxy '' --proxy http://127.0.0.1:3128 http://127.0.0.1:${port}/hold >/dev/null 2>&1 &); ` +
-            `(sleep 600 | curl -s --noproxy '' -p --proxy http://127.0.0.1:3128 telnet://127.0.0.1:${port} >/dev/null 2>&1 &)`,
+          // Every descriptor to /dev/null, so that the exec ends while they run.
+          `(curl -s --noproxy '' --proxy http://127.0.0.1:3128 http://127.0.0.1:${port}/hold) </dev/null >/dev/null 2>&1 & ` +
+            `(sleep 600 | curl -s --noproxy '' -p --proxy http://127.0.0.1:3128 telnet://127.0.0.1:${port}) </dev/null >/dev/null 2>&1 &`,
         ]);
         expect(await waitUntil(() => open.size >= 2), 'the held connections reached the host service').toBe(true);
         await sandbox.terminate();
