@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { createE2bSandboxProvider, e2bCapabilities, type E2bResourceTemplate } from '../../adapters/e2b/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
+import { egressTargets } from '../egress-targets.js';
 import { installLocalhostResolution } from '../emulators/e2b/index.js';
 import { spawnE2bEmulator, type E2bEmulatorProcess } from '../emulators/e2b/spawn.js';
 import { sizedTemplateName, templateSizes } from '../emulators/e2b/e2b-templates.js';
@@ -20,7 +21,8 @@ const templates: E2bResourceTemplate[] = templateSizes.cpuCount.flatMap((cpu) =>
 
 describe('e2b provider (real SDK against the emulator)', () => {
   beforeAll(async () => {
-    emulator = await spawnE2bEmulator();
+    // Its sandboxes' egress goes to the test internet, which the network-allowlist group reaches.
+    emulator = await spawnE2bEmulator({ testInternet: true });
     // Tunnel host names are `<port>-<id>.e2b.localhost`: this process resolves them to loopback.
     uninstallResolution = installLocalhostResolution();
   }, 120_000);
@@ -48,6 +50,7 @@ describe('e2b provider (real SDK against the emulator)', () => {
         // The emulator's tunnel proxy is plain HTTP on loopback (no TLS terminator).
         tunnelScheme: 'http',
       }),
+    networkTargets: egressTargets,
     skip: {
       // Real E2B terminates TLS for every port; e2b.live.test.ts covers this there.
       'capabilities.tunnels-tls': 'the emulator has no TLS terminator: its tunnels are plain HTTP',

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { ModalClient } from 'modal';
 import { createModalSandboxProvider, modalCapabilities } from '../../adapters/modal/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
+import { egressTargets } from '../egress-targets.js';
 import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
 
 // The emulator runs in its own process, so the suite's memory checks see the client side only.
@@ -15,7 +16,8 @@ let client: ModalClient | undefined;
 describe('modal provider (real SDK against the emulator)', () => {
   // Runs before the suite's own beforeAll, which calls createProvider.
   beforeAll(async () => {
-    emulator = await spawnModalEmulator();
+    // Its sandboxes' egress goes to the test internet, which the network-allowlist group reaches.
+    emulator = await spawnModalEmulator({ testInternet: true });
   });
   afterAll(async () => {
     client?.close();
@@ -42,6 +44,7 @@ describe('modal provider (real SDK against the emulator)', () => {
         encryptPortsByDefault: false,
       });
     },
+    networkTargets: egressTargets,
     skip: {
       // Real Modal terminates TLS for encrypted ports; modal.live.test.ts covers this there.
       'capabilities.tunnels-tls': 'the emulator has no TLS terminator: every tunnel it gives is plain TCP',
