@@ -97,6 +97,11 @@ export interface E2bSandbox extends Sandbox {
   readonly trafficAccessToken: string | undefined;
   snapshot(options?: SignalOptions): Promise<SandboxSnapshotRef>;
   extendTimeout(timeoutMs: number, options?: SignalOptions): Promise<void>;
+  /**
+   * See `Sandbox.updateNetwork`: E2B's `updateNetwork` (`PUT /sandboxes/:id/network`), which
+   * replaces every egress rule; works while paused. `'allow'` opens all egress. A 501 from the
+   * service (a change it does not make) is `SandboxCapabilityUnsupportedError` (`network.update`).
+   */
   updateNetwork(policy: NetworkPolicy, options?: SignalOptions): Promise<void>;
   pause(options?: SignalOptions): Promise<void>;
   resume(options?: SignalOptions): Promise<void>;

@@ -68,6 +68,12 @@ export interface ModalSandbox extends Sandbox {
   /** The `modal` SDK's `Sandbox`, for what the neutral API does not cover. */
   readonly native: ModalSdkSandbox;
   snapshot(options?: SignalOptions): Promise<SandboxSnapshotRef>;
+  /**
+   * See `Sandbox.updateNetwork`: Modal's `updateNetworkPolicy`, which replaces both allowlists
+   * (`'block'` is two empty ones, `'allow'` the allow-all `0.0.0.0/0`). UNIMPLEMENTED from the
+   * service (a change it does not make) is `SandboxCapabilityUnsupportedError` (`network.update`).
+   */
+  updateNetwork(policy: NetworkPolicy, options?: SignalOptions): Promise<void>;
 }
 
 /**
