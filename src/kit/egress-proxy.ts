@@ -78,9 +78,8 @@ const defaultMaxConnections = 1024;
 
 /**
  * One client connection's report: exactly one `egress` event, whichever comes first of a
- * denial (at once) or the close of an allowed connection. A destination the policy allows but
- * that cannot be reached (refused, not resolving, timed out) is reported `denied` too, its
- * reason naming the failure: no connection was made.
+ * denial (at once), a failure to reach an allowed destination (at once: refused, not
+ * resolving, timed out, or the client gone first), or the close of an allowed connection.
  */
 class ProxyConnection {
   private reported = false;
@@ -93,6 +92,11 @@ class ProxyConnection {
 
   denied(reason: string, address: string | undefined): void {
     this.report({ decision: 'denied', address, reason, bytesSent: 0, bytesReceived: 0, durationMs: 0 });
+  }
+
+  /** No connection was made although the policy allowed it (or `failure` says the policy refused it). */
+  failed(reason: string, address: string | undefined, failure: EgressFailure = 'failed'): void {
+    this.report({ decision: failure === 'denied' ? 'denied' : 'failed', address, reason, bytesSent: 0, bytesReceived: 0, durationMs: 0 });
   }
 
   allowed(address: string, upstream: Socket, since: number): void {
@@ -291,7 +295,7 @@ async function guarded(
     then(await opening);
   } catch (error) {
     client.destroy();
-    connection.denied(`the egress proxy failed: ${describeError(error)}`, undefined);
+    connection.failed(`the egress proxy failed: ${describeError(error)}`, undefined);
   }
 }
 
@@ -314,7 +318,7 @@ function handleConnect(core: EgressProxyCore, req: IncomingMessage, socket: Dupl
   const connection = new ProxyConnection(core, 'connect', target.host, target.port);
   void guarded(socket, connection, core.open(target.host, target.port), (opened) => {
     if (!opened.ok) {
-      connection.denied(opened.reason, opened.address);
+      connection.failed(opened.reason, opened.address, opened.failure);
       refuseRaw(
         socket,
         httpStatus(opened.failure),
@@ -325,7 +329,7 @@ function handleConnect(core: EgressProxyCore, req: IncomingMessage, socket: Dupl
     }
     if (socket.destroyed) {
       opened.socket.destroy();
-      connection.denied('the client went away before the destination answered', opened.address);
+      connection.failed('the client went away before the destination answered', opened.address);
       return;
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -489,13 +493,13 @@ function handleSocks(core: EgressProxyCore, socket: Socket, first: Buffer): void
     const connection = new ProxyConnection(core, 'socks5', request.host, request.port);
     void guarded(socket, connection, core.open(request.host, request.port), (opened) => {
       if (!opened.ok) {
-        connection.denied(opened.reason, opened.address);
+        connection.failed(opened.reason, opened.address, opened.failure);
         endAndDrop(socket, socksResponse(socksCode(opened.failure)));
         return;
       }
       if (socket.destroyed) {
         opened.socket.destroy();
-        connection.denied('the client went away before the destination answered', opened.address);
+        connection.failed('the client went away before the destination answered', opened.address);
         return;
       }
       socket.write(socksResponse(socksReply.succeeded));
@@ -567,13 +571,13 @@ function handlePlainRequest(core: EgressProxyCore, req: IncomingMessage, res: Se
   const connection = new ProxyConnection(core, 'http', url.hostname, port);
   void guarded(req.socket, connection, core.open(url.hostname, port), (opened) => {
     if (!opened.ok) {
-      connection.denied(opened.reason, opened.address);
+      connection.failed(opened.reason, opened.address, opened.failure);
       refuse(httpStatus(opened.failure), opened.failure === 'denied' ? 'denied' : 'error', opened.reason);
       return;
     }
     if (req.socket.destroyed) {
       opened.socket.destroy();
-      connection.denied('the client went away before the destination answered', opened.address);
+      connection.failed('the client went away before the destination answered', opened.address);
       return;
     }
     forwardRequest(core, connection, req, res, url, opened.socket, opened.address);

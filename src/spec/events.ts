@@ -50,9 +50,11 @@ export interface SandboxEvents {
   /**
    * One outbound connection of a sandbox whose network is an allowlist, as its egress proxy
    * decided it (providers that filter through a proxy of ours: `capabilities.network.allowlistViaProxy`).
-   * A denied connection is reported at once; an allowed one when it closes, with the bytes it
-   * carried. `host` is what the program asked for (a name or an address); `address` the address
-   * actually dialled, when one was. `reason` says why a connection was denied, for a person.
+   * A denied connection is reported at once, and so is a `failed` one (the policy allowed it but
+   * the destination could not be reached: refused, not resolving, timed out); an allowed one
+   * when it closes, with the bytes it carried. `host` is what the program asked for (a name or an
+   * address); `address` the address dialled or refused, when there was one. `reason` says why a
+   * connection was denied or failed, for a person.
    */
   egress: [event: EgressEvent];
   /** A setting was adjusted (also in `sandbox.warnings`); `sandboxId` is `undefined` before the sandbox exists. */
@@ -66,20 +68,20 @@ export type EgressProtocol = 'http' | 'connect' | 'socks5';
 export interface EgressEvent {
   readonly provider: string;
   readonly sandboxId: string;
-  readonly decision: 'allowed' | 'denied';
+  readonly decision: 'allowed' | 'denied' | 'failed';
   /** The destination as the program named it: a host name, or an IPv4/IPv6 address. */
   readonly host: string;
   readonly port: number;
   /** The address dialled (allowed connections), or the one that was refused. */
   readonly address: string | undefined;
   readonly protocol: EgressProtocol;
-  /** Why the connection was denied, for a person to read; `undefined` when allowed. */
+  /** Why the connection was denied or failed, for a person to read; `undefined` when allowed. */
   readonly reason: string | undefined;
-  /** Bytes from the sandbox to the destination (0 when denied). */
+  /** Bytes from the sandbox to the destination (0 unless allowed). */
   readonly bytesSent: number;
-  /** Bytes from the destination to the sandbox (0 when denied). */
+  /** Bytes from the destination to the sandbox (0 unless allowed). */
   readonly bytesReceived: number;
-  /** Milliseconds the connection was open (0 when denied). */
+  /** Milliseconds the connection was open (0 unless allowed). */
   readonly durationMs: number;
 }
 
