@@ -136,8 +136,16 @@ export async function openDockerEgress(options: OpenDockerEgressOptions): Promis
       ...(options.network ? { network: options.network } : {}),
     });
     signal?.throwIfAborted();
-    forwarder = await startHostForwarder(container, info.State.Pid, hostSocket, signal);
+    // A host forwarder that fails to start (a socat too old for its options, say) leaves the
+    // one inside the container to try; its failure is the error when that one cannot run either.
+    let hostFailure: unknown;
+    forwarder = await startHostForwarder(container, info.State.Pid, hostSocket, signal).catch((error: unknown) => {
+      if (signal?.aborted) throw signal.reason;
+      hostFailure = error;
+      return undefined;
+    });
     if (!forwarder && !(await startContainerForwarder(container, egressProxyPort, `${egressContainerDirectory}/${socketName}`, signal))) {
+      if (hostFailure) throw hostFailure;
       throw new SandboxCapabilityUnsupportedError({
         message:
           `network: an allowlist on Docker needs a forwarder from the container's 127.0.0.1:${egressProxyPort} to its egress proxy: ` +

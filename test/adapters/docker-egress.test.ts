@@ -4,9 +4,9 @@
  * is the test internet (names resolving to documentation addresses whose dials land on servers
  * this file opened on loopback). curl inside the sandbox is the client.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import {
   type DockerSandboxProvider,
 } from '../../adapters/docker/index.js';
 import { createSandboxOptionsSchema, egressProxyEnv } from '../../src/kit/index.js';
-import { SandboxCapabilityUnsupportedError, type CreateSandboxOptions, type ExecResult } from '../../src/index.js';
+import { SandboxCapabilityUnsupportedError, SandboxProviderError, type CreateSandboxOptions, type ExecResult } from '../../src/index.js';
 import type { EgressEvent } from '../../src/spec/events.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 import { startTestInternet, testInternetNames, type TestInternet } from '../egress-internet.js';
@@ -286,6 +286,44 @@ describe.skipIf(!available)('docker network allowlists', () => {
     await sandbox.terminate();
     expect(existsSync(directory)).toBe(false);
   }, 600_000);
+
+  it.skipIf(!root)(
+    'a host socat that fails to start leaves the in-container forwarder to try, and is the error when there is none',
+    async () => {
+      const tools = await mkdtemp(join(tmpdir(), 'sandport-test-tools-'));
+      try {
+        for (const tool of ['setpriv', 'nsenter'])
+          await symlink(
+            execFileSync('/bin/sh', ['-c', `command -v ${tool}`])
+              .toString()
+              .trim(),
+            join(tools, tool),
+          );
+        await writeFile(join(tools, 'socat'), '#!/bin/sh\necho "socat: this one refuses" >&2\nexit 1\n', { mode: 0o755 });
+        const image = {
+          base: baseImage,
+          commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'],
+        };
+        await (await create({ image, network: 'block' })).terminate();
+        const path = process.env.PATH;
+        process.env.PATH = tools;
+        let withPython: DockerSandbox;
+        let without: unknown;
+        try {
+          withPython = await create({ image, network: { allowDomains: ['allowed.test'] } });
+          without = await provider.create({ network: { allowDomains: ['allowed.test'] } }).catch((error: unknown) => error);
+        } finally {
+          process.env.PATH = path;
+        }
+        expect(statusOf(await curl(withPython, ['http://allowed.test/']))).toBe('200');
+        expect(SandboxProviderError.isInstance(without), String(without)).toBe(true);
+        expect((without as Error).message).toContain('socat: this one refuses');
+      } finally {
+        await rm(tools, { recursive: true, force: true });
+      }
+    },
+    600_000,
+  );
 
   it.skipIf(!root)(
     'a create aborted at any point leaves no proxy directory, forwarder or container behind',
