@@ -1,24 +1,24 @@
 /**
- * Egress allowlist benchmarks on the local provider, each next to a baseline in the same run:
- * an HTTPS download and a small HTTPS request from an allowlisted sandbox (curl → the bridge →
- * the egress proxy → the server) against the same curl from a `network: 'allow'` sandbox
- * (slirp4netns) to the same server, and the create of an allowlisted sandbox against a
- * `'block'` one.
+ * Egress allowlist benchmarks on the local provider (and on Docker when an engine is there), each
+ * next to a baseline in the same run: an HTTPS download and a small HTTPS request from an
+ * allowlisted sandbox (curl → the bridge → the egress proxy → the server) against the same curl
+ * from a `network: 'allow'` sandbox (local: slirp4netns; Docker: its bridge network) to the same
+ * server, and the create of an allowlisted sandbox against a `'block'` one.
  *   npx tsx bench/egress.ts [--quick]
  *
  * The server is ours, in a child process (so it does not share the proxy's event loop, as a
  * remote server would not), listening on this host's own non-loopback address: the one place
  * both paths reach, since a networked sandbox never reaches the host's loopback. It serves only
- * connections from this host's addresses. The proxy reaches it through an `egressNetwork` that
+ * connections from this host's addresses and its Docker bridges. The proxy reaches it through an `egressNetwork` that
  * resolves `download.test` to that address; nothing else is dialled.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { networkInterfaces } from 'node:os';
 import { connect, type Socket } from 'node:net';
 import { generate } from 'selfsigned';
 import { createLocalSandboxProvider } from '../adapters/local/index.js';
-import type { Sandbox } from '../src/index.js';
+import type { NetworkPolicy, Sandbox } from '../src/index.js';
 import type { EgressNetwork } from '../src/kit/index.js';
 import { formatTable, goals, latencyRow, throughputRow, type BenchRow } from './stats.js';
 
@@ -29,6 +29,17 @@ const downloadName = 'download.test';
 const serverSource = `
 const https = require('node:https');
 const allowed = new Set(JSON.parse(process.env.BENCH_ALLOWED));
+// Docker bridge subnets, sent by the parent once it knows them (a container's address is its own).
+let bridges = [];
+process.on('message', (subnets) => {
+  bridges = subnets.map((subnet) => [toNumber(subnet.split('/')[0]), Number(subnet.split('/')[1])]);
+  process.send('ok');
+});
+function toNumber(address) { return address.split('.').reduce((total, part) => total * 256 + Number(part), 0); }
+function fromBridge(address) {
+  if (!/^\\d+\\.\\d+\\.\\d+\\.\\d+$/.test(address)) return false;
+  return bridges.some(([network, bits]) => Math.floor(toNumber(address) / 2 ** (32 - bits)) === Math.floor(network / 2 ** (32 - bits)));
+}
 const chunk = Buffer.alloc(256 * 1024, 0x61);
 const server = https.createServer({ key: process.env.BENCH_KEY, cert: process.env.BENCH_CERT }, (req, res) => {
   const url = new URL(req.url, 'https://x');
@@ -45,14 +56,19 @@ const server = https.createServer({ key: process.env.BENCH_KEY, cert: process.en
   };
   pump();
 });
-// Only this host's own addresses (the proxy, and slirp4netns's NAT) may connect.
-server.on('connection', (socket) => { if (!allowed.has(socket.remoteAddress.replace('::ffff:', ''))) socket.destroy(); });
+// Only this host's own addresses (the proxy, slirp4netns's NAT) and its Docker bridges may connect.
+server.on('connection', (socket) => {
+  const remote = socket.remoteAddress.replace('::ffff:', '');
+  if (!allowed.has(remote) && !fromBridge(remote)) socket.destroy();
+});
 server.listen(0, process.env.BENCH_HOST, () => console.log(server.address().port));
 `;
 
 interface BenchServer {
   host: string;
   port: number;
+  /** Lets containers on these subnets (CIDR text) connect too. */
+  admit(subnets: string[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,12 +94,16 @@ async function startServer(): Promise<BenchServer> {
       BENCH_HOST: address.host,
       BENCH_ALLOWED: JSON.stringify(address.all),
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   return {
     host: address.host,
     port: Number(line.toString().trim()),
+    admit: async (subnets) => {
+      child.send(subnets);
+      await once(child, 'message');
+    },
     close: async () => {
       child.kill('SIGTERM');
       if (child.exitCode === null) await once(child, 'exit');
@@ -140,23 +160,28 @@ async function hostCurlTimes(url: string, count: number, resolve: string): Promi
   return samples;
 }
 
-export async function runEgressBench(options: { quick?: boolean } = {}): Promise<BenchRow[]> {
+/** What one provider's rows need: sandboxes made by it, and the label of its `'allow'` path. */
+interface ProviderUnderTest {
+  label: string;
+  allowPath: string;
+  create(network: NetworkPolicy): Promise<Sandbox>;
+}
+
+async function measure(under: ProviderUnderTest, server: BenchServer, options: { quick?: boolean }): Promise<BenchRow[]> {
   const rounds = options.quick ? 3 : 7;
   const requests = options.quick ? 20 : 60;
   const downloadMiB = options.quick ? 16 : 64;
-  const server = await startServer();
-  const provider = createLocalSandboxProvider({ egressNetwork: benchNetwork(server) });
   const rows: BenchRow[] = [];
-  try {
-    // Warm up: the first create probes the host, the first exec pages in curl.
-    const warm = await provider.create({ network: 'block' });
-    await warm.run(['true']);
-    await warm.terminate();
+  // Warm up: the first create probes the host, the first exec pages in curl.
+  const warm = await under.create('block');
+  await warm.run(['true']);
+  await warm.terminate();
 
-    const proxied = await provider.create({ network: { allowDomains: [downloadName] } });
-    const direct = await provider.create({ network: 'allow' });
+  const proxied = await under.create({ allowDomains: [downloadName] });
+  const direct = await under.create('allow');
+  try {
     // Each URL names the same server: through the proxy by name, directly by the host's address
-    // (no DNS name reaches it from slirp4netns; curl's --resolve keeps the TLS name the same).
+    // (no DNS name reaches it from a networked sandbox; curl's --resolve keeps the TLS name).
     const proxiedUrl = (path: string) => `https://${downloadName}${path}`;
     const directUrl = (path: string) => `https://${downloadName}:${server.port}${path}`;
     const resolveDirect = `--resolve ${downloadName}:${server.port}:${server.host}`;
@@ -166,80 +191,118 @@ export async function runEgressBench(options: { quick?: boolean } = {}): Promise
     const bytes = downloadMiB * MiB;
     // curl's own transfer times, taken alternately so that drift on a shared machine hits both.
     const throughProxy: number[] = [];
-    const throughSlirp: number[] = [];
+    const throughDirect: number[] = [];
     for (let index = 0; index < rounds; index++) {
       throughProxy.push(...(await curlTimes(proxied, proxiedUrl(`/bytes?n=${bytes}`), 1)));
-      throughSlirp.push(...(await curlTimes(direct, directUrl(`/bytes?n=${bytes}`), 1, resolveDirect)));
+      throughDirect.push(...(await curlTimes(direct, directUrl(`/bytes?n=${bytes}`), 1, resolveDirect)));
     }
+    const download = `${under.label}: ${downloadMiB} MiB HTTPS download, allowlisted (egress proxy)`;
     rows.push(
-      throughputRow(
-        `${downloadMiB} MiB HTTPS download, allowlisted (egress proxy)`,
-        downloadMiB,
-        throughProxy,
-        "the same curl, network 'allow' (slirp4netns)",
-        throughSlirp,
-        { goal: goals.ratioAtLeast(0.8) },
-      ),
+      throughputRow(download, downloadMiB, throughProxy, `the same curl, network 'allow' (${under.allowPath})`, throughDirect, {
+        goal: goals.ratioAtLeast(0.8),
+      }),
     );
     const hostTimes = await hostCurlTimes(directUrl(`/bytes?n=${bytes}`), rounds, `${downloadName}:${server.port}:${server.host}`);
-    rows.push(
-      throughputRow(
-        `${downloadMiB} MiB HTTPS download, allowlisted (egress proxy)`,
-        downloadMiB,
-        throughProxy,
-        'the same curl on the host, no sandbox',
-        hostTimes,
-        { goal: goals.none },
-      ),
-    );
+    rows.push(throughputRow(download, downloadMiB, throughProxy, 'the same curl on the host, no sandbox', hostTimes, { goal: goals.none }));
 
     // Per connection: a fresh curl per request (TCP, CONNECT for the proxy, TLS, one GET).
     const proxyLatency: number[] = [];
-    const slirpLatency: number[] = [];
+    const directLatency: number[] = [];
     const batch = Math.max(1, Math.floor(requests / 4));
     for (let done = 0; done < requests; done += batch) {
       proxyLatency.push(...(await curlTimes(proxied, proxiedUrl('/'), batch)));
-      slirpLatency.push(...(await curlTimes(direct, directUrl('/'), batch, resolveDirect)));
+      directLatency.push(...(await curlTimes(direct, directUrl('/'), batch, resolveDirect)));
     }
+    const request = `${under.label}: HTTPS request on a new connection, allowlisted`;
     rows.push(
-      latencyRow('HTTPS request on a new connection, allowlisted', proxyLatency, "the same, network 'allow'", slirpLatency, {
+      latencyRow(request, proxyLatency, "the same, network 'allow'", directLatency, {
         goal: goals.overheadAtMost(2),
         note: (row) => `added ${(row.p50 - row.baselineP50).toFixed(2)} ms, n=${proxyLatency.length}`,
       }),
     );
     const hostLatency = await hostCurlTimes(directUrl('/'), requests, `${downloadName}:${server.port}:${server.host}`);
     rows.push(
-      latencyRow('HTTPS request on a new connection, allowlisted', proxyLatency, 'the same curl on the host, no sandbox', hostLatency, {
+      latencyRow(request, proxyLatency, 'the same curl on the host, no sandbox', hostLatency, {
         goal: goals.none,
         note: (row) => `added ${(row.p50 - row.baselineP50).toFixed(2)} ms`,
       }),
     );
-    await proxied.terminate();
-    await direct.terminate();
+  } finally {
+    await Promise.all([proxied.terminate(), direct.terminate()]);
+  }
 
-    // Create until ready to exec: the allowlist adds the proxy and its bridge to a blocked sandbox.
-    const timedCreate = async (network: 'block' | { allowDomains: string[] }) => {
-      const started = performance.now();
-      const sandbox = await provider.create({ network });
-      const elapsed = performance.now() - started;
-      await sandbox.terminate();
-      return elapsed;
-    };
-    const allowlisted: number[] = [];
-    const blocked: number[] = [];
-    for (let index = 0; index < rounds * 4; index++) {
-      allowlisted.push(await timedCreate({ allowDomains: [downloadName] }));
-      blocked.push(await timedCreate('block'));
-    }
-    rows.push(
-      latencyRow('create, allowlisted (ready to exec)', allowlisted, "create, network 'block'", blocked, {
-        goal: goals.none,
-        note: (row) => `added ${(row.p50 - row.baselineP50).toFixed(1)} ms`,
-      }),
+  // Create until ready to exec: the allowlist adds the proxy and its bridge to a blocked sandbox.
+  const timedCreate = async (network: NetworkPolicy) => {
+    const started = performance.now();
+    const sandbox = await under.create(network);
+    const elapsed = performance.now() - started;
+    await sandbox.terminate();
+    return elapsed;
+  };
+  const allowlisted: number[] = [];
+  const blocked: number[] = [];
+  for (let index = 0; index < rounds * 4; index++) {
+    allowlisted.push(await timedCreate({ allowDomains: [downloadName] }));
+    blocked.push(await timedCreate('block'));
+  }
+  rows.push(
+    latencyRow(`${under.label}: create, allowlisted (ready to exec)`, allowlisted, "create, network 'block'", blocked, {
+      goal: goals.none,
+      note: (row) => `added ${(row.p50 - row.baselineP50).toFixed(1)} ms`,
+    }),
+  );
+  return rows;
+}
+
+/** The local provider's rows, then Docker's when an engine and the base image are there. */
+export async function runEgressBench(options: { quick?: boolean } = {}): Promise<BenchRow[]> {
+  const server = await startServer();
+  const network = benchNetwork(server);
+  try {
+    const local = createLocalSandboxProvider({ egressNetwork: network });
+    const rows = await measure(
+      { label: 'local', allowPath: 'slirp4netns', create: (policy) => local.create({ network: policy }) },
+      server,
+      options,
     );
-    return rows;
+    const image = process.env.SANDPORT_DOCKER_BASE_IMAGE ?? 'sandport/base:bookworm';
+    if (!dockerReady(image)) {
+      console.warn(`bench egress: no Docker rows (no engine answers or ${image} is missing)`);
+      return rows;
+    }
+    const { createDockerSandboxProvider } = await import('../adapters/docker/index.js');
+    const docker = createDockerSandboxProvider({ defaultImage: image, egressNetwork: network });
+    // A networked container makes the provider's bridge network; its subnet is then admitted.
+    await (await docker.create({ image, network: 'allow' })).terminate();
+    await server.admit(bridgeSubnets());
+    const dockerRows = await measure(
+      { label: 'docker', allowPath: 'the sandport-isolated bridge', create: (policy) => docker.create({ image, network: policy }) },
+      server,
+      options,
+    );
+    return [...rows, ...dockerRows];
   } finally {
     await server.close();
+  }
+}
+
+/** The subnets of the engine's bridge networks (where a networked container's address comes from). */
+function bridgeSubnets(): string[] {
+  const ids = execFileSync('docker', ['network', 'ls', '--filter', 'driver=bridge', '-q'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
+  const subnets = execFileSync('docker', ['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Subnet}} {{end}}', ...ids], {
+    encoding: 'utf8',
+  });
+  return subnets.split(/\s+/).filter((subnet) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(subnet));
+}
+
+function dockerReady(image: string): boolean {
+  try {
+    execFileSync('docker', ['image', 'inspect', image], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
   }
 }
 
