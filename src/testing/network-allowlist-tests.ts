@@ -84,7 +84,7 @@ export function networkAllowlistTests(context: SuiteContext): void {
     return sandbox;
   }
 
-  /** The events of `provider.events` for one sandbox, from now until `stop()`. */
+  /** Every `egress` event of `provider.events` from now until `stop()` (filter by `sandboxId`). */
   function recordEgress(): { events: EgressEvent[]; stop(): void } {
     const events: EgressEvent[] = [];
     const listener = (event: EgressEvent) => events.push(event);
