@@ -30,7 +30,7 @@ import { SandboxNotFoundError, SandboxPausedError } from '../../../src/kit/index
 import { EmulatorFiles, FileToolError } from '../shared/file-tools.js';
 import { HttpError, sendJson, type E2bRequest, type E2bRoute } from './e2b-http.js';
 import type { E2bSandbox, E2bState } from './e2b-state.js';
-import { changeOwner, EnvdFsError } from './e2b-fs-tools.js';
+import { EnvdFsError } from './e2b-fs-tools.js';
 import { PathResolveError, UnknownUserError, canOwn, defaultWorkdir, resolveEnvdPath, resolveUser, type EnvdUser } from './e2b-fs-users.js';
 import { metadataFromHeaders, writeMetadata } from './e2b-fs-metadata.js';
 import { MultipartError, multipartBoundary, multipartParts } from './e2b-multipart.js';
@@ -301,8 +301,13 @@ async function writeFile(
       for await (const _ of source) void _;
       throw new FileToolError('is_directory', path, 'is a directory');
     }
-    await files.write(path, body, { signal });
-    if ((user.uid !== 0 || user.gid !== 0) && (await canOwn(sandbox, user))) await changeOwner(sandbox.local, path, user.uid, user.gid);
+    // envd chowns the file as it opens it, before the body, and answers as soon as the body is
+    // in: so the owner is settled first here (canOwn reads the uid map on a sandbox's first
+    // upload) and the write tool chowns at creation. Any command after the body is a window in
+    // which a command waiting for the file can exit and its sandbox be killed (an entrypoint
+    // ending its sandbox), failing an upload that had landed.
+    const owner = (user.uid !== 0 || user.gid !== 0) && (await canOwn(sandbox, user)) ? { uid: user.uid, gid: user.gid } : undefined;
+    await files.write(path, body, { signal, ...(owner && { owner }) });
     stored = await writeMetadata(sandbox, path, metadata);
   } catch (error) {
     if (isZlibError(error)) throw new HttpError(400, `error decompressing request body: ${error.message}`);

@@ -124,11 +124,13 @@ if [ -n "$2" ]; then size=$(ls -dnL -- "$1" | awk '{ print $5 }'); [ "$size" -gt
 err=$(head -c 0 -- "$1" 2>&1) || fault "$err"
 printf R
 if [ -n "$2" ]; then exec head -c "$(($2 + 1))" -- "$1"; else exec cat -- "$1"; fi`,
-  // $2 = a mode to apply at the end, or empty. The parent is made like mkdir -p; a direct parent
-  // that is a file is told apart from a file further up.
+  // $2 = a mode to apply at the end, or empty; $3 = `uid:gid` to own the file from its creation
+  // on, before a byte of it is written (as envd does), or empty. The parent is made like
+  // mkdir -p; a direct parent that is a file is told apart from a file further up.
   write: `${prelude}\n[ -d "$1" ] && exit 63
 dir=$(dirname -- "$1"); if [ -e "$dir" ] && [ ! -d "$dir" ]; then exit 65; fi
 err=$(mkdir -p -- "$dir" 2>&1) || fault "$err"
+if [ -n "$3" ]; then err=$( { : > "$1" && chown -- "$3" "$1"; } 2>&1) || fault "$err"; fi
 err=$( { cat > "$1"; } 2>&1) || fault "$err"
 if [ -n "$2" ]; then err=$(chmod -- "$2" "$1" 2>&1) || fault "$err"; fi`,
 } as const;
@@ -255,16 +257,20 @@ export class EmulatorFiles {
   }
 
   /**
-   * Starts writing a file (parents made as needed, `mode` applied at the end), for an emulator
-   * that feeds the bytes as its client sends them.
+   * Starts writing a file (parents made as needed, `mode` applied at the end, `owner` given the
+   * file when it is created, before its bytes), for an emulator that feeds the bytes as its
+   * client sends them.
    */
-  async openWrite(path: string, options: SignalOptions & { mode?: number } = {}): Promise<OpenWrite> {
+  async openWrite(path: string, options: SignalOptions & { mode?: number; owner?: { uid: number; gid: number } } = {}): Promise<OpenWrite> {
     const target = this.resolve(path);
     if (options.mode !== undefined && (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777)) {
       throw new FileToolError('failed', target, `bad mode ${options.mode}`);
     }
     const mode = options.mode === undefined ? '' : options.mode.toString(8);
-    const process = await this.sandbox.exec(['/bin/sh', '-c', fileToolScripts.write, 'write', target, mode], { signal: options.signal });
+    const owner = options.owner === undefined ? '' : `${options.owner.uid}:${options.owner.gid}`;
+    const process = await this.sandbox.exec(['/bin/sh', '-c', fileToolScripts.write, 'write', target, mode, owner], {
+      signal: options.signal,
+    });
     void process.stdout.cancel().catch(() => undefined);
     const stderr = collect(process.stderr, 4000);
     const done = process.wait().then(async ({ exitCode }) => {
@@ -280,7 +286,7 @@ export class EmulatorFiles {
   async write(
     path: string,
     data: string | Uint8Array | ReadableStream<Uint8Array>,
-    options: SignalOptions & { mode?: number } = {},
+    options: SignalOptions & { mode?: number; owner?: { uid: number; gid: number } } = {},
   ): Promise<void> {
     const { stdin, done, abort } = await this.openWrite(path, options);
     const source = typeof data === 'string' || data instanceof Uint8Array ? new Blob([data]).stream() : data;
