@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ALL_TRAFFIC, Sandbox, SandboxError } from 'e2b';
+import { ALL_TRAFFIC, Sandbox, type SandboxError } from 'e2b';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testInternetNames } from '../egress-internet.js';
 import { startE2bEmulator, type E2bEmulator } from './e2b/index.js';

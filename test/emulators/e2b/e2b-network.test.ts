@@ -27,7 +27,11 @@ describe('planEgress', () => {
 
   it('allows the allowOut list when all else is denied: CIDRs, addresses as single-address blocks, host names', () => {
     expect(
-      planEgress(undefined, { denyOut: ['0.0.0.0/0'], allowOut: ['10.0.0.0/8', '1.1.1.1', '2001:db8::1', 'api.example.com', '*.example.org'] }, ''),
+      planEgress(
+        undefined,
+        { denyOut: ['0.0.0.0/0'], allowOut: ['10.0.0.0/8', '1.1.1.1', '2001:db8::1', 'api.example.com', '*.example.org'] },
+        '',
+      ),
     ).toEqual({ allowCidrs: ['10.0.0.0/8', '1.1.1.1/32', '2001:db8::1/128'], allowDomains: ['api.example.com', '*.example.org'] });
     // allowInternetAccess: false is the same deny; other denyOut entries are covered by it.
     expect(planEgress(false, { allowOut: ['allowed.test'], denyOut: ['10.0.0.0/8'] }, '')).toEqual({

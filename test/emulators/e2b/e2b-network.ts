@@ -65,7 +65,11 @@ function classify(entry: string, field: string): { cidr: string } | { domain: st
  * for a partial `denyOut`, `egressProxy`, `rules` and malformed `allowOut` entries. `prefix` is
  * where the fields sit in the request (`network.` for a create, nothing for an update).
  */
-export function planEgress(allowInternetAccess: boolean | null | undefined, egress: E2bEgress | null | undefined, prefix: string): LocalNetwork {
+export function planEgress(
+  allowInternetAccess: boolean | null | undefined,
+  egress: E2bEgress | null | undefined,
+  prefix: string,
+): LocalNetwork {
   const allowOut = egress?.allowOut ?? [];
   const denyOut = egress?.denyOut ?? [];
   if (egress?.egressProxy != null) throw unsupported(`${prefix}egressProxy`, 'egress through a SOCKS5 proxy is not supported');
@@ -103,7 +107,11 @@ export function planEgress(allowInternetAccess: boolean | null | undefined, egre
  */
 export type NetworkChange =
   | { kind: 'keep' }
-  | { kind: 'update'; policy: 'block' | { allowCidrs: string[]; allowDomains: string[] }; state: { allowCidrs: string[]; allowDomains: string[] } };
+  | {
+      kind: 'update';
+      policy: 'block' | { allowCidrs: string[]; allowDomains: string[] };
+      state: { allowCidrs: string[]; allowDomains: string[] };
+    };
 
 /**
  * The local side of a live update from `current` (what the local sandbox runs with) to `next`

@@ -27,7 +27,10 @@ describe('createNetwork', () => {
   });
 
   it('keeps an allowlist’s CIDRs and domains (empty lists allow nothing); a wildcard entry allows everything', () => {
-    expect(createNetwork(allowlist(['10.0.0.0/8'], ['*.example.com']))).toEqual({ allowCidrs: ['10.0.0.0/8'], allowDomains: ['*.example.com'] });
+    expect(createNetwork(allowlist(['10.0.0.0/8'], ['*.example.com']))).toEqual({
+      allowCidrs: ['10.0.0.0/8'],
+      allowDomains: ['*.example.com'],
+    });
     expect(createNetwork(allowlist([], []))).toEqual({ allowCidrs: [], allowDomains: [] });
     expect(createNetwork(allowlist(['0.0.0.0/0'], []))).toBe('allow');
     expect(allowlistNetwork({ allowedCidrs: [], allowedDomains: ['*'] })).toBe('allow');

@@ -62,13 +62,17 @@ export function planNetworkChange(current: LocalNetwork, next: LocalNetwork): Ne
     );
   if (typeof current === 'object') {
     if (next === 'allow') {
-      throw notEmulated('opening a sandbox created with an allowlist to everything needs a route out that its local sandbox was created without');
+      throw notEmulated(
+        'opening a sandbox created with an allowlist to everything needs a route out that its local sandbox was created without',
+      );
     }
     if (next === 'block') throw new Error('unreachable: an update is always an allowlist');
     return { kind: 'update', policy: next };
   }
   if (current === 'block') {
-    throw notEmulated('a sandbox created with blockNetwork has no network; create it with an empty outboundCidrAllowlist to change its policy later');
+    throw notEmulated(
+      'a sandbox created with blockNetwork has no network; create it with an empty outboundCidrAllowlist to change its policy later',
+    );
   }
   if (next === 'allow') return { kind: 'keep' };
   throw notEmulated(
@@ -89,7 +93,10 @@ export function networkHandlers(state: ModalState): Pick<RpcHandlers, 'taskSetNe
       if (change.kind === 'update') {
         await found.local.updateNetwork(change.policy).catch((error: unknown) => {
           if (SandboxCapabilityUnsupportedError.isInstance(error)) {
-            throw new RpcError(grpc.status.UNIMPLEMENTED, `TaskSetNetworkAccess (Sandbox.updateNetworkPolicy) is not emulated here: ${error.message}`);
+            throw new RpcError(
+              grpc.status.UNIMPLEMENTED,
+              `TaskSetNetworkAccess (Sandbox.updateNetworkPolicy) is not emulated here: ${error.message}`,
+            );
           }
           throw asRpcError(error);
         });

@@ -6,7 +6,9 @@ import type { ModalEmulatorOptions } from './modal-emulator.js';
 export type ModalEmulatorProcess = EmulatorProcess;
 
 /** @param options the emulator's options that are plain data (they cross to the child as JSON). */
-export function spawnModalEmulator(options?: Pick<ModalEmulatorOptions, 'maxReadFileBytes' | 'testInternet'>): Promise<ModalEmulatorProcess> {
+export function spawnModalEmulator(
+  options?: Pick<ModalEmulatorOptions, 'maxReadFileBytes' | 'testInternet'>,
+): Promise<ModalEmulatorProcess> {
   return spawnEmulator({
     module: join(import.meta.dirname, 'modal-emulator.ts'),
     exportName: 'startModalEmulator',
