@@ -19,7 +19,8 @@ import { connect, type Socket } from 'node:net';
 import { generate } from 'selfsigned';
 import { createLocalSandboxProvider } from '../adapters/local/index.js';
 import type { NetworkPolicy, Sandbox } from '../src/index.js';
-import type { EgressNetwork } from '../src/kit/index.js';
+import { type EgressNetwork, startEgressProxy } from '../src/kit/index.js';
+import { SandboxEmitter } from '../src/spec/events.js';
 import { formatTable, goals, latencyRow, throughputRow, type BenchRow } from './stats.js';
 
 const MiB = 1024 * 1024;
@@ -144,11 +145,14 @@ async function curlTimes(sandbox: Sandbox, url: string, count: number, extra = '
     });
 }
 
-/** The same curl run on the host, outside any sandbox (the floor both paths sit above). */
-async function hostCurlTimes(url: string, count: number, resolve: string): Promise<number[]> {
+/**
+ * The same curl run on the host, outside any sandbox: `route` is `--resolve …` straight to the
+ * server (the floor both paths sit above) or `--proxy …` through an egress proxy alone.
+ */
+async function hostCurlTimes(url: string, count: number, route: string[]): Promise<number[]> {
   const samples: number[] = [];
   for (let index = 0; index < count; index++) {
-    const child = spawn('curl', ['-sS', '-k', '--noproxy', '*', '--resolve', resolve, '-o', '/dev/null', '-w', '%{time_total}', url], {
+    const child = spawn('curl', ['-sS', '-k', ...route, '-o', '/dev/null', '-w', '%{time_total}', url], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let output = '';
@@ -202,7 +206,7 @@ async function measure(under: ProviderUnderTest, server: BenchServer, options: {
         goal: goals.ratioAtLeast(0.8),
       }),
     );
-    const hostTimes = await hostCurlTimes(directUrl(`/bytes?n=${bytes}`), rounds, `${downloadName}:${server.port}:${server.host}`);
+    const hostTimes = await hostCurlTimes(directUrl(`/bytes?n=${bytes}`), rounds, straight(server));
     rows.push(throughputRow(download, downloadMiB, throughProxy, 'the same curl on the host, no sandbox', hostTimes, { goal: goals.none }));
 
     // Per connection: a fresh curl per request (TCP, CONNECT for the proxy, TLS, one GET).
@@ -220,7 +224,7 @@ async function measure(under: ProviderUnderTest, server: BenchServer, options: {
         note: (row) => `added ${(row.p50 - row.baselineP50).toFixed(2)} ms, n=${proxyLatency.length}`,
       }),
     );
-    const hostLatency = await hostCurlTimes(directUrl('/'), requests, `${downloadName}:${server.port}:${server.host}`);
+    const hostLatency = await hostCurlTimes(directUrl('/'), requests, straight(server));
     rows.push(
       latencyRow(request, proxyLatency, 'the same curl on the host, no sandbox', hostLatency, {
         goal: goals.none,
@@ -254,6 +258,63 @@ async function measure(under: ProviderUnderTest, server: BenchServer, options: {
   return rows;
 }
 
+/** curl's route straight to the bench server, past any proxy. */
+const straight = (server: BenchServer) => ['--noproxy', '*', '--resolve', `${downloadName}:${server.port}:${server.host}`];
+
+/**
+ * The egress proxy alone, no sandbox and no bridge: host curl through a proxy listening on
+ * loopback against host curl straight to the server, to tell the proxy's cost from the bridge's.
+ */
+async function measureProxyAlone(server: BenchServer, network: EgressNetwork, options: { quick?: boolean }): Promise<BenchRow[]> {
+  const rounds = options.quick ? 3 : 7;
+  const requests = options.quick ? 20 : 60;
+  const downloadMiB = options.quick ? 16 : 64;
+  const proxy = await startEgressProxy({
+    provider: 'bench',
+    sandboxId: 'bench',
+    policy: { allowDomains: [downloadName], allowCidrs: [] },
+    listen: { host: '127.0.0.1', port: 0 },
+    events: new SandboxEmitter(),
+    network,
+  });
+  try {
+    const through = ['--proxy', `http://127.0.0.1:${(proxy.listen as { port: number }).port}`];
+    const proxiedUrl = (path: string) => `https://${downloadName}${path}`;
+    const directUrl = (path: string) => `https://${downloadName}:${server.port}${path}`;
+    const bytes = downloadMiB * MiB;
+    const viaProxy: number[] = [];
+    const direct: number[] = [];
+    for (let index = 0; index < rounds; index++) {
+      viaProxy.push(...(await hostCurlTimes(proxiedUrl(`/bytes?n=${bytes}`), 1, through)));
+      direct.push(...(await hostCurlTimes(directUrl(`/bytes?n=${bytes}`), 1, straight(server))));
+    }
+    const proxyLatency: number[] = [];
+    const directLatency: number[] = [];
+    for (let index = 0; index < requests; index++) {
+      proxyLatency.push(...(await hostCurlTimes(proxiedUrl('/'), 1, through)));
+      directLatency.push(...(await hostCurlTimes(directUrl('/'), 1, straight(server))));
+    }
+    return [
+      throughputRow(
+        `proxy alone: ${downloadMiB} MiB HTTPS download, host curl through it`,
+        downloadMiB,
+        viaProxy,
+        'the same curl straight to the server',
+        direct,
+        {
+          goal: goals.none,
+        },
+      ),
+      latencyRow('proxy alone: HTTPS request on a new connection', proxyLatency, 'the same curl straight to the server', directLatency, {
+        goal: goals.none,
+        note: (row) => `added ${(row.p50 - row.baselineP50).toFixed(2)} ms`,
+      }),
+    ];
+  } finally {
+    await proxy.close();
+  }
+}
+
 /** The local provider's rows, then Docker's when an engine and the base image are there. */
 export async function runEgressBench(options: { quick?: boolean } = {}): Promise<BenchRow[]> {
   const server = await startServer();
@@ -265,6 +326,7 @@ export async function runEgressBench(options: { quick?: boolean } = {}): Promise
       server,
       options,
     );
+    rows.push(...(await measureProxyAlone(server, network, options)));
     const image = process.env.SANDPORT_DOCKER_BASE_IMAGE ?? 'sandport/base:bookworm';
     if (!dockerReady(image)) {
       console.warn(`bench egress: no Docker rows (no engine answers or ${image} is missing)`);
