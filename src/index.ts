@@ -7,7 +7,7 @@ export * from './errors/index.js';
 export type * from './spec/options.js';
 export type * from './spec/sandbox.js';
 export type { SandboxCapabilities } from './spec/sandbox-capabilities.js';
-export { SandboxEmitter, type SandboxEvents, type SandboxWarning } from './spec/events.js';
+export { type EgressEvent, type EgressProtocol, SandboxEmitter, type SandboxEvents, type SandboxWarning } from './spec/events.js';
 export { readBytes, readText, lines, toNodeReadable, fromAsyncIterable, fromNodeReadable } from './streams/index.js';
 export { requireCapability } from './kit/capability.js';
 export * from './agent/index.js';

@@ -9,7 +9,9 @@ export const egressProxyPort = 3128;
 /**
  * The proxy variables (upper and lower case: curl reads only the lower-case `http_proxy`, most
  * others either), `ALL_PROXY` as SOCKS5 with remote name resolution for programs that speak
- * SOCKS, and `NO_PROXY` for the sandbox's own loopback.
+ * SOCKS, `NO_PROXY` for the sandbox's own loopback, and `NODE_USE_ENV_PROXY=1`, which makes
+ * Node's own `fetch` and `http` honour the variables from Node 24 (earlier Nodes ignore it: their
+ * `fetch` reaches nothing, which fails closed).
  *
  * @param port the bridge's port inside the sandbox. @default egressProxyPort
  */
@@ -27,5 +29,6 @@ export function egressProxyEnv(port: number = egressProxyPort): Record<string, s
     https_proxy: http,
     all_proxy: socks,
     no_proxy: noProxy,
+    NODE_USE_ENV_PROXY: '1',
   };
 }
