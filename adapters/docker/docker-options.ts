@@ -11,6 +11,8 @@ import {
   SandboxInvalidArgumentError,
   SandboxProviderError,
   egressProxyEnv,
+  egressProxyWarning,
+  withoutProxyVariables,
   egressProxyPort,
   portNumbers,
   refuseUnsupported,
@@ -309,25 +311,8 @@ function withoutProxyNames(
   options: ParsedCreateSandboxOptions,
   warnings: SandboxWarning[],
 ): { env: Record<string, string>; secrets: Record<string, string> | undefined } {
-  const proxyEnv = egressProxyEnv();
-  const proxyNames = new Set(Object.keys(proxyEnv).map((name) => name.toLowerCase()));
-  const keep = (from: Record<string, string> | undefined, setting: 'env' | 'secrets') =>
-    from &&
-    Object.fromEntries(
-      Object.entries(from).filter(([name]) => {
-        if (!proxyNames.has(name.toLowerCase())) return true;
-        warnings.push({
-          type: 'unsupported-setting',
-          setting: `${setting}.${name}`,
-          details: `the network allowlist's egress proxy sets ${name}; the sandbox has no route to another proxy`,
-        });
-        return false;
-      }),
-    );
-  warnings.push({
-    type: 'unsupported-setting',
-    setting: 'network',
-    details: `the allowlist is enforced by an egress proxy at http://127.0.0.1:${egressProxyPort} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY are set); programs that ignore the proxy variables reach nothing, and the sandbox resolves no names itself`,
-  });
-  return { env: keep(options.env, 'env') ?? {}, secrets: keep(options.secrets, 'secrets') };
+  const env = withoutProxyVariables(options.env, 'env', warnings) ?? {};
+  const secrets = withoutProxyVariables(options.secrets, 'secrets', warnings);
+  warnings.push(egressProxyWarning());
+  return { env, secrets };
 }

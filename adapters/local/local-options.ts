@@ -9,6 +9,8 @@ import {
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
   egressProxyEnv,
+  egressProxyWarning,
+  withoutProxyVariables,
   egressProxyPort,
   portNumbers,
   refuseUnsupported,
@@ -268,29 +270,9 @@ function checkVolumeTarget({ target, source }: VolumeMount): void {
  * An exec's own `env` still wins for its command: an explicit choice, and it fails closed.
  */
 function egressEnvironment(options: ParsedCreateSandboxOptions, warnings: SandboxWarning[]): Record<string, string> {
-  const proxyEnv = egressProxyEnv();
-  const proxyNames = new Set(Object.keys(proxyEnv).map((name) => name.toLowerCase()));
-  const keep = (from: Record<string, string> | undefined, setting: 'env' | 'secrets') =>
-    Object.fromEntries(
-      Object.entries(from ?? {}).filter(([name]) => {
-        if (!proxyNames.has(name.toLowerCase())) return true;
-        warnings.push({
-          type: 'unsupported-setting',
-          setting: `${setting}.${name}`,
-          details: `the network allowlist's egress proxy sets ${name}; the sandbox has no route to another proxy`,
-        });
-        return false;
-      }),
-    );
-  const env = { ...keep(options.env, 'env'), ...keep(options.secrets, 'secrets') };
-  warnings.push({
-    type: 'unsupported-setting',
-    setting: 'network',
-    details:
-      `the allowlist is enforced by an egress proxy at http://127.0.0.1:${egressProxyPort} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY ` +
-      'are set); programs that ignore the proxy variables reach nothing, and the sandbox resolves no names itself',
-  });
-  return { ...env, ...proxyEnv };
+  const env = { ...withoutProxyVariables(options.env, 'env', warnings), ...withoutProxyVariables(options.secrets, 'secrets', warnings) };
+  warnings.push(egressProxyWarning());
+  return { ...env, ...egressProxyEnv() };
 }
 
 /** The egress bridge owns `egressProxyPort` on the sandbox's loopback: nothing else may claim it. */

@@ -101,7 +101,7 @@ export {
   type WatchViaExecOptions,
 } from './watch.js';
 export { PushedFileWatch, maxQueuedWatchEvents, type PushedFileWatchOptions, type PushedWatchOutcome } from './watch-queue.js';
-export { egressProxyEnv, egressProxyPort } from './egress-env.js';
+export { egressProxyEnv, egressProxyPort, egressProxyWarning, withoutProxyVariables } from './egress-env.js';
 export { systemEgressNetwork, type EgressNetwork } from './egress-network.js';
 export {
   compileEgressPolicy,
