@@ -123,7 +123,9 @@ done
 for forward in $SBX_FORWARDS; do
   port=$(printf '%s' "$forward" | cut -d: -f1)
   path=$(printf '%s' "$forward" | cut -d: -f2-)
-  "$SBX_NSENTER" -t "$child" $SBX_BRIDGE_NAMESPACES -- $SBX_BRIDGE_USER "$SBX_SOCAT" "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$path" </dev/null >/dev/null &
+  # 128 KiB per read (socat's default of 8 KiB costs the egress proxy's downloads a tenth of
+  # their throughput), and no Nagle delay on the sandbox's side of a relay.
+  "$SBX_NSENTER" -t "$child" $SBX_BRIDGE_NAMESPACES -- $SBX_BRIDGE_USER "$SBX_SOCAT" -b 131072 "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr,nodelay" "UNIX-CONNECT:$path" </dev/null >/dev/null &
   helpers="$helpers $!"
 done
 for forward in $SBX_FORWARDS; do
