@@ -24,8 +24,15 @@ import { type EgressPolicy, compileEgressPolicy, decideAddress, nameAllowed, nor
 import { scanClientHello } from './egress-sni.js';
 import { parseSocksGreeting, parseSocksRequest, socksReply, socksResponse } from './egress-socks5.js';
 
-/** Where the proxy listens: a unix socket (bridged into the sandbox) or a TCP address. */
-export type EgressListen = { readonly path: string } | { readonly host: string; readonly port: number };
+/**
+ * Where the proxy listens: a unix socket (bridged into the sandbox), a TCP address, or `handle`,
+ * a server already listening that the proxy takes over (one made in the sandbox's network
+ * namespace by `listenInNamespace`, so that no bridge sits between; the proxy closes it).
+ */
+export type EgressListen = EgressAddress | { readonly handle: Server };
+
+/** Where a running proxy listens: its unix socket or its TCP address. */
+export type EgressAddress = { readonly path: string } | { readonly host: string; readonly port: number };
 
 export interface EgressProxyOptions {
   readonly provider: string;
@@ -53,8 +60,8 @@ export interface EgressProxyOptions {
 
 /** A running egress proxy, one per sandbox. */
 export interface EgressProxy {
-  /** Where it listens (the TCP port is the one the system chose for port 0). */
-  readonly listen: EgressListen;
+  /** Where it listens (the TCP port is the one the system chose for port 0; a `handle`'s address). */
+  readonly listen: EgressAddress;
   /** Replaces the policy for connections opened from now on (`Sandbox.updateNetwork`). */
   setPolicy(policy: Exclude<ParsedNetworkPolicy, 'allow'>): void;
   /** Stops listening and destroys every connection through it. Idempotent. */
@@ -184,7 +191,9 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       server.once('error', reject);
     });
   } catch (error) {
-    const where = 'path' in options.listen ? options.listen.path : `${options.listen.host} port ${options.listen.port}`;
+    // A handed-over listener is the proxy's from the start: it does not outlive a failed start.
+    if ('handle' in options.listen) options.listen.handle.close();
+    const where = describeListen(options.listen);
     throw new SandboxProviderError({
       provider: options.provider,
       message: `the egress proxy of sandbox ${options.sandboxId} could not listen on ${where}: ${describeError(error)}`,
@@ -192,8 +201,10 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     });
   }
   const address = server.address();
-  const listen: EgressListen =
-    typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : options.listen;
+  const listen: EgressAddress =
+    typeof address === 'object' && address !== null
+      ? { host: address.address, port: address.port }
+      : { path: 'path' in options.listen ? options.listen.path : String(address) };
 
   let closed: Promise<void> | undefined;
   return {
@@ -212,8 +223,14 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   };
 }
 
-function listenArgument(listen: EgressListen): { path: string } | { host: string; port: number } {
+function listenArgument(listen: EgressListen): { path: string } | { host: string; port: number } | Server {
+  if ('handle' in listen) return listen.handle;
   return 'path' in listen ? { path: listen.path } : { host: listen.host, port: listen.port };
+}
+
+function describeListen(listen: EgressListen): string {
+  if ('handle' in listen) return 'the listener handed to it';
+  return 'path' in listen ? listen.path : `${listen.host} port ${listen.port}`;
 }
 
 /** Each client's handshake timer, cleared once its request is known. */

@@ -113,4 +113,5 @@ export {
   type EgressVerdict,
   type EgressHost,
 } from './egress-policy.js';
-export { startEgressProxy, type EgressProxy, type EgressProxyOptions, type EgressListen } from './egress-proxy.js';
+export { startEgressProxy, type EgressAddress, type EgressProxy, type EgressProxyOptions, type EgressListen } from './egress-proxy.js';
+export { listenInNamespace, type NamespaceListenerOptions } from './egress-listener.js';
