@@ -311,8 +311,8 @@ function withoutProxyNames(
   options: ParsedCreateSandboxOptions,
   warnings: SandboxWarning[],
 ): { env: Record<string, string>; secrets: Record<string, string> | undefined } {
+  warnings.push(egressProxyWarning());
   const env = withoutProxyVariables(options.env, 'env', warnings) ?? {};
   const secrets = withoutProxyVariables(options.secrets, 'secrets', warnings);
-  warnings.push(egressProxyWarning());
   return { env, secrets };
 }
