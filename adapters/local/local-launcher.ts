@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { SandboxProviderError, egressProxyPort } from '../../src/kit/index.js';
+import { SandboxProviderError } from '../../src/kit/index.js';
 import type { SandboxCgroups } from './local-cgroups.js';
 import type { LocalSystem } from './local-system.js';
 
 /**
  * The per-sandbox launcher, a POSIX sh script. One runs for each sandbox as a child of the
  * creating Node process. It starts bubblewrap (joined to the sandbox cgroups), the user-mode
- * network stack and the port bridges (tunnels, host forwards, the egress proxy's), and tears all of it down when its stdin closes: on
+ * network stack and the port bridges (tunnels, host forwards), and tears all of it down when its stdin closes: on
  * `terminate()`, and also when the creating process dies without warning (SIGKILL, crash),
  * because the kernel closes the pipe then. When the launcher dies too (creator and launchers
  * SIGKILLed as one process group), bwrap and the helpers die with it (parent-death signal), and
@@ -156,12 +156,6 @@ export interface LauncherSpec {
   networked: boolean;
   ports: readonly number[];
   forwards: ReadonlyArray<{ port: number; socketPath: string }>;
-  /**
-   * The unix socket of the sandbox's egress proxy (network allowlists), already listening: a
-   * bridge like the host forwards' makes it `127.0.0.1:<egressProxyPort>` inside the sandbox,
-   * running as the sandbox's uid in its network namespace and dying with the launcher.
-   */
-  egressSocket: string | undefined;
   /** PATH for the launcher's own tools. */
   path: string;
 }
@@ -184,7 +178,7 @@ export interface Launcher {
 export function startLauncher(spec: LauncherSpec, signal: AbortSignal | undefined): Promise<Launcher> {
   const { system, cgroups } = spec;
   const bridgeUser = system.isRoot ? [`--reuid=${spec.sandboxUid}`, `--regid=${spec.sandboxUid}`, '--clear-groups'] : [];
-  const forwards = spec.egressSocket ? [...spec.forwards, { port: egressProxyPort, socketPath: spec.egressSocket }] : spec.forwards;
+  const { forwards } = spec;
   const child = spawn('/bin/sh', ['-c', launcherScript, 'sandport-launcher', ...spec.stage], {
     env: {
       PATH: spec.path,

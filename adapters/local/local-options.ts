@@ -319,13 +319,6 @@ function checkHost(
       provider,
     });
   }
-  if (needs.allowlist && !system.binaries.socat) {
-    throw new SandboxCapabilityUnsupportedError({
-      message: 'A network allowlist needs socat (apt-get install socat) for the bridge to its egress proxy; or pass network: "block".',
-      capability: 'network',
-      provider,
-    });
-  }
   if (needs.tunnels && !system.binaries.socat) {
     throw new SandboxCapabilityUnsupportedError({ message: 'Tunnels need socat (apt-get install socat)', capability: 'tunnels', provider });
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { access, chmod, chown } from 'node:fs/promises';
+import { access, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,6 +13,8 @@ import {
   listSandboxesOptionsSchema,
   parseOptions,
   signalOptionsSchema,
+  egressProxyPort,
+  listenInNamespace,
   startEgressProxy,
   type CreateSandboxOptions,
   type EgressNetwork,
@@ -39,7 +41,7 @@ import {
 } from './local-options.js';
 import { createLocalSandbox, type LocalSandbox, type LocalSandboxControl } from './local-sandbox.js';
 import { makeSandboxDir, prepareStateDir, removeSandboxDir, sweepDue, sweepStale } from './local-state.js';
-import { probeLocalSystem } from './local-system.js';
+import { probeLocalSystem, type LocalSystem } from './local-system.js';
 import { openTunnels, type LocalTunnels } from './local-tunnels.js';
 
 const provider = 'local';
@@ -229,11 +231,6 @@ async function create(
       volumes: plan.volumes,
     });
     const { cgroups } = made;
-    if (plan.allowlist) {
-      made.egress = await startSandboxEgress({ id, dir, policy: plan.allowlist, events, network: egressNetwork, settings, system });
-      checkpoint();
-    }
-    const { egress } = made;
     made.launcher = await startLauncher(
       {
         stage,
@@ -244,11 +241,24 @@ async function create(
         networked: plan.networked,
         ports: plan.ports,
         forwards: plan.forwards,
-        egressSocket: egress ? egressSocketPath(dir) : undefined,
         path: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
       },
       signal,
     );
+    if (plan.allowlist) {
+      made.egress = await startSandboxEgress({
+        id,
+        childPid: made.launcher.childPid,
+        policy: plan.allowlist,
+        events,
+        network: egressNetwork,
+        settings,
+        system,
+        signal,
+      });
+      checkpoint();
+    }
+    const { egress } = made;
     made.tunnels = await openTunnels(plan.ports, dir);
     checkpoint();
     const control = createLocalSandbox({
@@ -297,39 +307,54 @@ async function releaseMade(made: Made): Promise<void> {
   if (made.dir) await release(made.dir, made.cgroups);
 }
 
-const egressSocketPath = (dir: string) => join(dir, 'egress.sock');
-
 /**
- * The egress proxy of an allowlisted sandbox, in this process, listening on a unix socket in the
- * sandbox's directory before the launcher's bridge dials it. The bridge runs as the sandbox's
- * host uid, so (as root) the socket is handed to that uid, and to it alone.
+ * The egress proxy of an allowlisted sandbox, in this process, accepting on a listener made in
+ * the sandbox's network namespace at 127.0.0.1:3128 (`listenInNamespace`): no bridge process
+ * between the sandbox and the proxy. The helper that makes it enters the namespace the way the
+ * launcher's bridges do (as the sandbox's uid when root; who owns a listening socket does not
+ * matter to a client on the sandbox's loopback) and exits once the listener is handed over. The
+ * listener keeps the namespace alive until the proxy closes, which the teardown does after the
+ * launcher; it dies with this process, so the sandbox's egress fails closed.
  */
 async function startSandboxEgress(inputs: {
   id: string;
-  dir: string;
+  childPid: number;
   policy: LocalAllowlist;
   events: SandboxEmitter;
   network: EgressNetwork | undefined;
   settings: LocalSettings;
-  system: { isRoot: boolean };
+  system: LocalSystem;
+  signal: AbortSignal | undefined;
 }): Promise<EgressProxy> {
-  const path = egressSocketPath(inputs.dir);
-  const proxy = await startEgressProxy({
+  const { binaries, isRoot } = inputs.system;
+  const uid = inputs.settings.sandboxUid;
+  const handle = await listenInNamespace({
+    provider,
+    enter: [
+      binaries.nsenter,
+      '-t',
+      String(inputs.childPid),
+      // Root may join the network namespace alone; anyone else enters its user namespace first.
+      ...(isRoot ? ['-n'] : ['-U', '--preserve-credentials', '-n']),
+      '--',
+      binaries.setpriv,
+      ...(isRoot ? [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'] : []),
+      '--pdeathsig',
+      'KILL',
+      '--',
+    ],
+    port: egressProxyPort,
+    namespace: await readlink(`/proc/${inputs.childPid}/ns/net`).catch(() => undefined),
+    signal: inputs.signal,
+  });
+  return startEgressProxy({
     provider,
     sandboxId: inputs.id,
     policy: inputs.policy,
-    listen: { path },
+    listen: { handle },
     events: inputs.events,
     ...(inputs.network ? { network: inputs.network } : {}),
   });
-  try {
-    if (inputs.system.isRoot) await chown(path, inputs.settings.sandboxUid, inputs.settings.sandboxUid);
-    await chmod(path, 0o600);
-  } catch (error) {
-    await proxy.close().catch(() => undefined);
-    throw error;
-  }
-  return proxy;
 }
 
 /** The creator's backstop after the launcher: nothing of the sandbox stays on the host. */

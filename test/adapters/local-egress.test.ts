@@ -10,7 +10,7 @@
  * end with the sandbox, whatever ends it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,9 +119,28 @@ const unixSocketsAt = (path: string) =>
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
+/** The inode of the sandbox's 127.0.0.1:3128 listener, from its own /proc/net/tcp. */
+async function egressListenerInode(sandbox: LocalSandbox): Promise<string> {
+  const table = (await sandbox.run(['cat', '/proc/net/tcp'])).stdout;
+  const line = table.split('\n').find((entry) => / 0100007F:0C38 00000000:0000 0A /.test(entry));
+  if (!line) throw new Error(`nothing listens on 127.0.0.1:3128 in ${sandbox.id}`);
+  return line.trim().split(/\s+/)[9]!;
+}
+
+/** Whether process `pid` holds the socket with `inode` (the egress listener lives in the proxy's process). */
+const holdsSocket = (pid: number | 'self', inode: string) =>
+  readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+    } catch {
+      return false;
+    }
+  });
+
 /** What an ended sandbox may not leave: processes naming its directory, the directory, the proxy's socket. */
-function leftovers(sandbox: LocalSandbox): string[] {
+function leftovers(sandbox: LocalSandbox, listener?: string): string[] {
   return [
+    ...(listener !== undefined && holdsSocket('self', listener) ? [`egress listener socket:[${listener}] still open here`] : []),
     ...hostProcessesWith(sandbox.stateDir).map(
       (pid) => `process ${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')}`,
     ),
@@ -359,16 +378,18 @@ describe.skipIf(!available)('local provider: network allowlists through the egre
     const baseline = await scoped();
     const fds = openFds();
     const sandbox = await allowlisted({ allowDomains: ['allowed.test'] });
+    let listener: string | undefined;
     try {
       expect((await curl(sandbox, 'http://allowed.test/')).status).toBe(200);
-      expect(unixSocketsAt(join(sandbox.stateDir, 'egress.sock')).length).toBeGreaterThan(0);
-      expect(hostProcessesWith(join(sandbox.stateDir, 'egress.sock')).length).toBeGreaterThan(0);
+      // The sandbox's loopback listener is held by this process, where the proxy accepts on it.
+      listener = await egressListenerInode(sandbox);
+      expect(holdsSocket('self', listener)).toBe(true);
       await end(sandbox);
     } finally {
       await sandbox.terminate();
     }
-    await eventually(() => leftovers(sandbox).length === 0 && openFds() <= fds);
-    expect(leftovers(sandbox)).toEqual([]);
+    await eventually(() => leftovers(sandbox, listener).length === 0 && openFds() <= fds);
+    expect(leftovers(sandbox, listener)).toEqual([]);
     expect(openFds()).toBeLessThanOrEqual(fds);
     expect(await scoped()).toEqual(baseline);
   });
@@ -392,20 +413,23 @@ describe.skipIf(!available)('local provider: network allowlists through the egre
         `import { createLocalSandboxProvider } from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'adapters', 'local', 'index.js'))};`,
         `const provider = createLocalSandboxProvider({ stateDir: ${JSON.stringify(stateDir)} });`,
         `const sandbox = await provider.create({ image: ${JSON.stringify(rootfs)}, network: { allowDomains: ['allowed.test'] } });`,
-        'process.stdout.write(`${sandbox.stateDir}\\n`);',
+        "const tcp = (await sandbox.run(['cat', '/proc/net/tcp'])).stdout;",
+        "const listener = tcp.split('\\n').find((line) => / 0100007F:0C38 00000000:0000 0A /.test(line))?.trim().split(/\\s+/)[9];",
+        'process.stdout.write(`${sandbox.stateDir} ${listener}\\n`);',
         'setInterval(() => undefined, 1_000);',
       ].join('\n'),
     );
     const creator = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const dir = await new Promise<string>((resolve, reject) => {
+    const [dir, listener] = await new Promise<[string, string]>((resolve, reject) => {
       let output = '';
       creator.stdout!.on('data', (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes('\n')) resolve(output.split('\n')[0]!);
+        if (output.includes('\n')) resolve(output.split('\n')[0]!.split(' ') as [string, string]);
       });
       creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
     });
-    expect(hostProcessesWith(join(dir, 'egress.sock')).length).toBeGreaterThan(0);
+    // The creator itself holds the sandbox's egress listener: no bridge process outlives it.
+    expect(holdsSocket(creator.pid!, listener)).toBe(true);
     // The creator alone: its launcher sees the lifeline close and ends the sandbox.
     creator.kill('SIGKILL');
     await eventually(() => hostProcessesWith(dir).length === 0 && !existsSync(dir), 20_000);

@@ -128,7 +128,6 @@ describe('planLocalCreate', () => {
 
   it.each<[string, CreateSandboxOptions, LocalHostFacts, string]>([
     ['a gpu', { gpu: 'A100' }, rootHost, 'gpu'],
-    ['a domain allowlist without socat (its egress bridge)', { network: { allowDomains: ['example.org'] } }, bareHost, 'network'],
     ['an image build', { image: { base: 'debian', commands: [] } }, rootHost, 'images.build'],
     ['limits without cgroups', { memoryMiB: 64, network: 'block' }, userHost, 'limits'],
     ['outbound network without a usable tun device', {}, userHost, 'network'],
@@ -144,6 +143,12 @@ describe('planLocalCreate', () => {
     }
     expect(SandboxCapabilityUnsupportedError.isInstance(thrown), String(thrown)).toBe(true);
     expect((thrown as SandboxCapabilityUnsupportedError).capability).toBe(capability);
+  });
+
+  it('plans an allowlist without socat or slirp4netns: no route out, the proxy listens in the sandbox itself', () => {
+    const planned = plan({ network: { allowDomains: ['example.org'], allowCidrs: ['203.0.113.0/24'] } }, bareHost);
+    expect(planned.networked).toBe(false);
+    expect(planned.allowlist).toEqual({ allowDomains: ['example.org'], allowCidrs: ['203.0.113.0/24'] });
   });
 });
 
