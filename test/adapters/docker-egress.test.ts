@@ -4,12 +4,13 @@
  * is the test internet (names resolving to documentation addresses whose dials land on servers
  * this file opened on loopback). curl inside the sandbox is the client.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCreator } from '../creator-process.js';
 import {
   createDockerSandboxProvider,
   planDockerCreate,
@@ -393,23 +394,7 @@ describe.skipIf(!available)('docker network allowlists', () => {
         'console.log(sandbox.id);',
         'setInterval(() => undefined, 1_000);',
       ].join('\n');
-      const creator = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      let id = '';
-      try {
-        id = await new Promise<string>((resolve, reject) => {
-          let output = '';
-          creator.stdout.on('data', (chunk: Buffer) => {
-            output += chunk.toString();
-            if (output.includes('\n')) resolve(output.trim());
-          });
-          creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
-        });
-      } catch (error) {
-        creator.kill('SIGKILL');
-        throw error;
-      }
+      const { creator, line: id } = await startCreator(['--input-type=module', '-e', script]);
       const sandbox = await provider.fromId(id);
       sandboxes.push(sandbox);
       const directory = await egressDirectoryOf(sandbox);

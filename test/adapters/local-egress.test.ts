@@ -9,11 +9,11 @@
  * changes the next connection; each connection is an `egress` event; the proxy and its bridge
  * end with the sandbox, whatever ends it.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCreator } from '../creator-process.js';
 import {
   createLocalSandboxProvider,
   localCapabilities,
@@ -419,15 +419,8 @@ describe.skipIf(!available)('local provider: network allowlists through the egre
         'setInterval(() => undefined, 1_000);',
       ].join('\n'),
     );
-    const creator = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const [dir, listener] = await new Promise<[string, string]>((resolve, reject) => {
-      let output = '';
-      creator.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('\n')) resolve(output.split('\n')[0]!.split(' ') as [string, string]);
-      });
-      creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
-    });
+    const { creator, line } = await startCreator([script]);
+    const [dir, listener] = line.split(' ') as [string, string];
     // The creator itself holds the sandbox's egress listener: no bridge process outlives it.
     expect(holdsSocket(creator.pid!, listener)).toBe(true);
     // The creator alone: its launcher sees the lifeline close and ends the sandbox.
