@@ -12,6 +12,8 @@ export const entries: Record<string, string> = {
   'docker/index': 'adapters/docker/index.ts',
   'modal/index': 'adapters/modal/index.ts',
   'e2b/index': 'adapters/e2b/index.ts',
+  'fly/index': 'adapters/fly/index.ts',
+  'cloudflare/index': 'adapters/cloudflare/index.ts',
 };
 
 const shared: Options = {
