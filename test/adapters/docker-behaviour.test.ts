@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createDockerSandboxProvider, type DockerSandbox } from '../../adapters/docker/index.js';
 import { SandboxInvalidArgumentError, type SandboxSnapshotRef } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
+import { startCreator } from '../creator-process.js';
 
 const available = dockerAvailable();
 if (!available)
@@ -203,22 +204,8 @@ describe.skipIf(!available)('docker provider behaviour', () => {
       'console.log(sandbox.id);',
       'setInterval(() => undefined, 1_000);',
     ].join('\n');
-    const creator = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let id = '';
-    try {
-      id = await new Promise<string>((resolve, reject) => {
-        let output = '';
-        creator.stdout.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes('\n')) resolve(output.trim());
-        });
-        creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
-      });
-    } finally {
-      creator.kill('SIGKILL');
-    }
+    const { creator, line: id } = await startCreator(['--input-type=module', '-e', script]);
+    creator.kill('SIGKILL');
     const attached = await provider.fromId(id);
     // The lifetime is two minutes away: only the entrypoint's exit can end it this soon.
     const ended = await attached.wait({ signal: AbortSignal.timeout(45_000) });

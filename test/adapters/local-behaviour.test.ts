@@ -3,7 +3,6 @@
  * being SIGKILLed with its launchers, nothing of a sandbox stays on the host: no cgroup
  * directory, no state directory, no process, no file descriptor of this process.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, watch } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { SandboxInvalidArgumentError } from '../../src/kit/index.js';
 import { hostProcessesWith } from '../host-resources.js';
+import { startCreator } from '../creator-process.js';
 
 const isRoot = process.getuid?.() === 0;
 const stateDir = mkdtempSync(join(tmpdir(), 'sandport-behaviour-'));
@@ -170,22 +170,10 @@ describe.skipIf(process.platform !== 'linux')('local provider leaves nothing beh
     'a creator SIGKILLed together with its launchers (one process group) takes its %s sandboxes along; cleanup() sweeps the rest (as root: cgroups)',
     async (state) => {
       const marker = `7${Math.floor(Math.random() * 1e6)}`;
-      const creator = spawn(
-        process.execPath,
-        ['--import', 'tsx', join(import.meta.dirname, '..', 'security', 'fixtures', 'creator.ts'), marker, state],
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-          detached: true,
-        },
-      );
-      const made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
-        let output = '';
-        creator.stdout!.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
-        });
-        creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
+      const { creator, line } = await startCreator([join(import.meta.dirname, '..', 'security', 'fixtures', 'creator.ts'), marker, state], {
+        detached: true,
       });
+      const made = JSON.parse(line) as Array<{ id: string; stateDir: string }>;
       // A daemon in the middle of its execve shows an empty command line for a moment.
       await eventually(() => hostProcessesWith(`sleep ${marker}`).length === 2, 5_000);
       expect(hostProcessesWith(`sleep ${marker}`)).toHaveLength(2);

@@ -2,7 +2,6 @@
  * Real attacks on the Docker provider. Resource attacks run only after the test has read the
  * limits back from the engine, and each is bounded by a timeout.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDockerSandboxProvider, type DockerSandbox } from '../../adapters/docker/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
+import { startCreator } from '../creator-process.js';
 
 const available = dockerAvailable();
 if (!available) console.warn('skipping the docker attack tests: no engine answers or the base image is missing');
@@ -147,22 +147,8 @@ describe.skipIf(!available)('docker provider under attack', () => {
   });
 
   it('the lifetime holds when the creating process is SIGKILLed', async () => {
-    const creator = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'docker-creator.ts'), baseImage], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let id = '';
-    try {
-      id = await new Promise<string>((resolve, reject) => {
-        let output = '';
-        creator.stdout!.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes('\n')) resolve(output.trim());
-        });
-        creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
-      });
-    } finally {
-      creator.kill('SIGKILL');
-    }
+    const { creator, line: id } = await startCreator([join(import.meta.dirname, 'fixtures', 'docker-creator.ts'), baseImage]);
+    creator.kill('SIGKILL');
     expect((await provider.fromId(id)).id).toBe(id);
     const deadline = Date.now() + 20_000;
     let left = await provider.docker.listContainers({ all: true, filters: { id: [id] } });

@@ -4,12 +4,12 @@
  * to clean up then, so the sandbox must die with its creator by other means, and nothing of it
  * (bwrap processes, daemons, cgroup or state directories) may remain.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hostProcessesWith, localCgroupDirs } from '../host-resources.js';
+import { startCreator } from '../creator-process.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -48,23 +48,15 @@ describe.skipIf(!isRoot)('local provider: creator and launchers SIGKILLed as a p
     'nothing of its sandboxes remains (%s)',
     async (_mode, prefix) => {
       const marker = `6${Math.floor(Math.random() * 1e6)}`;
-      const argv = [...prefix, process.execPath, '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'creator.ts'), marker];
       // Its own process group: the launchers it spawns join it, and one signal reaches them all.
-      const creator = spawn(argv[0]!, argv.slice(1), {
-        stdio: ['ignore', 'pipe', 'inherit'],
+      const { creator, line } = await startCreator([join(import.meta.dirname, 'fixtures', 'creator.ts'), marker], {
+        prefix,
         env: { ...process.env, HOME: '/tmp', TMPDIR: '/tmp' },
         detached: true,
       });
       let made: Array<{ id: string; stateDir: string }> = [];
       try {
-        made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
-          let output = '';
-          creator.stdout!.on('data', (chunk: Buffer) => {
-            output += chunk.toString();
-            if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
-          });
-          creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
-        });
+        made = JSON.parse(line) as Array<{ id: string; stateDir: string }>;
         expect(made.length).toBe(2);
         expect(hostProcessesWith(`sleep ${marker}`).length).toBe(2);
         expect(bwrapOf(made.map((sandbox) => sandbox.stateDir)).length).toBeGreaterThan(0);

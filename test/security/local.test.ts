@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalSandboxProvider, type LocalSandbox } from '../../adapters/local/index.js';
 import { SandboxCapabilityUnsupportedError, SandboxFileNotFoundError, SandboxInvalidArgumentError } from '../../src/index.js';
 import { hostProcessesWith } from '../host-resources.js';
+import { startCreator } from '../creator-process.js';
 
 const isRoot = process.getuid?.() === 0;
 const provider = createLocalSandboxProvider();
@@ -230,21 +231,13 @@ describe.skipIf(!isRoot)('local provider under attack (running as root)', () => 
     ['unprivileged', ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--']],
   ])('nothing outlives a creating process that is SIGKILLed (%s)', async (_mode, prefix) => {
     const marker = `9${Math.floor(Math.random() * 1e6)}`;
-    const argv = [...prefix, process.execPath, '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'creator.ts'), marker];
-    const creator = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['ignore', 'pipe', 'inherit'],
+    const { creator, line } = await startCreator([join(import.meta.dirname, 'fixtures', 'creator.ts'), marker], {
+      prefix,
       env: { ...process.env, HOME: '/tmp', TMPDIR: '/tmp' },
     });
     let made: Array<{ id: string; stateDir: string }> = [];
     try {
-      made = await new Promise<Array<{ id: string; stateDir: string }>>((resolve, reject) => {
-        let output = '';
-        creator.stdout!.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes('\n')) resolve(JSON.parse(output.split('\n')[0]!));
-        });
-        creator.on('exit', (code) => reject(new Error(`creator exited early (${code})`)));
-      });
+      made = JSON.parse(line) as Array<{ id: string; stateDir: string }>;
       expect(made.length).toBe(2);
       expect(hostProcessesWith(`sleep ${marker}`).length).toBe(2);
     } finally {
