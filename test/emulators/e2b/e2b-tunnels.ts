@@ -27,7 +27,7 @@
  *   lacks its `e2b-traffic-access-token` header (the header is not passed on);
  * - `network.maskRequestHost` replaces the Host header the server sees (`${PORT}` is the port).
  */
-import dns from 'node:dns';
+import { installLocalhostResolution } from '../shared/localhost-resolution.js';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -62,47 +62,9 @@ export interface TunnelProxy {
   close(): Promise<void>;
 }
 
-// ---- name resolution -------------------------------------------------------------------
+// ---- name resolution (moved to ../shared/localhost-resolution.ts, re-exported here) ----
 
-let hookUsers = 0;
-let originalLookup: typeof dns.lookup | undefined;
-
-function isLocalhostName(hostname: string): boolean {
-  return /(^|\.)localhost\.?$/i.test(hostname);
-}
-
-/**
- * Makes `*.localhost` resolve to loopback in this process (see the file comment). Returns the
- * function that undoes it (counted: the hook goes when its last user called it). Idempotent per
- * returned function.
- */
-export function installLocalhostResolution(): () => void {
-  if (hookUsers++ === 0) {
-    const system = dns.lookup;
-    originalLookup = system;
-    const hooked = function lookup(hostname: string, options: unknown, callback?: unknown) {
-      const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
-      const given =
-        typeof options === 'function' ? {} : typeof options === 'number' ? { family: options } : ((options ?? {}) as dns.LookupOptions);
-      if (typeof hostname !== 'string' || !isLocalhostName(hostname))
-        return (system as (...args: unknown[]) => void).call(dns, hostname, options, callback);
-      const family = given.family === 6 || given.family === 'IPv6' ? 6 : 4;
-      const address = family === 6 ? '::1' : '127.0.0.1';
-      if (given.all) process.nextTick(done, null, [{ address, family }]);
-      else process.nextTick(done, null, address, family);
-    };
-    dns.lookup = hooked as typeof dns.lookup;
-  }
-  let undone = false;
-  return () => {
-    if (undone) return;
-    undone = true;
-    if (--hookUsers === 0 && originalLookup) {
-      dns.lookup = originalLookup;
-      originalLookup = undefined;
-    }
-  };
-}
+export { installLocalhostResolution };
 
 // ---- the proxy ---------------------------------------------------------------------------
 

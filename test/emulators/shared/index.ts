@@ -24,3 +24,4 @@ export {
   type OpenWrite,
 } from './file-tools.js';
 export { randomToken } from './ids.js';
+export { installLocalhostResolution } from './localhost-resolution.js';
