@@ -11,3 +11,16 @@ export { type EgressEvent, type EgressProtocol, SandboxEmitter, type SandboxEven
 export { readBytes, readText, lines, toNodeReadable, fromAsyncIterable, fromNodeReadable } from './streams/index.js';
 export { requireCapability } from './kit/capability.js';
 export * from './agent/index.js';
+export {
+  createSandboxPool,
+  poolClosedErrorCode,
+  SandboxPoolClosedError,
+  SandboxPoolEmitter,
+  type SandboxPool,
+  type SandboxPoolEvents,
+  type SandboxPoolHookContext,
+  type SandboxPoolOperation,
+  type SandboxPoolOptions,
+  type SandboxPoolRetireReason,
+  type SandboxPoolStats,
+} from './pool/index.js';
