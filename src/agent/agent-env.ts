@@ -30,6 +30,8 @@ export function cliEnv(setup: {
   configDir: string;
   /** Id of the sandbox's provider: a proxy's route depends on it. */
   providerId: string;
+  /** The sandbox itself: a proxy in its URL mode issues a placeholder per sandbox. */
+  sandbox?: Sandbox;
   credentials: AgentCredentials | undefined;
   env: Record<string, string> | undefined;
 }): Record<string, string> {
@@ -44,7 +46,7 @@ export function cliEnv(setup: {
     DISABLE_TELEMETRY: '1',
     DISABLE_ERROR_REPORTING: '1',
   };
-  if (credentials instanceof CredentialProxy) Object.assign(env, credentials.sandboxEnv(setup.providerId));
+  if (credentials instanceof CredentialProxy) Object.assign(env, credentials.sandboxEnv(setup.sandbox ?? setup.providerId));
   else if (credentials) {
     if (credentials.apiKey) env.ANTHROPIC_API_KEY = credentials.apiKey;
     if (credentials.oauthToken) env.CLAUDE_CODE_OAUTH_TOKEN = credentials.oauthToken;

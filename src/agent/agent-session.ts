@@ -267,7 +267,7 @@ export class AgentSession implements AsyncDisposable {
       prompt: this.input,
       options: toSdkOptions(this.options, {
         cwd: this.cwd,
-        env: cliEnv({ configDir: this.configDir, providerId: this.sandbox.provider, credentials, env }),
+        env: cliEnv({ configDir: this.configDir, providerId: this.sandbox.provider, sandbox: this.sandbox, credentials, env }),
         resume,
         spawn: (spawn) => this.spawn(spawn),
       }),

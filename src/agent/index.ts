@@ -18,6 +18,8 @@ export {
 } from './agent-options.js';
 export { AgentSessionError, type AgentErrorReason } from './agent-errors.js';
 export { CredentialProxy, type CredentialProxyOptions } from './credential-proxy.js';
+export type { SandboxBudget, SandboxCredentialGrant, SandboxCredentialUsage } from './credential-grants.js';
+export type { MessageUsage } from './credential-usage.js';
 export {
   claudeCodeHostMount,
   defaultClaudeCodeVersion,

@@ -1,0 +1,340 @@
+/**
+ * The credential proxy's URL mode: per-sandbox placeholders bound to a sandbox and revoked when it
+ * ends, only the model API's paths forwarded, a body cap, per-sandbox budgets; and a sandbox of the
+ * Modal emulator (real `modal` SDK, our adapter) reaching the fake Messages API through the proxy's
+ * public URL, served as a host of the test internet (`proxy.test`), with the real key never inside.
+ */
+import { request as httpRequest } from 'node:http';
+import { ModalClient } from 'modal';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createLocalSandboxProvider } from '../../adapters/local/index.js';
+import { createModalSandboxProvider, type ModalSandboxProvider } from '../../adapters/modal/index.js';
+import { CredentialProxy } from '../../src/agent/index.js';
+import {
+  SandboxCapabilityUnsupportedError,
+  SandboxEmitter,
+  SandboxInvalidArgumentError,
+  type Sandbox,
+  type SandboxCapabilities,
+  type SandboxProvider,
+} from '../../src/index.js';
+import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
+import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
+
+const realKey = `sk-ant-api03-REAL-SECRET-${Date.now()}`;
+const messageBody = JSON.stringify({ model: 'claude-fake', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hello' }] });
+
+let fake: FakeAnthropic;
+beforeAll(async () => {
+  fake = await startFakeAnthropic();
+});
+afterAll(async () => {
+  await fake?.close();
+});
+
+/** A sandbox object of a pretend cloud provider whose end the test decides. */
+function stubSandbox(id: string, provider = 'stub-cloud'): { sandbox: Sandbox; end(reason?: string): void } {
+  let end!: (status: { state: 'terminated'; reason: string }) => void;
+  const ended = new Promise<{ state: 'terminated'; reason: string }>((resolve) => (end = resolve));
+  const wait = ({ signal }: { signal?: AbortSignal } = {}) =>
+    new Promise((resolve, reject) => {
+      signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+      void ended.then(resolve);
+    });
+  return { sandbox: { id, provider, wait } as unknown as Sandbox, end: (reason = 'terminated') => end({ state: 'terminated', reason }) };
+}
+
+function stubProvider(id: string, network: Partial<SandboxCapabilities['network']> = {}): SandboxProvider {
+  return {
+    id,
+    events: new SandboxEmitter(),
+    capabilities: {
+      hostRoutes: false,
+      network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: false, update: false, ...network },
+    },
+  } as unknown as SandboxProvider;
+}
+
+/** A raw HTTP request (fetch refuses some of what these tests send), answering status and JSON body. */
+function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean } = {},
+): Promise<{ status: number; body: any; text: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = { 'content-type': 'application/json', ...options.headers };
+    const request = httpRequest(url, { method: options.method ?? 'POST', headers }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => (text += chunk));
+      response.on('end', () => {
+        let body: any;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = undefined;
+        }
+        resolve({ status: response.statusCode ?? 0, body, text });
+      });
+    });
+    request.on('error', reject);
+    if (options.body !== undefined && options.chunked) {
+      // No content-length: the proxy has to count while reading.
+      const body = Buffer.from(options.body);
+      for (let offset = 0; offset < body.length; offset += 64 * 1024) request.write(body.subarray(offset, offset + 64 * 1024));
+      request.end();
+    } else request.end(options.body);
+  });
+}
+
+async function startUrlProxy(extra: Partial<Parameters<typeof CredentialProxy.start>[0]> = {}): Promise<CredentialProxy> {
+  return CredentialProxy.start({
+    apiKey: realKey,
+    baseUrl: fake.url,
+    listen: { port: 0 },
+    publicUrl: 'https://proxy.example.test/anthropic',
+    ...extra,
+  });
+}
+
+/** The proxy's own listener, standing in for the public URL (same path prefix). */
+function local(proxy: CredentialProxy, path: string): string {
+  return `http://127.0.0.1:${proxy.listenAddress!.port}/anthropic${path}`;
+}
+
+describe('credential proxy URL mode', () => {
+  it('refuses a publicUrl without listen, and limits without the URL mode, naming the field', async () => {
+    await expect(CredentialProxy.start({ apiKey: realKey, publicUrl: 'https://proxy.example.test' })).rejects.toMatchObject({
+      name: 'SandboxInvalidArgumentError',
+      argument: 'listen',
+    });
+    await expect(CredentialProxy.start({ apiKey: realKey, budget: { maxRequests: 1 } })).rejects.toMatchObject({ argument: 'publicUrl' });
+    await expect(
+      CredentialProxy.start({ apiKey: realKey, listen: { port: 0 }, publicUrl: 'ftp://proxy.example.test' }),
+    ).rejects.toMatchObject({ argument: 'publicUrl' });
+    await expect(startUrlProxy({ budget: { maxSpendUsd: 1 } })).rejects.toMatchObject({ argument: 'budget.priceUsd' });
+  });
+
+  it('gives every sandbox its own placeholder and the public URL, and forwards with the real key', async () => {
+    await using proxy = await startUrlProxy();
+    const a = stubSandbox('sb-a');
+    const b = stubSandbox('sb-b');
+    const envA = proxy.sandboxEnv(a.sandbox);
+    const envB = proxy.sandboxEnv(b.sandbox);
+    expect(envA.ANTHROPIC_BASE_URL).toBe('https://proxy.example.test/anthropic');
+    expect(envA.ANTHROPIC_API_KEY).toMatch(/^sk-ant-api03-sandport-grant-[0-9a-f]{48}$/);
+    expect(envB.ANTHROPIC_API_KEY).not.toBe(envA.ANTHROPIC_API_KEY);
+    // The same sandbox keeps its placeholder.
+    expect(proxy.sandboxEnv(a.sandbox)).toEqual(envA);
+    expect(proxy.grant(a.sandbox)).toMatchObject({ sandboxId: 'sb-a', provider: 'stub-cloud', placeholder: envA.ANTHROPIC_API_KEY });
+    expect(JSON.stringify([envA, envB])).not.toContain(realKey);
+    // With a provider id alone the URL mode cannot know which sandbox asks.
+    expect(() => proxy.sandboxEnv('stub-cloud')).toThrow(SandboxInvalidArgumentError);
+
+    const seen = fake.requests.length;
+    const answer = await send(`${local(proxy, '/v1/messages')}?beta=true`, {
+      headers: { 'x-api-key': envA.ANTHROPIC_API_KEY! },
+      body: messageBody,
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.text).toContain('event: message_start');
+    expect(answer.text).not.toContain(realKey);
+    const upstream = fake.requests.slice(seen);
+    expect(upstream.map((request) => [request.url, request.headers['x-api-key']])).toEqual([['/v1/messages?beta=true', realKey]]);
+    const counted = await send(local(proxy, '/v1/messages/count_tokens'), {
+      headers: { 'x-api-key': envB.ANTHROPIC_API_KEY! },
+      body: messageBody,
+    });
+    expect(counted).toMatchObject({ status: 200, body: { input_tokens: 10 } });
+    // Usage is read from the streamed reply: the fake reports 10 input and 5 output tokens.
+    expect(proxy.grant(a.sandbox).usage).toMatchObject({ requests: 1, refused: 0, tokens: { inputTokens: 10, outputTokens: 5 } });
+    expect(proxy.grant(b.sandbox).usage).toMatchObject({ requests: 1, tokens: { inputTokens: 0, outputTokens: 0 } });
+  });
+
+  it('forwards only the model API paths, and refuses unknown placeholders, with JSON errors', async () => {
+    await using proxy = await startUrlProxy();
+    const { sandbox } = stubSandbox('sb-paths');
+    const key = proxy.sandboxEnv(sandbox).ANTHROPIC_API_KEY!;
+    const seen = fake.requests.length;
+    for (const path of ['/v1/models', '/v1/files', '/v1/messages/batches', '/v1/messages/../models', '/api/hello', '/']) {
+      const answer = await send(local(proxy, path), { headers: { 'x-api-key': key }, body: '{}' });
+      expect(answer.status, path).toBe(404);
+      expect(answer.body).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
+      expect(answer.body.error.message).toContain('is not forwarded');
+    }
+    const head = await send(local(proxy, '/'), { method: 'HEAD' });
+    expect(head.status).toBe(404);
+    const get = await send(local(proxy, '/v1/messages'), { method: 'GET', headers: { 'x-api-key': key } });
+    expect(get).toMatchObject({ status: 405, body: { error: { type: 'invalid_request_error' } } });
+    // The host route's shared placeholder is no credential at the public URL.
+    const local0 = createLocalSandboxProvider();
+    proxy.createOptions(local0);
+    const shared = proxy.sandboxEnv('local').ANTHROPIC_API_KEY!;
+    for (const presented of ['sk-ant-api03-guessed', `${key}x`, key.slice(0, -1), shared]) {
+      const refused = await send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': presented }, body: messageBody });
+      expect(refused).toMatchObject({ status: 401, body: { error: { type: 'authentication_error' } } });
+    }
+    const wrong = await send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': 'sk-ant-api03-guessed' }, body: messageBody });
+    expect(wrong).toMatchObject({ status: 401, body: { error: { type: 'authentication_error' } } });
+    const none = await send(local(proxy, '/v1/messages'), { body: messageBody });
+    expect(none.status).toBe(401);
+    expect(fake.requests.length).toBe(seen);
+  });
+
+  it('refuses a body over the cap with 413, declared or streamed, before anything goes upstream', async () => {
+    await using proxy = await startUrlProxy({ maxRequestBodyBytes: 1024 * 1024 });
+    const { sandbox } = stubSandbox('sb-body');
+    const key = proxy.sandboxEnv(sandbox).ANTHROPIC_API_KEY!;
+    const seen = fake.requests.length;
+    const big = JSON.stringify({ ...JSON.parse(messageBody), padding: 'x'.repeat(1024 * 1024) });
+    for (const chunked of [false, true]) {
+      const answer = await send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': key }, body: big, chunked });
+      expect(answer, chunked ? 'chunked' : 'content-length').toMatchObject({ status: 413, body: { error: { type: 'request_too_large' } } });
+      expect(answer.body.error.message).toContain('larger than 1048576 bytes');
+    }
+    expect(fake.requests.length).toBe(seen);
+    // Just under the cap goes through.
+    const fits = JSON.stringify({ ...JSON.parse(messageBody), padding: 'x'.repeat(1000 * 1000) });
+    expect((await send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': key }, body: fits, chunked: true })).status).toBe(200);
+    expect(proxy.grant(sandbox).usage).toMatchObject({ requests: 1, refused: 2 });
+  });
+
+  it('enforces a per-sandbox request budget (429) that other sandboxes do not share', async () => {
+    await using proxy = await startUrlProxy({ budget: { maxRequests: 2 } });
+    const a = proxy.sandboxEnv(stubSandbox('sb-budget-a').sandbox).ANTHROPIC_API_KEY!;
+    const b = proxy.sandboxEnv(stubSandbox('sb-budget-b').sandbox).ANTHROPIC_API_KEY!;
+    const post = (key: string) => send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': key }, body: messageBody });
+    expect((await post(a)).status).toBe(200);
+    expect((await post(a)).status).toBe(200);
+    const third = await post(a);
+    expect(third).toMatchObject({ status: 429, body: { type: 'error', error: { type: 'rate_limit_error' } } });
+    expect(third.body.error.message).toContain('sb-budget-a');
+    expect(third.body.error.message).toContain('budget of 2 requests');
+    expect((await post(b)).status).toBe(200);
+  });
+
+  it('enforces token and spend budgets from the usage the replies report (402)', async () => {
+    // Each fake reply reports 10 input + 5 output tokens.
+    await using tokens = await startUrlProxy({ budget: { maxTokens: 20 } });
+    const key = tokens.sandboxEnv(stubSandbox('sb-tokens').sandbox).ANTHROPIC_API_KEY!;
+    const post = (proxy: CredentialProxy, presented: string) =>
+      send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': presented }, body: messageBody });
+    expect((await post(tokens, key)).status).toBe(200);
+    expect((await post(tokens, key)).status).toBe(200);
+    const over = await post(tokens, key);
+    expect(over).toMatchObject({ status: 402, body: { error: { type: 'billing_error' } } });
+    expect(over.body.error.message).toContain('budget of 20 tokens (30 used)');
+
+    const priced: Array<[number, string | undefined]> = [];
+    await using spend = await startUrlProxy({
+      budget: {
+        maxSpendUsd: 0.01,
+        priceUsd: (usage, model) => {
+          priced.push([usage.inputTokens + usage.outputTokens, model]);
+          return 0.006;
+        },
+      },
+    });
+    const spender = stubSandbox('sb-spend').sandbox;
+    const spendKey = spend.sandboxEnv(spender).ANTHROPIC_API_KEY!;
+    expect((await post(spend, spendKey)).status).toBe(200);
+    expect((await post(spend, spendKey)).status).toBe(200);
+    expect((await post(spend, spendKey)).status).toBe(402);
+    expect(priced).toEqual([
+      [15, 'claude-fake'],
+      [15, 'claude-fake'],
+    ]);
+    expect(spend.grant(spender).usage.spendUsd).toBeCloseTo(0.012);
+  });
+
+  it('revokes a placeholder when its sandbox ends, and refuses it after with a 401 saying why', async () => {
+    await using proxy = await startUrlProxy();
+    const first = stubSandbox('sb-ends');
+    const key = proxy.sandboxEnv(first.sandbox).ANTHROPIC_API_KEY!;
+    const post = () => send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': key }, body: messageBody });
+    expect((await post()).status).toBe(200);
+    first.end('lifetime-timeout');
+    await vi.waitFor(() => expect(proxy.grant(first.sandbox).revokedReason).toBe('sandbox ended (lifetime-timeout)'));
+    const refused = await post();
+    expect(refused).toMatchObject({ status: 401, body: { error: { type: 'authentication_error' } } });
+    expect(refused.body.error.message).toContain(
+      'placeholder credential of sandbox sb-ends (stub-cloud) was revoked: sandbox ended (lifetime-timeout)',
+    );
+    // An ended sandbox never gets a fresh one.
+    expect(proxy.sandboxEnv(first.sandbox).ANTHROPIC_API_KEY).toBe(key);
+
+    // The provider's own event ends it as well (for providers that went through createOptions).
+    const provider = stubProvider('stub-cloud');
+    proxy.createOptions(provider);
+    const second = stubSandbox('sb-event');
+    const secondKey = proxy.sandboxEnv(second.sandbox).ANTHROPIC_API_KEY!;
+    provider.events.emit('sandbox-terminated', { provider: 'stub-cloud', sandboxId: 'sb-event', reason: 'terminated' });
+    expect(proxy.grant(second.sandbox).revokedReason).toBe('sandbox ended (terminated)');
+    expect((await send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': secondKey }, body: messageBody })).status).toBe(401);
+
+    // And the app can revoke one by hand.
+    const third = stubSandbox('sb-app');
+    const thirdKey = proxy.sandboxEnv(third.sandbox).ANTHROPIC_API_KEY!;
+    expect(proxy.revoke('stub-cloud', 'sb-app')).toBe(true);
+    expect(proxy.revoke('stub-cloud', 'sb-app')).toBe(false);
+    const byApp = await send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': thirdKey }, body: messageBody });
+    expect(byApp.body.error.message).toContain('revoked by the app');
+  });
+
+  it('revokes every placeholder on close', async () => {
+    const proxy = await startUrlProxy();
+    const { sandbox } = stubSandbox('sb-close');
+    proxy.sandboxEnv(sandbox);
+    await proxy.close();
+    expect(proxy.grant(sandbox).revokedReason).toBe('the proxy was closed');
+    expect(proxy.grant(stubSandbox('sb-after-close').sandbox).revokedReason).toBe('the proxy was closed');
+  });
+
+  it('serves on a server the app gives it', async () => {
+    const { createServer } = await import('node:http');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await using proxy = await CredentialProxy.start({
+        apiKey: realKey,
+        baseUrl: fake.url,
+        listen: { server },
+        publicUrl: 'https://p.example.test',
+      });
+      expect(proxy.listenAddress).toBeUndefined();
+      const key = proxy.sandboxEnv(stubSandbox('sb-server').sandbox).ANTHROPIC_API_KEY!;
+      const port = (server.address() as { port: number }).port;
+      expect((await send(`http://127.0.0.1:${port}/v1/messages`, { headers: { 'x-api-key': key }, body: messageBody })).status).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('createOptions: the host route for providers that have one, the public URL through the network otherwise', async () => {
+    await using proxy = await startUrlProxy();
+    const localProvider = createLocalSandboxProvider();
+    const routed = proxy.createOptions(localProvider, { network: 'block' });
+    expect(routed.network).toBe('block');
+    expect(routed.providerOptions?.local).toBeDefined();
+    expect(proxy.sandboxEnv('local').ANTHROPIC_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+
+    const cloud = stubProvider('stub-cloud');
+    expect(proxy.createOptions(cloud, { env: { A: '1' } })).toEqual({ env: { A: '1' } });
+    expect(proxy.createOptions(cloud, { network: 'allow' })).toEqual({ network: 'allow' });
+    expect(proxy.createOptions(cloud, { network: 'block' }).network).toEqual({ allowCidrs: [], allowDomains: ['proxy.example.test'] });
+    expect(proxy.createOptions(cloud, { network: { allowDomains: ['github.com'] } }).network).toEqual({
+      allowCidrs: [],
+      allowDomains: ['github.com', 'proxy.example.test'],
+    });
+    // Nothing secret travels in the create options.
+    expect(JSON.stringify(proxy.createOptions(cloud, { network: 'block' }))).not.toMatch(/sk-ant|REAL-SECRET/);
+    const cidrsOnly = stubProvider('cidrs-only', { allowDomains: false });
+    expect(() => proxy.createOptions(cidrsOnly, { network: 'block' })).toThrow(SandboxCapabilityUnsupportedError);
+    await using byAddress = await startUrlProxy({ publicUrl: 'http://203.0.113.7:8080' });
+    expect(byAddress.createOptions(cidrsOnly, { network: 'block' }).network).toEqual({ allowCidrs: ['203.0.113.7/32'], allowDomains: [] });
+
+    // Without the URL mode a provider without host routes is refused, as before.
+    await using socketOnly = await CredentialProxy.start({ apiKey: realKey });
+    expect(() => socketOnly.createOptions(cloud)).toThrow(SandboxCapabilityUnsupportedError);
+  });
+});
