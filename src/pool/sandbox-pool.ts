@@ -73,8 +73,10 @@ export interface SandboxPool extends AsyncDisposable {
   /** Counts of what the pool holds now. Synchronous, no I/O. */
   stats(): SandboxPoolStats;
   /**
-   * Stops replenishing, aborts creations under way, terminates every sandbox the pool holds (not
-   * those already handed over) and resolves when all of that is done. Termination failures are
+   * Stops replenishing, aborts every `prepare` and health check under way, waits for creations
+   * under way, and terminates every sandbox the pool holds or was creating (not those already
+   * handed over); resolves when all of them are terminated, so `provider.list` shows none.
+   * `acquire` calls still waiting reject with `SandboxPoolClosedError` at once. Termination failures are
    * `error` events, not rejections. Idempotent: later calls return the same completion. Aborting
    * `signal` rejects this call with `signal.reason`; the closing goes on.
    */
@@ -266,7 +268,7 @@ class WarmPool implements SandboxPool {
     const combined = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
     this.#coldCreating++;
     this.#fill(); // nothing was ready: start replenishing now, not after this creation
-    const creation = this.#make(combined, true);
+    const creation = this.#make(combined, true, signal);
     this.#track(creation.finally(() => this.#coldCreating--));
     try {
       return await raceWithSignal(creation, { signal: combined, operation: 'acquire' });
@@ -285,10 +287,18 @@ class WarmPool implements SandboxPool {
   /**
    * `provider.create`, then `prepare`. Rejects with a `StepFailure` (or the signal's reason) and
    * terminates what it created when a later step fails or the signal aborted meanwhile.
+   *
+   * `signal` ends the wait; `createSignal` (the caller's own, or none) is all `create` is given.
+   * The pool's close never aborts a `create`: a provider may answer an aborted create at once and
+   * end the sandbox it made in its own background, where `close` could not wait for it. Instead
+   * the close waits for the create and terminates what it made, so nothing is left running when
+   * `close` resolves.
    */
-  async #make(signal: AbortSignal, forAcquire: boolean): Promise<Sandbox> {
+  async #make(signal: AbortSignal, forAcquire: boolean, createSignal: AbortSignal | undefined): Promise<Sandbox> {
     const createdAt = Date.now();
-    const creating = this.provider.create({ ...this.options.createOptions, signal });
+    const creating = this.provider.create(
+      createSignal ? { ...this.options.createOptions, signal: createSignal } : this.options.createOptions,
+    );
     let sandbox: Sandbox;
     try {
       sandbox = await raceWithSignal(creating, { signal, operation: 'create' });
@@ -342,7 +352,7 @@ class WarmPool implements SandboxPool {
 
   async #replenishOne(): Promise<void> {
     try {
-      const sandbox = await this.#make(this.#closing.signal, false);
+      const sandbox = await this.#make(this.#closing.signal, false, undefined);
       this.#failures = 0;
       this.#admit(sandbox);
     } catch (error) {
