@@ -23,7 +23,7 @@ export type BridgeHandler = (request: BridgeRequest, response: ServerResponse) =
 
 export interface BridgeRoute {
   readonly method: string;
-  /** `/v1/sandbox/:id/exec`; a final segment `*` matches the rest of the path (at least one character). */
+  /** `/v1/sandbox/:id/exec`; a final segment `*` matches the rest of the path (empty after a trailing slash). */
   readonly pattern: string;
   readonly handle: BridgeHandler;
 }
@@ -68,9 +68,9 @@ function matchPattern(pattern: string, path: string): Record<string, string> | u
   for (let index = 0; index < wanted.length; index++) {
     const segment = wanted[index]!;
     if (segment === '*') {
-      const rest = actual.slice(index).join('/');
-      if (rest === '') return undefined;
-      params['*'] = rest;
+      // `/file/` matches with an empty rest (the route answers 400 for it); `/file` does not.
+      if (actual.length <= index) return undefined;
+      params['*'] = actual.slice(index).join('/');
       return params;
     }
     const value = actual[index];
