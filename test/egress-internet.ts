@@ -27,6 +27,25 @@ export interface TestInternet extends EgressNetwork {
   close(): Promise<void>;
 }
 
+/**
+ * One more host of the test internet, for a server a test opened itself (plain data, so it can
+ * cross to a spawned emulator): its name resolves to `address`, and a dial of `address` at a
+ * key of `ports` lands on 127.0.0.1 at that key's value. How an emulated cloud sandbox reaches a
+ * service "on the internet" (the credential proxy's public URL) without leaving loopback.
+ */
+export interface TestInternetHost {
+  /** A documentation address not used above (TEST-NET-3, 203.0.113.0/24, is free for these). */
+  readonly address: string;
+  /** Port in the test internet → port on 127.0.0.1 that the test opened. */
+  readonly ports: Readonly<Record<number, number>>;
+}
+
+/** Options of `startTestInternet`. */
+export interface TestInternetOptions {
+  /** Extra hosts by name (`{ 'proxy.test': { address: '203.0.113.10', ports: { 80: 41234 } } }`). */
+  readonly hosts?: Readonly<Record<string, TestInternetHost>>;
+}
+
 /** The names and the address each resolves to. */
 export const testInternetNames: Readonly<Record<string, string>> = Object.freeze({
   'allowed.test': '198.51.100.10',
@@ -89,9 +108,14 @@ async function listen(server: Server | ReturnType<typeof createNetServer>): Prom
 }
 
 /** Starts the servers (three per address) and returns the network that reaches them. */
-export async function startTestInternet(): Promise<TestInternet> {
-  const names = testInternetNames;
-  const addresses = [...new Set(Object.values(names))];
+export async function startTestInternet(options: TestInternetOptions = {}): Promise<TestInternet> {
+  const hosts = Object.entries(options.hosts ?? {});
+  const names: Readonly<Record<string, string>> = Object.freeze({
+    ...testInternetNames,
+    ...Object.fromEntries(hosts.map(([name, host]) => [name.toLowerCase(), host.address])),
+  });
+  const addresses = [...new Set(Object.values(testInternetNames))];
+  const hostAddresses = hosts.map(([, host]) => host.address);
   const pems = await generate([{ name: 'commonName', value: 'sandport test internet' }], {
     notAfterDate: new Date(Date.now() + 2 * 24 * 3600 * 1000),
     extensions: [
@@ -100,7 +124,7 @@ export async function startTestInternet(): Promise<TestInternet> {
         name: 'subjectAltName',
         altNames: [
           ...Object.keys(names).map((value) => ({ type: 2 as const, value })),
-          ...addresses.map((ip) => ({ type: 7 as const, ip })),
+          ...[...addresses, ...hostAddresses].map((ip) => ({ type: 7 as const, ip })),
         ],
       },
     ],
@@ -127,6 +151,10 @@ export async function startTestInternet(): Promise<TestInternet> {
         [7, await listen(echo)],
       ]),
     );
+  }
+  for (const [name, host] of hosts) {
+    if (routes.has(canonical(host.address))) throw new Error(`test internet host ${name}: address ${host.address} is taken`);
+    routes.set(canonical(host.address), new Map(Object.entries(host.ports).map(([port, target]) => [Number(port), target])));
   }
   const dialed: Array<{ address: string; port: number }> = [];
   let closed = false;

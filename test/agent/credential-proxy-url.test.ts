@@ -338,3 +338,101 @@ describe('credential proxy URL mode', () => {
     expect(() => socketOnly.createOptions(cloud)).toThrow(SandboxCapabilityUnsupportedError);
   });
 });
+
+// Everything writable in the sandbox, and the environment and argv of every process in it. The
+// key arrives on stdin, so that the scan's own argv and environment do not hold it.
+const scan = `
+IFS= read -r needle
+set -- "$needle"
+hits=0
+for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do
+  if tr '\\0' '\\n' < "$f" 2>/dev/null | grep -qF "$1"; then echo "found in $f"; hits=1; fi
+done
+found=$(grep -rlsF -- "$1" /tmp /root /workspace /home /var /run /etc 2>/dev/null)
+if [ -n "$found" ]; then echo "found in $found"; hits=1; fi
+echo "processes=$(ls -d /proc/[0-9]* | wc -l)"
+exit $hits`;
+
+// curl inside the sandbox: the path a real cloud sandbox takes to a public URL, here through the
+// emulated sandbox's egress to the test internet, where `proxy.test` routes to the proxy's listener.
+const curlMessages = [
+  '/bin/sh',
+  '-c',
+  'curl -sS -X POST "$ANTHROPIC_BASE_URL$1" -H "x-api-key: $ANTHROPIC_API_KEY" -H "content-type: application/json" -H "anthropic-version: 2023-06-01" --data-binary @- -w "\\nstatus=%{http_code}"',
+  'curl-messages',
+];
+
+describe('credential proxy URL mode on the Modal emulator (real modal SDK, our adapter)', () => {
+  let proxy: CredentialProxy;
+  let emulator: ModalEmulatorProcess | undefined;
+  let client: ModalClient | undefined;
+  let provider: ModalSandboxProvider;
+
+  beforeAll(async () => {
+    proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: fake.url, listen: { port: 0 }, publicUrl: 'http://proxy.test' });
+    // proxy.test is one more host of the emulator's test internet: its port 80 is the proxy's listener.
+    emulator = await spawnModalEmulator({
+      testInternet: { hosts: { 'proxy.test': { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+    });
+    process.env.MODAL_SERVER_URL = emulator.url;
+    client = new ModalClient({ tokenId: 'ak-emulator', tokenSecret: 'as-emulator', logLevel: 'error' });
+    provider = createModalSandboxProvider({ client, appName: 'sandport-credential-url', encryptPortsByDefault: false });
+  }, 120_000);
+  afterAll(async () => {
+    client?.close();
+    await emulator?.close();
+    await proxy?.close();
+  }, 120_000);
+
+  it('a blocked sandbox reaches the fake API through the public URL with its own placeholder; the real key is nowhere inside; its end revokes it', async () => {
+    expect(provider.capabilities.hostRoutes).toBe(false);
+    const options = proxy.createOptions(provider, { network: 'block', timeoutMs: 5 * 60_000 });
+    // 'block' became "the proxy's host and nothing else".
+    expect(options.network).toEqual({ allowCidrs: [], allowDomains: ['proxy.test'] });
+    const sandbox = await provider.create(options);
+    let ended = false;
+    try {
+      const env = proxy.sandboxEnv(sandbox);
+      expect(env).toEqual({ ANTHROPIC_BASE_URL: 'http://proxy.test', ANTHROPIC_API_KEY: proxy.grant(sandbox).placeholder });
+      const seen = fake.requests.length;
+      const answer = await sandbox.run([...curlMessages, '/v1/messages?beta=true'], { env, stdin: messageBody });
+      expect(answer.stderr).toBe('');
+      expect(answer.stdout).toContain('event: message_start');
+      expect(answer.stdout).toContain('Echo: hello');
+      expect(answer.stdout).toContain('status=200');
+      const upstream = fake.requests.slice(seen);
+      expect(upstream.map((request) => [request.url, request.headers['x-api-key']])).toEqual([['/v1/messages?beta=true', realKey]]);
+      expect(proxy.grant(sandbox).usage).toMatchObject({ requests: 1, tokens: { inputTokens: 10, outputTokens: 5 } });
+
+      // Other paths are refused by the proxy; other hosts by the sandbox's network.
+      const models = await sandbox.run([...curlMessages, '/v1/models'], { env, stdin: '{}' });
+      expect(models.stdout).toContain('"not_found_error"');
+      expect(models.stdout).toContain('status=404');
+      const elsewhere = await sandbox.run(['curl', '-sS', '-m', '20', 'http://allowed.test/']);
+      expect(elsewhere.stdout).not.toContain('hello from');
+
+      // Nothing in the sandbox holds the key: no process environment or argv, no file.
+      const scanned = await sandbox.run(['/bin/sh', '-c', scan, 'scan'], { stdin: `${realKey}\n` });
+      expect(scanned.stdout).toMatch(/processes=\d+/);
+      expect(scanned.stdout).not.toContain('found in');
+      expect(scanned.exitCode).toBe(0);
+      // The scan itself works: a planted copy is found.
+      await sandbox.files.write('/tmp/planted', `x${realKey}x`);
+      expect((await sandbox.run(['/bin/sh', '-c', scan, 'scan'], { stdin: `${realKey}\n` })).exitCode).toBe(1);
+      await sandbox.files.remove('/tmp/planted');
+
+      const placeholder = env.ANTHROPIC_API_KEY!;
+      await sandbox.terminate();
+      ended = true;
+      await vi.waitFor(() => expect(proxy.grant(sandbox).revokedReason).toMatch(/^sandbox ended/));
+      const after = await send(`http://127.0.0.1:${proxy.listenAddress!.port}/v1/messages`, {
+        headers: { 'x-api-key': placeholder },
+        body: messageBody,
+      });
+      expect(after).toMatchObject({ status: 401, body: { error: { type: 'authentication_error' } } });
+      expect(after.body.error.message).toContain(`sandbox ${sandbox.id} (modal) was revoked`);
+    } finally {
+      if (!ended) await sandbox.terminate();
+    }
+  }, 180_000);
+});

@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
+import type { TestInternetOptions } from '../../egress-internet.js';
 import { localProviderOnTestInternet } from '../shared/test-internet-provider.js';
 import { appHandlers } from './modal-apps.js';
 import { execHandlers } from './modal-exec.js';
@@ -56,9 +57,10 @@ export interface ModalEmulatorOptions {
   maxReadFileBytes?: number;
   /**
    * Without `provider`: run sandboxes in a local provider whose egress goes to the test internet
-   * (../shared/test-internet-provider.ts), so that allowlists reach `allowed.test`. @default false
+   * (../shared/test-internet-provider.ts), so that allowlists reach `allowed.test`; an object adds
+   * hosts of the test's own to that internet (`TestInternetOptions.hosts`). @default false
    */
-  testInternet?: boolean;
+  testInternet?: boolean | TestInternetOptions;
 }
 
 export interface ModalEmulator {
@@ -72,7 +74,10 @@ export interface ModalEmulator {
 }
 
 export async function startModalEmulator(options: ModalEmulatorOptions = {}): Promise<ModalEmulator> {
-  const internet = !options.provider && options.testInternet ? await localProviderOnTestInternet() : undefined;
+  const internet =
+    !options.provider && options.testInternet
+      ? await localProviderOnTestInternet(options.testInternet === true ? {} : options.testInternet)
+      : undefined;
   const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
   const stateDir = options.stateDir ?? join(tmpdir(), `sandport-modal-emulator-${process.pid}-${randomBytes(4).toString('hex')}`);
   const state = new ModalState({

@@ -6,6 +6,7 @@
  * emulator's own process. Loaded only when asked for (the test internet makes a certificate).
  */
 import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
+import type { TestInternetOptions } from '../../egress-internet.js';
 
 /** A provider on the test internet, and how to close that internet once the sandboxes ended. */
 export interface TestInternetProvider {
@@ -13,8 +14,9 @@ export interface TestInternetProvider {
   close(): Promise<void>;
 }
 
-export async function localProviderOnTestInternet(): Promise<TestInternetProvider> {
+/** @param options extra hosts (`TestInternetOptions`): plain data, as it comes from a spawned emulator's options. */
+export async function localProviderOnTestInternet(options: TestInternetOptions = {}): Promise<TestInternetProvider> {
   const { startTestInternet } = await import('../../egress-internet.js');
-  const internet = await startTestInternet();
+  const internet = await startTestInternet(options);
   return { provider: createLocalSandboxProvider({ egressNetwork: internet }), close: () => internet.close() };
 }
