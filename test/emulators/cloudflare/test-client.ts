@@ -53,7 +53,7 @@ export function bridgeClient(emulator: { url: string; token: string | undefined 
   const call: BridgeClient['call'] = (path, init = {}) => {
     const headers = new Headers(init.headers);
     if (emulator.token !== undefined && !headers.has('authorization')) headers.set('authorization', `Bearer ${emulator.token}`);
-    let body = init.body as BodyInit | undefined;
+    let body = init.body as RequestInit['body'];
     if (init.body !== undefined && typeof init.body === 'object' && !(init.body instanceof Uint8Array) && !(init.body instanceof Blob)) {
       body = JSON.stringify(init.body);
       headers.set('content-type', 'application/json');
