@@ -14,6 +14,7 @@ for (const [name, file, exportName] of [
   ['modal adapter (against the emulator)', './modal.js', 'runModalBench'],
   ['e2b adapter (against the emulator)', './e2b.js', 'runE2bBench'],
   ['AgentSession', './agent.js', 'runAgentBench'],
+  ['warm pool (local and the Modal emulator)', './pool.js', 'runPoolBench'],
 ] as const) {
   if (!existsSync(new URL(file.replace('.js', '.ts'), import.meta.url))) continue;
   sections.push([

@@ -220,7 +220,9 @@ class WarmPool implements SandboxPool {
   /** Lets go of a sandbox for the caller: it leaves every set, and the pool refills. */
   #handOver(held: Held): void {
     this.#forget(held);
-    this.#fill();
+    // After the caller has the sandbox: a provider's create starts with synchronous work
+    // (validation, spawning a process) that would otherwise be part of this acquire's time.
+    setImmediate(() => this.#fill());
   }
 
   /**
