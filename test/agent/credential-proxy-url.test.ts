@@ -4,12 +4,15 @@
  * Modal emulator (real `modal` SDK, our adapter) reaching the fake Messages API through the proxy's
  * public URL, served as a host of the test internet (`proxy.test`), with the real key never inside.
  */
+import { createReadStream } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { ModalClient } from 'modal';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { createModalSandboxProvider, type ModalSandboxProvider } from '../../adapters/modal/index.js';
-import { CredentialProxy } from '../../src/agent/index.js';
+import { AgentSession, CredentialProxy, claudeCodeHostMount } from '../../src/agent/index.js';
 import {
   SandboxCapabilityUnsupportedError,
   SandboxEmitter,
@@ -20,6 +23,7 @@ import {
 } from '../../src/index.js';
 import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
+import { agentSkipReason, testEnv } from './harness.js';
 
 const realKey = `sk-ant-api03-REAL-SECRET-${Date.now()}`;
 const messageBody = JSON.stringify({ model: 'claude-fake', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hello' }] });
@@ -435,4 +439,42 @@ describe('credential proxy URL mode on the Modal emulator (real modal SDK, our a
       if (!ended) await sandbox.terminate();
     }
   }, 180_000);
+
+  // The Modal emulator's sandboxes do not see the host's files and have no route to a registry,
+  // so the pinned binary is uploaded through the files API (about 380 MB, some seconds here).
+  const noCli = agentSkipReason();
+  it.skipIf(noCli !== undefined)(
+    `AgentSession runs the real claude CLI in a Modal emulator sandbox through the public URL${noCli ? ` (skipped: ${noCli})` : ''}`,
+    async () => {
+      const sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', timeoutMs: 5 * 60_000 }));
+      try {
+        // The host side of the local providers' mount is where the pinned binary lies.
+        const mount = claudeCodeHostMount();
+        const [volume] = Object.values(mount.createOptions.volumes ?? {});
+        const binary = join((volume as { source: string }).source, basename(mount.executable));
+        await sandbox.files.write('/opt/claude', Readable.toWeb(createReadStream(binary)) as ReadableStream<Uint8Array>);
+        expect((await sandbox.run(['chmod', '755', '/opt/claude'])).exitCode).toBe(0);
+        const seen = fake.requests.length;
+        await using agent = await AgentSession.start(sandbox, {
+          executable: '/opt/claude',
+          credentials: proxy,
+          env: testEnv,
+          closeGraceMs: 1_000,
+        });
+        const result = await agent.send('BASH: env | grep -E "ANTHROPIC_(API_KEY|BASE_URL)" | sort').result;
+        // The agent's own Bash sees this sandbox's placeholder and the public URL, never the key.
+        expect(result.text).toContain(`ANTHROPIC_API_KEY=${proxy.grant(sandbox).placeholder}`);
+        expect(result.text).toContain('ANTHROPIC_BASE_URL=http://proxy.test');
+        expect(result.text).not.toContain(realKey);
+        const upstream = fake.requests.slice(seen);
+        expect(upstream.length).toBeGreaterThan(1);
+        expect(upstream.every((request) => request.headers['x-api-key'] === realKey)).toBe(true);
+        expect(proxy.grant(sandbox).usage.requests).toBe(upstream.length);
+      } finally {
+        await sandbox.terminate();
+      }
+      await vi.waitFor(() => expect(proxy.grant(sandbox).revokedReason).toMatch(/^sandbox ended/));
+    },
+    180_000,
+  );
 });
