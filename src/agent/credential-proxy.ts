@@ -125,6 +125,7 @@ interface UrlMode {
   readonly grants: GrantTable;
   readonly context: UrlModeContext;
   readonly address: { host: string; port: number } | undefined;
+  readonly listener: (request: IncomingMessage, response: ServerResponse) => void;
 }
 
 // Only what the API needs travels upstream: no cookies, no proxy headers, no hop-by-hop headers.
@@ -275,7 +276,8 @@ export class CredentialProxy {
     };
     const ownsServer = !('server' in listen);
     const server = 'server' in listen ? listen.server : createServer();
-    server.on('request', (request, response) => serveUrlRequest(context, request, response));
+    const listener = (request: IncomingMessage, response: ServerResponse): void => serveUrlRequest(context, request, response);
+    server.on('request', listener);
     let address: UrlMode['address'];
     if (!('server' in listen)) {
       const host = listen.host ?? '127.0.0.1';
@@ -288,7 +290,7 @@ export class CredentialProxy {
       });
       address = { host, port: (server.address() as AddressInfo).port };
     }
-    this.url = { publicUrl: base, server, ownsServer, grants, context, address };
+    this.url = { publicUrl: base, server, ownsServer, grants, context, address, listener };
   }
 
   /**
@@ -394,6 +396,8 @@ export class CredentialProxy {
       this.server.closeAllConnections();
       const url = this.url;
       url?.grants.revokeAll('the proxy was closed');
+      // A server of the app's stays the app's: it only stops reaching this proxy.
+      url?.server.off('request', url.listener);
       await Promise.all([
         new Promise<void>((resolve) => this.server.close(() => resolve())),
         url?.ownsServer
