@@ -182,6 +182,12 @@ describe('0.12 exec', () => {
     expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ code: 'exec_transport_error' });
   });
 
+  it('answers the PTY route 400 without a WebSocket upgrade (the terminal itself is not emulated: 502)', async () => {
+    const plain = await client.call(`/v1/sandbox/${id}/pty`);
+    expect(plain.status).toBe(400);
+    expect(await plain.json()).toEqual({ error: 'WebSocket upgrade required', code: 'invalid_request' });
+  });
+
   describe('sessions', () => {
     it("applies a session's cwd and env; cd and export do not persist; unknown ids run sessionless", async () => {
       await client.exec(id, { argv: ['mkdir', '-p', '/workspace/sub'] });

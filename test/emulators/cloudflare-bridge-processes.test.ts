@@ -121,6 +121,15 @@ describe('0.13 processes', () => {
     expect((await client.call(`/v1/sandbox/${id}/processes/${terminated.id}/kill`, { method: 'POST', body: { signal: 9 } })).status).toBe(204);
   });
 
+  it("kills the process's whole group, children included", async () => {
+    const status = await start({ argv: ['sh', '-c', 'sleep 30 & echo $! > /workspace/child.pid; echo ready; wait'] });
+    while (!bytesOf(await logs(status.id, '?follow=false'), 'stdout').toString().includes('ready'));
+    expect((await client.call(`/v1/sandbox/${id}/processes/${status.id}/kill`, { method: 'POST', body: { signal: 15 } })).status).toBe(204);
+    expect((await logs(status.id)).at(-1)).toMatchObject({ type: 'terminal', exit: { signal: 15 } });
+    const check = await start({ argv: ['sh', '-c', 'kill -0 "$(cat /workspace/child.pid)" 2>/dev/null && echo alive || echo gone'] });
+    expect(bytesOf(await logs(check.id), 'stdout').toString()).toBe('gone\n');
+  });
+
   it('kills at the timeout and says timedOut', async () => {
     const status = await start({ argv: ['sleep', '30'], timeout: 200 });
     expect((await logs(status.id)).at(-1)).toMatchObject({ type: 'terminal', state: 'exited', exit: { timedOut: true } });

@@ -85,7 +85,7 @@ const interrupted = 'exec failed: Sandbox operation sandbox.exec was interrupted
 async function streamExec(
   container: Container,
   command: string,
-  options: { cwd: string; env: Readonly<Record<string, string>>; timeoutMs: number | undefined },
+  options: { cwd: string; env: Readonly<Record<string, string>>; timeoutMs: number | undefined; timeoutText: string },
   sink: EventSink,
 ): Promise<void> {
   let process: SandboxProcess;
@@ -110,7 +110,7 @@ async function streamExec(
   if ('status' in outcome) {
     await sink.send('exit', JSON.stringify({ exit_code: exitCodeOf(outcome.status) }));
   } else if (outcome.error instanceof SandboxTimeoutError) {
-    await sink.send('stderr', Buffer.from(`Command timed out after ${options.timeoutMs}ms\n`).toString('base64'));
+    await sink.send('stderr', Buffer.from(`Command timed out after ${options.timeoutText}ms\n`).toString('base64'));
     await sink.send('exit', JSON.stringify({ exit_code: 124 }));
   } else {
     await sink.send('error', execError(interrupted, 'exec_transport_error'));
@@ -158,7 +158,8 @@ export function execRoutes(state: BridgeState, containerOf: ContainerOf): Bridge
         }
         const timeoutMs = typeof fields.timeout_ms === 'number' && fields.timeout_ms > 0 ? Math.ceil(fields.timeout_ms) : undefined;
         const sink = new EventSink(response);
-        await streamExec(container, commandLine(argv.map(String)), { cwd, env: session?.env ?? {}, timeoutMs }, sink);
+        const timeoutText = String(fields.timeout_ms);
+        await streamExec(container, commandLine(argv.map(String)), { cwd, env: session?.env ?? {}, timeoutMs, timeoutText }, sink);
       },
     },
     {
@@ -194,6 +195,16 @@ export function execRoutes(state: BridgeState, containerOf: ContainerOf): Bridge
           throw new BridgeError(502, `session delete failed: Session '${sid}' not found`, 'session_error');
         }
         sendJson(response, 200, { success: true, sessionId: sid });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/sandbox/:id/pty',
+      async handle(request) {
+        request.raw.resume();
+        const upgrade = request.headers.upgrade;
+        if (typeof upgrade !== 'string' || upgrade.toLowerCase() !== 'websocket') throw invalidRequest('WebSocket upgrade required');
+        throw new BridgeError(502, 'terminal failed: the sandport emulator does not emulate the PTY WebSocket', 'exec_transport_error');
       },
     },
     runningRoute(containerOf),

@@ -64,7 +64,8 @@ export function fileRoutes(state: BridgeState, containerOf: ContainerOf, missing
       pattern: '/v1/sandbox/:id/file/*',
       async handle(request, response) {
         const path = filePath(request);
-        checkSessionHeader(request);
+        // 0.12 honours Session-Id on files (and refuses a malformed one); 0.13 has no sessions.
+        if (state.version === '0.12') checkSessionHeader(request);
         const files = new EmulatorFiles(containerOf(request).local, '/workspace');
         let stream: ReadableStream<Uint8Array>;
         try {
@@ -89,7 +90,8 @@ export function fileRoutes(state: BridgeState, containerOf: ContainerOf, missing
       pattern: '/v1/sandbox/:id/file/*',
       async handle(request, response) {
         const path = filePath(request);
-        checkSessionHeader(request);
+        // 0.12 honours Session-Id on files (and refuses a malformed one); 0.13 has no sessions.
+        if (state.version === '0.12') checkSessionHeader(request);
         const { bytes, total } = await readBody(request.raw, maxWriteBytes);
         if (total > maxWriteBytes) {
           throw new BridgeError(413, `payload too large: ${total} bytes exceeds the ${maxWriteBytes}-byte limit`, 'payload_too_large');

@@ -115,8 +115,17 @@ function processesOf(container: Container): Map<string, ProcessEntry> {
   return map;
 }
 
-/** Prints the pid (or `!` when the program is not found) on stdout's first line, then becomes the argv. */
-const launcher = 'command -v "$1" >/dev/null 2>&1 || { echo "!"; exit 127; }; echo "$$"; exec "$@"';
+/**
+ * Prints the pid (or `!` when the program is not found) on stdout's first line, then becomes the
+ * argv, in a process group of its own where setsid exists (it does not fork here: the shell is no
+ * group leader), so that a kill reaches the whole group as the bridge's supervised group.
+ */
+const launcher = [
+  'command -v "$1" >/dev/null 2>&1 || { echo "!"; exit 127; }',
+  'echo "$$"',
+  'if command -v setsid >/dev/null 2>&1; then exec setsid "$@"; fi',
+  'exec "$@"',
+].join('\n');
 
 /** Reads stdout up to the first newline; the rest of the stream is the program's own output. */
 async function firstLine(stdout: ReadableStream<Uint8Array>): Promise<{ line: string; rest: ReadableStream<Uint8Array> }> {
@@ -339,8 +348,8 @@ export function processRoutes(containerOf: ContainerOf): BridgeRoute[] {
           }
         } else request.raw.resume();
         if (entry.state === 'running') {
-          // bash's kill takes any signal number (`-n`), real-time ones included.
-          const kill = ['/bin/bash', '-c', 'kill -n "$1" "$2" 2>/dev/null; exit 0', 'kill', String(signal), String(entry.pid)];
+          // bash's kill takes any signal number (`-n`), real-time ones included; the group first.
+          const kill = ['/bin/bash', '-c', 'kill -n "$1" -- "-$2" 2>/dev/null || kill -n "$1" "$2" 2>/dev/null; exit 0', 'kill', String(signal), String(entry.pid)];
           await container.local.run(kill).catch(() => undefined);
         }
         sendEmpty(response, 204);
