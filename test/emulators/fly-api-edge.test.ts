@@ -81,7 +81,7 @@ describe('edge', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('fly-request-id')).toMatch(/^[0-9a-f]+$/);
     expect(response.headers.get('via')).toBe('1.1 fly.io');
-    const seen = await response.json();
+    const seen = (await response.json()) as any;
     expect(seen).toMatchObject({ machine: machine.id, method: 'POST', url: '/path?q=1', body: 'payload' });
     expect(seen.headers).toMatchObject({ host: `${app}.${emulator.edgeDomain}`, 'fly-forwarded-port': '443', 'x-forwarded-proto': 'http' });
   });
@@ -92,7 +92,7 @@ describe('edge', () => {
     await Promise.all([fly.waitFor(app, a.id, 'started'), fly.waitFor(app, b.id, 'started')]);
     for (const target of [a, b, a]) {
       const response = await untilServing(`http://${app}.${emulator.edgeDomain}/`, { headers: { 'fly-force-instance-id': target.id } });
-      const seen = await response.json();
+      const seen = (await response.json()) as any;
       expect(seen.machine).toBe(target.id);
       expect(seen.headers['fly-force-instance-id']).toBeUndefined();
     }
@@ -112,7 +112,12 @@ describe('edge', () => {
         host,
         port,
         path: '/socket',
-        headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        },
       });
       request.on('upgrade', (answer, socket) => {
         expect(answer.statusCode).toBe(101);
@@ -161,7 +166,7 @@ describe('edge', () => {
     const auto = await fly.machine(other, { config: serverConfig({ autostart: true }), skip_launch: true });
     const response = await untilServing(`http://${other}.${emulator.edgeDomain}/`);
     expect(response.status).toBe(200);
-    expect((await response.json()).machine).toBe(auto.id);
+    expect(((await response.json()) as { machine: string }).machine).toBe(auto.id);
     expect((await fly.call('GET', `/v1/apps/${other}/machines/${auto.id}`)).body.state).toBe('started');
   });
 });

@@ -238,7 +238,10 @@ describe('machines', () => {
     expect((await fly.call('POST', `/v1/apps/${app}/machines/${second.id}/signal`, { signal: 9 })).status).toBe(200);
     await fly.waitFor(app, second.id, 'stopped');
     const shown = await fly.call('GET', `/v1/apps/${app}/machines/${second.id}`);
-    expect(shown.body.events.find((event: { type: string }) => event.type === 'exit').request.exit_event).toMatchObject({ exit_code: 137, signal: 9 });
+    expect(shown.body.events.find((event: { type: string }) => event.type === 'exit').request.exit_event).toMatchObject({
+      exit_code: 137,
+      signal: 9,
+    });
   });
 });
 

@@ -40,9 +40,13 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 async function createApp(state: FlyState, request: FlyRequest): Promise<FlyAnswer> {
   const body = parse(createAppSchema, await request.json());
   if (!appNamePattern.test(body.app_name)) {
-    throw new FlyHttpError(400, 'invalid_argument: app_name: lowercase letters, digits and dashes, starting and ending with a letter or digit');
+    throw new FlyHttpError(
+      400,
+      'invalid_argument: app_name: lowercase letters, digits and dashes, starting and ending with a letter or digit',
+    );
   }
-  if (state.apps.has(body.app_name)) throw new FlyHttpError(422, 'Name has already been taken', { error: 'Name has already been taken', status: 'name_taken' });
+  if (state.apps.has(body.app_name))
+    throw new FlyHttpError(422, 'Name has already been taken', { error: 'Name has already been taken', status: 'name_taken' });
   state.apps.set(body.app_name, {
     id: state.newAppId(),
     name: body.app_name,
@@ -72,7 +76,8 @@ async function deleteApp(state: FlyState, request: FlyRequest): Promise<FlyAnswe
   await Promise.all(machines.filter((machine) => !machine.destroyed).map((machine) => machine.destroy()));
   // A new app of the same name starts without the old one's machines (even with include_deleted).
   for (const machine of machines) state.machines.delete(machine.id);
-  for (const volume of state.volumes.values()) if (volume.app === app.name && volume.state !== 'destroyed') await state.destroyVolume(volume);
+  for (const volume of state.volumes.values())
+    if (volume.app === app.name && volume.state !== 'destroyed') await state.destroyVolume(volume);
   return { status: 202 };
 }
 
@@ -101,7 +106,11 @@ export function appRoutes(state: FlyState): FlyRoute[] {
   return [
     { method: 'POST', pattern: '/v1/apps', handle: (request) => createApp(state, request) },
     { method: 'GET', pattern: '/v1/apps', handle: async (request) => listApps(state, request) },
-    { method: 'GET', pattern: '/v1/apps/:app', handle: async (request) => ({ status: 200, body: state.appJson(state.app(request.params.app!)) }) },
+    {
+      method: 'GET',
+      pattern: '/v1/apps/:app',
+      handle: async (request) => ({ status: 200, body: state.appJson(state.app(request.params.app!)) }),
+    },
     { method: 'DELETE', pattern: '/v1/apps/:app', handle: (request) => deleteApp(state, request) },
     { method: 'POST', pattern: '/v1/apps/:app/volumes', handle: (request) => createVolume(state, request) },
     {

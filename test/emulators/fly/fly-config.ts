@@ -47,13 +47,9 @@ export const machineConfigSchema = z.looseObject({
     })
     .optional(),
   services: z.array(serviceSchema).optional(),
-  init: z
-    .looseObject({ exec: argv.optional(), entrypoint: argv.optional(), cmd: argv.optional(), tty: z.boolean().optional() })
-    .optional(),
+  init: z.looseObject({ exec: argv.optional(), entrypoint: argv.optional(), cmd: argv.optional(), tty: z.boolean().optional() }).optional(),
   auto_destroy: z.boolean().optional(),
-  restart: z
-    .looseObject({ policy: z.enum(['no', 'always', 'on-failure']), max_retries: z.number().int().min(0).optional() })
-    .optional(),
+  restart: z.looseObject({ policy: z.enum(['no', 'always', 'on-failure']), max_retries: z.number().int().min(0).optional() }).optional(),
   mounts: z.array(mountSchema).max(1, { message: 'only one volume can be mounted per machine' }).optional(),
   stop_config: z.looseObject({ signal: z.string().optional(), timeout: durationSchema.optional() }).optional(),
 });

@@ -148,7 +148,11 @@ async function openRelay(target: Target): Promise<Relay> {
 function refuse(res: ServerResponse, status: number, message: string): void {
   if (res.headersSent) return void res.destroy();
   const text = `${message}\n`;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'fly-emulator-edge': '1' });
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'fly-emulator-edge': '1',
+  });
   res.end(text);
 }
 

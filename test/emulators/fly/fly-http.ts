@@ -30,7 +30,7 @@ export interface FlyAnswer {
   body?: unknown;
 }
 
-export type FlyHandler = (request: FlyRequest, response: ServerResponse) => Promise<FlyAnswer | void>;
+export type FlyHandler = (request: FlyRequest, response: ServerResponse) => Promise<FlyAnswer>;
 
 export interface FlyRoute {
   readonly method: string;
@@ -164,7 +164,7 @@ export function createFlyRouter(routes: readonly FlyRoute[], options: FlyRouterO
       const key = `${matched.route.method} ${matched.route.pattern}`;
       options.calls.set(key, (options.calls.get(key) ?? 0) + 1);
       const answer = await matched.route.handle(request, response);
-      if (answer) sendJson(response, answer.status, answer.body);
+      sendJson(response, answer.status, answer.body);
     })().catch((error: unknown) => {
       raw.resume();
       if (error instanceof FlyHttpError) return sendJson(response, error.status, error.body);

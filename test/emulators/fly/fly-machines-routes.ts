@@ -59,14 +59,20 @@ function parseBody<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 function leaseTime(expiresAt: number): string {
-  return new Date(expiresAt * 1000).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' +0000 UTC');
+  return new Date(expiresAt * 1000)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, ' +0000 UTC');
 }
 
 /** A mutating call on a leased machine needs the lease's nonce. */
 function checkLease(machine: FlyMachine, request: FlyRequest): void {
   const lease = activeLease(machine);
   if (lease && request.header(leaseNonceHeader) !== lease.nonce) {
-    throw new FlyHttpError(409, `machine ID ${machine.id} lease currently held by ${lease.owner}, expires at ${leaseTime(lease.expiresAt)}`);
+    throw new FlyHttpError(
+      409,
+      `machine ID ${machine.id} lease currently held by ${lease.owner}, expires at ${leaseTime(lease.expiresAt)}`,
+    );
   }
 }
 
@@ -147,9 +153,13 @@ async function update(state: FlyState, request: FlyRequest): Promise<FlyAnswer> 
   const body = parseBody(createSchema, await request.json());
   const config = parseMachineConfig(body.config);
   if (body.name !== undefined && body.name !== machine.name) throw new FlyHttpError(400, 'invalid_argument: name cannot be changed');
-  if (body.region !== undefined && body.region !== machine.region) throw new FlyHttpError(400, 'invalid_argument: region cannot be changed');
+  if (body.region !== undefined && body.region !== machine.region)
+    throw new FlyHttpError(400, 'invalid_argument: region cannot be changed');
   if (body.current_version !== undefined && body.current_version !== machine.instanceId) {
-    throw new FlyHttpError(412, `failed_precondition: current_version ${body.current_version} is not the machine's version ${machine.instanceId}`);
+    throw new FlyHttpError(
+      412,
+      `failed_precondition: current_version ${body.current_version} is not the machine's version ${machine.instanceId}`,
+    );
   }
   if (machine.state === 'destroying') throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} is being destroyed`);
   checkMounts(state, machine.app, config, machine.id);
@@ -168,7 +178,10 @@ function remove(state: FlyState, request: FlyRequest): FlyAnswer {
   const force = query.get('force') === 'true' || query.get('kill') === 'true';
   if (machine.state === 'destroying') return { status: 200, body: { ok: true } };
   if (!force && !settledForDelete.includes(machine.state)) {
-    throw new FlyHttpError(412, `failed_precondition: unable to destroy machine, not currently stopped or suspended (state: ${machine.state})`);
+    throw new FlyHttpError(
+      412,
+      `failed_precondition: unable to destroy machine, not currently stopped or suspended (state: ${machine.state})`,
+    );
   }
   void machine.destroy();
   return { status: 200, body: { ok: true } };
@@ -183,12 +196,16 @@ function start(state: FlyState, request: FlyRequest): FlyAnswer {
   return { status: 200, body: startAnswer(previous) };
 }
 
-async function stopOptions(request: FlyRequest, body: Record<string, unknown>): Promise<{ signal?: SandboxSignal; timeoutSeconds?: number }> {
+async function stopOptions(
+  request: FlyRequest,
+  body: Record<string, unknown>,
+): Promise<{ signal?: SandboxSignal; timeoutSeconds?: number }> {
   const query = request.url.searchParams;
   const givenSignal = body.signal ?? query.get('signal') ?? undefined;
   const givenTimeout = body.timeout ?? query.get('timeout') ?? undefined;
   const signal = givenSignal === undefined || givenSignal === '' ? undefined : signalName(givenSignal);
-  if (givenSignal !== undefined && givenSignal !== '' && !signal) throw new FlyHttpError(400, `invalid_argument: unknown signal ${String(givenSignal)}`);
+  if (givenSignal !== undefined && givenSignal !== '' && !signal)
+    throw new FlyHttpError(400, `invalid_argument: unknown signal ${String(givenSignal)}`);
   const timeoutSeconds = givenTimeout === undefined || givenTimeout === '' ? undefined : parseDurationSeconds(givenTimeout);
   if (givenTimeout !== undefined && givenTimeout !== '' && timeoutSeconds === undefined) {
     throw new FlyHttpError(400, `invalid_argument: timeout ${String(givenTimeout)} is not a duration`);
@@ -198,7 +215,8 @@ async function stopOptions(request: FlyRequest, body: Record<string, unknown>): 
 
 async function jsonObject(request: FlyRequest): Promise<Record<string, unknown>> {
   const body = await request.json();
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new FlyHttpError(400, 'invalid_argument: body must be an object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new FlyHttpError(400, 'invalid_argument: body must be an object');
   return body as Record<string, unknown>;
 }
 
@@ -215,7 +233,8 @@ function suspend(state: FlyState, request: FlyRequest): FlyAnswer {
   const machine = state.liveMachine(request.params.app!, request.params.id!);
   checkLease(machine, request);
   if (machine.state === 'suspended' || machine.state === 'suspending') return { status: 200, body: { ok: true } };
-  if (machine.state !== 'started') throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} is not started (state: ${machine.state})`);
+  if (machine.state !== 'started')
+    throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} is not started (state: ${machine.state})`);
   void machine.suspend();
   return { status: 200, body: { ok: true } };
 }
@@ -224,7 +243,8 @@ async function restart(state: FlyState, request: FlyRequest): Promise<FlyAnswer>
   const machine = state.liveMachine(request.params.app!, request.params.id!);
   checkLease(machine, request);
   const options = await stopOptions(request, await jsonObject(request));
-  if (machine.state !== 'started') throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} is not started (state: ${machine.state})`);
+  if (machine.state !== 'started')
+    throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} is not started (state: ${machine.state})`);
   void machine.restart(options);
   return { status: 200, body: { ok: true } };
 }
@@ -235,7 +255,8 @@ async function signal(state: FlyState, request: FlyRequest): Promise<FlyAnswer> 
   const body = await jsonObject(request);
   const name = signalName(body.signal);
   if (!name) throw new FlyHttpError(400, `invalid_argument: unknown signal ${String(body.signal)}`);
-  if (machine.state !== 'started') throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} is not started (state: ${machine.state})`);
+  if (machine.state !== 'started')
+    throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} is not started (state: ${machine.state})`);
   await machine.signal(name);
   return { status: 200, body: { ok: true } };
 }
@@ -245,7 +266,10 @@ const waitStates = ['started', 'stopped', 'suspended', 'destroyed'] as const;
 function wait(state: FlyState, request: FlyRequest, response: import('node:http').ServerResponse): Promise<FlyAnswer> {
   const machine = state.machine(request.params.app!, request.params.id!);
   const query = request.url.searchParams;
-  const states = query.getAll('state').flatMap((value) => value.split(',')).filter(Boolean);
+  const states = query
+    .getAll('state')
+    .flatMap((value) => value.split(','))
+    .filter(Boolean);
   if (states.length === 0) states.push('started');
   for (const wanted of states) {
     if (!(waitStates as readonly string[]).includes(wanted)) {
@@ -262,7 +286,8 @@ function wait(state: FlyState, request: FlyRequest, response: import('node:http'
     states.includes(machine.state) || (instanceId !== null && instanceId !== machine.instanceId && states.includes('stopped'));
   const hopeless = (): string | undefined => {
     if (machine.state === 'destroyed' && !states.includes('destroyed')) return `failed_precondition: machine ${machine.id} is destroyed`;
-    if (machine.state === 'failed') return `failed_precondition: machine ${machine.id} failed to launch: ${machine.failure ?? 'unknown error'}`;
+    if (machine.state === 'failed')
+      return `failed_precondition: machine ${machine.id} failed to launch: ${machine.failure ?? 'unknown error'}`;
     return undefined;
   };
   return new Promise<FlyAnswer>((resolve, reject) => {
@@ -283,7 +308,12 @@ function wait(state: FlyState, request: FlyRequest, response: import('node:http'
     const unsubscribe = machine.onChange(() => void settle());
     const timer = setTimeout(() => {
       finish();
-      reject(new FlyHttpError(408, `deadline_exceeded: machine ${machine.id} did not reach ${states.join(' or ')} within ${seconds}s (state: ${machine.state})`));
+      reject(
+        new FlyHttpError(
+          408,
+          `deadline_exceeded: machine ${machine.id} did not reach ${states.join(' or ')} within ${seconds}s (state: ${machine.state})`,
+        ),
+      );
     }, seconds * 1000);
     const onClose = () => finish();
     response.on('close', onClose);
@@ -303,7 +333,8 @@ async function acquireLease(state: FlyState, request: FlyRequest): Promise<FlyAn
   const body = await jsonObject(request);
   const ttlGiven = body.ttl ?? request.url.searchParams.get('ttl') ?? undefined;
   const ttl = ttlGiven === undefined ? defaultLeaseTtlSeconds : Number(ttlGiven);
-  if (!Number.isInteger(ttl) || ttl < 1) throw new FlyHttpError(400, `invalid_argument: ttl must be a whole number of seconds (got ${String(ttlGiven)})`);
+  if (!Number.isInteger(ttl) || ttl < 1)
+    throw new FlyHttpError(400, `invalid_argument: ttl must be a whole number of seconds (got ${String(ttlGiven)})`);
   const description = typeof body.description === 'string' ? body.description : '';
   const lease = activeLease(machine);
   if (lease) {
@@ -343,7 +374,8 @@ async function setMetadata(state: FlyState, request: FlyRequest): Promise<FlyAns
   const machine = state.liveMachine(request.params.app!, request.params.id!);
   checkLease(machine, request);
   const key = request.params.key!;
-  if (!metadataKey.test(key)) throw new FlyHttpError(400, `invalid_argument: metadata key ${JSON.stringify(key)} is not letters, digits, _ . -`);
+  if (!metadataKey.test(key))
+    throw new FlyHttpError(400, `invalid_argument: metadata key ${JSON.stringify(key)} is not letters, digits, _ . -`);
   const body = await jsonObject(request);
   if (typeof body.value !== 'string') throw new FlyHttpError(400, 'invalid_argument: value must be a string');
   machine.config = { ...machine.config, metadata: { ...machine.config.metadata, [key]: body.value } };
@@ -365,7 +397,11 @@ export function machineRoutes(state: FlyState): FlyRoute[] {
   return [
     { method: 'GET', pattern: base, handle: async (request) => list(state, request) },
     { method: 'POST', pattern: base, handle: (request) => create(state, request) },
-    { method: 'GET', pattern: one, handle: async (request) => ({ status: 200, body: state.machine(request.params.app!, request.params.id!).toJSON() }) },
+    {
+      method: 'GET',
+      pattern: one,
+      handle: async (request) => ({ status: 200, body: state.machine(request.params.app!, request.params.id!).toJSON() }),
+    },
     { method: 'POST', pattern: one, handle: (request) => update(state, request) },
     { method: 'DELETE', pattern: one, handle: async (request) => remove(state, request) },
     { method: 'POST', pattern: `${one}/start`, handle: async (request) => start(state, request) },
@@ -374,7 +410,11 @@ export function machineRoutes(state: FlyState): FlyRoute[] {
     { method: 'POST', pattern: `${one}/restart`, handle: (request) => restart(state, request) },
     { method: 'POST', pattern: `${one}/signal`, handle: (request) => signal(state, request) },
     { method: 'GET', pattern: `${one}/wait`, handle: (request, response) => wait(state, request, response) },
-    { method: 'GET', pattern: `${one}/events`, handle: async (request) => ({ status: 200, body: state.machine(request.params.app!, request.params.id!).events }) },
+    {
+      method: 'GET',
+      pattern: `${one}/events`,
+      handle: async (request) => ({ status: 200, body: state.machine(request.params.app!, request.params.id!).events }),
+    },
     { method: 'POST', pattern: `${one}/lease`, handle: (request) => acquireLease(state, request) },
     { method: 'GET', pattern: `${one}/lease`, handle: async (request) => getLease(state, request) },
     { method: 'DELETE', pattern: `${one}/lease`, handle: async (request) => releaseLease(state, request) },

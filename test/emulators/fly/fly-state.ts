@@ -9,7 +9,7 @@ import type { LocalSandboxProvider } from '../../../adapters/local/index.js';
 import { randomToken } from '../shared/ids.js';
 import { FlyHttpError } from './fly-http.js';
 import { flyTime, newVolumeId } from './fly-ids.js';
-import { FlyMachine, type MachineHost } from './fly-machine.js';
+import type { FlyMachine, MachineHost } from './fly-machine.js';
 
 export interface FlyApp {
   readonly id: string;
