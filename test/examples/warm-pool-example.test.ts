@@ -1,0 +1,68 @@
+/**
+ * examples/warm-pool.ts runs as written (the local provider), and on the Modal emulator with only
+ * its provider line changed, as its header says. The example imports `sandport`, which resolves
+ * to dist/ (built by `npm test`'s pretest).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const built = existsSync(join(root, 'dist', 'index.js')) && existsSync(join(root, 'dist', 'modal', 'index.js'));
+const file = join(root, 'examples', 'warm-pool.ts');
+const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
+const modalLine =
+  "const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });";
+const expected =
+  /pool is warm: 2 sandboxes ready\njob 1 done, job 2 done, job 3 done\nhanded over: warm, warm, cold\npool is warm again: 2 ready\n[\s\S]*closed: 0 sandboxes left running/;
+
+async function run(path: string, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path], { cwd: root, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, stdout, stderr };
+}
+
+describe.skipIf(!built)(`examples/warm-pool.ts${built ? '' : ' (skipped: dist/ is missing, run npm run build)'}`, () => {
+  let emulator: ModalEmulatorProcess | undefined;
+  beforeAll(async () => {
+    emulator = await spawnModalEmulator();
+  }, 120_000);
+  afterAll(() => emulator?.close(), 120_000);
+
+  it('runs on the local provider as written', async () => {
+    const source = readFileSync(file, 'utf8');
+    expect(
+      source.split('\n').filter((line) => line === localLine),
+      'the one provider line',
+    ).toHaveLength(1);
+    const result = await run(file);
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(expected);
+  }, 90_000);
+
+  it('runs on the Modal emulator with only the provider line changed', async () => {
+    const copy = join(root, 'examples', `.tmp-modal-${process.pid}-warm-pool.ts`);
+    writeFileSync(copy, readFileSync(file, 'utf8').replace(localLine, modalLine));
+    try {
+      const result = await run(copy, {
+        ...process.env,
+        MODAL_SERVER_URL: emulator!.url,
+        MODAL_TOKEN_ID: 'ak-examples',
+        MODAL_TOKEN_SECRET: 'as-examples',
+        MODAL_LOGLEVEL: 'error',
+      });
+      expect(result.stderr).not.toMatch(/Error/);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(expected);
+    } finally {
+      rmSync(copy, { force: true });
+    }
+  }, 90_000);
+});
