@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { ModalClient } from 'modal';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
+import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
 import { createModalSandboxProvider, type ModalSandboxProvider } from '../../adapters/modal/index.js';
 import { AgentSession, CredentialProxy, claudeCodeHostMount } from '../../src/agent/index.js';
 import {
@@ -21,6 +22,7 @@ import {
   type SandboxCapabilities,
   type SandboxProvider,
 } from '../../src/index.js';
+import { spawnE2bEmulator, type E2bEmulatorProcess } from '../emulators/e2b/spawn.js';
 import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
 import { agentSkipReason, testEnv } from './harness.js';
@@ -366,6 +368,63 @@ const curlMessages = [
   'curl-messages',
 ];
 
+/**
+ * The curl scenario on a provider without host routes: a blocked sandbox reaches the fake API
+ * through the proxy's public URL with its own placeholder, reaches nothing else, holds the real key
+ * nowhere, and its placeholder is refused once it ended.
+ */
+async function curlThroughPublicUrl(proxy: CredentialProxy, provider: SandboxProvider): Promise<void> {
+  expect(provider.capabilities.hostRoutes).toBe(false);
+  const options = proxy.createOptions(provider, { network: 'block', timeoutMs: 5 * 60_000 });
+  // 'block' became "the proxy's host and nothing else".
+  expect(options.network).toEqual({ allowCidrs: [], allowDomains: ['proxy.test'] });
+  const sandbox = await provider.create(options);
+  let ended = false;
+  try {
+    const env = proxy.sandboxEnv(sandbox);
+    expect(env).toEqual({ ANTHROPIC_BASE_URL: 'http://proxy.test', ANTHROPIC_API_KEY: proxy.grant(sandbox).placeholder });
+    const seen = fake.requests.length;
+    const answer = await sandbox.run([...curlMessages, '/v1/messages?beta=true'], { env, stdin: messageBody });
+    expect(answer.stderr).toBe('');
+    expect(answer.stdout).toContain('event: message_start');
+    expect(answer.stdout).toContain('Echo: hello');
+    expect(answer.stdout).toContain('status=200');
+    const upstream = fake.requests.slice(seen);
+    expect(upstream.map((request) => [request.url, request.headers['x-api-key']])).toEqual([['/v1/messages?beta=true', realKey]]);
+    expect(proxy.grant(sandbox).usage).toMatchObject({ requests: 1, tokens: { inputTokens: 10, outputTokens: 5 } });
+
+    // Other paths are refused by the proxy; other hosts by the sandbox's network.
+    const models = await sandbox.run([...curlMessages, '/v1/models'], { env, stdin: '{}' });
+    expect(models.stdout).toContain('"not_found_error"');
+    expect(models.stdout).toContain('status=404');
+    const elsewhere = await sandbox.run(['curl', '-sS', '-m', '20', 'http://allowed.test/']);
+    expect(elsewhere.stdout).not.toContain('hello from');
+
+    // Nothing in the sandbox holds the key: no process environment or argv, no file.
+    const scanned = await sandbox.run(['/bin/sh', '-c', scan, 'scan'], { stdin: `${realKey}\n` });
+    expect(scanned.stdout).toMatch(/processes=\d+/);
+    expect(scanned.stdout).not.toContain('found in');
+    expect(scanned.exitCode).toBe(0);
+    // The scan itself works: a planted copy is found.
+    await sandbox.files.write('/tmp/planted', `x${realKey}x`);
+    expect((await sandbox.run(['/bin/sh', '-c', scan, 'scan'], { stdin: `${realKey}\n` })).exitCode).toBe(1);
+    await sandbox.files.remove('/tmp/planted');
+
+    const placeholder = env.ANTHROPIC_API_KEY!;
+    await sandbox.terminate();
+    ended = true;
+    await vi.waitFor(() => expect(proxy.grant(sandbox).revokedReason).toMatch(/^sandbox ended/));
+    const after = await send(`http://127.0.0.1:${proxy.listenAddress!.port}/v1/messages`, {
+      headers: { 'x-api-key': placeholder },
+      body: messageBody,
+    });
+    expect(after).toMatchObject({ status: 401, body: { error: { type: 'authentication_error' } } });
+    expect(after.body.error.message).toContain(`sandbox ${sandbox.id} (${provider.id}) was revoked`);
+  } finally {
+    if (!ended) await sandbox.terminate();
+  }
+}
+
 describe('credential proxy URL mode on the Modal emulator (real modal SDK, our adapter)', () => {
   let proxy: CredentialProxy;
   let emulator: ModalEmulatorProcess | undefined;
@@ -389,55 +448,7 @@ describe('credential proxy URL mode on the Modal emulator (real modal SDK, our a
   }, 120_000);
 
   it('a blocked sandbox reaches the fake API through the public URL with its own placeholder; the real key is nowhere inside; its end revokes it', async () => {
-    expect(provider.capabilities.hostRoutes).toBe(false);
-    const options = proxy.createOptions(provider, { network: 'block', timeoutMs: 5 * 60_000 });
-    // 'block' became "the proxy's host and nothing else".
-    expect(options.network).toEqual({ allowCidrs: [], allowDomains: ['proxy.test'] });
-    const sandbox = await provider.create(options);
-    let ended = false;
-    try {
-      const env = proxy.sandboxEnv(sandbox);
-      expect(env).toEqual({ ANTHROPIC_BASE_URL: 'http://proxy.test', ANTHROPIC_API_KEY: proxy.grant(sandbox).placeholder });
-      const seen = fake.requests.length;
-      const answer = await sandbox.run([...curlMessages, '/v1/messages?beta=true'], { env, stdin: messageBody });
-      expect(answer.stderr).toBe('');
-      expect(answer.stdout).toContain('event: message_start');
-      expect(answer.stdout).toContain('Echo: hello');
-      expect(answer.stdout).toContain('status=200');
-      const upstream = fake.requests.slice(seen);
-      expect(upstream.map((request) => [request.url, request.headers['x-api-key']])).toEqual([['/v1/messages?beta=true', realKey]]);
-      expect(proxy.grant(sandbox).usage).toMatchObject({ requests: 1, tokens: { inputTokens: 10, outputTokens: 5 } });
-
-      // Other paths are refused by the proxy; other hosts by the sandbox's network.
-      const models = await sandbox.run([...curlMessages, '/v1/models'], { env, stdin: '{}' });
-      expect(models.stdout).toContain('"not_found_error"');
-      expect(models.stdout).toContain('status=404');
-      const elsewhere = await sandbox.run(['curl', '-sS', '-m', '20', 'http://allowed.test/']);
-      expect(elsewhere.stdout).not.toContain('hello from');
-
-      // Nothing in the sandbox holds the key: no process environment or argv, no file.
-      const scanned = await sandbox.run(['/bin/sh', '-c', scan, 'scan'], { stdin: `${realKey}\n` });
-      expect(scanned.stdout).toMatch(/processes=\d+/);
-      expect(scanned.stdout).not.toContain('found in');
-      expect(scanned.exitCode).toBe(0);
-      // The scan itself works: a planted copy is found.
-      await sandbox.files.write('/tmp/planted', `x${realKey}x`);
-      expect((await sandbox.run(['/bin/sh', '-c', scan, 'scan'], { stdin: `${realKey}\n` })).exitCode).toBe(1);
-      await sandbox.files.remove('/tmp/planted');
-
-      const placeholder = env.ANTHROPIC_API_KEY!;
-      await sandbox.terminate();
-      ended = true;
-      await vi.waitFor(() => expect(proxy.grant(sandbox).revokedReason).toMatch(/^sandbox ended/));
-      const after = await send(`http://127.0.0.1:${proxy.listenAddress!.port}/v1/messages`, {
-        headers: { 'x-api-key': placeholder },
-        body: messageBody,
-      });
-      expect(after).toMatchObject({ status: 401, body: { error: { type: 'authentication_error' } } });
-      expect(after.body.error.message).toContain(`sandbox ${sandbox.id} (modal) was revoked`);
-    } finally {
-      if (!ended) await sandbox.terminate();
-    }
+    await curlThroughPublicUrl(proxy, provider);
   }, 180_000);
 
   // The Modal emulator's sandboxes do not see the host's files and have no route to a registry,
@@ -477,4 +488,31 @@ describe('credential proxy URL mode on the Modal emulator (real modal SDK, our a
     },
     180_000,
   );
+});
+
+describe('credential proxy URL mode on the E2B emulator (real e2b SDK, our adapter)', () => {
+  let proxy: CredentialProxy;
+  let emulator: E2bEmulatorProcess | undefined;
+
+  beforeAll(async () => {
+    proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: fake.url, listen: { port: 0 }, publicUrl: 'http://proxy.test' });
+    emulator = await spawnE2bEmulator({
+      testInternet: { hosts: { 'proxy.test': { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await emulator?.close();
+    await proxy?.close();
+  }, 120_000);
+
+  it('a blocked sandbox reaches the fake API through the public URL with its own placeholder; the real key is nowhere inside; its end revokes it', async () => {
+    const provider = createE2bSandboxProvider({
+      apiKey: 'e2b_emulator',
+      apiUrl: emulator!.url,
+      sandboxUrl: emulator!.sandboxUrl,
+      domain: emulator!.domain,
+      tunnelScheme: 'http',
+    });
+    await curlThroughPublicUrl(proxy, provider);
+  }, 180_000);
 });

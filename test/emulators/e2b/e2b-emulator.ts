@@ -11,6 +11,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
+import type { TestInternetOptions } from '../../egress-internet.js';
 import { localProviderOnTestInternet } from '../shared/test-internet-provider.js';
 import { createRouter, type E2bRoute } from './e2b-http.js';
 import { controlPlaneRoutes } from './e2b-sandboxes.js';
@@ -28,9 +29,10 @@ export interface E2bEmulatorOptions {
   apiKey?: string;
   /**
    * Without `provider`: run sandboxes in a local provider whose egress goes to the test internet
-   * (../shared/test-internet-provider.ts), so that allowlists reach `allowed.test`. @default false
+   * (../shared/test-internet-provider.ts), so that allowlists reach `allowed.test`; an object adds
+   * hosts of the test's own to that internet (`TestInternetOptions.hosts`). @default false
    */
-  testInternet?: boolean;
+  testInternet?: boolean | TestInternetOptions;
 }
 
 export interface E2bEmulator {
@@ -55,7 +57,10 @@ async function listen(server: Server): Promise<number> {
 }
 
 export async function startE2bEmulator(options: E2bEmulatorOptions = {}): Promise<E2bEmulator> {
-  const internet = !options.provider && options.testInternet ? await localProviderOnTestInternet() : undefined;
+  const internet =
+    !options.provider && options.testInternet
+      ? await localProviderOnTestInternet(options.testInternet === true ? {} : options.testInternet)
+      : undefined;
   const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
   // The tunnel proxy's port is part of the domain that getHost() builds host names with.
   const tunnels = await startTunnelProxy();
