@@ -17,7 +17,9 @@ async function runIn(client: BridgeClient, version: string, id: string, script: 
     const { events } = await client.exec(id, { argv: ['sh', '-c', script] });
     return Buffer.concat(events.filter((e) => e.event === 'stdout').map((e) => Buffer.from(e.data, 'base64'))).toString();
   }
-  const started = (await (await client.call(`/v1/sandbox/${id}/processes`, { method: 'POST', body: { argv: ['sh', '-c', script] } })).json()) as { id: string };
+  const started = (await (
+    await client.call(`/v1/sandbox/${id}/processes`, { method: 'POST', body: { argv: ['sh', '-c', script] } })
+  ).json()) as { id: string };
   const logs = await (await client.call(`/v1/sandbox/${id}/processes/${started.id}/logs`)).text();
   return logs
     .split('\n\n')
@@ -211,17 +213,31 @@ describe.each(['0.12', '0.13'] as const)('bridge %s', (version) => {
   describe('persist and hydrate', () => {
     it('persists /workspace as a tar with ./ entries, honours comma excludes, and hydrates it into another id (merging)', async () => {
       const source = freshId('persist');
-      await runIn(client, version, source, 'mkdir -p sub skip && echo one > sub/one.txt && echo two > two.txt && echo no > skip/x && echo no > drop.txt');
+      await runIn(
+        client,
+        version,
+        source,
+        'mkdir -p sub skip && echo one > sub/one.txt && echo two > two.txt && echo no > skip/x && echo no > drop.txt',
+      );
       const persisted = await client.call(`/v1/sandbox/${source}/persist?excludes=skip,./drop.txt`, { method: 'POST' });
       expect(persisted.status).toBe(200);
       expect(persisted.headers.get('content-type')).toBe('application/octet-stream');
       const tar = Buffer.from(await persisted.arrayBuffer());
       const names = new Set<string>();
       for (let offset = 0; offset + 512 <= tar.length; ) {
-        const name = tar.subarray(offset, offset + 100).toString('latin1').replace(/\0.*$/s, '');
+        const name = tar
+          .subarray(offset, offset + 100)
+          .toString('latin1')
+          .replace(/\0.*$/s, '');
         if (name === '') break;
         names.add(name);
-        const size = Number.parseInt(tar.subarray(offset + 124, offset + 136).toString('latin1').trim() || '0', 8);
+        const size = Number.parseInt(
+          tar
+            .subarray(offset + 124, offset + 136)
+            .toString('latin1')
+            .trim() || '0',
+          8,
+        );
         offset += 512 + Math.ceil(size / 512) * 512;
       }
       expect([...names].sort()).toEqual(['./', './sub/', './sub/one.txt', './two.txt']);
@@ -279,7 +295,10 @@ describe.each(['0.12', '0.13'] as const)('bridge %s', (version) => {
     });
 
     it('answers bucket mounts 502 mount_error (not emulated)', async () => {
-      const response = await client.call('/v1/sandbox/abcdefg/mount', { method: 'POST', body: { bucket: 'b', mountPath: '/mnt/b', options: {} } });
+      const response = await client.call('/v1/sandbox/abcdefg/mount', {
+        method: 'POST',
+        body: { bucket: 'b', mountPath: '/mnt/b', options: {} },
+      });
       expect(response.status).toBe(502);
       expect(((await response.json()) as { code: string }).code).toBe('mount_error');
     });

@@ -56,7 +56,10 @@ describe('0.12 exec', () => {
   afterAll(() => emulator?.close());
 
   it('streams base64 stdout and stderr events and a final exit event, HTTP 200 text/event-stream for a failing command', async () => {
-    const response = await client.call(`/v1/sandbox/${id}/exec`, { method: 'POST', body: { argv: ['sh', '-c', 'echo hello; echo oops >&2; exit 3'] } });
+    const response = await client.call(`/v1/sandbox/${id}/exec`, {
+      method: 'POST',
+      body: { argv: ['sh', '-c', 'echo hello; echo oops >&2; exit 3'] },
+    });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/event-stream');
     expect(response.headers.get('cache-control')).toBe('no-cache');
@@ -72,7 +75,28 @@ describe('0.12 exec', () => {
   });
 
   it('passes hostile argv byte for byte through the bash -c string', async () => {
-    const hostile = ['', ' ', 'a b', "it's", '"dq"', '$HOME', '$(id)', '`id`', 'back\\slash', 'new\nline', 'cr\rtab\t', '日本語é', '*', ';', '&&', '-n', '\\n', "$'x'", '!', '#c'];
+    const hostile = [
+      '',
+      ' ',
+      'a b',
+      "it's",
+      '"dq"',
+      '$HOME',
+      '$(id)',
+      '`id`',
+      'back\\slash',
+      'new\nline',
+      'cr\rtab\t',
+      '日本語é',
+      '*',
+      ';',
+      '&&',
+      '-n',
+      '\\n',
+      "$'x'",
+      '!',
+      '#c',
+    ];
     const { status, events } = await client.exec(id, { argv: ['printf', '%s\\0', ...hostile] });
     expect(status).toBe(200);
     expect(streamBytes(events, 'stdout').toString('utf8').split('\0').slice(0, -1)).toEqual(hostile);
@@ -104,11 +128,17 @@ describe('0.12 exec', () => {
     expect(await outside.json()).toEqual({ error: 'cwd must resolve to a location within /workspace', code: 'invalid_request' });
     const missing = await client.exec(id, { argv: ['pwd'], cwd: '/workspace/nope' });
     expect(missing.status).toBe(200);
-    expect(missing.events).toEqual([{ event: 'error', data: '{"error":"exec failed: Command execution failed","code":"exec_transport_error"}' }]);
+    expect(missing.events).toEqual([
+      { event: 'error', data: '{"error":"exec failed: Command execution failed","code":"exec_transport_error"}' },
+    ]);
   });
 
   it('refuses bad JSON and an empty argv with 400 invalid_request', async () => {
-    const bad = await client.call(`/v1/sandbox/${id}/exec`, { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } });
+    const bad = await client.call(`/v1/sandbox/${id}/exec`, {
+      method: 'POST',
+      body: '{nope',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toEqual({ error: 'Invalid JSON body', code: 'invalid_request' });
     const empty = await client.call(`/v1/sandbox/${id}/exec`, { method: 'POST', body: { argv: [] } });
@@ -162,7 +192,10 @@ describe('0.12 exec', () => {
     });
     await response.body!.getReader().read();
     gone.abort();
-    const waited = await client.exec(id, { argv: ['sh', '-c', `while [ ! -e ${done} ]; do sleep 0.05; done; cat ${done}`], timeout_ms: 10_000 });
+    const waited = await client.exec(id, {
+      argv: ['sh', '-c', `while [ ! -e ${done} ]; do sleep 0.05; done; cat ${done}`],
+      timeout_ms: 10_000,
+    });
     expect(streamBytes(waited.events, 'stdout').toString()).toBe('finished\n');
   });
 
@@ -191,7 +224,10 @@ describe('0.12 exec', () => {
   describe('sessions', () => {
     it("applies a session's cwd and env; cd and export do not persist; unknown ids run sessionless", async () => {
       await client.exec(id, { argv: ['mkdir', '-p', '/workspace/sub'] });
-      const created = await client.call(`/v1/sandbox/${id}/session`, { method: 'POST', body: { id: 's1', cwd: '/workspace/sub', env: { FOO: 'bar' } } });
+      const created = await client.call(`/v1/sandbox/${id}/session`, {
+        method: 'POST',
+        body: { id: 's1', cwd: '/workspace/sub', env: { FOO: 'bar' } },
+      });
       expect(created.status).toBe(200);
       expect(await created.json()).toEqual({ id: 's1' });
       const inSession = { 'session-id': 's1' };
@@ -205,7 +241,11 @@ describe('0.12 exec', () => {
 
     it('refuses a malformed Session-Id with 400', async () => {
       for (const bad of ['a..b', 'has space', 'x'.repeat(129)]) {
-        const response = await client.call(`/v1/sandbox/${id}/exec`, { method: 'POST', body: { argv: ['true'] }, headers: { 'session-id': bad } });
+        const response = await client.call(`/v1/sandbox/${id}/exec`, {
+          method: 'POST',
+          body: { argv: ['true'] },
+          headers: { 'session-id': bad },
+        });
         expect(response.status).toBe(400);
         expect(await response.json()).toEqual({ error: 'Invalid session ID format', code: 'invalid_request' });
       }

@@ -58,7 +58,11 @@ describe('0.13 processes', () => {
 
   it('starts argv as is with env and cwd, answers its status, and logs raw bytes byte-exact with a terminal event', async () => {
     await client.call(`/v1/sandbox/${id}/file/workspace/sub/.keep`, { method: 'PUT', body: '' });
-    const status = await start({ argv: ['sh', '-c', 'printf "\\377\\376\\000A"; printf "%s|%s" "$FOO" "$(pwd)" >&2; exit 4', 'x'], env: { FOO: 'b a r' }, cwd: 'sub' });
+    const status = await start({
+      argv: ['sh', '-c', 'printf "\\377\\376\\000A"; printf "%s|%s" "$FOO" "$(pwd)" >&2; exit 4', 'x'],
+      env: { FOO: 'b a r' },
+      cwd: 'sub',
+    });
     expect(status).toMatchObject({ command: ['sh', '-c', expect.any(String), 'x'], cwd: '/workspace/sub', state: 'running' });
     expect(status.id).toEqual(expect.any(String));
     expect(Number.isInteger(status.pid) && status.pid > 0).toBe(true);
@@ -77,7 +81,12 @@ describe('0.13 processes', () => {
   it('does not go through a shell: an argv with spaces and quotes reaches the program as given', async () => {
     const hostile = ['a b', "it's", '$HOME', '', 'new\nline', '日本語'];
     const status = await start({ argv: ['printf', '%s\\0', ...hostile] });
-    expect(bytesOf(await logs(status.id), 'stdout').toString().split('\0').slice(0, -1)).toEqual(hostile);
+    expect(
+      bytesOf(await logs(status.id), 'stdout')
+        .toString()
+        .split('\0')
+        .slice(0, -1),
+    ).toEqual(hostile);
   });
 
   it('resumes after a cursor with since, and replay=false / follow=false bound the stream', async () => {
@@ -96,7 +105,10 @@ describe('0.13 processes', () => {
 
   it('follows a running process: follow=false gives what is there and ends without a terminal event', async () => {
     const gate = `/workspace/gate-${freshId('g')}`;
-    const status = await start({ argv: ['sh', '-c', `echo before; while [ ! -e ${gate} ]; do sleep 0.02; done; echo after`], timeout: 20_000 });
+    const status = await start({
+      argv: ['sh', '-c', `echo before; while [ ! -e ${gate} ]; do sleep 0.02; done; echo after`],
+      timeout: 20_000,
+    });
     let sofar: LogEvent[] = [];
     while (sofar.length === 0) sofar = await logs(status.id, '?follow=false');
     expect(sofar.map((event) => event.type)).toEqual(['stdout']);
@@ -118,12 +130,18 @@ describe('0.13 processes', () => {
     const bad = await client.call(`/v1/sandbox/${id}/processes/${terminated.id}/kill`, { method: 'POST', body: { signal: 65 } });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toEqual({ error: 'signal must be an integer between 1 and 64', code: 'invalid_request' });
-    expect((await client.call(`/v1/sandbox/${id}/processes/${terminated.id}/kill`, { method: 'POST', body: { signal: 9 } })).status).toBe(204);
+    expect((await client.call(`/v1/sandbox/${id}/processes/${terminated.id}/kill`, { method: 'POST', body: { signal: 9 } })).status).toBe(
+      204,
+    );
   });
 
   it("kills the process's whole group, children included", async () => {
     const status = await start({ argv: ['sh', '-c', 'sleep 30 & echo $! > /workspace/child.pid; echo ready; wait'] });
-    while (!bytesOf(await logs(status.id, '?follow=false'), 'stdout').toString().includes('ready'));
+    while (
+      !bytesOf(await logs(status.id, '?follow=false'), 'stdout')
+        .toString()
+        .includes('ready')
+    );
     expect((await client.call(`/v1/sandbox/${id}/processes/${status.id}/kill`, { method: 'POST', body: { signal: 15 } })).status).toBe(204);
     expect((await logs(status.id)).at(-1)).toMatchObject({ type: 'terminal', exit: { signal: 15 } });
     const check = await start({ argv: ['sh', '-c', 'kill -0 "$(cat /workspace/child.pid)" 2>/dev/null && echo alive || echo gone'] });
@@ -168,7 +186,11 @@ describe('0.13 processes', () => {
   });
 
   it('has no exec, session or pty routes (404), and running still answers', async () => {
-    for (const [method, path] of [['POST', 'exec'], ['POST', 'session'], ['GET', 'pty']] as const) {
+    for (const [method, path] of [
+      ['POST', 'exec'],
+      ['POST', 'session'],
+      ['GET', 'pty'],
+    ] as const) {
       expect((await client.call(`/v1/sandbox/${id}/${path}`, { method })).status).toBe(404);
     }
     expect(await (await client.call(`/v1/sandbox/${id}/running`)).json()).toEqual({ running: true });

@@ -104,7 +104,10 @@ describe.each(['0.12', '0.13'] as const)('bridge %s tunnels', (version) => {
   it('answers a named tunnel 502 tunnel_error (no Cloudflare account) and a bad name 400', async () => {
     const named = await client.call('/v1/sandbox/abcdefg/tunnel/8080', { method: 'POST', body: { name: 'app' } });
     expect(named.status).toBe(502);
-    expect(await named.json()).toMatchObject({ code: 'tunnel_error', error: expect.stringMatching(/^tunnel failed: Named tunnels require CLOUDFLARE_API_TOKEN/) });
+    expect(await named.json()).toMatchObject({
+      code: 'tunnel_error',
+      error: expect.stringMatching(/^tunnel failed: Named tunnels require CLOUDFLARE_API_TOKEN/),
+    });
     const bad = await client.call('/v1/sandbox/abcdefg/tunnel/8080', { method: 'POST', body: { name: 'Bad.Name' } });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { code: string }).code).toBe('invalid_request');

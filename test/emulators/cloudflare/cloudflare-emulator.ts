@@ -21,7 +21,16 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
-import { BridgeError, createRouter, invalidRequest, jsonBody, sendEmpty, sendJson, type BridgeRequest, type BridgeRoute } from './cloudflare-http.js';
+import {
+  BridgeError,
+  createRouter,
+  invalidRequest,
+  jsonBody,
+  sendEmpty,
+  sendJson,
+  type BridgeRequest,
+  type BridgeRoute,
+} from './cloudflare-http.js';
 import { execRoutes, runningRoute } from './cloudflare-exec.js';
 import { fileRoutes, type MissingFileAnswer } from './cloudflare-files.js';
 import { openApiDocument, openApiHtml } from './cloudflare-openapi.js';
@@ -152,7 +161,7 @@ export async function startCloudflareBridgeEmulator(options: CloudflareBridgeEmu
     if (!container) throw new Error(`no container was allocated for ${request.method} ${request.url.pathname}`);
     return container;
   };
-  const commandRoutes = version === '0.12' ? [...execRoutes(state, containerOf)] : [...processRoutes(containerOf), runningRoute(containerOf)];
+  const commandRoutes = version === '0.12' ? [...execRoutes(containerOf)] : [...processRoutes(containerOf), runningRoute(containerOf)];
   const routes: BridgeRoute[] = [
     ...lifecycleRoutes(state),
     ...commandRoutes,

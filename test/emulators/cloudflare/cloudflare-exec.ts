@@ -15,7 +15,7 @@ import type { ServerResponse } from 'node:http';
 import { constants as osConstants } from 'node:os';
 import { SandboxTimeoutError, type SandboxProcess } from '../../../src/kit/index.js';
 import { invalidRequest, jsonBody, sendJson, BridgeError, type BridgeRequest, type BridgeRoute } from './cloudflare-http.js';
-import type { BridgeSession, BridgeState, Container } from './cloudflare-state.js';
+import type { BridgeSession, Container } from './cloudflare-state.js';
 import { commandLine, isSessionId, resolveWorkspacePath, sseEvent } from './cloudflare-wire.js';
 
 /** The request's container, allocated by the router's `matched` hook. */
@@ -138,7 +138,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export function execRoutes(state: BridgeState, containerOf: ContainerOf): BridgeRoute[] {
+export function execRoutes(containerOf: ContainerOf): BridgeRoute[] {
   return [
     {
       method: 'POST',

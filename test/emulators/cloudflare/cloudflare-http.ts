@@ -137,10 +137,11 @@ export function createRouter(routes: readonly BridgeRoute[], options: RouterOpti
       url,
       headers: raw.headers,
       raw,
-      body: () => (bodyRead ??= readBody(raw, maxJsonBodyBytes).then(({ bytes, total }) => {
-        if (total > maxJsonBodyBytes) throw invalidRequest(`request body over ${maxJsonBodyBytes} bytes`);
-        return bytes;
-      })),
+      body: () =>
+        (bodyRead ??= readBody(raw, maxJsonBodyBytes).then(({ bytes, total }) => {
+          if (total > maxJsonBodyBytes) throw invalidRequest(`request body over ${maxJsonBodyBytes} bytes`);
+          return bytes;
+        })),
     };
     void (async () => {
       await options.before?.({ ...base, params: {} });

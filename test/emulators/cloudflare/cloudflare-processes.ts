@@ -240,7 +240,13 @@ function wireEvent(event: LogEvent): string {
   const { seq, ...rest } = event;
   const body =
     rest.type === 'terminal'
-      ? { type: rest.type, state: rest.state, cursor: String(seq), timestamp: rest.timestamp, ...('exit' in rest ? { exit: rest.exit } : { error: rest.error }) }
+      ? {
+          type: rest.type,
+          state: rest.state,
+          cursor: String(seq),
+          timestamp: rest.timestamp,
+          ...('exit' in rest ? { exit: rest.exit } : { error: rest.error }),
+        }
       : { type: rest.type, cursor: String(seq), timestamp: rest.timestamp, data: Buffer.from(rest.data).toString('base64') };
   return `data: ${JSON.stringify(body)}\n\n`;
 }
@@ -311,7 +317,11 @@ export function processRoutes(containerOf: ContainerOf): BridgeRoute[] {
       method: 'GET',
       pattern: '/v1/sandbox/:id/processes',
       async handle(request, response) {
-        sendJson(response, 200, [...processesOf(containerOf(request)).values()].map((entry) => entry.status()));
+        sendJson(
+          response,
+          200,
+          [...processesOf(containerOf(request)).values()].map((entry) => entry.status()),
+        );
       },
     },
     {
@@ -349,7 +359,14 @@ export function processRoutes(containerOf: ContainerOf): BridgeRoute[] {
         } else request.raw.resume();
         if (entry.state === 'running') {
           // bash's kill takes any signal number (`-n`), real-time ones included; the group first.
-          const kill = ['/bin/bash', '-c', 'kill -n "$1" -- "-$2" 2>/dev/null || kill -n "$1" "$2" 2>/dev/null; exit 0', 'kill', String(signal), String(entry.pid)];
+          const kill = [
+            '/bin/bash',
+            '-c',
+            'kill -n "$1" -- "-$2" 2>/dev/null || kill -n "$1" "$2" 2>/dev/null; exit 0',
+            'kill',
+            String(signal),
+            String(entry.pid),
+          ];
           await container.local.run(kill).catch(() => undefined);
         }
         sendEmpty(response, 204);

@@ -104,7 +104,13 @@ export function tunnelRoutes(state: BridgeState, containerOf: ContainerOf, edge:
         if (!record) {
           const label = quickLabel();
           const hostname = `${label}.${tunnelDomain}`;
-          record = { id: `quick-${randomUUID()}`, port, url: `http://${hostname}:${edge.port}`, hostname, createdAt: new Date().toISOString() };
+          record = {
+            id: `quick-${randomUUID()}`,
+            port,
+            url: `http://${hostname}:${edge.port}`,
+            hostname,
+            createdAt: new Date().toISOString(),
+          };
           container.data.tunnels.set(port, record);
           edge.byLabel.set(label, { container, record });
         }

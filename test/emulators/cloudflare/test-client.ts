@@ -46,7 +46,11 @@ export interface BridgeClient {
   /** `fetch(url + path)` with `Authorization: Bearer <token>` (and JSON for a plain-object body). */
   call(path: string, init?: Omit<RequestInit, 'body'> & { body?: unknown }): Promise<Response>;
   /** A 0.12 exec: status, content type and the parsed events. */
-  exec(sandboxId: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; type: string | null; events: SseEvent[] }>;
+  exec(
+    sandboxId: string,
+    body: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; type: string | null; events: SseEvent[] }>;
 }
 
 export function bridgeClient(emulator: { url: string; token: string | undefined }): BridgeClient {
