@@ -44,11 +44,12 @@ export interface SandboxPoolOptions {
   maxAgeMs?: number;
   /**
    * Runs once on each new sandbox before it counts as ready: install the CLI, clone a
-   * repository, warm a cache. A rejection (or a throw) discards the sandbox: in the background
+   * repository, warm a cache. It is awaited; what it resolves to is ignored. A rejection (or a throw) discards the sandbox: in the background
    * that is an `error` event and a retry with backoff; for a cold `acquire` it rejects the call.
    * @default none
    */
-  prepare?: (sandbox: Sandbox, context: SandboxPoolHookContext) => Promise<void> | void;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a synchronous prepare returns nothing; what a promise resolves to is ignored
+  prepare?: (sandbox: Sandbox, context: SandboxPoolHookContext) => Promise<unknown> | void;
   /**
    * Runs on a ready sandbox just before `acquire` hands it over (never on one created for that
    * call). `false`, a rejection or a throw retire the sandbox (`retired`, reason `unhealthy`) and

@@ -198,7 +198,8 @@ describe('createSandboxPool on the local provider', () => {
   });
 
   it('creates one for the call when nothing is ready (a cold acquire)', async () => {
-    const pool = open({ size: 0, createOptions: { env: { POOL: 'cold' } } });
+    // A prepare may resolve to anything (here an ExecResult): it is awaited and its value ignored.
+    const pool = open({ size: 0, createOptions: { env: { POOL: 'cold' } }, prepare: (sandbox) => sandbox.run(['true']) });
     const seen = record(pool);
     const sandbox = await acquire(pool);
     expect(seen.acquired).toEqual([{ provider: 'local', sandboxId: sandbox.id, warm: false, durationMs: expect.any(Number) }]);
