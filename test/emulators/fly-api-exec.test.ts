@@ -61,12 +61,31 @@ describe('exec', () => {
   });
 
   it('answers 408 deadline_exceeded past its timeout, and the command is killed', async () => {
-    const answer = await exec({ command: ['sh', '-c', 'sleep 3; touch /tmp/survived'], timeout: 1 });
+    const answer = await exec({ command: ['sh', '-c', 'sleep 1.5; touch /tmp/survived'], timeout: 1 });
     expect(answer.status).toBe(408);
     expect(answer.body.error).toBe('deadline_exceeded: the command did not finish within 1s');
     // Long enough for the survivor to have written its file had it lived.
-    const later = await exec({ command: ['sh', '-c', 'sleep 3; test -e /tmp/survived && echo survived || echo killed'], timeout: 10 });
+    const later = await exec({ command: ['sh', '-c', 'sleep 1; test -e /tmp/survived && echo survived || echo killed'], timeout: 10 });
     expect(later.body.stdout).toBe('killed\n');
+  });
+
+  it('answers 408 when a background child keeps stdout open past the timeout', async () => {
+    const answer = await exec({ command: ['sh', '-c', 'sleep 5 & echo started'], timeout: 1 });
+    expect(answer.status).toBe(408);
+    expect(answer.body.error).toMatch(/^deadline_exceeded: /);
+  });
+
+  it('returns at once for a detached background process, which later execs reach', async () => {
+    const started = await exec({ command: ['sh', '-c', 'nohup sh -c "echo \\$\\$ > /tmp/bg.pid; exec sleep 60" >/dev/null 2>&1 &'] });
+    expect(started.body).toMatchObject({ exit_code: 0, stdout: '' });
+    const check = await exec({
+      command: [
+        'sh',
+        '-c',
+        'for i in 1 2 3 4 5 6 7 8 9 10; do test -s /tmp/bg.pid && break; sleep 0.1; done; kill -0 "$(cat /tmp/bg.pid)" && echo running',
+      ],
+    });
+    expect(check.body.stdout).toBe('running\n');
   });
 
   it('answers a program that does not exist as a shell would: exit 127', async () => {

@@ -206,6 +206,35 @@ describe('machines', () => {
     expect(alive.body).toMatchObject({ exit_code: 0, stdout: 'alive\n' });
   });
 
+  it('restarts a started machine on a fresh run of the same version', async () => {
+    const app = await fly.app();
+    const machine = await fly.machine(app, { config: { image } });
+    await fly.waitFor(app, machine.id, 'started');
+    const path = `/v1/apps/${app}/machines/${machine.id}`;
+    await fly.call('POST', `${path}/exec`, { command: ['touch', '/tmp/before-restart'] });
+    const restarted = await fly.call('POST', `${path}/restart`);
+    expect(restarted.status).toBe(200);
+    await fly.waitFor(app, machine.id, 'started');
+    const shown = await fly.call('GET', path);
+    expect(shown.body.instance_id).toBe(machine.instance_id);
+    const marker = await fly.call('POST', `${path}/exec`, { command: ['test', '-e', '/tmp/before-restart'] });
+    expect(marker.body.exit_code).toBe(1);
+    const stoppedFirst = await fly.machine(app, { config: { image }, skip_launch: true });
+    expect((await fly.call('POST', `/v1/apps/${app}/machines/${stoppedFirst.id}/restart`)).status).toBe(412);
+  });
+
+  it('kills an init that ignores the stop signal once the stop timeout passes', async () => {
+    const app = await fly.app();
+    const stubborn = ['sh', '-c', 'trap "" INT TERM; while :; do sleep 0.1; done'];
+    const machine = await fly.machine(app, { config: { image, init: { exec: stubborn } } });
+    await fly.waitFor(app, machine.id, 'started');
+    const stopped = await fly.call('POST', `/v1/apps/${app}/machines/${machine.id}/stop`, { signal: 'SIGTERM', timeout: '1s' });
+    expect(stopped.status).toBe(200);
+    await fly.waitFor(app, machine.id, 'stopped');
+    const shown = await fly.call('GET', `/v1/apps/${app}/machines/${machine.id}`);
+    expect(shown.body.events[0]).toMatchObject({ type: 'stop', status: 'stopped', source: 'user' });
+  });
+
   it('updates the config: a new instance_id, the machine reboots on it', async () => {
     const app = await fly.app();
     const machine = await fly.machine(app, { name: 'upd', config: { image, env: { V: '1' } } });

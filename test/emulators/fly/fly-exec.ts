@@ -76,16 +76,21 @@ export function splitCommandLine(line: string): string[] {
 
 class OutputOverflow extends Error {}
 
-/** Reads a stream whole, failing past `limit` bytes. */
-async function collect(stream: ReadableStream<Uint8Array>, limit: number): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += chunk.byteLength;
-    if (total > limit) throw new OutputOverflow(`exec output over ${limit} bytes (the Fly emulator's bound)`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+/** Reads a stream whole, failing past `limit` bytes; `cancel` stops it (a timed-out command). */
+function collect(stream: ReadableStream<Uint8Array>, limit: number): { done: Promise<Buffer>; cancel(): void } {
+  const reader = stream.getReader();
+  const done = (async () => {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done: ended, value } = await reader.read();
+      if (ended) return Buffer.concat(chunks);
+      total += value.byteLength;
+      if (total > limit) throw new OutputOverflow(`exec output over ${limit} bytes (the Fly emulator's bound)`);
+      chunks.push(value);
+    }
+  })();
+  return { done, cancel: () => void reader.cancel().catch(() => undefined) };
 }
 
 async function runExec(state: FlyState, request: FlyRequest, response: ServerResponse): Promise<FlyAnswer> {
@@ -111,19 +116,16 @@ async function runExec(state: FlyState, request: FlyRequest, response: ServerRes
     const message = error instanceof Error ? error.message : String(error);
     return { status: 200, body: { exit_code: 127, exit_signal: 0, stdout: '', stderr: `${message}\n` } };
   }
-  let outcome = 'done' as 'done' | 'timeout' | 'gone' | 'overflow';
+  let outcome = 'done' as 'done' | 'overflow';
   let overflow = '';
   const kill = () => void process.kill('SIGKILL').catch(() => undefined);
-  const timer = setTimeout(() => {
-    outcome = 'timeout';
-    kill();
-  }, seconds * 1000);
   // A client that gave up takes its command with it.
   response.on('close', () => {
     if (!response.writableFinished) kill();
   });
-  const output = (stream: ReadableStream<Uint8Array>) =>
-    collect(stream, maxExecOutputBytes).catch((error: unknown) => {
+  const reads = [collect(process.stdout, maxExecOutputBytes), collect(process.stderr, maxExecOutputBytes)] as const;
+  const output = (read: (typeof reads)[number]) =>
+    read.done.catch((error: unknown) => {
       if (error instanceof OutputOverflow) {
         outcome = 'overflow';
         overflow = error.message;
@@ -131,22 +133,30 @@ async function runExec(state: FlyState, request: FlyRequest, response: ServerRes
       }
       return Buffer.alloc(0);
     });
-  const stdoutRead = output(process.stdout);
-  const stderrRead = output(process.stderr);
   const writer = process.stdin.getWriter();
   void (async () => {
     if (body.stdin) await writer.write(new TextEncoder().encode(body.stdin));
     await writer.close();
   })().catch(() => undefined);
-  const status = await process.wait().catch(() => {
-    if (outcome === 'done') outcome = 'gone';
-    return undefined;
-  });
+  // The answer waits for the exit and for both outputs to end (a background child holding stdout
+  // keeps it open), all within the timeout.
+  const finished = (async () => {
+    const status = await process.wait().catch(() => undefined);
+    const [stdout, stderr] = await Promise.all([output(reads[0]), output(reads[1])]);
+    return { status, stdout, stderr };
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), seconds * 1000)));
+  const result = await Promise.race([finished, deadline]);
   clearTimeout(timer);
-  const [stdout, stderr] = await Promise.all([stdoutRead, stderrRead]);
-  if (outcome === 'timeout') throw new FlyHttpError(408, `deadline_exceeded: the command did not finish within ${seconds}s`);
+  if (result === 'timeout') {
+    kill();
+    for (const read of reads) read.cancel();
+    throw new FlyHttpError(408, `deadline_exceeded: the command did not finish within ${seconds}s`);
+  }
+  const { status, stdout, stderr } = result;
   if (outcome === 'overflow') throw new FlyHttpError(500, overflow);
-  if (outcome === 'gone' || !status) throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} stopped during the exec`);
+  if (!status) throw new FlyHttpError(412, `failed_precondition: machine ${machine.id} stopped during the exec`);
   const signal = status.signal ? (osSignals[status.signal] ?? 0) : 0;
   return {
     status: 200,
