@@ -76,13 +76,23 @@ export class FlyProcess implements SandboxProcess {
   readonly #outcome: ProcessOutcome;
   readonly #execId: string;
   readonly #exit: Promise<ExitInfo>;
+  /** Aborts the waiting exec in flight when the sandbox ends under the command. */
+  readonly #ending = new AbortController();
   #streamsLeft = 2;
 
   constructor(host: FlyExecHost, outcome: ProcessOutcome, options: { stdinPipe: boolean }) {
     this.#host = host;
     this.#outcome = outcome;
     this.#execId = outcome.execId;
+    // After the outcome (tracked first, so it records why): the command is over when the sandbox is.
+    const untrack = host.lifecycle.track({
+      sandboxEnded: () => {
+        this.#ending.abort();
+        outcome.exited({ exitCode: -1, signal: undefined });
+      },
+    });
     this.#exit = this.#waitLoop();
+    void this.#exit.then(untrack, untrack);
     this.#exit.catch(() => undefined);
     this.stdin = this.#stdinStream(options.stdinPipe);
     this.stdout = this.#outputStream('out');
@@ -112,6 +122,7 @@ export class FlyProcess implements SandboxProcess {
         answer = await this.#host.direct(flyWaitArgv(this.#execId, flyWaitSeconds, flyInlineOutputBytes), {
           timeoutSeconds: flyWaitSeconds + 30,
           operation: 'exec',
+          signal: this.#ending.signal,
         });
       } catch (error) {
         // A pause under a waiting exec fails it: wait again once the sandbox runs.

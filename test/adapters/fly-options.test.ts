@@ -135,7 +135,7 @@ describe('metadata and tags', () => {
 
 describe('volumes', () => {
   it('maps volume names to mounts sorted by path', () => {
-    expect(planFlyMounts({ '/data': 'cache_1', '/a': { source: 'logs' } })).toEqual([
+    expect(planFlyMounts({ '/data': 'cache_1', '/a': { source: 'logs', readOnly: false } })).toEqual([
       { path: '/a', name: 'logs' },
       { path: '/data', name: 'cache_1' },
     ]);
