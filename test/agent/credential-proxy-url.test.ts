@@ -6,9 +6,11 @@
  */
 import { createReadStream } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ModalClient } from 'modal';
+import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
@@ -64,11 +66,20 @@ function stubProvider(id: string, network: Partial<SandboxCapabilities['network'
 /** A raw HTTP request (fetch refuses some of what these tests send), answering status and JSON body. */
 function send(
   url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean } = {},
+  options: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    chunked?: boolean;
+    /** TLS: the CA to trust, and the name the certificate must carry. */
+    ca?: string;
+    servername?: string;
+  } = {},
 ): Promise<{ status: number; body: any; text: string }> {
   return new Promise((resolve, reject) => {
     const headers = { 'content-type': 'application/json', ...options.headers };
-    const request = httpRequest(url, { method: options.method ?? 'POST', headers }, (response) => {
+    const open = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const request = open(url, { method: options.method ?? 'POST', headers, ca: options.ca, servername: options.servername }, (response) => {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => (text += chunk));
@@ -373,7 +384,12 @@ const curlMessages = [
  * through the proxy's public URL with its own placeholder, reaches nothing else, holds the real key
  * nowhere, and its placeholder is refused once it ended.
  */
-async function curlThroughPublicUrl(proxy: CredentialProxy, provider: SandboxProvider): Promise<void> {
+async function curlThroughPublicUrl(
+  proxy: CredentialProxy,
+  provider: SandboxProvider,
+  /** Where the test itself reaches the listener, and the CA a TLS listener's certificate is signed by. */
+  listener: { url: string; ca?: string; servername?: string },
+): Promise<void> {
   expect(provider.capabilities.hostRoutes).toBe(false);
   const options = proxy.createOptions(provider, { network: 'block', timeoutMs: 5 * 60_000 });
   // 'block' became "the proxy's host and nothing else".
@@ -381,8 +397,16 @@ async function curlThroughPublicUrl(proxy: CredentialProxy, provider: SandboxPro
   const sandbox = await provider.create(options);
   let ended = false;
   try {
-    const env = proxy.sandboxEnv(sandbox);
-    expect(env).toEqual({ ANTHROPIC_BASE_URL: 'http://proxy.test', ANTHROPIC_API_KEY: proxy.grant(sandbox).placeholder });
+    const env: Record<string, string> = proxy.sandboxEnv(sandbox);
+    expect(env).toEqual({ ANTHROPIC_BASE_URL: proxy.publicUrl, ANTHROPIC_API_KEY: proxy.grant(sandbox).placeholder });
+    if (listener.ca) {
+      // TLS is end to end: without the test CA the sandbox does not trust the listener.
+      const untrusted = await sandbox.run([...curlMessages, '/v1/messages'], { env, stdin: messageBody });
+      expect(untrusted.exitCode).toBe(60);
+      // The sandbox trusts the test CA, as a real one trusts the public URL's certificate.
+      await sandbox.files.write('/tmp/proxy-ca.pem', listener.ca);
+      env.CURL_CA_BUNDLE = '/tmp/proxy-ca.pem';
+    }
     const seen = fake.requests.length;
     const answer = await sandbox.run([...curlMessages, '/v1/messages?beta=true'], { env, stdin: messageBody });
     expect(answer.stderr).toBe('');
@@ -414,9 +438,11 @@ async function curlThroughPublicUrl(proxy: CredentialProxy, provider: SandboxPro
     await sandbox.terminate();
     ended = true;
     await vi.waitFor(() => expect(proxy.grant(sandbox).revokedReason).toMatch(/^sandbox ended/));
-    const after = await send(`http://127.0.0.1:${proxy.listenAddress!.port}/v1/messages`, {
+    const after = await send(`${listener.url}/v1/messages`, {
       headers: { 'x-api-key': placeholder },
       body: messageBody,
+      ca: listener.ca,
+      servername: listener.servername,
     });
     expect(after).toMatchObject({ status: 401, body: { error: { type: 'authentication_error' } } });
     expect(after.body.error.message).toContain(`sandbox ${sandbox.id} (${provider.id}) was revoked`);
@@ -448,7 +474,7 @@ describe('credential proxy URL mode on the Modal emulator (real modal SDK, our a
   }, 120_000);
 
   it('a blocked sandbox reaches the fake API through the public URL with its own placeholder; the real key is nowhere inside; its end revokes it', async () => {
-    await curlThroughPublicUrl(proxy, provider);
+    await curlThroughPublicUrl(proxy, provider, { url: `http://127.0.0.1:${proxy.listenAddress!.port}` });
   }, 180_000);
 
   // The Modal emulator's sandboxes do not see the host's files and have no route to a registry,
@@ -490,22 +516,36 @@ describe('credential proxy URL mode on the Modal emulator (real modal SDK, our a
   );
 });
 
-describe('credential proxy URL mode on the E2B emulator (real e2b SDK, our adapter)', () => {
+describe('credential proxy URL mode on the E2B emulator over HTTPS (real e2b SDK, our adapter, an https server of the app)', () => {
   let proxy: CredentialProxy;
   let emulator: E2bEmulatorProcess | undefined;
+  let server: ReturnType<typeof createHttpsServer>;
+  let ca: string;
 
   beforeAll(async () => {
-    proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: fake.url, listen: { port: 0 }, publicUrl: 'http://proxy.test' });
-    emulator = await spawnE2bEmulator({
-      testInternet: { hosts: { 'proxy.test': { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+    // A certificate for proxy.test, signed by nobody the sandbox trusts until the test says so.
+    const pems = await generate([{ name: 'commonName', value: 'proxy.test' }], {
+      notAfterDate: new Date(Date.now() + 24 * 3600 * 1000),
+      extensions: [
+        { name: 'basicConstraints', cA: true },
+        { name: 'subjectAltName', altNames: [{ type: 2 as const, value: 'proxy.test' }] },
+      ],
     });
+    ca = pems.cert;
+    server = createHttpsServer({ key: pems.private, cert: pems.cert });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: fake.url, listen: { server }, publicUrl: 'https://proxy.test' });
+    const port = (server.address() as { port: number }).port;
+    emulator = await spawnE2bEmulator({ testInternet: { hosts: { 'proxy.test': { address: '203.0.113.10', ports: { 443: port } } } } });
   }, 120_000);
   afterAll(async () => {
     await emulator?.close();
     await proxy?.close();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
   }, 120_000);
 
-  it('a blocked sandbox reaches the fake API through the public URL with its own placeholder; the real key is nowhere inside; its end revokes it', async () => {
+  it('a blocked sandbox reaches the fake API through the https public URL with its own placeholder; the real key is nowhere inside; its end revokes it', async () => {
     const provider = createE2bSandboxProvider({
       apiKey: 'e2b_emulator',
       apiUrl: emulator!.url,
@@ -513,6 +553,8 @@ describe('credential proxy URL mode on the E2B emulator (real e2b SDK, our adapt
       domain: emulator!.domain,
       tunnelScheme: 'http',
     });
-    await curlThroughPublicUrl(proxy, provider);
+    const port = (server.address() as { port: number }).port;
+    // The test's own request connects to the listener and checks the certificate for proxy.test.
+    await curlThroughPublicUrl(proxy, provider, { url: `https://127.0.0.1:${port}`, ca, servername: 'proxy.test' });
   }, 180_000);
 });
