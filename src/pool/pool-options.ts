@@ -37,8 +37,9 @@ export interface SandboxPoolOptions {
   maxIdleMs?: number;
   /**
    * Milliseconds after its creation began that a ready sandbox is retired and replaced. Must be
-   * below `createOptions.timeoutMs` when that is set. A sandbox already handed out is the caller's
-   * and is never retired.
+   * below `createOptions.timeoutMs` when that is set, and worth setting then: without it a
+   * sandbox can be handed over shortly before its lifetime ends. A sandbox already handed out is
+   * the caller's and is never retired.
    * @default no limit
    */
   maxAgeMs?: number;

@@ -186,9 +186,13 @@ class WarmPool implements SandboxPool {
     if (this.#isClosed) throw this.#closedError('waitUntilWarm');
     signal?.throwIfAborted();
     if (this.#ready.length >= this.size) return;
-    const waiting = new Promise<void>((resolve, reject) => this.#warmWaiters.add({ resolve, reject }));
-    const waiter = [...this.#warmWaiters].at(-1)!;
-    return raceWithSignal(waiting, { signal, operation: 'waitUntilWarm', onAbort: () => this.#warmWaiters.delete(waiter) });
+    // Not Promise.withResolvers: Node 20 lacks it.
+    let waiter: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+    const waiting = new Promise<void>((resolve, reject) => {
+      waiter = { resolve, reject };
+      this.#warmWaiters.add(waiter);
+    });
+    return raceWithSignal(waiting, { signal, operation: 'waitUntilWarm', onAbort: () => this.#warmWaiters.delete(waiter!) });
   }
 
   async close(options: SignalOptions = {}): Promise<void> {
@@ -298,8 +302,9 @@ class WarmPool implements SandboxPool {
    */
   async #make(signal: AbortSignal, forAcquire: boolean, createSignal: AbortSignal | undefined): Promise<Sandbox> {
     const createdAt = Date.now();
-    const creating = this.provider.create(
-      createSignal ? { ...this.options.createOptions, signal: createSignal } : this.options.createOptions,
+    // Through a promise: a third-party provider's create may throw before it returns one.
+    const creating = Promise.resolve().then(() =>
+      this.provider.create(createSignal ? { ...this.options.createOptions, signal: createSignal } : this.options.createOptions),
     );
     let sandbox: Sandbox;
     try {
@@ -356,7 +361,9 @@ class WarmPool implements SandboxPool {
     try {
       const sandbox = await this.#make(this.#closing.signal, false, undefined);
       this.#failures = 0;
-      this.#admit(sandbox);
+      // The close may have begun between the last step and here: then it is not admitted.
+      if (this.#isClosed) this.#terminate(sandbox);
+      else this.#admit(sandbox);
     } catch (error) {
       if (this.#isClosed) return; // the close aborted it: not a failure
       this.#failures++;
