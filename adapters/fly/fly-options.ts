@@ -295,16 +295,22 @@ export function planFlyPorts(ports: ParsedCreateSandboxOptions['ports']): FlyPor
 /**
  * Declared ports as Fly services (pure): each machine port is published on the same port of the
  * app's public host name, TLS-terminated by Fly (`tls` + `http` handlers) unless `encrypted: false`
- * (`http` only). The machine is never stopped or started by Fly's proxy: its life is the keeper's.
+ * (`http` only); the first declared port is also the app's default, on 443 (TLS) and 80, so that
+ * `https://<app>.fly.dev` reaches it. The machine is never stopped or started by Fly's proxy: its
+ * life is the keeper's.
  */
 export function planFlyServices(ports: readonly FlyPortPlan[]): FlyService[] {
-  return ports.map(({ port, encrypted }) => ({
-    protocol: 'tcp',
-    internal_port: port,
-    ports: [{ port, handlers: encrypted ? ['tls', 'http'] : ['http'] }],
-    autostop: false,
-    autostart: false,
-  }));
+  return ports.map(({ port, encrypted }, index) => {
+    const own = { port, handlers: encrypted ? ['tls', 'http'] : ['http'] };
+    const defaults =
+      index === 0 && port !== 443 && port !== 80
+        ? [
+            { port: 443, handlers: ['tls', 'http'] },
+            { port: 80, handlers: ['http'] },
+          ]
+        : [];
+    return { protocol: 'tcp', internal_port: port, ports: [...defaults, own], autostop: false, autostart: false };
+  });
 }
 
 /** Fly volume names: lower-case letters, digits and underscores, at most 30. */
@@ -383,19 +389,27 @@ export interface FlyTunnelPlan {
 }
 
 /**
- * The public URL of a declared port (pure): `https://<app>.<domain>[:port]`, the port left out
- * when it is the scheme's default. `domain` may carry a port of its own (an emulator's edge,
- * `fly.localhost:8080`): every service port is then reached there, told apart by
- * `fly-force-instance-id`-free Host routing of the edge (it serves each app's first service).
+ * The public URL of a declared port (pure): `https://<app>.<domain>` for the first declared port
+ * (published on 443 too, see {@link planFlyServices}), `https://<app>.<domain>:<port>` for the
+ * others, `http:` for a port declared `encrypted: false` or under an `http` scheme. A `domain`
+ * that carries a port of its own (an emulator's edge, `fly.localhost:8080`) is one listener that
+ * stands for Fly's 443 and 80: every URL then points there, and only the first port is reached.
  */
-export function planFlyTunnel(options: { app: string; port: FlyPortPlan; domain: string; scheme: 'https' | 'http' }): FlyTunnelPlan {
-  const { app, port, domain, scheme } = options;
+export function planFlyTunnel(options: {
+  app: string;
+  port: FlyPortPlan;
+  /** The port is the first declared one (the app's default service). */
+  first: boolean;
+  domain: string;
+  scheme: 'https' | 'http';
+}): FlyTunnelPlan {
+  const { app, port, first, domain, scheme } = options;
   const [domainHost, domainPort] = splitHostPort(domain);
   const host = `${app}.${domainHost}`;
   const encrypted = scheme === 'https' && port.encrypted;
   const urlScheme = encrypted ? 'https' : 'http';
-  const hostPort = domainPort ?? port.port;
   const defaultPort = urlScheme === 'https' ? 443 : 80;
+  const hostPort = domainPort ?? (first ? defaultPort : port.port);
   return { url: `${urlScheme}://${host}${hostPort === defaultPort ? '' : `:${hostPort}`}`, host, hostPort, encrypted };
 }
 

@@ -148,39 +148,49 @@ describe('volumes', () => {
 });
 
 describe('ports, services and tunnels', () => {
-  it('publishes each port on the same public port, TLS unless asked otherwise', () => {
+  it('publishes each port on the same public port, TLS unless asked otherwise, and the first on 443 and 80 too', () => {
     const ports = planFlyPorts([8080, { port: 9000, encrypted: false }]);
     expect(ports).toEqual([
       { port: 8080, encrypted: true },
       { port: 9000, encrypted: false },
     ]);
     expect(planFlyServices(ports)).toEqual([
-      { protocol: 'tcp', internal_port: 8080, ports: [{ port: 8080, handlers: ['tls', 'http'] }], autostop: false, autostart: false },
+      {
+        protocol: 'tcp',
+        internal_port: 8080,
+        ports: [
+          { port: 443, handlers: ['tls', 'http'] },
+          { port: 80, handlers: ['http'] },
+          { port: 8080, handlers: ['tls', 'http'] },
+        ],
+        autostop: false,
+        autostart: false,
+      },
       { protocol: 'tcp', internal_port: 9000, ports: [{ port: 9000, handlers: ['http'] }], autostop: false, autostart: false },
     ]);
     expect(() => planFlyPorts([80, 80])).toThrow(expect.objectContaining({ argument: 'ports' }));
   });
 
-  it('builds https://<app>.fly.dev[:port] URLs', () => {
-    expect(planFlyTunnel({ app: 'sandport-1', port: { port: 443, encrypted: true }, domain: 'fly.dev', scheme: 'https' })).toEqual({
+  it('builds https://<app>.fly.dev for the first port and https://<app>.fly.dev:<port> for the others', () => {
+    const https = { app: 'sandport-1', domain: 'fly.dev', scheme: 'https' as const };
+    expect(planFlyTunnel({ ...https, port: { port: 8080, encrypted: true }, first: true })).toEqual({
       url: 'https://sandport-1.fly.dev',
       host: 'sandport-1.fly.dev',
       hostPort: 443,
       encrypted: true,
     });
-    expect(planFlyTunnel({ app: 'a', port: { port: 8080, encrypted: true }, domain: 'fly.dev', scheme: 'https' }).url).toBe(
-      'https://a.fly.dev:8080',
-    );
-    expect(planFlyTunnel({ app: 'a', port: { port: 8080, encrypted: false }, domain: 'fly.dev', scheme: 'https' }).url).toBe(
-      'http://a.fly.dev:8080',
-    );
+    expect(planFlyTunnel({ ...https, port: { port: 8081, encrypted: true }, first: false }).url).toBe('https://sandport-1.fly.dev:8081');
+    expect(planFlyTunnel({ ...https, port: { port: 9000, encrypted: false }, first: false }).url).toBe('http://sandport-1.fly.dev:9000');
+    expect(planFlyTunnel({ ...https, port: { port: 9000, encrypted: false }, first: true }).url).toBe('http://sandport-1.fly.dev');
   });
 
-  it('points at an emulator edge on plain http', () => {
-    expect(planFlyTunnel({ app: 'a', port: { port: 8080, encrypted: true }, domain: 'fly.localhost', scheme: 'http' })).toEqual({
-      url: 'http://a.fly.localhost:8080',
+  it('points at an emulator edge (a domain with a port) on plain http', () => {
+    expect(
+      planFlyTunnel({ app: 'a', port: { port: 8080, encrypted: true }, first: true, domain: 'fly.localhost:4321', scheme: 'http' }),
+    ).toEqual({
+      url: 'http://a.fly.localhost:4321',
       host: 'a.fly.localhost',
-      hostPort: 8080,
+      hostPort: 4321,
       encrypted: false,
     });
   });
