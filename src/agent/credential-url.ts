@@ -101,10 +101,16 @@ function meter(grant: Grant, path: string, reply: IncomingMessage): void {
   if (path !== '/v1/messages' || (reply.statusCode ?? 500) >= 300) return;
   const reader = new ReplyUsageReader(String(reply.headers['content-type'] ?? ''));
   reply.on('data', (chunk: Buffer) => reader.push(chunk));
-  reply.once('end', () => {
+  // A reply cut short (revoked, client gone) still counts what it reported so far.
+  let recorded = false;
+  const record = (): void => {
+    if (recorded) return;
+    recorded = true;
     reader.end();
     grant.record(reader.usage, reader.model);
-  });
+  };
+  reply.once('end', record);
+  reply.once('close', record);
 }
 
 function tooLarge(limit: number): Refusal {
@@ -133,6 +139,10 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer | und
     request.on('data', onData);
     request.once('end', () => resolve(Buffer.concat(chunks)));
     request.once('error', reject);
+    // A connection dropped mid-body (the client left, or a revocation destroyed it) settles too.
+    request.once('close', () => {
+      if (!request.complete && size <= limit) reject(new Error('the request was aborted'));
+    });
   });
 }
 

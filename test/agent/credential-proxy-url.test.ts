@@ -297,6 +297,29 @@ describe('credential proxy URL mode', () => {
     expect(byApp.body.error.message).toContain('revoked by the app');
   });
 
+  it('drops the requests in flight of a revoked sandbox, counting what their replies reported so far', async () => {
+    await using proxy = await startUrlProxy();
+    const { sandbox } = stubSandbox('sb-inflight');
+    const key = proxy.sandboxEnv(sandbox).ANTHROPIC_API_KEY!;
+    const slow = JSON.stringify({ ...JSON.parse(messageBody), messages: [{ role: 'user', content: 'SLOW' }] });
+    const response = await fetch(local(proxy, '/v1/messages'), {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: slow,
+    });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    // The first chunk holds message_start: the reply is streaming.
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('message_start');
+    expect(proxy.revoke('stub-cloud', 'sb-inflight')).toBe(true);
+    await expect(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return 'ended';
+      })(),
+    ).rejects.toThrow();
+    await vi.waitFor(() => expect(proxy.grant(sandbox).usage.tokens.inputTokens).toBe(10));
+  });
+
   it('revokes every placeholder on close', async () => {
     const proxy = await startUrlProxy();
     const { sandbox } = stubSandbox('sb-close');
