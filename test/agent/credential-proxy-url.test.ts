@@ -183,8 +183,8 @@ describe('credential proxy URL mode', () => {
     const get = await send(local(proxy, '/v1/messages'), { method: 'GET', headers: { 'x-api-key': key } });
     expect(get).toMatchObject({ status: 405, body: { error: { type: 'invalid_request_error' } } });
     // The host route's shared placeholder is no credential at the public URL.
-    const local0 = createLocalSandboxProvider();
-    proxy.createOptions(local0);
+    const localProvider = createLocalSandboxProvider();
+    proxy.createOptions(localProvider);
     const shared = proxy.sandboxEnv('local').ANTHROPIC_API_KEY!;
     for (const presented of ['sk-ant-api03-guessed', `${key}x`, key.slice(0, -1), shared]) {
       const refused = await send(local(proxy, '/v1/messages'), { headers: { 'x-api-key': presented }, body: messageBody });
