@@ -1,8 +1,8 @@
 /**
- * The Fly emulator's public edge: `http://<app>.fly.localhost:<edgePort>` stands for
- * `https://<app>.fly.dev`, routed by the Host header to a machine's service (`internal_port`
- * behind external port 443 or 80), with `fly-force-instance-id`, WebSocket upgrades, autostart
- * and the proxy's own 502/404 answers. The servers run inside the machines: bytes really cross.
+ * The Fly emulator's public edge: `http://<app>.fly.localhost:<port>` stands for
+ * `https://<app>.fly.dev:<port>`, routed to a machine's service (`internal_port` behind the
+ * external port), with `fly-force-instance-id`, WebSocket upgrades, autostart and the proxy's own
+ * 502 answers. The servers run inside the machines: bytes really cross.
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,11 +41,13 @@ function serverConfig(extra: Record<string, unknown> = {}) {
         protocol: 'tcp',
         internal_port: 8080,
         ports: [
+          { port: 8080, handlers: ['http'] },
           { port: 443, handlers: ['tls', 'http'] },
-          { port: 80, handlers: ['http'] },
         ],
         ...extra,
       },
+      // Another external port onto the same server: the edge maps external to internal ports.
+      { protocol: 'tcp', internal_port: 8080, ports: [{ port: 8081, handlers: ['http'] }], ...extra },
     ],
   };
 }
@@ -72,18 +74,24 @@ afterAll(async () => {
 });
 
 describe('edge', () => {
-  it('routes <app>.<edgeDomain> to the internal_port behind port 443, with the proxy headers', async () => {
-    expect(emulator.edgeDomain).toMatch(/^fly\.localhost:\d+$/);
+  it('routes <app>.<edgeDomain>:<port> to the internal_port behind that external port, with the proxy headers', async () => {
+    expect(emulator.edgeDomain).toBe('fly.localhost');
     const app = await fly.app();
     const machine = await fly.machine(app, { config: serverConfig() });
     await fly.waitFor(app, machine.id, 'started');
-    const response = await untilServing(`http://${app}.${emulator.edgeDomain}/path?q=1`, { method: 'POST', body: 'payload' });
+    const response = await untilServing(`http://${app}.${emulator.edgeDomain}:8080/path?q=1`, { method: 'POST', body: 'payload' });
     expect(response.status).toBe(200);
     expect(response.headers.get('fly-request-id')).toMatch(/^[0-9a-f]+$/);
     expect(response.headers.get('via')).toBe('1.1 fly.io');
     const seen = (await response.json()) as any;
     expect(seen).toMatchObject({ machine: machine.id, method: 'POST', url: '/path?q=1', body: 'payload' });
-    expect(seen.headers).toMatchObject({ host: `${app}.${emulator.edgeDomain}`, 'fly-forwarded-port': '443', 'x-forwarded-proto': 'http' });
+    expect(seen.headers).toMatchObject({
+      host: `${app}.${emulator.edgeDomain}:8080`,
+      'fly-forwarded-port': '8080',
+      'x-forwarded-proto': 'http',
+    });
+    const viaTls = await fetch(`http://${app}.${emulator.edgeDomain}:443/`);
+    expect(((await viaTls.json()) as any).headers['fly-forwarded-port']).toBe('443');
   });
 
   it('honours fly-force-instance-id to pick a machine, without passing the header on', async () => {
@@ -91,12 +99,14 @@ describe('edge', () => {
     const [a, b] = await Promise.all([fly.machine(app, { config: serverConfig() }), fly.machine(app, { config: serverConfig() })]);
     await Promise.all([fly.waitFor(app, a.id, 'started'), fly.waitFor(app, b.id, 'started')]);
     for (const target of [a, b, a]) {
-      const response = await untilServing(`http://${app}.${emulator.edgeDomain}/`, { headers: { 'fly-force-instance-id': target.id } });
+      const response = await untilServing(`http://${app}.${emulator.edgeDomain}:8080/`, {
+        headers: { 'fly-force-instance-id': target.id },
+      });
       const seen = (await response.json()) as any;
       expect(seen.machine).toBe(target.id);
       expect(seen.headers['fly-force-instance-id']).toBeUndefined();
     }
-    const unknown = await fetch(`http://${app}.${emulator.edgeDomain}/`, { headers: { 'fly-force-instance-id': '00000000000000' } });
+    const unknown = await fetch(`http://${app}.${emulator.edgeDomain}:8080/`, { headers: { 'fly-force-instance-id': '00000000000000' } });
     expect(unknown.status).toBe(502);
     expect(await unknown.text()).toContain('00000000000000');
   });
@@ -105,8 +115,8 @@ describe('edge', () => {
     const app = await fly.app();
     const machine = await fly.machine(app, { config: serverConfig() });
     await fly.waitFor(app, machine.id, 'started');
-    await (await untilServing(`http://${app}.${emulator.edgeDomain}/`)).text();
-    const [host, port] = [`${app}.fly.localhost`, Number(emulator.edgeDomain.split(':')[1])];
+    await (await untilServing(`http://${app}.${emulator.edgeDomain}:8081/`)).text();
+    const [host, port] = [`${app}.${emulator.edgeDomain}`, 8081];
     const echoed = await new Promise<string>((resolve, reject) => {
       const request = httpRequest({
         host,
@@ -134,37 +144,33 @@ describe('edge', () => {
     expect(echoed).toBe('ping through the edge');
   });
 
-  it('answers 502 when nothing listens on the internal port, or the app has no serving machine; 404 for no app', async () => {
+  it('answers 502 when nothing listens on the internal port or the forced machine has no such service', async () => {
     const app = await fly.app();
     const silent = await fly.machine(app, {
-      config: { image: 'debian', services: [{ protocol: 'tcp', internal_port: 9999, ports: [{ port: 443, handlers: ['http'] }] }] },
+      config: { image: 'debian', services: [{ protocol: 'tcp', internal_port: 9999, ports: [{ port: 8080, handlers: ['http'] }] }] },
     });
+    const bare = await fly.machine(app, { config: { image: 'debian' } });
     await fly.waitFor(app, silent.id, 'started');
-    const closed = await fetch(`http://${app}.${emulator.edgeDomain}/`);
+    await fly.waitFor(app, bare.id, 'started');
+    const closed = await fetch(`http://${app}.${emulator.edgeDomain}:8080/`);
     expect(closed.status).toBe(502);
     expect(closed.headers.get('fly-emulator-edge')).toBe('1');
     expect(await closed.text()).toContain('internal port 9999');
-
-    const empty = await fly.app();
-    const none = await fetch(`http://${empty}.${emulator.edgeDomain}/`);
-    expect(none.status).toBe(502);
-    expect(await none.text()).toContain('no machine with a service');
-
-    const missing = await fetch(`http://no-such-app-here.${emulator.edgeDomain}/`);
-    expect(missing.status).toBe(404);
-    expect(await missing.text()).toContain('no app named no-such-app-here');
+    const forced = await fetch(`http://${app}.${emulator.edgeDomain}:8080/`, { headers: { 'fly-force-instance-id': bare.id } });
+    expect(forced.status).toBe(502);
+    expect(await forced.text()).toContain(`machine ${bare.id} of app ${app} has no service on port 8080`);
   });
 
   it('does not route to a stopped machine, and starts one whose service has autostart', async () => {
     const app = await fly.app();
     const manual = await fly.machine(app, { config: serverConfig(), skip_launch: true });
-    const off = await fetch(`http://${app}.${emulator.edgeDomain}/`);
+    const off = await fetch(`http://${app}.${emulator.edgeDomain}:8080/`);
     expect(off.status).toBe(502);
     expect((await fly.call('GET', `/v1/apps/${app}/machines/${manual.id}`)).body.state).toBe('created');
 
     const other = await fly.app();
     const auto = await fly.machine(other, { config: serverConfig({ autostart: true }), skip_launch: true });
-    const response = await untilServing(`http://${other}.${emulator.edgeDomain}/`);
+    const response = await untilServing(`http://${other}.${emulator.edgeDomain}:8080/`);
     expect(response.status).toBe(200);
     expect(((await response.json()) as { machine: string }).machine).toBe(auto.id);
     expect((await fly.call('GET', `/v1/apps/${other}/machines/${auto.id}`)).body.state).toBe('started');

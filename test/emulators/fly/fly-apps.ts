@@ -76,6 +76,7 @@ async function deleteApp(state: FlyState, request: FlyRequest): Promise<FlyAnswe
   await Promise.all(machines.filter((machine) => !machine.destroyed).map((machine) => machine.destroy()));
   // A new app of the same name starts without the old one's machines (even with include_deleted).
   for (const machine of machines) state.machines.delete(machine.id);
+  await state.edge?.closeApp(app.name);
   for (const volume of state.volumes.values())
     if (volume.app === app.name && volume.state !== 'destroyed') await state.destroyVolume(volume);
   return { status: 202 };

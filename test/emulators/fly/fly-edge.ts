@@ -1,23 +1,27 @@
 /**
- * The public edge: what Fly's proxy does for `https://<app>.fly.dev`, on one plain-HTTP listener
- * on 127.0.0.1 that routes by the Host header.
+ * The public edge: what Fly's proxy does for `https://<app>.fly.dev[:port]`, in plain HTTP on
+ * loopback, routed by the Host header.
  *
- * - Host names are `<app>.fly.localhost:<edgePort>` (the emulator's `edgeDomain` is
- *   `fly.localhost:<edgePort>`). The process that sends requests resolves `*.localhost` with
- *   `installLocalhostResolution()` (../shared/localhost-resolution.ts). There is no TLS: the scheme
- *   is `http` (`ws` for WebSocket) where Fly's is `https`.
- * - The listener stands for Fly's external ports 443 and 80: a request goes to a machine of the app
- *   whose `services` have a port entry for 443 (else 80), to that service's `internal_port`. Other
- *   external ports have no listener here.
+ * - Host names are `<app>.fly.localhost` (the emulator's `edgeDomain` is `fly.localhost`). Each app
+ *   has an address of its own in 127.0.0.0/8 (`loopbackAddressFor`, a hash of its name), as each
+ *   Fly app has its own IP, and the edge listens there on every external port the app's machines
+ *   declare in `services` (`ports[].port`, or `start_port`-`end_port` up to 32 ports): so
+ *   `http://<app>.fly.localhost:8080` reaches the service published on port 8080, with Fly's URL
+ *   shape and no port of 127.0.0.1 taken. The process that sends requests resolves these names
+ *   with `installLocalhostResolution()` (../shared/localhost-resolution.ts). There is no TLS: the
+ *   scheme is `http` (`ws` for WebSocket) where Fly's is `https`, on every port, 443 included.
+ *   Ports below 1024 need the emulator to run as root (otherwise they are logged and not served).
  * - Which machine: the one named by the `fly-force-instance-id` header (a machine id; the header
- *   is not passed on), else one of the app's started machines in turn. A stopped or suspended
- *   machine whose service has `autostart: true` is started first, as Fly's proxy does.
+ *   is not passed on), else one of the app's started machines with a service on that port, in
+ *   turn. A stopped or suspended machine whose service has `autostart: true` is started first, as
+ *   Fly's proxy does.
  * - Bytes really reach the machine: each connection is relayed into its sandbox by an exec of
  *   `socat - TCP:127.0.0.1:<internal_port>` (bash's `/dev/tcp` without socat). WebSocket upgrades
  *   pass through.
  * - Answers of the edge itself (plain text, `fly-emulator-edge: 1`): 502 when no machine can take
  *   the request (none started, the forced one missing or not started, nothing listening on the
- *   internal port), 404 for a host name of no app, 400 for a host outside the edge domain.
+ *   internal port), 404 for a host name of another app than the address's, 400 for a host outside
+ *   the edge domain.
  * - Headers Fly's proxy adds reach the server: `fly-forwarded-port`, `x-forwarded-proto`,
  *   `x-forwarded-port`, `x-forwarded-for`, `fly-client-ip`, `fly-region`, `via`; the answer
  *   carries `fly-request-id` and `via`.
@@ -26,21 +30,25 @@ import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { loopbackAddressFor } from '../shared/localhost-resolution.js';
 import { serviceForPort, type MachineService } from './fly-config.js';
 import type { FlyMachine } from './fly-machine.js';
 import type { FlyState } from './fly-state.js';
 
 export const edgeHostSuffix = 'fly.localhost';
 export const forceInstanceHeader = 'fly-force-instance-id';
-/** The external ports the edge listener stands for, in the order they are looked for. */
-const externalPorts = [443, 80] as const;
+/** The most ports of one `start_port`-`end_port` range the edge opens. */
+const maxRangePorts = 32;
 /** How long the edge waits for an autostarted machine, ms. */
 const autostartWaitMs = 30_000;
 
 export interface FlyEdge {
-  readonly port: number;
-  /** `fly.localhost:<port>`. */
+  /** `fly.localhost`: `<app>.fly.localhost:<port>` reaches the app's service on `<port>`. */
   readonly domain: string;
+  /** Opens the listeners the app's machines' services need (call after a create or update). */
+  sync(app: string): Promise<void>;
+  /** Closes the app's listeners (the app was deleted). */
+  closeApp(app: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -69,12 +77,26 @@ function appOf(host: string | undefined): string | undefined {
   return /^[a-z0-9-]+$/.test(app) ? app : undefined;
 }
 
-function serving(machine: FlyMachine): { service: MachineService; externalPort: number } | undefined {
-  for (const externalPort of externalPorts) {
-    const service = serviceForPort(machine.config, externalPort);
-    if (service && service.protocol === 'tcp') return { service, externalPort };
+function serving(machine: FlyMachine, externalPort: number): { service: MachineService; externalPort: number } | undefined {
+  const service = serviceForPort(machine.config, externalPort);
+  return service && service.protocol === 'tcp' ? { service, externalPort } : undefined;
+}
+
+/** The external TCP ports the app's machines (not destroyed) publish. */
+function publishedPorts(state: FlyState, app: string): Set<number> {
+  const ports = new Set<number>();
+  for (const machine of state.machinesOf(app)) {
+    for (const service of machine.config.services ?? []) {
+      if (service.protocol !== 'tcp') continue;
+      for (const entry of service.ports ?? []) {
+        if (entry.port !== undefined) ports.add(entry.port);
+        else if (entry.start_port !== undefined && entry.end_port !== undefined) {
+          for (let port = entry.start_port; port <= Math.min(entry.end_port, entry.start_port + maxRangePorts - 1); port++) ports.add(port);
+        }
+      }
+    }
   }
-  return undefined;
+  return ports;
 }
 
 async function waitStarted(machine: FlyMachine): Promise<boolean> {
@@ -103,22 +125,24 @@ async function ready(target: Target): Promise<boolean> {
 
 let turn = 0;
 
-async function resolve(state: FlyState, req: IncomingMessage): Promise<Resolved> {
+async function resolve(state: FlyState, req: IncomingMessage, listener: Listener): Promise<Resolved> {
   const app = appOf(req.headers.host);
   if (!app) return { status: 400, message: `Host "${req.headers.host ?? ''}" is not <app>.${edgeHostSuffix}` };
-  if (!state.apps.has(app)) return { status: 404, message: `no app named ${app}` };
+  if (app !== listener.app || !state.apps.has(app)) return { status: 404, message: `no app named ${app} at this address` };
+  const externalPort = listener.port;
   const candidates = state
     .machinesOf(app)
-    .map((machine) => ({ machine, ...serving(machine) }))
+    .map((machine) => ({ machine, ...serving(machine, externalPort) }))
     .filter((entry): entry is Target => entry.service !== undefined);
   const forced = req.headers[forceInstanceHeader];
   if (typeof forced === 'string' && forced !== '') {
     const target = candidates.find((entry) => entry.machine.id === forced);
-    if (!target) return { status: 502, message: `machine ${forced} of app ${app} has no service on port 443 or 80, or does not exist` };
+    if (!target)
+      return { status: 502, message: `machine ${forced} of app ${app} has no service on port ${externalPort}, or does not exist` };
     if (!(await ready(target))) return { status: 502, message: `machine ${forced} is not started (state: ${target.machine.state})` };
     return { target };
   }
-  if (candidates.length === 0) return { status: 502, message: `app ${app} has no machine with a service on port 443 or 80` };
+  if (candidates.length === 0) return { status: 502, message: `app ${app} has no machine with a service on port ${externalPort}` };
   const started = candidates.filter((entry) => entry.machine.sandbox);
   if (started.length > 0) return { target: started[turn++ % started.length]! };
   for (const entry of candidates) if (await ready(entry)) return { target: entry };
@@ -187,8 +211,8 @@ function closedPort(target: Target, relay: Relay | undefined, detail: string): s
   return `machine ${target.machine.id}: nothing answered on internal port ${target.service.internal_port}${why ? ` (${why})` : ''}`;
 }
 
-async function forward(state: FlyState, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const resolved = await resolve(state, req);
+async function forward(state: FlyState, listener: Listener, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const resolved = await resolve(state, req, listener);
   if (!('target' in resolved)) {
     req.resume();
     return refuse(res, resolved.status, resolved.message);
@@ -221,9 +245,9 @@ async function forward(state: FlyState, req: IncomingMessage, res: ServerRespons
   req.pipe(upstream);
 }
 
-async function upgrade(state: FlyState, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+async function upgrade(state: FlyState, listener: Listener, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
   socket.on('error', () => undefined);
-  const resolved = await resolve(state, req);
+  const resolved = await resolve(state, req, listener);
   if (!('target' in resolved)) return refuseUpgrade(socket, resolved.status, resolved.message);
   const { target } = resolved;
   const relay = await openRelay(target).catch(() => undefined);
@@ -243,14 +267,22 @@ async function upgrade(state: FlyState, req: IncomingMessage, socket: Socket, he
   socket.on('close', close);
 }
 
-/** Starts the edge on 127.0.0.1. */
-export async function startFlyEdge(state: FlyState): Promise<FlyEdge> {
+interface Listener {
+  readonly app: string;
+  readonly port: number;
+  readonly server: Server;
+  readonly sockets: Set<Socket>;
+}
+
+async function listen(state: FlyState, app: string, port: number): Promise<Listener> {
   const sockets = new Set<Socket>();
-  const server: Server = createServer((req, res) => {
-    forward(state, req, res).catch((error: unknown) => refuse(res, 502, String(error)));
+  const server: Server = createServer();
+  const listener: Listener = { app, port, server, sockets };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    forward(state, listener, req, res).catch((error: unknown) => refuse(res, 502, String(error)));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    upgrade(state, req, socket, head).catch(() => socket.destroy());
+    upgrade(state, listener, req, socket, head).catch(() => socket.destroy());
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -258,16 +290,54 @@ export async function startFlyEdge(state: FlyState): Promise<FlyEdge> {
   });
   await new Promise<void>((ready, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => ready());
+    server.listen(port, loopbackAddressFor(`${app}.${edgeHostSuffix}`), () => ready());
   });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  return listener;
+}
+
+async function closeListener(listener: Listener): Promise<void> {
+  for (const socket of listener.sockets) socket.destroy();
+  await new Promise<void>((done) => listener.server.close(() => done()));
+}
+
+/** The edge of `state`'s apps: listeners open as machines publish ports. */
+export function startFlyEdge(state: FlyState): FlyEdge {
+  const listeners = new Map<string, Promise<Listener | undefined>>();
+  const key = (app: string, port: number) => `${app}:${port}`;
   return {
-    port,
-    domain: `${edgeHostSuffix}:${port}`,
+    domain: edgeHostSuffix,
+    async sync(app) {
+      const opening: Array<Promise<unknown>> = [];
+      for (const port of publishedPorts(state, app)) {
+        if (listeners.has(key(app, port))) continue;
+        const opened = listen(state, app, port).catch((error: unknown) => {
+          console.error(
+            `[fly emulator] the edge cannot listen for ${app}.${edgeHostSuffix}:${port}:`,
+            error instanceof Error ? error.message : error,
+          );
+          listeners.delete(key(app, port));
+          return undefined;
+        });
+        listeners.set(key(app, port), opened);
+        opening.push(opened);
+      }
+      await Promise.all(opening);
+    },
+    async closeApp(app) {
+      const mine = [...listeners.entries()].filter(([name]) => name.startsWith(`${app}:`));
+      for (const [name] of mine) listeners.delete(name);
+      for (const [, opened] of mine) {
+        const listener = await opened;
+        if (listener) await closeListener(listener);
+      }
+    },
     async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((done) => server.close(() => done()));
+      const all = [...listeners.values()];
+      listeners.clear();
+      for (const opened of all) {
+        const listener = await opened;
+        if (listener) await closeListener(listener);
+      }
     },
   };
 }

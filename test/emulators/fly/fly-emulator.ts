@@ -1,7 +1,7 @@
 /**
  * A local Fly Machines emulator: Fly's Machines REST API (`/v1/…`, bearer token) on 127.0.0.1,
  * running every machine in the local bubblewrap provider, and the public edge that routes
- * `<app>.fly.localhost:<edgePort>` to the machines' service ports. Base URL = the value of
+ * `<app>.fly.localhost:<port>` to the machines' service ports. Base URL = the value of
  * `FLY_API_HOSTNAME` (`url`), token = `FLY_API_TOKEN` (`token`). See README.md for what is
  * served and what is not; every route it does not serve fails loudly (404 naming the call).
  *
@@ -48,7 +48,11 @@ export interface FlyEmulator {
   readonly url: string;
   /** The token for `FLY_API_TOKEN`. */
   readonly token: string;
-  /** The public domain: `<app>.<edgeDomain>` reaches the app's services (`fly.localhost:<edgePort>`). */
+  /**
+   * The public domain, `fly.localhost`: `http://<app>.fly.localhost:<port>` reaches the service the
+   * app's machines publish on external port `<port>` (Fly: `https://<app>.fly.dev:<port>`). Clients
+   * resolve these names with `installLocalhostResolution()`.
+   */
   readonly edgeDomain: string;
   /** Call counts by `METHOD pattern`, for tests and the benchmark. */
   readonly calls: ReadonlyMap<string, number>;
@@ -81,7 +85,8 @@ export async function startFlyEmulator(options: FlyEmulatorOptions = {}): Promis
     api.once('error', reject);
     api.listen(0, '127.0.0.1', () => resolve());
   });
-  const edge = await startFlyEdge(state);
+  const edge = startFlyEdge(state);
+  state.edge = edge;
   // The emulator's own process reaches `*.fly.localhost` too (a test that starts it in-process).
   const uninstall = installLocalhostResolution();
   let closed: Promise<void> | undefined;

@@ -141,6 +141,8 @@ async function create(state: FlyState, request: FlyRequest): Promise<FlyAnswer> 
   state.machines.set(machine.id, machine);
   attachMounts(state, machine);
   if (body.lease_ttl !== undefined) takeLease(state, machine, body.lease_ttl, '');
+  // Its public ports are served before the client learns of it.
+  await state.edge?.sync(app);
   // Fly answers with the machine as created; it boots from there.
   const answer = machine.toJSON(machine.lease ? { nonce: machine.lease.nonce } : {});
   if (!body.skip_launch) void machine.start();
@@ -165,6 +167,7 @@ async function update(state: FlyState, request: FlyRequest): Promise<FlyAnswer> 
   checkMounts(state, machine.app, config, machine.id);
   void machine.update(config, body.skip_launch === true);
   attachMounts(state, machine);
+  await state.edge?.sync(machine.app);
   if (body.lease_ttl !== undefined) takeLease(state, machine, body.lease_ttl, '');
   return { status: 200, body: machine.toJSON(machine.lease && body.lease_ttl !== undefined ? { nonce: machine.lease.nonce } : {}) };
 }

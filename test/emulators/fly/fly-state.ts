@@ -58,6 +58,8 @@ export class FlyState implements MachineHost {
   readonly volumes = new Map<string, FlyVolume>();
   /** Call counts by `METHOD pattern`, for tests and the benchmark. */
   readonly calls = new Map<string, number>();
+  /** The public edge (fly-edge.ts), told when an app's published ports may have changed. */
+  edge: { sync(app: string): Promise<void>; closeApp(app: string): Promise<void> } | undefined;
   private readonly volumeRoot: string;
   private readonly images: Readonly<Record<string, string>>;
 

@@ -13,7 +13,7 @@ export interface FlyEmulatorProcess {
   readonly url: string;
   /** Value for `FLY_API_TOKEN`. */
   readonly token: string;
-  /** `fly.localhost:<edgePort>`: `http://<app>.<edgeDomain>` reaches the app's services. */
+  /** `fly.localhost`: `http://<app>.<edgeDomain>:<port>` reaches the service on external `<port>`. */
   readonly edgeDomain: string;
   readonly pid: number;
   /** Stops the child, which ends its machines first. Idempotent. */
