@@ -6,7 +6,6 @@ import {
   SandboxProviderError,
   ProcessOutcome,
   defineFiles,
-  entrypointStdio,
   killMarkedTreeArgv,
   parseExecCall,
   parseRunCall,
@@ -15,7 +14,6 @@ import {
   raceWithSignal,
   runViaExec,
   type Command,
-  type EntrypointStdio,
   type ExecOptions,
   type ExecResult,
   type RunOptions,
@@ -86,7 +84,6 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
   readonly lifecycle: SandboxLifecycle;
   readonly #init: FlySandboxInit;
   readonly #client: FlyClient;
-  #entrypoint: EntrypointStdio | undefined;
 
   constructor(init: FlySandboxInit) {
     this.#init = init;
@@ -106,23 +103,6 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
     if (init.paused) this.lifecycle.adoptPaused(init.lifetimeMs);
     else if (init.lifetimeMs !== undefined) this.lifecycle.armLifetime(Math.max(1, init.lifetimeMs));
     this.files = defineFiles({ provider, native: new FlyFiles(this, init.workdir ?? '/'), lifecycle: this.lifecycle });
-  }
-
-  get stdout(): ReadableStream<Uint8Array> {
-    return this.#entrypointStdio().stdout;
-  }
-
-  get stderr(): ReadableStream<Uint8Array> {
-    return this.#entrypointStdio().stderr;
-  }
-
-  get stdin(): WritableStream<Uint8Array> {
-    return this.#entrypointStdio().stdin;
-  }
-
-  #entrypointStdio(): EntrypointStdio {
-    this.#entrypoint ??= entrypointStdio(undefined, { provider, sandboxId: this.id, events: this.#init.events });
-    return this.#entrypoint;
   }
 
   /** One buffered Fly exec, while the sandbox runs (see `FlyExecHost`). A machine that is gone ends the sandbox. */
