@@ -389,28 +389,19 @@ export interface FlyTunnelPlan {
 }
 
 /**
- * The public URL of a declared port (pure): `https://<app>.<domain>` for the first declared port
- * (published on 443 too, see {@link planFlyServices}), `https://<app>.<domain>:<port>` for the
- * others, `http:` for a port declared `encrypted: false` or under an `http` scheme. A `domain`
- * that carries a port of its own (an emulator's edge, `fly.localhost:8080`) is one listener that
- * stands for Fly's 443 and 80: every URL then points there, and only the first port is reached.
+ * The public URL of a declared port (pure): `https://<app>.<domain>:<port>`, the port's own
+ * external port (the first declared port is reached on `https://<app>.<domain>` too, see
+ * {@link planFlyServices}); `http:` for a port declared `encrypted: false` or under an `http`
+ * scheme (an emulator's edge). The port is left out when it is the scheme's default.
  */
-export function planFlyTunnel(options: {
-  app: string;
-  port: FlyPortPlan;
-  /** The port is the first declared one (the app's default service). */
-  first: boolean;
-  domain: string;
-  scheme: 'https' | 'http';
-}): FlyTunnelPlan {
-  const { app, port, first, domain, scheme } = options;
-  const [domainHost, domainPort] = splitHostPort(domain);
+export function planFlyTunnel(options: { app: string; port: FlyPortPlan; domain: string; scheme: 'https' | 'http' }): FlyTunnelPlan {
+  const { app, port, domain, scheme } = options;
+  const [domainHost] = splitHostPort(domain);
   const host = `${app}.${domainHost}`;
   const encrypted = scheme === 'https' && port.encrypted;
   const urlScheme = encrypted ? 'https' : 'http';
   const defaultPort = urlScheme === 'https' ? 443 : 80;
-  const hostPort = domainPort ?? (first ? defaultPort : port.port);
-  return { url: `${urlScheme}://${host}${hostPort === defaultPort ? '' : `:${hostPort}`}`, host, hostPort, encrypted };
+  return { url: `${urlScheme}://${host}${port.port === defaultPort ? '' : `:${port.port}`}`, host, hostPort: port.port, encrypted };
 }
 
 function splitHostPort(domain: string): [string, number | undefined] {

@@ -241,8 +241,8 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
     this.lifecycle.assertRunning();
     const { publicDomain, tunnelScheme } = this.#init;
     return Object.fromEntries(
-      this.#init.ports.map((port, index) => {
-        const plan = planFlyTunnel({ app: this.app, port, first: index === 0, domain: publicDomain, scheme: tunnelScheme });
+      this.#init.ports.map((port) => {
+        const plan = planFlyTunnel({ app: this.app, port, domain: publicDomain, scheme: tunnelScheme });
         return [port.port, { port: port.port, url: plan.url, host: plan.host, hostPort: plan.hostPort, encrypted: plan.encrypted }];
       }),
     );

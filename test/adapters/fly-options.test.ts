@@ -171,26 +171,23 @@ describe('ports, services and tunnels', () => {
     expect(() => planFlyPorts([80, 80])).toThrow(expect.objectContaining({ argument: 'ports' }));
   });
 
-  it('builds https://<app>.fly.dev for the first port and https://<app>.fly.dev:<port> for the others', () => {
+  it('builds https://<app>.fly.dev:<port> URLs, the port left out when it is the default', () => {
     const https = { app: 'sandport-1', domain: 'fly.dev', scheme: 'https' as const };
-    expect(planFlyTunnel({ ...https, port: { port: 8080, encrypted: true }, first: true })).toEqual({
-      url: 'https://sandport-1.fly.dev',
+    expect(planFlyTunnel({ ...https, port: { port: 8080, encrypted: true } })).toEqual({
+      url: 'https://sandport-1.fly.dev:8080',
       host: 'sandport-1.fly.dev',
-      hostPort: 443,
+      hostPort: 8080,
       encrypted: true,
     });
-    expect(planFlyTunnel({ ...https, port: { port: 8081, encrypted: true }, first: false }).url).toBe('https://sandport-1.fly.dev:8081');
-    expect(planFlyTunnel({ ...https, port: { port: 9000, encrypted: false }, first: false }).url).toBe('http://sandport-1.fly.dev:9000');
-    expect(planFlyTunnel({ ...https, port: { port: 9000, encrypted: false }, first: true }).url).toBe('http://sandport-1.fly.dev');
+    expect(planFlyTunnel({ ...https, port: { port: 443, encrypted: true } }).url).toBe('https://sandport-1.fly.dev');
+    expect(planFlyTunnel({ ...https, port: { port: 9000, encrypted: false } }).url).toBe('http://sandport-1.fly.dev:9000');
   });
 
-  it('points at an emulator edge (a domain with a port) on plain http', () => {
-    expect(
-      planFlyTunnel({ app: 'a', port: { port: 8080, encrypted: true }, first: true, domain: 'fly.localhost:4321', scheme: 'http' }),
-    ).toEqual({
-      url: 'http://a.fly.localhost:4321',
+  it('points at an emulator edge on plain http', () => {
+    expect(planFlyTunnel({ app: 'a', port: { port: 8080, encrypted: true }, domain: 'fly.localhost', scheme: 'http' })).toEqual({
+      url: 'http://a.fly.localhost:8080',
       host: 'a.fly.localhost',
-      hostPort: 4321,
+      hostPort: 8080,
       encrypted: false,
     });
   });
