@@ -32,6 +32,13 @@ export const flyMachineSchema = z
     private_ip: z.string().optional(),
     created_at: z.string().optional(),
     updated_at: z.string().optional(),
+    events: z
+      .array(
+        z
+          .object({ type: z.string().optional(), status: z.string().optional(), timestamp: z.number().optional(), request: z.unknown() })
+          .passthrough(),
+      )
+      .nullish(),
     config: z
       .object({
         image: z.string().optional(),
@@ -78,6 +85,14 @@ export const flyVolumeSchema = z
   .passthrough();
 export type FlyVolume = z.infer<typeof flyVolumeSchema>;
 export const flyMetadataSchema = z.record(z.string(), z.string());
+
+/** The init's exit code of the latest `exit` event of a machine, when it has one. */
+export function flyExitCode(machine: FlyMachine): number | undefined {
+  const exits = (machine.events ?? []).filter((event) => event.type === 'exit');
+  const latest = exits.sort((a, b) => (b.timestamp ?? 0) - (a.timestamp ?? 0))[0];
+  const code = (latest?.request as { exit_event?: { exit_code?: unknown } } | undefined)?.exit_event?.exit_code;
+  return typeof code === 'number' ? code : undefined;
+}
 
 /** The states of a machine that has not ended (a `suspended` one is paused). */
 export const flyLiveStates: ReadonlySet<string> = new Set([

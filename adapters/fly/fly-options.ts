@@ -36,7 +36,7 @@ export const flyDefaultVolumeSizeGb = 1;
  * Metadata keys the adapter reserves: the marker of sandboxes made by sandport (`list` and
  * `fromName` look only at those) and the sandbox's name. Tags may not use the `sandport_` prefix.
  */
-export const flyMetadataKeys = { managed: 'sandport_managed', name: 'sandport_name' } as const;
+export const flyMetadataKeys = { managed: 'sandport_managed', name: 'sandport_name', entrypoint: 'sandport_entrypoint' } as const;
 const reservedPrefix = 'sandport_';
 
 export const flyCapabilities: SandboxCapabilities = Object.freeze({
@@ -176,7 +176,11 @@ export function planFlyCreate(options: ParsedCreateSandboxOptions, defaults: Fly
   const ports = planFlyPorts(options.ports);
   const config: FlyCreatePlan['config'] = {
     image: typeof options.image === 'string' ? options.image : (defaults.image ?? flyDefaultImage),
-    metadata: planFlyMetadata(options.tags, options.name, extra.metadata),
+    metadata: {
+      ...planFlyMetadata(options.tags, options.name, extra.metadata),
+      // The machine's end is then the entrypoint's (for any process that finds it).
+      ...(options.command === undefined ? {} : { [flyMetadataKeys.entrypoint]: '1' }),
+    },
     init: { exec: flyKeeperArgv(planFlyDeadline(now, lifetimeMs), planFlyDeadline(now, flyMaxTimeoutMs)) },
     auto_destroy: true,
     restart: { policy: 'no' },

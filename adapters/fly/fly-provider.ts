@@ -191,6 +191,7 @@ export class FlySandboxProvider implements SandboxProvider {
       lifetimeMs: plan.lifetimeMs,
       idleTimeoutMs: plan.idleTimeoutMs,
       paused: false,
+      hasEntrypoint: plan.entrypoint !== undefined,
     });
   }
 
@@ -225,6 +226,7 @@ export class FlySandboxProvider implements SandboxProvider {
       lifetimeMs: undefined,
       idleTimeoutMs: undefined,
       paused,
+      hasEntrypoint: metadata[flyMetadataKeys.entrypoint] === '1',
     });
     if (!paused) {
       // The keeper holds the deadline: this process's clock follows it.

@@ -28,7 +28,7 @@ import {
   type SignalOptions,
   type Tunnel,
 } from '../../src/kit/index.js';
-import { flyLiveStates, type FlyClient, type FlyExecResponse } from './fly-client.js';
+import { flyExitCode, flyLiveStates, type FlyClient, type FlyExecResponse, type FlyMachine } from './fly-client.js';
 import { mapFlyError } from './fly-errors.js';
 import { FlyFiles } from './fly-files.js';
 import { flyCapabilities, flyMaxTimeoutMs, planFlyTagUpdate, planFlyTunnel, tagsFromFlyMetadata, type FlyPortPlan } from './fly-options.js';
@@ -62,6 +62,8 @@ export interface FlySandboxInit {
   /** The idle timeout, kept by this process (the creating one). */
   idleTimeoutMs: number | undefined;
   paused: boolean;
+  /** The machine has a create `command`: its end is the entrypoint's exit. */
+  hasEntrypoint: boolean;
 }
 
 /** A Fly Machine behind the neutral contract; `app` and `machineId` name it in Fly's API. */
@@ -377,22 +379,27 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
   /** Asks Fly about the machine: gone (or stopped: its keeper exited) ends the sandbox here, once. */
   async #observe(signal?: AbortSignal): Promise<SandboxStatus | undefined> {
     if (!this.lifecycle.isRunning()) return this.lifecycle.ended;
-    let state: string;
+    let machine: FlyMachine | undefined;
     try {
-      state = (await this.#client.getMachine(this.app, this.machineId, signal, this.id)).state;
+      machine = await this.#client.getMachine(this.app, this.machineId, signal, this.id);
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (!SandboxNotFoundError.isInstance(error)) throw error;
-      state = 'destroyed';
     }
+    const state = machine?.state ?? 'destroyed';
     if (state === 'suspended') {
       this.lifecycle.adoptPaused();
       return { state: 'paused' };
     }
     if (flyLiveStates.has(state)) return undefined;
     const deadline = this.lifecycle.deadline;
-    const reason = deadline !== undefined && Date.now() >= deadline - 2000 ? 'lifetime-timeout' : 'crashed';
-    await this.lifecycle.end({ state: 'terminated', reason }).catch(() => undefined);
+    const exitCode = machine ? flyExitCode(machine) : undefined;
+    const timedOut = deadline !== undefined && Date.now() >= deadline - 2000;
+    if (this.#init.hasEntrypoint && exitCode !== undefined && !timedOut) {
+      await this.lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined);
+    } else {
+      await this.lifecycle.end({ state: 'terminated', reason: timedOut ? 'lifetime-timeout' : 'crashed' }).catch(() => undefined);
+    }
     return this.lifecycle.ended;
   }
 }

@@ -213,17 +213,28 @@ export function flyCloseStdinArgv(execId: string): string[] {
 
 /**
  * The entrypoint: the wrapped create `command` under a notifier that tells the keeper its status
- * (the keeper exits with it, which ends the machine).
+ * (the keeper exits with it, which ends the machine). A command that never started (the wrapper
+ * reported a missing program or directory) is not the machine's end: `create` reports it and
+ * removes the machine itself.
  */
 export function flyEntrypointArgv(execId: string, argv: readonly string[], cwd: string | undefined): string[] {
   const notifier = [
+    'report=$1; shift',
     '"$@"',
     'rc=$?',
+    'grep -q "SPX:ok" "$report" 2>/dev/null || exit "$rc"',
     `echo "$rc" > ${flyStateDirectory}/entrypoint-exit`,
     `kill -USR1 "$(cat ${flyStateDirectory}/keeper.pid)" 2>/dev/null`,
     'exit "$rc"',
   ].join('\n');
-  return ['/bin/sh', '-c', notifier, 'sandport-entrypoint', ...wrapArgv(execId, argv, { cwd, reportFd: 3 })];
+  return [
+    '/bin/sh',
+    '-c',
+    notifier,
+    'sandport-entrypoint',
+    `${execDirectory}/${execId}/report`,
+    ...wrapArgv(execId, argv, { cwd, reportFd: 3 }),
+  ];
 }
 
 /** Files: reads `$3` bytes from offset `$2` of `$1` as base64; prints `R` first on the first chunk's checks. */
