@@ -12,6 +12,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { raceWithSignal } from '../kit/signals.js';
+import { SandboxInvalidArgumentError } from '../errors/index.js';
 import { setLongTimeout, type LongTimer } from '../kit/timers.js';
 import { parseOptions } from '../kit/validate.js';
 import { signalOptionsSchema, type SignalOptions } from '../spec/options.js';
@@ -360,10 +361,11 @@ class WarmPool implements SandboxPool {
   async #replenishOne(): Promise<void> {
     try {
       const sandbox = await this.#make(this.#closing.signal, false, undefined);
-      this.#failures = 0;
       // The close may have begun between the last step and here: then it is not admitted.
-      if (this.#isClosed) this.#terminate(sandbox);
-      else this.#admit(sandbox);
+      if (this.#isClosed) return this.#terminate(sandbox);
+      this.#refuseIfBornOld(sandbox);
+      this.#failures = 0;
+      this.#admit(sandbox);
     } catch (error) {
       if (this.#isClosed) return; // the close aborted it: not a failure
       this.#failures++;
@@ -375,6 +377,24 @@ class WarmPool implements SandboxPool {
       this.#backgroundCreating--;
       this.#fill();
     }
+  }
+
+  /**
+   * A sandbox past `maxAgeMs` as soon as it is ready (creating and preparing took longer) would be
+   * retired at once and replaced at once, for ever: count it as a failure instead, so the pool
+   * backs off and says why.
+   */
+  #refuseIfBornOld(sandbox: Sandbox): void {
+    const createdAt = createdAtOf.get(sandbox) ?? Date.now();
+    const { maxAgeMs } = this.options;
+    if (maxAgeMs === undefined || Date.now() - createdAt < maxAgeMs) return;
+    this.#terminate(sandbox);
+    this.#emit('retired', { sandboxId: sandbox.id, reason: 'max-age' });
+    const error = new SandboxInvalidArgumentError({
+      message: `maxAgeMs (${maxAgeMs} ms) is shorter than creating${this.options.prepare ? ' and preparing' : ''} a sandbox took (${Date.now() - createdAt} ms)`,
+      argument: 'maxAgeMs',
+    });
+    throw new StepFailure(this.options.prepare ? 'prepare' : 'create', sandbox.id, error);
   }
 
   /**

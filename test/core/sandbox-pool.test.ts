@@ -249,6 +249,16 @@ describe('createSandboxPool on the local provider', () => {
     expect(sandbox.id).not.toBe(retired.sandboxId);
   });
 
+  it('treats a sandbox already past maxAgeMs when ready as a failure and backs off, instead of churning', async () => {
+    const pool = open({ size: 1, concurrency: 1, maxAgeMs: 1, retryDelayMs: 600_000 });
+    const seen = record(pool);
+    const error = await nextEvent(pool, 'error');
+    expect(error).toMatchObject({ operation: 'create', attempt: 1, sandboxId: expect.any(String) });
+    expect(SandboxInvalidArgumentError.isInstance(error.error) && error.error.argument).toBe('maxAgeMs');
+    expect(seen.retired).toEqual([{ provider: 'local', sandboxId: error.sandboxId, reason: 'max-age' }]);
+    expect(pool.stats()).toMatchObject({ ready: 0, creating: 0, consecutiveFailures: 1 });
+  });
+
   it('retires a sandbox that fails the health check and hands over a healthy one', async () => {
     const checked: string[] = [];
     let failFirst = true;
