@@ -23,7 +23,8 @@ export type ContainerOf = (request: BridgeRequest) => Container;
 
 /** An SSE response that waits for the client (backpressure) and, once it left, drops writes. */
 export class EventSink {
-  private gone = false;
+  /** The client went away: events are dropped from now on. */
+  gone = false;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly response: ServerResponse) {
@@ -65,7 +66,11 @@ async function relayText(stream: ReadableStream<Uint8Array>, name: 'stdout' | 's
   const decoder = new TextDecoder('utf-8', { fatal: false });
   const send = (text: string) => (text === '' ? undefined : sink.send(name, Buffer.from(text, 'utf8').toString('base64')));
   try {
-    for await (const chunk of stream) await send(decoder.decode(chunk, { stream: true }));
+    for await (const chunk of stream) {
+      // Nobody reads any more: drain (the command keeps running, as on the bridge) without the encoding work.
+      if (sink.gone) continue;
+      await send(decoder.decode(chunk, { stream: true }));
+    }
   } catch {
     // The sandbox went away mid-stream: what was read is all there is.
   }

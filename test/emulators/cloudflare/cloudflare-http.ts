@@ -170,6 +170,8 @@ export function createRouter(routes: readonly BridgeRoute[], options: RouterOpti
       await route.handle(request, response);
     })().catch((error: unknown) => {
       raw.resume();
+      // The client went away mid-request (an aborted upload or exec): nobody is left to answer.
+      if (raw.destroyed && (error as { code?: unknown } | undefined)?.code === 'ECONNRESET') return void response.destroy();
       if (error instanceof BridgeError) return sendBridgeError(response, error.status, error.message, error.code);
       console.error(`[cloudflare bridge emulator] ${method} ${url.pathname} failed:`, error);
       // Hono answers an uncaught handler error with a plain 500.

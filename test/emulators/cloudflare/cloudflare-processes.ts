@@ -265,27 +265,34 @@ async function streamLogs(entry: ProcessEntry, query: URLSearchParams, response:
     if (!/^\d+$/.test(since) || after > entry.lastSeq) throw invalidRequest(`Invalid process log cursor: ${since}`);
   } else after = replay ? 0 : entry.lastSeq;
   let gone = false;
-  response.on('close', () => (gone = true));
+  // One listener for the whole stream: a long follow must not add one per wait.
+  const closed = new Promise<void>((resolve) => response.once('close', () => resolve(void (gone = true))));
   response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   response.flushHeaders();
-  const write = (text: string) =>
-    response.write(text) ? Promise.resolve() : new Promise<void>((resolve) => response.once('drain', resolve).once('close', resolve));
+  const write = async (text: string) => {
+    if (response.write(text)) return;
+    let drained: () => void = () => undefined;
+    await Promise.race([new Promise<void>((resolve) => response.once('drain', (drained = resolve))), closed]);
+    response.off('drain', drained);
+  };
   const first = entry.events[0];
   if (entry.truncated && first && first.seq > after + 1) {
     await write(`data: ${JSON.stringify({ type: 'truncated', timestamp: new Date().toISOString() })}\n\n`);
   }
   for (;;) {
     if (gone) return;
-    const pending = entry.events.filter((event) => event.seq > after);
-    for (const event of pending) {
-      if (gone) return;
+    // Sequence numbers are contiguous from the first retained event, so the next one is found by index.
+    const base = entry.events[0]?.seq ?? entry.lastSeq + 1;
+    const event = entry.events[Math.max(0, after + 1 - base)];
+    if (event) {
       await write(wireEvent(event));
       after = event.seq;
       if (event.type === 'terminal') return void response.end();
+      continue;
     }
     if (!follow) return void response.end();
     const waiting = entry.next();
-    if (entry.lastSeq === after) await Promise.race([waiting, new Promise((resolve) => response.once('close', resolve))]);
+    if (entry.lastSeq === after) await Promise.race([waiting, closed]);
   }
 }
 
