@@ -86,6 +86,8 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
   readonly lifecycle: SandboxLifecycle;
   readonly #init: FlySandboxInit;
   readonly #client: FlyClient;
+  /** Set while this sandbox's own pause or resume runs: the machine's state is then ours to move. */
+  #transition = false;
 
   constructor(init: FlySandboxInit) {
     this.#init = init;
@@ -288,31 +290,42 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
 
   /** Fly's suspend: the machine's memory is kept; the keeper's deadline is held first so the lifetime stands still. */
   async pause(options: SignalOptions = {}): Promise<void> {
-    await this.lifecycle.pause(async () => {
-      const held = await this.#rawExec(flyHoldLifetimeArgv(), { timeoutSeconds: 30, operation: 'pause', signal: options.signal });
-      if (held.exitCode !== 0) throw new SandboxProviderError({ message: `Holding the lifetime failed: ${held.stderr}`, provider });
-      try {
-        await this.#client.machineAction(this.app, this.machineId, 'suspend', options.signal, this.id);
-        await this.#waitState('suspended', options.signal);
-      } catch (error) {
-        await this.#rawExec(flyReleaseLifetimeArgv(), { timeoutSeconds: 30 }).catch(() => undefined);
-        throw mapFlyError(error, { operation: 'pause', sandboxId: this.id });
-      }
-    }, options);
+    this.#transition = true;
+    await this.lifecycle
+      .pause(async () => {
+        const held = await this.#rawExec(flyHoldLifetimeArgv(), { timeoutSeconds: 30, operation: 'pause', signal: options.signal });
+        if (held.exitCode !== 0) throw new SandboxProviderError({ message: `Holding the lifetime failed: ${held.stderr}`, provider });
+        try {
+          await this.#client.machineAction(this.app, this.machineId, 'suspend', options.signal, this.id);
+          await this.#waitState('suspended', options.signal);
+        } catch (error) {
+          await this.#rawExec(flyReleaseLifetimeArgv(), { timeoutSeconds: 30 }).catch(() => undefined);
+          throw mapFlyError(error, { operation: 'pause', sandboxId: this.id });
+        }
+      }, options)
+      .finally(() => (this.#transition = false));
   }
 
   async resume(options: SignalOptions = {}): Promise<void> {
-    await this.lifecycle.resume(async () => {
-      try {
-        await this.#client.machineAction(this.app, this.machineId, 'start', options.signal, this.id);
-        await this.#waitState('started', options.signal);
-      } catch (error) {
-        throw mapFlyError(error, { operation: 'resume', sandboxId: this.id });
-      }
-      const released = await this.#rawExec(flyReleaseLifetimeArgv(), { timeoutSeconds: 30, operation: 'resume', signal: options.signal });
-      if (released.exitCode !== 0)
-        throw new SandboxProviderError({ message: `Releasing the lifetime failed: ${released.stderr}`, provider });
-    }, options);
+    let deadline: number | undefined;
+    this.#transition = true;
+    await this.lifecycle
+      .resume(async () => {
+        try {
+          await this.#client.machineAction(this.app, this.machineId, 'start', options.signal, this.id);
+          await this.#waitState('started', options.signal);
+        } catch (error) {
+          throw mapFlyError(error, { operation: 'resume', sandboxId: this.id });
+        }
+        const released = await this.#rawExec(flyReleaseLifetimeArgv(), { timeoutSeconds: 30, operation: 'resume', signal: options.signal });
+        if (released.exitCode !== 0)
+          throw new SandboxProviderError({ message: `Releasing the lifetime failed: ${released.stderr}`, provider });
+        deadline = Number(released.stdout.trim());
+      }, options)
+      .finally(() => (this.#transition = false));
+    // A sandbox found paused knew no lifetime: the keeper's deadline is it.
+    if (this.lifecycle.remainingLifetimeMs === undefined && deadline !== undefined && Number.isInteger(deadline) && deadline > 0)
+      this.lifecycle.armLifetime(Math.max(1, deadline * 1000 - Date.now()));
   }
 
   async #waitState(state: 'started' | 'suspended', signal: AbortSignal | undefined): Promise<void> {
@@ -388,9 +401,11 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
     }
     const state = machine?.state ?? 'destroyed';
     if (state === 'suspended') {
-      this.lifecycle.adoptPaused();
+      if (!this.#transition) this.lifecycle.adoptPaused();
       return { state: 'paused' };
     }
+    // Resumed by another process (or another object of this one): running again here too.
+    if (state === 'started' && this.lifecycle.paused && !this.#transition) this.lifecycle.adoptRunning();
     if (flyLiveStates.has(state)) return undefined;
     const deadline = this.lifecycle.deadline;
     const exitCode = machine ? flyExitCode(machine) : undefined;
