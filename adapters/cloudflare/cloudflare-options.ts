@@ -215,10 +215,10 @@ export interface CloudflareCreatePlan {
 
 /**
  * Builds the create plan. Throws `SandboxCapabilityUnsupportedError` for what the bridge fixes
- * per deploy (image, cpu, memory, network, lifetime, idle timeout, volumes, gpu) and for tags
- * (nothing could list them), and `SandboxInvalidArgumentError` for a port the bridge refuses
- * (below 1024, and 3000, its control port). A `name` is kept on the returned object only, with
- * a warning; secrets become plain env of every exec, with a warning.
+ * per deploy (image, cpu, memory, network, lifetime, idle timeout, volumes, gpu), and
+ * `SandboxInvalidArgumentError` for a port the bridge refuses (below 1024, and 3000, its control
+ * port). What is not a security setting is a warning: tags are dropped (nothing could list
+ * them), a `name` is kept on the returned object only, secrets become plain env of every exec.
  */
 export function planCloudflareCreate(options: ParsedCreateSandboxOptions): CloudflareCreatePlan {
   parseOptions(cloudflareCreateOptionsSchema, options.providerOptions?.cloudflare ?? {}, {
@@ -226,11 +226,12 @@ export function planCloudflareCreate(options: ParsedCreateSandboxOptions): Cloud
     what: 'providerOptions.cloudflare',
   });
   const warnings: SandboxWarning[] = [...refuseUnsupported(options, sharedCapabilities, provider)];
+  // Tags are not a security setting: kept nowhere (the bridge has no labels, no list), with a warning.
   if (options.tags !== undefined && Object.keys(options.tags).length > 0)
-    throw new SandboxCapabilityUnsupportedError({
-      message: 'The cloudflare provider keeps no tags (the bridge has no labels and no list); remove tags',
-      capability: 'tags',
-      provider,
+    warnings.push({
+      type: 'unsupported-setting',
+      setting: 'tags',
+      details: 'The bridge keeps no labels and lists nothing: the tags are dropped (getTags and setTags are unsupported)',
     });
   if (options.name !== undefined)
     warnings.push({
@@ -256,7 +257,11 @@ export function planCloudflareCreate(options: ParsedCreateSandboxOptions): Cloud
   });
   return {
     entrypoint:
-      options.command === undefined ? undefined : typeof options.command === 'string' ? ['/bin/sh', '-c', options.command] : [...options.command],
+      options.command === undefined
+        ? undefined
+        : typeof options.command === 'string'
+          ? ['/bin/sh', '-c', options.command]
+          : [...options.command],
     workdir: options.workdir,
     env: { ...options.secrets, ...options.env },
     ports,

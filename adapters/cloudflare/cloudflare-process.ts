@@ -11,7 +11,7 @@
  */
 import { constants } from 'node:os';
 import {
-  ProcessOutcome,
+  type ProcessOutcome,
   SandboxCapabilityUnsupportedError,
   SandboxProviderError,
   fromCallbacks,
@@ -28,14 +28,25 @@ const provider = 'cloudflare';
 /** Bytes of output a stream holds for a reader that has not taken them before the pump waits. */
 export const cloudflareOutputBufferBytes = 1024 * 1024;
 
+/** Bytes a command may write to an output whose reader cancelled before it is treated as a writer to a closed pipe. */
+const cancelledWriterLimitBytes = 1024 * 1024;
+
 /** An output stream fed by the pump: `push` resolves when the next chunk may come. */
 export class PumpedOutput {
   readonly stream: ReadableStream<Uint8Array>;
   readonly #bridge: ReturnType<typeof fromCallbacks>;
+  readonly #onKeepsWriting: (() => void) | undefined;
   #gate: { promise: Promise<void>; open: () => void } | undefined;
   #cancelled = false;
+  #released = false;
+  #discarded = 0;
 
-  constructor() {
+  /**
+   * @param onKeepsWriting called once when the command keeps writing (more than 1 MiB) after the
+   *   reader cancelled: the adapter does what a closed pipe would, SIGPIPE.
+   */
+  constructor(onKeepsWriting?: () => void) {
+    this.#onKeepsWriting = onKeepsWriting;
     this.#bridge = fromCallbacks({
       maxBufferedBytes: cloudflareOutputBufferBytes,
       pause: () => {
@@ -54,9 +65,24 @@ export class PumpedOutput {
   }
 
   push(chunk: Uint8Array): Promise<void> | undefined {
-    if (this.#cancelled) return undefined;
+    if (this.#cancelled) {
+      const before = this.#discarded;
+      this.#discarded += chunk.byteLength;
+      if (before <= cancelledWriterLimitBytes && this.#discarded > cancelledWriterLimitBytes) this.#onKeepsWriting?.();
+      return undefined;
+    }
     this.#bridge.push(chunk);
+    if (this.#released) return undefined;
     return this.#gate?.promise;
+  }
+
+  /**
+   * Stops holding the pump back (the command was killed: what it wrote last is bounded, and its
+   * exit comes after it on the same stream).
+   */
+  release(): void {
+    this.#released = true;
+    this.#openGate();
   }
 
   end(): void {
@@ -126,7 +152,8 @@ export async function runOnBridge(
   for await (const event of run.events) {
     if (event.type === 'stdout') stdout.push(event.data);
     else if (event.type === 'stderr') stderr.push(event.data);
-    else if (event.type === 'exit') return { exitCode: exitOf(event).exitCode, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
+    else if (event.type === 'exit')
+      return { exitCode: exitOf(event).exitCode, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
     else if (event.type === 'error') throw bridgeRunError(event.message, event.code);
   }
   throw new SandboxProviderError({ message: 'The bridge ended the command stream before the command exited', provider, retryable: true });

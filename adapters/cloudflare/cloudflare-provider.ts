@@ -139,7 +139,15 @@ export class CloudflareSandboxProvider implements SandboxProvider {
       await client.destroy(id).catch(() => undefined);
       throw error;
     }
-    const sandbox = new CloudflareSandboxImpl({ client, version, sandboxId: id, name: parsed.name, warnings: plan.warnings, events: this.events, marker });
+    const sandbox = new CloudflareSandboxImpl({
+      client,
+      version,
+      sandboxId: id,
+      name: parsed.name,
+      warnings: plan.warnings,
+      events: this.events,
+      marker,
+    });
     if (plan.entrypoint) {
       try {
         await sandbox.startEntrypoint(plan.entrypoint, signal);

@@ -140,19 +140,26 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
       lifecycle: this.#lifecycle,
       timeoutMs: call.options.timeoutMs,
       signal: call.options.signal,
-      kill: (signal) => this.#killTree(outcome.execId, signal),
+      kill: async (signal) => {
+        // A killed command's last output must not wait for a reader: its exit comes after it.
+        if (signal === 'SIGKILL') for (const output of outputs) output.release();
+        await this.#killTree(outcome.execId, signal);
+      },
     });
+    const closedPipe = () => void outcome.kill('SIGPIPE').catch(() => undefined);
+    const outputs = [new PumpedOutput(closedPipe), new PumpedOutput(closedPipe)] as const;
     const cwd = call.options.cwd ?? this.#init.marker.workdir;
     const argv = wrapArgv(outcome.execId, call.argv, { cwd, stdinNull: true });
     const env = { ...this.#init.marker.env, ...call.options.env };
     const timeoutMs = call.options.timeoutMs;
-    const process = await outcome.startup(this.#start(outcome, argv, call.argv, env, timeoutMs));
+    const process = await outcome.startup(this.#start(outcome, outputs, argv, call.argv, env, timeoutMs));
     outcome.started();
     return process;
   }
 
   async #start(
     outcome: ProcessOutcome,
+    [stdout, stderr]: readonly [PumpedOutput, PumpedOutput],
     argv: string[],
     userArgv: string[],
     env: Record<string, string>,
@@ -163,8 +170,6 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
       backstopMs: timeoutMs === undefined ? undefined : timeoutMs + backstopGraceMs,
       signal: this.#streams.signal,
     }).catch((error: unknown) => Promise.reject(this.#map(error, 'exec')));
-    const stdout = new PumpedOutput();
-    const stderr = new PumpedOutput();
     void pumpBridgeRun(run.events, { stdout, stderr }, outcome, (error) => this.#map(error, 'exec'));
     const { report, stdout: rest } = await readStartMarker(stdout.stream);
     if (report !== 'ok') {
@@ -178,12 +183,23 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
 
   #startError(report: string, argv: string[], outcome: ProcessOutcome): Error {
     if (report === 'cwd')
-      return new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${this.id}`, argument: 'cwd', provider });
+      return new SandboxInvalidArgumentError({
+        message: `The working directory does not exist in sandbox ${this.id}`,
+        argument: 'cwd',
+        provider,
+      });
     if (report === 'command')
-      return new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${this.id}: ${argv[0]}`, argument: 'command', provider });
+      return new SandboxInvalidArgumentError({
+        message: `Command not found in sandbox ${this.id}: ${argv[0]}`,
+        argument: 'command',
+        provider,
+      });
     const failed = outcome.failed;
     if (failed !== undefined) return failed as Error;
-    return new SandboxProviderError({ message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`, provider });
+    return new SandboxProviderError({
+      message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`,
+      provider,
+    });
   }
 
   /** The kit's marker killer, as a second command: every signal, to the command's whole tree. */
@@ -250,7 +266,11 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
 
   async hydrateWorkspace(archive: Uint8Array | ReadableStream<Uint8Array>, options: SignalOptions = {}): Promise<void> {
     if (!(archive instanceof Uint8Array) && !(archive instanceof ReadableStream))
-      throw new SandboxInvalidArgumentError({ message: 'archive is a Uint8Array or a ReadableStream of a tar', argument: 'archive', provider });
+      throw new SandboxInvalidArgumentError({
+        message: 'archive is a Uint8Array or a ReadableStream of a tar',
+        argument: 'archive',
+        provider,
+      });
     const bytes = archive instanceof Uint8Array ? archive : await readBytes(archive);
     if (bytes.byteLength === 0 || bytes.byteLength > cloudflareMaxWriteBytes)
       throw new SandboxInvalidArgumentError({
@@ -298,8 +318,13 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
 
   async terminate(options: SignalOptions = {}): Promise<void> {
     options.signal?.throwIfAborted();
-    if (!this.#lifecycle.isRunning()) return this.#lifecycle.ended ? undefined : this.#lifecycle.end({ state: 'terminated', reason: 'terminated' });
-    await raceWithSignal(this.#lifecycle.end({ state: 'terminated', reason: 'terminated' }), { signal: options.signal, operation: 'terminate', provider });
+    if (!this.#lifecycle.isRunning())
+      return this.#lifecycle.ended ? undefined : this.#lifecycle.end({ state: 'terminated', reason: 'terminated' });
+    await raceWithSignal(this.#lifecycle.end({ state: 'terminated', reason: 'terminated' }), {
+      signal: options.signal,
+      operation: 'terminate',
+      provider,
+    });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -331,10 +356,15 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
   }
 
   #call<T>(operation: string, body: () => Promise<T>, idempotent: boolean, signal?: AbortSignal): Promise<T> {
-    return providerCall({ provider, events: this.#init.events, lifecycle: this.#lifecycle, mapError: (error, op) => this.#map(error, op) }, operation, body, {
-      idempotent,
-      signal,
-    });
+    return providerCall(
+      { provider, events: this.#init.events, lifecycle: this.#lifecycle, mapError: (error, op) => this.#map(error, op) },
+      operation,
+      body,
+      {
+        idempotent,
+        signal,
+      },
+    );
   }
 
   #map(error: unknown, operation: string): SandboxError {
@@ -388,6 +418,12 @@ export async function readMarker(
   sandboxId: string,
   signal?: AbortSignal,
 ): Promise<CloudflareMarker | undefined> {
-  const result = await runOnBridge(client, version, sandboxId, ['/bin/sh', '-c', 'cat -- "$1" 2>/dev/null; exit 0', 'sandport-marker', cloudflareMarkerPath], signal);
+  const result = await runOnBridge(
+    client,
+    version,
+    sandboxId,
+    ['/bin/sh', '-c', 'cat -- "$1" 2>/dev/null; exit 0', 'sandport-marker', cloudflareMarkerPath],
+    signal,
+  );
   return parseCloudflareMarker(Buffer.from(result.stdout).toString('utf8'), sandboxId);
 }

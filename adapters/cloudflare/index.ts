@@ -4,7 +4,13 @@ export {
   type CloudflareSandboxProviderOptions,
 } from './cloudflare-provider.js';
 export type { CloudflareSandbox } from './cloudflare-sandbox.js';
-export { BridgeClient, type BridgeClientOptions, type BridgeOutputEvent, type BridgeProcessStatus, type BridgeTunnelRecord } from './cloudflare-client.js';
+export {
+  BridgeClient,
+  type BridgeClientOptions,
+  type BridgeOutputEvent,
+  type BridgeProcessStatus,
+  type BridgeTunnelRecord,
+} from './cloudflare-client.js';
 export {
   CloudflareBridgeHttpError,
   CloudflareDroppedReadError,
