@@ -41,6 +41,7 @@ interface PhaseOne {
   modalFromId: ErrorInfo;
   e2bCreate: ErrorInfo;
   e2bFromId: ErrorInfo;
+  flyCreate: ErrorInfo;
   agentStart: ErrorInfo;
 }
 interface PhaseTwo {
@@ -65,6 +66,7 @@ const phaseOneBody = `
 const { createDockerSandboxProvider } = await load('sandport/docker');
 const { createModalSandboxProvider } = await load('sandport/modal');
 const { createE2bSandboxProvider } = await load('sandport/e2b');
+const { createFlySandboxProvider } = await load('sandport/fly');
 const docker = createDockerSandboxProvider();
 const modal = createModalSandboxProvider();
 const e2b = createE2bSandboxProvider();
@@ -79,6 +81,7 @@ return {
   modalFromId: await rejection(modal.fromId('sb-fresh-project')),
   e2bCreate: await rejection(e2b.create()),
   e2bFromId: await rejection(e2b.fromId('fresh-project')),
+  flyCreate: await rejection(createFlySandboxProvider({ token: '' }).create()),
   agentStart: await rejection(root.AgentSession.start({})),
 };
 `;
@@ -239,6 +242,10 @@ describe.skipIf(npmReason !== undefined)(
       it(`${format}: sandport/e2b loads without e2b; create and fromId reject with the pinned install line`, () => {
         missingPeer(phaseOne().e2bCreate, 'e2b', 'e2b', 'npm install e2b@2.51.0');
         missingPeer(phaseOne().e2bFromId, 'e2b', 'e2b', 'npm install e2b@2.51.0');
+      });
+
+      it(`${format}: sandport/fly needs no peer; create without a token is SandboxAuthenticationError before any request`, () => {
+        expect(phaseOne().flyCreate).toMatchObject({ name: 'SandboxAuthenticationError', isSandboxError: true, provider: 'fly' });
       });
 
       it(`${format}: AgentSession without the Agent SDK is a missing-peer error, not a protocol error`, () => {
