@@ -15,14 +15,14 @@ const pool = createSandboxPool(provider, {
   // Retire (and replace) a sandbox that waited 5 minutes, or that is 30 minutes old.
   maxIdleMs: 5 * 60_000,
   maxAgeMs: 30 * 60_000,
-  // The slow part, done ahead of time: here the app's files and a compile; for real, a
+  // The slow part, done ahead of time: here the app's files and a check of them; for real, a
   // `git clone` and an install (or start the pool from a snapshot: createOptions.image).
   prepare: async (sandbox, { signal }) => {
-    await sandbox.files.write('/workspace/app/main.py', 'import sys\nprint(f"{sys.argv[1]} done")\n', { signal });
-    await sandbox.run(['python3', '-m', 'compileall', '-q', '/workspace/app'], { signal, throwOnNonZeroExit: true });
+    await sandbox.files.write('/workspace/app/main.sh', 'echo "$1 done"\n', { signal });
+    await sandbox.run(['sh', '-n', '/workspace/app/main.sh'], { signal, throwOnNonZeroExit: true });
   },
   // Runs on a ready sandbox just before it is handed over; false retires it and tries the next.
-  healthCheck: async (sandbox, { signal }) => sandbox.files.exists('/workspace/app/main.py', { signal }),
+  healthCheck: async (sandbox, { signal }) => sandbox.files.exists('/workspace/app/main.sh', { signal }),
 });
 const handedOver: string[] = [];
 pool.events.on('acquired', (event) => handedOver.push(event.warm ? 'warm' : 'cold'));
@@ -37,7 +37,7 @@ const results = await Promise.all(
   ['job 1', 'job 2', 'job 3'].map(async (job) => {
     const sandbox = await pool.acquire({ signal: AbortSignal.timeout(60_000) });
     try {
-      return (await sandbox.run(['python3', '/workspace/app/main.py', job], { throwOnNonZeroExit: true })).stdout.trim();
+      return (await sandbox.run(['sh', '/workspace/app/main.sh', job], { throwOnNonZeroExit: true })).stdout.trim();
     } finally {
       await sandbox.terminate(); // a sandbox handed over is the caller's to end
     }
