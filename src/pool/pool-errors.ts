@@ -13,6 +13,7 @@ export class SandboxPoolClosedError extends SandboxError {
     this.name = 'SandboxPoolClosedError';
   }
 
+  /** True for this error from any loaded copy of the package (ESM and CJS alike). */
   static override isInstance(error: unknown): error is SandboxPoolClosedError {
     return hasErrorCode(error, poolClosedErrorCode);
   }

@@ -44,7 +44,10 @@ export interface SandboxPoolStats {
   readonly closed: boolean;
 }
 
-/** A warm pool of sandboxes of one provider. Create it with `createSandboxPool`. */
+/**
+ * A warm pool of sandboxes of one provider. Create it with `createSandboxPool`; `await using pool
+ * = createSandboxPool(…)` closes it at the end of the block (`[Symbol.asyncDispose]` is `close()`).
+ */
 export interface SandboxPool extends AsyncDisposable {
   /** The provider the pool creates sandboxes with. */
   readonly provider: SandboxProvider;
