@@ -475,6 +475,18 @@ describe('createSandboxPool on the local provider', () => {
     await kept.terminate();
   });
 
+  it('closes at the end of an await using block', async () => {
+    let closed: SandboxPool | undefined;
+    {
+      await using pool = createSandboxPool(provider, { size: 1 });
+      await pool.waitUntilWarm();
+      expect(await provider.list()).toHaveLength(1);
+      closed = pool;
+    }
+    expect(closed.stats().closed).toBe(true);
+    expect(await provider.list()).toEqual([]);
+  });
+
   it('validates its arguments before any I/O', async () => {
     expect(invalidArgument(() => createSandboxPool(provider, { size: -1 }))).toBe('size');
     const pool = open({ size: 0 });
