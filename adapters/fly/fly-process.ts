@@ -33,7 +33,7 @@ export const flyWaitSeconds = 20;
 /** Output up to this many bytes per stream comes back with the exit, in the waiting exec's answer. */
 export const flyInlineOutputBytes = 256 * 1024;
 /** Bytes of output (or stdin) per exec after that: base64 grows it by a third, far below Fly's request limits. */
-export const flyChunkBytes = 1024 * 1024;
+export const flyChunkBytes = 4 * 1024 * 1024;
 
 /** What a process needs of its sandbox: one buffered Fly exec, checked against the sandbox's life. */
 export interface FlyExecHost {

@@ -39,6 +39,7 @@ import {
   flyReleaseLifetimeArgv,
   flySetDeadlineArgv,
   flyStartArgv,
+  flyStartInput,
   flyWrappedArgv,
 } from './fly-scripts.js';
 
@@ -186,10 +187,12 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
     });
     const cwd = call.options.cwd ?? this.#init.workdir;
     const wrapped = entrypoint ? flyEntrypointArgv(outcome.execId, call.argv, cwd) : flyWrappedArgv(outcome.execId, call.argv, cwd);
-    const argv = flyStartArgv(outcome.execId, wrapped, { env: call.options.env, stdin: stdin.mode });
-    const answer = await outcome.startup(
-      this.direct(argv, { timeoutSeconds: 60, operation: 'exec', ...(stdin.mode === 'data' ? { stdin: stdin.data } : {}) }),
-    );
+    const input = flyStartInput(outcome.execId, wrapped, {
+      env: call.options.env,
+      stdin: stdin.mode,
+      data: stdin.mode === 'data' ? stdin.data : undefined,
+    });
+    const answer = await outcome.startup(this.direct(flyStartArgv, { timeoutSeconds: 60, operation: 'exec', stdin: input }));
     const report = flyStartReport(answer.stdout);
     if (report !== 'ok') {
       outcome.abandon();

@@ -6,7 +6,7 @@
  * reads its stdin from a FIFO that later execs feed; later execs wait for it and collect the output.
  * POSIX sh plus coreutils (base64, head, tail, wc, mkfifo).
  */
-import { wrapArgv } from '../../src/kit/index.js';
+import { shellQuote, wrapArgv } from '../../src/kit/index.js';
 
 /** Where the adapter keeps its state inside the machine. */
 export const flyStateDirectory = '/tmp/.sandport';
@@ -102,57 +102,76 @@ export const flyReadTagsArgv = ['/bin/sh', '-c', `cat ${tagsFile} 2>/dev/null; t
 export const flyWriteTagsArgv = ['/bin/sh', '-c', `base64 -d > ${tagsFile}.new && mv ${tagsFile}.new ${tagsFile}`];
 
 /**
- * Starts a command detached. Arguments: `$1` the exec id, `$2` the stdin mode (`pipe`: a FIFO
- * fed by later execs, held open by a holder process until the caller closes it; `data`: the
- * base64 on this exec's own stdin, then EOF; `null`: empty), `$3` the number of `NAME=value`
- * environment entries that follow, those entries, then the wrapped argv (the kit's exec wrapper,
- * reporting on fd 3 into the `report` file). The detached part loads the secrets (the exec's own
- * env keeps precedence), runs the command, records its status in `exit` (atomically) and frees
- * the FIFO. This script waits for the wrapper's report (or the exit) and prints it.
+ * The detached half of a command, kept in the machine as `runner.sh` so that its command line
+ * (`/bin/sh /tmp/.sandport/runner.sh`) is the same for every command: nothing of an exec (its id,
+ * env, argv) shows in a process list. It reads its exec's directory from `SP_D` and its stdin
+ * mode from `SP_MODE`, loads the secrets and the exec's env file (the exec's env wins), takes its
+ * argv from the `argv` file (shell-quoted), runs the command with its output to files and the
+ * wrapper's report on fd 3, records the status in `exit` (atomically) and frees the FIFO.
+ */
+export const flyRunnerScript = [
+  'd=$SP_D; mode=$SP_MODE; unset SP_D SP_MODE',
+  `if [ -r ${secretsFile} ]; then . ${secretsFile}; fi`,
+  '. "$d/env"',
+  'eval "set -- $(cat "$d/argv")"',
+  'case "$mode" in',
+  '  pipe) sleep 2147483647 > "$d/in" & echo $! > "$d/holder"; exec 0< "$d/in" ;;',
+  '  data) exec 0< "$d/data" ;;',
+  '  *) exec 0< /dev/null ;;',
+  'esac',
+  '"$@" > "$d/out" 2> "$d/err" 3> "$d/report"',
+  'rc=$?',
+  'exec 0<&-',
+  // A writer blocked on the FIFO is let go (O_RDWR never blocks), and no new one can open it.
+  'if [ -p "$d/in" ]; then exec 4<> "$d/in"; rm -f "$d/in"; fi',
+  '[ -s "$d/holder" ] && kill "$(cat "$d/holder")" 2>/dev/null',
+  'echo "$rc" > "$d/exit.new" && mv "$d/exit.new" "$d/exit"',
+].join('\n');
+
+const runnerFile = `${flyStateDirectory}/runner.sh`;
+
+/**
+ * Starts a command detached; everything about it comes on this exec's stdin (so this script's
+ * command line is constant too): a line with the exec id, one with the stdin mode (`pipe`: a FIFO
+ * fed by later execs, held open by a holder process until the caller closes it; `data`: the rest
+ * of stdin, base64, then EOF; `null`: empty), one with the base64 of the env file (`export`
+ * lines), one with the base64 of the shell-quoted argv, then the data. It installs the runner
+ * once, starts it detached (no terminal, no pipes, HUP ignored: it outlives this exec), waits for
+ * the wrapper's report (or the exit) and prints it.
  */
 export const flyStartScript = [
-  'id=$1; mode=$2; n=$3; shift 3',
+  'read -r id; read -r mode; read -r envb; read -r argvb',
   `d=${execDirectory}/$id; mkdir -p "$d" || exit 90`,
+  `if [ ! -f ${runnerFile} ]; then printf %s "$1" | base64 -d > ${runnerFile}.new && mv ${runnerFile}.new ${runnerFile} || exit 90; fi`,
   ': > "$d/out"; : > "$d/err"; : > "$d/report"',
+  'printf %s "$envb" | base64 -d > "$d/env" && printf %s "$argvb" | base64 -d > "$d/argv" || exit 90',
   'case "$mode" in',
   '  pipe) mkfifo "$d/in" || exit 90 ;;',
   '  data) base64 -d > "$d/data" || exit 90 ;;',
   'esac',
-  'envs=; i=0; while [ "$i" -lt "$n" ]; do envs="$envs $(printf %s "$1" | base64 -w0)"; shift; i=$((i + 1)); done',
-  'run() {',
-  `  if [ -r ${secretsFile} ]; then . ${secretsFile}; fi`,
-  '  for e in $envs; do export "$(printf %s "$e" | base64 -d)"; done',
-  '  case "$mode" in',
-  '    pipe) sleep 2147483647 > "$d/in" & echo $! > "$d/holder"; exec 0< "$d/in" ;;',
-  '    data) exec 0< "$d/data" ;;',
-  '    *) exec 0< /dev/null ;;',
-  '  esac',
-  '  "$@" > "$d/out" 2> "$d/err" 3> "$d/report"',
-  '  rc=$?',
-  '  exec 0<&-',
-  // A writer blocked on the FIFO is let go (O_RDWR never blocks), and no new one can open it.
-  '  if [ -p "$d/in" ]; then exec 4<> "$d/in"; rm -f "$d/in"; fi',
-  '  [ -s "$d/holder" ] && kill "$(cat "$d/holder")" 2>/dev/null',
-  '  echo "$rc" > "$d/exit.new" && mv "$d/exit.new" "$d/exit"',
-  '}',
-  // Detached from the exec that started it (no terminal, no pipes, HUP ignored), so it outlives that exec.
-  '(trap "" HUP; run "$@") < /dev/null > /dev/null 2>&1 &',
+  `(trap "" HUP; SP_D=$d SP_MODE=$mode exec /bin/sh ${runnerFile}) < /dev/null > /dev/null 2>&1 &`,
   'while [ ! -s "$d/report" ] && [ ! -e "$d/exit" ]; do sleep 0.01; done',
   'cat "$d/report"',
 ].join('\n');
 
+/** The Fly exec argv of the start script (its one argument: the runner, base64, installed once). */
+export const flyStartArgv = ['/bin/sh', '-c', flyStartScript, 'sandport-start', Buffer.from(flyRunnerScript).toString('base64')];
+
 /**
- * The Fly exec argv that starts `wrapped` (an argv already under the kit's exec wrapper, reporting
- * on fd 3) for an exec id. `env` entries are passed as arguments (base64 inside, so any value
- * survives `export`).
+ * The start script's stdin for `wrapped` (an argv already under the kit's exec wrapper, reporting
+ * on fd 3), its env and its stdin mode, with `data` (base64) for the `data` mode.
  */
-export function flyStartArgv(
+export function flyStartInput(
   execId: string,
   wrapped: readonly string[],
-  options: { env?: Record<string, string> | undefined; stdin: 'pipe' | 'data' | 'null' },
-): string[] {
-  const env = Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`);
-  return ['/bin/sh', '-c', flyStartScript, 'sandport-start', execId, options.stdin, String(env.length), ...env, ...wrapped];
+  options: { env?: Record<string, string> | undefined; stdin: 'pipe' | 'data' | 'null'; data?: string | undefined },
+): string {
+  const env = Object.entries(options.env ?? {})
+    .map(([name, value]) => `export ${name}=${shellQuote(value)}\n`)
+    .join('');
+  const argv = wrapped.map(shellQuote).join(' ');
+  const lines = [execId, options.stdin, Buffer.from(env).toString('base64'), Buffer.from(argv).toString('base64')];
+  return `${lines.join('\n')}\n${options.stdin === 'data' ? (options.data ?? '') : ''}`;
 }
 
 /** A command under the kit's wrapper, reporting on fd 3 (the runner's `report` file). */
