@@ -245,6 +245,7 @@ describe('machines', () => {
     expect(updated.body.config.env).toEqual({ V: '2' });
     // The old version counts as stopped: it was replaced.
     await fly.waitFor(app, machine.id, 'stopped', `&instance_id=${machine.instance_id}`);
+    await fly.waitFor(app, machine.id, 'stopped', `&version=${machine.instance_id}`);
     await fly.waitFor(app, machine.id, 'started');
     const exec = await fly.call('POST', `/v1/apps/${app}/machines/${machine.id}/exec`, { command: ['sh', '-c', 'echo $V'] });
     expect(exec.body.stdout).toBe('2\n');

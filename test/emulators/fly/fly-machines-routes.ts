@@ -21,8 +21,8 @@
  *
  * Wait: `state` (`started`, `stopped`, `suspended`, `destroyed`; `started` by default; repeated
  * or comma-separated for any of several), `timeout` in whole seconds from 1 to 60 (60 by default;
- * outside that range 400 `invalid_argument`, as Fly's API enforces), `instance_id` (an older
- * version counts as `stopped`: it was replaced). 200 `{ ok: true }` once the machine is in the
+ * outside that range 400 `invalid_argument`, as Fly's API enforces), `instance_id` (or `version`,
+ * as fly-go sends it; an older version counts as `stopped`: it was replaced). 200 `{ ok: true }` once the machine is in the
  * state, 408 `deadline_exceeded` when the timeout passes first, 412 at once when the machine can
  * no longer get there (destroyed, or failed to launch).
  */
@@ -284,7 +284,8 @@ function wait(state: FlyState, request: FlyRequest, response: import('node:http'
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > maxWaitTimeoutSeconds) {
     throw new FlyHttpError(400, `invalid_argument: timeout must be between 1s and 1m0s (got ${timeoutText})`);
   }
-  const instanceId = query.get('instance_id');
+  // fly-go's client sends the version as `version`; Fly's docs call it `instance_id`.
+  const instanceId = query.get('instance_id') ?? query.get('version');
   const reached = (): boolean =>
     states.includes(machine.state) || (instanceId !== null && instanceId !== machine.instanceId && states.includes('stopped'));
   const hopeless = (): string | undefined => {
