@@ -153,6 +153,33 @@ describe('0.13 processes', () => {
     expect((await logs(status.id)).at(-1)).toMatchObject({ type: 'terminal', state: 'exited', exit: { timedOut: true } });
   });
 
+  it('bounds what it keeps for replays without losing bytes for a reader that is connected', async () => {
+    const small = await startCloudflareBridgeEmulator({ version: '0.13', processLogBytes: 256 * 1024 });
+    try {
+      const other = bridgeClient(small);
+      const sandbox = freshId('bounded');
+      const gate = `/workspace/gate-${freshId('g')}`;
+      const script = `while [ ! -e ${gate} ]; do sleep 0.02; done; head -c ${4 * 1024 * 1024} /dev/zero`;
+      const started = (await (
+        await other.call(`/v1/sandbox/${sandbox}/processes`, { method: 'POST', body: { argv: ['sh', '-c', script] } })
+      ).json()) as Status;
+      // The reader is connected once its answer has started; only then does the output begin.
+      const stream = await other.call(`/v1/sandbox/${sandbox}/processes/${started.id}/logs`);
+      await other.call(`/v1/sandbox/${sandbox}/file${gate}`, { method: 'PUT', body: '' });
+      const live = parseSse(await stream.text()).map((event) => JSON.parse(event.data) as LogEvent);
+      expect(bytesOf(live, 'stdout').byteLength).toBe(4 * 1024 * 1024);
+      expect(live.at(-1)).toMatchObject({ type: 'terminal', exit: { code: 0 } });
+      const late = parseSse(await (await other.call(`/v1/sandbox/${sandbox}/processes/${started.id}/logs`)).text()).map(
+        (event) => JSON.parse(event.data) as LogEvent,
+      );
+      expect(late[0]!.type).toBe('truncated');
+      expect(bytesOf(late, 'stdout').byteLength).toBeLessThan(4 * 1024 * 1024);
+      expect(late.at(-1)).toMatchObject({ type: 'terminal' });
+    } finally {
+      await small.close();
+    }
+  });
+
   it('lists processes and answers 404 not_found for an unknown one', async () => {
     const listed = (await (await client.call(`/v1/sandbox/${id}/processes`)).json()) as Status[];
     expect(listed.length).toBeGreaterThan(0);

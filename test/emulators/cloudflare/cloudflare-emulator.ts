@@ -55,6 +55,11 @@ export interface CloudflareBridgeEmulatorOptions {
   missingFile?: MissingFileAnswer;
   /** Quick tunnels fail with `502 tunnel_error`, as with no `cloudflared` or no egress. @default false */
   tunnelFailure?: boolean;
+  /**
+   * 0.13: output bytes kept per process for replays, beyond which the oldest events go (never
+   * before a connected reader had them: the process then waits). @default 67_108_864 (64 MiB)
+   */
+  processLogBytes?: number;
   /** Outbound network of the containers (Cloudflare's have it). @default 'allow' */
   network?: 'allow' | 'block';
   /** Where containers run. @default a new local provider */
@@ -161,7 +166,8 @@ export async function startCloudflareBridgeEmulator(options: CloudflareBridgeEmu
     if (!container) throw new Error(`no container was allocated for ${request.method} ${request.url.pathname}`);
     return container;
   };
-  const commandRoutes = version === '0.12' ? [...execRoutes(containerOf)] : [...processRoutes(containerOf), runningRoute(containerOf)];
+  const commandRoutes =
+    version === '0.12' ? [...execRoutes(containerOf)] : [...processRoutes(containerOf, options.processLogBytes), runningRoute(containerOf)];
   const routes: BridgeRoute[] = [
     ...lifecycleRoutes(state),
     ...commandRoutes,

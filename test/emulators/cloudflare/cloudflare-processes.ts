@@ -43,8 +43,17 @@ type LogEvent =
 /** A log event before it has its place in the log. */
 type NewLogEvent = LogEvent extends infer Event ? (Event extends LogEvent ? Omit<Event, 'seq' | 'timestamp'> : never) : never;
 
-/** Output kept per process for replays; past it the oldest events go and a replay starts with `truncated`. */
-const retainedBytesLimit = 64 * 1024 * 1024;
+/**
+ * Output kept per process for replays. Past it the oldest events go (a later replay starts with
+ * `truncated`), but never one a connected reader has not had yet: then the process waits on its
+ * pipe until that reader moves on, so a live stream loses nothing and memory stays bounded.
+ */
+export const defaultRetainedLogBytes = 64 * 1024 * 1024;
+
+/** A connected log stream: the sequence number of the last event it was sent. */
+interface LogReader {
+  after: number;
+}
 
 class ProcessEntry {
   state: 'running' | 'exited' | 'error' = 'running';
@@ -52,11 +61,13 @@ class ProcessEntry {
   error: { code: string; message: string } | undefined;
   endedAt: string | undefined;
   readonly events: LogEvent[] = [];
-  /** Events dropped from the front to bound memory. */
+  /** Events were dropped from the front to bound memory. */
   truncated = false;
+  readonly readers = new Set<LogReader>();
   private seq = 0;
   private retained = 0;
   private readonly listeners = new Set<() => void>();
+  private readonly advanceListeners = new Set<() => void>();
 
   constructor(
     readonly id: string,
@@ -65,6 +76,7 @@ class ProcessEntry {
     readonly cwd: string,
     readonly startedAt: string,
     readonly process: SandboxProcess,
+    private readonly retainedLimit: number,
   ) {}
 
   status(): Record<string, unknown> {
@@ -85,19 +97,33 @@ class ProcessEntry {
     return this.seq;
   }
 
-  push(event: NewLogEvent): void {
+  /** Appends an event; output waits (backpressure) while the log is full of events a reader still needs. */
+  async push(event: NewLogEvent): Promise<void> {
     const full = { ...event, seq: ++this.seq, timestamp: new Date().toISOString() } as LogEvent;
     this.events.push(full);
     if (full.type !== 'terminal') this.retained += full.data.byteLength;
-    while (this.retained > retainedBytesLimit && this.events.length > 1) {
-      const dropped = this.events.shift()!;
-      if (dropped.type !== 'terminal') this.retained -= dropped.data.byteLength;
-      this.truncated = true;
-    }
+    this.trim();
     for (const listener of this.listeners) listener();
+    while (full.type !== 'terminal' && this.retained > this.retainedLimit && this.neededByReader()) {
+      await new Promise<void>((resolve) => this.advanceListeners.add(resolve));
+      this.trim();
+    }
   }
 
-  /** Resolves at the next event (or when `signal`-like `gone` says the reader left). */
+  /** Whether a connected reader has yet to be sent the oldest retained event. */
+  private neededByReader(): boolean {
+    const oldest = this.events[0];
+    return oldest !== undefined && [...this.readers].some((reader) => reader.after < oldest.seq);
+  }
+
+  /** A reader was sent more: events no reader needs may go now. */
+  advanced(): void {
+    const waiting = [...this.advanceListeners];
+    this.advanceListeners.clear();
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Resolves at the next event. */
   next(): Promise<void> {
     return new Promise((resolve) => {
       const wake = () => {
@@ -106,6 +132,16 @@ class ProcessEntry {
       };
       this.listeners.add(wake);
     });
+  }
+
+  private trim(): void {
+    let needed = Number.POSITIVE_INFINITY;
+    for (const reader of this.readers) needed = Math.min(needed, reader.after + 1);
+    while (this.retained > this.retainedLimit && this.events.length > 1 && this.events[0]!.seq < needed) {
+      const dropped = this.events.shift()!;
+      if (dropped.type !== 'terminal') this.retained -= dropped.data.byteLength;
+      this.truncated = true;
+    }
   }
 }
 
@@ -165,7 +201,7 @@ async function firstLine(stdout: ReadableStream<Uint8Array>): Promise<{ line: st
 
 async function collect(entry: ProcessEntry, stream: ReadableStream<Uint8Array>, type: 'stdout' | 'stderr'): Promise<void> {
   try {
-    for await (const chunk of stream) if (chunk.byteLength > 0) entry.push({ type, data: chunk });
+    for await (const chunk of stream) if (chunk.byteLength > 0) await entry.push({ type, data: chunk });
   } catch {
     // The container went away: what was read is all there is.
   }
@@ -175,7 +211,7 @@ function signalNumber(name: string): number {
   return osConstants.signals[name as NodeJS.Signals] ?? 9;
 }
 
-async function launch(container: Container, body: Record<string, unknown>): Promise<ProcessEntry> {
+async function launch(container: Container, body: Record<string, unknown>, retainedLimit: number): Promise<ProcessEntry> {
   const argv = body.argv as string[];
   const options: { cwd: string; env?: Record<string, string>; timeoutMs?: number } = { cwd: '/workspace' };
   if (body.timeout !== undefined) {
@@ -210,7 +246,7 @@ async function launch(container: Container, body: Record<string, unknown>): Prom
     await process.wait().catch(() => undefined);
     throw new BridgeError(502, `process launch failed: ProcessSpawnFailedError: spawn ${argv[0]} ENOENT`, 'process_error');
   }
-  const entry = new ProcessEntry(`proc_${randomToken(16)}`, pid, argv, options.cwd, new Date().toISOString(), process);
+  const entry = new ProcessEntry(`proc_${randomToken(16)}`, pid, argv, options.cwd, new Date().toISOString(), process, retainedLimit);
   processesOf(container).set(entry.id, entry);
   void (async () => {
     const collected = Promise.all([collect(entry, rest, 'stdout'), collect(entry, process.stderr, 'stderr')]);
@@ -230,8 +266,8 @@ async function launch(container: Container, body: Record<string, unknown>): Prom
       entry.error = { code: 'RUNTIME_INACTIVE', message: `the container stopped: ${message}` };
     }
     entry.state = entry.exit ? 'exited' : 'error';
-    if (entry.exit) entry.push({ type: 'terminal', state: 'exited', exit: entry.exit });
-    else entry.push({ type: 'terminal', state: 'error', error: entry.error! });
+    if (entry.exit) void entry.push({ type: 'terminal', state: 'exited', exit: entry.exit });
+    else void entry.push({ type: 'terminal', state: 'error', error: entry.error! });
   })();
   return entry;
 }
@@ -265,8 +301,17 @@ async function streamLogs(entry: ProcessEntry, query: URLSearchParams, response:
     if (!/^\d+$/.test(since) || after > entry.lastSeq) throw invalidRequest(`Invalid process log cursor: ${since}`);
   } else after = replay ? 0 : entry.lastSeq;
   let gone = false;
+  const reader: LogReader = { after };
+  entry.readers.add(reader);
   // One listener for the whole stream: a long follow must not add one per wait.
-  const closed = new Promise<void>((resolve) => response.once('close', () => resolve(void (gone = true))));
+  const closed = new Promise<void>((resolve) =>
+    response.once('close', () => {
+      gone = true;
+      entry.readers.delete(reader);
+      entry.advanced();
+      resolve();
+    }),
+  );
   response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   response.flushHeaders();
   const write = async (text: string) => {
@@ -286,7 +331,8 @@ async function streamLogs(entry: ProcessEntry, query: URLSearchParams, response:
     const event = entry.events[Math.max(0, after + 1 - base)];
     if (event) {
       await write(wireEvent(event));
-      after = event.seq;
+      after = reader.after = event.seq;
+      entry.advanced();
       if (event.type === 'terminal') return void response.end();
       continue;
     }
@@ -300,7 +346,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export function processRoutes(containerOf: ContainerOf): BridgeRoute[] {
+/** @param retainedLogBytes output kept per process for replays. @default 64 MiB */
+export function processRoutes(containerOf: ContainerOf, retainedLogBytes = defaultRetainedLogBytes): BridgeRoute[] {
   const find = (container: Container, id: string | undefined) => {
     const entry = processesOf(container).get(id ?? '');
     if (!entry) throw new BridgeError(404, 'Process not found', 'not_found');
@@ -316,7 +363,7 @@ export function processRoutes(containerOf: ContainerOf): BridgeRoute[] {
         if (!Array.isArray(argv) || argv.length === 0) throw invalidRequest('argv must be a non-empty array');
         if (argv.some((item) => typeof item !== 'string')) throw invalidRequest('argv items must be strings');
         if (argv[0] === '') throw invalidRequest('argv executable must be non-empty');
-        const entry = await launch(containerOf(request), body as Record<string, unknown>);
+        const entry = await launch(containerOf(request), body as Record<string, unknown>, retainedLogBytes);
         sendJson(response, 200, entry.status());
       },
     },
