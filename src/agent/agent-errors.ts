@@ -6,6 +6,8 @@ import { hasErrorCode, SandboxError, type SandboxErrorCode, type SandboxErrorOpt
  * - `sandbox-ended`: the sandbox died under the process (terminated, timed out, crashed).
  * - `closed`: the session was closed (or `close()` ran) before the turn finished.
  * - `cli-not-found` / `cli-install-failed` / `cli-version-mismatch`: `ensureClaudeCode`.
+ * - `cli-install-unsupported`: `ensureClaudeCode` cannot put the CLI into this sandbox (its
+ *   provider or platform); the message names the image recipe (`claudeCodeImage()`).
  * - `api-error`: the model API answered with an error (`apiErrorStatus` says which).
  * - `max-turns` / `max-budget`: the turn hit `maxTurns` / `maxBudgetUsd`.
  * - `interrupted`: the turn was interrupted (`interrupt()`, its signal, or its timeout).
@@ -20,6 +22,7 @@ export type AgentErrorReason =
   | 'cli-not-found'
   | 'cli-install-failed'
   | 'cli-version-mismatch'
+  | 'cli-install-unsupported'
   | 'api-error'
   | 'max-turns'
   | 'max-budget'

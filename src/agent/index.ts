@@ -22,6 +22,9 @@ export type { SandboxBudget, SandboxCredentialGrant, SandboxCredentialUsage } fr
 export type { MessageUsage } from './credential-usage.js';
 export {
   claudeCodeHostMount,
+  claudeCodeImage,
+  claudeCodeImageOnlyProviders,
+  defaultClaudeCodeUploadPath,
   defaultClaudeCodeVersion,
   ensureClaudeCode,
   type ClaudeCodeHostMountOptions,

@@ -1,0 +1,355 @@
+/**
+ * One agent scenario on every provider, through its emulator: the real `claude` CLI inside the
+ * sandbox, the fake Messages API behind one credential proxy (the host route where the provider
+ * has one, its public URL `http://proxy.test` on the emulator's test internet otherwise), and
+ * four steps: a turn that writes a file and runs it, a permission denial, an interrupt, and a
+ * resume in a fresh sandbox of the same provider from the session store.
+ *
+ * How the CLI gets there: local and Docker mount the host's binary read-only
+ * (`claudeCodeHostMount`); Modal and E2B get it uploaded through their files API
+ * (`ensureClaudeCode({ install: 'upload' })`). Fly and Cloudflare cannot carry the CLI's
+ * stream-json session (see their groups' skip reasons), and the upload is refused there naming
+ * the image recipe. Each emulator runs in its own child process and is shared by its group.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ModalClient } from 'modal';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cloudflareCapabilities } from '../../adapters/cloudflare/index.js';
+import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
+import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
+import { flyCapabilities } from '../../adapters/fly/index.js';
+import { createLocalSandboxProvider } from '../../adapters/local/index.js';
+import { createModalSandboxProvider } from '../../adapters/modal/index.js';
+import {
+  AgentSession,
+  AgentSessionError,
+  CredentialProxy,
+  claudeCodeHostMount,
+  claudeCodeImage,
+  defaultClaudeCodeVersion,
+  DirectorySessionStore,
+  ensureClaudeCode,
+} from '../../src/agent/index.js';
+import {
+  SandboxInvalidArgumentError,
+  type CreateSandboxOptions,
+  type Sandbox,
+  type SandboxCapabilities,
+  type SandboxProvider,
+} from '../../src/index.js';
+import { baseImage, dockerAvailable } from '../docker-environment.js';
+import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
+import { spawnModalEmulator } from '../emulators/modal/spawn.js';
+import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
+import { agentSkipReason, testEnv } from './harness.js';
+
+const realKey = `sk-ant-api03-REAL-EVERY-${Date.now()}`;
+/** The emulators' test internet serves the proxy's listener under this name, as a cloud sandbox reaches a public URL. */
+const publicHost = 'proxy.test';
+const cwd = '/tmp/agent-every';
+
+let fake: FakeAnthropic;
+let proxy: CredentialProxy;
+let storeDir: string;
+
+const noCli = agentSkipReason();
+
+beforeAll(async () => {
+  if (noCli) return;
+  storeDir = await mkdtemp(join(tmpdir(), 'sandport-agent-every-'));
+  fake = await startFakeAnthropic();
+  // One proxy for every provider: createOptions picks the host route or the public URL.
+  proxy = await CredentialProxy.start({ apiKey: realKey, baseUrl: fake.url, listen: { port: 0 }, publicUrl: `http://${publicHost}` });
+});
+afterAll(async () => {
+  await proxy?.close();
+  await fake?.close();
+  if (storeDir) await rm(storeDir, { recursive: true, force: true });
+});
+
+/** How one provider's group gets a provider, its sandboxes' create options, and the CLI into them. */
+interface Target {
+  readonly name: string;
+  /** Why the group cannot run here (evaluated at collection), or `undefined`. */
+  skipReason(): string | undefined;
+  start(): Promise<{
+    provider: SandboxProvider;
+    createOptions: CreateSandboxOptions;
+    /** Puts the CLI into the sandbox (or checks the mounted one) and answers what to run. */
+    provision(sandbox: Sandbox): Promise<string>;
+    close(): Promise<void>;
+  }>;
+}
+
+/** local and Docker: the host's binary mounted read-only, checked by ensureClaudeCode. */
+function mounted(sandbox: Sandbox): Promise<string> {
+  const { executable } = claudeCodeHostMount();
+  return ensureClaudeCode(sandbox, { executable, version: defaultClaudeCodeVersion, install: false }).then((found) => found.executable);
+}
+
+/** Modal and E2B: the host's binary uploaded through the files API. */
+async function uploaded(sandbox: Sandbox): Promise<string> {
+  const installation = await ensureClaudeCode(sandbox, { version: defaultClaudeCodeVersion, install: 'upload' });
+  expect(installation).toMatchObject({ version: defaultClaudeCodeVersion, installed: true });
+  // A second call finds the upload instead of copying again.
+  expect(await ensureClaudeCode(sandbox, { version: defaultClaudeCodeVersion, install: 'upload' })).toEqual({
+    ...installation,
+    installed: false,
+  });
+  return installation.executable;
+}
+
+const sandboxBase: CreateSandboxOptions = { network: 'block', timeoutMs: 10 * 60_000 };
+
+const targets: Target[] = [
+  {
+    name: 'local (host route, host binary mounted)',
+    skipReason: () => undefined,
+    start: async () => {
+      const provider = createLocalSandboxProvider();
+      const { createOptions } = claudeCodeHostMount();
+      return { provider, createOptions: { ...sandboxBase, ...createOptions }, provision: mounted, close: async () => undefined };
+    },
+  },
+  {
+    name: 'docker (host route, host binary mounted)',
+    skipReason: () => (dockerAvailable() ? undefined : 'no Docker engine or base image (scripts/setup-docker.sh)'),
+    start: async () => {
+      const provider = createDockerSandboxProvider();
+      const { createOptions } = claudeCodeHostMount();
+      // The host route's forwarder in a Docker sandbox needs python3 (or node): the content-cached
+      // image the other Docker agent tests build.
+      const image = {
+        base: baseImage,
+        commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'],
+      };
+      return { provider, createOptions: { ...sandboxBase, ...createOptions, image }, provision: mounted, close: async () => undefined };
+    },
+  },
+  {
+    name: 'modal emulator (public URL, binary uploaded)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnModalEmulator({
+        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+      });
+      process.env.MODAL_SERVER_URL = emulator.url;
+      const client = new ModalClient({ tokenId: 'ak-emulator', tokenSecret: 'as-emulator', logLevel: 'error' });
+      const provider = createModalSandboxProvider({ client, appName: 'sandport-agent-every', encryptPortsByDefault: false });
+      return {
+        provider,
+        createOptions: sandboxBase,
+        provision: uploaded,
+        close: async () => {
+          client.close();
+          await emulator.close();
+        },
+      };
+    },
+  },
+  {
+    name: 'e2b emulator (public URL, binary uploaded)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnE2bEmulator({
+        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+      });
+      const provider = createE2bSandboxProvider({
+        apiKey: 'e2b_emulator',
+        apiUrl: emulator.url,
+        sandboxUrl: emulator.sandboxUrl,
+        domain: emulator.domain,
+        tunnelScheme: 'http',
+      });
+      return { provider, createOptions: sandboxBase, provision: uploaded, close: () => emulator.close() };
+    },
+  },
+];
+
+/** Why AgentSession cannot drive the CLI through a provider's exec, from its capabilities. */
+function execSkipReason(capabilities: SandboxCapabilities): string | undefined {
+  if (!capabilities.exec.stdin) {
+    return 'its exec has no stdin (capabilities.exec.stdin false): the CLI reads its stream-json session from stdin';
+  }
+  if (!capabilities.exec.streaming) {
+    return 'its exec output arrives only when the command ends (capabilities.exec.streaming false): the CLI answers each turn on stdout while it runs';
+  }
+  return undefined;
+}
+
+for (const target of targets) {
+  const skip = noCli ?? target.skipReason();
+  describe.skipIf(skip !== undefined)(`agent scenario on ${target.name}${skip ? ` (skipped: ${skip})` : ''}`, () => {
+    let started: Awaited<ReturnType<Target['start']>>;
+    let provider: SandboxProvider;
+    let sandbox: Sandbox;
+    let executable: string;
+    let store: DirectorySessionStore;
+    let rememberedSession: string | undefined;
+
+    const agentOptions = () => ({
+      executable,
+      credentials: proxy,
+      cwd,
+      store,
+      env: testEnv,
+      startTimeoutMs: 120_000,
+      closeGraceMs: 1_000,
+    });
+
+    beforeAll(async () => {
+      started = await target.start();
+      provider = started.provider;
+      store = new DirectorySessionStore(join(storeDir, provider.id));
+      sandbox = await provider.create(proxy.createOptions(provider, started.createOptions));
+      executable = await started.provision(sandbox);
+    }, 300_000);
+    afterAll(async () => {
+      await sandbox?.terminate();
+      await started?.close();
+    }, 120_000);
+
+    it('a turn writes a file and runs it, inside the sandbox, through the proxy', async () => {
+      const seen = fake.requests.length;
+      await using agent = await AgentSession.start(sandbox, agentOptions());
+      const turn = agent.send(`BASH: echo 'echo script-ran-in-${provider.id}' > ${cwd}/job.sh && sh ${cwd}/job.sh`);
+      const result = await turn.result;
+      expect(result.isError).toBe(false);
+      expect(result.text).toBe(`Tool said: script-ran-in-${provider.id}`);
+      expect((await sandbox.files.readText(`${cwd}/job.sh`)).trim()).toBe(`echo script-ran-in-${provider.id}`);
+      await turn.saved;
+      rememberedSession = agent.sessionId;
+      // Upstream saw the real key on every request; the sandbox had only a placeholder.
+      const upstream = fake.requests.slice(seen);
+      expect(upstream.length).toBeGreaterThan(1);
+      expect(upstream.every((request) => request.headers['x-api-key'] === realKey)).toBe(true);
+      const scan = await sandbox.run([
+        '/bin/sh',
+        '-c',
+        `grep -rlsF "${realKey}" /proc/[0-9]*/environ ${cwd} /root 2>/dev/null; echo scanned`,
+      ]);
+      expect(scan.stdout.trim()).toBe('scanned');
+    }, 180_000);
+
+    it('a denied tool call reaches the model and the file is not written', async () => {
+      const asked: string[] = [];
+      await using agent = await AgentSession.start(sandbox, {
+        ...agentOptions(),
+        store: undefined,
+        canUseTool: async ({ toolName }) => {
+          asked.push(toolName);
+          return { behavior: 'deny', message: 'NOPE: no writes here' };
+        },
+      });
+      const denied = await agent.send(`WRITE: ${cwd}/denied.txt no`).result;
+      expect(denied.text).toContain('NOPE: no writes here');
+      expect(denied.permissionDenials.map((denial) => denial.toolName)).toEqual(['Write']);
+      expect(asked).toEqual(['Write']);
+      expect(await sandbox.files.exists(`${cwd}/denied.txt`)).toBe(false);
+    }, 180_000);
+
+    it('interrupts a running turn, and the session stays usable', async () => {
+      await using agent = await AgentSession.start(sandbox, { ...agentOptions(), store: undefined });
+      const turn = agent.send('SLOW please');
+      for await (const message of turn) {
+        if (message.type === 'system') {
+          await agent.interrupt();
+          break;
+        }
+      }
+      const result = await turn.result;
+      expect(result.isError).toBe(true);
+      expect(result.error?.reason).toBe('interrupted');
+      expect((await agent.send('after interrupt').result).text).toBe('Echo: after interrupt');
+    }, 180_000);
+
+    it('resumes the first turn in a fresh sandbox of the same provider, from the store', async () => {
+      expect(rememberedSession).toBeDefined();
+      const fresh = await provider.create(proxy.createOptions(provider, started.createOptions));
+      try {
+        expect(fresh.id).not.toBe(sandbox.id);
+        const freshExecutable = await started.provision(fresh);
+        await using resumed = await AgentSession.resume(fresh, {
+          ...agentOptions(),
+          executable: freshExecutable,
+          sessionId: rememberedSession!,
+        });
+        expect(resumed.sessionId).toBe(rememberedSession);
+        const result = await resumed.send('what did the script print').result;
+        expect(result.text).toBe('Echo: what did the script print');
+        expect(result.sessionId).toBe(rememberedSession);
+        // The resumed CLI sent the first sandbox's history along.
+        const last = fake.requests.filter((request) => request.url.includes('/v1/messages')).at(-1)!;
+        expect(JSON.stringify(last.body.messages)).toContain(`script-ran-in-${provider.id}`);
+        expect(last.headers['x-api-key']).toBe(realKey);
+        // The fresh sandbox never had the first one's files: only the session came along.
+        expect(await fresh.files.exists(`${cwd}/job.sh`)).toBe(false);
+      } finally {
+        await fresh.terminate();
+      }
+    }, 300_000);
+  });
+}
+
+// Fly and Cloudflare: AgentSession talks to the CLI over the exec's stdin and stdout while it
+// runs, which their exec cannot carry; the upload is refused there too, naming the image recipe.
+const cliLess: Array<[name: string, capabilities: SandboxCapabilities]> = [
+  ['fly', flyCapabilities],
+  ['cloudflare', cloudflareCapabilities('0.13')],
+];
+for (const [name, capabilities] of cliLess) {
+  const reason = execSkipReason(capabilities);
+  describe.skipIf(reason !== undefined)(`agent scenario on ${name}${reason ? ` (skipped: ${reason})` : ''}`, () => {
+    it('runs the scenario', () => {
+      // A tripwire: once the capabilities allow it, this group has to be wired to the emulator.
+      throw new Error(`${name}'s exec can carry the CLI's session now: add its emulator to the targets of this file`);
+    });
+  });
+}
+
+describe('ensureClaudeCode where the CLI cannot be uploaded', () => {
+  /** A sandbox of the named provider that has no claude on it. */
+  const bare = (provider: string): Sandbox =>
+    ({
+      id: `sb-${provider}`,
+      provider,
+      run: async () => {
+        throw new SandboxInvalidArgumentError({ message: 'claude: command not found', argument: 'command' });
+      },
+    }) as unknown as Sandbox;
+
+  it.each(['fly', 'cloudflare'])('refuses the upload on %s with a typed error naming the image recipe', async (provider) => {
+    const error = await ensureClaudeCode(bare(provider), { install: 'upload' }).catch((caught: unknown) => caught);
+    expect(AgentSessionError.isInstance(error)).toBe(true);
+    expect((error as AgentSessionError).reason).toBe('cli-install-unsupported');
+    expect((error as AgentSessionError).message).toContain('claudeCodeImage()');
+    expect((error as AgentSessionError).message).toContain(`RUN ${claudeCodeImage().commands?.[0]}`);
+  });
+
+  it.skipIf(noCli !== undefined)(
+    `refuses a sandbox whose platform is not the host binary's, naming the recipe${noCli ? ` (skipped: ${noCli})` : ''}`,
+    async () => {
+      const sandbox = {
+        id: 'sb-arm',
+        provider: 'stub-cloud',
+        run: async (command: string[]) => {
+          if (command[0] === '/bin/sh') return { exitCode: 0, stdout: 'Linux s390x\nglibc\n', stderr: '' };
+          throw new SandboxInvalidArgumentError({ message: 'claude: command not found', argument: 'command' });
+        },
+      } as unknown as Sandbox;
+      const error = await ensureClaudeCode(sandbox, { install: 'upload' }).catch((caught: unknown) => caught);
+      expect((error as AgentSessionError).reason).toBe('cli-install-unsupported');
+      expect((error as AgentSessionError).message).toContain('the sandbox is Linux-s390x');
+      expect((error as AgentSessionError).message).toContain('claudeCodeImage()');
+    },
+  );
+
+  it('gives the recipe as an image to build', () => {
+    expect(claudeCodeImage('node:22-bookworm', '2.1.330')).toEqual({
+      base: 'node:22-bookworm',
+      commands: ['npm install -g --no-fund --no-audit @anthropic-ai/claude-code@2.1.330'],
+    });
+  });
+});
