@@ -82,6 +82,8 @@ export interface MachineHost {
   destroyed(machine: FlyMachine): void;
   /** The argv the image's default command stands for. */
   readonly defaultCommand: readonly string[];
+  /** True once the emulator closes: no run starts any more. */
+  readonly closed: boolean;
 }
 
 const maxEvents = 30;
@@ -313,6 +315,7 @@ export class FlyMachine {
 
   /** Starts a run: a fresh local sandbox and the init process in it. */
   private async boot(source: 'user' | 'flyd'): Promise<void> {
+    if (this.host.closed) return;
     let local: LocalSandbox;
     try {
       local = await this.host.provider.create({
@@ -328,6 +331,11 @@ export class FlyMachine {
       this.failure = error instanceof Error ? error.message : String(error);
       this.event('launch', 'failed', 'flyd', { error: this.failure });
       this.setState('failed');
+      return;
+    }
+    if (this.host.closed) {
+      // The emulator closed while this sandbox was being made: it must not outlive the close.
+      await local.terminate().catch(() => undefined);
       return;
     }
     const run: MachineRun = { local, init: undefined, stopping: false, paused: false };

@@ -58,6 +58,8 @@ export class FlyState implements MachineHost {
   readonly volumes = new Map<string, FlyVolume>();
   /** Call counts by `METHOD pattern`, for tests and the benchmark. */
   readonly calls = new Map<string, number>();
+  /** Set by `closeAll`: machines start no run any more. */
+  closed = false;
   /** The public edge (fly-edge.ts), told when an app's published ports may have changed. */
   edge: { sync(app: string): Promise<void>; closeApp(app: string): Promise<void> } | undefined;
   private readonly volumeRoot: string;
@@ -180,6 +182,7 @@ export class FlyState implements MachineHost {
 
   /** Ends every run (the emulator's close) and removes the volume directories. */
   async closeAll(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.machines.values()].map((machine) => machine.kill()));
     await rm(this.volumeRoot, { recursive: true, force: true });
   }
