@@ -406,3 +406,24 @@ describe('volumes', () => {
     expect((await fly.call('GET', `/v1/apps/${app}/volumes`)).body).toEqual([]);
   });
 });
+
+describe('a launch that fails', () => {
+  it('leaves the machine failed, and wait answers 412 with the reason', async () => {
+    const broken = await startFlyEmulator({ images: { 'broken:latest': '/nonexistent/rootfs' } });
+    try {
+      const client = flyTestClient(broken.url, broken.token);
+      const app = await client.app();
+      const machine = await client.machine(app, { config: { image: 'broken:latest' } });
+      const waited = await client.call('GET', `/v1/apps/${app}/machines/${machine.id}/wait?state=started&timeout=30`);
+      expect(waited.status).toBe(412);
+      expect(waited.body.error).toMatch(new RegExp(`^failed_precondition: machine ${machine.id} failed to launch: `));
+      const shown = await client.call('GET', `/v1/apps/${app}/machines/${machine.id}`);
+      expect(shown.body.state).toBe('failed');
+      expect(shown.body.events[0]).toMatchObject({ type: 'launch', status: 'failed', source: 'flyd' });
+      const deleted = await client.call('DELETE', `/v1/apps/${app}/machines/${machine.id}`);
+      expect(deleted.status).toBe(200);
+    } finally {
+      await broken.close();
+    }
+  });
+});
