@@ -47,9 +47,13 @@ export interface FlySandboxProviderOptions {
   appPrefix?: string;
   /** Image of a create without `image`. @default flyDefaultImage */
   defaultImage?: string;
-  /** Domain of the apps' public host names (`<app>.<domain>`); may carry a port (an emulator's edge). @default 'fly.dev' */
+  /** Domain of the apps' public host names (`<app>.<domain>`). @default SANDPORT_FLY_PUBLIC_DOMAIN, else 'fly.dev' */
   publicDomain?: string;
-  /** Scheme of tunnel URLs: Fly terminates TLS (`'https'`); an emulator's edge is plain `'http'`. @default 'https' */
+  /**
+   * Scheme of tunnel URLs: Fly terminates TLS (`'https'`); an emulator's edge is plain `'http'`.
+   * @default 'http' when the API's URL (`apiHostname`, else FLY_API_HOSTNAME) is `http:` (an
+   * emulator or a local proxy), else 'https'
+   */
   tunnelScheme?: 'https' | 'http';
   /** Retries of an idempotent call on transient failures. @default 3 */
   retries?: number;
@@ -79,6 +83,14 @@ export class FlySandboxProvider implements SandboxProvider {
     checkFlyAppPrefix(this.#prefix);
     this.#options = options;
     this.client = new FlyClient({ apiHostname: options.apiHostname, token: options.token, events: this.events, retries: options.retries });
+  }
+
+  get #publicDomain(): string {
+    return this.#options.publicDomain ?? process.env.SANDPORT_FLY_PUBLIC_DOMAIN ?? 'fly.dev';
+  }
+
+  get #tunnelScheme(): 'https' | 'http' {
+    return this.#options.tunnelScheme ?? (this.client.apiHostname.startsWith('http:') ? 'http' : 'https');
   }
 
   get #org(): string {
@@ -185,8 +197,8 @@ export class FlySandboxProvider implements SandboxProvider {
       warnings: plan.warnings,
       events: this.events,
       ports: plan.ports,
-      publicDomain: this.#options.publicDomain ?? 'fly.dev',
-      tunnelScheme: this.#options.tunnelScheme ?? 'https',
+      publicDomain: this.#publicDomain,
+      tunnelScheme: this.#tunnelScheme,
       workdir: plan.workdir,
       lifetimeMs: plan.lifetimeMs,
       idleTimeoutMs: plan.idleTimeoutMs,
@@ -220,8 +232,8 @@ export class FlySandboxProvider implements SandboxProvider {
       warnings: [],
       events: this.events,
       ports: portsOf(machine),
-      publicDomain: this.#options.publicDomain ?? 'fly.dev',
-      tunnelScheme: this.#options.tunnelScheme ?? 'https',
+      publicDomain: this.#publicDomain,
+      tunnelScheme: this.#tunnelScheme,
       workdir: undefined,
       lifetimeMs: undefined,
       idleTimeoutMs: undefined,
