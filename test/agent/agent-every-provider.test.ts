@@ -6,8 +6,9 @@
  * resume in a fresh sandbox of the same provider from the session store.
  *
  * How the CLI gets there: local and Docker mount the host's binary read-only
- * (`claudeCodeHostMount`); Modal and E2B get it uploaded through their files API
- * (`ensureClaudeCode({ install: 'upload' })`). Fly and Cloudflare cannot carry the CLI's
+ * (`claudeCodeHostMount`); Modal and E2B get it uploaded through their files API once
+ * (`ensureClaudeCode({ install: 'upload' })`), and the fresh sandbox starts from a snapshot
+ * taken right after the upload. Fly and Cloudflare cannot carry the CLI's
  * stream-json session (see their groups' skip reasons), and the upload is refused there naming
  * the image recipe. Each emulator runs in its own child process and is shared by its group.
  */
@@ -28,9 +29,11 @@ import {
   CredentialProxy,
   claudeCodeHostMount,
   claudeCodeImage,
+  defaultClaudeCodeUploadPath,
   defaultClaudeCodeVersion,
   DirectorySessionStore,
   ensureClaudeCode,
+  type ClaudeCodeInstallation,
 } from '../../src/agent/index.js';
 import {
   SandboxInvalidArgumentError,
@@ -38,6 +41,7 @@ import {
   type Sandbox,
   type SandboxCapabilities,
   type SandboxProvider,
+  type SandboxSnapshotRef,
 } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
@@ -77,28 +81,33 @@ interface Target {
   start(): Promise<{
     provider: SandboxProvider;
     createOptions: CreateSandboxOptions;
-    /** Puts the CLI into the sandbox (or checks the mounted one) and answers what to run. */
-    provision(sandbox: Sandbox): Promise<string>;
+    /** Puts the CLI into the sandbox (or checks the mounted one). */
+    provision(sandbox: Sandbox): Promise<ClaudeCodeInstallation>;
+    /**
+     * Upload once: the first sandbox is snapshotted right after the upload, and fresh sandboxes
+     * start from that snapshot with the CLI already in place.
+     */
+    snapshotAfterProvision: boolean;
     close(): Promise<void>;
   }>;
 }
 
 /** local and Docker: the host's binary mounted read-only, checked by ensureClaudeCode. */
-function mounted(sandbox: Sandbox): Promise<string> {
+function mounted(sandbox: Sandbox): Promise<ClaudeCodeInstallation> {
   const { executable } = claudeCodeHostMount();
-  return ensureClaudeCode(sandbox, { executable, version: defaultClaudeCodeVersion, install: false }).then((found) => found.executable);
+  return ensureClaudeCode(sandbox, { executable, version: defaultClaudeCodeVersion, install: false });
 }
 
-/** Modal and E2B: the host's binary uploaded through the files API. */
-async function uploaded(sandbox: Sandbox): Promise<string> {
+/** Modal and E2B: the host's binary uploaded through the files API, unless the sandbox has it. */
+async function uploaded(sandbox: Sandbox): Promise<ClaudeCodeInstallation> {
   const installation = await ensureClaudeCode(sandbox, { version: defaultClaudeCodeVersion, install: 'upload' });
-  expect(installation).toMatchObject({ version: defaultClaudeCodeVersion, installed: true });
+  expect(installation).toMatchObject({ executable: defaultClaudeCodeUploadPath, version: defaultClaudeCodeVersion });
   // A second call finds the upload instead of copying again.
   expect(await ensureClaudeCode(sandbox, { version: defaultClaudeCodeVersion, install: 'upload' })).toEqual({
     ...installation,
     installed: false,
   });
-  return installation.executable;
+  return installation;
 }
 
 const sandboxBase: CreateSandboxOptions = { network: 'block', timeoutMs: 10 * 60_000 };
@@ -110,7 +119,13 @@ const targets: Target[] = [
     start: async () => {
       const provider = createLocalSandboxProvider();
       const { createOptions } = claudeCodeHostMount();
-      return { provider, createOptions: { ...sandboxBase, ...createOptions }, provision: mounted, close: async () => undefined };
+      return {
+        provider,
+        createOptions: { ...sandboxBase, ...createOptions },
+        provision: mounted,
+        snapshotAfterProvision: false,
+        close: async () => undefined,
+      };
     },
   },
   {
@@ -125,7 +140,13 @@ const targets: Target[] = [
         base: baseImage,
         commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'],
       };
-      return { provider, createOptions: { ...sandboxBase, ...createOptions, image }, provision: mounted, close: async () => undefined };
+      return {
+        provider,
+        createOptions: { ...sandboxBase, ...createOptions, image },
+        provision: mounted,
+        snapshotAfterProvision: false,
+        close: async () => undefined,
+      };
     },
   },
   {
@@ -142,6 +163,7 @@ const targets: Target[] = [
         provider,
         createOptions: sandboxBase,
         provision: uploaded,
+        snapshotAfterProvision: true,
         close: async () => {
           client.close();
           await emulator.close();
@@ -163,7 +185,7 @@ const targets: Target[] = [
         domain: emulator.domain,
         tunnelScheme: 'http',
       });
-      return { provider, createOptions: sandboxBase, provision: uploaded, close: () => emulator.close() };
+      return { provider, createOptions: sandboxBase, provision: uploaded, snapshotAfterProvision: true, close: () => emulator.close() };
     },
   },
 ];
@@ -186,6 +208,8 @@ for (const target of targets) {
     let provider: SandboxProvider;
     let sandbox: Sandbox;
     let executable: string;
+    let freshOptions: CreateSandboxOptions;
+    let snapshot: SandboxSnapshotRef | undefined;
     let store: DirectorySessionStore;
     let rememberedSession: string | undefined;
 
@@ -204,10 +228,19 @@ for (const target of targets) {
       provider = started.provider;
       store = new DirectorySessionStore(join(storeDir, provider.id));
       sandbox = await provider.create(proxy.createOptions(provider, started.createOptions));
-      executable = await started.provision(sandbox);
+      const installation = await started.provision(sandbox);
+      executable = installation.executable;
+      freshOptions = started.createOptions;
+      if (started.snapshotAfterProvision) {
+        expect(installation.installed).toBe(true);
+        // Before any step writes a file, so that a sandbox from it is fresh but for the CLI.
+        snapshot = await sandbox.snapshot!();
+        freshOptions = { ...started.createOptions, image: snapshot };
+      }
     }, 300_000);
     afterAll(async () => {
       await sandbox?.terminate();
+      if (snapshot) await provider.deleteSnapshot?.(snapshot);
       await started?.close();
     }, 120_000);
 
@@ -267,13 +300,15 @@ for (const target of targets) {
 
     it('resumes the first turn in a fresh sandbox of the same provider, from the store', async () => {
       expect(rememberedSession).toBeDefined();
-      const fresh = await provider.create(proxy.createOptions(provider, started.createOptions));
+      const fresh = await provider.create(proxy.createOptions(provider, freshOptions));
       try {
         expect(fresh.id).not.toBe(sandbox.id);
-        const freshExecutable = await started.provision(fresh);
+        const installation = await started.provision(fresh);
+        // From the snapshot, the upload is already there.
+        if (snapshot) expect(installation.installed).toBe(false);
         await using resumed = await AgentSession.resume(fresh, {
           ...agentOptions(),
-          executable: freshExecutable,
+          executable: installation.executable,
           sessionId: rememberedSession!,
         });
         expect(resumed.sessionId).toBe(rememberedSession);
