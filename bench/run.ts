@@ -13,6 +13,7 @@ for (const [name, file, exportName] of [
   ['egress allowlist (local provider)', './egress.js', 'runEgressBench'],
   ['modal adapter (against the emulator)', './modal.js', 'runModalBench'],
   ['e2b adapter (against the emulator)', './e2b.js', 'runE2bBench'],
+  ['fly adapter (against the emulator)', './fly.js', 'runFlyBench'],
   ['AgentSession', './agent.js', 'runAgentBench'],
   ['warm pool (local and the Modal emulator)', './pool.js', 'runPoolBench'],
 ] as const) {
