@@ -118,6 +118,8 @@ export class BridgeClient {
    */
   async *processLogs(id: string, processId: string, signal?: AbortSignal): AsyncGenerator<BridgeOutputEvent, void, undefined> {
     let cursor: string | undefined;
+    /** Why the stream was last reopened, for the message of a truncation that follows. */
+    let reopened: unknown;
     for (let attempt = 0; ; attempt++) {
       const query = new URLSearchParams({ replay: 'true', follow: 'true', ...(cursor === undefined ? {} : { since: cursor }) });
       const route = `${sandboxPath(id)}/processes/${encodeURIComponent(processId)}/logs?${query}`;
@@ -129,7 +131,12 @@ export class BridgeClient {
           if (event.cursor !== undefined) cursor = event.cursor;
           if (event.type === 'truncated') {
             ended = true;
-            yield { type: 'error', message: 'the bridge dropped part of the output (its log buffer was truncated)', code: 'truncated' };
+            const after = reopened === undefined ? '' : ` after the log stream was reopened (${describe(reopened)})`;
+            yield {
+              type: 'error',
+              message: `the bridge dropped part of the output (its log buffer was truncated)${after}`,
+              code: 'truncated',
+            };
             return;
           } else if (event.type === 'terminal') {
             ended = true;
@@ -142,11 +149,13 @@ export class BridgeClient {
           }
         }
       } catch (error) {
+        reopened = error;
         if (signal?.aborted || error instanceof CloudflareBridgeHttpError || attempt >= logReconnects) throw error;
         continue;
       }
       if (ended) return;
       // The stream ended without the terminal event: reopen it after what was seen.
+      reopened = 'it ended before the process did';
       if (attempt >= logReconnects) throw new Error('the bridge ended the process log stream before the process ended');
     }
   }
@@ -272,6 +281,10 @@ async function* execEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<Bri
     }
     // Other events (a later bridge's additions) carry nothing this adapter uses.
   }
+}
+
+function describe(reason: unknown): string {
+  return reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
 }
 
 function safeJson(text: string): unknown {

@@ -59,6 +59,8 @@ export interface CloudflareFilesInit {
   sandboxId: string;
   /** The sandbox's `run` (wrapped, counted as activity, refused once the sandbox ended). */
   run: (argv: string[], options?: RunOptions) => Promise<ExecResult>;
+  /** Aborts when the sandbox ends: a request still running then stops (the bridge would give the id a new container). */
+  ended: AbortSignal;
   /** Bytes per part of a chunked write. @default cloudflareWritePartBytes */
   partBytes?: number;
 }
@@ -72,7 +74,8 @@ export class CloudflareFiles implements NativeFiles {
     this.#partBytes = init.partBytes ?? cloudflareWritePartBytes;
   }
 
-  async readStream(path: string, options: SignalOptions): Promise<ReadableStream<Uint8Array>> {
+  async readStream(path: string, callerOptions: SignalOptions): Promise<ReadableStream<Uint8Array>> {
+    const options = { signal: this.#signal(callerOptions.signal) };
     const route = planCloudflareFileRoute(path);
     if (route.kind === 'direct') return this.#get(route.route, path, options.signal);
     const stage = stagingPath();
@@ -91,7 +94,8 @@ export class CloudflareFiles implements NativeFiles {
     return onceDone(body, cleanup);
   }
 
-  async write(path: string, data: WriteData, options: SignalOptions & { mode?: number | undefined }): Promise<void> {
+  async write(path: string, data: WriteData, callerOptions: SignalOptions & { mode?: number | undefined }): Promise<void> {
+    const options = { mode: callerOptions.mode, signal: this.#signal(callerOptions.signal) };
     const route = planCloudflareFileRoute(path);
     const mode = options.mode === undefined ? '' : options.mode.toString(8);
     const parts = partsOf(data, this.#partBytes);
@@ -132,6 +136,11 @@ export class CloudflareFiles implements NativeFiles {
     }
   }
 
+  /** The caller's signal joined with the sandbox's end. */
+  #signal(signal: AbortSignal | undefined): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.#init.ended]) : this.#init.ended;
+  }
+
   /** GET of a route; a dropped or refused read asks the sandbox what `path` is. */
   async #get(route: string, path: string, signal: AbortSignal | undefined): Promise<ReadableStream<Uint8Array>> {
     try {
@@ -139,7 +148,11 @@ export class CloudflareFiles implements NativeFiles {
       return mappedStream(body, (error) => this.#map(error, 'files.read', path));
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      if (error instanceof CloudflareDroppedReadError || (error instanceof CloudflareBridgeHttpError && error.status === 404)) {
+      // A dropped connection, the documented 404, or a 5xx for a directory: the sandbox says what the path is.
+      if (
+        error instanceof CloudflareDroppedReadError ||
+        (error instanceof CloudflareBridgeHttpError && (error.status === 404 || error.status >= 500))
+      ) {
         this.#check(await this.#script(cloudflareFileScripts.classify, [path], signal), path, 'read');
         // It is there and readable, yet the bridge dropped the read: worth another try.
         throw new SandboxProviderError({

@@ -116,7 +116,12 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
         }
       },
     });
-    const native = new CloudflareFiles({ client: init.client, sandboxId: this.id, run: (argv, options) => this.run(argv, options) });
+    const native = new CloudflareFiles({
+      client: init.client,
+      sandboxId: this.id,
+      run: (argv, options) => this.run(argv, options),
+      ended: this.#streams.signal,
+    });
     this.files = defineFiles({ provider, native, fallback: this, lifecycle: this.#lifecycle });
   }
 
