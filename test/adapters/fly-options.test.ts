@@ -1,4 +1,8 @@
 /** Option mapping of the Fly adapter: guest sizes, metadata, names, volumes, services, tunnels, refusals. No I/O. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   createFlySandboxProvider,
@@ -18,6 +22,8 @@ import {
 } from '../../adapters/fly/index.js';
 import { flySandboxId, parseFlySandboxId } from '../../adapters/fly/fly-options.js';
 import { parseWaitAnswer } from '../../adapters/fly/fly-process.js';
+import { flyStartInput } from '../../adapters/fly/fly-scripts.js';
+import { flyExitCode } from '../../adapters/fly/fly-client.js';
 import { createSandboxOptionsSchema, type CreateSandboxOptions } from '../../src/kit/index.js';
 
 function plan(options: CreateSandboxOptions) {
@@ -237,5 +243,35 @@ describe('capabilities', () => {
     expect(flyCapabilities.timeouts).toMatchObject({ lifetime: true, idle: true });
     expect(flyCapabilities.snapshot).toBe(false);
     expect(createFlySandboxProvider().capabilities).toBe(flyCapabilities);
+  });
+});
+
+describe('the start input', () => {
+  it('carries the argv and env so that sh gets them back byte for byte', () => {
+    const argv = ['printf', "it's", 'a "b" $HOME `x`', 'line\nbreak\n', 'ünïcode', ''];
+    const input = flyStartInput('x1', argv, { env: { A: "o'k\nmore", B: '$(nope)' }, stdin: 'null' });
+    const [id, mode, env, quoted] = input.split('\n');
+    expect([id, mode]).toEqual(['x1', 'null']);
+    const script = `. "$1"; eval "set -- $(cat "$2")"; printf '%s\\0' "$@"; printf '%s\\0' "$A" "$B"`;
+    const dir = mkdtempSync(join(tmpdir(), 'fly-start-input-'));
+    try {
+      writeFileSync(join(dir, 'env'), Buffer.from(env!, 'base64'));
+      writeFileSync(join(dir, 'argv'), Buffer.from(quoted!, 'base64'));
+      const result = spawnSync('/bin/sh', ['-c', script, 'sh', join(dir, 'env'), join(dir, 'argv')]);
+      expect(result.stdout.toString('utf8').split('\0').slice(0, -1)).toEqual([...argv, "o'k\nmore", '$(nope)']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('puts the data of a run after the header', () => {
+    expect(flyStartInput('x2', ['cat'], { stdin: 'data', data: 'aGk=' }).endsWith('\naGk=')).toBe(true);
+    expect(flyStartInput('x3', ['cat'], { stdin: 'pipe', data: 'aGk=' }).endsWith('\n')).toBe(true);
+  });
+
+  it('reads the exit code of the latest exit event', () => {
+    const exit = (code: number, timestamp: number) => ({ type: 'exit', timestamp, request: { exit_event: { exit_code: code } } });
+    expect(flyExitCode({ id: 'm', state: 'destroyed', events: [exit(1, 1), exit(3, 2), { type: 'start', timestamp: 3 }] })).toBe(3);
+    expect(flyExitCode({ id: 'm', state: 'destroyed', events: [] })).toBeUndefined();
   });
 });
