@@ -15,11 +15,13 @@ export const defaultClaudeCodeUploadPath = '/tmp/sandport/claude-code/claude';
 
 /**
  * Providers whose sandboxes get the CLI from their image only: `install: 'upload'` is refused
- * there (reason `cli-install-unsupported`, naming the image recipe), because their images are
- * fixed outside the sandbox's life and their file writes are exec or bridge round trips in
- * small parts (a ~240 MB binary in hundreds of them, again for every sandbox), and because
- * neither can carry the CLI's stream-json session anyway: Fly's exec returns output only when
- * the command ends (`exec.streaming: false`), the Cloudflare bridge has no stdin (`exec.stdin: false`).
+ * there (reason `cli-install-unsupported`, naming the image recipe). Their file writes are exec
+ * or bridge round trips in parts (Fly: 1 MiB base64 execs, some 370 for the ~380 MB binary;
+ * Cloudflare: 8 MiB PUTs through the Worker), paid again for every sandbox since neither has a
+ * snapshot to start the next one from, while the image is the app's to build anyway. And neither
+ * can carry the CLI's stream-json session over exec: Fly's exec returns output only when the
+ * command ends (`exec.streaming: false`), the Cloudflare bridge has no stdin (`exec.stdin: false`).
+ * Keys are `SandboxProvider.id`s; values say why.
  */
 export const claudeCodeImageOnlyProviders: Readonly<Record<string, string>> = Object.freeze({
   fly: 'Fly Machines run the image the app deploys, and files reach them in 1 MiB exec calls; build the image with the CLI in it and pass it as `image`',
@@ -58,7 +60,7 @@ export interface EnsureClaudeCodeOptions {
    * - `'upload'` copies the host's native binary (`hostBinary`) into the sandbox through its files
    *   API, to `uploadPath`, mode 0755: no network or Node in the sandbox, but its OS, CPU and libc
    *   must be the host's (checked in the sandbox before the copy). The way for Modal and E2B
-   *   sandboxes (a few seconds for ~240 MB; snapshot the sandbox afterwards to pay it once). Refused
+   *   sandboxes (a few seconds for ~380 MB; snapshot the sandbox afterwards to pay it once). Refused
    *   on the providers of `claudeCodeImageOnlyProviders` (Fly, Cloudflare);
    * - `false` throws instead.
    * Where neither works, bake the CLI into the image: `claudeCodeImage()`.

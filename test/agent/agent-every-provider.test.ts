@@ -381,6 +381,22 @@ describe('ensureClaudeCode where the CLI cannot be uploaded', () => {
     },
   );
 
+  it('refuses a relative uploadPath, naming the field', async () => {
+    await expect(ensureClaudeCode(bare('stub-cloud'), { install: 'upload', uploadPath: 'bin/claude' })).rejects.toMatchObject({
+      name: 'SandboxInvalidArgumentError',
+      argument: 'uploadPath',
+    });
+  });
+
+  it.skipIf(noCli !== undefined)(
+    `refuses to upload a host binary of another version than asked${noCli ? ` (skipped: ${noCli})` : ''}`,
+    async () => {
+      const error = await ensureClaudeCode(bare('stub-cloud'), { install: 'upload', version: '1.0.0' }).catch((caught: unknown) => caught);
+      expect(AgentSessionError.isInstance(error) && error.reason).toBe('cli-version-mismatch');
+      expect((error as AgentSessionError).message).toContain(`is ${defaultClaudeCodeVersion}, 1.0.0 is required`);
+    },
+  );
+
   it('gives the recipe as an image to build', () => {
     expect(claudeCodeImage('node:22-bookworm', '2.1.330')).toEqual({
       base: 'node:22-bookworm',
