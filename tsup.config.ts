@@ -8,6 +8,7 @@ export const entries: Record<string, string> = {
   index: 'src/index.ts',
   'testing/index': 'src/testing/index.ts',
   'kit/index': 'src/kit/index.ts',
+  'telemetry/index': 'src/telemetry/index.ts',
   'local/index': 'adapters/local/index.ts',
   'docker/index': 'adapters/docker/index.ts',
   'modal/index': 'adapters/modal/index.ts',
