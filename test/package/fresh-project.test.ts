@@ -42,6 +42,7 @@ interface PhaseOne {
   e2bCreate: ErrorInfo;
   e2bFromId: ErrorInfo;
   flyCreate: ErrorInfo;
+  cloudflareCreate: ErrorInfo;
   agentStart: ErrorInfo;
 }
 interface PhaseTwo {
@@ -67,6 +68,7 @@ const { createDockerSandboxProvider } = await load('sandport/docker');
 const { createModalSandboxProvider } = await load('sandport/modal');
 const { createE2bSandboxProvider } = await load('sandport/e2b');
 const { createFlySandboxProvider } = await load('sandport/fly');
+const { createCloudflareSandboxProvider } = await load('sandport/cloudflare');
 const docker = createDockerSandboxProvider();
 const modal = createModalSandboxProvider();
 const e2b = createE2bSandboxProvider();
@@ -82,6 +84,7 @@ return {
   e2bCreate: await rejection(e2b.create()),
   e2bFromId: await rejection(e2b.fromId('fresh-project')),
   flyCreate: await rejection(createFlySandboxProvider({ token: '' }).create()),
+  cloudflareCreate: await rejection(createCloudflareSandboxProvider({ url: '' }).create()),
   agentStart: await rejection(root.AgentSession.start({})),
 };
 `;
@@ -246,6 +249,15 @@ describe.skipIf(npmReason !== undefined)(
 
       it(`${format}: sandport/fly needs no peer; create without a token is SandboxAuthenticationError before any request`, () => {
         expect(phaseOne().flyCreate).toMatchObject({ name: 'SandboxAuthenticationError', isSandboxError: true, provider: 'fly' });
+      });
+
+      it(`${format}: sandport/cloudflare needs no peer; create without the bridge's URL is SandboxInvalidArgumentError before any request`, () => {
+        expect(phaseOne().cloudflareCreate).toMatchObject({
+          name: 'SandboxInvalidArgumentError',
+          isSandboxError: true,
+          provider: 'cloudflare',
+        });
+        expect(phaseOne().cloudflareCreate.message).toContain('CLOUDFLARE_SANDBOX_BRIDGE_URL');
       });
 
       it(`${format}: AgentSession without the Agent SDK is a missing-peer error, not a protocol error`, () => {
