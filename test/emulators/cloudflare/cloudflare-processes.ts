@@ -239,7 +239,10 @@ async function launch(container: Container, body: Record<string, unknown>, retai
     throw new BridgeError(502, `process launch failed: ${error instanceof Error ? error.message : String(error)}`, 'process_error');
   }
   void process.stdin.close().catch(() => undefined);
-  const { line, rest } = await firstLine(process.stdout);
+  const { line, rest } = await firstLine(process.stdout).catch((error: unknown) => {
+    // The container stopped before the program started.
+    throw new BridgeError(502, `process launch failed: ${error instanceof Error ? error.message : String(error)}`, 'process_error');
+  });
   const pid = Number(line);
   if (!Number.isInteger(pid) || pid <= 0) {
     void process.stderr.cancel().catch(() => undefined);
