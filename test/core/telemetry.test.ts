@@ -4,10 +4,12 @@
  * span status, nesting under an app's active span, an agent turn with its tokens and cost, and
  * the typed error a user without `@opentelemetry/api` gets.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -272,6 +274,54 @@ describe('options and the optional peer', () => {
     expect((error as SandboxInvalidArgumentError).argument).toBe('tracer');
     const unknown = await failure(instrumentProvider(idle, { trace: true } as never));
     expect((unknown as SandboxInvalidArgumentError).argument).toBe('telemetry options');
+  });
+});
+
+const root = join(import.meta.dirname, '..', '..');
+const built = existsSync(join(root, 'dist', 'telemetry', 'index.js')) && existsSync(join(root, 'dist', 'local', 'index.cjs'));
+
+describe.skipIf(!built)(`the built sandport/telemetry${built ? '' : ' (skipped: dist/ is missing, run npm run build)'}`, () => {
+  const hooks = mkdtempSync(join(tmpdir(), 'sandport-otel-hooks-'));
+  afterAll(() => rmSync(hooks, { recursive: true, force: true }));
+  // A Node resolve hook that answers for @opentelemetry/api as Node does for a package that is
+  // not installed: the app's view without the peer, with the package still in node_modules.
+  writeFileSync(
+    join(hooks, 'hide-otel.mjs'),
+    `export async function resolve(specifier, context, next) {
+  if (specifier === '@opentelemetry/api') {
+    const error = new Error("Cannot find package '@opentelemetry/api' imported from " + context.parentURL);
+    error.code = 'ERR_MODULE_NOT_FOUND';
+    throw error;
+  }
+  return next(specifier, context);
+}
+`,
+  );
+  writeFileSync(
+    join(hooks, 'register.mjs'),
+    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(hooks, 'hide-otel.mjs')).href)});\n`,
+  );
+  const report = `.then((p) => console.log('traced ' + p.id), (e) => console.log(e.name + ' ' + e.capability))`;
+  const esm = `const { instrumentProvider } = await import('sandport/telemetry'); await import('sandport');
+const { createLocalSandboxProvider } = await import('sandport/local');
+await instrumentProvider(createLocalSandboxProvider())${report};`;
+  const cjs = `const { instrumentProvider } = require('sandport/telemetry'); require('sandport');
+instrumentProvider(require('sandport/local').createLocalSandboxProvider())${report};`;
+  const node = (args: string[]) => {
+    const result = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    return result.stdout.trim();
+  };
+  const hidden = ['--import', pathToFileURL(join(hooks, 'register.mjs')).href];
+
+  it('loads through import and require, and traces with the peer installed', () => {
+    expect(node(['--input-type=module', '-e', esm])).toBe('traced local');
+    expect(node(['-e', cjs])).toBe('traced local');
+  });
+
+  it('without the peer the core and sandport/telemetry still load; tracing is the capability error', () => {
+    expect(node([...hidden, '--input-type=module', '-e', esm])).toBe('SandboxCapabilityUnsupportedError peer:@opentelemetry/api');
+    expect(node([...hidden, '-e', cjs])).toBe('SandboxCapabilityUnsupportedError peer:@opentelemetry/api');
   });
 });
 
