@@ -103,14 +103,17 @@ function createAttributes(options: CreateSandboxOptions | undefined): Attributes
 }
 
 /**
- * Retries and warnings happen inside a call: they become events of that call's span, when the
- * span active at the emit is one of ours (never an app's span, never another wrapper's).
+ * Retries, warnings and exec starts happen inside a call: they become events (or, for an exec,
+ * its `sandport.exec.id`) of that call's span, when the span active at the emit is one of ours
+ * (never an app's span, never another wrapper's).
  */
 function forwardEvents(telemetry: Telemetry, provider: SandboxProvider): void {
   const current = () => {
     const span = telemetry.api.trace.getActiveSpan();
     return span && telemetry.spans.has(span) ? span : undefined;
   };
+  // The exec's id pairs its span with the `exec-start`/`exec-end` events (on `run`, the one it made).
+  provider.events.on('exec-start', ({ execId }) => current()?.setAttribute('sandport.exec.id', execId));
   provider.events.on('retry', ({ operation, attempt, error }) =>
     current()?.addEvent('sandport.retry', {
       'sandport.retry.operation': operation,

@@ -108,7 +108,11 @@ describe.skipIf(process.platform !== 'linux')(
     }, 120_000);
 
     it('exec spans the command until it exits, with its exit code; run has one too', async () => {
+      const started: string[] = [];
+      const onStart = ({ execId }: { execId: string }) => started.push(execId);
+      provider.events.on('exec-start', onStart);
       const process = await sandbox.exec(['sh', '-c', 'exit 3']);
+      provider.events.off('exec-start', onStart);
       expect((await process.wait()).exitCode).toBe(3);
       await expect.poll(() => spans('sandport.exec')).toHaveLength(1);
       const exec = only('sandport.exec');
@@ -118,7 +122,10 @@ describe.skipIf(process.platform !== 'linux')(
         'process.executable.name': 'sh',
         'sandport.exec.exit_code': 3,
         'sandport.exec.pty': false,
+        // The span and the exec-start/exec-end events name the same exec.
+        'sandport.exec.id': started[0],
       });
+      expect(started).toHaveLength(1);
       expect(exec.attributes['process.command_line']).toBeUndefined();
       // A non-zero exit is not an error in the contract, so not in the span either.
       expect(exec.status.code).toBe(SpanStatusCode.UNSET);
