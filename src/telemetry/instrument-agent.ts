@@ -1,6 +1,7 @@
 import type { Attributes, Span } from '@opentelemetry/api';
 import type { AgentTurnResult } from '../agent/agent-options.js';
 import type { AgentSession } from '../agent/agent-session.js';
+import { SandboxInvalidArgumentError } from '../errors/index.js';
 import { recordError, setUpTelemetry, startSpan, type Telemetry, type TelemetryOptions } from './telemetry-spans.js';
 
 const instrumented = new WeakSet<AgentSession>();
@@ -20,11 +21,13 @@ const instrumented = new WeakSet<AgentSession>();
  * error the same way.
  *
  * Returns the same session, whose `send` now traces. Idempotent: instrumenting a session twice
- * keeps one span per turn. Validates `options` first (`SandboxInvalidArgumentError`), then throws
+ * keeps one span per turn. Validates `session` and `options` first (`SandboxInvalidArgumentError`), then throws
  * `SandboxCapabilityUnsupportedError` (capability `peer:@opentelemetry/api`) when
  * `@opentelemetry/api` is not installed.
  */
 export async function instrumentAgentSession(session: AgentSession, options?: TelemetryOptions): Promise<AgentSession> {
+  if (typeof (session as Partial<AgentSession> | undefined)?.send !== 'function')
+    throw new SandboxInvalidArgumentError({ message: 'session must be an AgentSession', argument: 'session' });
   const telemetry = await setUpTelemetry(options);
   if (instrumented.has(session)) return session;
   instrumented.add(session);

@@ -1,4 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
+import { SandboxInvalidArgumentError } from '../errors/index.js';
 import type { Command, CreateSandboxOptions, ExecOptions } from '../spec/options.js';
 import type { ExecResult, ExitStatus, Sandbox, SandboxProcess, SandboxProvider } from '../spec/sandbox.js';
 import { instrumentFiles } from './instrument-files.js';
@@ -22,12 +23,15 @@ import { inSpan, recordError, setUpTelemetry, startSpan, type Telemetry, type Te
  * by the same object. Nothing is recorded unless an OpenTelemetry SDK is registered (or a
  * `tracer` given): without one the API's no-op tracer makes the spans, at near-zero cost.
  *
- * Validates `options` first (`SandboxInvalidArgumentError` naming the field), then loads
+ * Validates `provider` and `options` first (`SandboxInvalidArgumentError` naming the field), then loads
  * `@opentelemetry/api`: throws `SandboxCapabilityUnsupportedError` (capability
  * `peer:@opentelemetry/api`) naming the package when it is not installed. Calling it twice wraps
  * twice (two spans per call); wrap once, where the provider is made.
  */
 export async function instrumentProvider(provider: SandboxProvider, options?: TelemetryOptions): Promise<SandboxProvider> {
+  const candidate = provider as Partial<SandboxProvider> | undefined;
+  if (typeof candidate?.create !== 'function' || typeof candidate.fromId !== 'function' || typeof candidate.events?.on !== 'function')
+    throw new SandboxInvalidArgumentError({ message: 'provider must be a SandboxProvider', argument: 'provider' });
   const telemetry = await setUpTelemetry(options);
   forwardEvents(telemetry, provider);
   const sandboxes = new WeakMap<Sandbox, Sandbox>();

@@ -258,13 +258,16 @@ describe('options and the optional peer', () => {
     specificationVersion: 'sandbox-v1',
     id: 'idle',
     capabilities: {},
-    events: undefined,
+    events: { on: () => undefined },
+    create: () => Promise.reject(new Error('never called')),
+    fromId: () => Promise.reject(new Error('never called')),
   } as unknown as SandboxProvider;
+  const idleSession = { send: () => undefined } as unknown as AgentSession;
 
   it('without @opentelemetry/api installed, asking for tracing is a capability error naming the package', async () => {
     // The loader's seam: a require from a directory with no node_modules, a real MODULE_NOT_FOUND.
     openTelemetryLoader.load = async () => createRequire(join(empty, 'app.js'))('@opentelemetry/api');
-    for (const attempt of [instrumentProvider(idle), instrumentAgentSession({} as AgentSession)]) {
+    for (const attempt of [instrumentProvider(idle), instrumentAgentSession(idleSession)]) {
       const error = await failure(attempt);
       expect(SandboxCapabilityUnsupportedError.isInstance(error)).toBe(true);
       expect((error as SandboxCapabilityUnsupportedError).capability).toBe('peer:@opentelemetry/api');
@@ -281,6 +284,10 @@ describe('options and the optional peer', () => {
     expect((error as SandboxInvalidArgumentError).argument).toBe('tracer');
     const unknown = await failure(instrumentProvider(idle, { trace: true } as never));
     expect((unknown as SandboxInvalidArgumentError).argument).toBe('telemetry options');
+    const notProvider = await failure(instrumentProvider({} as SandboxProvider));
+    expect((notProvider as SandboxInvalidArgumentError).argument).toBe('provider');
+    const notSession = await failure(instrumentAgentSession(undefined as unknown as AgentSession));
+    expect((notSession as SandboxInvalidArgumentError).argument).toBe('session');
   });
 });
 

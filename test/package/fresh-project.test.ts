@@ -44,6 +44,8 @@ interface PhaseOne {
   flyCreate: ErrorInfo;
   cloudflareCreate: ErrorInfo;
   agentStart: ErrorInfo;
+  otelResolvable: boolean;
+  telemetryInstrument: ErrorInfo;
 }
 interface PhaseTwo {
   dockerFromId: ErrorInfo;
@@ -69,6 +71,7 @@ const { createModalSandboxProvider } = await load('sandport/modal');
 const { createE2bSandboxProvider } = await load('sandport/e2b');
 const { createFlySandboxProvider } = await load('sandport/fly');
 const { createCloudflareSandboxProvider } = await load('sandport/cloudflare');
+const { instrumentProvider } = await load('sandport/telemetry');
 const docker = createDockerSandboxProvider();
 const modal = createModalSandboxProvider();
 const e2b = createE2bSandboxProvider();
@@ -86,6 +89,8 @@ return {
   flyCreate: await rejection(createFlySandboxProvider({ token: '' }).create()),
   cloudflareCreate: await rejection(createCloudflareSandboxProvider({ url: '' }).create()),
   agentStart: await rejection(root.AgentSession.start({})),
+  otelResolvable: resolvable('@opentelemetry/api'),
+  telemetryInstrument: await rejection(instrumentProvider(docker)),
 };
 `;
 
@@ -263,6 +268,12 @@ describe.skipIf(npmReason !== undefined)(
       it(`${format}: AgentSession without the Agent SDK is a missing-peer error, not a protocol error`, () => {
         missingPeer(phaseOne().agentStart, '@anthropic-ai/claude-agent-sdk', undefined, 'npm install @anthropic-ai/claude-agent-sdk');
         expect(phaseOne().agentStart.message.startsWith('AgentSession needs')).toBe(true);
+      });
+
+      it(`${format}: sandport/telemetry loads without @opentelemetry/api; instrumentProvider rejects naming it`, () => {
+        expect(phaseOne().otelResolvable).toBe(false);
+        missingPeer(phaseOne().telemetryInstrument, '@opentelemetry/api', undefined, 'npm install @opentelemetry/api@^1.9.0');
+        expect(phaseOne().telemetryInstrument.message.startsWith('sandport/telemetry needs')).toBe(true);
       });
     }
 
