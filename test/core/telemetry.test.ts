@@ -385,4 +385,24 @@ describeWithAgentHarness('instrumentAgentSession with the real CLI and the fake 
     expect(failed.status.code).toBe(SpanStatusCode.ERROR);
     expect(failed.attributes['error.type']).toBe((closed as SandboxError).code);
   }, 180_000);
+
+  it('a turn that ends with an error result (interrupted) has status ERROR and its reason as error.type', async () => {
+    await using agent = await instrumentAgentSession(
+      await AgentSession.start(harness.sandbox, harness.agentOptions({ cwd: '/workspace/telemetry-interrupt' })),
+    );
+    const turn = agent.send('SLOW please');
+    for await (const message of turn) {
+      if (message.type === 'system') {
+        await agent.interrupt();
+        break;
+      }
+    }
+    const result = await turn.result;
+    expect(result.error?.reason).toBe('interrupted');
+    await expect.poll(() => spans('sandport.agent.turn')).toHaveLength(1);
+    const span = only('sandport.agent.turn');
+    expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: result.error!.message });
+    expect(span.attributes['error.type']).toBe('interrupted');
+    expect(span.attributes['sandport.agent.cost_usd']).toBe(result.costUsd);
+  }, 180_000);
 });
