@@ -35,7 +35,12 @@ export const flyMachineSchema = z
     events: z
       .array(
         z
-          .object({ type: z.string().optional(), status: z.string().optional(), timestamp: z.number().optional(), request: z.unknown().optional() })
+          .object({
+            type: z.string().optional(),
+            status: z.string().optional(),
+            timestamp: z.number().optional(),
+            request: z.unknown().optional(),
+          })
           .passthrough(),
       )
       .nullish(),

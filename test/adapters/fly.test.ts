@@ -49,7 +49,8 @@ describe('fly provider (our client against the emulator)', () => {
       // (capabilities.exec.streaming false): output arrives at the exit, which here waits on stdin.
       'pause.exec-waits': "it reads output before the command exits: Fly's exec output is buffered (exec.streaming false)",
       // `yes` never exits, so with buffered output (exec.streaming false) no first chunk ever comes to cancel.
-      'reliability.hang-cancel-stdout': "it cancels output of a command that never exits: Fly's exec output is buffered (exec.streaming false)",
+      'reliability.hang-cancel-stdout':
+        "it cancels output of a command that never exits: Fly's exec output is buffered (exec.streaming false)",
     },
   });
 });
