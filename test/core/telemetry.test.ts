@@ -236,6 +236,50 @@ describe.skipIf(process.platform !== 'linux')(
       await own.shutdown();
     }, 60_000);
 
+    it("the provider's retry and warning events during a call become events of its span, never of an app's span", async () => {
+      // A provider whose create meets a transient failure and an adjusted setting, as a cloud adapter's may.
+      const flaky: SandboxProvider = {
+        specificationVersion: local.specificationVersion,
+        id: local.id,
+        capabilities: local.capabilities,
+        events: local.events,
+        fromId: (id, options) => local.fromId(id, options),
+        create: async (options) => {
+          local.events.emit('retry', { provider: 'local', operation: 'create', attempt: 1, error: new Error('503 from upstream') });
+          local.events.emit('warning', {
+            provider: 'local',
+            sandboxId: undefined,
+            warning: { type: 'unsupported-setting', setting: 'ports.encrypted', details: 'plain HTTP' },
+          });
+          return local.create(options);
+        },
+      };
+      const traced = await instrumentProvider(flaky);
+      await using created = await traced.create({ network: 'block' });
+      const create = only('sandport.create');
+      expect(create.attributes['sandport.sandbox.id']).toBe(created.id);
+      expect(create.events.map((event) => [event.name, event.attributes])).toEqual([
+        [
+          'sandport.retry',
+          { 'sandport.retry.operation': 'create', 'sandport.retry.attempt': 1, 'sandport.retry.error': '503 from upstream' },
+        ],
+        [
+          'sandport.warning',
+          {
+            'sandport.warning.type': 'unsupported-setting',
+            'sandport.warning.setting': 'ports.encrypted',
+            'sandport.warning.details': 'plain HTTP',
+          },
+        ],
+      ]);
+      // Emitted under an app's span but outside any sandport call: the app's span is left alone.
+      trace.getTracer('app').startActiveSpan('app.other', (other) => {
+        local.events.emit('retry', { provider: 'local', operation: 'list', attempt: 1, error: new Error('x') });
+        other.end();
+      });
+      expect(only('app.other').events).toEqual([]);
+    }, 120_000);
+
     it('terminate and disposal are spans; the sandbox ends', async () => {
       const ended = await provider.create({ network: 'block' });
       await ended[Symbol.asyncDispose]();
