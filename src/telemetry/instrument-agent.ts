@@ -21,7 +21,7 @@ const instrumented = new WeakSet<AgentSession>();
  * error the same way.
  *
  * Returns the same session, whose `send` now traces. Idempotent: instrumenting a session twice
- * keeps one span per turn. Validates `session` and `options` first (`SandboxInvalidArgumentError`), then throws
+ * keeps one span per turn (the first call's tracer). Validates `session` and `options` first (`SandboxInvalidArgumentError`), then throws
  * `SandboxCapabilityUnsupportedError` (capability `peer:@opentelemetry/api`) when
  * `@opentelemetry/api` is not installed.
  */

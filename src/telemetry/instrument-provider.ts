@@ -26,7 +26,8 @@ import { inSpan, recordError, setUpTelemetry, startSpan, type Telemetry, type Te
  * Validates `provider` and `options` first (`SandboxInvalidArgumentError` naming the field), then loads
  * `@opentelemetry/api`: throws `SandboxCapabilityUnsupportedError` (capability
  * `peer:@opentelemetry/api`) naming the package when it is not installed. Calling it twice wraps
- * twice (two spans per call); wrap once, where the provider is made.
+ * twice (two spans per call), and each call adds its listeners to `provider.events` for the
+ * provider's life: wrap once, where the provider is made.
  */
 export async function instrumentProvider(provider: SandboxProvider, options?: TelemetryOptions): Promise<SandboxProvider> {
   const candidate = provider as Partial<SandboxProvider> | undefined;

@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { AgentSession } from '../../src/agent/index.js';
 import {
+  createSandboxPool,
   SandboxCapabilityUnsupportedError,
   type SandboxError,
   SandboxInvalidArgumentError,
@@ -278,6 +279,20 @@ describe.skipIf(process.platform !== 'linux')(
         other.end();
       });
       expect(only('app.other').events).toEqual([]);
+    }, 120_000);
+
+    it('a warm pool over the instrumented provider hands over traced sandboxes', async () => {
+      await using pool = createSandboxPool(provider, { size: 1, createOptions: { network: 'block', timeoutMs: 10 * 60_000 } });
+      await pool.waitUntilWarm({ signal: AbortSignal.timeout(60_000) });
+      // The pool's background create has no caller: it is a trace of its own.
+      expect(only('sandport.create').parentSpanContext).toBeUndefined();
+      const pooled = await pool.acquire();
+      try {
+        await pooled.files.exists('/tmp');
+        expect(only('sandport.files.exists').attributes['sandport.sandbox.id']).toBe(pooled.id);
+      } finally {
+        await pooled.terminate();
+      }
     }, 120_000);
 
     it('terminate and disposal are spans; the sandbox ends', async () => {
