@@ -136,8 +136,9 @@ const openApiSchema = z.object({
 /**
  * The bridge's version from its OpenAPI document (`GET /v1/openapi.json`), by its routes: the
  * process routes are 0.13's, `/exec` is 0.12's; with both (a bridge in transition), 0.13, the
- * byte-exact one. Throws `SandboxProviderError`-free: a document with neither is
- * `SandboxCapabilityUnsupportedError` (capability `exec`), as nothing could run on it.
+ * byte-exact one. A document with neither is `SandboxCapabilityUnsupportedError` (capability
+ * `exec`), as nothing could run on it; an answer that is no OpenAPI document is
+ * `SandboxInvalidArgumentError` (argument `url`: it is not the bridge).
  */
 export function detectCloudflareBridgeVersion(document: unknown): CloudflareBridgeVersion {
   const parsed = openApiSchema.safeParse(document);

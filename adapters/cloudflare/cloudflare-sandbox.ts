@@ -11,7 +11,8 @@ import {
   parseRunCall,
   providerCall,
   raceWithSignal,
-  readBytes,
+  collect,
+  concatBytes,
   readStartMarker,
   runViaExec,
   wrapArgv,
@@ -276,10 +277,12 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
         argument: 'archive',
         provider,
       });
-    const bytes = archive instanceof Uint8Array ? archive : await readBytes(archive);
-    if (bytes.byteLength === 0 || bytes.byteLength > cloudflareMaxWriteBytes)
+    // A stream is read up to one byte past the limit: a larger one is refused without holding it all.
+    const read = archive instanceof Uint8Array ? undefined : await collect(archive, cloudflareMaxWriteBytes + 1);
+    const bytes = archive instanceof Uint8Array ? archive : concatBytes(read!.chunks, read!.total);
+    if (bytes.byteLength === 0 || bytes.byteLength > cloudflareMaxWriteBytes || read?.truncated)
       throw new SandboxInvalidArgumentError({
-        message: `archive is 1 byte to 32 MiB on the bridge (got ${bytes.byteLength} bytes)`,
+        message: `archive is 1 byte to 32 MiB on the bridge (got ${read?.truncated ? 'more than that' : `${bytes.byteLength} bytes`})`,
         argument: 'archive',
         provider,
       });
@@ -341,7 +344,15 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
    * (`entrypoint-exited`); its output is read and dropped (the bridge offers no entrypoint stdio).
    */
   async startEntrypoint(argv: string[], signal: AbortSignal | undefined): Promise<void> {
-    const process = await this.#exec(argv, signal ? { signal: AbortSignal.any([signal]) } : {});
+    // The create's signal covers the start only: an abort after it must not kill the entrypoint.
+    signal?.throwIfAborted();
+    const starting = this.#exec(argv, {});
+    const process = await raceWithSignal(starting, {
+      signal,
+      operation: 'create',
+      provider,
+      onAbort: () => void starting.then((started) => started.kill().catch(() => undefined)).catch(() => undefined),
+    });
     void process.stdout.pipeTo(new WritableStream()).catch(() => undefined);
     void process.stderr.pipeTo(new WritableStream()).catch(() => undefined);
     void process.wait().then(
