@@ -96,15 +96,20 @@ const sharedCapabilities: SandboxCapabilities = {
   images: { reference: false, build: false, snapshot: false },
 };
 
-/** The capabilities against a bridge of `version` (the same flags for both: see {@link cloudflareBridgeFeatures}). */
-export function cloudflareCapabilities(version: CloudflareBridgeVersion): SandboxCapabilities {
-  return capabilitiesByVersion[version];
-}
+/**
+ * The provider's capabilities (the same object whichever bridge version is detected, so that it
+ * exists before any request: construction does no I/O).
+ */
+export const cloudflareCapabilities: SandboxCapabilities = deepFreeze(sharedCapabilities);
 
-const capabilitiesByVersion: Record<CloudflareBridgeVersion, SandboxCapabilities> = {
-  '0.12': deepFreeze(structuredClone(sharedCapabilities)),
-  '0.13': deepFreeze(structuredClone(sharedCapabilities)),
-};
+/**
+ * The capabilities against a bridge of `version`: the same flags for 0.12 and 0.13 (what differs
+ * is in {@link cloudflareBridgeFeatures}), decided per version here so that a later bridge whose
+ * flags differ changes one place.
+ */
+export function cloudflareCapabilitiesFor(_version: CloudflareBridgeVersion): SandboxCapabilities {
+  return cloudflareCapabilities;
+}
 
 /** What differs between the bridge versions, beyond the contract's flags. */
 export interface CloudflareBridgeFeatures {

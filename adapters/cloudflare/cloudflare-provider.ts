@@ -82,7 +82,7 @@ export class CloudflareSandboxProvider implements SandboxProvider {
    * does no I/O); `features()` tells what the detected version does beyond them.
    */
   get capabilities(): SandboxCapabilities {
-    return cloudflareCapabilities(this.#options.version ?? '0.13');
+    return cloudflareCapabilities;
   }
 
   /** The bridge's version, detected once (or the `version` option). */

@@ -36,7 +36,7 @@ import type { BridgeClient } from './cloudflare-client.js';
 import { mapCloudflareError } from './cloudflare-errors.js';
 import { CloudflareFiles } from './cloudflare-files.js';
 import {
-  cloudflareCapabilities,
+  cloudflareCapabilitiesFor,
   cloudflareMarkerPath,
   cloudflareMaxWriteBytes,
   cloudflareStagingDirectory,
@@ -127,7 +127,7 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
   }
 
   get #capabilities() {
-    return cloudflareCapabilities(this.#init.version);
+    return cloudflareCapabilitiesFor(this.#init.version);
   }
 
   exec(command: unknown, options: ExecOptions = {}): Promise<SandboxProcess> {

@@ -21,6 +21,7 @@ export {
   cloudflareBridgeFeatures,
   cloudflareBridgeVersions,
   cloudflareCapabilities,
+  cloudflareCapabilitiesFor,
   cloudflareCreateOptionsSchema,
   cloudflareEnvironment,
   cloudflareIdPattern,

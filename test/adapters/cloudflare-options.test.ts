@@ -5,7 +5,7 @@ import {
   CloudflareBridgeHttpError,
   CloudflareDroppedReadError,
   cloudflareBridgeFeatures,
-  cloudflareCapabilities,
+  cloudflareCapabilitiesFor,
   cloudflareEnvironment,
   createCloudflareSandboxProvider,
   detectCloudflareBridgeVersion,
@@ -72,8 +72,8 @@ describe('cloudflare bridge versions', () => {
   });
 
   it('the capability flags are the same for both versions and say what the bridge cannot do', () => {
-    expect(cloudflareCapabilities('0.12')).toEqual(cloudflareCapabilities('0.13'));
-    const caps = cloudflareCapabilities('0.12');
+    expect(cloudflareCapabilitiesFor('0.12')).toEqual(cloudflareCapabilitiesFor('0.13'));
+    const caps = cloudflareCapabilitiesFor('0.12');
     expect(caps.exec).toMatchObject({ stdin: false, kill: true, signals: true, pty: false, streaming: true });
     expect(caps.snapshot).toBe(false);
     expect(caps.tags || caps.list || caps.fromName).toBe(false);
@@ -88,7 +88,7 @@ describe('cloudflare bridge versions', () => {
 
   it('the provider refuses an unknown version at construction and does no I/O', () => {
     expect(() => createCloudflareSandboxProvider({ version: '0.11' as never })).toThrow(SandboxInvalidArgumentError);
-    expect(createCloudflareSandboxProvider({ version: '0.12' }).capabilities).toEqual(cloudflareCapabilities('0.12'));
+    expect(createCloudflareSandboxProvider({ version: '0.12' }).capabilities).toEqual(cloudflareCapabilitiesFor('0.12'));
   });
 });
 

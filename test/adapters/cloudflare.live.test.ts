@@ -23,7 +23,7 @@ describe.skipIf(!live)('cloudflare provider (live bridge)', () => {
     beforeAll,
     afterAll,
     // The flags are the same for both bridge versions; the provider detects its bridge's.
-    capabilities: cloudflareCapabilities('0.13'),
+    capabilities: cloudflareCapabilities,
     createProvider: () => createCloudflareSandboxProvider(),
     // A deploy allows few containers at once (`max_instances`, 3 in the bridge's template): keep the heavy groups small.
     scale: { largeOutputMiB: 192, largeFileMiB: 64, leakCycles: 20 },

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import {
   cloudflareBridgeFeatures,
-  cloudflareCapabilities,
+  cloudflareCapabilitiesFor,
   createCloudflareSandboxProvider,
   type CloudflareBridgeVersion,
   type CloudflareSandbox,
@@ -45,7 +45,7 @@ for (const version of ['0.12', '0.13'] as const satisfies readonly CloudflareBri
       beforeAll,
       afterAll,
       onTestFailed,
-      capabilities: cloudflareCapabilities(version),
+      capabilities: cloudflareCapabilitiesFor(version),
       // No version option: the adapter detects it from the emulator's OpenAPI document.
       createProvider: async () => {
         const provider = createCloudflareSandboxProvider({ url: emulator!.url, token: emulator!.token });
