@@ -22,8 +22,31 @@ import { toSdkOptions } from './agent-sdk-options.js';
 import { TurnQueue, type ActiveTurn } from './agent-turns.js';
 import { AsyncQueue } from './async-queue.js';
 import { SandboxSpawnedProcess } from './sandbox-spawn.js';
+import { AgentHostConnection, type AgentHostTarget } from './host/agent-host-connection.js';
 import { readSessionFiles, writeSessionFiles } from './session-files.js';
 import type { SessionSnapshot } from './session-store.js';
+
+/**
+ * Options of `AgentSession.connect`: the agent host's port and token, and either a new agent
+ * (every `AgentSessionOptions` applies) or `attach` to one that is running there.
+ */
+export interface ConnectAgentSessionOptions extends AgentSessionOptions {
+  /** Sandbox port the agent host listens on (`startAgentHost`); reached through `sandbox.tunnels()`. */
+  port: number;
+  /** The host's token. */
+  token: string;
+  /** The host's address instead of the port's tunnel (`ws://…`, `wss://…`, `http(s)://…`). @default the tunnel of `port` */
+  url?: string;
+  /** Id to give a new agent on the host. @default a random UUID */
+  agentId?: string;
+  /**
+   * Re-attach to a running agent instead of starting one: its id, and the transcript position
+   * after which to receive its messages (a former session's `cursor`). Without `cursor`: from
+   * the start of the running turn, or from now when it is idle. Credentials, cwd and the CLI's
+   * options are the running agent's; the new session reports `usage` from the attach on.
+   */
+  attach?: string | { agent: string; cursor?: number };
+}
 
 /** A prompt: text, or Messages API content blocks (text, image, document). */
 export type AgentPrompt = string | Extract<SDKUserMessage['message']['content'], unknown[]>;
@@ -89,7 +112,14 @@ export class AgentSession implements AsyncDisposable {
   private readonly turns: TurnQueue<AgentPrompt, AgentMessage, AgentTurnResult>;
   private ledger: TurnLedger;
   private query!: Query;
-  private process: SandboxSpawnedProcess | undefined;
+  private process: SandboxSpawnedProcess | AgentHostConnection | undefined;
+  private readonly host: { target: Omit<AgentHostTarget, 'hello'>; agentId?: string; connection?: AgentHostConnection } | undefined;
+  private adopting = false;
+  /** Holds back the messages a re-attach replays until `connect` has returned, so listeners added right after it see them. */
+  private released: Promise<void> = Promise.resolve();
+  private position = 0;
+  /** The turn that was running in the agent host when this session attached to it. */
+  private adoptedTurn: AgentTurn | undefined;
   private pump!: Promise<void>;
   private dead: AgentSessionError | undefined;
   private closing: Promise<void> | undefined;
@@ -100,8 +130,17 @@ export class AgentSession implements AsyncDisposable {
   private constructor(
     sandbox: Sandbox,
     private readonly options: AgentSessionOptions,
-    setup: { cwd: string; configDir: string; sessionId?: string; totalCostUsd: number; turns: number; forkedFrom?: string },
+    setup: {
+      cwd: string;
+      configDir: string;
+      sessionId?: string;
+      totalCostUsd: number;
+      turns: number;
+      forkedFrom?: string;
+      host?: { target: Omit<AgentHostTarget, 'hello'>; agentId?: string; connection?: AgentHostConnection };
+    },
   ) {
+    this.host = setup.host;
     this.sandbox = sandbox;
     this.cwd = setup.cwd;
     this.configDir = setup.configDir;
@@ -154,6 +193,7 @@ export class AgentSession implements AsyncDisposable {
     sandbox: Sandbox,
     options: AgentSessionOptions,
     restore: { snapshot: SessionSnapshot; fork: boolean } | undefined,
+    host?: { target: Omit<AgentHostTarget, 'hello'>; agentId?: string },
   ): Promise<AgentSession> {
     const { signal } = options;
     signal?.throwIfAborted();
@@ -170,15 +210,130 @@ export class AgentSession implements AsyncDisposable {
       totalCostUsd: metadata?.totalCostUsd ?? 0,
       turns: restore && !restore.fork ? metadata!.turns : 0,
       forkedFrom: restore?.fork ? metadata!.sessionId : undefined,
+      host,
     });
     session.open(sdk, restore ? { sessionId: metadata!.sessionId, fork: restore.fork } : undefined);
     try {
       await session.initialized(options.startTimeoutMs ?? 60_000, signal);
     } catch (error) {
       await session.close().catch(() => undefined);
-      throw error;
+      throw session.hostOpenError() ?? error;
     }
     return session;
+  }
+
+  /**
+   * Starts an agent in the agent host that runs in `sandbox` (`startAgentHost`), or with
+   * `attach` re-attaches to one that kept running there (after the app restarted, say), over
+   * one WebSocket through the tunnel of `port`. The session has the same API as one from
+   * `start`; `agentId` and `cursor` say where to re-attach later, `attachedTurn` is the turn
+   * that was running at attach, and `detach()` leaves the agent running. `close()` ends it.
+   * Messages a re-attach replays are emitted (`events` 'message') only after this resolved, so
+   * listeners added right after the `await` see every one.
+   * Throws what `start` throws, `SandboxAuthenticationError` when the host refused the token,
+   * `SandboxInvalidArgumentError` (argument `port`) when the port has no tunnel, and
+   * `AgentSessionError` (reason `session-not-found`) when the host has no agent `attach`.
+   */
+  static async connect(sandbox: Sandbox, options: ConnectAgentSessionOptions): Promise<AgentSession> {
+    const { port, token, url, agentId, attach, ...rest } = options ?? ({} as ConnectAgentSessionOptions);
+    parseOptions(agentSessionOptionsSchema, rest, { what: 'agent session options' });
+    if (!Number.isInteger(port) || port < 1 || port > 65_535)
+      throw new SandboxInvalidArgumentError({ message: `port must be an integer 1-65535, got ${String(port)}`, argument: 'port' });
+    if (typeof token !== 'string' || token.length === 0)
+      throw new SandboxInvalidArgumentError({ message: 'token must be the agent host token', argument: 'token' });
+    const target = {
+      url: toWebSocketUrl(url ?? (await sandbox.tunnels({ signal: rest.signal }))[port]?.url, port),
+      token,
+      provider: sandbox.provider,
+      timeoutMs: rest.startTimeoutMs ?? 60_000,
+      signal: rest.signal,
+    };
+    if (attach === undefined) return AgentSession.launch(sandbox, rest, undefined, { target, agentId });
+    return AgentSession.reattach(sandbox, rest, target, typeof attach === 'string' ? { agent: attach } : attach);
+  }
+
+  private static async reattach(
+    sandbox: Sandbox,
+    options: AgentSessionOptions,
+    target: Omit<AgentHostTarget, 'hello'>,
+    attach: { agent: string; cursor?: number },
+  ): Promise<AgentSession> {
+    let session: AgentSession | undefined;
+    const connection = new AgentHostConnection({ ...target, hello: { type: 'attach', ...attach } }, (text) =>
+      session?.events.emit('stderr', text),
+    );
+    const hello = await connection.ready;
+    if (hello.type !== 'attached')
+      throw new AgentSessionError({ reason: 'protocol', message: 'The agent host did not attach', provider: sandbox.provider });
+    const sdk = options.sdk ?? (await loadSdk());
+    session = new AgentSession(sandbox, options, {
+      cwd: hello.cwd ?? options.cwd ?? '/',
+      configDir: hello.configDir ?? options.configDir ?? '',
+      sessionId: hello.sessionId,
+      totalCostUsd: 0,
+      turns: 0,
+      host: { target, agentId: hello.agent, connection },
+    });
+    // The running turn is adopted before the first replayed message can be routed.
+    if (hello.busy) session.adoptedTurn = session.adopt(hello.prompt as AgentPrompt | undefined);
+    let release!: () => void;
+    session.released = new Promise((resolve) => (release = resolve));
+    session.open(sdk, undefined);
+    try {
+      await session.initialized(options.startTimeoutMs ?? 60_000, options.signal);
+    } catch (error) {
+      release();
+      connection.detach();
+      throw error;
+    }
+    // After the caller's continuation (a microtask) has run, not before.
+    setImmediate(release);
+    return session;
+  }
+
+  /** The agent's id in the agent host (sessions from `connect`); `undefined` for `start` and `resume`. */
+  get agentId(): string | undefined {
+    return this.process instanceof AgentHostConnection ? this.process.agent : this.host?.agentId;
+  }
+
+  /**
+   * Transcript position of the latest message this session emitted (sessions from `connect`):
+   * pass it as `attach.cursor` to continue after it with nothing lost or repeated. 0 otherwise.
+   */
+  get cursor(): number {
+    return this.position;
+  }
+
+  /** The turn that was running in the agent host when this session attached (`connect` with `attach`). */
+  get attachedTurn(): AgentTurn | undefined {
+    return this.adoptedTurn;
+  }
+
+  /**
+   * Leaves the agent running in the agent host and drops this session's connection (sessions
+   * from `connect`; a `start`ed session is closed instead). Turns in flight reject with reason
+   * `closed`. Idempotent.
+   */
+  async detach(): Promise<void> {
+    if (!(this.process instanceof AgentHostConnection)) return this.close();
+    this.closing ??= (async () => {
+      const process = this.process as AgentHostConnection;
+      process.detach();
+      await settlesWithin(process.done, 5_000);
+      await settlesWithin(this.pump, 5_000);
+      this.turns.cancelWaiting(this.closedError());
+      this.turns.cancelActive(this.closedError());
+    })();
+    return this.closing;
+  }
+
+  private adopt(prompt: AgentPrompt | undefined): AgentTurn {
+    this.adopting = true;
+    return this.turns.enqueue(prompt ?? '', {});
+  }
+
+  private hostOpenError(): unknown {
+    return this.process instanceof AgentHostConnection ? this.process.openError : undefined;
   }
 
   /** Session id (known once the CLI reported it: after start for resumed sessions, after the first turn's init otherwise). */
@@ -275,14 +430,29 @@ export class AgentSession implements AsyncDisposable {
     this.pump = this.run();
   }
 
-  private spawn(spawn: SdkSpawnOptions): SandboxSpawnedProcess {
+  private spawn(spawn: SdkSpawnOptions): SandboxSpawnedProcess | AgentHostConnection {
     const env: Record<string, string> = {};
     for (const [name, value] of Object.entries(spawn.env)) if (value !== undefined) env[name] = value;
-    const process = new SandboxSpawnedProcess(this.sandbox, [spawn.command, ...spawn.args], {
-      env,
-      cwd: spawn.cwd,
-      onStderr: (text) => this.events.emit('stderr', text),
-    });
+    const onStderr = (text: string) => this.events.emit('stderr', text);
+    const host = this.host;
+    const process = !host
+      ? new SandboxSpawnedProcess(this.sandbox, [spawn.command, ...spawn.args], { env, cwd: spawn.cwd, onStderr })
+      : // A re-attached agent already runs: the SDK's argv is its own, and is not used.
+        (host.connection ??
+        new AgentHostConnection(
+          {
+            ...host.target,
+            hello: {
+              type: 'start',
+              agent: host.agentId,
+              command: spawn.command,
+              args: spawn.args,
+              env,
+              ...(spawn.cwd ? { cwd: spawn.cwd } : {}),
+            },
+          },
+          onStderr,
+        ));
     this.process = process;
     // The SDK aborts this signal after its own stdin-EOF grace; escalate from there.
     spawn.signal.addEventListener('abort', () => process.kill('SIGTERM'), { once: true });
@@ -335,6 +505,11 @@ export class AgentSession implements AsyncDisposable {
 
   private startTurn(turn: ActiveTurn<AgentPrompt, AgentMessage>): void {
     this.events.emit('turn-start', { turn: turn.index, prompt: turn.prompt });
+    if (this.adopting) {
+      // Its prompt reached the CLI from the session that sent it.
+      this.adopting = false;
+      return;
+    }
     this.input.push({
       type: 'user',
       message: { role: 'user', content: turn.prompt },
@@ -347,9 +522,11 @@ export class AgentSession implements AsyncDisposable {
   private async run(): Promise<void> {
     let failure: unknown;
     try {
+      await this.released;
       for await (const message of this.query) {
         if ('session_id' in message && typeof message.session_id === 'string' && message.session_id)
           this.currentSessionId = message.session_id;
+        if (this.process instanceof AgentHostConnection) this.position = this.process.consumed(message);
         this.events.emit('message', message);
         const turn = this.turns.active;
         if (!turn) continue;
@@ -423,6 +600,15 @@ export class AgentSession implements AsyncDisposable {
       },
     );
   }
+}
+
+function toWebSocketUrl(url: string | undefined, port: number): string {
+  if (!url)
+    throw new SandboxInvalidArgumentError({
+      message: `port ${port} has no tunnel: declare it in the create options' ports, or pass url`,
+      argument: 'port',
+    });
+  return url.replace(/^http(s?):/, 'ws$1:');
 }
 
 function delay(ms: number): Promise<void> {

@@ -1,4 +1,12 @@
-export { AgentSession, type AgentPrompt, type AgentSessionEvents, type AgentTurn } from './agent-session.js';
+export {
+  AgentSession,
+  type AgentPrompt,
+  type AgentSessionEvents,
+  type AgentTurn,
+  type ConnectAgentSessionOptions,
+} from './agent-session.js';
+export { defaultAgentHostDirectory, nodeHostMount, startAgentHost, type AgentHost, type StartAgentHostOptions } from './host/agent-host.js';
+export { agentHostCloseCodes } from './host/agent-host-protocol.js';
 export {
   agentSessionOptionsSchema,
   type AgentCredentials,
