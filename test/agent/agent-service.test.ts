@@ -169,6 +169,34 @@ describeWithAgentHarness('agent service: agents behind one port', {}, (harness) 
     await second.close();
   }, 180_000);
 
+  it('forwards permission answers and interrupts through the host', async () => {
+    const asked: string[] = [];
+    const agent = await AgentSession.connect(sandbox, {
+      ...agentOptions('/workspace/perm'),
+      canUseTool: async ({ toolName }) => {
+        asked.push(toolName);
+        return { behavior: 'deny', message: 'NOPE: not through the service either' };
+      },
+    });
+    try {
+      const denied = await agent.send('WRITE: /workspace/perm/denied.txt no').result;
+      expect(denied.text).toContain('NOPE: not through the service either');
+      expect(asked).toEqual(['Write']);
+      expect(await sandbox.files.exists('/workspace/perm/denied.txt')).toBe(false);
+      const slow = agent.send('SLOW please');
+      for await (const message of slow) {
+        if (message.type === 'system') {
+          await agent.interrupt();
+          break;
+        }
+      }
+      expect((await slow.result).error?.reason).toBe('interrupted');
+      expect((await agent.send('after interrupt').result).text).toBe('Echo: after interrupt');
+    } finally {
+      await agent.close();
+    }
+  }, 120_000);
+
   it('ends the host cleanly: its agents end with it and it exits 0', async () => {
     const agent = await AgentSession.connect(sandbox, { ...agentOptions('/workspace/last'), agentId: 'last' });
     const exit = new Promise((resolve) => agent.events.once('exit', resolve));
