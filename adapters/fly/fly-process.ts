@@ -21,6 +21,7 @@ import {
   flyCloseStdinArgv,
   flyFeedStdinArgv,
   flyForgetExecArgv,
+  flyInlineOutputBytes,
   flyReadOutputArgv,
   flyUnknownExecExit,
   flyWaitArgv,
@@ -30,8 +31,7 @@ const provider = 'fly';
 
 /** How long one waiting exec waits in the machine, in seconds (well inside Fly's exec timeout). */
 export const flyWaitSeconds = 20;
-/** Output up to this many bytes per stream comes back with the exit, in the waiting exec's answer. */
-export const flyInlineOutputBytes = 256 * 1024;
+export { flyInlineOutputBytes };
 /** Bytes of output (or stdin) per exec after that: base64 grows it by a third, far below Fly's request limits. */
 export const flyChunkBytes = 4 * 1024 * 1024;
 
@@ -44,7 +44,7 @@ export interface FlyExecHost {
   ): Promise<FlyExecResponse>;
 }
 
-interface ExitInfo {
+export interface ExitInfo {
   status: ExitStatus;
   outBytes: number;
   errBytes: number;
@@ -80,7 +80,8 @@ export class FlyProcess implements SandboxProcess {
   readonly #ending = new AbortController();
   #streamsLeft = 2;
 
-  constructor(host: FlyExecHost, outcome: ProcessOutcome, options: { stdinPipe: boolean }) {
+  /** `early`: the exit the start's answer already carried (a short `run`). */
+  constructor(host: FlyExecHost, outcome: ProcessOutcome, options: { stdinPipe: boolean; early?: ExitInfo | undefined }) {
     this.#host = host;
     this.#outcome = outcome;
     this.#execId = outcome.execId;
@@ -91,7 +92,7 @@ export class FlyProcess implements SandboxProcess {
         outcome.exited({ exitCode: -1, signal: undefined });
       },
     });
-    this.#exit = this.#waitLoop();
+    this.#exit = this.#waitLoop(options.early);
     void this.#exit.then(untrack, untrack);
     this.#exit.catch(() => undefined);
     this.stdin = this.#stdinStream(options.stdinPipe);
@@ -112,14 +113,18 @@ export class FlyProcess implements SandboxProcess {
   }
 
   /** Waiting execs until the command has exited; each one is bounded in the machine by `flyWaitSeconds`. */
-  async #waitLoop(): Promise<ExitInfo> {
+  async #waitLoop(early: ExitInfo | undefined): Promise<ExitInfo> {
+    if (early) {
+      this.#outcome.exited(early.status);
+      return early;
+    }
     const lifecycle = this.#host.lifecycle;
     for (;;) {
       if (this.#outcome.done) throw this.#outcome.failed ?? lifecycle.notFound();
       if (lifecycle.paused) await lifecycle.whenRunning();
       let answer: FlyExecResponse;
       try {
-        answer = await this.#host.direct(flyWaitArgv(this.#execId, flyWaitSeconds, flyInlineOutputBytes), {
+        answer = await this.#host.direct(flyWaitArgv(this.#execId, flyWaitSeconds), {
           timeoutSeconds: flyWaitSeconds + 30,
           operation: 'exec',
           signal: this.#ending.signal,

@@ -32,7 +32,7 @@ import { flyExitCode, flyLiveStates, type FlyClient, type FlyExecResponse, type 
 import { mapFlyError } from './fly-errors.js';
 import { FlyFiles } from './fly-files.js';
 import { flyCapabilities, flyMaxTimeoutMs, planFlyTagUpdate, planFlyTunnel, tagsFromFlyMetadata, type FlyPortPlan } from './fly-options.js';
-import { FlyProcess, flyChunkBytes, flyStartReport, type FlyExecHost } from './fly-process.js';
+import { FlyProcess, flyChunkBytes, flyStartReport, parseWaitAnswer, type FlyExecHost } from './fly-process.js';
 import {
   flyEntrypointArgv,
   flyHoldLifetimeArgv,
@@ -44,6 +44,8 @@ import {
 } from './fly-scripts.js';
 
 const provider = 'fly';
+/** How long a `run`'s start waits in the machine for the exit, in ms: a short command then costs one exec. */
+const runLingerMs = 200;
 /** How often `wait()` asks Fly whether the machine still exists. */
 const waitPollMs = 1000;
 
@@ -163,7 +165,12 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
         : bytes.byteLength <= flyChunkBytes
           ? { mode: 'data' as const, data: Buffer.from(bytes).toString('base64') }
           : { mode: 'pipe' as const };
-    return runViaExec((c, o) => this.#exec(c, o, stdin), call.command, call.options, provider);
+    return runViaExec(
+      (c, o) => this.#exec(c, o, stdin, false, stdin.mode === 'pipe' ? 0 : runLingerMs),
+      call.command,
+      call.options,
+      provider,
+    );
   }
 
   async #exec(
@@ -171,6 +178,7 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
     options: ExecOptions,
     stdin: { mode: 'pipe' | 'null' } | { mode: 'data'; data: string },
     entrypoint = false,
+    lingerMs = 0,
   ): Promise<FlyProcess> {
     const call = parseExecCall(provider, command, options, flyCapabilities);
     this.lifecycle.assertRunning();
@@ -191,6 +199,7 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
       env: call.options.env,
       stdin: stdin.mode,
       data: stdin.mode === 'data' ? stdin.data : undefined,
+      lingerMs,
     });
     const answer = await outcome.startup(this.direct(flyStartArgv, { timeoutSeconds: 60, operation: 'exec', stdin: input }));
     const report = flyStartReport(answer.stdout);
@@ -198,8 +207,11 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
       outcome.abandon();
       throw this.#startError(report, call.argv, answer);
     }
-    const process = new FlyProcess(this, outcome, { stdinPipe: stdin.mode === 'pipe' });
+    const rest = answer.stdout.slice(answer.stdout.indexOf('\n') + 1);
+    const early = rest.startsWith('exit ') ? parseWaitAnswer(rest) : undefined;
+    // Announced before a known exit is recorded, so that exec-start comes before exec-end.
     outcome.started();
+    const process = new FlyProcess(this, outcome, { stdinPipe: stdin.mode === 'pipe', early: early === 'running' ? undefined : early });
     return process;
   }
 

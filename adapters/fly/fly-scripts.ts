@@ -16,6 +16,23 @@ const tagsFile = `${flyStateDirectory}/tags.json`;
 /** Per-exec directories: `out`, `err`, `in` (FIFO), `report`, `exit`, `holder`. */
 const execDirectory = `${flyStateDirectory}/x`;
 
+/** Output up to this many bytes per stream comes back with the exit, in the answer that sees it. */
+export const flyInlineOutputBytes = 256 * 1024;
+
+/**
+ * Prints what a command left once `$d/exit` exists: `exit <code> <out bytes> <err bytes>`, then,
+ * when both outputs are at most `flyInlineOutputBytes`, `inline`, a line of base64 stdout and a
+ * line of base64 stderr (and removes the exec's directory: it is done with).
+ */
+const exitReport = [
+  'o=$(wc -c < "$d/out"); e=$(wc -c < "$d/err")',
+  'echo "exit $(cat "$d/exit") $o $e"',
+  `if [ "$o" -le ${flyInlineOutputBytes} ] && [ "$e" -le ${flyInlineOutputBytes} ]; then`,
+  '  echo inline; base64 -w0 < "$d/out"; echo; base64 -w0 < "$d/err"; echo',
+  '  rm -rf "$d"',
+  'fi',
+];
+
 /** Exit code of a runner script when the exec it names is unknown (its directory is gone). */
 export const flyUnknownExecExit = 91;
 
@@ -140,7 +157,7 @@ const runnerFile = `${flyStateDirectory}/runner.sh`;
  * the wrapper's report (or the exit) and prints it.
  */
 export const flyStartScript = [
-  'read -r id; read -r mode; read -r envb; read -r argvb',
+  'read -r id; read -r mode; read -r envb; read -r argvb; read -r linger',
   `d=${execDirectory}/$id; mkdir -p "$d" || exit 90`,
   `if [ ! -f ${runnerFile} ]; then printf %s "$1" | base64 -d > ${runnerFile}.new && mv ${runnerFile}.new ${runnerFile} || exit 90; fi`,
   ': > "$d/out"; : > "$d/err"; : > "$d/report"',
@@ -152,6 +169,12 @@ export const flyStartScript = [
   `(trap "" HUP; SP_D=$d SP_MODE=$mode exec /bin/sh ${runnerFile}) < /dev/null > /dev/null 2>&1 &`,
   'while [ ! -s "$d/report" ] && [ ! -e "$d/exit" ]; do sleep 0.01; done',
   'cat "$d/report"',
+  // A `run` waits a little here: a short command's exit and output then come in this answer.
+  'case "$linger" in ""|*[!0-9]*|0) exit 0 ;; esac',
+  'grep -q "SPX:ok" "$d/report" || exit 0',
+  'i=0; while [ ! -e "$d/exit" ] && [ "$i" -lt "$linger" ]; do sleep 0.005; i=$((i + 5)); done',
+  '[ -e "$d/exit" ] || exit 0',
+  ...exitReport,
 ].join('\n');
 
 /** The Fly exec argv of the start script (its one argument: the runner, base64, installed once). */
@@ -164,13 +187,25 @@ export const flyStartArgv = ['/bin/sh', '-c', flyStartScript, 'sandport-start', 
 export function flyStartInput(
   execId: string,
   wrapped: readonly string[],
-  options: { env?: Record<string, string> | undefined; stdin: 'pipe' | 'data' | 'null'; data?: string | undefined },
+  options: {
+    env?: Record<string, string> | undefined;
+    stdin: 'pipe' | 'data' | 'null';
+    data?: string | undefined;
+    /** Milliseconds to wait for the exit in this answer (a `run`). @default 0 */
+    lingerMs?: number | undefined;
+  },
 ): string {
   const env = Object.entries(options.env ?? {})
     .map(([name, value]) => `export ${name}=${shellQuote(value)}\n`)
     .join('');
   const argv = wrapped.map(shellQuote).join(' ');
-  const lines = [execId, options.stdin, Buffer.from(env).toString('base64'), Buffer.from(argv).toString('base64')];
+  const lines = [
+    execId,
+    options.stdin,
+    Buffer.from(env).toString('base64'),
+    Buffer.from(argv).toString('base64'),
+    String(options.lingerMs ?? 0),
+  ];
   return `${lines.join('\n')}\n${options.stdin === 'data' ? (options.data ?? '') : ''}`;
 }
 
@@ -180,24 +215,18 @@ export function flyWrappedArgv(execId: string, argv: readonly string[], cwd: str
 }
 
 /**
- * Waits up to `$2` seconds for exec `$1` to exit. Prints `running`, or `exit <code> <out bytes>
- * <err bytes>` and then, when both outputs are at most `$3` bytes, `inline`, a line of base64
- * stdout and a line of base64 stderr (and removes the exec's directory: it is done with).
+ * Waits up to `$2` seconds for exec `$1` to exit. Prints `running`, or what the command left (see
+ * `exitReport`).
  */
 export const flyWaitScript = [
   `d=${execDirectory}/$1; [ -d "$d" ] || exit ${flyUnknownExecExit}`,
   'end=$(( $(date +%s) + $2 ))',
-  'while [ ! -e "$d/exit" ]; do [ "$(date +%s)" -ge "$end" ] && { echo running; exit 0; }; sleep 0.05; done',
-  'o=$(wc -c < "$d/out"); e=$(wc -c < "$d/err")',
-  'echo "exit $(cat "$d/exit") $o $e"',
-  'if [ "$o" -le "$3" ] && [ "$e" -le "$3" ]; then',
-  '  echo inline; base64 -w0 < "$d/out"; echo; base64 -w0 < "$d/err"; echo',
-  '  rm -rf "$d"',
-  'fi',
+  'while [ ! -e "$d/exit" ]; do [ "$(date +%s)" -ge "$end" ] && { echo running; exit 0; }; sleep 0.02; done',
+  ...exitReport,
 ].join('\n');
 
-export function flyWaitArgv(execId: string, seconds: number, inlineBytes: number): string[] {
-  return ['/bin/sh', '-c', flyWaitScript, 'sandport-wait', execId, String(seconds), String(inlineBytes)];
+export function flyWaitArgv(execId: string, seconds: number): string[] {
+  return ['/bin/sh', '-c', flyWaitScript, 'sandport-wait', execId, String(seconds)];
 }
 
 /** Prints base64 of `$3` bytes of exec `$1`'s stream `$2` (`out`/`err`) from offset `$4`. */
