@@ -1,9 +1,9 @@
 /**
  * Fly adapter overhead: each operation through sandport next to the same Machines API calls
- * made with plain `fetch`, against the same Fly emulator, in the same run. Target ratio ≤ 1.1
- * where the adapter makes the same calls; `run` makes two execs where a raw exec makes one
- * (the command starts detached, then a waiting exec collects it: the price of commands that may
- * outlive Fly's exec timeout, with stdin as a stream), so its row shows that cost.
+ * made with plain `fetch`, against the same Fly emulator, in the same run. Target ratio ≤ 1.1.
+ * A `run` is one exec too, but one that starts the command detached under the in-machine runner
+ * (output to files, the exit polled there) and brings the exit back: the price of commands that
+ * may outlive Fly's exec timeout, with stdin as a stream; its row shows that cost.
  *   npx tsx bench/fly.ts [--quick]
  * The emulator runs in a child process (its machines, buffers and CPU are not in the timed process).
  */
@@ -68,7 +68,15 @@ export async function runFlyBench(options: { quick?: boolean } = {}): Promise<Fl
         () => sandbox.run(['true']),
         () => exec(raw, ['true']),
       );
-      rows.push(row('run `true` to its exit code', runs, 'one exec', rawRuns, 'two execs: the detached start and the wait'));
+      rows.push(
+        row(
+          'run `true` to its exit code',
+          runs,
+          'one exec',
+          rawRuns,
+          'one exec: the detached start under the runner, which waits for the exit',
+        ),
+      );
 
       const payload = new Uint8Array(1024 * 1024).fill(7);
       const encoded = Buffer.from(payload).toString('base64');
