@@ -169,6 +169,56 @@ describeWithAgentHarness('agent service: agents behind one port', {}, (harness) 
     await second.close();
   }, 180_000);
 
+  it('asks a re-attached app the permission question the killed app never answered', async () => {
+    const first = await AgentSession.connect(sandbox, {
+      ...agentOptions('/workspace/asked'),
+      agentId: 'asked',
+      canUseTool: async () => ({ behavior: 'deny', message: 'not this one' }),
+    });
+    await first.detach();
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        clientScript,
+        JSON.stringify({ url, token: host.token, agent: 'asked', prompt: 'WRITE: /workspace/asked/granted.txt yes', holdPermission: true }),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let cursor = 0;
+    for await (const line of createInterface({ input: child.stdout! })) {
+      const entry = JSON.parse(line) as { cursor?: number; asked?: string };
+      if (entry.cursor !== undefined) cursor = entry.cursor;
+      if (entry.asked === 'Write') break;
+    }
+    const exited = new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+
+    const asked: string[] = [];
+    const second = await AgentSession.connect(sandbox, {
+      ...agentOptions('/workspace/asked'),
+      attach: { agent: 'asked', cursor },
+      canUseTool: async ({ toolName }) => {
+        asked.push(toolName);
+        return { behavior: 'allow' };
+      },
+    });
+    const result = await second.attachedTurn!.result;
+    expect(result.isError).toBe(false);
+    expect(asked).toEqual(['Write']);
+    expect(await sandbox.files.readText('/workspace/asked/granted.txt')).toBe('yes');
+    await second.close();
+  }, 120_000);
+
+  it('refuses to attach to an agent the host does not have', async () => {
+    await expect(AgentSession.connect(sandbox, { port: hostPort, token: host.token, attach: 'nobody' })).rejects.toMatchObject({
+      reason: 'session-not-found',
+      message: expect.stringContaining('nobody'),
+    });
+  });
+
   it('forwards permission answers and interrupts through the host', async () => {
     const asked: string[] = [];
     const agent = await AgentSession.connect(sandbox, {
