@@ -74,14 +74,22 @@ describeWithAgentHarness('agent service: agents behind one port', {}, (harness) 
       expect(redTurn.text).toBe('Tool said: red in /workspace/red');
       expect(blueTurn.text).toBe('Tool said: blue in /workspace/blue');
       expect(red.sessionId).not.toBe(blue.sessionId);
+      // The host's token reaches it over stdin: no process environment in the sandbox holds it,
+      // though the host's environment is readable there (it and its agents have the port variable).
+      const environ = "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'";
+      const leaks = await red.send(`BASH: ${environ} | grep -c -F '${host.token}'; ${environ} | grep -c SANDPORT_AGENT_HOST_PORT=`).result;
+      expect(leaks.text).toMatch(/^Tool said: 0\n[1-9]\d*$/);
       const listed = (await (await fetch(`${url}/agents`, { headers: { authorization: `Bearer ${host.token}` } })).json()) as {
         agents: Array<{ agent: string; busy: boolean; cwd: string }>;
       };
       expect(
-        listed.agents.filter((agent) => ['red', 'blue'].includes(agent.agent)).map(({ agent, busy, cwd }) => ({ agent, busy, cwd })),
+        listed.agents
+          .filter((agent) => ['red', 'blue'].includes(agent.agent))
+          .map(({ agent, busy, cwd }) => ({ agent, busy, cwd }))
+          .sort((a, b) => a.agent.localeCompare(b.agent)),
       ).toEqual([
-        { agent: 'red', busy: false, cwd: '/workspace/red' },
         { agent: 'blue', busy: false, cwd: '/workspace/blue' },
+        { agent: 'red', busy: false, cwd: '/workspace/red' },
       ]);
       // The model API saw the proxy's key swap, never a key from the sandbox.
       expect(proxy.forwarded).toBeGreaterThan(0);

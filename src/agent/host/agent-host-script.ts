@@ -20,9 +20,9 @@ const { WebSocketServer } = require('ws');
 
 const port = Number(process.env.SANDPORT_AGENT_HOST_PORT);
 const maxLines = Number(process.env.SANDPORT_AGENT_HOST_MAX_LINES || 100000);
-const tokenDigest = digest(process.env.SANDPORT_AGENT_HOST_TOKEN || '');
-// The agents inherit the host's environment: the token is not theirs to see.
-delete process.env.SANDPORT_AGENT_HOST_TOKEN;
+// The token comes as the first line of stdin, not in the environment: the agents run as the
+// same user and could read the host's /proc/<pid>/environ.
+let tokenDigest = null;
 const agents = new Map();
 const stderrTailBytes = 4096;
 
@@ -36,7 +36,7 @@ function authorized(req) {
   const header = req.headers.authorization;
   if (typeof header === 'string' && header.startsWith('Bearer ')) given = header.slice(7);
   else given = new URL(req.url || '/', 'http://agent-host').searchParams.get('token');
-  return given !== null && crypto.timingSafeEqual(digest(given), tokenDigest);
+  return given !== null && tokenDigest !== null && crypto.timingSafeEqual(digest(given), tokenDigest);
 }
 
 function summary(agent) {
@@ -256,7 +256,18 @@ process.on('SIGHUP', () => undefined);
 process.stdin.on('error', () => undefined);
 process.stdout.on('error', () => undefined);
 
-server.listen(port, '0.0.0.0', () => {
-  process.stdout.write(JSON.stringify({ listening: server.address().port, pid: process.pid }) + '\n');
+let received = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', function first(text) {
+  received += text;
+  const end = received.indexOf('\n');
+  if (end < 0) return;
+  process.stdin.off('data', first);
+  process.stdin.resume();
+  tokenDigest = digest(received.slice(0, end));
+  received = '';
+  server.listen(port, '0.0.0.0', () => {
+    process.stdout.write(JSON.stringify({ listening: server.address().port, pid: process.pid }) + '\n');
+  });
 });
 `;

@@ -48,6 +48,8 @@ export interface AgentHost {
  * listens on `port`. The sandbox needs Node ≥ 18 (`claudeCodeImage()`'s base has it; on local and
  * Docker, `nodeHostMount()` mounts the host's) and the `claude` CLI (`ensureClaudeCode`). The
  * host outlives the app: the app can stop, start again and `AgentSession.connect` to its agents.
+ * The token goes to the host over its stdin, never in an environment (the agents run as the
+ * same user and could read the host's); the sandbox, not the token, separates agents in it.
  * Throws `SandboxInvalidArgumentError` for a bad port or token, `AgentSessionError` (reason
  * `process-exited`, with its stderr) when the host ended before listening (no Node, port in use),
  * and `SandboxTimeoutError` after `startTimeoutMs`. Not idempotent: a second host on the same
@@ -68,11 +70,13 @@ export async function startAgentHost(sandbox: Sandbox, options: StartAgentHostOp
     cwd: directory,
     env: {
       SANDPORT_AGENT_HOST_PORT: String(port),
-      SANDPORT_AGENT_HOST_TOKEN: token,
       SANDPORT_AGENT_HOST_MAX_LINES: String(options.maxTranscriptLines ?? 100_000),
     },
     signal,
   });
+  const stdin = process.stdin.getWriter();
+  await stdin.write(new TextEncoder().encode(`${token}\n`));
+  stdin.releaseLock();
   await listening(process, options.startTimeoutMs ?? 30_000, sandbox.provider, signal);
   let stopping: Promise<{ exitCode: number; signal: string | undefined }> | undefined;
   return {
