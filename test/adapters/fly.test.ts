@@ -45,12 +45,6 @@ describe('fly provider (our client against the emulator)', () => {
     skip: {
       // Real Fly terminates TLS on its edge; fly.live.test.ts covers this there.
       'capabilities.tunnels-tls': 'the emulator has no TLS terminator: its edge is plain HTTP',
-      // The test reads the command's first line before its exit; Fly's exec is buffered
-      // (capabilities.exec.streaming false): output arrives at the exit, which here waits on stdin.
-      'pause.exec-waits': "it reads output before the command exits: Fly's exec output is buffered (exec.streaming false)",
-      // `yes` never exits, so with buffered output (exec.streaming false) no first chunk ever comes to cancel.
-      'reliability.hang-cancel-stdout':
-        "it cancels output of a command that never exits: Fly's exec output is buffered (exec.streaming false)",
     },
   });
 });
