@@ -7,8 +7,10 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import {
   AgentSession,
+  agentHostCloseCodes,
   CredentialProxy,
   claudeCodeHostMount,
   nodeHostMount,
@@ -254,6 +256,53 @@ describeWithAgentHarness('agent service: agents behind one port', {}, (harness) 
       await agent.close();
     }
   }, 120_000);
+
+  it('speaks its documented frames to a plain WebSocket client (cat as the agent)', async () => {
+    const wsUrl = `${url.replace(/^http/, 'ws')}/?token=${encodeURIComponent(host.token)}`;
+    const open = async () => {
+      const socket = new WebSocket(wsUrl);
+      const frames: Array<Record<string, unknown>> = [];
+      const waiters: Array<() => void> = [];
+      socket.on('message', (data) => {
+        frames.push(JSON.parse(String(data)) as Record<string, unknown>);
+        for (const wake of waiters.splice(0)) wake();
+      });
+      const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+      await new Promise((resolve) => socket.once('open', resolve));
+      const frame = async (match: (frame: Record<string, unknown>) => boolean) => {
+        while (!frames.some(match)) await new Promise<void>((resolve) => waiters.push(resolve));
+        return frames.find(match)!;
+      };
+      return { socket, frames, closed, frame, send: (value: object) => socket.send(JSON.stringify(value)) };
+    };
+    const one = await open();
+    one.send({ type: 'start', agent: 'cat', command: 'cat', args: [] });
+    expect(await one.frame((frame) => frame.type === 'started')).toMatchObject({ agent: 'cat', cursor: 0 });
+    one.send({ type: 'in', line: '{"type":"note","n":1}' });
+    one.send({ type: 'in', line: '{"type":"note","n":2}' });
+    expect(await one.frame((frame) => frame.seq === 2)).toEqual({ type: 'out', seq: 2, line: '{"type":"note","n":2}' });
+    // A second start under the same id is refused while it runs; a bad frame closes with 4000.
+    const twin = await open();
+    twin.send({ type: 'start', agent: 'cat', command: 'cat', args: [] });
+    expect(await twin.closed).toBe(agentHostCloseCodes.agentExists);
+    const confused = await open();
+    confused.send({ type: 'in', line: 'too early' });
+    expect(await confused.closed).toBe(agentHostCloseCodes.badMessage);
+    // Attach after seq 1: only line 2 is replayed; a cursor beyond the transcript is refused.
+    const late = await open();
+    late.send({ type: 'attach', agent: 'cat', cursor: 1 });
+    expect(await late.frame((frame) => frame.type === 'attached')).toMatchObject({ agent: 'cat', cursor: 1, busy: false });
+    expect(await late.frame((frame) => frame.type === 'out')).toEqual({ type: 'out', seq: 2, line: '{"type":"note","n":2}' });
+    const ahead = await open();
+    ahead.send({ type: 'attach', agent: 'cat', cursor: 99 });
+    expect(await ahead.closed).toBe(agentHostCloseCodes.cursorExpired);
+    // stdin EOF ends cat; every attached client hears the exit.
+    one.send({ type: 'end' });
+    expect(await late.frame((frame) => frame.type === 'exit')).toMatchObject({ type: 'exit', exitCode: 0 });
+    expect(late.frames.filter((frame) => frame.type === 'out').map((frame) => frame.seq)).toEqual([2]);
+    one.socket.close();
+    late.socket.close();
+  }, 60_000);
 
   it('ends the host cleanly: its agents end with it and it exits 0', async () => {
     const agent = await AgentSession.connect(sandbox, { ...agentOptions('/workspace/last'), agentId: 'last' });
