@@ -7,7 +7,7 @@
  *   `/workspace/.sandport-staging` and read from there, or written there and moved into place by
  *   an exec (the bridge's `/workspace` rule is about its routes, not a boundary: exec reaches
  *   every path), so every path of the contract works the same;
- * - a write above the part size (8 MiB, under the bridge's 32 MiB limit) or from a stream goes as
+ * - a write above the part size (4 MiB, under the bridge's 32 MiB limit) or from a stream goes as
  *   parts, each a PUT of a staging file, joined by one exec (`cat`), so host memory holds one part.
  * A missing file or a directory makes the bridge drop the read's connection instead of its
  * documented 404: either way the sandbox is asked what the path is, and a missing one is
@@ -33,7 +33,7 @@ import { cloudflareStagingDirectory, planCloudflareFileRoute } from './cloudflar
 const provider = 'cloudflare';
 
 /** Bytes per PUT of a chunked write: well under the bridge's 32 MiB, and what host memory holds at once. */
-export const cloudflareWritePartBytes = 8 * 1024 * 1024;
+export const cloudflareWritePartBytes = 4 * 1024 * 1024;
 
 /** Shell programs the files run in the sandbox (exit codes of the kit's `fileExit`). */
 export const cloudflareFileScripts = {
@@ -230,7 +230,8 @@ export async function* partsOf(data: WriteData, size: number): AsyncGenerator<Ui
       while (heldBytes + chunk.byteLength >= size) {
         const take = size - heldBytes;
         held.push(chunk.subarray(0, take));
-        yield Buffer.concat(held);
+        // One piece needs no copy: a part is then held once, not twice.
+        yield held.length === 1 ? held[0]! : Buffer.concat(held);
         held = [];
         heldBytes = 0;
         chunk = chunk.subarray(take);
@@ -240,7 +241,7 @@ export async function* partsOf(data: WriteData, size: number): AsyncGenerator<Ui
         heldBytes += chunk.byteLength;
       }
     }
-    if (heldBytes > 0) yield Buffer.concat(held);
+    if (heldBytes > 0) yield held.length === 1 ? held[0]! : Buffer.concat(held);
   } finally {
     if (!finished) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
