@@ -189,8 +189,7 @@ export function pauseTests(context: SuiteContext): void {
         expect(await rest).toBe('got go\n');
         await sandbox.terminate();
       },
-      unsupported ??
-        (context.capabilities.exec.streaming ? undefined : 'it reads output before the command exits (exec.streaming false)'),
+      unsupported ?? (context.capabilities.exec.streaming ? undefined : 'it reads output before the command exits (exec.streaming false)'),
     );
 
     context.test(

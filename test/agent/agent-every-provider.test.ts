@@ -332,7 +332,7 @@ for (const target of targets) {
 // runs, which their exec cannot carry; the upload is refused there too, naming the image recipe.
 const cliLess: Array<[name: string, capabilities: SandboxCapabilities]> = [
   ['fly', flyCapabilities],
-  ['cloudflare', cloudflareCapabilities('0.13')],
+  ['cloudflare', cloudflareCapabilities],
 ];
 for (const [name, capabilities] of cliLess) {
   const reason = execSkipReason(capabilities);
