@@ -297,8 +297,32 @@ function superviseHostForwarder(child: ChildProcess): HostForwarder & { exited: 
           }
         }
         await exit;
+        // socat exits before the connections it forked have died of the same signal: wait for
+        // them too, so that a terminated sandbox leaves no forwarder process behind.
+        if (child.pid !== undefined) await groupEnded(child.pid);
       })()),
   };
+}
+
+/** How long `stop` waits for the killed connections' processes to die (they need no more than a moment). */
+const groupEndMs = 5_000;
+
+/** Waits until no live process (zombies aside: nothing may reap them here) is in process group `pgid`. */
+async function groupEnded(pgid: number): Promise<void> {
+  const deadline = Date.now() + groupEndMs;
+  while (Date.now() < deadline && (await liveGroupMembers(pgid)) > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+async function liveGroupMembers(pgid: number): Promise<number> {
+  let live = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name, which is in parentheses and may hold spaces: state, ppid, pgrp.
+    const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(group) === pgid && state !== 'Z' && state !== 'X') live++;
+  }
+  return live;
 }
 
 /** Waits until the forwarder is socat inside `namespace` and listens there. */
