@@ -6,16 +6,15 @@
  * `sandport/cloudflare`, which resolves to dist/ (built by `npm test`'s pretest). The emulator's
  * tunnel host names end in `.localhost`: the examples run with a preload that resolves them to loopback.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runExample, runWithProviderLine } from '../examples/example-runner.js';
 import { spawnCloudflareBridgeEmulator, type CloudflareBridgeEmulatorProcess } from '../emulators/cloudflare/spawn.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'cloudflare', 'index.js'));
 if (!built) console.warn('skipping the Cloudflare examples: dist/cloudflare is missing (run `npm run build`)');
-const preload = join(root, 'test', 'emulators', 'e2b', 'localhost-resolution-preload.ts');
 const cloudflareLine = "const provider: SandboxProvider = (await import('sandport/cloudflare')).createCloudflareSandboxProvider();";
 const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
 
@@ -31,17 +30,6 @@ const examples: Array<[string, RegExp]> = [
   ['cloudflare-server-and-tunnel.ts', /GET https?:\/\/\S+ -> served from the sandbox/],
   ['cloudflare-persist-hydrate.ts', /saved the workspace: a \d+-byte tar\nrestored state: \{"turn": 7\}\nrestored history: history line/],
 ];
-
-async function runExample(file: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  // The child is killed before the test's own timeout, so that a hung example leaves nothing behind.
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', preload, file], { cwd: root, env, timeout: 100_000 });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { code, stdout, stderr };
-}
 
 describe.skipIf(!built)(`cloudflare examples${built ? '' : ' (skipped: dist/cloudflare is missing, run npm run build)'}`, () => {
   for (const version of ['0.12', '0.13'] as const) {
@@ -72,21 +60,11 @@ describe.skipIf(!built)(`cloudflare examples${built ? '' : ' (skipped: dist/clou
   it.each(examples)(
     'examples/%s on the local provider by changing one line',
     async (file, expected) => {
-      const source = readFileSync(join(root, 'examples', file), 'utf8');
-      expect(
-        source.split('\n').filter((line) => line === cloudflareLine),
-        'the one provider line',
-      ).toHaveLength(1);
-      const copy = join(root, 'examples', `.tmp-local-${process.pid}-${file}`);
-      writeFileSync(copy, source.replace(cloudflareLine, localLine));
-      try {
-        const result = await runExample(copy, process.env);
-        expect(result.stderr).not.toMatch(/Error/);
-        expect(result.code).toBe(0);
-        expect(result.stdout).toMatch(expected);
-      } finally {
-        rmSync(copy, { force: true });
-      }
+      const result = await runWithProviderLine(file, cloudflareLine, localLine, process.env);
+      expect(result.providerLines, 'the one provider line').toBe(1);
+      expect(result.stderr).not.toMatch(/Error/);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(expected);
     },
     110_000,
   );

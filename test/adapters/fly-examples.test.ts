@@ -6,16 +6,15 @@
  * (built by `npm test`'s pretest). The edge's host names end in `.localhost`: the examples run
  * with a preload that resolves them to loopback.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runExample, runWithProviderLine } from '../examples/example-runner.js';
 import { spawnFlyEmulator, type FlyEmulatorProcess } from '../emulators/fly/spawn.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'fly', 'index.js'));
 if (!built) console.warn('skipping the Fly examples: dist/fly is missing (run `npm run build`)');
-const preload = join(root, 'test', 'emulators', 'e2b', 'localhost-resolution-preload.ts');
 const flyLine = "const provider: SandboxProvider = (await import('sandport/fly')).createFlySandboxProvider();";
 const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
 
@@ -34,17 +33,6 @@ const examples: Array<[string, RegExp]> = [
     /status: paused\ncommands wait for the start: true\nstatus: running\nthe background process counts on from where it was: true/,
   ],
 ];
-
-async function runExample(file: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  // The child is killed before the test's own timeout, so that a hung example leaves nothing behind.
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', preload, file], { cwd: root, env, timeout: 100_000 });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { code, stdout, stderr };
-}
 
 describe.skipIf(!built)(`fly examples${built ? '' : ' (skipped: dist/fly is missing, run npm run build)'}`, () => {
   let emulator: FlyEmulatorProcess | undefined;
@@ -72,21 +60,11 @@ describe.skipIf(!built)(`fly examples${built ? '' : ' (skipped: dist/fly is miss
   it.each(examples)(
     'examples/%s on the local provider by changing one line',
     async (file, expected) => {
-      const source = readFileSync(join(root, 'examples', file), 'utf8');
-      expect(
-        source.split('\n').filter((line) => line === flyLine),
-        'the one provider line',
-      ).toHaveLength(1);
-      const copy = join(root, 'examples', `.tmp-local-${process.pid}-${file}`);
-      writeFileSync(copy, source.replace(flyLine, localLine));
-      try {
-        const result = await runExample(copy, process.env);
-        expect(result.stderr).not.toMatch(/Error/);
-        expect(result.code).toBe(0);
-        expect(result.stdout).toMatch(expected);
-      } finally {
-        rmSync(copy, { force: true });
-      }
+      const result = await runWithProviderLine(file, flyLine, localLine, process.env);
+      expect(result.providerLines, 'the one provider line').toBe(1);
+      expect(result.stderr).not.toMatch(/Error/);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(expected);
     },
     110_000,
   );
