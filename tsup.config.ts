@@ -15,6 +15,9 @@ export const entries: Record<string, string> = {
   'e2b/index': 'adapters/e2b/index.ts',
   'fly/index': 'adapters/fly/index.ts',
   'cloudflare/index': 'adapters/cloudflare/index.ts',
+  'daytona/index': 'adapters/daytona/index.ts',
+  'vercel/index': 'adapters/vercel/index.ts',
+  'kubernetes/index': 'adapters/kubernetes/index.ts',
 };
 
 const shared: Options = {
