@@ -1,11 +1,20 @@
 /**
- * One-shot task: Claude Code runs inside a local sandbox, the real key stays on the host.
+ * Ephemeral pattern: one task, one fresh sandbox, destroyed afterwards. Claude Code clones a
+ * repository inside the sandbox, finds the failing test and fixes the bug; the app checks the
+ * fix itself, keeps the patch, and the sandbox is gone.
  *   ANTHROPIC_API_KEY=sk-ant-… npx tsx examples/agent-one-shot.ts
- * The sandbox reaches the API only through the credential proxy's route (network 'block');
- * the CLI is the host's pinned binary, mounted read-only.
+ * The "remote" is a small git repository this example makes on the host and ships in as a
+ * bundle (no network needed); for a real one, clone its URL with an allowlist naming its host.
+ * The real key stays on the host: the sandbox reaches the API only through the credential proxy.
+ * Runs on the local provider. For another provider change only the provider line, e.g.
+ *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });
+ * (the image needs git and python3).
  */
-import { createLocalSandboxProvider } from 'sandport/local';
-import { AgentSession, CredentialProxy, claudeCodeHostMount } from 'sandport';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AgentSession, CredentialProxy, claudeCodeHostMount, ensureClaudeCode, type SandboxProvider } from 'sandport';
 
 const apiKey = process.env.ANTHROPIC_API_KEY;
 if (!apiKey) {
@@ -13,14 +22,49 @@ if (!apiKey) {
   process.exit(0);
 }
 
-const provider = createLocalSandboxProvider();
-const cli = claudeCodeHostMount();
-await using proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
-await using sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', volumes: cli.createOptions.volumes }));
-await using agent = await AgentSession.start(sandbox, { executable: cli.executable, credentials: proxy, cwd: '/workspace', maxTurns: 10 });
+const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();
 
-const result = await agent.send('Write a Python script fizzbuzz.py that prints FizzBuzz for 1..15, run it, and tell me the last line.')
-  .result;
-console.log(result.text);
-console.log(`cost $${result.costUsd.toFixed(4)}, ${result.numTurns} model calls, error: ${result.error?.reason ?? 'none'}`);
-console.log(`fizzbuzz.py in the sandbox: ${await sandbox.files.exists('/workspace/fizzbuzz.py')}`);
+// The upstream repository: a calculator whose add() subtracts, and the test that catches it.
+const upstream = await mkdtemp(join(tmpdir(), 'sandport-upstream-'));
+await writeFile(join(upstream, 'calc.py'), 'def add(a, b):\n    return a - b\n');
+await writeFile(
+  join(upstream, 'test_calc.py'),
+  'import unittest\nfrom calc import add\n\n\nclass AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n\nif __name__ == "__main__":\n    unittest.main()\n',
+);
+const git = (...args: string[]) => execFileSync('git', ['-C', upstream, ...args], { stdio: 'pipe' });
+git('init', '-q', '-b', 'main');
+git('add', '.');
+git('-c', 'user.name=Example', '-c', 'user.email=example@example.com', 'commit', '-q', '-m', 'Add calc');
+git('bundle', 'create', join(upstream, 'calc.bundle'), 'HEAD', 'main');
+
+// The CLI: local and Docker mount the host's pinned binary read-only; elsewhere it is uploaded
+// once (or baked into the image: claudeCodeImage()).
+const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
+const proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
+const sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }));
+let patch = '';
+try {
+  const cli = await ensureClaudeCode(sandbox, mount ? { executable: mount.executable, install: false } : { install: 'upload' });
+  await sandbox.files.write('/tmp/calc.bundle', await readFile(join(upstream, 'calc.bundle')));
+  await sandbox.run(['git', 'clone', '-q', '/tmp/calc.bundle', '/workspace/calc'], { throwOnNonZeroExit: true });
+  const before = await sandbox.run(['python3', '-B', '-m', 'unittest', '-q'], { cwd: '/workspace/calc' });
+  console.log(`cloned into sandbox ${sandbox.id}; tests before: exit ${before.exitCode}`);
+
+  await using agent = await AgentSession.start(sandbox, { executable: cli.executable, credentials: proxy, cwd: '/workspace/calc', maxTurns: 15 });
+  const result = await agent.send(
+    'The test in this repository fails. Run it with `python3 -B -m unittest -q`, fix the bug in the code (not the test), and run the test again to confirm.',
+  ).result;
+  console.log(`agent: ${result.text}`);
+  console.log(`cost $${result.costUsd.toFixed(4)}, ${result.numTurns} model calls, error: ${result.error?.reason ?? 'none'}`);
+
+  // Trust, but verify: the app runs the tests itself and keeps the patch before the sandbox goes.
+  const after = await sandbox.run(['python3', '-B', '-m', 'unittest', '-q'], { cwd: '/workspace/calc' });
+  console.log(`tests after: exit ${after.exitCode}`);
+  patch = (await sandbox.run(['git', 'diff'], { cwd: '/workspace/calc' })).stdout;
+} finally {
+  await sandbox.terminate(); // ephemeral: nothing of the sandbox outlives the task
+  await proxy.close();
+  await rm(upstream, { recursive: true, force: true });
+}
+console.log(`patch:\n${patch.trimEnd()}`);
+console.log(`sandbox after the task: ${(await sandbox.poll()).state}`);

@@ -6,8 +6,9 @@ import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-a
 // The agent examples, run against the fake Messages API through the credential proxy (the same
 // code path as the real API, with ANTHROPIC_BASE_URL pointing at the fake).
 const root = join(import.meta.dirname, '..', '..');
+// The hosting-pattern examples (agent-one-shot, agent-hybrid-resume, agent-two-agents, …) run
+// in agent-patterns.test.ts, with their turns scripted.
 const examples: Array<[string, RegExp]> = [
-  ['agent-one-shot.ts', /Echo:/],
   ['agent-chat.ts', /session: \$/],
   ['agent-hybrid-resume.ts', /same session: true/],
   ['agent-two-agents.ts', /writer .*Echo:[\s\S]*reviewer .*Echo:/],

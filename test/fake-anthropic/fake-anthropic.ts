@@ -10,6 +10,8 @@
  * - `SLOW`                   a text reply streamed over ~30 s (for interrupt / crash tests)
  * - `STATUS: <code>`         an HTTP error with that status
  * - anything else            text `Echo: <prompt>`
+ * A test can also pass `scripts`: a turn whose prompt matches one is answered step by step
+ * (tool uses the CLI runs for real, then a closing text), before the directives above.
  *
  * It listens on loopback TCP, and optionally on a unix socket (for sandboxes, which reach the
  * host only through a deliberately forwarded socket).
@@ -41,11 +43,25 @@ interface Block {
   input?: unknown;
 }
 
+/** One model call of a scripted turn: a tool use the CLI runs, or the turn's closing text. */
+export type FakeStep = { tool: string; input: Record<string, unknown> } | { text: string };
+
+/**
+ * A scripted turn: when the latest prompt matches `prompt`, the turn's n-th model call is
+ * answered with `steps[n]` (a function gets the conversation so far, e.g. to answer from an
+ * earlier turn); past the last step the answer is the text `Done.`.
+ */
+export interface FakeScript {
+  prompt: RegExp;
+  steps: ReadonlyArray<FakeStep | ((messages: any[]) => FakeStep)>;
+}
+
 let toolIds = 0;
 
-export async function startFakeAnthropic(options: { socketPath?: string } = {}): Promise<FakeAnthropic> {
+export async function startFakeAnthropic(options: { socketPath?: string; scripts?: readonly FakeScript[] } = {}): Promise<FakeAnthropic> {
   const requests: RecordedRequest[] = [];
-  const handler = (request: IncomingMessage, response: ServerResponse) => void handle(request, response, requests);
+  const scripts = options.scripts ?? [];
+  const handler = (request: IncomingMessage, response: ServerResponse) => void handle(request, response, requests, scripts);
   const tcp = createServer(handler);
   await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
   const servers: Server[] = [tcp];
@@ -71,7 +87,12 @@ export async function startFakeAnthropic(options: { socketPath?: string } = {}):
   };
 }
 
-async function handle(request: IncomingMessage, response: ServerResponse, requests: RecordedRequest[]): Promise<void> {
+async function handle(
+  request: IncomingMessage,
+  response: ServerResponse,
+  requests: RecordedRequest[],
+  scripts: readonly FakeScript[] = [],
+): Promise<void> {
   let raw = '';
   request.setEncoding('utf8');
   for await (const chunk of request) raw += chunk;
@@ -100,6 +121,9 @@ async function handle(request: IncomingMessage, response: ServerResponse, reques
     const type = code === 401 ? 'authentication_error' : code === 429 ? 'rate_limit_error' : 'api_error';
     return json(response, code, { type: 'error', error: { type, message: `fake ${code}` } });
   }
+  const step = scriptedStep(body?.messages ?? [], prompt, scripts);
+  if (step && 'text' in step) return reply(response, body, model, [{ type: 'text', text: step.text }], 'end_turn');
+  if (step) return reply(response, body, model, [toolUse(step.tool, step.input)], 'tool_use');
   if (prompt.includes('LOOP')) return reply(response, body, model, [bashUse('echo loop')], 'tool_use');
   if (toolResult !== undefined) return reply(response, body, model, [{ type: 'text', text: `Tool said: ${toolResult}` }], 'end_turn');
   if (prompt.includes('SLOW')) return slow(response, model);
@@ -110,6 +134,30 @@ async function handle(request: IncomingMessage, response: ServerResponse, reques
   const tool = /TOOL: (\S+) (\{.*\})/.exec(prompt);
   if (tool) return reply(response, body, model, [toolUse(tool[1]!, JSON.parse(tool[2]!))], 'tool_use');
   return reply(response, body, model, [{ type: 'text', text: `Echo: ${prompt.trim()}` }], 'end_turn');
+}
+
+/** The step of the first script matching `prompt`: the n-th, n being the model calls since the prompt. */
+function scriptedStep(messages: any[], prompt: string, scripts: readonly FakeScript[]): FakeStep | undefined {
+  const script = scripts.find((candidate) => candidate.prompt.test(prompt));
+  if (!script) return undefined;
+  let calls = 0;
+  for (let index = messages.length - 1; index >= 0 && !isPromptMessage(messages[index]); index--) {
+    if (messages[index]?.role === 'assistant') calls++;
+  }
+  const step = script.steps[calls];
+  if (step === undefined) return { text: 'Done.' };
+  return typeof step === 'function' ? step(messages) : step;
+}
+
+/** A user message that carries a prompt (text that is not a reminder), not a tool result. */
+function isPromptMessage(message: any): boolean {
+  if (message?.role !== 'user') return false;
+  if (typeof message.content === 'string') return message.content.trim() !== '';
+  const blocks: any[] = message.content ?? [];
+  if (blocks.some((block) => block?.type === 'tool_result')) return false;
+  return blocks.some(
+    (block) => block?.type === 'text' && String(block.text).trim() && !String(block.text).trimStart().startsWith('<system-reminder>'),
+  );
 }
 
 function bashUse(command: string): Block {

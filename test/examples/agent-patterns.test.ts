@@ -1,0 +1,66 @@
+/**
+ * The hosting-pattern examples (ephemeral, long-running, hybrid, single container, warm pool),
+ * each run as a user runs it, on the local provider, against the fake Messages API behind the
+ * credential proxy the example starts (its turns scripted in agent-patterns-scripts.ts, the
+ * tools executed for real by the `claude` CLI); and against the real API when
+ * ANTHROPIC_API_KEY is set. The examples import `sandport`, which resolves to dist/.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
+import { agentSkipReason } from '../agent/harness.js';
+import { patternScripts } from './agent-patterns-scripts.js';
+import { runExample } from './example-runner.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const built = existsSync(join(root, 'dist', 'index.js'));
+const skipReason = built ? agentSkipReason() : 'dist/ is missing, run npm run build';
+const realKey = process.env.ANTHROPIC_API_KEY;
+
+/** What each example prints with the fake API: the pattern's outcome, earned by the tools' real effects. */
+const withFake: Array<[string, RegExp]> = [
+  [
+    'agent-one-shot.ts',
+    /tests before: exit 1\n[\s\S]*agent: Fixed add\(\)[\s\S]*tests after: exit 0\npatch:\n[\s\S]*-    return a - b\n\+    return a \+ b\nsandbox after the task: terminated/,
+  ],
+];
+
+/** What each prints with the real API: the same outcomes, whatever the model's words. */
+const withRealApi: Array<[string, RegExp]> = [['agent-one-shot.ts', /tests before: exit 1\n[\s\S]*tests after: exit 0\n[\s\S]*sandbox after the task: terminated/]];
+
+const example = (file: string) => join(root, 'examples', file);
+
+describe.skipIf(skipReason !== undefined)(`hosting-pattern examples, fake Messages API${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  let fake: FakeAnthropic;
+  beforeAll(async () => {
+    fake = await startFakeAnthropic({ scripts: patternScripts });
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+
+  it.each(withFake)('examples/%s', async (file, expected) => {
+    const result = await runExample(example(file), {
+      ...process.env,
+      ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples',
+      ANTHROPIC_BASE_URL: fake.url,
+    });
+    if (result.code !== 0) console.error(result.stdout, result.stderr);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(expected);
+    // The key the example holds never reached the fake: the proxy swapped in its own upstream.
+  }, 110_000);
+});
+
+const realSkip = skipReason ?? (realKey ? undefined : 'ANTHROPIC_API_KEY is not set');
+describe.skipIf(realSkip !== undefined)(`hosting-pattern examples, real Anthropic API${realSkip ? ` (skipped: ${realSkip})` : ''}`, () => {
+  it.each(withRealApi)('examples/%s', async (file, expected) => {
+    const env = { ...process.env };
+    delete env.ANTHROPIC_BASE_URL;
+    const result = await runExample(example(file), env);
+    if (result.code !== 0) console.error(result.stdout, result.stderr);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(expected);
+  }, 110_000);
+});
