@@ -1,14 +1,27 @@
 /**
- * Hybrid session: the transcript is saved to a store after every turn; the first sandbox is
- * then killed, and a fresh sandbox continues the same session (same id) from the store.
+ * Hybrid pattern: an ephemeral sandbox per working session, hydrated with yesterday's history
+ * and state. Today the agent plans a project in one sandbox; the transcript goes to a session
+ * store after every turn, the app keeps the workspace's files, and the sandbox is destroyed.
+ * Tomorrow a new sandbox gets the files back and the same session continues from the store:
+ * the agent knows what was said yesterday.
  *   ANTHROPIC_API_KEY=sk-ant-… npx tsx examples/agent-hybrid-resume.ts
- * Any two providers work the same way: only `sandbox.files` and `exec` are used to move it.
+ * `tomorrow()` gets nothing from `today()` but the store's directory: run it in another process
+ * (or on another host) the next day. Only `sandbox.files` and exec move the session, so it runs
+ * on the local provider and on any other by changing only the provider line, e.g.
+ *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLocalSandboxProvider } from 'sandport/local';
-import { AgentSession, CredentialProxy, DirectorySessionStore, claudeCodeHostMount } from 'sandport';
+import {
+  AgentSession,
+  CredentialProxy,
+  DirectorySessionStore,
+  claudeCodeHostMount,
+  ensureClaudeCode,
+  type Sandbox,
+  type SandboxProvider,
+} from 'sandport';
 
 const apiKey = process.env.ANTHROPIC_API_KEY;
 if (!apiKey) {
@@ -16,29 +29,67 @@ if (!apiKey) {
   process.exit(0);
 }
 
-const provider = createLocalSandboxProvider();
-const cli = claudeCodeHostMount();
-const store = new DirectorySessionStore(await mkdtemp(join(tmpdir(), 'sandport-sessions-')));
-await using proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
-const sandboxOptions = proxy.createOptions(provider, { network: 'block', volumes: cli.createOptions.volumes });
+const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();
+const workdir = '/workspace/app';
 
-const first = await provider.create(sandboxOptions);
-const agent = await AgentSession.start(first, { executable: cli.executable, credentials: proxy, cwd: '/workspace/app', store });
-const turn = agent.send('My favourite number is 42. Reply with one word: noted.');
-console.log(`first sandbox says: ${(await turn.result).text}`);
-await turn.saved;
-const sessionId = agent.sessionId!;
-await first.terminate(); // the sandbox is gone, the session is not
-await agent.close();
-console.log(`session ${sessionId} saved to ${store.root}; first sandbox terminated`);
+/** A fresh sandbox with the CLI in it: mounted where volumes are host paths (local, Docker), uploaded elsewhere. */
+async function freshSandbox(proxy: CredentialProxy): Promise<{ sandbox: Sandbox; executable: string }> {
+  const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
+  const sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }));
+  const cli = await ensureClaudeCode(sandbox, mount ? { executable: mount.executable, install: false } : { install: 'upload' });
+  return { sandbox, executable: cli.executable };
+}
 
-await using second = await provider.create(sandboxOptions);
-await using resumed = await AgentSession.resume(second, {
-  sessionId,
-  store,
-  executable: cli.executable,
-  credentials: proxy,
-  cwd: '/workspace/app',
-});
-const answer = await resumed.send('What is my favourite number?').result;
-console.log(`fresh sandbox says: ${answer.text} (same session: ${answer.sessionId === sessionId})`);
+async function today(storeRoot: string): Promise<void> {
+  await using proxy = await CredentialProxy.start({ apiKey: apiKey!, baseUrl: process.env.ANTHROPIC_BASE_URL });
+  const { sandbox, executable } = await freshSandbox(proxy);
+  const store = new DirectorySessionStore(join(storeRoot, 'sessions'));
+  try {
+    await using agent = await AgentSession.start(sandbox, { executable, credentials: proxy, cwd: workdir, store, maxTurns: 10 });
+    const turn = agent.send(
+      'We are starting a small to-do CLI; its codename is Bluebird. Write PLAN.md here with three numbered steps to build it, ' +
+        'the first being the data model. Reply with one word: planned.',
+    );
+    console.log(`today, sandbox ${sandbox.id}: ${(await turn.result).text}`);
+    await turn.saved; // the transcript is in the store
+    // The state: the workspace's files, kept next to the session (a bucket or a database for real).
+    const state = join(storeRoot, 'workspace', agent.sessionId!);
+    await mkdir(state, { recursive: true });
+    for (const entry of await sandbox.files.list(workdir)) {
+      if (entry.type === 'file') await writeFile(join(state, entry.name), await sandbox.files.read(`${workdir}/${entry.name}`));
+    }
+    console.log(`saved session ${agent.sessionId} and ${(await readdir(state)).join(', ')}`);
+  } finally {
+    await sandbox.terminate(); // the sandbox is gone; the session and the files are not
+  }
+  console.log(`today's sandbox: ${(await sandbox.poll()).state}`);
+}
+
+async function tomorrow(storeRoot: string): Promise<void> {
+  const store = new DirectorySessionStore(join(storeRoot, 'sessions'));
+  const [latest] = await store.list(); // newest first
+  if (!latest) throw new Error('no session in the store');
+  await using proxy = await CredentialProxy.start({ apiKey: apiKey!, baseUrl: process.env.ANTHROPIC_BASE_URL });
+  const { sandbox, executable } = await freshSandbox(proxy);
+  try {
+    const state = join(storeRoot, 'workspace', latest.sessionId);
+    for (const name of await readdir(state)) await sandbox.files.write(`${workdir}/${name}`, await readFile(join(state, name)));
+    await using agent = await AgentSession.resume(sandbox, { sessionId: latest.sessionId, store, executable, credentials: proxy, cwd: workdir, maxTurns: 10 });
+    const answer = await agent.send(
+      "Good morning. Mark yesterday's first step as done in PLAN.md (prefix it with [done]), then tell me the project's codename.",
+    ).result;
+    console.log(`tomorrow, new sandbox ${sandbox.id}: ${answer.text}`);
+    console.log(`same session: ${answer.sessionId === latest.sessionId}; remembers the codename: ${/bluebird/i.test(answer.text)}`);
+    console.log(`PLAN.md now:\n${(await sandbox.files.readText(`${workdir}/PLAN.md`)).trimEnd()}`);
+  } finally {
+    await sandbox.terminate();
+  }
+}
+
+const storeRoot = await mkdtemp(join(tmpdir(), 'sandport-hybrid-'));
+try {
+  await today(storeRoot);
+  await tomorrow(storeRoot);
+} finally {
+  await rm(storeRoot, { recursive: true, force: true });
+}

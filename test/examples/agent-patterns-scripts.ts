@@ -33,4 +33,24 @@ export const patternScripts: FakeScript[] = [
       { text: 'Fixed add() in calc.py: it subtracted instead of adding. The test passes now.' },
     ],
   },
+  // examples/agent-hybrid-resume.ts, today: the plan.
+  {
+    prompt: /its codename is Bluebird/,
+    steps: [
+      write('/workspace/app/PLAN.md', '# Bluebird\n\n1. The data model\n2. The commands\n3. Tests\n'),
+      { text: 'planned' },
+    ],
+  },
+  // Tomorrow, in a new sandbox: the codename comes only from the resumed transcript.
+  {
+    prompt: /Mark yesterday's first step as done/,
+    steps: [
+      read('/workspace/app/PLAN.md'),
+      edit('/workspace/app/PLAN.md', '1. The data model', '1. [done] The data model'),
+      (messages) => {
+        const codename = /its codename is (\w+)/.exec(conversationText(messages))?.[1] ?? 'unknown';
+        return { text: `Step 1 is marked done. The codename is ${codename}.` };
+      },
+    ],
+  },
 ];

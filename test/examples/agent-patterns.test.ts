@@ -24,10 +24,17 @@ const withFake: Array<[string, RegExp]> = [
     'agent-one-shot.ts',
     /tests before: exit 1\n[\s\S]*agent: Fixed add\(\)[\s\S]*tests after: exit 0\npatch:\n[\s\S]*-    return a - b\n\+    return a \+ b\nsandbox after the task: terminated/,
   ],
+  [
+    'agent-hybrid-resume.ts',
+    /today, sandbox (\S+): planned\nsaved session \S+ and PLAN\.md\ntoday's sandbox: terminated\ntomorrow, new sandbox (?!\1)\S+: Step 1 is marked done\. The codename is Bluebird\.\nsame session: true; remembers the codename: true\nPLAN\.md now:\n# Bluebird\n\n1\. \[done\] The data model\n2\. The commands/,
+  ],
 ];
 
 /** What each prints with the real API: the same outcomes, whatever the model's words. */
-const withRealApi: Array<[string, RegExp]> = [['agent-one-shot.ts', /tests before: exit 1\n[\s\S]*tests after: exit 0\n[\s\S]*sandbox after the task: terminated/]];
+const withRealApi: Array<[string, RegExp]> = [
+  ['agent-one-shot.ts', /tests before: exit 1\n[\s\S]*tests after: exit 0\n[\s\S]*sandbox after the task: terminated/],
+  ['agent-hybrid-resume.ts', /today's sandbox: terminated\n[\s\S]*same session: true; remembers the codename: true\nPLAN\.md now:\n[\s\S]*\[done\]/],
+];
 
 const example = (file: string) => join(root, 'examples', file);
 
