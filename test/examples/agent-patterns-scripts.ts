@@ -53,4 +53,39 @@ export const patternScripts: FakeScript[] = [
       },
     ],
   },
+  // examples/agent-two-agents.ts: two agents, one directory each.
+  {
+    prompt: /Write API\.md in your directory/,
+    steps: [
+      write('/workspace/api/API.md', '# API\n\nGET /todos returns a JSON array of to-dos.\n'),
+      { text: 'API.md documents GET /todos.' },
+    ],
+  },
+  {
+    prompt: /Write index\.html in your directory/,
+    steps: [
+      write('/workspace/web/index.html', '<!doctype html>\n<title>To-dos</title>\n<ul id="todos"></ul>\n<script src="app.js"></script>\n'),
+      { text: 'index.html has an empty #todos list.' },
+    ],
+  },
+  {
+    prompt: /Read \/workspace\/api\/API\.md and write app\.js/,
+    steps: [
+      read('/workspace/api/API.md'),
+      write(
+        '/workspace/web/app.js',
+        "fetch('/todos').then((r) => r.json()).then((todos) => {\n  for (const todo of todos) document.querySelector('#todos').append(Object.assign(document.createElement('li'), { textContent: todo.title }));\n});\n",
+      ),
+      edit('/workspace/api/API.md', 'GET /todos returns a JSON array of to-dos.\n', 'GET /todos returns a JSON array of to-dos.\nUsed by: web\n'),
+      { text: 'app.js fills #todos from GET /todos; API.md is not mine to change, so I left it.' },
+    ],
+  },
+  {
+    prompt: /add the line "Used by: web" at the end of API\.md/,
+    steps: [
+      read('/workspace/api/API.md'),
+      edit('/workspace/api/API.md', 'GET /todos returns a JSON array of to-dos.\n', 'GET /todos returns a JSON array of to-dos.\nUsed by: web\n'),
+      { text: 'API.md now says it is used by web.' },
+    ],
+  },
 ];

@@ -28,12 +28,20 @@ const withFake: Array<[string, RegExp]> = [
     'agent-hybrid-resume.ts',
     /today, sandbox (\S+): planned\nsaved session \S+ and PLAN\.md\ntoday's sandbox: terminated\ntomorrow, new sandbox (?!\1)\S+: Step 1 is marked done\. The codename is Bluebird\.\nsame session: true; remembers the codename: true\nPLAN\.md now:\n# Bluebird\n\n1\. \[done\] The data model\n2\. The commands/,
   ],
+  [
+    'agent-two-agents.ts',
+    /api: API\.md documents GET \/todos\.\nweb: index\.html has an empty #todos list\.\nweb: app\.js fills #todos[^\n]*\nrefused: web: Edit \/workspace\/api\/API\.md refused \(not under \/workspace\/web\)\napi: [^\n]*\napi:\nAPI\.md\n\nweb:\napp\.js\nindex\.html\nAPI\.md last line: Used by: web\napp\.js uses the documented endpoint: true\nsessions: api (\S+), web (?!\1)\S+/,
+  ],
 ];
 
 /** What each prints with the real API: the same outcomes, whatever the model's words. */
 const withRealApi: Array<[string, RegExp]> = [
   ['agent-one-shot.ts', /tests before: exit 1\n[\s\S]*tests after: exit 0\n[\s\S]*sandbox after the task: terminated/],
   ['agent-hybrid-resume.ts', /today's sandbox: terminated\n[\s\S]*same session: true; remembers the codename: true\nPLAN\.md now:\n[\s\S]*\[done\]/],
+  [
+    'agent-two-agents.ts',
+    /refused: web: \S+ \/workspace\/api\/API\.md refused[\s\S]*api:\nAPI\.md\n\nweb:\n[\s\S]*app\.js[\s\S]*API\.md last line: Used by: web\napp\.js uses the documented endpoint: true/,
+  ],
 ];
 
 const example = (file: string) => join(root, 'examples', file);
