@@ -88,4 +88,21 @@ export const patternScripts: FakeScript[] = [
       { text: 'API.md now says it is used by web.' },
     ],
   },
+  // examples/agent-site-builder.ts: edits of a site served live, through the agent service.
+  {
+    prompt: /change the headline to "Open for business"/,
+    steps: [
+      read('/workspace/site/index.html'),
+      edit('/workspace/site/index.html', '<h1>Coming soon</h1>', '<h1>Open for business</h1>'),
+      { text: 'The headline now reads "Open for business".' },
+    ],
+  },
+  {
+    prompt: /Add a paragraph under the headline with our hours/,
+    steps: [
+      read('/workspace/site/index.html'),
+      edit('/workspace/site/index.html', '<h1>Open for business</h1>\n', '<h1>Open for business</h1>\n<p>Open daily, 7 to 3</p>\n'),
+      { text: 'Added the opening hours under the headline.' },
+    ],
+  },
 ];

@@ -32,6 +32,10 @@ const withFake: Array<[string, RegExp]> = [
     'agent-two-agents.ts',
     /api: API\.md documents GET \/todos\.\nweb: index\.html has an empty #todos list\.\nweb: app\.js fills #todos[^\n]*\nrefused: web: Edit \/workspace\/api\/API\.md refused \(not under \/workspace\/web\)\napi: [^\n]*\napi:\nAPI\.md\n\nweb:\napp\.js\nindex\.html\nAPI\.md last line: Used by: web\napp\.js uses the documented endpoint: true\nsessions: api (\S+), web (?!\1)\S+/,
   ],
+  [
+    'agent-site-builder.ts',
+    /site: http\S+\nbefore: Coming soon\nagent: [^\n]*\nafter: Open for business\nrunning on the host: site-builder\nagent \(re-attached, same session: true\): [^\n]*\nafter: Open for business \/ Open daily, 7 to 3\nsandbox: terminated/,
+  ],
 ];
 
 /** What each prints with the real API: the same outcomes, whatever the model's words. */
@@ -41,6 +45,10 @@ const withRealApi: Array<[string, RegExp]> = [
   [
     'agent-two-agents.ts',
     /refused: web: \S+ \/workspace\/api\/API\.md refused[\s\S]*api:\nAPI\.md\n\nweb:\n[\s\S]*app\.js[\s\S]*API\.md last line: Used by: web\napp\.js uses the documented endpoint: true/,
+  ],
+  [
+    'agent-site-builder.ts',
+    /before: Coming soon\n[\s\S]*after: Open for business\nrunning on the host: site-builder\n[\s\S]*same session: true[\s\S]*after: Open for business \/ Open daily, 7 to 3\nsandbox: terminated/,
   ],
 ];
 
