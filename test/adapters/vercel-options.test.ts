@@ -121,7 +121,7 @@ describe('create plan', () => {
     });
     expect(created.entrypoint).toEqual(['/bin/sh', '-c', 'node server.js']);
     expect(created).toMatchObject({ workdir: '/workspace', ports: [3000, 8080], sudo: true });
-    expect(created.warnings.map((warning) => warning.setting)).toEqual(['secrets']);
+    expect(created.warnings.map((warning) => (warning.type === 'unsupported-setting' ? warning.setting : warning.type))).toEqual(['secrets']);
     expect(plan({ image: { type: 'snapshot', provider: 'vercel', id: 'snap_1' } }).params.source).toEqual({
       type: 'snapshot',
       snapshotId: 'snap_1',
