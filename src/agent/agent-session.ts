@@ -23,8 +23,9 @@ import { TurnQueue, type ActiveTurn } from './agent-turns.js';
 import { AsyncQueue } from './async-queue.js';
 import { SandboxSpawnedProcess } from './sandbox-spawn.js';
 import { AgentHostConnection, type AgentHostTarget } from './host/agent-host-connection.js';
+import { refuseSessionOverExec } from './host/exec-carriage.js';
 import { readSessionFiles, writeSessionFiles } from './session-files.js';
-import type { SessionSnapshot } from './session-store.js';
+import type { SessionSnapshot, SessionStore } from './session-store.js';
 
 /**
  * Options of `AgentSession.connect`: the agent host's port and token, and either a new agent
@@ -46,6 +47,12 @@ export interface ConnectAgentSessionOptions extends AgentSessionOptions {
    * options are the running agent's; the new session reports `usage` from the attach on.
    */
   attach?: string | { agent: string; cursor?: number };
+  /**
+   * Start the new agent from a stored session instead of a blank one, as `AgentSession.resume`
+   * does (needs `store`): the transcript is written into the sandbox and the CLI continues it,
+   * under the same id unless `fork`. Not with `attach`.
+   */
+  resume?: { sessionId: string; fork?: boolean };
 }
 
 /** A prompt: text, or Messages API content blocks (text, image, document). */
@@ -163,10 +170,14 @@ export class AgentSession implements AsyncDisposable {
    * Throws `SandboxInvalidArgumentError` for a bad option, `AgentSessionError` when the CLI
    * could not start (reason `process-exited`, with its exit code and stderr),
    * `SandboxTimeoutError` after `startTimeoutMs`, and `SandboxCapabilityUnsupportedError`
-   * (capability `peer:@anthropic-ai/claude-agent-sdk`) when the Agent SDK is not installed.
+   * (capability `peer:@anthropic-ai/claude-agent-sdk`) when the Agent SDK is not installed, or
+   * (capability `exec.stdin` / `exec.streaming`, before any I/O) when the sandbox's exec cannot
+   * carry the CLI's session (Fly, Cloudflare): the message names `startAgentHost` and
+   * `AgentSession.connect`, which can.
    */
   static async start(sandbox: Sandbox, options: AgentSessionOptions = {}): Promise<AgentSession> {
     parseOptions(agentSessionOptionsSchema, options, { what: 'agent session options' });
+    refuseSessionOverExec(sandbox);
     return AgentSession.launch(sandbox, options, undefined);
   }
 
@@ -179,14 +190,25 @@ export class AgentSession implements AsyncDisposable {
   static async resume(sandbox: Sandbox, options: ResumeAgentSessionOptions): Promise<AgentSession> {
     const { sessionId, store, fork, ...rest } = options ?? ({} as ResumeAgentSessionOptions);
     parseOptions(agentSessionOptionsSchema, { ...rest, store }, { what: 'agent session options' });
+    refuseSessionOverExec(sandbox);
+    const snapshot = await AgentSession.stored(sessionId, store, rest.signal);
+    return AgentSession.launch(sandbox, { ...rest, store }, { snapshot, fork: fork ?? false });
+  }
+
+  private static async stored(
+    sessionId: unknown,
+    store: SessionStore | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<SessionSnapshot> {
     if (typeof sessionId !== 'string' || sessionId.length === 0) {
       throw new SandboxInvalidArgumentError({ message: 'resume needs the sessionId to continue', argument: 'sessionId' });
     }
-    const snapshot = await store.load(sessionId, { signal: rest.signal });
+    if (!store) throw new SandboxInvalidArgumentError({ message: 'resume needs the store the session was saved to', argument: 'store' });
+    const snapshot = await store.load(sessionId, { signal });
     if (!snapshot) {
       throw new AgentSessionError({ reason: 'session-not-found', message: `No session ${sessionId} in the store`, sessionId });
     }
-    return AgentSession.launch(sandbox, { ...rest, store }, { snapshot, fork: fork ?? false });
+    return snapshot;
   }
 
   private static async launch(
@@ -232,10 +254,12 @@ export class AgentSession implements AsyncDisposable {
    * listeners added right after the `await` see every one.
    * Throws what `start` throws, `SandboxAuthenticationError` when the host refused the token,
    * `SandboxInvalidArgumentError` (argument `port`) when the port has no tunnel, and
-   * `AgentSessionError` (reason `session-not-found`) when the host has no agent `attach`.
+   * `AgentSessionError` (reason `session-not-found`) when the host has no agent `attach` or
+   * the store no session `resume`. Works where `start` is refused (Fly, Cloudflare): only the
+   * host's start goes through exec.
    */
   static async connect(sandbox: Sandbox, options: ConnectAgentSessionOptions): Promise<AgentSession> {
-    const { port, token, url, agentId, attach, ...rest } = options ?? ({} as ConnectAgentSessionOptions);
+    const { port, token, url, agentId, attach, resume, ...rest } = options ?? ({} as ConnectAgentSessionOptions);
     parseOptions(agentSessionOptionsSchema, rest, { what: 'agent session options' });
     if (!Number.isInteger(port) || port < 1 || port > 65_535)
       throw new SandboxInvalidArgumentError({ message: `port must be an integer 1-65535, got ${String(port)}`, argument: 'port' });
@@ -248,6 +272,12 @@ export class AgentSession implements AsyncDisposable {
       timeoutMs: rest.startTimeoutMs ?? 60_000,
       signal: rest.signal,
     };
+    if (resume !== undefined && attach !== undefined)
+      throw new SandboxInvalidArgumentError({ message: 'resume starts a new agent: it cannot go with attach', argument: 'resume' });
+    if (resume !== undefined) {
+      const snapshot = await AgentSession.stored(resume?.sessionId, rest.store, rest.signal);
+      return AgentSession.launch(sandbox, rest, { snapshot, fork: resume.fork ?? false }, { target, agentId });
+    }
     if (attach === undefined) return AgentSession.launch(sandbox, rest, undefined, { target, agentId });
     return AgentSession.reattach(sandbox, rest, target, typeof attach === 'string' ? { agent: attach } : attach);
   }

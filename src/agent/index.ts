@@ -7,6 +7,7 @@ export {
 } from './agent-session.js';
 export { defaultAgentHostDirectory, nodeHostMount, startAgentHost, type AgentHost, type StartAgentHostOptions } from './host/agent-host.js';
 export { agentHostCloseCodes } from './host/agent-host-protocol.js';
+export type { SessionExecCapabilities } from './host/exec-carriage.js';
 export {
   agentSessionOptionsSchema,
   type AgentCredentials,

@@ -8,19 +8,24 @@
  * How the CLI gets there: local and Docker mount the host's binary read-only
  * (`claudeCodeHostMount`); Modal and E2B get it uploaded through their files API once
  * (`ensureClaudeCode({ install: 'upload' })`), and the fresh sandbox starts from a snapshot
- * taken right after the upload. Fly and Cloudflare cannot carry the CLI's
- * stream-json session (see their groups' skip reasons), and the upload is refused there naming
- * the image recipe. Each emulator runs in its own child process and is shared by its group.
+ * taken right after the upload. Fly and Cloudflare have the CLI in their image (the emulators
+ * stand for an image built from `claudeCodeImage()`'s recipe with the host image, whose Node 20
+ * is on PATH, and the host's pinned CLI mounted read-only; the upload is refused there naming
+ * the recipe), and since their exec cannot carry the CLI's stream-json session (Fly: output at
+ * the exit; Cloudflare: no stdin), sessions go through the agent service there: `startAgentHost`
+ * in the sandbox, `AgentSession.connect` through the port's tunnel (Fly's edge, the bridge's
+ * quick tunnel), the proxy's public URL on the emulator's test internet. Each emulator runs in
+ * its own child process and is shared by its group.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModalClient } from 'modal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cloudflareCapabilities } from '../../adapters/cloudflare/index.js';
+import { cloudflareCapabilities, createCloudflareSandboxProvider } from '../../adapters/cloudflare/index.js';
 import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
 import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
-import { flyCapabilities } from '../../adapters/fly/index.js';
+import { createFlySandboxProvider, flyCapabilities } from '../../adapters/fly/index.js';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { createModalSandboxProvider } from '../../adapters/modal/index.js';
 import {
@@ -31,11 +36,17 @@ import {
   claudeCodeImage,
   defaultClaudeCodeUploadPath,
   defaultClaudeCodeVersion,
+  defaultAgentHostDirectory,
   DirectorySessionStore,
   ensureClaudeCode,
+  startAgentHost,
+  type AgentHost,
+  type AgentSessionOptions,
   type ClaudeCodeInstallation,
 } from '../../src/agent/index.js';
+import { limitedSessionExec } from '../../src/agent/host/exec-carriage.js';
 import {
+  SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
   type CreateSandboxOptions,
   type Sandbox,
@@ -44,7 +55,10 @@ import {
   type SandboxSnapshotRef,
 } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
+import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js';
 import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
+import { installLocalhostResolution } from '../emulators/fly/index.js';
+import { spawnFlyEmulator } from '../emulators/fly/spawn.js';
 import { spawnModalEmulator } from '../emulators/modal/spawn.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
 import { agentSkipReason, testEnv } from './harness.js';
@@ -88,6 +102,11 @@ interface Target {
      * start from that snapshot with the CLI already in place.
      */
     snapshotAfterProvision: boolean;
+    /**
+     * Sessions go through the agent service (`startAgentHost` on this port, reached through its
+     * tunnel, and `AgentSession.connect`) instead of exec: where exec cannot carry the session.
+     */
+    servicePort?: number;
     close(): Promise<void>;
   }>;
 }
@@ -111,6 +130,17 @@ async function uploaded(sandbox: Sandbox): Promise<ClaudeCodeInstallation> {
 }
 
 const sandboxBase: CreateSandboxOptions = { network: 'block', timeoutMs: 10 * 60_000 };
+
+/** The agent host's port, where sessions go through the agent service. */
+const servicePort = 7681;
+/** Fly image reference of an image built from claudeCodeImage()'s recipe. */
+const agentImage = `registry.fly.io/sandport-agent:${defaultClaudeCodeVersion}`;
+
+/** What an image built from the recipe holds at the path `mounted` checks: the host's pinned CLI, read-only. */
+function cliImageMount(): Record<string, string> {
+  const volumes = claudeCodeHostMount().createOptions.volumes ?? {};
+  return Object.fromEntries(Object.entries(volumes).map(([path, volume]) => [path, typeof volume === 'string' ? volume : volume.source]));
+}
 
 const targets: Target[] = [
   {
@@ -188,6 +218,64 @@ const targets: Target[] = [
       return { provider, createOptions: sandboxBase, provision: uploaded, snapshotAfterProvision: true, close: () => emulator.close() };
     },
   },
+  {
+    name: 'fly emulator (public URL, CLI in the image, through the agent service)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnFlyEmulator({
+        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+        // The image claudeCodeImage()'s recipe builds, emulated: the host image has Node 20 on
+        // PATH, and the host's pinned CLI stands for the RUN line's install.
+        imageMounts: { [agentImage]: cliImageMount() },
+      });
+      const uninstall = installLocalhostResolution();
+      const provider = createFlySandboxProvider({
+        apiHostname: emulator.url,
+        token: emulator.token,
+        org: 'personal',
+        publicDomain: emulator.edgeDomain,
+        tunnelScheme: 'http',
+      });
+      return {
+        provider,
+        // Fly has no egress control: the machine's open internet (the test internet here) reaches the proxy.
+        createOptions: { timeoutMs: sandboxBase.timeoutMs, image: agentImage, ports: [servicePort] },
+        provision: mounted,
+        snapshotAfterProvision: false,
+        servicePort,
+        close: async () => {
+          await emulator.close();
+          uninstall();
+        },
+      };
+    },
+  },
+  {
+    name: 'cloudflare bridge emulator 0.13 (public URL, CLI in the image, through the agent service)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnCloudflareBridgeEmulator({
+        version: '0.13',
+        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+        // The Worker's container image with the recipe's RUN line in its Dockerfile, emulated as on Fly.
+        containerMounts: cliImageMount(),
+      });
+      const uninstall = installLocalhostResolution();
+      const provider = createCloudflareSandboxProvider({ url: emulator.url, token: emulator.token });
+      return {
+        provider,
+        // Network and lifetime are the Worker's (wrangler.jsonc), not the create's.
+        createOptions: { ports: [servicePort] },
+        provision: mounted,
+        snapshotAfterProvision: false,
+        servicePort,
+        close: async () => {
+          await emulator.close();
+          uninstall();
+        },
+      };
+    },
+  },
 ];
 
 /** Why AgentSession cannot drive the CLI through a provider's exec, from its capabilities. */
@@ -212,6 +300,31 @@ for (const target of targets) {
     let snapshot: SandboxSnapshotRef | undefined;
     let store: DirectorySessionStore;
     let rememberedSession: string | undefined;
+    /** The agent host of each sandbox, where sessions go through the agent service. */
+    const hosts = new Map<Sandbox, AgentHost>();
+
+    /** The sandbox's agent host, started on first use (the CLI and Node come with the image). */
+    const hostOf = async (target: Sandbox, port: number): Promise<AgentHost> => {
+      let host = hosts.get(target);
+      if (!host) {
+        host = await startAgentHost(target, { port, startTimeoutMs: 60_000 });
+        hosts.set(target, host);
+      }
+      return host;
+    };
+    /** A new session in `target`: over exec (`start`), or through its agent host (`connect`). */
+    const startSession = async (target: Sandbox, options: AgentSessionOptions): Promise<AgentSession> => {
+      const port = started.servicePort;
+      if (port === undefined) return AgentSession.start(target, options);
+      return AgentSession.connect(target, { ...options, port, token: (await hostOf(target, port)).token });
+    };
+    /** `AgentSession.resume`, or `connect` with `resume` through the agent service. */
+    const resumeSession = async (target: Sandbox, options: AgentSessionOptions & { sessionId: string }): Promise<AgentSession> => {
+      const { sessionId, ...rest } = options;
+      const port = started.servicePort;
+      if (port === undefined) return AgentSession.resume(target, { ...rest, sessionId, store: rest.store! });
+      return AgentSession.connect(target, { ...rest, port, token: (await hostOf(target, port)).token, resume: { sessionId } });
+    };
 
     const agentOptions = () => ({
       executable,
@@ -246,7 +359,7 @@ for (const target of targets) {
 
     it('a turn writes a file and runs it, inside the sandbox, through the proxy', async () => {
       const seen = fake.requests.length;
-      await using agent = await AgentSession.start(sandbox, agentOptions());
+      await using agent = await startSession(sandbox, agentOptions());
       const turn = agent.send(`BASH: echo 'echo script-ran-in-${provider.id}' > ${cwd}/job.sh && sh ${cwd}/job.sh`);
       const result = await turn.result;
       expect(result.isError).toBe(false);
@@ -264,11 +377,27 @@ for (const target of targets) {
         `grep -rlsF "${realKey}" /proc/[0-9]*/environ ${cwd} /root 2>/dev/null; echo scanned`,
       ]);
       expect(scan.stdout.trim()).toBe('scanned');
+      const host = hosts.get(sandbox);
+      if (host) {
+        // The agent host's token is in no environment and no file of the sandbox either (on
+        // Cloudflare it came in a file the host deleted before it listened).
+        const hostScan = await sandbox.run([
+          '/bin/sh',
+          '-c',
+          `grep -rlsF "${host.token}" /proc/[0-9]*/environ ${defaultAgentHostDirectory} ${cwd} 2>/dev/null; ls ${defaultAgentHostDirectory}; echo scanned`,
+        ]);
+        expect(
+          hostScan.stdout
+            .trim()
+            .split('\n')
+            .filter((line) => line !== 'node_modules'),
+        ).toEqual(started.provider.id === 'fly' ? ['agent-host.cjs', 'listening.json', 'scanned'] : ['agent-host.cjs', 'scanned']);
+      }
     }, 180_000);
 
     it('a denied tool call reaches the model and the file is not written', async () => {
       const asked: string[] = [];
-      await using agent = await AgentSession.start(sandbox, {
+      await using agent = await startSession(sandbox, {
         ...agentOptions(),
         store: undefined,
         canUseTool: async ({ toolName }) => {
@@ -284,7 +413,7 @@ for (const target of targets) {
     }, 180_000);
 
     it('interrupts a running turn, and the session stays usable', async () => {
-      await using agent = await AgentSession.start(sandbox, { ...agentOptions(), store: undefined });
+      await using agent = await startSession(sandbox, { ...agentOptions(), store: undefined });
       const turn = agent.send('SLOW please');
       for await (const message of turn) {
         if (message.type === 'system') {
@@ -306,7 +435,7 @@ for (const target of targets) {
         const installation = await started.provision(fresh);
         // From the snapshot, the upload is already there.
         if (snapshot) expect(installation.installed).toBe(false);
-        await using resumed = await AgentSession.resume(fresh, {
+        await using resumed = await resumeSession(fresh, {
           ...agentOptions(),
           executable: installation.executable,
           sessionId: rememberedSession!,
@@ -328,21 +457,35 @@ for (const target of targets) {
   });
 }
 
-// Fly and Cloudflare: AgentSession talks to the CLI over the exec's stdin and stdout while it
-// runs, which their exec cannot carry; the upload is refused there too, naming the image recipe.
+// Fly and Cloudflare: AgentSession.start talks to the CLI over the exec's stdin and stdout while
+// it runs, which their exec cannot carry, so it refuses at once, naming the agent service (the
+// scenario above runs there through it); the upload is refused there too, naming the image recipe.
 const cliLess: Array<[name: string, capabilities: SandboxCapabilities]> = [
   ['fly', flyCapabilities],
   ['cloudflare', cloudflareCapabilities],
 ];
-for (const [name, capabilities] of cliLess) {
-  const reason = execSkipReason(capabilities);
-  describe.skipIf(reason !== undefined)(`agent scenario on ${name}${reason ? ` (skipped: ${reason})` : ''}`, () => {
-    it('runs the scenario', () => {
-      // A tripwire: once the capabilities allow it, this group has to be wired to the emulator.
-      throw new Error(`${name}'s exec can carry the CLI's session now: add its emulator to the targets of this file`);
-    });
-  });
-}
+describe('AgentSession.start where exec cannot carry the CLI session', () => {
+  it.each(cliLess)(
+    'refuses on %s before any I/O with a typed error naming startAgentHost and AgentSession.connect',
+    async (name, capabilities) => {
+      const reason = execSkipReason(capabilities);
+      expect(reason).toBeDefined();
+      // The agent code's table of such providers is the adapters' own capability values.
+      expect(limitedSessionExec[name]).toEqual({ stdin: capabilities.exec.stdin, streaming: capabilities.exec.streaming });
+      const sandbox = { id: `sb-${name}`, provider: name } as unknown as Sandbox;
+      for (const attempt of [
+        () => AgentSession.start(sandbox, {}),
+        () => AgentSession.resume(sandbox, { sessionId: 'any', store: new DirectorySessionStore(join(tmpdir(), 'never-read')) }),
+      ]) {
+        const error = await attempt().catch((caught: unknown) => caught);
+        expect(SandboxCapabilityUnsupportedError.isInstance(error)).toBe(true);
+        expect((error as SandboxCapabilityUnsupportedError).capability).toBe(capabilities.exec.stdin ? 'exec.streaming' : 'exec.stdin');
+        expect((error as Error).message).toContain('startAgentHost(sandbox, { port })');
+        expect((error as Error).message).toContain('AgentSession.connect(sandbox, { port, token: host.token');
+      }
+    },
+  );
+});
 
 describe('ensureClaudeCode where the CLI cannot be uploaded', () => {
   /** A sandbox of the named provider that has no claude on it. */

@@ -13,6 +13,7 @@
  */
 export const agentHostScript = String.raw`'use strict';
 // sandport agent host: see src/agent/host/agent-host-script.ts in sandport for what this is.
+const fs = require('node:fs');
 const http = require('node:http');
 const crypto = require('node:crypto');
 const { spawn } = require('node:child_process');
@@ -20,8 +21,8 @@ const { WebSocketServer } = require('ws');
 
 const port = Number(process.env.SANDPORT_AGENT_HOST_PORT);
 const maxLines = Number(process.env.SANDPORT_AGENT_HOST_MAX_LINES || 100000);
-// The token comes as the first line of stdin, not in the environment: the agents run as the
-// same user and could read the host's /proc/<pid>/environ.
+// The token comes as the first line of stdin (or in a file, see the end), not in the
+// environment: the agents run as the same user and could read the host's /proc/<pid>/environ.
 let tokenDigest = null;
 const agents = new Map();
 const stderrTailBytes = 4096;
@@ -256,18 +257,38 @@ process.on('SIGHUP', () => undefined);
 process.stdin.on('error', () => undefined);
 process.stdout.on('error', () => undefined);
 
-let received = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', function first(text) {
-  received += text;
-  const end = received.indexOf('\n');
-  if (end < 0) return;
-  process.stdin.off('data', first);
-  process.stdin.resume();
-  tokenDigest = digest(received.slice(0, end));
-  received = '';
+function listen(token) {
+  tokenDigest = digest(token);
   server.listen(port, '0.0.0.0', () => {
-    process.stdout.write(JSON.stringify({ listening: server.address().port, pid: process.pid }) + '\n');
+    const ready = JSON.stringify({ listening: server.address().port, pid: process.pid }) + '\n';
+    process.stdout.write(ready);
+    // Where exec output arrives only at the exit, the app polls this file instead of stdout.
+    const readyFile = process.env.SANDPORT_AGENT_HOST_READY_FILE;
+    if (readyFile) {
+      fs.writeFileSync(readyFile + '.part', ready, { mode: 0o600 });
+      fs.renameSync(readyFile + '.part', readyFile);
+    }
   });
-});
+}
+
+// Where exec has no stdin, the token comes in a file the host reads and deletes before it
+// listens, so no agent (started later, as the same user) can find it there.
+const tokenFile = process.env.SANDPORT_AGENT_HOST_TOKEN_FILE;
+if (tokenFile) {
+  const token = fs.readFileSync(tokenFile, 'utf8').split('\n')[0];
+  fs.unlinkSync(tokenFile);
+  listen(token);
+} else {
+  let received = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', function first(text) {
+    received += text;
+    const end = received.indexOf('\n');
+    if (end < 0) return;
+    process.stdin.off('data', first);
+    process.stdin.resume();
+    listen(received.slice(0, end));
+    received = '';
+  });
+}
 `;

@@ -7,6 +7,7 @@ import type { CreateSandboxOptions } from '../../spec/options.js';
 import type { Sandbox, SandboxProcess } from '../../spec/sandbox.js';
 import { AgentSessionError } from '../agent-errors.js';
 import { agentHostScript } from './agent-host-script.js';
+import { sessionExecOf, type SessionExecCapabilities } from './exec-carriage.js';
 
 /** Where `startAgentHost` writes the host program and its copy of `ws` by default. */
 export const defaultAgentHostDirectory = '/tmp/sandport-agent-host';
@@ -22,6 +23,13 @@ export interface StartAgentHostOptions {
   directory?: string;
   /** Transcript lines kept per agent for re-attaching clients. @default 100_000 */
   maxTranscriptLines?: number;
+  /**
+   * The sandbox provider's `capabilities.exec` (its `stdin` and `streaming`): without stdin the
+   * token goes in a 0600 file the host deletes before it listens; without streaming the app
+   * polls a file the host writes once it listens. @default known by provider id (Fly, Cloudflare,
+   * Vercel), else both true
+   */
+  exec?: SessionExecCapabilities;
   /** Limit for the host to start listening, in milliseconds. @default 30_000 */
   startTimeoutMs?: number;
   signal?: AbortSignal;
@@ -48,8 +56,10 @@ export interface AgentHost {
  * listens on `port`. The sandbox needs Node ≥ 18 (`claudeCodeImage()`'s base has it; on local and
  * Docker, `nodeHostMount()` mounts the host's) and the `claude` CLI (`ensureClaudeCode`). The
  * host outlives the app: the app can stop, start again and `AgentSession.connect` to its agents.
- * The token goes to the host over its stdin, never in an environment (the agents run as the
- * same user and could read the host's); the sandbox, not the token, separates agents in it.
+ * The token goes to the host over its stdin (where exec has none, in a 0600 file the host reads
+ * and deletes before it listens), never in an environment (the agents run as the same user and
+ * could read the host's); the sandbox, not the token, separates agents in it. Where exec output
+ * arrives only at the exit (Fly), the host reports that it listens in a file, polled here.
  * Throws `SandboxInvalidArgumentError` for a bad port or token, `AgentSessionError` (reason
  * `process-exited`, with its stderr) when the host ended before listening (no Node, port in use),
  * and `SandboxTimeoutError` after `startTimeoutMs`. Not idempotent: a second host on the same
@@ -66,18 +76,29 @@ export async function startAgentHost(sandbox: Sandbox, options: StartAgentHostOp
   await sandbox.files.mkdir(`${directory}/node_modules/ws/lib`, { signal });
   for (const file of wsFiles()) await sandbox.files.write(`${directory}/node_modules/ws/${file.path}`, file.data, { signal });
   await sandbox.files.write(`${directory}/agent-host.cjs`, agentHostScript, { signal });
+  const delivery = hostDelivery(sessionExecOf(sandbox, options.exec), directory);
+  if (delivery.tokenFile) await sandbox.files.write(delivery.tokenFile, `${token}\n`, { mode: 0o600, signal });
+  // A former host's ready file in the same directory would pass for this one's.
+  if (delivery.readyFile && (await sandbox.files.exists(delivery.readyFile, { signal })))
+    await sandbox.files.remove(delivery.readyFile, { signal });
   const process = await sandbox.exec([options.node ?? 'node', `${directory}/agent-host.cjs`], {
     cwd: directory,
     env: {
       SANDPORT_AGENT_HOST_PORT: String(port),
       SANDPORT_AGENT_HOST_MAX_LINES: String(options.maxTranscriptLines ?? 100_000),
+      ...(delivery.tokenFile ? { SANDPORT_AGENT_HOST_TOKEN_FILE: delivery.tokenFile } : {}),
+      ...(delivery.readyFile ? { SANDPORT_AGENT_HOST_READY_FILE: delivery.readyFile } : {}),
     },
     signal,
   });
-  const stdin = process.stdin.getWriter();
-  await stdin.write(new TextEncoder().encode(`${token}\n`));
-  stdin.releaseLock();
-  await listening(process, options.startTimeoutMs ?? 30_000, sandbox.provider, signal);
+  if (!delivery.tokenFile) {
+    const stdin = process.stdin.getWriter();
+    await stdin.write(new TextEncoder().encode(`${token}\n`));
+    stdin.releaseLock();
+  }
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+  if (delivery.readyFile) await readyFileWritten(sandbox, process, delivery.readyFile, startTimeoutMs, signal);
+  else await listening(process, startTimeoutMs, sandbox.provider, signal);
   let stopping: Promise<{ exitCode: number; signal: string | undefined }> | undefined;
   return {
     port,
@@ -105,6 +126,66 @@ export function nodeHostMount(mountPath = '/sandport/node'): { createOptions: Pi
     createOptions: { volumes: { [target]: { source: dirname(binary), readOnly: true } } },
     node: `${target}/${binary.slice(dirname(binary).length + 1)}`,
   };
+}
+
+/**
+ * How the token reaches the host and how the app learns it listens, by the sandbox's exec:
+ * stdin and the host's first stdout line where exec has them; where exec has no stdin
+ * (`exec.stdin` false: the Cloudflare bridge) a 0600 file the host deletes before it listens;
+ * where output arrives only at the exit (`exec.streaming` false: Fly) a file the host writes
+ * once it listens, polled through the files API.
+ */
+function hostDelivery(exec: SessionExecCapabilities, directory: string): { tokenFile?: string; readyFile?: string } {
+  return {
+    ...(!exec.stdin ? { tokenFile: `${directory}/token` } : {}),
+    ...(!exec.streaming ? { readyFile: `${directory}/listening.json` } : {}),
+  };
+}
+
+/** Polls for the host's ready file; the host ending first is `process-exited` with its stderr. */
+async function readyFileWritten(
+  sandbox: Sandbox,
+  process: SandboxProcess,
+  readyFile: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let ended: { exitCode: number } | undefined;
+  const exited = process.wait().then(
+    (outcome) => (ended = outcome),
+    () => (ended = { exitCode: -1 }),
+  );
+  try {
+    for (let wait = 50; ; wait = Math.min(wait * 2, 500)) {
+      signal?.throwIfAborted();
+      if (await sandbox.files.exists(readyFile, { signal })) break;
+      if (ended) {
+        const stderr = await readAll(process.stderr);
+        throw new AgentSessionError({
+          reason: 'process-exited',
+          message: `The agent host ended before listening (exit ${ended.exitCode}): ${stderr.trim().slice(-500) || 'no stderr'}`,
+          exitCode: ended.exitCode,
+          stderrTail: stderr.slice(-4096),
+          provider: sandbox.provider,
+        });
+      }
+      if (Date.now() > deadline)
+        throw new SandboxTimeoutError({
+          message: `The agent host did not listen within ${timeoutMs} ms`,
+          timeoutMs,
+          operation: 'agent-start',
+          provider: sandbox.provider,
+        });
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, wait))]);
+    }
+  } catch (error) {
+    await process.kill('SIGKILL').catch(() => undefined);
+    throw error;
+  }
+  // Nobody reads the host's output: drain it so a chatty host never blocks on a full pipe.
+  void process.stdout.pipeTo(new WritableStream()).catch(() => undefined);
+  void process.stderr.pipeTo(new WritableStream()).catch(() => undefined);
 }
 
 /** `ws`'s runtime files (package.json, index.js, lib/*.js) from the app's installation. */

@@ -37,6 +37,8 @@ import { openApiDocument, openApiHtml } from './cloudflare-openapi.js';
 import { processRoutes } from './cloudflare-processes.js';
 import { BridgeState, type Container } from './cloudflare-state.js';
 import { startTunnelEdge, tunnelRoutes } from './cloudflare-tunnels.js';
+import type { TestInternetOptions } from '../../egress-internet.js';
+import { localProviderOnTestInternet, testInternetDomains } from '../shared/test-internet-provider.js';
 import { bearerToken, isSandboxId, newSandboxId, type BridgeVersion } from './cloudflare-wire.js';
 
 export interface CloudflareBridgeEmulatorOptions {
@@ -62,6 +64,19 @@ export interface CloudflareBridgeEmulatorOptions {
   processLogBytes?: number;
   /** Outbound network of the containers (Cloudflare's have it). @default 'allow' */
   network?: 'allow' | 'block';
+  /**
+   * Containers reach the test internet (test/egress-internet.ts, plus `hosts`) instead of the
+   * local provider's real outbound network: their open internet is an allowlist of its names
+   * through the local provider's egress proxy (`HTTP_PROXY` in every command's environment), as
+   * a deployed container reaches a public URL. Not with `provider` or `network: 'block'`. @default false
+   */
+  testInternet?: boolean | TestInternetOptions;
+  /**
+   * Host directories mounted read-only into every container, by path in it: what the Worker's
+   * container image holds beyond the base (its Dockerfile's `RUN npm install -g
+   * @anthropic-ai/claude-code`), without building it. @default {}
+   */
+  containerMounts?: Record<string, string>;
   /** Where containers run. @default a new local provider */
   provider?: LocalSandboxProvider;
 }
@@ -156,8 +171,17 @@ export async function startCloudflareBridgeEmulator(options: CloudflareBridgeEmu
   const version = options.version ?? '0.12';
   if (version !== '0.12' && version !== '0.13') throw new Error(`version must be '0.12' or '0.13', not ${String(version)}`);
   const token = options.token === false ? undefined : (options.token ?? randomBytes(18).toString('base64url'));
-  const provider = options.provider ?? createLocalSandboxProvider();
-  const state = new BridgeState({ provider, version, token, network: options.network ?? 'allow' });
+  const internet =
+    !options.provider && options.testInternet && options.network !== 'block'
+      ? await localProviderOnTestInternet(options.testInternet === true ? {} : options.testInternet)
+      : undefined;
+  const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
+  const network = internet ? { allowDomains: await testInternetDomains(options.testInternet) } : (options.network ?? 'allow');
+  const volumes = Object.fromEntries(
+    Object.entries(options.containerMounts ?? {}).map(([path, source]) => [path, { source, readOnly: true as const }]),
+  );
+  const state = new BridgeState({ provider, version, token, network, volumes });
+  if (internet) state.closers.add(() => internet.close());
   const edge = await startTunnelEdge();
   state.closers.add(() => edge.close());
   const allocated = new WeakMap<BridgeRequest, Container>();

@@ -45,7 +45,9 @@ export interface BridgeStateOptions {
   /** `SANDBOX_API_KEY`; undefined: auth off. */
   token: string | undefined;
   /** Local create options of every container. */
-  network: 'allow' | 'block';
+  network: 'allow' | 'block' | { allowDomains: string[] };
+  /** Read-only host directories in every container, by path (what the Worker's image holds). */
+  volumes?: Record<string, { source: string; readOnly: true }>;
 }
 
 export class BridgeState {
@@ -60,12 +62,14 @@ export class BridgeState {
   /** Run when a container goes (restart, delete, close), to drop what points at it (tunnels). */
   readonly onContainerGone = new Set<(container: Container) => void>();
   private readonly assigned = new Map<string, Promise<Container>>();
-  private readonly network: 'allow' | 'block';
+  private readonly network: 'allow' | 'block' | { allowDomains: string[] };
+  private readonly volumes: Record<string, { source: string; readOnly: true }> | undefined;
 
   constructor(options: BridgeStateOptions) {
     this.version = options.version;
     this.token = options.token;
     this.network = options.network;
+    this.volumes = options.volumes;
     this.containers = new SandboxRegistry(options.provider, { newId: randomUUID, scopeNoun: 'bridge' });
   }
 
@@ -83,7 +87,7 @@ export class BridgeState {
       return this.container(sandboxId);
     }
     const starting = this.containers.create(
-      { network: this.network },
+      { network: this.network, ...(this.volumes ? { volumes: this.volumes } : {}) },
       { data: () => ({ sandboxId, sessions: new Map(), tunnels: new Map(), extra: new Map() }) },
     );
     this.assigned.set(sandboxId, starting);

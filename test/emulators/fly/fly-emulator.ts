@@ -15,7 +15,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
+import type { TestInternetOptions } from '../../egress-internet.js';
 import { randomToken } from '../shared/ids.js';
+import { localProviderOnTestInternet, testInternetDomains } from '../shared/test-internet-provider.js';
 import { installLocalhostResolution } from '../shared/localhost-resolution.js';
 import { appRoutes } from './fly-apps.js';
 import { startFlyEdge } from './fly-edge.js';
@@ -39,6 +41,19 @@ export interface FlyEmulatorOptions {
    * @default {}
    */
   images?: Record<string, string>;
+  /**
+   * Host directories mounted read-only into machines of an image reference, by path in the
+   * machine: what the image's build put in it (a Dockerfile's `RUN npm install -g
+   * @anthropic-ai/claude-code`), without building it. @default {}
+   */
+  imageMounts?: Record<string, Record<string, string>>;
+  /**
+   * Machines reach the test internet (test/egress-internet.ts, plus `hosts`) instead of the
+   * local provider's real outbound network: their open internet is an allowlist of its names
+   * through the local provider's egress proxy (`HTTP_PROXY` in every command's environment), as
+   * a real machine reaches a public URL. Not with `provider`. @default false
+   */
+  testInternet?: boolean | TestInternetOptions;
   /** What an image's default command is in the emulator (a machine without `init`). @default ['sleep', 'infinity'] */
   defaultCommand?: string[];
 }
@@ -61,7 +76,12 @@ export interface FlyEmulator {
 }
 
 export async function startFlyEmulator(options: FlyEmulatorOptions = {}): Promise<FlyEmulator> {
-  const provider = options.provider ?? createLocalSandboxProvider();
+  const internet =
+    !options.provider && options.testInternet
+      ? await localProviderOnTestInternet(options.testInternet === true ? {} : options.testInternet)
+      : undefined;
+  const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
+  const network = internet ? { allowDomains: await testInternetDomains(options.testInternet) } : undefined;
   const token = options.token ?? `fly-emulator-${randomToken(24)}`;
   const volumeRoot = await mkdtemp(join(tmpdir(), 'fly-emulator-volumes-'));
   // The sandbox's unprivileged host uid has to get through to the volume directories below it.
@@ -73,6 +93,8 @@ export async function startFlyEmulator(options: FlyEmulatorOptions = {}): Promis
     owner: options.owner ?? 'emulator@fly.localhost',
     volumeRoot,
     images: options.images ?? {},
+    imageMounts: options.imageMounts ?? {},
+    network,
     defaultCommand: options.defaultCommand ?? ['sleep', 'infinity'],
   });
   const routes = [...appRoutes(state), ...execRoutes(state), ...machineRoutes(state)];
@@ -102,6 +124,7 @@ export async function startFlyEmulator(options: FlyEmulatorOptions = {}): Promis
         api.closeAllConnections();
         await new Promise<void>((resolve) => api.close(() => resolve()));
         await edge.close();
+        await internet?.close();
       })()),
   };
 }

@@ -78,6 +78,10 @@ export interface MachineHost {
   imageFor(image: string): string;
   /** Host directories of the mounted volumes, keyed by the path in the machine. */
   volumeMounts(machine: FlyMachine): Record<string, string>;
+  /** Read-only host directories that stand for what an image's build put in it (`imageMounts`), keyed by the path in the machine. */
+  imageVolumes(image: string): Record<string, { source: string; readOnly: true }>;
+  /** The machines' outbound network (`testInternet`: an allowlist of its names), else the local provider's open one. */
+  readonly network: { allowDomains: string[] } | undefined;
   /** Called once the machine is destroyed (volumes detach, names free up). */
   destroyed(machine: FlyMachine): void;
   /** The argv the image's default command stands for. */
@@ -325,7 +329,8 @@ export class FlyMachine {
         timeoutMs: localMaxTimeoutMs,
         ...(this.config.guest?.cpus !== undefined ? { cpu: this.config.guest.cpus } : {}),
         ...(this.config.guest?.memory_mb !== undefined ? { memoryMiB: this.config.guest.memory_mb } : {}),
-        volumes: this.host.volumeMounts(this),
+        volumes: { ...this.host.imageVolumes(this.config.image), ...this.host.volumeMounts(this) },
+        ...(this.host.network ? { network: this.host.network } : {}),
       });
     } catch (error) {
       this.failure = error instanceof Error ? error.message : String(error);

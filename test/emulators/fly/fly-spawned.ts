@@ -6,7 +6,10 @@
 import { startFlyEmulator, type FlyEmulatorOptions } from './fly-emulator.js';
 
 /** The options of a spawned emulator: plain data only (they cross to the child as JSON). */
-export type SpawnedFlyEmulatorOptions = Pick<FlyEmulatorOptions, 'token' | 'region' | 'owner' | 'images' | 'defaultCommand'>;
+export type SpawnedFlyEmulatorOptions = Pick<
+  FlyEmulatorOptions,
+  'token' | 'region' | 'owner' | 'images' | 'imageMounts' | 'testInternet' | 'defaultCommand'
+>;
 
 /** Starts the emulator and folds its token and edge domain into the one URL the spawn protocol carries. */
 export async function startFlyEmulatorForSpawn(options?: SpawnedFlyEmulatorOptions): Promise<{ url: string; close(): Promise<void> }> {

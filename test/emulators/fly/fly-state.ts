@@ -43,6 +43,8 @@ export interface FlyStateOptions {
   /** Where volume directories go (removed on close). */
   volumeRoot: string;
   images: Readonly<Record<string, string>>;
+  imageMounts: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  network: { allowDomains: string[] } | undefined;
   defaultCommand: readonly string[];
 }
 
@@ -64,6 +66,8 @@ export class FlyState implements MachineHost {
   edge: { sync(app: string): Promise<void>; closeApp(app: string): Promise<void> } | undefined;
   private readonly volumeRoot: string;
   private readonly images: Readonly<Record<string, string>>;
+  private readonly imageMounts: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  readonly network: { allowDomains: string[] } | undefined;
 
   constructor(options: FlyStateOptions) {
     this.provider = options.provider;
@@ -72,6 +76,8 @@ export class FlyState implements MachineHost {
     this.owner = options.owner;
     this.volumeRoot = options.volumeRoot;
     this.images = options.images;
+    this.imageMounts = options.imageMounts;
+    this.network = options.network;
     this.defaultCommand = options.defaultCommand;
   }
 
@@ -79,6 +85,12 @@ export class FlyState implements MachineHost {
 
   imageFor(image: string): string {
     return this.images[image] ?? 'host';
+  }
+
+  imageVolumes(image: string): Record<string, { source: string; readOnly: true }> {
+    return Object.fromEntries(
+      Object.entries(this.imageMounts[image] ?? {}).map(([path, source]) => [path, { source, readOnly: true as const }]),
+    );
   }
 
   volumeMounts(machine: FlyMachine): Record<string, string> {

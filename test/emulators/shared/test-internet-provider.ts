@@ -20,3 +20,13 @@ export async function localProviderOnTestInternet(options: TestInternetOptions =
   const internet = await startTestInternet(options);
   return { provider: createLocalSandboxProvider({ egressNetwork: internet }), close: () => internet.close() };
 }
+
+/**
+ * Every name of the test internet (its own and `options.hosts`), for an emulated sandbox whose
+ * open internet is the test internet: an allowlist of these is what "everything" reaches there.
+ */
+export async function testInternetDomains(options: boolean | TestInternetOptions | undefined): Promise<string[]> {
+  const { testInternetNames } = await import('../../egress-internet.js');
+  const hosts = typeof options === 'object' ? Object.keys(options.hosts ?? {}) : [];
+  return [...new Set([...Object.keys(testInternetNames), ...hosts])];
+}
