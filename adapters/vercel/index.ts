@@ -1,5 +1,7 @@
 export {
   createVercelSandboxProvider,
+  vercelApiBase,
+  vercelApiFetch,
   vercelGeneratedNamePrefix,
   vercelSdkVersion,
   type VercelSandboxProvider,

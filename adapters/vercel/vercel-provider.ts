@@ -64,9 +64,15 @@ export interface VercelSandboxProviderOptions {
    */
   fetch?: typeof fetch;
   /**
+   * Where the SDK's requests go instead of `https://vercel.com/api` (an emulator, a proxy): the
+   * adapter wraps `fetch` to rewrite that base, path and query kept.
+   * @default SANDPORT_VERCEL_API_URL, else Vercel's
+   */
+  apiUrl?: string;
+  /**
    * Where tunnel URLs point instead of `https://<subdomain>.vercel.run` (an emulator's edge,
    * `http://vercel.localhost:PORT`: tunnels become `http://<subdomain>.vercel.localhost:PORT`).
-   * @default none: Vercel's own domains
+   * @default SANDPORT_VERCEL_TUNNEL_BASE_URL, else none: Vercel's own domains
    */
   tunnelBaseUrl?: string;
   /**
@@ -89,11 +95,22 @@ export class VercelSandboxProvider implements SandboxProvider {
   readonly capabilities = vercelCapabilities;
   readonly events = new SandboxEmitter();
   readonly #options: VercelSandboxProviderOptions;
+  readonly #fetch: typeof fetch | undefined;
+  readonly #tunnelBaseUrl: string | undefined;
 
   constructor(options: VercelSandboxProviderOptions = {}) {
-    if (options.tunnelBaseUrl !== undefined && !URL.canParse(options.tunnelBaseUrl))
-      throw new SandboxInvalidArgumentError({ message: 'tunnelBaseUrl must be a URL', argument: 'tunnelBaseUrl', provider: 'vercel' });
+    const apiUrl = options.apiUrl ?? process.env.SANDPORT_VERCEL_API_URL;
+    const tunnelBaseUrl = options.tunnelBaseUrl ?? process.env.SANDPORT_VERCEL_TUNNEL_BASE_URL;
+    for (const [argument, value] of [
+      ['apiUrl', apiUrl],
+      ['tunnelBaseUrl', tunnelBaseUrl],
+    ] as const) {
+      if (value !== undefined && !URL.canParse(value))
+        throw new SandboxInvalidArgumentError({ message: `${argument} must be a URL (got ${value})`, argument, provider: 'vercel' });
+    }
     this.#options = options;
+    this.#fetch = apiUrl === undefined ? options.fetch : vercelApiFetch(apiUrl, options.fetch);
+    this.#tunnelBaseUrl = tunnelBaseUrl;
   }
 
   /** The credentials and fetch every SDK call gets (resolved per call: the environment may change). */
@@ -101,7 +118,7 @@ export class VercelSandboxProvider implements SandboxProvider {
     const credentials = planVercelCredentials(this.#options);
     return {
       ...('oidc' in credentials ? {} : credentials),
-      ...(this.#options.fetch === undefined ? {} : { fetch: this.#options.fetch }),
+      ...(this.#fetch === undefined ? {} : { fetch: this.#fetch }),
     };
   }
 
@@ -172,7 +189,7 @@ export class VercelSandboxProvider implements SandboxProvider {
       workdir: undefined,
       sudo: false,
       lifetimeMs: expiresAt === undefined ? undefined : Math.max(1000, expiresAt.getTime() - Date.now()),
-      tunnelBaseUrl: this.#options.tunnelBaseUrl,
+      tunnelBaseUrl: this.#tunnelBaseUrl,
       ownsLifecycle: true,
     });
   }
@@ -284,7 +301,7 @@ export class VercelSandboxProvider implements SandboxProvider {
       workdir: plan.workdir,
       sudo: plan.sudo,
       lifetimeMs: plan.timeoutMs,
-      tunnelBaseUrl: this.#options.tunnelBaseUrl,
+      tunnelBaseUrl: this.#tunnelBaseUrl,
       ownsLifecycle: true,
     });
   }
@@ -309,10 +326,29 @@ export class VercelSandboxProvider implements SandboxProvider {
       workdir: undefined,
       sudo: false,
       lifetimeMs: undefined,
-      tunnelBaseUrl: this.#options.tunnelBaseUrl,
+      tunnelBaseUrl: this.#tunnelBaseUrl,
       ownsLifecycle: false,
     });
   }
+}
+
+/** Vercel's API base, as the SDK has it (fixed: no option or variable of the SDK changes it). */
+export const vercelApiBase = 'https://vercel.com/api';
+
+/**
+ * A fetch that sends the SDK's requests to `apiUrl` instead of {@link vercelApiBase} (path and
+ * query kept) and everything else unchanged, through `inner` (@default the global fetch).
+ */
+export function vercelApiFetch(apiUrl: string, inner?: typeof fetch): typeof fetch {
+  const base = apiUrl.replace(/\/+$/, '');
+  return (input, init) => {
+    const send = inner ?? globalThis.fetch;
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (url !== vercelApiBase && !url.startsWith(`${vercelApiBase}/`) && !url.startsWith(`${vercelApiBase}?`)) return send(input, init);
+    const target = base + url.slice(vercelApiBase.length);
+    if (typeof input === 'string' || input instanceof URL) return send(target, init);
+    return send(new Request(target, input), init);
+  };
 }
 
 /** Creates the Vercel provider. Construction does no I/O and loads no SDK. */

@@ -6,6 +6,7 @@ import {
   createVercelSandboxProvider,
   mapVercelError,
   planVercelCreate,
+  vercelApiFetch,
   planVercelCredentials,
   planVercelExec,
   planVercelExtension,
@@ -85,6 +86,23 @@ describe('credentials', () => {
       teamId: 'team',
       projectId: 'p',
     });
+  });
+});
+
+describe('apiUrl', () => {
+  it("rewrites only the SDK's base, path and query kept, and checks the URLs at construction", async () => {
+    const seen: string[] = [];
+    const inner = (async (input: string | URL | Request) => {
+      seen.push(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+      return new Response('{}');
+    }) as typeof fetch;
+    const rewriting = vercelApiFetch('http://127.0.0.1:9/api/', inner);
+    await rewriting('https://vercel.com/api/v2/sandboxes?teamId=t');
+    await rewriting(new Request('https://vercel.com/api/v2/sandboxes/x', { method: 'POST', body: '{}' }));
+    await rewriting('https://sb-1.vercel.run/');
+    expect(seen).toEqual(['http://127.0.0.1:9/api/v2/sandboxes?teamId=t', 'http://127.0.0.1:9/api/v2/sandboxes/x', 'https://sb-1.vercel.run/']);
+    expect(() => createVercelSandboxProvider({ apiUrl: 'not a url' })).toThrow(SandboxInvalidArgumentError);
+    expect(() => createVercelSandboxProvider({ tunnelBaseUrl: 'nope' })).toThrow(SandboxInvalidArgumentError);
   });
 });
 
