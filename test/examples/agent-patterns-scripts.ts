@@ -105,4 +105,15 @@ export const patternScripts: FakeScript[] = [
       { text: 'Added the opening hours under the headline.' },
     ],
   },
+  // examples/agent-warm-pool.ts: one ticket per job, in a sandbox from the pool.
+  {
+    prompt: /^Ticket \d+: append the line/,
+    steps: [
+      (messages) => {
+        const ticket = /Ticket (\d+): append/.exec(conversationText(messages))?.[1];
+        return bash(`echo "- ticket ${ticket} handled" >> CHANGELOG.md && tail -n 1 CHANGELOG.md`);
+      },
+      { text: 'Appended the line to CHANGELOG.md.' },
+    ],
+  },
 ];

@@ -36,6 +36,10 @@ const withFake: Array<[string, RegExp]> = [
     'agent-site-builder.ts',
     /site: http\S+\nbefore: Coming soon\nagent: [^\n]*\nafter: Open for business\nrunning on the host: site-builder\nagent \(re-attached, same session: true\): [^\n]*\nafter: Open for business \/ Open daily, 7 to 3\nsandbox: terminated/,
   ],
+  [
+    'agent-warm-pool.ts',
+    /pool is warm: 2 prepared sandboxes\nticket 1: changelog updated; (warm|cold) sandbox[^\n]*\nticket 2: changelog updated; [^\n]*\nticket 3: changelog updated; [^\n]*\nhanded over: 2 warm, 1 cold\npool is warm again: 2 prepared\nclosed: 0 sandboxes left running/,
+  ],
 ];
 
 /** What each prints with the real API: the same outcomes, whatever the model's words. */
@@ -50,6 +54,7 @@ const withRealApi: Array<[string, RegExp]> = [
     'agent-site-builder.ts',
     /before: Coming soon\n[\s\S]*after: Open for business\nrunning on the host: site-builder\n[\s\S]*same session: true[\s\S]*after: Open for business \/ Open daily, 7 to 3\nsandbox: terminated/,
   ],
+  ['agent-warm-pool.ts', /(ticket \d: changelog updated;[^\n]*\n){3}handed over: 2 warm, 1 cold\n[\s\S]*closed: 0 sandboxes left running/],
 ];
 
 const example = (file: string) => join(root, 'examples', file);
