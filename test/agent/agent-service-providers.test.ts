@@ -1,0 +1,283 @@
+/**
+ * The agent service beyond the local provider: on Docker, and on the Fly and Cloudflare
+ * emulators, whose exec cannot carry the CLI's stream-json session (Fly: output at the exit;
+ * Cloudflare: no stdin), so the agent service is how AgentSession works there at all. Per
+ * provider: one agent host behind one port reached through the provider's own tunnel (Docker's
+ * published port, Fly's edge at the app's public host name, the bridge's quick tunnel), two
+ * agents at once, a wrong token refused, an app in a child process SIGKILLed mid-turn and a new
+ * one re-attaching from its cursor, and the host stopping cleanly. The real `claude` CLI, the
+ * fake Messages API behind one credential proxy (Docker: its host route; Fly and Cloudflare:
+ * its public URL `http://proxy.test` on the emulators' test internet).
+ *
+ * How Node and the CLI get there: Docker mounts the host's (`nodeHostMount`,
+ * `claudeCodeHostMount`); Fly and Cloudflare run an image built from `claudeCodeImage()`'s
+ * recipe, which the emulators stand for with the host image (Node 20 on PATH) and the host's
+ * pinned CLI mounted read-only (`imageMounts`, `containerMounts`).
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCloudflareSandboxProvider } from '../../adapters/cloudflare/index.js';
+import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
+import { createFlySandboxProvider } from '../../adapters/fly/index.js';
+import {
+  AgentSession,
+  CredentialProxy,
+  claudeCodeHostMount,
+  defaultClaudeCodeVersion,
+  nodeHostMount,
+  startAgentHost,
+  type AgentHost,
+  type AgentMessage,
+} from '../../src/agent/index.js';
+import { SandboxAuthenticationError } from '../../src/errors/index.js';
+import type { CreateSandboxOptions, Sandbox, SandboxProvider } from '../../src/index.js';
+import { baseImage, dockerAvailable } from '../docker-environment.js';
+import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js';
+import { installLocalhostResolution } from '../emulators/fly/index.js';
+import { spawnFlyEmulator } from '../emulators/fly/spawn.js';
+import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
+import { agentSkipReason, testEnv } from './harness.js';
+
+const hostPort = 7681;
+const publicHost = 'proxy.test';
+const clientScript = join(import.meta.dirname, 'service', 'agent-service-client.ts');
+// The child app resolves `*.localhost` tunnel names as this process does (Fly's, Cloudflare's).
+const resolutionPreload = join(import.meta.dirname, '..', 'emulators', 'e2b', 'localhost-resolution-preload.ts');
+const agentImage = `registry.fly.io/sandport-agent:${defaultClaudeCodeVersion}`;
+
+let fake: FakeAnthropic;
+let proxy: CredentialProxy;
+const noCli = agentSkipReason();
+
+beforeAll(async () => {
+  if (noCli) return;
+  fake = await startFakeAnthropic();
+  proxy = await CredentialProxy.start({
+    apiKey: 'sk-ant-real-key-never-in-the-sandbox',
+    baseUrl: fake.url,
+    listen: { port: 0 },
+    publicUrl: `http://${publicHost}`,
+  });
+});
+afterAll(async () => {
+  await proxy?.close();
+  await fake?.close();
+});
+
+/** The host's pinned CLI, as host paths by sandbox path: what the recipe's image holds, for the emulators. */
+function cliImageMount(): Record<string, string> {
+  const volumes = claudeCodeHostMount().createOptions.volumes ?? {};
+  return Object.fromEntries(Object.entries(volumes).map(([path, volume]) => [path, typeof volume === 'string' ? volume : volume.source]));
+}
+
+const testInternet = () => ({ hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } });
+
+interface Target {
+  name: string;
+  skipReason(): string | undefined;
+  start(): Promise<{ provider: SandboxProvider; createOptions: CreateSandboxOptions; node?: string; close(): Promise<void> }>;
+}
+
+const targets: Target[] = [
+  {
+    name: 'docker (host route, host Node and CLI mounted)',
+    skipReason: () => (dockerAvailable() ? undefined : 'no Docker engine or base image (scripts/setup-docker.sh)'),
+    start: async () => {
+      const node = nodeHostMount();
+      const claude = claudeCodeHostMount();
+      return {
+        provider: createDockerSandboxProvider(),
+        createOptions: {
+          // Docker publishes ports only from a container with a network (its isolated bridge).
+          network: 'allow',
+          timeoutMs: 10 * 60_000,
+          ports: [hostPort],
+          volumes: { ...claude.createOptions.volumes, ...node.createOptions.volumes },
+          // The host route's forwarder needs python3 (or node) in the image: the content-cached image of the other Docker agent tests.
+          image: {
+            base: baseImage,
+            commands: ['apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*'],
+          },
+        },
+        node: node.node,
+        close: async () => undefined,
+      };
+    },
+  },
+  {
+    name: 'fly emulator (public URL, CLI in the image, edge tunnel)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnFlyEmulator({ testInternet: testInternet(), imageMounts: { [agentImage]: cliImageMount() } });
+      const uninstall = installLocalhostResolution();
+      return {
+        provider: createFlySandboxProvider({
+          apiHostname: emulator.url,
+          token: emulator.token,
+          org: 'personal',
+          publicDomain: emulator.edgeDomain,
+          tunnelScheme: 'http',
+        }),
+        createOptions: { timeoutMs: 10 * 60_000, image: agentImage, ports: [hostPort] },
+        close: async () => {
+          await emulator.close();
+          uninstall();
+        },
+      };
+    },
+  },
+  {
+    name: 'cloudflare bridge emulator 0.13 (public URL, CLI in the image, quick tunnel)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnCloudflareBridgeEmulator({
+        version: '0.13',
+        testInternet: testInternet(),
+        containerMounts: cliImageMount(),
+      });
+      const uninstall = installLocalhostResolution();
+      return {
+        provider: createCloudflareSandboxProvider({ url: emulator.url, token: emulator.token }),
+        createOptions: { ports: [hostPort] },
+        close: async () => {
+          await emulator.close();
+          uninstall();
+        },
+      };
+    },
+  },
+];
+
+for (const target of targets) {
+  const skip = noCli ?? target.skipReason();
+  describe.skipIf(skip !== undefined)(`agent service on ${target.name}${skip ? ` (skipped: ${skip})` : ''}`, () => {
+    let started: Awaited<ReturnType<Target['start']>>;
+    let sandbox: Sandbox;
+    let host: AgentHost;
+    let url: string;
+    const { executable } = claudeCodeHostMount();
+
+    beforeAll(async () => {
+      started = await target.start();
+      sandbox = await started.provider.create(proxy.createOptions(started.provider, started.createOptions));
+      host = await startAgentHost(sandbox, { port: hostPort, startTimeoutMs: 60_000, ...(started.node ? { node: started.node } : {}) });
+      url = (await sandbox.tunnels())[hostPort]!.url;
+    }, 300_000);
+    afterAll(async () => {
+      await sandbox?.terminate();
+      await started?.close();
+    }, 120_000);
+
+    const agentOptions = (cwd: string) => ({
+      port: hostPort,
+      token: host.token,
+      executable,
+      credentials: proxy,
+      env: testEnv,
+      cwd,
+      closeGraceMs: 1_000,
+      startTimeoutMs: 60_000,
+    });
+
+    it('serves two agents at once through one port, each in its own directory, through the proxy', async () => {
+      const seen = fake.requests.length;
+      const [red, blue] = await Promise.all([
+        AgentSession.connect(sandbox, { ...agentOptions('/tmp/svc/red'), agentId: 'red' }),
+        AgentSession.connect(sandbox, { ...agentOptions('/tmp/svc/blue'), agentId: 'blue' }),
+      ]);
+      try {
+        const [redTurn, blueTurn] = await Promise.all([
+          red.send('BASH: echo red in $(pwd)').result,
+          blue.send('BASH: echo blue in $(pwd)').result,
+        ]);
+        expect(redTurn.text).toBe('Tool said: red in /tmp/svc/red');
+        expect(blueTurn.text).toBe('Tool said: blue in /tmp/svc/blue');
+        expect(red.sessionId).not.toBe(blue.sessionId);
+        const listed = (await (await fetch(`${url}/agents`, { headers: { authorization: `Bearer ${host.token}` } })).json()) as {
+          agents: Array<{ agent: string; busy: boolean }>;
+        };
+        expect(listed.agents.map(({ agent, busy }) => ({ agent, busy })).sort((a, b) => a.agent.localeCompare(b.agent))).toEqual([
+          { agent: 'blue', busy: false },
+          { agent: 'red', busy: false },
+        ]);
+        // Upstream saw the real key; the sandbox had a placeholder and the host's token is in no environment there.
+        const upstream = fake.requests.slice(seen);
+        expect(upstream.length).toBeGreaterThan(1);
+        expect(upstream.every((request) => request.headers['x-api-key'] === 'sk-ant-real-key-never-in-the-sandbox')).toBe(true);
+        const scan = await sandbox.run(['/bin/sh', '-c', `grep -lsF "${host.token}" /proc/[0-9]*/environ; echo scanned`]);
+        expect(scan.stdout.trim()).toBe('scanned');
+      } finally {
+        await Promise.all([red.close(), blue.close()]);
+      }
+    }, 180_000);
+
+    it('refuses a wrong token: HTTP 401 on the upgrade and on the listing', async () => {
+      await expect(
+        AgentSession.connect(sandbox, { ...agentOptions('/tmp/svc/intruder'), token: 'not-the-token-at-all' }),
+      ).rejects.toSatisfy((error) => SandboxAuthenticationError.isInstance(error) && /401/.test((error as Error).message));
+      expect((await fetch(`${url}/agents`)).status).toBe(401);
+      expect((await fetch(`${url}/agents?token=${encodeURIComponent(host.token)}`)).status).toBe(200);
+    }, 60_000);
+
+    it('lets a new app re-attach mid-turn after the old one was SIGKILLed, losing and repeating nothing', async () => {
+      const first = await AgentSession.connect(sandbox, { ...agentOptions('/tmp/svc/green'), agentId: 'green' });
+      expect((await first.send('hello').result).text).toBe('Echo: hello');
+      await first.detach();
+
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--import',
+          resolutionPreload,
+          clientScript,
+          JSON.stringify({
+            url,
+            token: host.token,
+            agent: 'green',
+            prompt: 'BASH: while [ ! -e /tmp/gate-green ]; do sleep 0.1; done; echo gate opened',
+          }),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const seenByChild: Array<{ cursor: number; type: string; uuid?: string }> = [];
+      for await (const line of createInterface({ input: child.stdout! })) {
+        const entry = JSON.parse(line) as { cursor?: number; type?: string; uuid?: string };
+        if (entry.type === undefined) continue;
+        seenByChild.push(entry as { cursor: number; type: string; uuid?: string });
+        if (entry.type === 'assistant') break;
+      }
+      const exited = new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      const cursor = seenByChild.at(-1)!.cursor;
+
+      const second = await AgentSession.connect(sandbox, { ...agentOptions('/tmp/svc/green'), attach: { agent: 'green', cursor } });
+      const seenBySecond: AgentMessage[] = [];
+      second.events.on('message', (message) => seenBySecond.push(message));
+      expect(second.attachedTurn).toBeDefined();
+      await sandbox.files.write('/tmp/gate-green', '');
+      expect((await second.attachedTurn!.result).text).toBe('Tool said: gate opened');
+      expect((await second.send('and now?').result).text).toBe('Echo: and now?');
+      // Nothing app 1 handled came again, and the turn's result came once.
+      const id = (message: { type: string; uuid?: string }) => `${message.type}:${message.uuid ?? ''}`;
+      const handled = new Set(seenByChild.filter((entry) => entry.uuid).map(id));
+      expect(seenBySecond.filter((message) => handled.has(id(message as { type: string; uuid?: string })))).toEqual([]);
+      expect(seenBySecond.filter((message) => message.type === 'result')).toHaveLength(2);
+      await second.close();
+    }, 180_000);
+
+    it('stops the host: its agents end with it and it exits 0', async () => {
+      const agent = await AgentSession.connect(sandbox, { ...agentOptions('/tmp/svc/last'), agentId: 'last' });
+      const exit = new Promise((resolve) => agent.events.once('exit', resolve));
+      expect((await agent.send('bye').result).text).toBe('Echo: bye');
+      expect(await host.stop()).toEqual({ exitCode: 0, signal: undefined });
+      await exit;
+      expect(agent.isOpen).toBe(false);
+      await agent.close();
+    }, 120_000);
+  });
+}
