@@ -43,8 +43,9 @@ export const daytonaCapabilities: SandboxCapabilities = Object.freeze({
   isolation: 'container',
   // Daytona has no per-command kill: the kit's marker killer ends the command's tree (any signal).
   // Session input has no end-of-file: the adapter relays stdin through a FIFO inside the sandbox
-  // (daytonaStdinRelayScript), so closing stdin ends the command's input.
-  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: false },
+  // (daytonaStdinRelayScript), so closing stdin ends the command's input. A terminal is the kit's
+  // portable one (`script` from util-linux in the sandbox) over those pipes.
+  exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
   files: { watch: false },
   // `command` runs as a session command the adapter holds the streams of.
   entrypointStdio: true,
@@ -298,9 +299,23 @@ export function planDaytonaLabels(tags: SandboxTags | undefined, extra: Record<s
   return { ...extra, ...tags, [daytonaLabelKeys.managed]: '1' };
 }
 
-/** The tags out of Daytona labels (pure): everything but the adapter's keys. */
+/** The label the SDK sets on every sandbox it creates (its `CODE_TOOLBOX_LANGUAGE_LABEL`): Daytona's, not a tag. */
+export const daytonaLanguageLabel = 'code-toolbox-language';
+
+/** The tags out of Daytona labels (pure): everything but the adapter's keys and the SDK's language label. */
 export function tagsFromDaytonaLabels(labels: Record<string, string> | undefined): SandboxTags {
-  return Object.fromEntries(Object.entries(labels ?? {}).filter(([key]) => !key.startsWith(reservedPrefix)));
+  return Object.fromEntries(
+    Object.entries(labels ?? {}).filter(([key]) => !key.startsWith(reservedPrefix) && key !== daytonaLanguageLabel),
+  );
+}
+
+/**
+ * The labels `setTags` sends (pure): Daytona's call replaces them all, so the marker and the
+ * SDK's language label (which picks the code interpreter) are kept beside the new tags.
+ */
+export function planDaytonaSetLabels(tags: SandboxTags, current: Record<string, string> | undefined): Record<string, string> {
+  const kept = current?.[daytonaLanguageLabel];
+  return { ...planDaytonaLabels(tags), ...(kept === undefined ? {} : { [daytonaLanguageLabel]: kept }) };
 }
 
 /** Daytona's network settings (create parameters and `updateNetworkSettings` alike). */

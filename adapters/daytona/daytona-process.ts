@@ -164,18 +164,6 @@ export async function openDaytonaLogs(
   let settle!: { resolve: () => void; reject: (error: unknown) => void };
   const ended = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   ended.catch(() => undefined);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve());
-    socket.once('unexpected-response', (_request, response) => {
-      reject(
-        Object.assign(new Error(`The Daytona toolbox refused the log stream (HTTP ${response.statusCode})`), {
-          statusCode: response.statusCode,
-        }),
-      );
-      response.resume();
-    });
-    socket.once('error', reject);
-  });
   socket.on('message', (data: WebSocket.RawData) => {
     const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     deliver(demux.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
@@ -190,6 +178,21 @@ export async function openDaytonaLogs(
     outputs.stdout.end();
     outputs.stderr.end();
     settle.resolve();
+  });
+  // The handlers are on before the open: frames that come with the upgrade's answer are emitted at once.
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('unexpected-response', (_request, response) => {
+      reject(
+        // Named as the SDK's errors are, so that mapDaytonaError reads its status.
+        Object.assign(new Error(`The Daytona toolbox refused the log stream (HTTP ${response.statusCode})`), {
+          name: 'DaytonaError',
+          statusCode: response.statusCode,
+        }),
+      );
+      response.resume();
+    });
+    socket.once('error', reject);
   });
   return {
     stdout: outputs.stdout.stream,
@@ -220,6 +223,8 @@ export class DaytonaSandboxProcess implements SandboxProcess {
   readonly stdin: WritableStream<Uint8Array>;
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
+  /** Set for a command on a terminal (`exec` with `pty`). */
+  resize?: SandboxProcess['resize'];
   readonly #outcome: ProcessOutcome;
 
   constructor(init: DaytonaProcessInit) {

@@ -204,7 +204,7 @@ export class DaytonaSandboxProvider implements SandboxProvider {
             parsed.signal?.throwIfAborted();
             found.push({
               id: sandbox.id,
-              name: sandbox.name || undefined,
+              name: sandbox.name && sandbox.name !== sandbox.id ? sandbox.name : undefined,
               tags: tagsFromDaytonaLabels(sandbox.labels),
               createdAt: sandbox.createdAt ? Date.parse(sandbox.createdAt) : undefined,
             } as SandboxInfo);

@@ -14,12 +14,17 @@ import {
   parseOptions,
   parseRunCall,
   parseTags,
+  checkPtySize,
   providerCall,
+  ptyEnvironment,
   raceWithSignal,
+  resizeArgv,
   readStartMarker,
   runViaExec,
   wrapArgv,
+  wrapPtyArgv,
   type Command,
+  type PtySize,
   type EntrypointStdio,
   type ExecOptions,
   type ExecResult,
@@ -42,11 +47,11 @@ import { DaytonaFiles } from './daytona-files.js';
 import {
   daytonaCapabilities,
   daytonaCommandLine,
-  daytonaLabelKeys,
   daytonaMaxTimeoutMs,
   daytonaStdinEofLine,
   daytonaStdinLine,
   planDaytonaNetwork,
+  planDaytonaSetLabels,
   planDaytonaSessionCommand,
   planDaytonaTtl,
   planDaytonaTunnel,
@@ -112,7 +117,8 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     this.#init = init;
     this.#sdk = init.sdk;
     this.id = init.sdk.id;
-    this.name = init.sdk.name || undefined;
+    // Daytona names every sandbox; one created without a name is named its id.
+    this.name = init.sdk.name && init.sdk.name !== init.sdk.id ? init.sdk.name : undefined;
     this.warnings = init.warnings;
     this.#lifecycle = new SandboxLifecycle({
       provider,
@@ -194,7 +200,10 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
       kill: (signal) => this.#killTree(outcome.execId, signal),
     });
     const cwd = call.options.cwd ?? this.#init.workdir;
-    const process = await outcome.startup(this.#startSession(outcome, call.argv, { cwd, env: call.options.env, stdinNull }, mapError));
+    const { pty } = call.options;
+    const process = await outcome.startup(
+      this.#startSession(outcome, call.argv, { cwd, env: call.options.env, stdinNull: stdinNull && pty === undefined, pty }, mapError),
+    );
     outcome.started();
     return process;
   }
@@ -203,13 +212,19 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
   async #startSession(
     outcome: ProcessOutcome,
     argv: string[],
-    options: { cwd: string | undefined; env: Record<string, string> | undefined; stdinNull: boolean },
+    options: { cwd: string | undefined; env: Record<string, string> | undefined; stdinNull: boolean; pty: PtySize | undefined },
     mapError: (error: unknown, operation: string) => ReturnType<typeof mapDaytonaError>,
   ): Promise<DaytonaSandboxProcess> {
     const sdk = this.#sdk;
     const sessionId = `sandport-${outcome.execId}`;
-    const wrapped = wrapArgv(outcome.execId, argv, { cwd: options.cwd, stdinNull: options.stdinNull });
-    const command = planDaytonaSessionCommand(wrapped, { env: options.env, stdinNull: options.stdinNull });
+    const { pty } = options;
+    // A terminal is the kit's portable one (`script` in the sandbox) over the session's pipes.
+    const wrapped =
+      pty === undefined
+        ? wrapArgv(outcome.execId, argv, { cwd: options.cwd, stdinNull: options.stdinNull })
+        : wrapPtyArgv(outcome.execId, argv, { size: pty, cwd: options.cwd });
+    const env = pty === undefined ? options.env : ptyEnvironment(options.env ?? {});
+    const command = planDaytonaSessionCommand(wrapped, { env, stdinNull: options.stdinNull });
     await sdk.process.createSession(sessionId).catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
     const dropSession = () => void sdk.process.deleteSession(sessionId).catch(() => undefined);
     let commandId: string;
@@ -230,14 +245,16 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     }
     const exit = logs.ended.then(() => this.#exitCode(sessionId, commandId)).finally(dropSession);
     exit.catch(() => undefined);
-    const { report, stdout } = await readStartMarker(logs.stdout).catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
-    if (report !== 'ok') {
+    const { report, stdout, ptyPath } = await readStartMarker(logs.stdout).catch((error: unknown) =>
+      Promise.reject(mapError(error, 'exec')),
+    );
+    if (report !== 'ok' || (pty !== undefined && ptyPath === undefined)) {
       void logs.stderr.cancel().catch(() => undefined);
       void stdout.cancel().catch(() => undefined);
       await exit.catch(() => undefined);
       throw this.#startError(report, argv);
     }
-    return new DaytonaSandboxProcess({
+    const process = new DaytonaSandboxProcess({
       stdout,
       stderr: logs.stderr,
       outcome,
@@ -247,6 +264,18 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
       close: () => sdk.process.sendSessionCommandInput(sessionId, commandId, daytonaStdinEofLine),
       exit,
     });
+    if (pty !== undefined && ptyPath !== undefined) {
+      process.resize = async (size, resizeOptions = {}) => {
+        const checked = checkPtySize(size, provider);
+        resizeOptions.signal?.throwIfAborted();
+        if (outcome.done) return;
+        const resizing = sdk.process.executeCommand(daytonaCommandLine(resizeArgv(ptyPath, checked))).catch((error: unknown) => {
+          if (!outcome.done) throw mapError(error, 'resize');
+        });
+        await raceWithSignal(resizing, { signal: resizeOptions.signal, operation: 'resize', provider });
+      };
+    }
+    return process;
   }
 
   /** The exit code of an ended session command; the status may lag the end of its logs a little. */
@@ -331,7 +360,7 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
   async setTags(tags: SandboxTags, options: SignalOptions = {}): Promise<void> {
     const checked = parseTags(tags, provider);
     options.signal?.throwIfAborted();
-    const labels = { ...checked, [daytonaLabelKeys.managed]: '1' };
+    const labels = planDaytonaSetLabels(checked, this.#sdk.labels);
     // Daytona's labels call replaces them all: safe to retry.
     await this.#call('setTags', () => this.#sdk.setLabels(labels), options, true);
   }

@@ -25,6 +25,8 @@ export {
   planDaytonaLabels,
   planDaytonaNetwork,
   planDaytonaSessionCommand,
+  planDaytonaSetLabels,
+  daytonaLanguageLabel,
   planDaytonaSource,
   planDaytonaTtl,
   planDaytonaTunnel,

@@ -23,6 +23,7 @@ import {
   daytonaDefaultApiUrl,
   daytonaDefaultImage,
   daytonaLabelKeys,
+  daytonaLanguageLabel,
   daytonaLogsUrl,
   daytonaStdinEofLine,
   daytonaStdinLine,
@@ -32,6 +33,7 @@ import {
   planDaytonaLabels,
   planDaytonaNetwork,
   planDaytonaSessionCommand,
+  planDaytonaSetLabels,
   planDaytonaTtl,
   planDaytonaTunnel,
   tagsFromDaytonaLabels,
@@ -86,7 +88,10 @@ describe('planDaytonaCreate', () => {
     const created = plan({ memoryMiB: 1536, cpu: 1.5, providerOptions: { daytona: { diskGiB: 4 } } });
     expect(created.params.resources).toEqual({ cpu: 2, memory: 2, disk: 4 });
     expect(created.source).toEqual({ kind: 'image', image: daytonaDefaultImage });
-    expect(created.warnings.map((warning) => warning.setting).sort()).toEqual(['cpu', 'memoryMiB']);
+    expect(created.warnings.map((warning) => (warning.type === 'unsupported-setting' ? warning.setting : '')).sort()).toEqual([
+      'cpu',
+      'memoryMiB',
+    ]);
     expect(plan({ memoryMiB: 2048 }).warnings).toEqual([]);
     expect(plan({ memoryMiB: 1024 }, { image: 'my/image:1' }).source).toEqual({ kind: 'image', image: 'my/image:1' });
   });
@@ -160,9 +165,16 @@ describe('labels and tags', () => {
     expect(() => planDaytonaLabels({ 'sandport.x': '1' })).toThrow(SandboxInvalidArgumentError);
     expect(() => planDaytonaLabels({}, { 'sandport.x': '1' })).toThrow(SandboxInvalidArgumentError);
   });
-  it("reads tags back without the adapter's labels", () => {
-    expect(tagsFromDaytonaLabels({ team: 'a', [daytonaLabelKeys.managed]: '1' })).toEqual({ team: 'a' });
+  it("reads tags back without the adapter's labels and the SDK's language label", () => {
+    expect(tagsFromDaytonaLabels({ team: 'a', [daytonaLabelKeys.managed]: '1', [daytonaLanguageLabel]: 'python' })).toEqual({ team: 'a' });
     expect(tagsFromDaytonaLabels(undefined)).toEqual({});
+  });
+  it('setTags replaces the tags but keeps the marker and the language label', () => {
+    expect(planDaytonaSetLabels({ b: '2' }, { a: '1', [daytonaLanguageLabel]: 'typescript', [daytonaLabelKeys.managed]: '1' })).toEqual({
+      b: '2',
+      [daytonaLabelKeys.managed]: '1',
+      [daytonaLanguageLabel]: 'typescript',
+    });
   });
 });
 
@@ -291,7 +303,7 @@ describe('tunnels and timeouts', () => {
   it('extendTimeout is whole TTL minutes, rounded up with a warning', () => {
     expect(planDaytonaTtl(120_000)).toEqual({ ttlMinutes: 2, warning: undefined });
     expect(planDaytonaTtl(61_000).ttlMinutes).toBe(2);
-    expect(planDaytonaTtl(61_000).warning?.setting).toBe('timeoutMs');
+    expect(planDaytonaTtl(61_000).warning).toMatchObject({ setting: 'timeoutMs' });
   });
 });
 
