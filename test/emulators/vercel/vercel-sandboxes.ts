@@ -201,7 +201,8 @@ async function applySource(session: VercelSession, source: Record<string, unknow
     ].join('\n');
     argv = ['/bin/sh', '-c', script, 'git-source', cloneUrl, depth === undefined ? '' : String(depth), revision ?? ''];
   } else if (source.type === 'tarball') {
-    argv = ['/bin/sh', '-c', 'set -e -o pipefail 2>/dev/null || set -e; curl -fsSL "$1" | tar -xz --no-same-owner', 'tarball-source', url];
+    const script = 'set -e; t=$(mktemp); curl -fsSL "$1" -o "$t"; tar -xzf "$t" --no-same-owner; rm -f "$t"';
+    argv = ['/bin/sh', '-c', script, 'tarball-source', url];
   } else {
     throw badRequest('source.type', `"${String(source.type)}" is not git, tarball or snapshot`);
   }
