@@ -66,6 +66,9 @@ build_default() {
   printf '# sandport: the local sandbox has no uid but root\nDefaults preserve_groups\n' >"$dir/etc/sudoers.d/sandport"
   printf 'Plugin sudoers_policy sudoers.so sudoers_mode=0400\nSet disable_coredump false\n' >"$dir/etc/sudo.conf"
   chmod 0400 "$dir/etc/sudoers" "$dir"/etc/sudoers.d/*
+  # apt drops to its _apt user to download, which needs setgroups (denied there): download as root,
+  # so that a Dockerfile's `RUN apt-get install` works in the emulator's builds.
+  printf 'APT::Sandbox::User "root";\n' >"$dir/etc/apt/apt.conf.d/99sandport-no-sandbox-user"
   # The local sandbox's host name, so that sudo resolves it without a warning.
   printf '127.0.0.1 localhost\n127.0.1.1 sandbox\n::1 localhost ip6-localhost ip6-loopback\n' >"$dir/etc/hosts"
   rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb

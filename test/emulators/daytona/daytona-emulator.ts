@@ -11,7 +11,7 @@
  * daemon), WebSockets (daytona-events.ts: the SDK's socket.io event stream; the followed
  * session logs and PTYs), and the HTTP plumbing (daytona-http.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -79,6 +79,8 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
       : undefined;
   const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
   const volumesDir = mkdtempSync(join(tmpdir(), 'sandport-daytona-volumes-'));
+  // The sandboxes' host uid must reach the volumes below it.
+  chmodSync(volumesDir, 0o755);
   const state = new DaytonaState({ provider, apiKey: options.apiKey, volumesDir });
   state.stopHooks.add(dropSessions);
   state.stopHooks.add(dropPtys);

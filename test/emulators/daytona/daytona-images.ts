@@ -10,7 +10,9 @@
  *   Alpine busybox) is not reproduced;
  * - a Dockerfile (`Image.base(...).runCommands(...)`, `Image.debianSlim().pipInstall(...)`) is
  *   built in a sandbox of that rootfs: `RUN` lines run in order through `sh -c` and the result
- *   is a local snapshot; `ENV` and `WORKDIR` are kept for the sandboxes made from it; `COPY` and
+ *   is a local snapshot (the toolchain preamble of `Image.debianSlim()` is taken as done, see
+ *   `debianSlimPreamble`; `pip install` needs the package index, which a test machine without
+ *   internet does not reach, so it fails the build); `ENV` and `WORKDIR` are kept for the sandboxes made from it; `COPY` and
  *   `ADD` (which need Daytona's object storage for their context) fail the build naming them;
  * - a snapshot made by `sandbox.createSnapshot(name)` is the local provider's snapshot of it.
  * Without the rootfs built, creating fails naming the script, as a precondition (400).
@@ -56,6 +58,19 @@ export interface DockerfilePlan {
   from: string;
   steps: Array<{ kind: 'run'; command: string } | { kind: 'env'; name: string; value: string } | { kind: 'workdir'; path: string }>;
 }
+
+/**
+ * The lines `Image.debianSlim()` writes after its `FROM` (apt-get update, a compiler toolchain, a
+ * pip upgrade, debconf). The default rootfs already is a Debian with Python and pip; it has no
+ * compilers, and installing them on every build would take minutes, so these lines are taken as
+ * done. Any other `RUN apt-get` runs (apt downloads as root in the image).
+ */
+const debianSlimPreamble = [
+  'apt-get update',
+  'apt-get install -y gcc gfortran build-essential',
+  'pip install --upgrade pip',
+  "echo 'debconf debconf/frontend select Noninteractive' | debconf-set-selections",
+];
 
 /** Joins continuation lines (`\` at the end) and drops comments and blank lines. */
 function logicalLines(content: string): string[] {
@@ -149,7 +164,12 @@ export function parseDockerfile(content: string): DockerfilePlan {
     }
   }
   if (!from) throw new HttpError(400, 'The Dockerfile has no FROM');
-  return { from, steps };
+  const preamble = steps.slice(0, debianSlimPreamble.length);
+  const isDebianSlim =
+    /(^|\/)python:[^ ]*-slim-bookworm$/.test(from) &&
+    preamble.length === debianSlimPreamble.length &&
+    preamble.every((step, index) => step.kind === 'run' && step.command === debianSlimPreamble[index]);
+  return { from, steps: isDebianSlim ? steps.slice(debianSlimPreamble.length) : steps };
 }
 
 /** The image of a registry name: the default rootfs, the name kept. */

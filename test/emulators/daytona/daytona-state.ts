@@ -7,7 +7,7 @@
  * `pause` freezes the local sandbox (memory kept), `start` thaws it.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalSandbox, LocalSandboxProvider } from '../../../adapters/local/index.js';
 import type { CreateSandboxOptions, NetworkPolicy, SandboxSnapshotRef } from '../../../src/kit/index.js';
@@ -388,6 +388,9 @@ export class DaytonaState {
   volumeDirectory(volume: DaytonaVolumeRecord, subpath?: string): string {
     const directory = subpath ? join(volume.directory, subpath.replace(/^\/+/, '')) : volume.directory;
     mkdirSync(directory, { recursive: true });
+    // The sandbox writes as its own host uid, whichever the provider was given.
+    chmodSync(volume.directory, 0o777);
+    if (directory !== volume.directory) chmodSync(directory, 0o777);
     return directory;
   }
 
