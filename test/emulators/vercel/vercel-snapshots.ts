@@ -2,7 +2,8 @@
  * Snapshots: list (`?name=` for one sandbox's, cursor pagination, newest first by default), get,
  * delete (the local snapshot goes; the record stays, `status: 'deleted'`, so a get still answers
  * and a start from it is Vercel's 410 `snapshot_not_found`), and the tree (each snapshot with its
- * siblings: the snapshots made from the same parent). Taking one is a session call
+ * siblings: the snapshots made from the same parent; `sortOrder: 'desc'` walks the anchor's
+ * ancestors, `'asc'` its first descendants, and the next page starts at `pagination.next`). Taking one is a session call
  * (vercel-sandboxes.ts): on Vercel it stops the session, and so it does here. Drives are not
  * emulated: their routes are a 501 naming the call.
  */
@@ -66,26 +67,41 @@ export function snapshotRoutes(state: VercelState): VercelRoute[] {
       pattern: '/v2/sandboxes/snapshots/tree',
       async handle(request, response) {
         state.checkProject(request.url.searchParams.get('project'));
-        const live = [...state.snapshots.values()].filter((item) => item.status !== 'deleted');
         const anchorId = request.url.searchParams.get('snapshotId');
-        const anchor = anchorId === null ? undefined : snapshot(state, anchorId);
+        if (!anchorId) throw badRequest('snapshotId', 'is required');
+        const anchor = snapshot(state, anchorId);
+        const order = request.url.searchParams.get('sortOrder') ?? 'desc';
+        if (order !== 'asc' && order !== 'desc') throw badRequest('sortOrder', 'must be asc or desc');
+        const limitText = request.url.searchParams.get('limit');
+        const limit = limitText === null ? 50 : Number(limitText);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw badRequest('limit', 'must be a whole number from 1 to 100');
+        const all = [...state.snapshots.values()];
         const node = (item: VercelSnapshot) => {
-          const siblings = live.filter((other) => other.id !== item.id && other.parentId === item.parentId);
+          const siblings = all.filter((other) => other.id !== item.id && other.parentId === item.parentId && other.status !== 'deleted');
           return {
             snapshot: state.snapshotBody(item),
             siblings: siblings.map((other) => state.snapshotBody(other)),
             count: String(siblings.length),
           };
         };
-        // From the anchor up to its root, as the tree's path; without one, every root.
-        const path: VercelSnapshot[] = [];
-        for (let at = anchor; at; at = at.parentId ? state.snapshots.get(at.parentId) : undefined) path.push(at);
-        const nodes = anchor ? path : live.filter((item) => item.parentId === undefined);
-        const { items, next } = page(sorted(nodes, request.url), request.url);
+        // One line of the tree from the anchor: its ancestors (desc) or its first descendants (asc).
+        const step = (at: VercelSnapshot) =>
+          order === 'desc'
+            ? at.parentId
+              ? state.snapshots.get(at.parentId)
+              : undefined
+            : all.filter((other) => other.parentId === at.id).sort((a, b) => a.createdAt - b.createdAt)[0];
+        const line: VercelSnapshot[] = [];
+        let at: VercelSnapshot | undefined = anchor;
+        while (at && line.length < limit) {
+          line.push(at);
+          at = step(at);
+        }
+        // The next page starts at the next snapshot of the line (the SDK passes it back as snapshotId).
         sendJson(response, 200, {
-          snapshots: items.map(node),
-          ...(anchor ? { anchor: node(anchor) } : {}),
-          pagination: { count: items.length, next },
+          snapshots: line.map(node),
+          anchor: node(anchor),
+          pagination: { count: line.length, next: at?.id ?? null },
         });
       },
     },
