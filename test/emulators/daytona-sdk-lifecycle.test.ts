@@ -15,6 +15,7 @@ import {
   DaytonaError,
   DaytonaNotFoundError,
   DaytonaValidationError,
+  type CreateSandboxFromSnapshotParams,
   type Sandbox,
 } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +41,7 @@ afterAll(async () => {
   await emulator?.close();
 });
 
-async function create(params?: Parameters<Daytona['create']>[0], client = daytona): Promise<Sandbox> {
+async function create(params?: CreateSandboxFromSnapshotParams, client = daytona): Promise<Sandbox> {
   const sandbox = await client.create(params);
   made.push(sandbox);
   return sandbox;
