@@ -30,6 +30,20 @@ if (!apiKey) {
 }
 
 const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();
+
+/**
+ * Where the credential proxy is for sandboxes: a host route on local and Docker; for providers
+ * without one (Modal, E2B, …) the URL mode, at the public URL of a listener you put behind it
+ * (README, "Credentials for sandboxes that are not on this host").
+ */
+const proxyOptions = {
+  apiKey,
+  baseUrl: process.env.ANTHROPIC_BASE_URL,
+  ...(process.env.SANDPORT_PROXY_PUBLIC_URL && {
+    listen: { host: process.env.SANDPORT_PROXY_HOST ?? '127.0.0.1', port: Number(process.env.SANDPORT_PROXY_PORT ?? 8080) },
+    publicUrl: process.env.SANDPORT_PROXY_PUBLIC_URL,
+  }),
+};
 const workdir = '/workspace/app';
 
 /** A fresh sandbox with the CLI in it: mounted where volumes are host paths (local, Docker), uploaded elsewhere. */
@@ -41,7 +55,7 @@ async function freshSandbox(proxy: CredentialProxy): Promise<{ sandbox: Sandbox;
 }
 
 async function today(storeRoot: string): Promise<void> {
-  await using proxy = await CredentialProxy.start({ apiKey: apiKey!, baseUrl: process.env.ANTHROPIC_BASE_URL });
+  await using proxy = await CredentialProxy.start(proxyOptions);
   const { sandbox, executable } = await freshSandbox(proxy);
   const store = new DirectorySessionStore(join(storeRoot, 'sessions'));
   try {
@@ -69,7 +83,7 @@ async function tomorrow(storeRoot: string): Promise<void> {
   const store = new DirectorySessionStore(join(storeRoot, 'sessions'));
   const [latest] = await store.list(); // newest first
   if (!latest) throw new Error('no session in the store');
-  await using proxy = await CredentialProxy.start({ apiKey: apiKey!, baseUrl: process.env.ANTHROPIC_BASE_URL });
+  await using proxy = await CredentialProxy.start(proxyOptions);
   const { sandbox, executable } = await freshSandbox(proxy);
   try {
     const state = join(storeRoot, 'workspace', latest.sessionId);

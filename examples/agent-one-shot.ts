@@ -7,8 +7,8 @@
  * bundle (no network needed); for a real one, clone its URL with an allowlist naming its host.
  * The real key stays on the host: the sandbox reaches the API only through the credential proxy.
  * Runs on the local provider. For another provider change only the provider line, e.g.
- *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });
- * (the image needs git and python3).
+ *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples', defaultImage: 'node:22-bookworm' });
+ * (an image with git and python3; set SANDPORT_PROXY_PUBLIC_URL where there is no host route).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +23,20 @@ if (!apiKey) {
 }
 
 const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();
+
+/**
+ * Where the credential proxy is for sandboxes: a host route on local and Docker; for providers
+ * without one (Modal, E2B, …) the URL mode, at the public URL of a listener you put behind it
+ * (README, "Credentials for sandboxes that are not on this host").
+ */
+const proxyOptions = {
+  apiKey,
+  baseUrl: process.env.ANTHROPIC_BASE_URL,
+  ...(process.env.SANDPORT_PROXY_PUBLIC_URL && {
+    listen: { host: process.env.SANDPORT_PROXY_HOST ?? '127.0.0.1', port: Number(process.env.SANDPORT_PROXY_PORT ?? 8080) },
+    publicUrl: process.env.SANDPORT_PROXY_PUBLIC_URL,
+  }),
+};
 
 // The upstream repository: a calculator whose add() subtracts, and the test that catches it.
 const upstream = await mkdtemp(join(tmpdir(), 'sandport-upstream-'));
@@ -40,7 +54,7 @@ git('bundle', 'create', join(upstream, 'calc.bundle'), 'HEAD', 'main');
 // The CLI: local and Docker mount the host's pinned binary read-only; elsewhere it is uploaded
 // once (or baked into the image: claudeCodeImage()).
 const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
-const proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
+const proxy = await CredentialProxy.start(proxyOptions);
 const sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }));
 let patch = '';
 try {

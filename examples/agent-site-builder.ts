@@ -27,6 +27,20 @@ if (!apiKey) {
 }
 
 const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();
+
+/**
+ * Where the credential proxy is for sandboxes: a host route on local and Docker; for providers
+ * without one (Modal, E2B, …) the URL mode, at the public URL of a listener you put behind it
+ * (README, "Credentials for sandboxes that are not on this host").
+ */
+const proxyOptions = {
+  apiKey,
+  baseUrl: process.env.ANTHROPIC_BASE_URL,
+  ...(process.env.SANDPORT_PROXY_PUBLIC_URL && {
+    listen: { host: process.env.SANDPORT_PROXY_HOST ?? '127.0.0.1', port: Number(process.env.SANDPORT_PROXY_PORT ?? 8080) },
+    publicUrl: process.env.SANDPORT_PROXY_PUBLIC_URL,
+  }),
+};
 const agentPort = 7681;
 const sitePort = 8080;
 
@@ -49,7 +63,7 @@ const cliMount = hostPaths ? claudeCodeHostMount() : undefined;
 const nodeMount = hostPaths ? nodeHostMount() : undefined;
 const node = nodeMount?.node ?? 'node';
 
-await using proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
+await using proxy = await CredentialProxy.start(proxyOptions);
 const sandbox = await provider.create(
   proxy.createOptions(provider, {
     network: 'block',

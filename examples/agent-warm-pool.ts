@@ -17,9 +17,23 @@ if (!apiKey) {
 
 const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();
 
+/**
+ * Where the credential proxy is for sandboxes: a host route on local and Docker; for providers
+ * without one (Modal, E2B, …) the URL mode, at the public URL of a listener you put behind it
+ * (README, "Credentials for sandboxes that are not on this host").
+ */
+const proxyOptions = {
+  apiKey,
+  baseUrl: process.env.ANTHROPIC_BASE_URL,
+  ...(process.env.SANDPORT_PROXY_PUBLIC_URL && {
+    listen: { host: process.env.SANDPORT_PROXY_HOST ?? '127.0.0.1', port: Number(process.env.SANDPORT_PROXY_PORT ?? 8080) },
+    publicUrl: process.env.SANDPORT_PROXY_PUBLIC_URL,
+  }),
+};
+
 const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
 const install = mount ? ({ executable: mount.executable, install: false } as const) : ({ install: 'upload' } as const);
-await using proxy = await CredentialProxy.start({ apiKey, baseUrl: process.env.ANTHROPIC_BASE_URL });
+await using proxy = await CredentialProxy.start(proxyOptions);
 
 const pool = createSandboxPool(provider, {
   size: 2,

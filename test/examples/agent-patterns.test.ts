@@ -6,12 +6,14 @@
  * ANTHROPIC_API_KEY is set. The examples import `sandport`, which resolves to dist/.
  */
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
 import { agentSkipReason } from '../agent/harness.js';
 import { patternScripts } from './agent-patterns-scripts.js';
-import { runExample } from './example-runner.js';
+import { runExample, runWithProviderLine } from './example-runner.js';
+import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'index.js'));
@@ -59,6 +61,28 @@ const withRealApi: Array<[string, RegExp]> = [
 
 const example = (file: string) => join(root, 'examples', file);
 
+const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
+const modalLine = (options: string) => `const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider(${options});`;
+/**
+ * Examples run on the Modal emulator with only their provider line changed, to the line their
+ * header gives (each uploads the CLI once, ~15 s here, so not all five).
+ */
+const onModal: Record<string, string> = {
+  // node:22-bookworm has git and python3 (on the emulator: the host image, which has them too).
+  'agent-one-shot.ts': modalLine("{ appName: 'sandport-examples', defaultImage: 'node:22-bookworm' }"),
+  'agent-two-agents.ts': modalLine("{ appName: 'sandport-examples' }"),
+};
+/** The emulators' test internet serves the proxy's URL-mode listener under this name, as a cloud sandbox reaches a public URL. */
+const publicHost = 'proxy.test';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 describe.skipIf(skipReason !== undefined)(`hosting-pattern examples, fake Messages API${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   let fake: FakeAnthropic;
   beforeAll(async () => {
@@ -77,9 +101,55 @@ describe.skipIf(skipReason !== undefined)(`hosting-pattern examples, fake Messag
     if (result.code !== 0) console.error(result.stdout, result.stderr);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(expected);
-    // The key the example holds never reached the fake: the proxy swapped in its own upstream.
   }, 110_000);
+
+  it('every example has the one provider line the others are swapped in for', async () => {
+    const { readFileSync } = await import('node:fs');
+    for (const [file] of withFake) {
+      expect(readFileSync(example(file), 'utf8').split('\n').filter((line) => line === localLine), file).toHaveLength(1);
+    }
+  });
 });
+
+describe.skipIf(skipReason !== undefined)(
+  `hosting-pattern examples on the Modal emulator, provider line swapped${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    let fake: FakeAnthropic;
+    let emulator: ModalEmulatorProcess;
+    let proxyPort: number;
+    beforeAll(async () => {
+      fake = await startFakeAnthropic({ scripts: patternScripts });
+      proxyPort = await freePort();
+      emulator = await spawnModalEmulator({
+        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxyPort } } } },
+      });
+    }, 120_000);
+    afterAll(async () => {
+      await emulator?.close();
+      await fake?.close();
+    }, 120_000);
+
+    it.each(withFake.filter(([file]) => file in onModal))('examples/%s', async (file, expected) => {
+      const { readFileSync } = await import('node:fs');
+      expect(readFileSync(example(file), 'utf8'), 'the header names the line').toContain(onModal[file]!.replace('const provider: SandboxProvider = ', ''));
+      const result = await runWithProviderLine(file, localLine, onModal[file]!, {
+        ...process.env,
+        ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples',
+        ANTHROPIC_BASE_URL: fake.url,
+        SANDPORT_PROXY_PUBLIC_URL: `http://${publicHost}`,
+        SANDPORT_PROXY_PORT: String(proxyPort),
+        MODAL_SERVER_URL: emulator.url,
+        MODAL_TOKEN_ID: 'ak-examples',
+        MODAL_TOKEN_SECRET: 'as-examples',
+        MODAL_LOGLEVEL: 'error',
+      });
+      if (result.code !== 0) console.error(result.stdout, result.stderr);
+      expect(result.providerLines).toBe(1);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(expected);
+    }, 110_000);
+  },
+);
 
 const realSkip = skipReason ?? (realKey ? undefined : 'ANTHROPIC_API_KEY is not set');
 describe.skipIf(realSkip !== undefined)(`hosting-pattern examples, real Anthropic API${realSkip ? ` (skipped: ${realSkip})` : ''}`, () => {
