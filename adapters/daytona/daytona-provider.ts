@@ -114,8 +114,9 @@ export class DaytonaSandboxProvider implements SandboxProvider {
   async client(): Promise<Daytona> {
     if (this.#options.sandbox) return this.#options.sandbox.client;
     this.#client ??= (async () => {
-      const config = planDaytonaConfig(this.#options);
+      // The SDK first: without it, the missing package is the error to report, not the credentials.
       const sdk = await loadDaytona();
+      const config = planDaytonaConfig(this.#options);
       return constructDaytona(sdk, config);
     })().catch((error: unknown) => {
       this.#client = undefined;
@@ -165,6 +166,8 @@ export class DaytonaSandboxProvider implements SandboxProvider {
       ownsLifecycle: true,
     });
     try {
+      // Daytona has no working directory at create: it is made here, before the entrypoint runs in it.
+      if (plan.workdir !== undefined) await sandbox.files.mkdir(plan.workdir, parsed.signal ? { signal: parsed.signal } : {});
       if (plan.entrypoint) await sandbox.startEntrypoint(plan.entrypoint, parsed.signal);
     } catch (error) {
       await sandbox.terminate().catch(() => undefined);

@@ -41,6 +41,8 @@ interface PhaseOne {
   modalFromId: ErrorInfo;
   e2bCreate: ErrorInfo;
   e2bFromId: ErrorInfo;
+  daytonaCreate: ErrorInfo;
+  daytonaFromId: ErrorInfo;
   flyCreate: ErrorInfo;
   cloudflareCreate: ErrorInfo;
   agentStart: ErrorInfo;
@@ -69,6 +71,7 @@ const phaseOneBody = `
 const { createDockerSandboxProvider } = await load('sandport/docker');
 const { createModalSandboxProvider } = await load('sandport/modal');
 const { createE2bSandboxProvider } = await load('sandport/e2b');
+const { createDaytonaSandboxProvider } = await load('sandport/daytona');
 const { createFlySandboxProvider } = await load('sandport/fly');
 const { createCloudflareSandboxProvider } = await load('sandport/cloudflare');
 const { instrumentProvider } = await load('sandport/telemetry');
@@ -86,6 +89,8 @@ return {
   modalFromId: await rejection(modal.fromId('sb-fresh-project')),
   e2bCreate: await rejection(e2b.create()),
   e2bFromId: await rejection(e2b.fromId('fresh-project')),
+  daytonaCreate: await rejection(createDaytonaSandboxProvider().create()),
+  daytonaFromId: await rejection(createDaytonaSandboxProvider().fromId('fresh-project')),
   flyCreate: await rejection(createFlySandboxProvider({ token: '' }).create()),
   cloudflareCreate: await rejection(createCloudflareSandboxProvider({ url: '' }).create()),
   agentStart: await rejection(root.AgentSession.start({})),
@@ -250,6 +255,11 @@ describe.skipIf(npmReason !== undefined)(
       it(`${format}: sandport/e2b loads without e2b; create and fromId reject with the pinned install line`, () => {
         missingPeer(phaseOne().e2bCreate, 'e2b', 'e2b', 'npm install e2b@2.51.0');
         missingPeer(phaseOne().e2bFromId, 'e2b', 'e2b', 'npm install e2b@2.51.0');
+      });
+
+      it(`${format}: sandport/daytona loads without @daytonaio/sdk; create and fromId reject with the pinned install line`, () => {
+        missingPeer(phaseOne().daytonaCreate, '@daytonaio/sdk', 'daytona', 'npm install @daytonaio/sdk@0.218.0');
+        missingPeer(phaseOne().daytonaFromId, '@daytonaio/sdk', 'daytona', 'npm install @daytonaio/sdk@0.218.0');
       });
 
       it(`${format}: sandport/fly needs no peer; create without a token is SandboxAuthenticationError before any request`, () => {
