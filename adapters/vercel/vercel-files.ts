@@ -55,6 +55,8 @@ export class VercelFiles implements NativeFiles {
     private readonly native: () => VercelSdkSandbox,
     private readonly runHelper: VercelRunHelper,
     private readonly mapError: (error: unknown, operation: string, path?: string) => SandboxError,
+    /** Aborts (with `SandboxNotFoundError`) when the sandbox ends: a write in parts stops at the next part. */
+    private readonly ended: AbortSignal,
   ) {}
 
   async readStream(path: string, options: SignalOptions): Promise<ReadableStream<Uint8Array>> {
@@ -73,11 +75,14 @@ export class VercelFiles implements NativeFiles {
   async write(path: string, data: WriteData, options: SignalOptions & { mode?: number | undefined }): Promise<void> {
     const stage = `${vercelStagingDirectory}/${randomBytes(8).toString('hex')}`;
     let index = 0;
+    const signal = options.signal === undefined ? this.ended : AbortSignal.any([options.signal, this.ended]);
     const put = async (part: Uint8Array) => {
+      if (this.ended.aborted) throw this.ended.reason;
       const name = `${stage}/${String(index++).padStart(8, '0')}`;
       try {
-        await this.native().writeFiles([{ path: name, content: part }], { signal: options.signal });
+        await this.native().writeFiles([{ path: name, content: part }], { signal });
       } catch (error) {
+        if (this.ended.aborted) throw this.ended.reason;
         throw this.mapError(error, 'files.write');
       }
     };
@@ -88,13 +93,14 @@ export class VercelFiles implements NativeFiles {
         await forEachPart(data, vercelWritePartBytes, put);
       }
       const mode = options.mode === undefined ? '' : options.mode.toString(8);
+      if (this.ended.aborted) throw this.ended.reason;
       const { exitCode, stderr } = await this.runHelper(['/bin/sh', '-c', joinPartsScript, 'sandport-write', path, stage, mode], options.signal);
       if (exitCode === fileExit.isDirectory)
         throw new SandboxInvalidArgumentError({ message: `${path} is a directory`, argument: 'path', provider });
       if (exitCode !== 0)
         throw new SandboxProviderError({ message: `Writing ${path} failed (exit ${exitCode}): ${stderr.slice(0, 500)}`, provider });
     } catch (error) {
-      if (index > 0) void this.runHelper(['rm', '-rf', '--', stage], undefined).catch(() => undefined);
+      if (index > 0 && !this.ended.aborted) void this.runHelper(['rm', '-rf', '--', stage], undefined).catch(() => undefined);
       throw error;
     }
   }

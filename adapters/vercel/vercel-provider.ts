@@ -133,8 +133,9 @@ export class VercelSandboxProvider implements SandboxProvider {
         argument: 'name',
         provider: 'vercel',
       });
-    const connection = this.connection;
+    // The SDK first: a project without it learns the install line before anything about credentials.
     const sdk = await loadVercel();
+    const connection = this.connection;
     parsed.signal?.throwIfAborted();
     const name = parsed.name ?? `${vercelGeneratedNamePrefix}${randomBytes(6).toString('hex')}`;
     const creating = sdk.Sandbox.create({ ...plan.params, name, ...connection } as Parameters<VercelModule['Sandbox']['create']>[0]).catch(
@@ -212,8 +213,8 @@ export class VercelSandboxProvider implements SandboxProvider {
   async list(options: ListSandboxesOptions = {}): Promise<SandboxInfo[]> {
     const parsed = parseOptions(listSandboxesOptionsSchema, options, { provider: 'vercel', what: 'list options' });
     parsed.signal?.throwIfAborted();
-    const connection = this.connection;
     const sdk = await loadVercel();
+    const connection = this.connection;
     const filter = planVercelListFilter(parsed.tags);
     const listing = async () => {
       const paginator = await sdk.Sandbox.list({
@@ -252,8 +253,8 @@ export class VercelSandboxProvider implements SandboxProvider {
   async deleteSnapshot(snapshot: SandboxSnapshotRef, options: SignalOptions = {}): Promise<void> {
     const snapshotId = checkVercelSnapshot(snapshot);
     options.signal?.throwIfAborted();
-    const connection = this.connection;
     const sdk = await loadVercel();
+    const connection = this.connection;
     const once = async () => {
       try {
         const found = await sdk.Snapshot.get({ snapshotId, ...connection, signal: options.signal } as Parameters<
@@ -275,8 +276,8 @@ export class VercelSandboxProvider implements SandboxProvider {
   }
 
   async #get(name: string, signal: AbortSignal | undefined, resume = false): Promise<VercelSdkSandbox> {
-    const connection = this.connection;
     const sdk = await loadVercel();
+    const connection = this.connection;
     return raceWithSignal(
       retryIdempotent(
         'fromId',

@@ -138,6 +138,7 @@ export class VercelSandboxImpl implements VercelSandbox {
       () => this.#sdk,
       (argv, signal) => this.#runHelper(argv, signal),
       (error, operation, path) => this.#map(error, operation, path),
+      this.#streams.signal,
     );
     this.files = defineFiles({ provider, native, fallback: this, lifecycle: this.#lifecycle });
   }
@@ -157,7 +158,6 @@ export class VercelSandboxImpl implements VercelSandbox {
       what: 'providerOptions.vercel',
     });
     this.#assertRunning();
-    await this.#snapshotting;
     this.#lifecycle.touch();
     const sudo = extra.sudo ?? this.#init.sudo;
     const outcome: ProcessOutcome = new ProcessOutcome({
@@ -190,6 +190,8 @@ export class VercelSandboxImpl implements VercelSandbox {
     plan: ReturnType<typeof planVercelExec>,
     userArgv: string[],
   ): Promise<SandboxProcess> {
+    // A command waits for a snapshot under way (the session it would start in is stopping).
+    await this.#snapshotting;
     const command = await this.#sdk
       .runCommand({ ...plan, signal: this.#streams.signal })
       .catch((error: unknown) => Promise.reject(this.#map(error, 'exec')));
