@@ -265,6 +265,8 @@ export class AgentSession implements AsyncDisposable {
       throw new SandboxInvalidArgumentError({ message: `port must be an integer 1-65535, got ${String(port)}`, argument: 'port' });
     if (typeof token !== 'string' || token.length === 0)
       throw new SandboxInvalidArgumentError({ message: 'token must be the agent host token', argument: 'token' });
+    if (resume !== undefined && attach !== undefined)
+      throw new SandboxInvalidArgumentError({ message: 'resume starts a new agent: it cannot go with attach', argument: 'resume' });
     const target = {
       url: toWebSocketUrl(url ?? (await sandbox.tunnels({ signal: rest.signal }))[port]?.url, port),
       token,
@@ -272,8 +274,6 @@ export class AgentSession implements AsyncDisposable {
       timeoutMs: rest.startTimeoutMs ?? 60_000,
       signal: rest.signal,
     };
-    if (resume !== undefined && attach !== undefined)
-      throw new SandboxInvalidArgumentError({ message: 'resume starts a new agent: it cannot go with attach', argument: 'resume' });
     if (resume !== undefined) {
       const snapshot = await AgentSession.stored(resume?.sessionId, rest.store, rest.signal);
       return AgentSession.launch(sandbox, rest, { snapshot, fork: resume.fork ?? false }, { target, agentId });

@@ -21,8 +21,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCloudflareSandboxProvider } from '../../adapters/cloudflare/index.js';
 import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
 import { createFlySandboxProvider } from '../../adapters/fly/index.js';
+import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import {
   AgentSession,
+  AgentSessionError,
   CredentialProxy,
   claudeCodeHostMount,
   defaultClaudeCodeVersion,
@@ -31,7 +33,7 @@ import {
   type AgentHost,
   type AgentMessage,
 } from '../../src/agent/index.js';
-import { SandboxAuthenticationError } from '../../src/errors/index.js';
+import { SandboxAuthenticationError, SandboxInvalidArgumentError } from '../../src/errors/index.js';
 import type { CreateSandboxOptions, Sandbox, SandboxProvider } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js';
@@ -281,3 +283,57 @@ for (const target of targets) {
     }, 120_000);
   });
 }
+
+describe.skipIf(noCli !== undefined)(
+  `the host's token file and ready file, where exec has no stdin or output only at the exit (local)${noCli ? ` (skipped: ${noCli})` : ''}`,
+  () => {
+    const node = nodeHostMount();
+    let sandbox: Sandbox;
+    beforeAll(async () => {
+      sandbox = await createLocalSandboxProvider().create({ network: 'block', ports: [hostPort], volumes: node.createOptions.volumes });
+    }, 60_000);
+    afterAll(async () => {
+      await sandbox?.terminate();
+    });
+
+    it('takes the token from a file it deletes before listening, and reports listening in a file', async () => {
+      const directory = '/tmp/file-delivery';
+      const host = await startAgentHost(sandbox, { port: hostPort, node: node.node, directory, exec: { stdin: false, streaming: false } });
+      try {
+        expect(await sandbox.files.exists(`${directory}/token`)).toBe(false);
+        expect(JSON.parse(await sandbox.files.readText(`${directory}/listening.json`))).toMatchObject({ listening: hostPort });
+        const scan = await sandbox.run(['/bin/sh', '-c', `grep -rlsF "${host.token}" /proc/[0-9]*/environ /tmp 2>/dev/null; echo scanned`]);
+        expect(scan.stdout.trim()).toBe('scanned');
+        const url = (await sandbox.tunnels())[hostPort]!.url;
+        expect((await fetch(`${url}/agents`, { headers: { authorization: `Bearer ${host.token}` } })).status).toBe(200);
+        expect((await fetch(`${url}/agents`, { headers: { authorization: 'Bearer not-the-token-at-all' } })).status).toBe(401);
+      } finally {
+        expect(await host.stop()).toEqual({ exitCode: 0, signal: undefined });
+      }
+    }, 60_000);
+
+    it('reports a host that ended before writing its ready file, with its exit code', async () => {
+      const error = await startAgentHost(sandbox, {
+        port: hostPort,
+        node: '/bin/false',
+        directory: '/tmp/never-listens',
+        exec: { stdin: false, streaming: false },
+      }).catch((caught: unknown) => caught);
+      expect(AgentSessionError.isInstance(error) && error.reason).toBe('process-exited');
+      expect((error as AgentSessionError).exitCode).toBe(1);
+      // The token file the host never read is gone too.
+      expect(await sandbox.files.exists('/tmp/never-listens/token')).toBe(false);
+    }, 60_000);
+
+    it('refuses resume with attach, and resume without a store, naming the field', async () => {
+      const options = { port: hostPort, token: 'x'.repeat(43) };
+      for (const [extra, argument] of [
+        [{ resume: { sessionId: 's' }, attach: 'a' }, 'resume'],
+        [{ resume: { sessionId: 's' } }, 'store'],
+      ] as const) {
+        const error = await AgentSession.connect(sandbox, { ...options, ...extra }).catch((caught: unknown) => caught);
+        expect(SandboxInvalidArgumentError.isInstance(error) && error.argument).toBe(argument);
+      }
+    });
+  },
+);

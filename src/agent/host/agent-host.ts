@@ -97,8 +97,14 @@ export async function startAgentHost(sandbox: Sandbox, options: StartAgentHostOp
     stdin.releaseLock();
   }
   const startTimeoutMs = options.startTimeoutMs ?? 30_000;
-  if (delivery.readyFile) await readyFileWritten(sandbox, process, delivery.readyFile, startTimeoutMs, signal);
-  else await listening(process, startTimeoutMs, sandbox.provider, signal);
+  try {
+    if (delivery.readyFile) await readyFileWritten(sandbox, process, delivery.readyFile, startTimeoutMs, signal);
+    else await listening(process, startTimeoutMs, sandbox.provider, signal);
+  } catch (error) {
+    // A host that never listened may not have read (and deleted) its token file.
+    if (delivery.tokenFile) await sandbox.files.remove(delivery.tokenFile).catch(() => undefined);
+    throw error;
+  }
   let stopping: Promise<{ exitCode: number; signal: string | undefined }> | undefined;
   return {
     port,
