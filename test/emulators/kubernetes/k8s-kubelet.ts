@@ -45,6 +45,8 @@ export interface KubeletOptions {
   readonly startDelayMs: number;
   /** False: NetworkPolicies are stored and not enforced (a cluster whose network plugin ignores them). */
   readonly enforceNetworkPolicy: boolean;
+  /** What `'allow'` means for a pod's sandbox (the test internet's allowlist); the local provider's open network when undefined. */
+  readonly openNetwork?: PodNetwork;
 }
 
 /** A running pod's backing sandbox and what the kubelet keeps about it. */
@@ -317,8 +319,10 @@ export class Kubelet {
 
   /** The network policies of the pod's namespace mean this for it (enforced or not). */
   private networkOf(pod: KubeObject): PodNetwork {
-    if (!this.options.enforceNetworkPolicy) return 'allow';
-    return networkForPod(pod, this.options.store.list(networkPolicies, pod.metadata.namespace));
+    const open = this.options.openNetwork ?? 'allow';
+    if (!this.options.enforceNetworkPolicy) return open;
+    const network = networkForPod(pod, this.options.store.list(networkPolicies, pod.metadata.namespace));
+    return network === 'allow' ? open : network;
   }
 
   private env(pod: KubeObject, container: Container, runtimeIp: string): Record<string, string> {

@@ -50,8 +50,8 @@ export interface StoreEvent {
   rv: number;
 }
 
-/** Changes kept for watches to resume from. */
-const logLength = 5000;
+/** Changes kept for watches to resume from, by default. */
+export const defaultWatchHistory = 5000;
 
 export function clone<T>(value: T): T {
   return structuredClone(value);
@@ -69,6 +69,9 @@ export class KubeStore {
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private revision = 1;
 
+  /** @param logLength changes kept for watches to resume from */
+  constructor(private readonly logLength = defaultWatchHistory) {}
+
   /** The current resourceVersion (of the newest change). */
   get resourceVersion(): string {
     return String(this.revision);
@@ -76,12 +79,12 @@ export class KubeStore {
 
   /** The oldest resourceVersion a watch may start from. */
   private get oldestWatchable(): number {
-    return this.log.length === logLength ? this.log[0]!.rv : 0;
+    return this.log.length >= this.logLength ? this.log[0]!.rv : 0;
   }
 
   private emit(event: StoreEvent): void {
     this.log.push(event);
-    if (this.log.length > logLength) this.log.shift();
+    if (this.log.length > this.logLength) this.log.shift();
     for (const listener of [...this.listeners]) listener(event);
   }
 

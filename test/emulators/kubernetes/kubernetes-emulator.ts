@@ -14,7 +14,9 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createLocalSandboxProvider, type LocalSandboxProvider } from '../../../adapters/local/index.js';
+import type { TestInternetOptions } from '../../egress-internet.js';
 import { randomToken } from '../shared/ids.js';
+import { localProviderOnTestInternet, testInternetDomains } from '../shared/test-internet-provider.js';
 import { KubeApi } from './k8s-api.js';
 import { KubeStreams } from './k8s-exec.js';
 import { Kubelet } from './k8s-kubelet.js';
@@ -45,6 +47,16 @@ export interface KubernetesEmulatorOptions {
   enforceNetworkPolicy?: boolean;
   /** RuntimeClass objects that exist from the start (`gvisor`, say); a pod naming another is refused. @default [] */
   runtimeClasses?: string[];
+  /**
+   * Pods reach the test internet (test/egress-internet.ts, plus `hosts`) instead of the local
+   * provider's real outbound network: a pod no egress policy restricts gets an allowlist of its
+   * names and every address (`0.0.0.0/0`, `::/0`) through the local provider's egress proxy
+   * (`HTTP_PROXY` in every command's environment); `ipBlock` CIDRs of a policy narrow it. Not
+   * with `provider`. @default false
+   */
+  testInternet?: boolean | TestInternetOptions;
+  /** Changes kept for watches to resume from; a watch from an older resourceVersion gets 410 Expired. @default 5000 */
+  watchHistory?: number;
   /** Interval of BOOKMARK events on watches that allow them, in ms. @default 5000 */
   bookmarkIntervalMs?: number;
 }
@@ -92,10 +104,13 @@ export function kubeconfigFor(server: string, caCertificate: string, token: stri
 }
 
 export async function startKubernetesEmulator(options: KubernetesEmulatorOptions = {}): Promise<KubernetesEmulator> {
-  const provider = options.provider ?? createLocalSandboxProvider();
+  const internet =
+    !options.provider && options.testInternet ? await localProviderOnTestInternet(options.testInternet === true ? {} : options.testInternet) : undefined;
+  const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
+  const openNetwork = internet ? { allowDomains: await testInternetDomains(options.testInternet), allowCidrs: ['0.0.0.0/0', '::/0'] } : undefined;
   const token = options.token ?? `k8s-emulator-${randomToken(24)}`;
   const namespace = options.namespace ?? 'default';
-  const store = new KubeStore();
+  const store = new KubeStore(options.watchHistory);
   for (const name of new Set(['default', 'kube-system', namespace])) store.create(namespaces, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } as never, status: { phase: 'Active' } });
   for (const name of options.runtimeClasses ?? []) store.create(runtimeClasses, undefined, { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name } as never, handler: name });
   const kubelet = new Kubelet({
@@ -106,6 +121,7 @@ export async function startKubernetesEmulator(options: KubernetesEmulatorOptions
     nodeCapacity: options.nodeCapacity ?? { cpu: availableParallelism(), memoryMiB: Math.floor(totalmem() / 2 ** 20) },
     startDelayMs: options.startDelayMs ?? 200,
     enforceNetworkPolicy: options.enforceNetworkPolicy ?? true,
+    ...(openNetwork ? { openNetwork } : {}),
   });
   const calls = new Map<string, number>();
   let url = '';
@@ -138,6 +154,7 @@ export async function startKubernetesEmulator(options: KubernetesEmulatorOptions
       (closed ??= (async () => {
         streams.close();
         await kubelet.close();
+        await internet?.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await rm(dir, { recursive: true, force: true });
