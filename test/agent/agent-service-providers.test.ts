@@ -3,7 +3,8 @@
  * emulators, whose exec cannot carry the CLI's stream-json session (Fly: output at the exit;
  * Cloudflare: no stdin), so the agent service is how AgentSession works there at all. Per
  * provider: one agent host behind one port reached through the provider's own tunnel (Docker's
- * published port, Fly's edge at the app's public host name, the bridge's quick tunnel), two
+ * published port, Fly's edge at the app's public host name, the bridge's quick tunnel, on bridge
+ * 0.12 and 0.13), two
  * agents at once, a wrong token refused, an app in a child process SIGKILLed mid-turn and a new
  * one re-attaching from its cursor, and the host stopping cleanly. The real `claude` CLI, the
  * fake Messages API behind one credential proxy (Docker: its host route; Fly and Cloudflare:
@@ -130,26 +131,24 @@ const targets: Target[] = [
       };
     },
   },
-  {
-    name: 'cloudflare bridge emulator 0.13 (public URL, CLI in the image, quick tunnel)',
-    skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnCloudflareBridgeEmulator({
-        version: '0.13',
-        testInternet: testInternet(),
-        containerMounts: cliImageMount(),
-      });
-      const uninstall = installLocalhostResolution();
-      return {
-        provider: createCloudflareSandboxProvider({ url: emulator.url, token: emulator.token }),
-        createOptions: { ports: [hostPort] },
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
-  },
+  ...(['0.12', '0.13'] as const).map(
+    (version): Target => ({
+      name: `cloudflare bridge emulator ${version} (public URL, CLI in the image, quick tunnel)`,
+      skipReason: () => undefined,
+      start: async () => {
+        const emulator = await spawnCloudflareBridgeEmulator({ version, testInternet: testInternet(), containerMounts: cliImageMount() });
+        const uninstall = installLocalhostResolution();
+        return {
+          provider: createCloudflareSandboxProvider({ url: emulator.url, token: emulator.token }),
+          createOptions: { ports: [hostPort] },
+          close: async () => {
+            await emulator.close();
+            uninstall();
+          },
+        };
+      },
+    }),
+  ),
 ];
 
 for (const target of targets) {
