@@ -6,8 +6,8 @@
  * agent keeps running, as a web app or a chat bot would between requests.
  *   ANTHROPIC_API_KEY=sk-ant-… npx tsx examples/agent-site-builder.ts
  * Runs on the local provider. For another provider change only the provider line, e.g.
- *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });
- * (its image then needs Node ≥ 18, as claudeCodeImage()'s has).
+ *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples', defaultImage: 'node:22-bookworm' });
+ * (an image with Node ≥ 18, as claudeCodeImage()'s; set SANDPORT_PROXY_PUBLIC_URL where there is no host route).
  */
 import {
   AgentSession,

@@ -71,6 +71,8 @@ const onModal: Record<string, string> = {
   // node:22-bookworm has git and python3 (on the emulator: the host image, which has them too).
   'agent-one-shot.ts': modalLine("{ appName: 'sandport-examples', defaultImage: 'node:22-bookworm' }"),
   'agent-two-agents.ts': modalLine("{ appName: 'sandport-examples' }"),
+  // node:22-bookworm has Node for the agent host and the site's server.
+  'agent-site-builder.ts': modalLine("{ appName: 'sandport-examples', defaultImage: 'node:22-bookworm' }"),
 };
 /** The emulators' test internet serves the proxy's URL-mode listener under this name, as a cloud sandbox reaches a public URL. */
 const publicHost = 'proxy.test';
