@@ -140,11 +140,7 @@ export class KubernetesSandboxProvider implements SandboxProvider {
         await api.createNetworkPolicy(plan.networkPolicy, signal);
         made.push(() => api.deleteNetworkPolicy(plan.networkPolicy!.metadata!.name!));
       }
-      pod = await api.createPod(plan.pod, signal).catch((error: unknown) => {
-        if (SandboxAlreadyExistsError.isInstance(error) && parsed.name !== undefined)
-          throw new SandboxAlreadyExistsError({ message: `A sandbox named ${parsed.name} exists already`, provider, cause: error });
-        throw error;
-      });
+      pod = await this.#createPod(api, plan, parsed.name, signal);
       made.push(() => api.deletePod(plan.podName));
       const owner = planKubernetesOwnerReference(pod);
       if (plan.secret) await api.patchSecret(plan.secret.metadata!.name!, owner, signal);
@@ -171,6 +167,34 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     } catch (error) {
       await undo();
       throw error;
+    }
+  }
+
+  /**
+   * Creates the pod. A named sandbox's pod name is fixed, so a finished or deleting pod of an
+   * earlier sandbox of the name holds it: that one is deleted (or its deletion awaited) and the
+   * create tried once more; a live one is `SandboxAlreadyExistsError`.
+   */
+  async #createPod(api: KubernetesApi, plan: KubernetesCreatePlan, name: string | undefined, signal: AbortSignal | undefined): Promise<V1Pod> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await api.createPod(plan.pod, signal);
+      } catch (error) {
+        if (!SandboxAlreadyExistsError.isInstance(error) || name === undefined) throw error;
+        const taken = () => new SandboxAlreadyExistsError({ message: `A sandbox named ${name} exists already`, provider, cause: error });
+        const existing = await api.findPod(plan.podName, signal);
+        if (attempt > 0 || (existing && isLive(existing))) throw taken();
+        if (existing) {
+          if (existing.metadata?.deletionTimestamp === undefined) await api.deletePod(plan.podName, signal);
+          const gone = AbortSignal.timeout(60_000);
+          await api
+            .watchPod(plan.podName, undefined, (pod) => pod === undefined, signal ? AbortSignal.any([signal, gone]) : gone)
+            .catch((watchError: unknown) => {
+              if (signal?.aborted) throw watchError;
+              throw taken();
+            });
+        }
+      }
     }
   }
 
