@@ -10,8 +10,6 @@ const root = join(import.meta.dirname, '..', '..');
 // in agent-patterns.test.ts, with their turns scripted.
 const examples: Array<[string, RegExp]> = [
   ['agent-chat.ts', /session: \$/],
-  ['agent-hybrid-resume.ts', /same session: true/],
-  ['agent-two-agents.ts', /writer .*Echo:[\s\S]*reviewer .*Echo:/],
   [
     'agent-npm-allowlist.ts',
     /hello, agent, from sandport-greet[\s\S]*000 exit=56[\s\S]*installed: true[\s\S]*egress: allowed registry\.internal:80[\s\S]*egress: denied example\.com:443/,
