@@ -210,7 +210,9 @@ export class KubeStreams {
       else if (channel === 4 && process.resize) {
         try {
           const size = JSON.parse(payload.toString('utf8')) as { Width?: number; Height?: number };
-          if (size.Width && size.Height) void process.resize({ cols: size.Width, rows: size.Height }).catch(() => undefined);
+          const resize = process.resize.bind(process);
+          // In line with stdin, so input sent after a resize meets the new size.
+          if (size.Width && size.Height) stdinQueue = stdinQueue.then(() => resize({ cols: size.Width!, rows: size.Height! })).catch(() => undefined);
         } catch {
           // A malformed resize is dropped, as the kubelet logs and drops it.
         }
