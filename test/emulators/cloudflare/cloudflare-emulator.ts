@@ -177,9 +177,9 @@ export async function startCloudflareBridgeEmulator(options: CloudflareBridgeEmu
       : undefined;
   const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
   const network = internet ? { allowDomains: await testInternetDomains(options.testInternet) } : (options.network ?? 'allow');
-  const volumes = Object.fromEntries(
-    Object.entries(options.containerMounts ?? {}).map(([path, source]) => [path, { source, readOnly: true as const }]),
-  );
+  const volumes = options.containerMounts
+    ? Object.fromEntries(Object.entries(options.containerMounts).map(([path, source]) => [path, { source, readOnly: true as const }]))
+    : undefined;
   const state = new BridgeState({ provider, version, token, network, volumes });
   if (internet) state.closers.add(() => internet.close());
   const edge = await startTunnelEdge();
