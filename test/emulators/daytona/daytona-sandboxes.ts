@@ -19,7 +19,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { CreateSandboxOptions, SandboxSnapshotRef } from '../../../src/kit/index.js';
+import { SandboxCapabilityUnsupportedError, type CreateSandboxOptions, type SandboxSnapshotRef } from '../../../src/kit/index.js';
 import { BuildFailure, buildDockerfile } from './daytona-builds.js';
 import { HttpError, sendJson, type DaytonaRequest, type DaytonaRoute } from './daytona-http.js';
 import { defaultRootfs, defaultSnapshotName, type LocalImage } from './daytona-images.js';
@@ -349,10 +349,16 @@ async function updateNetwork(sandbox: DaytonaSandbox, body: Record<string, unkno
     try {
       await sandbox.local.updateNetwork(DaytonaState.networkPolicy(next));
     } catch (error) {
-      throw new HttpError(
-        400,
-        `The network settings cannot be applied to this sandbox: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      const why = error instanceof Error ? error.message : String(error);
+      // Daytona applies any change live; the local sandbox cannot make some (opening one created
+      // with an allowlist to everything, restricting one created open): those are not emulated.
+      if (SandboxCapabilityUnsupportedError.isInstance(error)) {
+        throw new HttpError(
+          501,
+          `POST /api/sandbox/${sandbox.id}/network-settings (updateNetworkSettings) is not emulated for this change: ${why}`,
+        );
+      }
+      throw new HttpError(400, `The network settings cannot be applied to this sandbox: ${why}`);
     }
   }
   Object.assign(sandbox, next);
