@@ -43,6 +43,8 @@ interface PhaseOne {
   e2bFromId: ErrorInfo;
   daytonaCreate: ErrorInfo;
   daytonaFromId: ErrorInfo;
+  vercelCreate: ErrorInfo;
+  vercelFromId: ErrorInfo;
   flyCreate: ErrorInfo;
   cloudflareCreate: ErrorInfo;
   agentStart: ErrorInfo;
@@ -72,6 +74,7 @@ const { createDockerSandboxProvider } = await load('sandport/docker');
 const { createModalSandboxProvider } = await load('sandport/modal');
 const { createE2bSandboxProvider } = await load('sandport/e2b');
 const { createDaytonaSandboxProvider } = await load('sandport/daytona');
+const { createVercelSandboxProvider } = await load('sandport/vercel');
 const { createFlySandboxProvider } = await load('sandport/fly');
 const { createCloudflareSandboxProvider } = await load('sandport/cloudflare');
 const { instrumentProvider } = await load('sandport/telemetry');
@@ -91,6 +94,8 @@ return {
   e2bFromId: await rejection(e2b.fromId('fresh-project')),
   daytonaCreate: await rejection(createDaytonaSandboxProvider().create()),
   daytonaFromId: await rejection(createDaytonaSandboxProvider().fromId('fresh-project')),
+  vercelCreate: await rejection(createVercelSandboxProvider().create()),
+  vercelFromId: await rejection(createVercelSandboxProvider().fromId('fresh-project')),
   flyCreate: await rejection(createFlySandboxProvider({ token: '' }).create()),
   cloudflareCreate: await rejection(createCloudflareSandboxProvider({ url: '' }).create()),
   agentStart: await rejection(root.AgentSession.start({})),
@@ -260,6 +265,11 @@ describe.skipIf(npmReason !== undefined)(
       it(`${format}: sandport/daytona loads without @daytonaio/sdk; create and fromId reject with the pinned install line`, () => {
         missingPeer(phaseOne().daytonaCreate, '@daytonaio/sdk', 'daytona', 'npm install @daytonaio/sdk@0.218.0');
         missingPeer(phaseOne().daytonaFromId, '@daytonaio/sdk', 'daytona', 'npm install @daytonaio/sdk@0.218.0');
+      });
+
+      it(`${format}: sandport/vercel loads without @vercel/sandbox; create and fromId reject with the pinned install line`, () => {
+        missingPeer(phaseOne().vercelCreate, '@vercel/sandbox', 'vercel', 'npm install @vercel/sandbox@3.5.0');
+        missingPeer(phaseOne().vercelFromId, '@vercel/sandbox', 'vercel', 'npm install @vercel/sandbox@3.5.0');
       });
 
       it(`${format}: sandport/fly needs no peer; create without a token is SandboxAuthenticationError before any request`, () => {
