@@ -70,7 +70,15 @@ export interface ExecSession {
   readonly status: Promise<KubernetesExecStatus | undefined>;
   /** Closes the socket (kills nothing in the pod). Idempotent. */
   close(): void;
+  /**
+   * The command was killed: let the socket run ahead of a slow (or absent) reader up to 8 MiB
+   * per stream, so the rest of its output in flight and its Status arrive. Idempotent.
+   */
+  drain(): void;
 }
+
+/** Bytes a stream may hold once the command was killed (only what was in flight remains). */
+const drainBytes = 8 * 1024 * 1024;
 
 /** The API server's base URL as a WebSocket URL plus a path and query. */
 export function kubernetesSocketUrl(server: string, path: string, query: URLSearchParams): string {
@@ -207,8 +215,9 @@ class Output {
     );
   }
 
-  get full(): boolean {
-    return !this.#done && (this.#controller.desiredSize ?? 0) <= 0;
+  /** Whether at least `limit` bytes wait for the reader. */
+  holds(limit: number): boolean {
+    return !this.#done && (this.#controller.desiredSize ?? 0) <= outputHighWaterBytes - limit;
   }
 
   /** Queues a chunk; false when it was discarded. */
@@ -249,6 +258,7 @@ class ExecSessionImpl implements ExecSession {
   readonly status: Promise<KubernetesExecStatus | undefined>;
   #resolveStatus!: (status: KubernetesExecStatus | undefined) => void;
   #paused = false;
+  #limit = outputHighWaterBytes;
   #closed = false;
   #discarded = 0;
   readonly #waiters = new Set<() => void>();
@@ -286,6 +296,11 @@ class ExecSessionImpl implements ExecSession {
     setTimeout(() => this.socket.terminate(), 2_000).unref();
   }
 
+  drain(): void {
+    this.#limit = drainBytes;
+    this.#resumeIfRoom();
+  }
+
   #take(data: Buffer): void {
     if (data.length === 0) return;
     const payload = data.subarray(1);
@@ -316,14 +331,14 @@ class ExecSessionImpl implements ExecSession {
       this.#discarded += payload.length;
       if (before <= discardedBytesLimit && this.#discarded > discardedBytesLimit) this.request.onKeepsWriting?.();
     }
-    if (!this.#paused && (this.#stdout.full || this.#stderr.full)) {
+    if (!this.#paused && (this.#stdout.holds(this.#limit) || this.#stderr.holds(this.#limit))) {
       this.#paused = true;
       this.socket.pause();
     }
   }
 
   #resumeIfRoom(): void {
-    if (!this.#paused || this.#stdout.full || this.#stderr.full) return;
+    if (!this.#paused || this.#stdout.holds(this.#limit) || this.#stderr.holds(this.#limit)) return;
     this.#paused = false;
     this.socket.resume();
   }

@@ -102,6 +102,7 @@ async function killTree(context: KubernetesExecContext, execId: string, signal: 
 export async function startKubernetesExec(context: KubernetesExecContext, request: KubernetesExecRequest): Promise<SandboxProcess> {
   const { lifecycle, pod } = context;
   const execId = newExecId();
+  let session: ExecSession | undefined;
   const outcome: ProcessOutcome = new ProcessOutcome({
     provider,
     sandboxId: pod,
@@ -111,7 +112,11 @@ export async function startKubernetesExec(context: KubernetesExecContext, reques
     lifecycle,
     timeoutMs: request.timeoutMs,
     signal: request.signal,
-    kill: (signal) => killTree(context, execId, signal),
+    kill: async (signal) => {
+      await killTree(context, execId, signal);
+      // A command blocked on a full output has its Status behind that output: let it through.
+      session?.drain();
+    },
   });
   const cwd = request.cwd ?? context.workdir;
   const { pty } = request;
@@ -121,7 +126,7 @@ export async function startKubernetesExec(context: KubernetesExecContext, reques
       })
     : kubernetesExecArgv(execId, request.argv, { cwd, env: request.env, entrypoint: request.entrypoint });
   const starting = (async () => {
-    const session = await openKubernetesExec(context.connection, {
+    const opened = await openKubernetesExec(context.connection, {
       namespace: context.namespace,
       pod,
       container: kubernetesContainerName,
@@ -130,8 +135,9 @@ export async function startKubernetesExec(context: KubernetesExecContext, reques
       signal: request.signal,
       onKeepsWriting: () => void outcome.kill('SIGPIPE').catch(() => undefined),
     });
-    const marker = await readStartMarker(session.stdout);
-    return { session, ...marker };
+    session = opened;
+    const marker = await readStartMarker(opened.stdout);
+    return { session: opened, ...marker };
   })();
   let started: Awaited<typeof starting>;
   try {
@@ -141,12 +147,13 @@ export async function startKubernetesExec(context: KubernetesExecContext, reques
     if (!lifecycle.isRunning()) throw lifecycle.notFound();
     throw error;
   }
-  const { session, report, ptyPath, stdout } = started;
+  const { report, ptyPath, stdout } = started;
+  const opened = started.session;
   if (report !== 'ok') {
     void stdout.cancel().catch(() => undefined);
-    const stderr = new TextDecoder().decode(await readBytes(session.stderr).catch(() => new Uint8Array()));
-    const status = await session.status;
-    session.close();
+    const stderr = new TextDecoder().decode(await readBytes(opened.stderr).catch(() => new Uint8Array()));
+    const status = await opened.status;
+    opened.close();
     outcome.abandon();
     if (report === 'cwd')
       throw new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${pod}`, argument: 'cwd', provider });
@@ -162,7 +169,7 @@ export async function startKubernetesExec(context: KubernetesExecContext, reques
       provider,
     });
   }
-  const process = new KubernetesSandboxProcess(context, outcome, session, stdout);
+  const process = new KubernetesSandboxProcess(context, outcome, opened, stdout);
   if (pty !== undefined && ptyPath !== undefined) process.resize = (size, options) => resize(context, outcome, ptyPath, size, options);
   outcome.started();
   return process;

@@ -132,16 +132,21 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     let pod: V1Pod | undefined;
     try {
       // Dependents first: no moment where the pod runs without its policy or secrets.
+      // Creates run to their answer even when the signal fires meanwhile (an object made on the
+      // server must be known to be undone); the signal is checked after each.
       if (plan.secret) {
-        await api.createSecret(plan.secret, signal);
         made.push(() => api.deleteSecret(plan.secret!.metadata!.name!));
+        await api.createSecret(plan.secret);
+        signal?.throwIfAborted();
       }
       if (plan.networkPolicy) {
-        await api.createNetworkPolicy(plan.networkPolicy, signal);
         made.push(() => api.deleteNetworkPolicy(plan.networkPolicy!.metadata!.name!));
+        await api.createNetworkPolicy(plan.networkPolicy);
+        signal?.throwIfAborted();
       }
-      pod = await this.#createPod(api, plan, parsed.name, signal);
+      pod = await this.#createPod(api, plan, parsed.name, undefined);
       made.push(() => api.deletePod(plan.podName));
+      signal?.throwIfAborted();
       const owner = planKubernetesOwnerReference(pod);
       if (plan.secret) await api.patchSecret(plan.secret.metadata!.name!, owner, signal);
       if (plan.networkPolicy) await api.patchNetworkPolicy(plan.networkPolicy.metadata!.name!, owner, signal);
@@ -162,6 +167,8 @@ export class KubernetesSandboxProvider implements SandboxProvider {
       const sandbox = this.#wrap(api, plan);
       if (plan.probeNetwork && this.#options.trustNetworkPolicy !== true) await this.#probe(sandbox, plan, signal);
       if (plan.entrypoint) await sandbox.startEntrypoint(plan.entrypoint, plan.env, signal);
+      // A create that finished after its signal fired must not hand out a running sandbox.
+      signal?.throwIfAborted();
       announceCreated(this.events, { provider, sandboxId: sandbox.id, name: parsed.name, startedAt, warnings: plan.warnings });
       return sandbox;
     } catch (error) {
