@@ -15,6 +15,7 @@ for (const [name, file, exportName] of [
   ['e2b adapter (against the emulator)', './e2b.js', 'runE2bBench'],
   ['fly adapter (against the emulator)', './fly.js', 'runFlyBench'],
   ['daytona adapter (against the emulator)', './daytona.js', 'runDaytonaBench'],
+  ['vercel adapter (against the emulator)', './vercel.js', 'runVercelBench'],
   ['kubernetes adapter (against the emulator, next to kubectl exec)', './kubernetes.js', 'runKubernetesBench'],
   ['cloudflare adapter (against the bridge emulator, 0.12 and 0.13)', './cloudflare.js', 'runCloudflareBench'],
   ['AgentSession', './agent.js', 'runAgentBench'],
