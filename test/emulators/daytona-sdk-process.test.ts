@@ -168,6 +168,30 @@ describe.skipIf(!imageBuilt)(`Daytona emulator: process through the SDK${needsIm
     expect(left.result.trim()).toBe('none');
   });
 
+  it('codeRun runs Python code with argv and env, and gives its output and exit code', async () => {
+    const response = await sandbox.process.codeRun('import os, sys\nprint(sys.argv[1:], os.environ["CODE_VAR"])\nsys.exit(2)', {
+      argv: ['a b', 'c'],
+      env: { CODE_VAR: 'from-env' },
+    });
+    expect(response.exitCode).toBe(2);
+    expect(response.result).toBe("['a b', 'c'] from-env\n");
+    expect(response.artifacts?.charts).toEqual([]);
+  });
+
+  it('the entrypoint logs and an unknown toolbox route are 501s naming the call', async () => {
+    const error = await failure(sandbox.process.getEntrypointLogs());
+    expect((error as { statusCode?: number }).statusCode).toBe(501);
+    expect(error.message).toContain(`GET /toolbox/${sandbox.id}/process/session/entrypoint/logs`);
+    const response = await fetch(`${emulator.toolboxProxyUrl}/${sandbox.id}/no/such/route`, {
+      headers: { authorization: 'Bearer dtn_test' },
+    });
+    expect(response.status).toBe(501);
+    expect(await response.json()).toMatchObject({
+      message: `The Daytona emulator (toolbox) does not implement GET /toolbox/${sandbox.id}/no/such/route`,
+      source: 'DAYTONA_DAEMON',
+    });
+  });
+
   it('updateEnv sets variables for later processes', async () => {
     await sandbox.updateEnv({ FROM_UPDATE: 'set' });
     expect((await sandbox.process.executeCommand('echo "$FROM_UPDATE"')).result).toBe('set\n');

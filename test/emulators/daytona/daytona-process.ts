@@ -16,6 +16,8 @@
  *   `02 02 02` (stderr), closed (1000) after the last byte once the command exited.
  *   `POST …/input` `{ data }` writes to the command's stdin (a 410 `COMMAND_ALREADY_COMPLETED`
  *   once it exited); stdin never ends (Daytona's input has no EOF).
+ * - `POST /process/code-run` (`codeRun`): python through `python3 -c`, javascript through `node -e`
+ *   (not in the default image), output merged, no charts; other languages are a 400.
  * - `/user-home-dir`, `/work-dir`, `/version`, and `POST /env` (`sandbox.updateEnv`: variables the
  *   daemon adds to every later process).
  */
@@ -159,10 +161,76 @@ async function execute(state: DaytonaState, request: DaytonaRequest, response: S
   sendJson(response, 200, { exitCode, result: log.text().output });
 }
 
+const codeRunSchema = z.object({
+  code: z.string(),
+  language: z.string().min(1),
+  argv: z.array(z.string()).optional(),
+  envs: z.record(z.string(), z.string()).optional(),
+  timeout: z.number().min(0).optional(),
+});
+
+/** The interpreter of each language `codeRun` takes (the sandbox's `code-toolbox-language` label). */
+const interpreters: Record<string, (code: string, argv: string[]) => string[]> = {
+  python: (code, argv) => ['python3', '-c', code, ...argv],
+  javascript: (code, argv) => ['node', '-e', code, '--', ...argv],
+};
+
+/** `POST /process/code-run`: the code through the language's interpreter, output merged as for execute. */
+async function codeRun(state: DaytonaState, request: DaytonaRequest, response: ServerResponse): Promise<void> {
+  const { sandbox, local } = state.running(request.params.sandboxId!);
+  const parsed = codeRunSchema.safeParse(await request.json());
+  if (!parsed.success) throw new HttpError(400, `invalid request body: ${parsed.error.issues[0]!.message}`, 'INVALID_REQUEST_BODY');
+  const body = parsed.data;
+  const argv = interpreters[body.language]?.(body.code, body.argv ?? []);
+  if (!argv) {
+    throw new HttpError(
+      400,
+      `The Daytona emulator runs code in ${Object.keys(interpreters).join(' and ')} only (the default image has no ${body.language} toolchain)`,
+      'BAD_REQUEST',
+    );
+  }
+  const process = await local
+    .exec(argv, { env: { ...sandbox.daemonEnv, ...body.envs }, ...(body.timeout && { timeoutMs: body.timeout * 1000 }) })
+    .catch((error: unknown) => {
+      throw new HttpError(400, error instanceof Error ? error.message : String(error), 'BAD_REQUEST');
+    });
+  await process.stdin.close().catch(() => undefined);
+  const log = new CommandLog({ stdout: process.stdout, stderr: process.stderr });
+  let exitCode: number;
+  try {
+    exitCode = (await process.wait()).exitCode;
+  } catch (error) {
+    if (SandboxTimeoutError.isInstance(error)) {
+      throw new HttpError(408, `code execution timeout after ${body.timeout} seconds`, 'PROCESS_EXECUTION_TIMEOUT');
+    }
+    throw error;
+  }
+  const cursor = log.follow();
+  while ((await log.read(cursor)) !== null) {
+    // Drain the rest of the output.
+  }
+  log.leave(cursor);
+  sendJson(response, 200, { exitCode, result: log.text().output, artifacts: { charts: [] } });
+}
+
 export function processRoutes(state: DaytonaState): DaytonaRoute[] {
   const sandboxOf = (request: DaytonaRequest) => state.running(request.params.sandboxId!).sandbox;
   return [
     { method: 'POST', pattern: '/process/execute', handle: (request, response) => execute(state, request, response) },
+    { method: 'POST', pattern: '/process/code-run', handle: (request, response) => codeRun(state, request, response) },
+    // Sandboxes here have no entrypoint process: say so rather than answer "session not found".
+    ...['/process/session/entrypoint', '/process/session/entrypoint/logs'].map(
+      (pattern): DaytonaRoute => ({
+        method: 'GET',
+        pattern,
+        async handle(request) {
+          throw new HttpError(
+            501,
+            `The Daytona emulator (toolbox) does not implement GET ${request.url.pathname}: its sandboxes run no entrypoint`,
+          );
+        },
+      }),
+    ),
     {
       method: 'POST',
       pattern: '/process/session',
