@@ -227,6 +227,20 @@ describe.skipIf(needsImage !== '')(`Vercel emulator: sandboxes and sessions thro
     expect((await Sandbox.list({ ...kit.access, namePrefix: 'to-delete' })).sandboxes).toEqual([]);
   });
 
+  it('does not resume a sandbox for a call that races its delete', async () => {
+    const sandbox = await Sandbox.create({ ...kit.access, name: 'racing-delete' });
+    const part = Buffer.alloc(1024 * 1024, 7);
+    const writes = Promise.allSettled(
+      Array.from({ length: 4 }, (_, index) => sandbox.writeFiles([{ path: `/tmp/part${index}`, content: part }])),
+    );
+    await sandbox.delete();
+    for (const outcome of await writes) {
+      if (outcome.status === 'rejected') expect((outcome.reason as { response?: Response }).response?.status).toBe(404);
+    }
+    expect((await apiError(Sandbox.get({ ...kit.access, name: 'racing-delete', resume: true }))).response.status).toBe(404);
+    expect(await apiError(sandbox.runCommand('true')).then((error) => error.response.status)).toBe(404);
+  });
+
   it('refuses a taken name (409), more than 5 tags, an unoffered vCPU count and a bad name (400)', async () => {
     await kit.create({ name: 'taken-name' });
     const taken = await apiError(kit.create({ name: 'taken-name' }));

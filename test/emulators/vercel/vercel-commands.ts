@@ -120,10 +120,12 @@ async function startCommand(state: VercelState, session: VercelSession, body: Re
   const sudo = optionalBoolean(body, 'sudo') ?? false;
   const timeout = optionalNumber(body, 'timeout');
   const startedAt = state.now();
-  const process = await running.entry.local.exec(['/bin/sh', '-c', launcher, 'launcher', cwd, name, ...args], {
-    cwd: '/',
-    env: { ...userEnvironment(sudo), ...session.sandbox.env, ...env },
-  });
+  const process = await state.whileRunning(session, () =>
+    running.entry.local.exec(['/bin/sh', '-c', launcher, 'launcher', cwd, name, ...args], {
+      cwd: '/',
+      env: { ...userEnvironment(sudo), ...session.sandbox.env, ...env },
+    }),
+  );
   void process.stdin.close().catch(() => undefined);
   const record: CommandRecord = {
     id: `cmd_${randomToken(24)}`,

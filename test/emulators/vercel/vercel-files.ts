@@ -29,7 +29,7 @@ function resolvePath(body: Record<string, unknown>): string {
 }
 
 function fileError(error: unknown, path: string): HttpError {
-  if (!(error instanceof FileToolError)) throw error;
+  if (error instanceof HttpError || !(error instanceof FileToolError)) throw error;
   switch (error.fault) {
     case 'not_found':
       return new HttpError(404, 'file_not_found', `${path}: no such file or directory`);
@@ -55,7 +55,9 @@ export function fileRoutes(state: VercelState): VercelRoute[] {
         const session = state.runningSession(request.params.sessionId!);
         const header = request.headers['x-cwd'];
         const extractDir = posix.resolve(defaultCwd, typeof header === 'string' && header !== '' ? header : defaultCwd);
-        const tar = await session.entry.local.exec(['tar', '-xzf', '-', '--no-same-owner', '-C', extractDir], { cwd: '/' });
+        const tar = await state.whileRunning(session, () =>
+          session.entry.local.exec(['tar', '-xzf', '-', '--no-same-owner', '-C', extractDir], { cwd: '/' }),
+        );
         void tar.stdout.cancel().catch(() => undefined);
         const said = (async () => {
           let text = '';
@@ -65,7 +67,11 @@ export function fileRoutes(state: VercelState): VercelRoute[] {
         })();
         // The body streams into tar; tar's own failure shows in its exit code and words.
         await pipeline(request.raw, Writable.fromWeb(tar.stdin)).catch(() => undefined);
-        const { exitCode } = await tar.wait();
+        const { exitCode } = await state.whileRunning(
+          session,
+          () => tar.wait(),
+          (status) => status.exitCode !== 0,
+        );
         if (exitCode !== 0) {
           throw new HttpError(
             400,
@@ -84,7 +90,7 @@ export function fileRoutes(state: VercelState): VercelRoute[] {
         const path = resolvePath(await request.json());
         let stream: ReadableStream<Uint8Array>;
         try {
-          stream = await new EmulatorFiles(session.entry.local, defaultCwd).readStream(path);
+          stream = await state.whileRunning(session, () => new EmulatorFiles(session.entry.local, defaultCwd).readStream(path));
         } catch (error) {
           throw fileError(error, path);
         }
@@ -103,7 +109,9 @@ export function fileRoutes(state: VercelState): VercelRoute[] {
         const path = resolvePath(body);
         const recursive = optionalBoolean(body, 'recursive') ?? true;
         try {
-          await new EmulatorFiles(session.entry.local, defaultCwd).makeDirectory(path, { parents: recursive });
+          await state.whileRunning(session, () =>
+            new EmulatorFiles(session.entry.local, defaultCwd).makeDirectory(path, { parents: recursive }),
+          );
         } catch (error) {
           throw fileError(error, path);
         }

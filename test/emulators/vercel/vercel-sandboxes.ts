@@ -353,10 +353,11 @@ async function remove(state: VercelState, request: VercelRequest, response: Serv
   const sandbox = state.sandbox(request.params.name!);
   state.checkProject(request.url.searchParams.get('projectId'));
   const session = state.current(sandbox);
-  // Deleting keeps nothing to resume: no snapshot is taken on the way out.
+  // Deleted first, so that a call racing the stop cannot resume it; nothing is kept to resume.
+  sandbox.deleted = true;
   sandbox.persistent = false;
   await state.stopSession(session, 'auto');
-  sandbox.deleted = true;
+  if (sandbox.resuming) await (await sandbox.resuming.catch(() => undefined))?.entry?.local.terminate().catch(() => undefined);
   sandbox.updatedAt = state.now();
   if (request.url.searchParams.get('deleteOrphanSnapshots') === 'true') {
     const forked = new Set([...state.sandboxes.values()].filter((other) => !other.deleted).map((other) => other.currentSnapshotId));

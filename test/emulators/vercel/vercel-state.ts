@@ -207,6 +207,25 @@ export class VercelState {
     return session as VercelSession & { entry: RegisteredSandbox<LocalSandbox, undefined> };
   }
 
+  /**
+   * Runs `work` against a session's local sandbox. When it fails (or `failed` says its outcome is
+   * a failure) because the session stopped meanwhile, the answer is Vercel's 410, which the SDK
+   * meets with a resume, not the local sandbox's own error.
+   */
+  async whileRunning<T>(session: VercelSession, work: () => Promise<T>, failed: (value: T) => boolean = () => false): Promise<T> {
+    const ended = () => session.status !== 'running' || !session.entry || session.entry.end !== undefined;
+    const stopped = () => new HttpError(410, 'sandbox_stopped', `Session ${session.id} stopped during the call`);
+    let value: T;
+    try {
+      value = await work();
+    } catch (error) {
+      if (!(error instanceof HttpError) && ended()) throw stopped();
+      throw error;
+    }
+    if (failed(value) && ended()) throw stopped();
+    return value;
+  }
+
   current(sandbox: VercelSandbox): VercelSession {
     return sandbox.sessions[sandbox.sessions.length - 1]!;
   }
@@ -400,6 +419,7 @@ export class VercelState {
     const current = this.current(sandbox);
     if (current.status === 'running' || current.status === 'pending') return { session: current, resumed: false };
     if (current.stopping) await current.stopping;
+    if (sandbox.deleted) throw new HttpError(404, 'not_found', `Sandbox "${sandbox.name}" not found`);
     if (!sandbox.resuming) {
       sandbox.resuming = (async () => {
         const snapshot = sandbox.persistent && sandbox.currentSnapshotId ? this.usableSnapshot(sandbox.currentSnapshotId) : undefined;
