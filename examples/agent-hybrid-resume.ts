@@ -49,7 +49,9 @@ const workdir = '/workspace/app';
 /** A fresh sandbox with the CLI in it: mounted where volumes are host paths (local, Docker), uploaded elsewhere. */
 async function freshSandbox(proxy: CredentialProxy): Promise<{ sandbox: Sandbox; executable: string }> {
   const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
-  const sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }));
+  const sandbox = await provider.create(
+    proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }),
+  );
   const cli = await ensureClaudeCode(sandbox, mount ? { executable: mount.executable, install: false } : { install: 'upload' });
   return { sandbox, executable: cli.executable };
 }
@@ -88,7 +90,14 @@ async function tomorrow(storeRoot: string): Promise<void> {
   try {
     const state = join(storeRoot, 'workspace', latest.sessionId);
     for (const name of await readdir(state)) await sandbox.files.write(`${workdir}/${name}`, await readFile(join(state, name)));
-    await using agent = await AgentSession.resume(sandbox, { sessionId: latest.sessionId, store, executable, credentials: proxy, cwd: workdir, maxTurns: 10 });
+    await using agent = await AgentSession.resume(sandbox, {
+      sessionId: latest.sessionId,
+      store,
+      executable,
+      credentials: proxy,
+      cwd: workdir,
+      maxTurns: 10,
+    });
     const answer = await agent.send(
       "Good morning. Mark yesterday's first step as done in PLAN.md (prefix it with [done]), then tell me the project's codename.",
     ).result;

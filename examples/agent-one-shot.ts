@@ -64,7 +64,12 @@ try {
   const before = await sandbox.run(['python3', '-B', '-m', 'unittest', '-q'], { cwd: '/workspace/calc' });
   console.log(`cloned into sandbox ${sandbox.id}; tests before: exit ${before.exitCode}`);
 
-  await using agent = await AgentSession.start(sandbox, { executable: cli.executable, credentials: proxy, cwd: '/workspace/calc', maxTurns: 15 });
+  await using agent = await AgentSession.start(sandbox, {
+    executable: cli.executable,
+    credentials: proxy,
+    cwd: '/workspace/calc',
+    maxTurns: 15,
+  });
   const result = await agent.send(
     'The test in this repository fails. Run it with `python3 -B -m unittest -q`, fix the bug in the code (not the test), and run the test again to confirm.',
   ).result;

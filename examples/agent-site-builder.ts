@@ -101,7 +101,9 @@ try {
 
   // The app lets go (a request ended, the app restarts…); the agent keeps running in the sandbox.
   await agent.detach();
-  const listed = (await (await fetch(`${tunnels[agentPort]!.url}/agents`, { headers: { authorization: `Bearer ${host.token}` } })).json()) as {
+  const listed = (await (
+    await fetch(`${tunnels[agentPort]!.url}/agents`, { headers: { authorization: `Bearer ${host.token}` } })
+  ).json()) as {
     agents: Array<{ agent: string; busy: boolean }>;
   };
   console.log(`running on the host: ${listed.agents.map((entry) => entry.agent).join(', ')}`);

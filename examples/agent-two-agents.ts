@@ -42,7 +42,9 @@ const proxyOptions = {
 
 const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
 await using proxy = await CredentialProxy.start(proxyOptions);
-await using sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }));
+await using sandbox = await provider.create(
+  proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }),
+);
 const cli = await ensureClaudeCode(sandbox, mount ? { executable: mount.executable, install: false } : { install: 'upload' });
 
 const fileTools = new Set(['Write', 'Edit', 'MultiEdit', 'NotebookEdit']);
@@ -59,7 +61,10 @@ function ownsOnly(agent: string, home: string): ToolPermissionCallback {
     const path = posix.resolve(home, String(input.file_path ?? input.notebook_path ?? ''));
     if (path.startsWith(`${home}/`)) return { behavior: 'allow' };
     refusals.push(`${agent}: ${toolName} ${path} refused (not under ${home})`);
-    return { behavior: 'deny', message: `${path} belongs to another agent: write only under ${home}, and ask the app to pass on a change.` };
+    return {
+      behavior: 'deny',
+      message: `${path} belongs to another agent: write only under ${home}, and ask the app to pass on a change.`,
+    };
   };
 }
 
@@ -69,7 +74,9 @@ await using web = await AgentSession.start(sandbox, { ...common, cwd: '/workspac
 
 // Both at once, each in its own directory.
 const [spec, page] = await Promise.all([
-  api.send('Write API.md in your directory: it documents one endpoint, GET /todos, returning a JSON array of to-dos. Reply in one sentence.').result,
+  api.send(
+    'Write API.md in your directory: it documents one endpoint, GET /todos, returning a JSON array of to-dos. Reply in one sentence.',
+  ).result,
   web.send('Write index.html in your directory: an empty page titled To-dos with a <ul id="todos">. Reply in one sentence.').result,
 ]);
 console.log(`api: ${spec.text}`);
@@ -84,7 +91,8 @@ console.log(`web: ${client.text}`);
 for (const refusal of refusals) console.log(`refused: ${refusal}`);
 
 // The change goes to the file's owner instead.
-const relayed = await api.send('The web agent uses your API: add the line "Used by: web" at the end of API.md. Reply in one sentence.').result;
+const relayed = await api.send('The web agent uses your API: add the line "Used by: web" at the end of API.md. Reply in one sentence.')
+  .result;
 console.log(`api: ${relayed.text}`);
 
 const listing = await sandbox.run(['/bin/sh', '-c', 'cd /workspace && ls api web']);

@@ -67,11 +67,14 @@ const outcomes = await Promise.all(
     try {
       const { executable } = await ensureClaudeCode(sandbox, install); // found, not installed again
       await using agent = await AgentSession.start(sandbox, { executable, credentials: proxy, cwd: '/workspace/repo', maxTurns: 10 });
-      const result = await agent.send(`Ticket ${ticket}: append the line "- ticket ${ticket} handled" to CHANGELOG.md. Reply in one sentence.`)
-        .result;
+      const result = await agent.send(
+        `Ticket ${ticket}: append the line "- ticket ${ticket} handled" to CHANGELOG.md. Reply in one sentence.`,
+      ).result;
       const changelog = await sandbox.files.readText('/workspace/repo/CHANGELOG.md');
       const { warm, durationMs } = handedOver.get(sandbox.id)!;
-      const outcome = changelog.includes(`- ticket ${ticket} handled`) ? 'changelog updated' : `changelog unchanged (${result.error?.reason ?? result.text})`;
+      const outcome = changelog.includes(`- ticket ${ticket} handled`)
+        ? 'changelog updated'
+        : `changelog unchanged (${result.error?.reason ?? result.text})`;
       return { warm, line: `ticket ${ticket}: ${outcome}; ${warm ? 'warm' : 'cold'} sandbox, acquired in ${durationMs.toFixed(1)} ms` };
     } finally {
       await sandbox.terminate(); // a sandbox handed over is the job's to end
@@ -79,7 +82,9 @@ const outcomes = await Promise.all(
   }),
 );
 for (const outcome of outcomes) console.log(outcome.line);
-console.log(`handed over: ${outcomes.filter((outcome) => outcome.warm).length} warm, ${outcomes.filter((outcome) => !outcome.warm).length} cold`);
+console.log(
+  `handed over: ${outcomes.filter((outcome) => outcome.warm).length} warm, ${outcomes.filter((outcome) => !outcome.warm).length} cold`,
+);
 
 await pool.waitUntilWarm({ signal: AbortSignal.timeout(120_000) });
 console.log(`pool is warm again: ${pool.stats().ready} prepared`);

@@ -14,10 +14,14 @@ const edit = (path: string, from: string, to: string): FakeStep => ({
 });
 
 /** Text of every message so far, for answers that depend on an earlier turn. */
-function conversationText(messages: any[]): string {
+function conversationText(messages: ReadonlyArray<{ content?: unknown }>): string {
   return messages
-    .flatMap((message) => (typeof message.content === 'string' ? [message.content] : (message.content ?? [])))
-    .map((block: any) => (typeof block === 'string' ? block : (block?.text ?? JSON.stringify(block?.input ?? ''))))
+    .flatMap((message) => (Array.isArray(message.content) ? message.content : [message.content]))
+    .map((block) => {
+      if (typeof block === 'string') return block;
+      const { text, input } = (block ?? {}) as { text?: string; input?: unknown };
+      return text ?? JSON.stringify(input ?? '');
+    })
     .join('\n');
 }
 
@@ -36,10 +40,7 @@ export const patternScripts: FakeScript[] = [
   // examples/agent-hybrid-resume.ts, today: the plan.
   {
     prompt: /its codename is Bluebird/,
-    steps: [
-      write('/workspace/app/PLAN.md', '# Bluebird\n\n1. The data model\n2. The commands\n3. Tests\n'),
-      { text: 'planned' },
-    ],
+    steps: [write('/workspace/app/PLAN.md', '# Bluebird\n\n1. The data model\n2. The commands\n3. Tests\n'), { text: 'planned' }],
   },
   // Tomorrow, in a new sandbox: the codename comes only from the resumed transcript.
   {
@@ -76,7 +77,11 @@ export const patternScripts: FakeScript[] = [
         '/workspace/web/app.js',
         "fetch('/todos').then((r) => r.json()).then((todos) => {\n  for (const todo of todos) document.querySelector('#todos').append(Object.assign(document.createElement('li'), { textContent: todo.title }));\n});\n",
       ),
-      edit('/workspace/api/API.md', 'GET /todos returns a JSON array of to-dos.\n', 'GET /todos returns a JSON array of to-dos.\nUsed by: web\n'),
+      edit(
+        '/workspace/api/API.md',
+        'GET /todos returns a JSON array of to-dos.\n',
+        'GET /todos returns a JSON array of to-dos.\nUsed by: web\n',
+      ),
       { text: 'app.js fills #todos from GET /todos; API.md is not mine to change, so I left it.' },
     ],
   },
@@ -84,7 +89,11 @@ export const patternScripts: FakeScript[] = [
     prompt: /add the line "Used by: web" at the end of API\.md/,
     steps: [
       read('/workspace/api/API.md'),
-      edit('/workspace/api/API.md', 'GET /todos returns a JSON array of to-dos.\n', 'GET /todos returns a JSON array of to-dos.\nUsed by: web\n'),
+      edit(
+        '/workspace/api/API.md',
+        'GET /todos returns a JSON array of to-dos.\n',
+        'GET /todos returns a JSON array of to-dos.\nUsed by: web\n',
+      ),
       { text: 'API.md now says it is used by web.' },
     ],
   },

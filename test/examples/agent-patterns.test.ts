@@ -24,7 +24,7 @@ const realKey = process.env.ANTHROPIC_API_KEY;
 const withFake: Array<[string, RegExp]> = [
   [
     'agent-one-shot.ts',
-    /tests before: exit 1\n[\s\S]*agent: Fixed add\(\)[\s\S]*tests after: exit 0\npatch:\n[\s\S]*-    return a - b\n\+    return a \+ b\nsandbox after the task: terminated/,
+    /tests before: exit 1\n[\s\S]*agent: Fixed add\(\)[\s\S]*tests after: exit 0\npatch:\n[\s\S]*- {4}return a - b\n\+ {4}return a \+ b\nsandbox after the task: terminated/,
   ],
   [
     'agent-hybrid-resume.ts',
@@ -47,7 +47,10 @@ const withFake: Array<[string, RegExp]> = [
 /** What each prints with the real API: the same outcomes, whatever the model's words. */
 const withRealApi: Array<[string, RegExp]> = [
   ['agent-one-shot.ts', /tests before: exit 1\n[\s\S]*tests after: exit 0\n[\s\S]*sandbox after the task: terminated/],
-  ['agent-hybrid-resume.ts', /today's sandbox: terminated\n[\s\S]*same session: true; remembers the codename: true\nPLAN\.md now:\n[\s\S]*\[done\]/],
+  [
+    'agent-hybrid-resume.ts',
+    /today's sandbox: terminated\n[\s\S]*same session: true; remembers the codename: true\nPLAN\.md now:\n[\s\S]*\[done\]/,
+  ],
   [
     'agent-two-agents.ts',
     /refused: web: \S+ \/workspace\/api\/API\.md refused[\s\S]*api:\nAPI\.md\n\nweb:\n[\s\S]*app\.js[\s\S]*API\.md last line: Used by: web\napp\.js uses the documented endpoint: true/,
@@ -62,7 +65,8 @@ const withRealApi: Array<[string, RegExp]> = [
 const example = (file: string) => join(root, 'examples', file);
 
 const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
-const modalLine = (options: string) => `const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider(${options});`;
+const modalLine = (options: string) =>
+  `const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider(${options});`;
 /**
  * Examples run on the Modal emulator with only their provider line changed, to the line their
  * header gives (each uploads the CLI once, ~15 s here, so not all five).
@@ -85,33 +89,45 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-describe.skipIf(skipReason !== undefined)(`hosting-pattern examples, fake Messages API${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  let fake: FakeAnthropic;
-  beforeAll(async () => {
-    fake = await startFakeAnthropic({ scripts: patternScripts });
-  });
-  afterAll(async () => {
-    await fake?.close();
-  });
-
-  it.each(withFake)('examples/%s', async (file, expected) => {
-    const result = await runExample(example(file), {
-      ...process.env,
-      ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples',
-      ANTHROPIC_BASE_URL: fake.url,
+describe.skipIf(skipReason !== undefined)(
+  `hosting-pattern examples, fake Messages API${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    let fake: FakeAnthropic;
+    beforeAll(async () => {
+      fake = await startFakeAnthropic({ scripts: patternScripts });
     });
-    if (result.code !== 0) console.error(result.stdout, result.stderr);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(expected);
-  }, 110_000);
+    afterAll(async () => {
+      await fake?.close();
+    });
 
-  it('every example has the one provider line the others are swapped in for', async () => {
-    const { readFileSync } = await import('node:fs');
-    for (const [file] of withFake) {
-      expect(readFileSync(example(file), 'utf8').split('\n').filter((line) => line === localLine), file).toHaveLength(1);
-    }
-  });
-});
+    it.each(withFake)(
+      'examples/%s',
+      async (file, expected) => {
+        const result = await runExample(example(file), {
+          ...process.env,
+          ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples',
+          ANTHROPIC_BASE_URL: fake.url,
+        });
+        if (result.code !== 0) console.error(result.stdout, result.stderr);
+        expect(result.code).toBe(0);
+        expect(result.stdout).toMatch(expected);
+      },
+      110_000,
+    );
+
+    it('every example has the one provider line the others are swapped in for', async () => {
+      const { readFileSync } = await import('node:fs');
+      for (const [file] of withFake) {
+        expect(
+          readFileSync(example(file), 'utf8')
+            .split('\n')
+            .filter((line) => line === localLine),
+          file,
+        ).toHaveLength(1);
+      }
+    });
+  },
+);
 
 describe.skipIf(skipReason !== undefined)(
   `hosting-pattern examples on the Modal emulator, provider line swapped${skipReason ? ` (skipped: ${skipReason})` : ''}`,
@@ -131,36 +147,46 @@ describe.skipIf(skipReason !== undefined)(
       await fake?.close();
     }, 120_000);
 
-    it.each(withFake.filter(([file]) => file in onModal))('examples/%s', async (file, expected) => {
-      const { readFileSync } = await import('node:fs');
-      expect(readFileSync(example(file), 'utf8'), 'the header names the line').toContain(onModal[file]!.replace('const provider: SandboxProvider = ', ''));
-      const result = await runWithProviderLine(file, localLine, onModal[file]!, {
-        ...process.env,
-        ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples',
-        ANTHROPIC_BASE_URL: fake.url,
-        SANDPORT_PROXY_PUBLIC_URL: `http://${publicHost}`,
-        SANDPORT_PROXY_PORT: String(proxyPort),
-        MODAL_SERVER_URL: emulator.url,
-        MODAL_TOKEN_ID: 'ak-examples',
-        MODAL_TOKEN_SECRET: 'as-examples',
-        MODAL_LOGLEVEL: 'error',
-      });
-      if (result.code !== 0) console.error(result.stdout, result.stderr);
-      expect(result.providerLines).toBe(1);
-      expect(result.code).toBe(0);
-      expect(result.stdout).toMatch(expected);
-    }, 110_000);
+    it.each(withFake.filter(([file]) => file in onModal))(
+      'examples/%s',
+      async (file, expected) => {
+        const { readFileSync } = await import('node:fs');
+        expect(readFileSync(example(file), 'utf8'), 'the header names the line').toContain(
+          onModal[file]!.replace('const provider: SandboxProvider = ', ''),
+        );
+        const result = await runWithProviderLine(file, localLine, onModal[file]!, {
+          ...process.env,
+          ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples',
+          ANTHROPIC_BASE_URL: fake.url,
+          SANDPORT_PROXY_PUBLIC_URL: `http://${publicHost}`,
+          SANDPORT_PROXY_PORT: String(proxyPort),
+          MODAL_SERVER_URL: emulator.url,
+          MODAL_TOKEN_ID: 'ak-examples',
+          MODAL_TOKEN_SECRET: 'as-examples',
+          MODAL_LOGLEVEL: 'error',
+        });
+        if (result.code !== 0) console.error(result.stdout, result.stderr);
+        expect(result.providerLines).toBe(1);
+        expect(result.code).toBe(0);
+        expect(result.stdout).toMatch(expected);
+      },
+      110_000,
+    );
   },
 );
 
 const realSkip = skipReason ?? (realKey ? undefined : 'ANTHROPIC_API_KEY is not set');
 describe.skipIf(realSkip !== undefined)(`hosting-pattern examples, real Anthropic API${realSkip ? ` (skipped: ${realSkip})` : ''}`, () => {
-  it.each(withRealApi)('examples/%s', async (file, expected) => {
-    const env = { ...process.env };
-    delete env.ANTHROPIC_BASE_URL;
-    const result = await runExample(example(file), env);
-    if (result.code !== 0) console.error(result.stdout, result.stderr);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(expected);
-  }, 110_000);
+  it.each(withRealApi)(
+    'examples/%s',
+    async (file, expected) => {
+      const env = { ...process.env };
+      delete env.ANTHROPIC_BASE_URL;
+      const result = await runExample(example(file), env);
+      if (result.code !== 0) console.error(result.stdout, result.stderr);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(expected);
+    },
+    110_000,
+  );
 });
