@@ -58,7 +58,9 @@ export async function runVercelBench(options: { quick?: boolean } = {}): Promise
         () => sandbox.run(['true']),
         () => streamed(raw, 'true', []),
       );
-      rows.push(row('run `true` to its exit code', execs, 'runCommand detached + logs + wait', rawExecs, 'includes the kill-marker wrapper'));
+      rows.push(
+        row('run `true` to its exit code', execs, 'runCommand detached + logs + wait', rawExecs, 'includes the kill-marker wrapper'),
+      );
       const [execsAgain, oneRequest] = await paired(
         rounds * 2,
         () => sandbox.run(['true']),
@@ -84,7 +86,9 @@ export async function runVercelBench(options: { quick?: boolean } = {}): Promise
         () => sandbox.files.write('/tmp/bench.bin', payload),
         () => raw.writeFiles([{ path: '/tmp/bench-raw.bin', content: payload }]),
       );
-      rows.push(row('files.write 1 MiB', writes, 'writeFiles', rawWrites, 'a staged part and one join command: keeps modes, streams any size'));
+      rows.push(
+        row('files.write 1 MiB', writes, 'writeFiles', rawWrites, 'a staged part and one join command: keeps modes, streams any size'),
+      );
       const [reads, rawReads] = await paired(
         rounds * 2,
         () => sandbox.files.read('/tmp/bench.bin'),

@@ -12,7 +12,8 @@ import type { SandboxProvider } from 'sandport';
 const provider: SandboxProvider = (await import('sandport/vercel')).createVercelSandboxProvider();
 
 // Prints "reached" or "refused" for a URL, from inside the sandbox.
-const probe = "fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }).then(() => console.log('reached'), () => console.log('refused'))";
+const probe =
+  "fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }).then(() => console.log('reached'), () => console.log('refused'))";
 
 await using blocked = await provider.create({ network: 'block' });
 console.log(`blocked sandbox, example.com: ${(await blocked.run(['node', '-e', probe, 'http://example.com/'])).stdout.trim()}`);

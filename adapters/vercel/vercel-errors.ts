@@ -54,9 +54,18 @@ export function mapVercelError(error: unknown, context: VercelErrorContext): San
         cause,
       });
     if (status === 404)
-      return new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path: path ?? '', provider, cause });
+      return new SandboxFileNotFoundError({
+        message: `No such file or directory in the sandbox: ${path}`,
+        path: path ?? '',
+        provider,
+        cause,
+      });
     if (status === 409)
-      return new SandboxAlreadyExistsError({ message: `Vercel refused ${operation}: it exists already (HTTP 409): ${detail}`, provider, cause });
+      return new SandboxAlreadyExistsError({
+        message: `Vercel refused ${operation}: it exists already (HTTP 409): ${detail}`,
+        provider,
+        cause,
+      });
     if (status === 422 && /sandbox_(stopping|snapshotting)/.test(body.code ?? ''))
       return new SandboxProviderError({
         message: `The Vercel sandbox is ${body.code === 'sandbox_stopping' ? 'stopping' : 'snapshotting'} (${operation}): ${detail}`,
@@ -77,7 +86,12 @@ export function mapVercelError(error: unknown, context: VercelErrorContext): San
   const streamCode = (error as { code?: unknown; sessionId?: unknown } | null)?.code;
   if (name === 'StreamError' || (typeof streamCode === 'string' && typeof (error as { sessionId?: unknown }).sessionId === 'string')) {
     if (streamCode === 'sandbox_stopped' || streamCode === 'session_stopped')
-      return new SandboxNotFoundError({ message: `Sandbox ${sandboxId ?? ''} stopped (${operation}): ${message}`, sandboxId, provider, cause });
+      return new SandboxNotFoundError({
+        message: `Sandbox ${sandboxId ?? ''} stopped (${operation}): ${message}`,
+        sandboxId,
+        provider,
+        cause,
+      });
     return new SandboxProviderError({
       message: `The Vercel command stream failed during ${operation} (${String(streamCode)}): ${message}`,
       provider,
@@ -92,12 +106,26 @@ export function mapVercelError(error: unknown, context: VercelErrorContext): San
       cause,
     });
   if (name === 'ZodError')
-    return new SandboxProviderError({ message: `Vercel answered ${operation} with an unexpected body: ${message.slice(0, 500)}`, provider, cause });
+    return new SandboxProviderError({
+      message: `Vercel answered ${operation} with an unexpected body: ${message.slice(0, 500)}`,
+      provider,
+      cause,
+    });
   if (name === 'AbortError' || name === 'TimeoutError')
-    return new SandboxProviderError({ message: `Vercel ${operation} was aborted: ${message}`, provider, retryable: name === 'TimeoutError', cause });
+    return new SandboxProviderError({
+      message: `Vercel ${operation} was aborted: ${message}`,
+      provider,
+      retryable: name === 'TimeoutError',
+      cause,
+    });
   const connection = fromConnectionError(error, { provider, operation, detail: message, cause });
   if (connection) return connection;
   if (/must be|invalid/i.test(message) && context.argument !== undefined)
-    return new SandboxInvalidArgumentError({ message: `Vercel refused ${operation}: ${message}`, argument: context.argument, provider, cause });
+    return new SandboxInvalidArgumentError({
+      message: `Vercel refused ${operation}: ${message}`,
+      argument: context.argument,
+      provider,
+      cause,
+    });
   return new SandboxProviderError({ message: `Vercel error during ${operation}: ${message}`, provider, cause });
 }

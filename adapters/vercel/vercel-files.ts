@@ -94,7 +94,10 @@ export class VercelFiles implements NativeFiles {
       }
       const mode = options.mode === undefined ? '' : options.mode.toString(8);
       if (this.ended.aborted) throw this.ended.reason;
-      const { exitCode, stderr } = await this.runHelper(['/bin/sh', '-c', joinPartsScript, 'sandport-write', path, stage, mode], options.signal);
+      const { exitCode, stderr } = await this.runHelper(
+        ['/bin/sh', '-c', joinPartsScript, 'sandport-write', path, stage, mode],
+        options.signal,
+      );
       if (exitCode === fileExit.isDirectory)
         throw new SandboxInvalidArgumentError({ message: `${path} is a directory`, argument: 'path', provider });
       if (exitCode !== 0)
@@ -119,7 +122,11 @@ export class VercelFiles implements NativeFiles {
  * Reads a byte stream into parts of `size` bytes (the last one shorter) and hands each to `put`
  * before reading on, so at most one part (plus one chunk) is held.
  */
-export async function forEachPart(source: ReadableStream<Uint8Array>, size: number, put: (part: Uint8Array) => Promise<void>): Promise<void> {
+export async function forEachPart(
+  source: ReadableStream<Uint8Array>,
+  size: number,
+  put: (part: Uint8Array) => Promise<void>,
+): Promise<void> {
   const reader = source.getReader();
   let buffer = new Uint8Array(size);
   let filled = 0;

@@ -260,7 +260,11 @@ export function planVercelCreate(options: ParsedCreateSandboxOptions): VercelCre
  * alone picks the vCPUs it matches; a `memoryMiB` that is not 2048 per vCPU is refused (it cannot
  * be honoured, and memory is a security setting). `undefined`: Vercel's default.
  */
-export function planVercelResources(cpu: number | undefined, memoryMiB: number | undefined, warnings: SandboxWarning[] = []): number | undefined {
+export function planVercelResources(
+  cpu: number | undefined,
+  memoryMiB: number | undefined,
+  warnings: SandboxWarning[] = [],
+): number | undefined {
   if (cpu === undefined && memoryMiB === undefined) return undefined;
   let vcpus: number;
   if (cpu !== undefined) {
@@ -442,7 +446,11 @@ export function checkVercelSnapshot(snapshot: unknown): string {
   if (ref === null || typeof ref !== 'object' || ref.type !== 'snapshot' || typeof ref.id !== 'string' || ref.id === '')
     throw new SandboxInvalidArgumentError({ message: 'snapshot must be a snapshot reference', argument: 'snapshot', provider });
   if (ref.provider !== provider)
-    throw new SandboxInvalidArgumentError({ message: `A ${String(ref.provider)} snapshot is not Vercel's`, argument: 'snapshot', provider });
+    throw new SandboxInvalidArgumentError({
+      message: `A ${String(ref.provider)} snapshot is not Vercel's`,
+      argument: 'snapshot',
+      provider,
+    });
   return ref.id;
 }
 

@@ -139,7 +139,12 @@ export class VercelSandboxProcess implements SandboxProcess {
   readonly native: VercelCommand;
   readonly #outcome: ProcessOutcome;
 
-  constructor(init: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array>; outcome: ProcessOutcome; native: VercelCommand }) {
+  constructor(init: {
+    stdout: ReadableStream<Uint8Array>;
+    stderr: ReadableStream<Uint8Array>;
+    outcome: ProcessOutcome;
+    native: VercelCommand;
+  }) {
     this.#outcome = init.outcome;
     this.stdout = init.stdout;
     this.stderr = init.stderr;

@@ -42,7 +42,11 @@ const installLine = `npm install @vercel/sandbox@${vercelSdkVersion}`;
 let loaded: VercelModule | undefined;
 
 async function loadVercel(): Promise<VercelModule> {
-  loaded ??= await loadOptionalPeer<VercelModule>('@vercel/sandbox', { provider: 'vercel', installLine, load: () => import('@vercel/sandbox') });
+  loaded ??= await loadOptionalPeer<VercelModule>('@vercel/sandbox', {
+    provider: 'vercel',
+    installLine,
+    load: () => import('@vercel/sandbox'),
+  });
   return loaded;
 }
 
@@ -282,9 +286,11 @@ export class VercelSandboxProvider implements SandboxProvider {
       retryIdempotent(
         'fromId',
         () =>
-          sdk.Sandbox.get({ name, resume, ...connection, signal } as Parameters<VercelModule['Sandbox']['get']>[0]).catch((error: unknown) => {
-            throw mapVercelError(error, { operation: 'fromId', sandboxId: name });
-          }),
+          sdk.Sandbox.get({ name, resume, ...connection, signal } as Parameters<VercelModule['Sandbox']['get']>[0]).catch(
+            (error: unknown) => {
+              throw mapVercelError(error, { operation: 'fromId', sandboxId: name });
+            },
+          ),
         { provider: 'vercel', events: this.events, signal },
       ),
       { signal, operation: 'fromId', provider: 'vercel' },

@@ -208,12 +208,23 @@ export class VercelSandboxImpl implements VercelSandbox {
 
   #startError(report: string, argv: string[], outcome: ProcessOutcome): Error {
     if (report === 'cwd')
-      return new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${this.id}`, argument: 'cwd', provider });
+      return new SandboxInvalidArgumentError({
+        message: `The working directory does not exist in sandbox ${this.id}`,
+        argument: 'cwd',
+        provider,
+      });
     if (report === 'command')
-      return new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${this.id}: ${argv[0]}`, argument: 'command', provider });
+      return new SandboxInvalidArgumentError({
+        message: `Command not found in sandbox ${this.id}: ${argv[0]}`,
+        argument: 'command',
+        provider,
+      });
     const failed = outcome.failed;
     if (failed !== undefined) return failed as Error;
-    return new SandboxProviderError({ message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`, provider });
+    return new SandboxProviderError({
+      message: `The command did not start in sandbox ${this.id} (does the image have /bin/sh?)`,
+      provider,
+    });
   }
 
   /** The kit's marker killer as a second command: every signal, to the command's whole tree (Vercel's `kill` reaches one process). */
@@ -338,7 +349,8 @@ export class VercelSandboxImpl implements VercelSandbox {
 
   async terminate(options: SignalOptions = {}): Promise<void> {
     options.signal?.throwIfAborted();
-    if (!this.#lifecycle.isRunning()) return this.#lifecycle.ended ? undefined : this.#lifecycle.end({ state: 'terminated', reason: 'terminated' });
+    if (!this.#lifecycle.isRunning())
+      return this.#lifecycle.ended ? undefined : this.#lifecycle.end({ state: 'terminated', reason: 'terminated' });
     if (!this.#init.ownsLifecycle) this.#detached = true;
     await raceWithSignal(this.#lifecycle.end({ state: 'terminated', reason: 'terminated' }), {
       signal: options.signal,
@@ -355,7 +367,10 @@ export class VercelSandboxImpl implements VercelSandbox {
   async makeWorkdir(workdir: string, signal: AbortSignal | undefined): Promise<void> {
     const { exitCode, stderr } = await this.#runHelper(['mkdir', '-p', '--', workdir], signal);
     if (exitCode !== 0)
-      throw new SandboxProviderError({ message: `Making the workdir ${workdir} failed (exit ${exitCode}): ${stderr.slice(0, 300)}`, provider });
+      throw new SandboxProviderError({
+        message: `Making the workdir ${workdir} failed (exit ${exitCode}): ${stderr.slice(0, 300)}`,
+        provider,
+      });
   }
 
   /**
@@ -405,10 +420,15 @@ export class VercelSandboxImpl implements VercelSandbox {
   }
 
   #call<T>(operation: string, body: () => Promise<T>, options: SignalOptions = {}, idempotent = false): Promise<T> {
-    return providerCall({ provider, events: this.#init.events, lifecycle: this.#lifecycle, mapError: (error, op) => this.#map(error, op) }, operation, body, {
-      idempotent,
-      signal: options.signal,
-    });
+    return providerCall(
+      { provider, events: this.#init.events, lifecycle: this.#lifecycle, mapError: (error, op) => this.#map(error, op) },
+      operation,
+      body,
+      {
+        idempotent,
+        signal: options.signal,
+      },
+    );
   }
 
   #map(error: unknown, operation: string, path?: string): SandboxError {

@@ -16,7 +16,10 @@ import { spawnVercelEmulator, type VercelEmulatorProcess } from '../emulators/ve
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'vercel', 'index.js')) && defaultRootfsBuilt();
-if (!built) console.warn('skipping the Vercel examples: dist/vercel or the emulator image is missing (npm run build; scripts/build-vercel-images.sh)');
+if (!built)
+  console.warn(
+    'skipping the Vercel examples: dist/vercel or the emulator image is missing (npm run build; scripts/build-vercel-images.sh)',
+  );
 const vercelLine = "const provider: SandboxProvider = (await import('sandport/vercel')).createVercelSandboxProvider();";
 const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
 

@@ -37,7 +37,8 @@ import {
   type SandboxWarning,
 } from '../../src/kit/index.js';
 
-const parse = (options: CreateSandboxOptions) => parseOptions(createSandboxOptionsSchema, options, { provider: 'vercel', what: 'create options' });
+const parse = (options: CreateSandboxOptions) =>
+  parseOptions(createSandboxOptionsSchema, options, { provider: 'vercel', what: 'create options' });
 const plan = (options: CreateSandboxOptions = {}) => planVercelCreate(parse(options));
 const invalid = (argument: string) => (error: unknown) => SandboxInvalidArgumentError.isInstance(error) && error.argument === argument;
 const unsupported = (capability: string) => (error: unknown) =>
@@ -47,7 +48,11 @@ describe('credentials', () => {
   it('takes token, teamId and projectId from the options before the environment', () => {
     const env = { VERCEL_TOKEN: 'env-token', VERCEL_TEAM_ID: 'env-team', VERCEL_PROJECT_ID: 'env-project' };
     expect(planVercelCredentials({}, env)).toEqual({ token: 'env-token', teamId: 'env-team', projectId: 'env-project' });
-    expect(planVercelCredentials({ token: 't', teamId: 'team', projectId: 'p' }, env)).toEqual({ token: 't', teamId: 'team', projectId: 'p' });
+    expect(planVercelCredentials({ token: 't', teamId: 'team', projectId: 'p' }, env)).toEqual({
+      token: 't',
+      teamId: 'team',
+      projectId: 'p',
+    });
     expect(planVercelCredentials({ teamId: 'team' }, env)).toEqual({ token: 'env-token', teamId: 'team', projectId: 'env-project' });
   });
 
@@ -100,7 +105,11 @@ describe('apiUrl', () => {
     await rewriting('https://vercel.com/api/v2/sandboxes?teamId=t');
     await rewriting(new Request('https://vercel.com/api/v2/sandboxes/x', { method: 'POST', body: '{}' }));
     await rewriting('https://sb-1.vercel.run/');
-    expect(seen).toEqual(['http://127.0.0.1:9/api/v2/sandboxes?teamId=t', 'http://127.0.0.1:9/api/v2/sandboxes/x', 'https://sb-1.vercel.run/']);
+    expect(seen).toEqual([
+      'http://127.0.0.1:9/api/v2/sandboxes?teamId=t',
+      'http://127.0.0.1:9/api/v2/sandboxes/x',
+      'https://sb-1.vercel.run/',
+    ]);
     expect(() => createVercelSandboxProvider({ apiUrl: 'not a url' })).toThrow(SandboxInvalidArgumentError);
     expect(() => createVercelSandboxProvider({ tunnelBaseUrl: 'nope' })).toThrow(SandboxInvalidArgumentError);
   });
@@ -139,7 +148,9 @@ describe('create plan', () => {
     });
     expect(created.entrypoint).toEqual(['/bin/sh', '-c', 'node server.js']);
     expect(created).toMatchObject({ workdir: '/workspace', ports: [3000, 8080], sudo: true });
-    expect(created.warnings.map((warning) => (warning.type === 'unsupported-setting' ? warning.setting : warning.type))).toEqual(['secrets']);
+    expect(created.warnings.map((warning) => (warning.type === 'unsupported-setting' ? warning.setting : warning.type))).toEqual([
+      'secrets',
+    ]);
     expect(plan({ image: { type: 'snapshot', provider: 'vercel', id: 'snap_1' } }).params.source).toEqual({
       type: 'snapshot',
       snapshotId: 'snap_1',
@@ -212,7 +223,10 @@ describe('network policy', () => {
       allow: ['*.npmjs.org', 'github.com'],
       subnets: { allow: ['10.0.0.0/8'] },
     });
-    expect(planVercelNetwork({ allowCidrs: ['192.0.2.0/24'], allowDomains: [] })).toEqual({ allow: [], subnets: { allow: ['192.0.2.0/24'] } });
+    expect(planVercelNetwork({ allowCidrs: ['192.0.2.0/24'], allowDomains: [] })).toEqual({
+      allow: [],
+      subnets: { allow: ['192.0.2.0/24'] },
+    });
     expect(planVercelNetwork({ allowCidrs: [], allowDomains: ['example.com'] }, ['169.254.0.0/16'])).toEqual({
       allow: ['example.com'],
       subnets: { deny: ['169.254.0.0/16'] },
@@ -252,7 +266,7 @@ describe('exec plan', () => {
   it('in a real sh, the argv arrives byte for byte and a death by signal is 128 + n', () => {
     const argv = ['printf', '%s|', 'with space', "it's", '$HOME `id`', 'new\nline', 'ünï ✓', ''];
     const printed = spawnSync(planVercelExec(argv).cmd, planVercelExec(argv).args, { encoding: 'utf8' });
-    expect(printed.stdout).toBe('with space|it\'s|$HOME `id`|new\nline|ünï ✓||');
+    expect(printed.stdout).toBe("with space|it's|$HOME `id`|new\nline|ünï ✓||");
     const wrapped = planVercelExec(wrapArgv('xtest', ['/bin/sh', '-c', 'kill -TERM $$'], { stdinNull: true }));
     const killed = spawnSync(wrapped.cmd, wrapped.args, { encoding: 'utf8' });
     expect(killed.status).toBe(143);
@@ -294,7 +308,10 @@ describe('tunnels and timeouts', () => {
 
 describe('errors', () => {
   const apiError = (status: number, code?: string) =>
-    new APIError(new Response(null, { status }), { message: `HTTP ${status}`, json: code ? { error: { code, message: `because ${code}` } } : undefined });
+    new APIError(new Response(null, { status }), {
+      message: `HTTP ${status}`,
+      json: code ? { error: { code, message: `because ${code}` } } : undefined,
+    });
 
   it('maps statuses to the contract, keeping the SDK error as cause', () => {
     const notFound = apiError(404, 'not_found');
@@ -307,7 +324,9 @@ describe('errors', () => {
     const auth = mapVercelError(apiError(403, 'forbidden'), { operation: 'create' });
     expect(SandboxAuthenticationError.isInstance(auth)).toBe(true);
     expect(auth.message).toMatch(/forbidden/);
-    expect(mapVercelError(apiError(400, 'bad_request'), { operation: 'create', argument: 'create options' })).toSatisfy(invalid('create options'));
+    expect(mapVercelError(apiError(400, 'bad_request'), { operation: 'create', argument: 'create options' })).toSatisfy(
+      invalid('create options'),
+    );
     const limited = mapVercelError(apiError(429), { operation: 'create' });
     expect(SandboxProviderError.isInstance(limited) && limited.retryable).toBe(true);
     const stopping = mapVercelError(apiError(422, 'sandbox_stopping'), { operation: 'exec' });
@@ -318,7 +337,9 @@ describe('errors', () => {
     const early = mapVercelError(new StreamError('stream_ended_early', 'ended', 'sess'), { operation: 'exec' });
     expect(SandboxProviderError.isInstance(early) && early.retryable).toBe(true);
     expect(
-      SandboxAuthenticationError.isInstance(mapVercelError(new Error('Missing credentials: set VERCEL_OIDC_TOKEN'), { operation: 'create' })),
+      SandboxAuthenticationError.isInstance(
+        mapVercelError(new Error('Missing credentials: set VERCEL_OIDC_TOKEN'), { operation: 'create' }),
+      ),
     ).toBe(true);
     const reset = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) });
     const connection = mapVercelError(reset, { operation: 'list' });
