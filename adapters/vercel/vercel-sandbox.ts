@@ -279,13 +279,14 @@ export class VercelSandboxImpl implements VercelSandbox {
       this.#sdk = await this.#init.refetch(true, undefined);
       return snapshot.snapshotId;
     })();
-    this.#snapshotting = taking.catch(() => undefined);
-    try {
-      const id = await this.#call('snapshot', () => taking, options);
-      return { type: 'snapshot', provider, id };
-    } finally {
-      if (this.#snapshotting !== undefined) void this.#snapshotting.then(() => (this.#snapshotting = undefined));
-    }
+    const settled = taking.catch(() => undefined);
+    this.#snapshotting = settled;
+    // Only this snapshot's own marker is cleared (a later one may have replaced it).
+    void settled.then(() => {
+      if (this.#snapshotting === settled) this.#snapshotting = undefined;
+    });
+    const id = await this.#call('snapshot', () => taking, options);
+    return { type: 'snapshot', provider, id };
   }
 
   async setTags(tags: SandboxTags, options: SignalOptions = {}): Promise<void> {
