@@ -15,7 +15,8 @@
  * the exit; Cloudflare: no stdin), sessions go through the agent service there: `startAgentHost`
  * in the sandbox, `AgentSession.connect` through the port's tunnel (Fly's edge, the bridge's
  * quick tunnel), the proxy's public URL on the emulator's test internet. Each emulator runs in
- * its own child process and is shared by its group.
+ * its own child process and is shared by its group. Vercel (no stdin either) gets the binary
+ * uploaded and snapshotted as Modal and E2B do, and its sessions go through the agent service.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,7 @@ import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
 import { createFlySandboxProvider, flyCapabilities } from '../../adapters/fly/index.js';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { createModalSandboxProvider } from '../../adapters/modal/index.js';
+import { createVercelSandboxProvider, vercelCapabilities } from '../../adapters/vercel/index.js';
 import {
   AgentSession,
   AgentSessionError,
@@ -59,6 +61,8 @@ import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js'
 import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
 import { installLocalhostResolution } from '../emulators/fly/index.js';
 import { spawnFlyEmulator } from '../emulators/fly/spawn.js';
+import { defaultRootfsBuilt as vercelRootfsBuilt } from '../emulators/vercel/index.js';
+import { spawnVercelEmulator } from '../emulators/vercel/spawn.js';
 import { spawnModalEmulator } from '../emulators/modal/spawn.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
 import { agentSkipReason, testEnv } from './harness.js';
@@ -216,6 +220,35 @@ const targets: Target[] = [
         tunnelScheme: 'http',
       });
       return { provider, createOptions: sandboxBase, provision: uploaded, snapshotAfterProvision: true, close: () => emulator.close() };
+    },
+  },
+  {
+    name: 'vercel emulator (public URL, binary uploaded, through the agent service)',
+    skipReason: () => (vercelRootfsBuilt() ? undefined : 'the Vercel emulator image is not built (scripts/build-vercel-images.sh)'),
+    start: async () => {
+      const emulator = await spawnVercelEmulator({
+        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+      });
+      const uninstall = installLocalhostResolution();
+      const provider = createVercelSandboxProvider({
+        token: emulator.token,
+        teamId: emulator.teamId,
+        projectId: emulator.projectId,
+        fetch: emulator.fetch,
+        tunnelBaseUrl: emulator.tunnelBaseUrl,
+      });
+      return {
+        provider,
+        // Vercel's runtime images have Node; its commands have no stdin, so sessions go through the host.
+        createOptions: { ...sandboxBase, ports: [servicePort] },
+        provision: uploaded,
+        snapshotAfterProvision: true,
+        servicePort,
+        close: async () => {
+          await emulator.close();
+          uninstall();
+        },
+      };
     },
   },
   {
@@ -463,6 +496,7 @@ for (const target of targets) {
 const cliLess: Array<[name: string, capabilities: SandboxCapabilities]> = [
   ['fly', flyCapabilities],
   ['cloudflare', cloudflareCapabilities],
+  ['vercel', vercelCapabilities],
 ];
 describe('AgentSession.start where exec cannot carry the CLI session', () => {
   it.each(cliLess)(
