@@ -10,6 +10,7 @@ import {
   SandboxNotFoundError,
   SandboxProviderError,
   checkPtySize,
+  execMarkerVariable,
   killMarkedTreeArgv,
   newExecId,
   ptyEnvironment,
@@ -120,10 +121,17 @@ export async function startKubernetesExec(context: KubernetesExecContext, reques
   });
   const cwd = request.cwd ?? context.workdir;
   const { pty } = request;
+  // On a terminal the outer shell waits for `script` instead of exec'ing the command: it must
+  // carry the marker from its start (its /proc environ), so a kill of the tree ends it by the
+  // signal itself. Kubernetes' exec has no env field, so `env` puts it there.
   const argv = pty
-    ? preludeAround(wrapPtyArgv(execId, request.argv, { size: checkPtySize(pty, provider), cwd, reportFd: 1 }), {
-        env: ptyEnvironment(request.env),
-      })
+    ? [
+        '/usr/bin/env',
+        `${execMarkerVariable}=${execId}`,
+        ...preludeAround(wrapPtyArgv(execId, request.argv, { size: checkPtySize(pty, provider), cwd, reportFd: 1 }), {
+          env: ptyEnvironment(request.env),
+        }),
+      ]
     : kubernetesExecArgv(execId, request.argv, { cwd, env: request.env, entrypoint: request.entrypoint });
   const starting = (async () => {
     const opened = await openKubernetesExec(context.connection, {

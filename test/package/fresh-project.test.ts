@@ -45,6 +45,8 @@ interface PhaseOne {
   daytonaFromId: ErrorInfo;
   vercelCreate: ErrorInfo;
   vercelFromId: ErrorInfo;
+  kubernetesCreate: ErrorInfo;
+  kubernetesFromId: ErrorInfo;
   flyCreate: ErrorInfo;
   cloudflareCreate: ErrorInfo;
   agentStart: ErrorInfo;
@@ -75,6 +77,7 @@ const { createModalSandboxProvider } = await load('sandport/modal');
 const { createE2bSandboxProvider } = await load('sandport/e2b');
 const { createDaytonaSandboxProvider } = await load('sandport/daytona');
 const { createVercelSandboxProvider } = await load('sandport/vercel');
+const { createKubernetesSandboxProvider } = await load('sandport/kubernetes');
 const { createFlySandboxProvider } = await load('sandport/fly');
 const { createCloudflareSandboxProvider } = await load('sandport/cloudflare');
 const { instrumentProvider } = await load('sandport/telemetry');
@@ -96,6 +99,8 @@ return {
   daytonaFromId: await rejection(createDaytonaSandboxProvider().fromId('fresh-project')),
   vercelCreate: await rejection(createVercelSandboxProvider().create()),
   vercelFromId: await rejection(createVercelSandboxProvider().fromId('fresh-project')),
+  kubernetesCreate: await rejection(createKubernetesSandboxProvider().create()),
+  kubernetesFromId: await rejection(createKubernetesSandboxProvider().fromId('sbx-fresh-project')),
   flyCreate: await rejection(createFlySandboxProvider({ token: '' }).create()),
   cloudflareCreate: await rejection(createCloudflareSandboxProvider({ url: '' }).create()),
   agentStart: await rejection(root.AgentSession.start({})),
@@ -270,6 +275,11 @@ describe.skipIf(npmReason !== undefined)(
       it(`${format}: sandport/vercel loads without @vercel/sandbox; create and fromId reject with the pinned install line`, () => {
         missingPeer(phaseOne().vercelCreate, '@vercel/sandbox', 'vercel', 'npm install @vercel/sandbox@3.5.0');
         missingPeer(phaseOne().vercelFromId, '@vercel/sandbox', 'vercel', 'npm install @vercel/sandbox@3.5.0');
+      });
+
+      it(`${format}: sandport/kubernetes loads without @kubernetes/client-node; create and fromId reject with the pinned install line`, () => {
+        missingPeer(phaseOne().kubernetesCreate, '@kubernetes/client-node', 'kubernetes', 'npm install @kubernetes/client-node@~1.4.0 ws');
+        missingPeer(phaseOne().kubernetesFromId, '@kubernetes/client-node', 'kubernetes', 'npm install @kubernetes/client-node@~1.4.0 ws');
       });
 
       it(`${format}: sandport/fly needs no peer; create without a token is SandboxAuthenticationError before any request`, () => {
