@@ -30,6 +30,7 @@ import {
 import { parseFieldSelector, parseLabelSelector } from './k8s-selectors.js';
 import { KubeStatusError, invalid, notFound } from './k8s-status.js';
 import { clone, type KubeObject, type KubeStore } from './k8s-store.js';
+import { tableOf, wantsTable } from './k8s-table.js';
 import { serveWatch, type WatchSettings } from './k8s-watch.js';
 
 export interface ApiContext {
@@ -139,13 +140,19 @@ export class KubeApi {
     if (name === undefined) {
       if (method === 'GET') {
         if (queryFlag(url, 'watch') || path.includes('/watch/')) return serveWatch(this.context.store, type, namespace, url, raw, response, this.context.watch);
-        return sendJson(response, 200, this.list(type, namespace, url));
+        const listed = this.list(type, namespace, url);
+        if (wantsTable(raw.headers)) return sendJson(response, 200, { ...tableOf(type, listed.items as KubeObject[], this.context.store.resourceVersion, url.searchParams.get('includeObject')), metadata: listed.metadata });
+        return sendJson(response, 200, listed);
       }
       if (method === 'POST') return sendJson(response, 201, await this.create(type, namespace, asObject(await readJson(raw), type), url));
       if (method === 'DELETE') return sendJson(response, 200, await this.deleteCollection(type, namespace, url));
       throw new KubeStatusError('MethodNotAllowed', `the server does not allow this method on the requested resource (${method} ${type.resource})`);
     }
-    if (method === 'GET') return sendJson(response, 200, this.context.store.get(type, namespace, name));
+    if (method === 'GET') {
+      const object = this.context.store.get(type, namespace, name);
+      if (wantsTable(raw.headers)) return sendJson(response, 200, tableOf(type, [object], this.context.store.resourceVersion, url.searchParams.get('includeObject')));
+      return sendJson(response, 200, object);
+    }
     if (method === 'PUT') return sendJson(response, 200, this.replace(type, namespace, name, asObject(await readJson(raw), type), url));
     if (method === 'PATCH') return sendJson(response, 200, this.patch(type, namespace, name, await readJson(raw), raw.headers['content-type'], url));
     if (method === 'DELETE') return sendJson(response, 200, await this.delete(type, namespace, name, await readJson(raw), url));
