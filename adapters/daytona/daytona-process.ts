@@ -97,6 +97,8 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 /** Bytes of output a stream holds for a reader that has not taken them, before the log socket is paused. */
 export const daytonaOutputBufferBytes = 1024 * 1024;
+/** Bytes a command may write to an output whose reader cancelled before it is treated as a writer to a closed pipe. */
+const cancelledWriterLimitBytes = 1024 * 1024;
 
 let wsModule: Promise<typeof import('ws')> | undefined;
 
@@ -134,14 +136,26 @@ export async function openDaytonaLogs(
   sessionId: string,
   commandId: string,
   onClosedReader: () => void,
-): Promise<{ stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array>; ended: Promise<void>; close: () => void }> {
+): Promise<{
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  ended: Promise<void>;
+  close: () => void;
+  release: () => void;
+}> {
   const { WebSocket: Socket } = await loadDaytonaWs();
   const socket: WebSocket = new Socket(daytonaLogsUrl(endpoint.basePath, sessionId, commandId), { headers: endpoint.headers });
   const paused = new Set<'stdout' | 'stderr'>();
+  const cancelled = new Set<'stdout' | 'stderr'>();
+  let discarded = 0;
+  let told = false;
+  // Released (the command was killed): nothing holds the socket back any more, so its end arrives.
+  let released = false;
   const bridge = (name: 'stdout' | 'stderr') =>
     fromCallbacks({
       maxBufferedBytes: daytonaOutputBufferBytes,
       pause: () => {
+        if (released) return;
         paused.add(name);
         socket.pause();
       },
@@ -151,15 +165,26 @@ export async function openDaytonaLogs(
       },
       cancel: () => {
         // A reader that cancelled takes nothing more: its queue must not hold the other back.
+        cancelled.add(name);
         paused.delete(name);
         if (paused.size === 0) socket.resume();
-        onClosedReader();
       },
     });
   const outputs = { stdout: bridge('stdout'), stderr: bridge('stderr') };
   const demux = new DaytonaLogDemux();
   const deliver = (pieces: DaytonaLogPiece[]) => {
-    for (const piece of pieces) outputs[piece.stream].push(piece.data);
+    for (const piece of pieces) {
+      if (!cancelled.has(piece.stream)) {
+        outputs[piece.stream].push(piece.data);
+        continue;
+      }
+      // Writing on past a reader that cancelled: after 1 MiB, what a closed pipe would do (SIGPIPE).
+      discarded += piece.data.byteLength;
+      if (discarded > cancelledWriterLimitBytes && !told) {
+        told = true;
+        onClosedReader();
+      }
+    }
   };
   let settle!: { resolve: () => void; reject: (error: unknown) => void };
   const ended = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -199,6 +224,11 @@ export async function openDaytonaLogs(
     stderr: outputs.stderr.stream,
     ended,
     close: () => socket.terminate(),
+    release: () => {
+      released = true;
+      paused.clear();
+      socket.resume();
+    },
   };
 }
 

@@ -167,7 +167,9 @@ export class DaytonaSandboxProvider implements SandboxProvider {
     });
     try {
       // Daytona has no working directory at create: it is made here, before the entrypoint runs in it.
-      if (plan.workdir !== undefined) await sandbox.files.mkdir(plan.workdir, parsed.signal ? { signal: parsed.signal } : {});
+      // (from `/`: the default cwd is that directory, which does not exist yet)
+      if (plan.workdir !== undefined)
+        await sandbox.run(['mkdir', '-p', '--', plan.workdir], { cwd: '/', throwOnNonZeroExit: true, signal: parsed.signal });
       if (plan.entrypoint) await sandbox.startEntrypoint(plan.entrypoint, parsed.signal);
     } catch (error) {
       await sandbox.terminate().catch(() => undefined);

@@ -2,6 +2,7 @@ import type { Daytona, Sandbox as DaytonaSdkSandbox } from '@daytonaio/sdk';
 import { z } from 'zod';
 import {
   ProcessOutcome,
+  SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
   SandboxLifecycle,
   SandboxNotFoundError,
@@ -197,12 +198,23 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
       lifecycle: this.#lifecycle,
       timeoutMs: call.options.timeoutMs,
       signal: call.options.signal,
-      kill: (signal) => this.#killTree(outcome.execId, signal),
+      kill: async (signal) => {
+        // A killed command's last output must not wait for a reader: its logs end only once read.
+        if (signal === 'SIGKILL') releases.forEach((release) => release());
+        await this.#killTree(outcome.execId, signal);
+      },
     });
+    const releases: Array<() => void> = [];
     const cwd = call.options.cwd ?? this.#init.workdir;
     const { pty } = call.options;
     const process = await outcome.startup(
-      this.#startSession(outcome, call.argv, { cwd, env: call.options.env, stdinNull: stdinNull && pty === undefined, pty }, mapError),
+      this.#startSession(
+        outcome,
+        call.argv,
+        { cwd, env: call.options.env, stdinNull: stdinNull && pty === undefined, pty },
+        mapError,
+        releases,
+      ),
     );
     outcome.started();
     return process;
@@ -214,6 +226,7 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     argv: string[],
     options: { cwd: string | undefined; env: Record<string, string> | undefined; stdinNull: boolean; pty: PtySize | undefined },
     mapError: (error: unknown, operation: string) => ReturnType<typeof mapDaytonaError>,
+    releases: Array<() => void>,
   ): Promise<DaytonaSandboxProcess> {
     const sdk = this.#sdk;
     const sessionId = `sandport-${outcome.execId}`;
@@ -243,6 +256,7 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
       dropSession();
       throw mapError(error, 'exec');
     }
+    releases.push(logs.release);
     const exit = logs.ended.then(() => this.#exitCode(sessionId, commandId)).finally(dropSession);
     exit.catch(() => undefined);
     const { report, stdout, ptyPath } = await readStartMarker(logs.stdout).catch((error: unknown) =>
@@ -390,7 +404,17 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     const { network } = parseOptions(networkUpdateSchema, { network: policy }, { provider, what: 'updateNetwork policy' });
     options.signal?.throwIfAborted();
     const settings = planDaytonaNetwork(network);
-    await this.#call('updateNetwork', () => this.#sdk.updateNetworkSettings(settings), options, true);
+    await this.#call('updateNetwork', () => this.#sdk.updateNetworkSettings(settings), options, true).catch((error: unknown) => {
+      // Daytona refuses a change it cannot make to this sandbox (400): the policy itself was valid.
+      if (SandboxInvalidArgumentError.isInstance(error))
+        throw new SandboxCapabilityUnsupportedError({
+          message: `Daytona cannot make this network change on sandbox ${this.id}: ${error.message}`,
+          capability: 'network.update',
+          provider,
+          cause: error,
+        });
+      throw error;
+    });
   }
 
   async poll(options: SignalOptions = {}): Promise<SandboxStatus> {
