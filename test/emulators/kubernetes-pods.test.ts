@@ -125,6 +125,28 @@ describe('pending pods', () => {
   });
 });
 
+describe('persistent volume claims', () => {
+  it('mounts a claim as a directory shared by the pods that mount it, read-only where the mount says so', async () => {
+    const claim = (name: string, readOnly: boolean) =>
+      podBody(name, {
+        spec: { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }] },
+        container: { volumeMounts: [{ name: 'data', mountPath: '/data', readOnly }] },
+      });
+    await core.createNamespacedPod({ namespace, body: claim('writer', false) });
+    await core.createNamespacedPod({ namespace, body: claim('reader', true) });
+    await waitForPod(config, namespace, 'writer', isRunning);
+    await waitForPod(config, namespace, 'reader', isRunning);
+    const run = (pod: string, script: string) =>
+      new Promise<string>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        const stdout = new Writable({ write: (chunk: Buffer, _encoding, done) => (chunks.push(chunk), done()) });
+        new Exec(config).exec(namespace, pod, 'main', ['sh', '-c', script], stdout, sink(), null, false, () => resolve(Buffer.concat(chunks).toString())).catch(reject);
+      });
+    expect(await run('writer', 'echo kept > /data/note && echo ok')).toBe('ok\n');
+    expect(await run('reader', 'cat /data/note; echo x > /data/other 2>/dev/null || echo read-only')).toBe('kept\nread-only\n');
+  });
+});
+
 describe('delete', () => {
   it('sends SIGTERM to the main process and removes the pod once it exited within the grace period', async () => {
     await core.createNamespacedPod({ namespace, body: podBody('graceful', { command: ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }) });

@@ -24,6 +24,8 @@
  * - Delete: SIGTERM to the main process, SIGKILL after the grace period, then the sandbox goes and
  *   the object is removed (DELETED on watches).
  */
+import { chmod, chown, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { localMaxTimeoutMs, type LocalSandbox, type LocalSandboxProvider } from '../../../adapters/local/index.js';
 import type { ExitStatus, SandboxProcess, Tunnel } from '../../../src/kit/index.js';
 import { memoryMiBOf, parseQuantity } from './k8s-quantity.js';
@@ -45,6 +47,8 @@ export interface KubeletOptions {
   readonly startDelayMs: number;
   /** False: NetworkPolicies are stored and not enforced (a cluster whose network plugin ignores them). */
   readonly enforceNetworkPolicy: boolean;
+  /** Host directory under which each PersistentVolumeClaim (by namespace and claim name) is a directory, made on first use. */
+  readonly claimRoot: string;
   /** What `'allow'` means for a pod's sandbox (the test internet's allowlist); the local provider's open network when undefined. */
   readonly openNetwork?: PodNetwork;
 }
@@ -89,6 +93,7 @@ type Volume = {
   secret?: { secretName: string; defaultMode?: number; items?: Array<{ key: string; path: string; mode?: number }>; optional?: boolean };
   configMap?: { name: string; defaultMode?: number; items?: Array<{ key: string; path: string; mode?: number }>; optional?: boolean };
   emptyDir?: Record<string, unknown>;
+  persistentVolumeClaim?: { claimName: string; readOnly?: boolean };
   [other: string]: unknown;
 };
 
@@ -368,7 +373,7 @@ export class Kubelet {
   private async start(runtime: PodRuntime, pod: KubeObject): Promise<void> {
     const spec = specOf(pod);
     const container = spec.containers[0]!;
-    const unsupported = (spec.volumes ?? []).find((volume) => !volume.secret && !volume.configMap && !volume.emptyDir);
+    const unsupported = (spec.volumes ?? []).find((volume) => !volume.secret && !volume.configMap && !volume.emptyDir && !volume.persistentVolumeClaim);
     if (unsupported) {
       const kind = Object.keys(unsupported).find((key) => key !== 'name') ?? 'unknown';
       this.setStatus(runtime, (status) => {
@@ -385,7 +390,9 @@ export class Kubelet {
     const ports = [...new Set(spec.containers.flatMap((each) => (each.ports ?? []).map((port) => port.containerPort)))];
     let local: LocalSandbox;
     try {
+      const volumes = await this.claimMounts(pod, container);
       local = await this.options.provider.create({
+        ...(Object.keys(volumes).length > 0 ? { volumes } : {}),
         image: this.options.images[container.image!] ?? this.options.defaultImage,
         env: this.env(pod, container, podIp),
         workdir,
@@ -448,6 +455,27 @@ export class Kubelet {
     this.armDeadline(runtime, pod);
     if (runtime.init) this.follow(runtime, runtime.init, container, startedAt);
     void local.wait().then(() => this.finish(runtime, { exitCode: 137, reason: 'Error', message: 'the backing sandbox ended' }, startedAt));
+  }
+
+  /**
+   * PersistentVolumeClaim mounts as local volumes: each claim is a host directory made on first use
+   * (a dynamic provisioner that binds any claim name; no PersistentVolumeClaim object is needed),
+   * shared by every pod that mounts it; read-only when the mount or the claim says so.
+   */
+  private async claimMounts(pod: KubeObject, container: Container): Promise<Record<string, { source: string; readOnly: boolean }>> {
+    const volumes = new Map((specOf(pod).volumes ?? []).map((volume) => [volume.name, volume]));
+    const mounts: Record<string, { source: string; readOnly: boolean }> = {};
+    for (const mount of container.volumeMounts ?? []) {
+      const claim = volumes.get(mount.name)?.persistentVolumeClaim;
+      if (!claim) continue;
+      const source = join(this.options.claimRoot, pod.metadata.namespace!, claim.claimName);
+      await mkdir(source, { recursive: true, mode: 0o755 });
+      // The sandbox's unprivileged host uid must be able to write there.
+      if (process.getuid?.() === 0) await chown(source, this.options.provider.sandboxUid, this.options.provider.sandboxUid);
+      else await chmod(source, 0o777);
+      mounts[mount.mountPath] = { source, readOnly: mount.readOnly === true || claim.readOnly === true };
+    }
+    return mounts;
   }
 
   /** Writes secret and config-map volumes into the sandbox, makes emptyDir mount points. */

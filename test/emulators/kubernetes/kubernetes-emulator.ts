@@ -9,7 +9,7 @@
  * k8s-exec.ts, watches k8s-watch.ts.
  */
 import { createServer } from 'node:https';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -113,8 +113,15 @@ export async function startKubernetesEmulator(options: KubernetesEmulatorOptions
   const store = new KubeStore(options.watchHistory);
   for (const name of new Set(['default', 'kube-system', namespace])) store.create(namespaces, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } as never, status: { phase: 'Active' } });
   for (const name of options.runtimeClasses ?? []) store.create(runtimeClasses, undefined, { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name } as never, handler: name });
+  const dir = await mkdtemp(join(tmpdir(), 'k8s-emulator-'));
+  const claimRoot = join(dir, 'claims');
+  await mkdir(claimRoot);
+  // The sandbox's unprivileged host uid has to get through to the claim directories below.
+  await chmod(dir, 0o711);
+  await chmod(claimRoot, 0o711);
   const kubelet = new Kubelet({
     store,
+    claimRoot,
     provider,
     images: options.images ?? {},
     defaultImage: options.defaultImage ?? 'host',
@@ -127,7 +134,6 @@ export async function startKubernetesEmulator(options: KubernetesEmulatorOptions
   let url = '';
   const api = new KubeApi({ store, kubelet, token, calls, serverAddress: () => url.replace(/^https:\/\//, ''), watch: { bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 } });
   const streams = new KubeStreams({ store, kubelet, token, calls });
-  const dir = await mkdtemp(join(tmpdir(), 'k8s-emulator-'));
   const certificate = await makeServingCertificate(dir);
   const server = createServer({ key: certificate.key, cert: certificate.cert }, api.handle);
   server.on('upgrade', streams.handleUpgrade);
