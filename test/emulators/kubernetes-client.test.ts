@@ -182,8 +182,8 @@ describe('watch', () => {
 });
 
 describe('watch history', () => {
-  it('answers a watch from a compacted resourceVersion with an ERROR event carrying 410 Expired, and a malformed one with 400', async () => {
-    const small = await startKubernetesEmulator({ watchHistory: 5 });
+  it('answers a watch from a compacted resourceVersion with an ERROR event carrying 410 Expired, a malformed one with 400, and sends bookmarks when allowed', async () => {
+    const small = await startKubernetesEmulator({ watchHistory: 5, bookmarkIntervalMs: 50 });
     try {
       const smallConfig = kubeConfigFor(small.kubeconfigPath);
       const smallCore = smallConfig.makeApiClient(CoreV1Api);
@@ -198,6 +198,18 @@ describe('watch history', () => {
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } });
       expect(await rejection(smallCore.listNamespacedSecret({ namespace, watch: true, resourceVersion: 'abc' } as never))).toMatchObject({ code: 400, reason: 'BadRequest' });
+      // With allowWatchBookmarks, BOOKMARK events carry the current resourceVersion until the timeout ends the stream.
+      const bookmarks: Array<{ type: string; object: { metadata?: { resourceVersion?: string } } }> = [];
+      await new Promise<void>((resolve, reject) => {
+        void new Watch(smallConfig)
+          .watch(`/api/v1/namespaces/${namespace}/secrets`, { resourceVersion: '0', allowWatchBookmarks: true, timeoutSeconds: 1 }, (type, object) => bookmarks.push({ type, object }), (error) => (error ? reject(error as Error) : resolve()))
+          .catch(reject);
+      });
+      expect(bookmarks.filter((event) => event.type === 'ADDED')).toHaveLength(10);
+      const marks = bookmarks.filter((event) => event.type === 'BOOKMARK');
+      expect(marks.length).toBeGreaterThan(0);
+      // The nine creates after the first each took a resourceVersion.
+      expect(Number(marks[0]!.object.metadata?.resourceVersion)).toBe(Number(first.metadata!.resourceVersion) + 9);
     } finally {
       await small.close();
     }
