@@ -59,7 +59,9 @@ export async function runKubernetesBench(options: { quick?: boolean } = {}): Pro
         () => sandbox.run(['head', '-c', String(MiB), '/dev/zero']),
         () => runKubectl([...base, '--', 'head', '-c', String(MiB), '/dev/zero']),
       );
-      rows.push(latencyRow('run, 1 MiB of stdout', megs, 'kubectl exec, 1 MiB of stdout', rawMegs, { goal: goals.ratioAtMost(1.1, '≤ 1.1') }));
+      rows.push(
+        latencyRow('run, 1 MiB of stdout', megs, 'kubectl exec, 1 MiB of stdout', rawMegs, { goal: goals.ratioAtMost(1.1, '≤ 1.1') }),
+      );
 
       const fileBytes = 64 * MiB;
       const payload = new Uint8Array(fileBytes).fill(7);

@@ -13,7 +13,11 @@ const provider: SandboxProvider = (await import('sandport/kubernetes')).createKu
 
 await using sandbox = await provider.create({ cpu: 0.5, memoryMiB: 512, network: 'block', timeoutMs: 120_000 });
 // A connection attempt to a public address from inside: refused or unreachable, never open.
-const attempt = await sandbox.run(['bash', '-c', 'timeout 3 bash -c "exec 3<>/dev/tcp/1.1.1.1/53" 2>/dev/null && echo open || echo blocked']);
+const attempt = await sandbox.run([
+  'bash',
+  '-c',
+  'timeout 3 bash -c "exec 3<>/dev/tcp/1.1.1.1/53" 2>/dev/null && echo open || echo blocked',
+]);
 console.log(`outbound connection: ${attempt.stdout.trim()}`);
 const status = await sandbox.poll();
 console.log(`sandbox ${status.state}, lifetime capped at 120 s`);

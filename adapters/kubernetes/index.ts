@@ -1,7 +1,17 @@
-export { createKubernetesSandboxProvider, KubernetesSandboxProvider, type KubernetesSandboxProviderOptions } from './kubernetes-provider.js';
+export {
+  createKubernetesSandboxProvider,
+  KubernetesSandboxProvider,
+  type KubernetesSandboxProviderOptions,
+} from './kubernetes-provider.js';
 export type { KubernetesSandbox } from './kubernetes-sandbox.js';
 export { KubernetesApi, loadKubernetesClient, resolveKubeConfig, type KubeConfigSource } from './kubernetes-api.js';
-export { mapKubernetesError, KubernetesApiError, parseStatusBody, type KubernetesErrorContext, type KubernetesStatusBody } from './kubernetes-errors.js';
+export {
+  mapKubernetesError,
+  KubernetesApiError,
+  parseStatusBody,
+  type KubernetesErrorContext,
+  type KubernetesStatusBody,
+} from './kubernetes-errors.js';
 export {
   openKubernetesExec,
   relayPortForward,

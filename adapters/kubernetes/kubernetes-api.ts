@@ -7,7 +7,7 @@
 import type * as KubernetesClient from '@kubernetes/client-node';
 import type { CoreV1Api, KubeConfig, NetworkingV1Api, V1NetworkPolicy, V1Pod, V1Secret } from '@kubernetes/client-node';
 import {
-  SandboxError,
+  type SandboxError,
   SandboxNotFoundError,
   SandboxProviderError,
   loadOptionalPeer,
@@ -70,8 +70,7 @@ export async function resolveKubeConfig(source: KubeConfigSource, context: strin
   const cluster = config.getCurrentCluster();
   if (!cluster || (typeof source !== 'string' && config.getContexts().length === 0 && cluster.server === 'http://localhost:8080')) {
     throw new SandboxProviderError({
-      message:
-        'No Kubernetes cluster is configured: pass kubeconfig (a path or a KubeConfig), set KUBECONFIG, or write ~/.kube/config',
+      message: 'No Kubernetes cluster is configured: pass kubeconfig (a path or a KubeConfig), set KUBECONFIG, or write ~/.kube/config',
       provider,
     });
   }
@@ -119,7 +118,11 @@ export class KubernetesApi {
   }
 
   /** Runs one call with error mapping (and retries when idempotent) and the caller's signal. */
-  async call<T>(context: KubernetesErrorContext, body: () => Promise<T>, options: { idempotent?: boolean; signal?: AbortSignal | undefined } = {}): Promise<T> {
+  async call<T>(
+    context: KubernetesErrorContext,
+    body: () => Promise<T>,
+    options: { idempotent?: boolean; signal?: AbortSignal | undefined } = {},
+  ): Promise<T> {
     const once = async () => {
       try {
         return await body();
@@ -138,11 +141,18 @@ export class KubernetesApi {
   }
 
   createPod(pod: V1Pod, signal?: AbortSignal): Promise<V1Pod> {
-    return this.call({ operation: 'create', argument: 'create options' }, () => this.core.createNamespacedPod({ namespace: this.namespace, body: pod }), { signal });
+    return this.call(
+      { operation: 'create', argument: 'create options' },
+      () => this.core.createNamespacedPod({ namespace: this.namespace, body: pod }),
+      { signal },
+    );
   }
 
   getPod(name: string, signal?: AbortSignal): Promise<V1Pod> {
-    return this.call({ operation: 'get', sandboxId: name }, () => this.core.readNamespacedPod({ namespace: this.namespace, name }), { idempotent: true, signal });
+    return this.call({ operation: 'get', sandboxId: name }, () => this.core.readNamespacedPod({ namespace: this.namespace, name }), {
+      idempotent: true,
+      signal,
+    });
   }
 
   /** The pod, or `undefined` when it does not exist. */
@@ -186,7 +196,11 @@ export class KubernetesApi {
   }
 
   createSecret(secret: V1Secret, signal?: AbortSignal): Promise<V1Secret> {
-    return this.call({ operation: 'create (secrets)', notFound: 'The namespace' }, () => this.core.createNamespacedSecret({ namespace: this.namespace, body: secret }), { signal });
+    return this.call(
+      { operation: 'create (secrets)', notFound: 'The namespace' },
+      () => this.core.createNamespacedSecret({ namespace: this.namespace, body: secret }),
+      { signal },
+    );
   }
 
   patchSecret(name: string, body: unknown, signal?: AbortSignal): Promise<V1Secret> {
@@ -328,7 +342,8 @@ export class KubernetesApi {
       signal,
     );
     if (failure) throw failure;
-    if (gone || !ready) throw new SandboxNotFoundError({ message: `Pod ${name} was deleted before it was ready`, sandboxId: name, provider });
+    if (gone || !ready)
+      throw new SandboxNotFoundError({ message: `Pod ${name} was deleted before it was ready`, sandboxId: name, provider });
     return ready;
   }
 }

@@ -82,7 +82,11 @@ export function mapKubernetesError(error: unknown, context: KubernetesErrorConte
     const { code, body } = status;
     const detail = body?.message ?? '';
     if (code === 409 && body?.reason !== 'Conflict')
-      return new SandboxAlreadyExistsError({ message: `Kubernetes refused ${operation}: ${detail || 'it exists already'}`, provider, cause: error });
+      return new SandboxAlreadyExistsError({
+        message: `Kubernetes refused ${operation}: ${detail || 'it exists already'}`,
+        provider,
+        cause: error,
+      });
     if (code === 403) {
       const admission = /admission|violates PodSecurity|quota|exceeded|denied the request/i.test(detail);
       if (admission)
@@ -109,7 +113,12 @@ export function mapKubernetesError(error: unknown, context: KubernetesErrorConte
       });
     }
     if (code === 404 && context.notFound !== undefined)
-      return new SandboxProviderError({ message: `${context.notFound} not found during ${operation}: ${detail}`, provider, statusCode: 404, cause: error });
+      return new SandboxProviderError({
+        message: `${context.notFound} not found during ${operation}: ${detail}`,
+        provider,
+        statusCode: 404,
+        cause: error,
+      });
     return fromHttpStatus(code, { provider, operation, sandboxId, argument: context.argument, detail, cause: error });
   }
   const connection = fromConnectionError(error, { provider, operation, sandboxId, cause: error });

@@ -306,9 +306,11 @@ class ExecSessionImpl implements ExecSession {
     const payload = data.subarray(1);
     switch (data[0]) {
       case channel.stdout:
-        return this.#push(this.#stdout, payload);
+        this.#push(this.#stdout, payload);
+        return;
       case channel.stderr:
-        return this.#push(this.#stderr, payload);
+        this.#push(this.#stderr, payload);
+        return;
       case channel.status: {
         const status = (parseStatusBody(payload.toString('utf8')) ?? {}) as KubernetesExecStatus;
         // All output precedes the Status: the streams end here, not at the close.
@@ -389,7 +391,11 @@ class ExecSessionImpl implements ExecSession {
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
         if (!(chunk instanceof Uint8Array))
-          throw new SandboxInvalidArgumentError({ message: 'stdin accepts Uint8Array chunks only', argument: 'stdin', provider: 'kubernetes' });
+          throw new SandboxInvalidArgumentError({
+            message: 'stdin accepts Uint8Array chunks only',
+            argument: 'stdin',
+            provider: 'kubernetes',
+          });
         for (let offset = 0; offset < chunk.byteLength; offset += stdinFrameBytes) {
           if (this.#closed || socket.readyState !== socket.OPEN) return;
           const piece = chunk.subarray(offset, offset + stdinFrameBytes);
@@ -460,7 +466,8 @@ export async function relayPortForward(connection: KubernetesConnection, request
     socket.send(frame);
     if (socket.bufferedAmount > stdinAheadBytes) {
       client.pause();
-      const check = () => (socket.bufferedAmount <= stdinAheadBytes || socket.readyState !== socket.OPEN ? client.resume() : setTimeout(check, 5));
+      const check = () =>
+        socket.bufferedAmount <= stdinAheadBytes || socket.readyState !== socket.OPEN ? client.resume() : setTimeout(check, 5);
       setTimeout(check, 5);
     }
   });

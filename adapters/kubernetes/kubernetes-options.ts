@@ -26,7 +26,12 @@ import {
   type SandboxTags,
   type SandboxWarning,
 } from '../../src/kit/index.js';
-import { kubernetesKeeperCommand, kubernetesSecretsDirectory, kubernetesSecretsKey, kubernetesSecretsScript } from './kubernetes-scripts.js';
+import {
+  kubernetesKeeperCommand,
+  kubernetesSecretsDirectory,
+  kubernetesSecretsKey,
+  kubernetesSecretsScript,
+} from './kubernetes-scripts.js';
 
 const provider = 'kubernetes';
 
@@ -248,7 +253,11 @@ export function planKubernetesGpu(gpu: string): { count: number; type: string | 
   const match = /^(?:([^:]+):)?(\d+)$/.exec(gpu);
   if (match) return { count: Number(match[2]), type: match[1] };
   if (/^[^:]+$/.test(gpu)) return { count: 1, type: gpu };
-  throw new SandboxInvalidArgumentError({ message: `gpu must be "<count>", "<type>" or "<type>:<count>", got ${gpu}`, argument: 'gpu', provider });
+  throw new SandboxInvalidArgumentError({
+    message: `gpu must be "<count>", "<type>" or "<type>:<count>", got ${gpu}`,
+    argument: 'gpu',
+    provider,
+  });
 }
 
 /** `cpu` in cores as a Kubernetes quantity of millicores (`0.5` → `500m`). */
@@ -268,7 +277,12 @@ export function planKubernetesNetworkPolicy(
   names: { policyName: string; namespace: string; instance: string },
   internalCidrs: readonly string[] = [],
 ): { policy: V1NetworkPolicy | undefined; probe: boolean } {
-  const dns = { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] };
+  const dns = {
+    ports: [
+      { protocol: 'UDP', port: 53 },
+      { protocol: 'TCP', port: 53 },
+    ],
+  };
   let egress: NonNullable<NonNullable<V1NetworkPolicy['spec']>['egress']>;
   let probe = true;
   if (network === 'block') egress = [];
@@ -279,13 +293,19 @@ export function planKubernetesNetworkPolicy(
         capability: 'network.allowDomains',
         provider,
       });
-    egress = network.allowCidrs.length === 0 ? [] : [{ to: network.allowCidrs.map((cidr): V1NetworkPolicyPeer => ({ ipBlock: { cidr } })) }, dns];
+    egress =
+      network.allowCidrs.length === 0 ? [] : [{ to: network.allowCidrs.map((cidr): V1NetworkPolicyPeer => ({ ipBlock: { cidr } })) }, dns];
   } else {
     if (internalCidrs.length === 0) return { policy: undefined, probe: false };
     const v4 = internalCidrs.filter((cidr) => !cidr.includes(':'));
     const v6 = internalCidrs.filter((cidr) => cidr.includes(':'));
     egress = [
-      { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [...v4, linkLocal] } }, { ipBlock: { cidr: '::/0', ...(v6.length ? { except: v6 } : {}) } }] },
+      {
+        to: [
+          { ipBlock: { cidr: '0.0.0.0/0', except: [...v4, linkLocal] } },
+          { ipBlock: { cidr: '::/0', ...(v6.length ? { except: v6 } : {}) } },
+        ],
+      },
       dns,
     ];
     // Outbound-only: the probe's target (the API server) is inside the internal ranges.
@@ -447,7 +467,12 @@ export function planKubernetesCreate(options: ParsedCreateSandboxOptions, contex
     secret,
     networkPolicy,
     probeNetwork,
-    entrypoint: options.command === undefined ? undefined : typeof options.command === 'string' ? ['/bin/sh', '-c', options.command] : [...options.command],
+    entrypoint:
+      options.command === undefined
+        ? undefined
+        : typeof options.command === 'string'
+          ? ['/bin/sh', '-c', options.command]
+          : [...options.command],
     env,
     workdir: options.workdir,
     ports,
@@ -576,11 +601,21 @@ export function kubernetesStartFailure(pod: V1Pod): SandboxError | undefined {
     const waiting = container.state?.waiting;
     if (!waiting?.reason) continue;
     if (waiting.reason === 'InvalidImageName')
-      return new SandboxInvalidArgumentError({ message: `Invalid image name ${image}: ${waiting.message ?? ''}`.trim(), argument: 'image', provider });
+      return new SandboxInvalidArgumentError({
+        message: `Invalid image name ${image}: ${waiting.message ?? ''}`.trim(),
+        argument: 'image',
+        provider,
+      });
     if (pullFailures.has(waiting.reason))
-      return new SandboxProviderError({ message: `The image ${image} cannot be pulled (${waiting.reason}): ${waiting.message ?? ''}`.trim(), provider });
+      return new SandboxProviderError({
+        message: `The image ${image} cannot be pulled (${waiting.reason}): ${waiting.message ?? ''}`.trim(),
+        provider,
+      });
     if (configFailures.has(waiting.reason))
-      return new SandboxProviderError({ message: `The container cannot start (${waiting.reason}): ${waiting.message ?? ''}`.trim(), provider });
+      return new SandboxProviderError({
+        message: `The container cannot start (${waiting.reason}): ${waiting.message ?? ''}`.trim(),
+        provider,
+      });
   }
   const scheduled = status.conditions?.find((condition) => condition.type === 'PodScheduled');
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable')
@@ -593,7 +628,8 @@ export function kubernetesStartFailure(pod: V1Pod): SandboxError | undefined {
     if (status.reason === 'UnexpectedAdmissionError' || /RuntimeClass/i.test(status.message ?? ''))
       return new SandboxProviderError({ message: `The pod was refused by its node: ${status.message ?? status.reason}`, provider });
     return new SandboxProviderError({
-      message: `The pod ended before it was ready (${status.reason ?? terminated?.reason ?? status.phase}${terminated ? `, exit ${terminated.exitCode}` : ''}): ${status.message ?? terminated?.message ?? ''}`.trim(),
+      message:
+        `The pod ended before it was ready (${status.reason ?? terminated?.reason ?? status.phase}${terminated ? `, exit ${terminated.exitCode}` : ''}): ${status.message ?? terminated?.message ?? ''}`.trim(),
       provider,
     });
   }

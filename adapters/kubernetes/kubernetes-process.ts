@@ -164,9 +164,17 @@ export async function startKubernetesExec(context: KubernetesExecContext, reques
     opened.close();
     outcome.abandon();
     if (report === 'cwd')
-      throw new SandboxInvalidArgumentError({ message: `The working directory does not exist in sandbox ${pod}`, argument: 'cwd', provider });
+      throw new SandboxInvalidArgumentError({
+        message: `The working directory does not exist in sandbox ${pod}`,
+        argument: 'cwd',
+        provider,
+      });
     if (report === 'command')
-      throw new SandboxInvalidArgumentError({ message: `Command not found in sandbox ${pod}: ${request.argv[0]}`, argument: 'command', provider });
+      throw new SandboxInvalidArgumentError({
+        message: `Command not found in sandbox ${pod}: ${request.argv[0]}`,
+        argument: 'command',
+        provider,
+      });
     if (!lifecycle.isRunning()) throw lifecycle.notFound();
     const code = status && parseKubernetesExitStatus(status)?.exitCode;
     throw new SandboxProviderError({
@@ -183,7 +191,13 @@ export async function startKubernetesExec(context: KubernetesExecContext, reques
   return process;
 }
 
-async function resize(context: KubernetesExecContext, outcome: ProcessOutcome, ptyPath: string, size: unknown, options: SignalOptions = {}): Promise<void> {
+async function resize(
+  context: KubernetesExecContext,
+  outcome: ProcessOutcome,
+  ptyPath: string,
+  size: unknown,
+  options: SignalOptions = {},
+): Promise<void> {
   const checked = checkPtySize(size, provider);
   options.signal?.throwIfAborted();
   if (outcome.done || !context.lifecycle.isRunning()) return;

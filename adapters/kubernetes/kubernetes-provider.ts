@@ -155,7 +155,11 @@ export class KubernetesSandboxProvider implements SandboxProvider {
         .waitReady(plan.podName, pod.metadata?.resourceVersion, signal ? AbortSignal.any([signal, timeout]) : timeout)
         .catch((error: unknown) => {
           if (timeout.aborted && !signal?.aborted)
-            throw new SandboxProviderError({ message: `Pod ${plan.podName} was not ready within ${this.#options.readyTimeoutMs ?? 300_000} ms`, provider, cause: error });
+            throw new SandboxProviderError({
+              message: `Pod ${plan.podName} was not ready within ${this.#options.readyTimeoutMs ?? 300_000} ms`,
+              provider,
+              cause: error,
+            });
           throw error;
         });
       const changed = checkKubernetesReadBack(plan.pod, ready);
@@ -182,7 +186,12 @@ export class KubernetesSandboxProvider implements SandboxProvider {
    * earlier sandbox of the name holds it: that one is deleted (or its deletion awaited) and the
    * create tried once more; a live one is `SandboxAlreadyExistsError`.
    */
-  async #createPod(api: KubernetesApi, plan: KubernetesCreatePlan, name: string | undefined, signal: AbortSignal | undefined): Promise<V1Pod> {
+  async #createPod(
+    api: KubernetesApi,
+    plan: KubernetesCreatePlan,
+    name: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<V1Pod> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await api.createPod(plan.pod, signal);
@@ -211,7 +220,11 @@ export class KubernetesSandboxProvider implements SandboxProvider {
    * the policy is not enforced, and the create fails closed.
    */
   async #probe(sandbox: KubernetesSandboxImpl, plan: KubernetesCreatePlan, signal: AbortSignal | undefined): Promise<void> {
-    const result = await runPlain({ connection: sandbox.native.api.connection, namespace: sandbox.namespace, pod: sandbox.id }, kubernetesProbeArgv('kubernetes.default.svc', 443), signal);
+    const result = await runPlain(
+      { connection: sandbox.native.api.connection, namespace: sandbox.namespace, pod: sandbox.id },
+      kubernetesProbeArgv('kubernetes.default.svc', 443),
+      signal,
+    );
     if (result.exitCode === kubernetesProbeExit.blocked) return;
     const capability = plan.networkPolicy?.spec?.egress?.length ? 'network.allowCidrs' : 'network.block';
     throw new SandboxCapabilityUnsupportedError({
@@ -243,7 +256,8 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     checkStringArgument(id, 'id', provider);
     options.signal?.throwIfAborted();
     const api = await this.api();
-    const notFound = (cause?: unknown) => new SandboxNotFoundError({ message: `No running Kubernetes sandbox ${id}`, sandboxId: id, provider, cause });
+    const notFound = (cause?: unknown) =>
+      new SandboxNotFoundError({ message: `No running Kubernetes sandbox ${id}`, sandboxId: id, provider, cause });
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(id) || id.length > 253) throw notFound();
     const pod = await api.findPod(id, options.signal);
     if (!pod || !isLive(pod) || pod.metadata?.labels?.[kubernetesKeys.managedBy] !== kubernetesManagedBy) throw notFound();
@@ -291,7 +305,8 @@ export class KubernetesSandboxProvider implements SandboxProvider {
         id: pod.metadata!.name!,
         name: pod.metadata?.annotations?.[kubernetesKeys.name],
         tags: tagsFromKubernetesPod(pod),
-        createdAt: Date.parse(pod.metadata?.annotations?.[kubernetesKeys.createdAt] ?? String(pod.metadata?.creationTimestamp ?? '')) || Date.now(),
+        createdAt:
+          Date.parse(pod.metadata?.annotations?.[kubernetesKeys.createdAt] ?? String(pod.metadata?.creationTimestamp ?? '')) || Date.now(),
       }))
       .filter((info) => matchesTags(info.tags, parsed.tags));
   }

@@ -189,7 +189,9 @@ export class KubernetesSandboxImpl implements KubernetesSandbox {
       this.#init.ports.map(async (port) => {
         const server = createServer((client) => {
           client.on('error', () => undefined);
-          void relayPortForward(this.#init.api.connection, { namespace: this.namespace, pod: this.id, port }, client).catch(() => undefined);
+          void relayPortForward(this.#init.api.connection, { namespace: this.namespace, pod: this.id, port }, client).catch(
+            () => undefined,
+          );
         });
         this.#servers.push(server);
         await new Promise<void>((resolve, reject) => {
@@ -200,7 +202,10 @@ export class KubernetesSandboxImpl implements KubernetesSandbox {
         server.unref();
         const address = server.address();
         const hostPort = typeof address === 'object' && address ? address.port : 0;
-        return [port, { port, url: `http://127.0.0.1:${hostPort}`, host: '127.0.0.1', hostPort, encrypted: false } satisfies Tunnel] as const;
+        return [
+          port,
+          { port, url: `http://127.0.0.1:${hostPort}`, host: '127.0.0.1', hostPort, encrypted: false } satisfies Tunnel,
+        ] as const;
       }),
     );
     return Object.fromEntries(entries);
@@ -228,7 +233,11 @@ export class KubernetesSandboxImpl implements KubernetesSandbox {
   async extendTimeout(timeoutMs: number, options: SignalOptions = {}): Promise<void> {
     const checked = parseOptions(millisecondsSchema, timeoutMs, { provider, what: 'timeoutMs' });
     if (checked > kubernetesMaxTimeoutMs)
-      throw new SandboxInvalidArgumentError({ message: `timeoutMs is at most ${kubernetesMaxTimeoutMs} (24 hours) on the kubernetes provider`, argument: 'timeoutMs', provider });
+      throw new SandboxInvalidArgumentError({
+        message: `timeoutMs is at most ${kubernetesMaxTimeoutMs} (24 hours) on the kubernetes provider`,
+        argument: 'timeoutMs',
+        provider,
+      });
     options.signal?.throwIfAborted();
     this.lifecycle.assertRunning();
     const deadline = Math.min(Math.ceil((Date.now() + checked) / 1000), this.#init.capSeconds);

@@ -85,7 +85,15 @@ export function kubernetesExecArgv(execId: string, argv: readonly string[], opti
 export function preludeAround(wrapped: readonly string[], options: KubernetesExecArgvOptions = {}): string[] {
   const env = Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`);
   if (options.entrypoint) {
-    return ['/bin/sh', '-c', `${kubernetesExecPrelude}\n${entrypointNotifier}`, 'sandport-entrypoint', String(env.length), ...env, ...wrapped];
+    return [
+      '/bin/sh',
+      '-c',
+      `${kubernetesExecPrelude}\n${entrypointNotifier}`,
+      'sandport-entrypoint',
+      String(env.length),
+      ...env,
+      ...wrapped,
+    ];
   }
   const [shell, flag, script, name, ...rest] = wrapped;
   return [shell!, flag!, `${kubernetesExecPrelude}\n${script!}`, name!, String(env.length), ...env, ...rest];

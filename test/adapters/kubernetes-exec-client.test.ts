@@ -28,7 +28,8 @@ let handler: Handler = () => undefined;
 let lastAuthorization: string | undefined;
 const wss = new WebSocketServer({
   noServer: true,
-  handleProtocols: (protocols) => (protocols.has(execProtocol) ? execProtocol : protocols.has(portForwardProtocol) ? portForwardProtocol : false),
+  handleProtocols: (protocols) =>
+    protocols.has(execProtocol) ? execProtocol : protocols.has(portForwardProtocol) ? portForwardProtocol : false,
 });
 
 function frame(channelId: number, data: string | Buffer = ''): Buffer {
@@ -66,7 +67,13 @@ beforeAll(async () => {
     lastAuthorization = request.headers.authorization;
     const url = new URL(request.url!, 'http://x');
     if (url.pathname.includes('/pods/missing/')) {
-      const body = JSON.stringify({ kind: 'Status', status: 'Failure', message: 'pods "missing" not found', reason: 'NotFound', code: 404 });
+      const body = JSON.stringify({
+        kind: 'Status',
+        status: 'Failure',
+        message: 'pods "missing" not found',
+        reason: 'NotFound',
+        code: 404,
+      });
       socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
       return;
     }
@@ -169,9 +176,12 @@ describe('kubernetes exec client', () => {
   });
 
   it('rejects a refused upgrade with the Status body mapped (404 is the sandbox not found)', async () => {
-    const error = await openKubernetesExec(connection(), { namespace: 'default', pod: 'missing', container: 'sandbox', argv: ['true'] }).catch(
-      (caught: unknown) => caught,
-    );
+    const error = await openKubernetesExec(connection(), {
+      namespace: 'default',
+      pod: 'missing',
+      container: 'sandbox',
+      argv: ['true'],
+    }).catch((caught: unknown) => caught);
     expect(SandboxNotFoundError.isInstance(error)).toBe(true);
     expect((error as Error).message).toContain('pods "missing" not found');
   });

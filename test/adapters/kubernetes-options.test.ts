@@ -67,8 +67,15 @@ describe('planKubernetesCreate', () => {
     expect(JSON.stringify(pod)).not.toContain("it's secret");
     expect(secret!.stringData!['env.sh']).toBe(kubernetesSecretsScript({ TOKEN: "it's secret" }));
     expect(secret!.metadata!.name).toBe(`${pod.metadata!.name}-env-abcdefgh`);
-    expect(pod.spec!.volumes).toContainEqual({ name: 'sandport-secrets', secret: { secretName: secret!.metadata!.name, defaultMode: 0o400 } });
-    expect(pod.spec!.containers[0]!.volumeMounts).toContainEqual({ name: 'sandport-secrets', mountPath: '/.sandport/secrets', readOnly: true });
+    expect(pod.spec!.volumes).toContainEqual({
+      name: 'sandport-secrets',
+      secret: { secretName: secret!.metadata!.name, defaultMode: 0o400 },
+    });
+    expect(pod.spec!.containers[0]!.volumeMounts).toContainEqual({
+      name: 'sandport-secrets',
+      mountPath: '/.sandport/secrets',
+      readOnly: true,
+    });
   });
 
   it('derives a named sandbox pod name deterministically per namespace, and a random one otherwise', () => {
@@ -88,7 +95,9 @@ describe('planKubernetesCreate', () => {
 
   it('refuses what Kubernetes cannot honour', () => {
     expect(() => plan({ pidsLimit: 100 })).toThrow(expect.objectContaining({ code: 'capability_unsupported' }));
-    expect(() => plan({ image: { base: 'debian', commands: ['true'] } })).toThrow(expect.objectContaining({ code: 'capability_unsupported' }));
+    expect(() => plan({ image: { base: 'debian', commands: ['true'] } })).toThrow(
+      expect.objectContaining({ code: 'capability_unsupported' }),
+    );
     expect(() => plan({ network: { allowDomains: ['example.com'] } })).toThrow(expect.objectContaining({ code: 'capability_unsupported' }));
     expect(() => plan({ providerOptions: { kubernetes: { labels: { 'sandport.dev/x': 'y' } } } })).toThrow(
       expect.objectContaining({ code: 'invalid_argument' }),
@@ -133,7 +142,12 @@ describe('planKubernetesNetworkPolicy', () => {
   it('block: no ingress, no egress, selecting the pod by its per-create instance label', () => {
     const { policy, probe } = planKubernetesNetworkPolicy('block', names);
     expect(probe).toBe(true);
-    expect(policy!.spec).toEqual({ podSelector: { matchLabels: { 'sandport.dev/instance': 'abc' } }, policyTypes: ['Ingress', 'Egress'], ingress: [], egress: [] });
+    expect(policy!.spec).toEqual({
+      podSelector: { matchLabels: { 'sandport.dev/instance': 'abc' } },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [],
+      egress: [],
+    });
   });
 
   it('CIDRs: egress to them as ipBlocks, plus DNS', () => {
@@ -159,7 +173,11 @@ describe('exec', () => {
   it('reads the exit code from the Status frame', () => {
     expect(parseKubernetesExitStatus({ status: 'Success' })).toEqual({ exitCode: 0, signal: undefined });
     expect(
-      parseKubernetesExitStatus({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '137' }] } }),
+      parseKubernetesExitStatus({
+        status: 'Failure',
+        reason: 'NonZeroExitCode',
+        details: { causes: [{ reason: 'ExitCode', message: '137' }] },
+      }),
     ).toEqual({ exitCode: 137, signal: 'SIGKILL' });
     expect(parseKubernetesExitStatus({ status: 'Failure', reason: 'InternalError', message: 'boom' })).toBeUndefined();
   });
@@ -180,29 +198,56 @@ const podWith = (status: V1Pod['status'], annotations: Record<string, string> = 
 
 describe('pod status', () => {
   it('maps start failures to typed errors', () => {
-    const waiting = (reason: string) => podWith({ phase: 'Pending', containerStatuses: [{ name: 'sandbox', image: 'img', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message: 'm' } } }] });
+    const waiting = (reason: string) =>
+      podWith({
+        phase: 'Pending',
+        containerStatuses: [
+          { name: 'sandbox', image: 'img', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message: 'm' } } },
+        ],
+      });
     expect(kubernetesStartFailure(waiting('InvalidImageName'))).toMatchObject({ code: 'invalid_argument', argument: 'image' });
     expect(kubernetesStartFailure(waiting('ImagePullBackOff'))?.message).toContain('cannot be pulled');
     expect(kubernetesStartFailure(waiting('ContainerCreating'))).toBeUndefined();
-    const unschedulable = podWith({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes: Insufficient cpu' }] });
+    const unschedulable = podWith({
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes: Insufficient cpu' }],
+    });
     expect(kubernetesStartFailure(unschedulable)?.message).toContain('Insufficient cpu');
   });
 
   it('maps the end: keeper exit is the lifetime, entrypoint exit before the deadline, OOM and eviction crash, the hard cap is the lifetime', () => {
-    const terminated = (exitCode: number, finishedAt: string, reason = 'Completed') =>
-      [{ name: 'sandbox', image: 'img', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode, reason, finishedAt: new Date(finishedAt) } } }];
+    const terminated = (exitCode: number, finishedAt: string, reason = 'Completed') => [
+      {
+        name: 'sandbox',
+        image: 'img',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { terminated: { exitCode, reason, finishedAt: new Date(finishedAt) } },
+      },
+    ];
     expect(kubernetesEndReason(podWith({ phase: 'Running' }))).toBeUndefined();
-    expect(kubernetesEndReason(podWith({ phase: 'Succeeded', containerStatuses: terminated(0, '2026-12-01T12:05:00Z') }))).toEqual({ state: 'terminated', reason: 'lifetime-timeout' });
+    expect(kubernetesEndReason(podWith({ phase: 'Succeeded', containerStatuses: terminated(0, '2026-12-01T12:05:00Z') }))).toEqual({
+      state: 'terminated',
+      reason: 'lifetime-timeout',
+    });
     const deadline = String(Date.UTC(2026, 11, 1, 12, 5) / 1000);
     const entry = { [kubernetesKeys.entrypoint]: '1', [kubernetesKeys.deadline]: deadline };
-    expect(kubernetesEndReason(podWith({ phase: 'Failed', containerStatuses: terminated(3, '2026-12-01T12:01:00Z', 'Error') }, entry))).toEqual({
+    expect(
+      kubernetesEndReason(podWith({ phase: 'Failed', containerStatuses: terminated(3, '2026-12-01T12:01:00Z', 'Error') }, entry)),
+    ).toEqual({
       state: 'terminated',
       reason: 'entrypoint-exited',
       exitCode: 3,
     });
-    expect(kubernetesEndReason(podWith({ phase: 'Failed', containerStatuses: terminated(137, '2026-12-01T12:01:00Z', 'OOMKilled') }))).toMatchObject({ reason: 'crashed' });
+    expect(
+      kubernetesEndReason(podWith({ phase: 'Failed', containerStatuses: terminated(137, '2026-12-01T12:01:00Z', 'OOMKilled') })),
+    ).toMatchObject({ reason: 'crashed' });
     expect(kubernetesEndReason(podWith({ phase: 'Failed', reason: 'Evicted' }))).toEqual({ state: 'terminated', reason: 'crashed' });
-    expect(kubernetesEndReason(podWith({ phase: 'Failed', reason: 'DeadlineExceeded' }))).toEqual({ state: 'terminated', reason: 'lifetime-timeout' });
+    expect(kubernetesEndReason(podWith({ phase: 'Failed', reason: 'DeadlineExceeded' }))).toEqual({
+      state: 'terminated',
+      reason: 'lifetime-timeout',
+    });
   });
 });
 

@@ -35,7 +35,9 @@ describe.skipIf(!live)(`kubernetes provider (live)${live ? '' : ' (skipped: set 
       createKubernetesSandboxProvider({
         ...(process.env.SANDPORT_KUBERNETES_NAMESPACE ? { namespace: process.env.SANDPORT_KUBERNETES_NAMESPACE } : {}),
         ...(process.env.SANDPORT_KUBERNETES_IMAGE ? { defaultImage: process.env.SANDPORT_KUBERNETES_IMAGE } : {}),
-        ...(process.env.SANDPORT_KUBERNETES_INTERNAL_CIDRS ? { internalCidrs: process.env.SANDPORT_KUBERNETES_INTERNAL_CIDRS.split(',') } : {}),
+        ...(process.env.SANDPORT_KUBERNETES_INTERNAL_CIDRS
+          ? { internalCidrs: process.env.SANDPORT_KUBERNETES_INTERNAL_CIDRS.split(',') }
+          : {}),
       }),
     testTimeoutMs: 300_000,
   });
