@@ -29,12 +29,22 @@ const upper = await sandbox.exec([
 ]);
 const writer = upper.stdin.getWriter();
 const reader = upper.stdout.getReader();
+let pending = '';
+// Output comes in chunks, not lines: read until a whole line is there.
+const nextLine = async (): Promise<string> => {
+  while (!pending.includes('\n')) {
+    const { value, done } = await reader.read();
+    if (done) return pending;
+    pending += decoder.decode(value, { stream: true });
+  }
+  const at = pending.indexOf('\n');
+  const line = pending.slice(0, at);
+  pending = pending.slice(at + 1);
+  return line;
+};
 for (const word of ['hello', 'daytona']) {
   await writer.write(new TextEncoder().encode(`${word}\n`));
-  const { value } = await reader.read();
-  console.log(`echoed: ${decoder.decode(value).trim()}`);
+  console.log(`echoed: ${(await nextLine()).trim()}`);
 }
 await writer.close();
-let rest = '';
-for (let next = await reader.read(); !next.done; next = await reader.read()) rest += decoder.decode(next.value);
-console.log(`after EOF: ${rest.trim()} (exit ${(await upper.wait()).exitCode})`);
+console.log(`after EOF: ${(await nextLine()).trim()} (exit ${(await upper.wait()).exitCode})`);
