@@ -6,6 +6,7 @@
  * method and path, so a gap shows as a failing call, never a hang.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SandboxNotFoundError } from '../../../src/kit/index.js';
 
 /** A request as the handlers see it. */
 export interface DaytonaRequest {
@@ -199,7 +200,10 @@ export function serveFromTable(
   void (async () => {
     await table.check?.(request);
     await found.route.handle(request, response);
-  })().catch((error: unknown) => {
+  })().catch((caught: unknown) => {
+    // The local sandbox ended under the call (deleted or stopped meanwhile): Daytona's proxy
+    // answers that the sandbox is gone, it is not the emulator's fault.
+    const error = SandboxNotFoundError.isInstance(caught) ? new HttpError(404, caught.message, 'NOT_FOUND') : caught;
     if (!(error instanceof HttpError)) console.error(`[daytona emulator] ${method} ${url.pathname} failed:`, error);
     const status = error instanceof HttpError ? error.status : 500;
     sendError(
