@@ -134,6 +134,39 @@ describe.skipIf(needsImage !== '')(`Vercel emulator: commands through @vercel/sa
     expect(await done.stdout()).toBe('later\n');
   });
 
+  it('replays the logs from the first line to every reader, as Vercel keeps them', async () => {
+    const command = await sandbox.runCommand({ cmd: 'sh', args: ['-c', 'echo first; echo second >&2; echo third'], detached: true });
+    const read = async () => {
+      const streams = { stdout: '', stderr: '' };
+      for await (const log of command.logs()) streams[log.stream] += log.data;
+      return streams;
+    };
+    const expected = { stdout: 'first\nthird\n', stderr: 'second\n' };
+    expect(await read()).toEqual(expected);
+    expect(await read()).toEqual(expected);
+    const done = await command.wait();
+    expect(await done.stdout()).toBe('first\nthird\n');
+    expect(await done.stderr()).toBe('second\n');
+  });
+
+  it('keeps the output of a detached command piped to a writable for a later stdout()', async () => {
+    const piped: string[] = [];
+    const command = await sandbox.runCommand({
+      cmd: 'sh',
+      args: ['-c', 'echo piped-and-kept'],
+      detached: true,
+      stdout: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          piped.push(chunk.toString());
+          done();
+        },
+      }),
+    });
+    const done = await command.wait();
+    expect(await done.stdout()).toBe('piped-and-kept\n');
+    expect(piped.join('')).toBe('piped-and-kept\n');
+  });
+
   it('kills a detached command: SIGTERM and SIGKILL give 128 + the signal number', async () => {
     const term = await sandbox.runCommand({ cmd: 'sleep', args: ['60'], detached: true });
     await term.kill('SIGTERM');

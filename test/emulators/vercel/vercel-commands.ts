@@ -13,15 +13,14 @@
  *   (what a process runner answers; the call itself succeeds);
  * - killed by a signal, the exit code is 128 + its number;
  * - `timeout` (ms) kills it with SIGKILL when it runs longer.
- * Output: each stream is an `OutputPipe` (../shared/output-pipe.ts) of 32 MiB: a command that
- * prints more while nobody reads its logs stalls, as it would on a full pipe. The logs stream
- * carries what nobody read yet: a second reader continues where the first stopped (Vercel
- * replays from the start). When the session stops under a command, its streams end with an
+ * Output: each stream is an `OutputPipe` (../shared/output-pipe.ts) feeding the command's log
+ * history (vercel-log-history.ts): every logs reader gets the lines from the first, as on Vercel,
+ * within an 8 MiB window; a command that prints more while nobody reads stalls, as it would on a
+ * full pipe. When the session stops under a command, its streams end with an
  * `{ stream: 'error', data: { code: 'sandbox_stopped', … } }` line.
  */
 import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
-import { TextDecoder } from 'node:util';
 import type { ServerResponse } from 'node:http';
 import type { SandboxProcess, SandboxSignal } from '../../../src/kit/index.js';
 import { randomToken } from '../shared/ids.js';
@@ -38,10 +37,8 @@ import {
   type VercelRoute,
 } from './vercel-http.js';
 import { defaultCwd, defaultUser } from './vercel-images.js';
+import { LogHistory } from './vercel-log-history.js';
 import type { VercelSession, VercelState } from './vercel-state.js';
-
-/** Per stream: a command printing more than this while nobody reads stalls. */
-export const commandPipeBytes = 32 * 1024 * 1024;
 
 export interface CommandRecord {
   readonly id: string;
@@ -57,9 +54,8 @@ export interface CommandRecord {
   readonly process: SandboxProcess;
   readonly stdout: OutputPipe;
   readonly stderr: OutputPipe;
-  /** Stream offsets read so far, so that a later reader continues. */
-  readonly offsets: { stdout: number; stderr: number };
-  readonly decoders: { stdout: TextDecoder; stderr: TextDecoder };
+  /** Its log lines, replayed from the start to every reader (bounded: see vercel-log-history.ts). */
+  readonly history: LogHistory;
   /** Resolves once it ended (exit code or gone). */
   readonly ended: Promise<void>;
 }
@@ -127,6 +123,8 @@ async function startCommand(state: VercelState, session: VercelSession, body: Re
     }),
   );
   void process.stdin.close().catch(() => undefined);
+  const stdout = new OutputPipe(process.stdout);
+  const stderr = new OutputPipe(process.stderr);
   const record: CommandRecord = {
     id: `cmd_${randomToken(24)}`,
     name,
@@ -138,10 +136,9 @@ async function startCommand(state: VercelState, session: VercelSession, body: Re
     durationMs: undefined,
     gone: undefined,
     process,
-    stdout: new OutputPipe(process.stdout, { highWaterMark: commandPipeBytes }),
-    stderr: new OutputPipe(process.stderr, { highWaterMark: commandPipeBytes }),
-    offsets: { stdout: 0, stderr: 0 },
-    decoders: { stdout: new TextDecoder(), stderr: new TextDecoder() },
+    stdout,
+    stderr,
+    history: new LogHistory({ stdout, stderr }),
     ended: process.wait().then(
       (status) => {
         const number = status.signal ? (osConstants.signals[status.signal as NodeJS.Signals] ?? 9) : undefined;
@@ -163,26 +160,13 @@ async function startCommand(state: VercelState, session: VercelSession, body: Re
 }
 
 /**
- * Writes what is unread of both streams as log lines until both end (or the client goes away),
- * then an error line when the session stopped under the command.
+ * Writes the command's log lines from the first (as many as the history kept) until its output
+ * ends or the client goes away, then an error line when the session stopped under the command.
  */
 async function pumpLogs(command: CommandRecord, session: VercelSession, writer: NdjsonWriter): Promise<void> {
-  const pump = async (stream: 'stdout' | 'stderr') => {
-    const pipe = command[stream];
-    for (;;) {
-      if (writer.gone) return;
-      const chunk = await pipe.take(command.offsets[stream]);
-      if (chunk === null) {
-        const rest = command.decoders[stream].decode();
-        if (rest) await writer.write({ stream, data: rest });
-        return;
-      }
-      command.offsets[stream] += chunk.byteLength;
-      const data = command.decoders[stream].decode(chunk, { stream: true });
-      if (data && !(await writer.write({ stream, data }))) return;
-    }
-  };
-  await Promise.all([pump('stdout'), pump('stderr')]);
+  for await (const entry of command.history.read(() => writer.gone)) {
+    if (!(await writer.write({ stream: entry.stream, data: entry.data }))) return;
+  }
   await command.ended;
   if (command.exitCode === null && !writer.gone) {
     await writer.write({

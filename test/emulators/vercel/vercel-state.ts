@@ -348,6 +348,8 @@ export class VercelState {
     } finally {
       session.stoppedAt = session.updatedAt = sandbox.statusUpdatedAt = this.now();
       for (const route of session.routes) this.subdomains.delete(route.subdomain);
+      // Output of a stopped session's commands is not kept (its readers got their error line).
+      for (const command of session.commands.values()) void command.ended.then(() => command.history.clear());
     }
     return taken;
   }
