@@ -373,7 +373,10 @@ export async function endSession(found: Session): Promise<void> {
   found.deleted = true;
   await Promise.all(
     [...found.commands.values()].map(async (entry) => {
-      if (entry.exitCode === undefined) await entry.process.kill('SIGKILL').catch(() => undefined);
+      if (entry.exitCode !== undefined) return;
+      await entry.process.kill('SIGKILL').catch(() => undefined);
+      // The delete answers once the command is gone, as the daemon's does.
+      await entry.exited;
     }),
   );
 }
