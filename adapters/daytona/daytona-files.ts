@@ -3,7 +3,6 @@
  * contract asks beyond those (mkdir -p, lstat-style stat, sorted listings, remove semantics) runs
  * through the kit's exec fallback, which keeps the contract's exact error behaviour.
  */
-import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Sandbox as DaytonaSdkSandbox } from '@daytonaio/sdk';
 import {
@@ -23,43 +22,51 @@ export class DaytonaFiles implements NativeFiles {
     private readonly mapError: MapError,
   ) {}
 
+  // The happy path is one call; only a failure asks what the path is, to say it the contract's way.
   async readStream(path: string, options: SignalOptions): Promise<ReadableStream<Uint8Array>> {
-    await this.#refuseDirectory(path, 'files.read');
     try {
       const stream = await this.sdk().fs.downloadFileStream(path, { signal: options.signal, timeout: 0 });
       return Readable.toWeb(stream) as unknown as ReadableStream<Uint8Array>;
     } catch (error) {
-      throw this.mapError(error, 'files.read', path);
+      throw await this.#explain(error, path, 'files.read');
     }
   }
 
   async read(path: string, options: SignalOptions): Promise<Uint8Array> {
-    await this.#refuseDirectory(path, 'files.read');
     options.signal?.throwIfAborted();
     try {
       const buffer = await this.sdk().fs.downloadFile(path, 0);
       return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     } catch (error) {
-      throw this.mapError(error, 'files.read', path);
+      throw await this.#explain(error, path, 'files.read');
     }
   }
 
   async write(path: string, data: WriteData, options: SignalOptions & { mode?: number | undefined }): Promise<void> {
     const fs = this.sdk().fs;
-    const info = await this.#details(path);
-    if (info?.isDir) {
-      throw new SandboxInvalidArgumentError({ message: `Cannot write ${path}: it is a directory`, argument: 'path', provider: 'daytona' });
-    }
+    const body = data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : data;
     try {
-      if (info === undefined) await fs.createFolder(posix.dirname(path), '755');
-      await fs.uploadFileStream(data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : data, path, {
-        signal: options.signal,
-        timeout: 0,
-      });
+      // Daytona's upload makes the parents.
+      await fs.uploadFileStream(body, path, { signal: options.signal, timeout: 0 });
       if (options.mode !== undefined) await fs.setFilePermissions(path, { mode: options.mode.toString(8) });
     } catch (error) {
-      throw this.mapError(error, 'files.write', path);
+      throw await this.#explain(error, path, 'files.write');
     }
+  }
+
+  /** A failed read or write as the contract says it: a directory is `SandboxInvalidArgumentError(path)`, a missing file not found. */
+  async #explain(error: unknown, path: string, operation: string): Promise<SandboxError> {
+    const mapped = this.mapError(error, operation, path);
+    if (SandboxFileNotFoundError.isInstance(mapped) && operation === 'files.read') return mapped;
+    const info = await this.#details(path).catch(() => undefined);
+    if (info?.isDir) {
+      return new SandboxInvalidArgumentError({
+        message: `Cannot ${operation} ${path}: it is a directory`,
+        argument: 'path',
+        provider: 'daytona',
+      });
+    }
+    return mapped;
   }
 
   /** The path's details, or `undefined` when it does not exist. */
@@ -71,20 +78,6 @@ export class DaytonaFiles implements NativeFiles {
       const mapped = this.mapError(error, 'files.stat', path);
       if (SandboxFileNotFoundError.isInstance(mapped)) return undefined;
       throw mapped;
-    }
-  }
-
-  async #refuseDirectory(path: string, operation: string): Promise<void> {
-    const info = await this.#details(path);
-    if (info === undefined) {
-      throw new SandboxFileNotFoundError({ message: `No such file or directory in the sandbox: ${path}`, path, provider: 'daytona' });
-    }
-    if (info.isDir) {
-      throw new SandboxInvalidArgumentError({
-        message: `Cannot ${operation} ${path}: it is a directory`,
-        argument: 'path',
-        provider: 'daytona',
-      });
     }
   }
 }

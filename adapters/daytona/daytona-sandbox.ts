@@ -405,8 +405,10 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     options.signal?.throwIfAborted();
     const settings = planDaytonaNetwork(network);
     await this.#call('updateNetwork', () => this.#sdk.updateNetworkSettings(settings), options, true).catch((error: unknown) => {
-      // Daytona refuses a change it cannot make to this sandbox (400): the policy itself was valid.
-      if (SandboxInvalidArgumentError.isInstance(error))
+      // Daytona refuses a change it cannot make to this sandbox (400, or 501 from a service that
+      // does not make it): the policy itself was valid.
+      const status = (error as { statusCode?: number }).statusCode;
+      if (SandboxInvalidArgumentError.isInstance(error) || (SandboxProviderError.isInstance(error) && status === 501))
         throw new SandboxCapabilityUnsupportedError({
           message: `Daytona cannot make this network change on sandbox ${this.id}: ${error.message}`,
           capability: 'network.update',
