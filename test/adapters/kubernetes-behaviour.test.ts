@@ -70,7 +70,7 @@ describe('kubernetes adapter on the cluster (read back with client-node)', () =>
     expect(policies).toHaveLength(1);
     const [policy] = policies;
     expect(policy!.spec!.egress).toEqual([]);
-    expect(policy!.spec!.podSelector.matchLabels).toEqual({ 'sandport.dev/instance': pod.metadata!.labels!['sandport.dev/instance'] });
+    expect(policy!.spec!.podSelector!.matchLabels).toEqual({ 'sandport.dev/instance': pod.metadata!.labels!['sandport.dev/instance'] });
     expect(policy!.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', uid: pod.metadata!.uid })]);
     // The spec is hardened as planned, and the cluster did not change it.
     expect(pod.spec!.automountServiceAccountToken).toBe(false);
