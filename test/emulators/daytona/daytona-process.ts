@@ -76,13 +76,18 @@ function stateDirectory(sessionId: string): string {
 
 // Restores the directory and the exported variables the session's previous command left, runs
 // the command in this shell (so `cd` and `export` count), and saves them again on the way out.
+// The state directory and the command come in the environment, not in argv, and are unset before
+// the command runs: Daytona's daemon types commands into a long-lived shell, so no process's
+// argv shows a session command's text (a process listing before and after a command agrees).
 const sessionScript = [
-  '__daytona_state=$1',
+  '__daytona_state=$DAYTONA_EMULATOR_SESSION_STATE',
+  '__daytona_command=$DAYTONA_EMULATOR_SESSION_COMMAND',
+  'unset DAYTONA_EMULATOR_SESSION_STATE DAYTONA_EMULATOR_SESSION_COMMAND',
   'mkdir -p "$__daytona_state"',
   '[ -f "$__daytona_state/env" ] && . "$__daytona_state/env" 2>/dev/null',
   '[ -f "$__daytona_state/cwd" ] && cd "$(cat "$__daytona_state/cwd")" 2>/dev/null',
   `trap '__daytona_rc=$?; pwd > "$__daytona_state/cwd"; export -p > "$__daytona_state/env"; exit $__daytona_rc' EXIT`,
-  'eval "$2"',
+  'eval "$__daytona_command"',
 ].join('\n');
 
 function exitCodeOf(status: { exitCode: number }): number {
@@ -92,8 +97,8 @@ function exitCodeOf(status: { exitCode: number }): number {
 /** Starts a command in a session and registers it. */
 async function startSessionCommand(state: DaytonaState, sandbox: DaytonaSandbox, found: Session, text: string): Promise<SessionCommand> {
   const { local } = state.running(sandbox.id);
-  const process = await local.exec(['bash', '-c', sessionScript, 'daytona-session', stateDirectory(found.id), text], {
-    env: sandbox.daemonEnv,
+  const process = await local.exec(['bash', '-c', sessionScript, 'daytona-session'], {
+    env: { ...sandbox.daemonEnv, DAYTONA_EMULATOR_SESSION_STATE: stateDirectory(found.id), DAYTONA_EMULATOR_SESSION_COMMAND: text },
   });
   const log = new CommandLog({ stdout: process.stdout, stderr: process.stderr });
   const id = crypto.randomUUID();
