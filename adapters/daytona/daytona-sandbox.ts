@@ -200,7 +200,7 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
       signal: call.options.signal,
       kill: async (signal) => {
         // A killed command's last output must not wait for a reader: its logs end only once read.
-        if (signal === 'SIGKILL') releases.forEach((release) => release());
+        if (signal === 'SIGKILL') for (const release of releases) release();
         await this.#killTree(outcome.execId, signal);
       },
     });
