@@ -44,7 +44,13 @@ describe('discovery and errors', () => {
   it('answers an unknown route with a 404 Status naming the call', async () => {
     const answer = await rawGet(config, '/apis/apps/v1/namespaces/default/deployments');
     expect(answer.status).toBe(404);
-    expect(JSON.parse(answer.body)).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404, message: 'the Kubernetes emulator does not implement GET /apis/apps/v1/namespaces/default/deployments' });
+    expect(JSON.parse(answer.body)).toMatchObject({
+      kind: 'Status',
+      status: 'Failure',
+      reason: 'NotFound',
+      code: 404,
+      message: 'the Kubernetes emulator does not implement GET /apis/apps/v1/namespaces/default/deployments',
+    });
     expect(answer.headers['kubernetes-emulator-unimplemented']).toBe('1');
   });
 
@@ -58,14 +64,31 @@ describe('discovery and errors', () => {
   });
 
   it('answers a missing pod with 404 NotFound, a duplicate with 409 AlreadyExists, a bad spec with 422 Invalid naming the field', async () => {
-    expect(await rejection(core.readNamespacedPod({ namespace, name: 'nope' }))).toMatchObject({ code: 404, reason: 'NotFound', message: 'pods "nope" not found', details: { name: 'nope', kind: 'pods' } });
-    const invalid = await rejection(core.createNamespacedPod({ namespace, body: { metadata: { name: 'bad' }, spec: { containers: [{ name: 'main' } as never] } } }));
+    expect(await rejection(core.readNamespacedPod({ namespace, name: 'nope' }))).toMatchObject({
+      code: 404,
+      reason: 'NotFound',
+      message: 'pods "nope" not found',
+      details: { name: 'nope', kind: 'pods' },
+    });
+    const invalid = await rejection(
+      core.createNamespacedPod({ namespace, body: { metadata: { name: 'bad' }, spec: { containers: [{ name: 'main' } as never] } } }),
+    );
     expect(invalid).toMatchObject({ code: 422, reason: 'Invalid' });
     expect(invalid.message).toContain('spec.containers[0].image: Required value');
-    expect(await rejection(core.createNamespacedPod({ namespace, body: podBody('Upper_Case') }))).toMatchObject({ code: 422, reason: 'Invalid' });
-    expect(await rejection(core.createNamespacedPod({ namespace: 'no-such-namespace', body: podBody('p') }))).toMatchObject({ code: 404, message: 'namespaces "no-such-namespace" not found' });
+    expect(await rejection(core.createNamespacedPod({ namespace, body: podBody('Upper_Case') }))).toMatchObject({
+      code: 422,
+      reason: 'Invalid',
+    });
+    expect(await rejection(core.createNamespacedPod({ namespace: 'no-such-namespace', body: podBody('p') }))).toMatchObject({
+      code: 404,
+      message: 'namespaces "no-such-namespace" not found',
+    });
     await core.createNamespacedPod({ namespace, body: podBody('dup') });
-    expect(await rejection(core.createNamespacedPod({ namespace, body: podBody('dup') }))).toMatchObject({ code: 409, reason: 'AlreadyExists', message: 'pods "dup" already exists' });
+    expect(await rejection(core.createNamespacedPod({ namespace, body: podBody('dup') }))).toMatchObject({
+      code: 409,
+      reason: 'AlreadyExists',
+      message: 'pods "dup" already exists',
+    });
     await core.deleteNamespacedPod({ namespace, name: 'dup', gracePeriodSeconds: 0 });
   });
 
@@ -76,14 +99,23 @@ describe('discovery and errors', () => {
   });
 
   it('refuses an unknown label selector syntax and an unsupported field selector with 400', async () => {
-    expect(await rejection(core.listNamespacedPod({ namespace, labelSelector: 'a in b' }))).toMatchObject({ code: 400, reason: 'BadRequest' });
-    expect(await rejection(core.listNamespacedPod({ namespace, fieldSelector: 'spec.image=x' }))).toMatchObject({ code: 400, message: 'field label not supported: spec.image' });
+    expect(await rejection(core.listNamespacedPod({ namespace, labelSelector: 'a in b' }))).toMatchObject({
+      code: 400,
+      reason: 'BadRequest',
+    });
+    expect(await rejection(core.listNamespacedPod({ namespace, fieldSelector: 'spec.image=x' }))).toMatchObject({
+      code: 400,
+      message: 'field label not supported: spec.image',
+    });
   });
 });
 
 describe('pods', () => {
   it('creates a pod that goes Pending → Running with its conditions, container state and generated name', async () => {
-    const created = await core.createNamespacedPod({ namespace, body: { ...podBody(''), metadata: { generateName: 'gen-', labels: { app: 'web' } } } });
+    const created = await core.createNamespacedPod({
+      namespace,
+      body: { ...podBody(''), metadata: { generateName: 'gen-', labels: { app: 'web' } } },
+    });
     expect(created.metadata?.name).toMatch(/^gen-[a-z0-9]{5}$/);
     expect(created.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
     expect(created.status?.phase).toBe('Pending');
@@ -102,7 +134,9 @@ describe('pods', () => {
     ];
     for (const [name, labels] of specs) await core.createNamespacedPod({ namespace, body: podBody(name, { labels }) });
     const names = async (labelSelector: string, fieldSelector?: string) =>
-      (await core.listNamespacedPod({ namespace, labelSelector, ...(fieldSelector ? { fieldSelector } : {}) })).items.map((pod) => pod.metadata!.name).filter((name) => name!.startsWith('sel-'));
+      (await core.listNamespacedPod({ namespace, labelSelector, ...(fieldSelector ? { fieldSelector } : {}) })).items
+        .map((pod) => pod.metadata!.name)
+        .filter((name) => name!.startsWith('sel-'));
     expect(await names('tier=web')).toEqual(['sel-a', 'sel-c']);
     expect(await names('tier==web,env=prod')).toEqual(['sel-a']);
     expect(await names('tier!=web')).toEqual(['sel-b']);
@@ -139,11 +173,16 @@ describe('watch', () => {
     let controller: AbortController | undefined;
     const deleted = new Promise<void>((resolve, reject) => {
       void new Watch(config)
-        .watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: 'watch=me' }, (type, pod: V1Pod) => {
-          seen.push(`${type}:${pod.metadata?.name}:${pod.status?.phase}`);
-          if (type === 'ADDED') resumeFrom = pod.metadata!.resourceVersion!;
-          if (type === 'DELETED') resolve();
-        }, (error) => error && reject(error as Error))
+        .watch(
+          `/api/v1/namespaces/${namespace}/pods`,
+          { labelSelector: 'watch=me' },
+          (type, pod: V1Pod) => {
+            seen.push(`${type}:${pod.metadata?.name}:${pod.status?.phase}`);
+            if (type === 'ADDED') resumeFrom = pod.metadata!.resourceVersion!;
+            if (type === 'DELETED') resolve();
+          },
+          (error) => error && reject(error as Error),
+        )
         .then((started) => (controller = started), reject);
     });
     // The watch's headers arrive before any event (client-node waits for them).
@@ -160,7 +199,12 @@ describe('watch', () => {
     const replayed: string[] = [];
     await new Promise<void>((resolve, reject) => {
       void new Watch(config)
-        .watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: 'watch=me', resourceVersion: resumeFrom, timeoutSeconds: 1 }, (type) => replayed.push(type), (error) => (error ? reject(error as Error) : resolve()))
+        .watch(
+          `/api/v1/namespaces/${namespace}/pods`,
+          { labelSelector: 'watch=me', resourceVersion: resumeFrom, timeoutSeconds: 1 },
+          (type) => replayed.push(type),
+          (error) => (error ? reject(error as Error) : resolve()),
+        )
         .catch(reject);
     });
     expect(replayed[0]).toBe('MODIFIED');
@@ -173,7 +217,12 @@ describe('watch', () => {
     const events: Array<{ type: string; object: Record<string, unknown> }> = [];
     await new Promise<void>((resolve, reject) => {
       void new Watch(config)
-        .watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: 'watch=existing', timeoutSeconds: 1 }, (type, object) => events.push({ type, object }), (error) => (error ? reject(error as Error) : resolve()))
+        .watch(
+          `/api/v1/namespaces/${namespace}/pods`,
+          { labelSelector: 'watch=existing', timeoutSeconds: 1 },
+          (type, object) => events.push({ type, object }),
+          (error) => (error ? reject(error as Error) : resolve()),
+        )
         .catch(reject);
     });
     expect(events[0]).toMatchObject({ type: 'ADDED', object: { metadata: { name: 'existing' } } });
@@ -188,21 +237,35 @@ describe('watch history', () => {
       const smallConfig = kubeConfigFor(small.kubeconfigPath);
       const smallCore = smallConfig.makeApiClient(CoreV1Api);
       const first = await smallCore.createNamespacedSecret({ namespace, body: { metadata: { name: 's0' }, stringData: { a: '0' } } });
-      for (let index = 1; index < 10; index++) await smallCore.createNamespacedSecret({ namespace, body: { metadata: { name: `s${index}` }, stringData: { a: String(index) } } });
+      for (let index = 1; index < 10; index++)
+        await smallCore.createNamespacedSecret({ namespace, body: { metadata: { name: `s${index}` }, stringData: { a: String(index) } } });
       const events: Array<{ type: string; object: Record<string, unknown> }> = [];
       await new Promise<void>((resolve, reject) => {
         void new Watch(smallConfig)
-          .watch(`/api/v1/namespaces/${namespace}/secrets`, { resourceVersion: first.metadata!.resourceVersion! }, (type, object) => events.push({ type, object }), (error) => (error ? reject(error as Error) : resolve()))
+          .watch(
+            `/api/v1/namespaces/${namespace}/secrets`,
+            { resourceVersion: first.metadata!.resourceVersion! },
+            (type, object) => events.push({ type, object }),
+            (error) => (error ? reject(error as Error) : resolve()),
+          )
           .catch(reject);
       });
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } });
-      expect(await rejection(smallCore.listNamespacedSecret({ namespace, watch: true, resourceVersion: 'abc' } as never))).toMatchObject({ code: 400, reason: 'BadRequest' });
+      expect(await rejection(smallCore.listNamespacedSecret({ namespace, watch: true, resourceVersion: 'abc' } as never))).toMatchObject({
+        code: 400,
+        reason: 'BadRequest',
+      });
       // With allowWatchBookmarks, BOOKMARK events carry the current resourceVersion until the timeout ends the stream.
       const bookmarks: Array<{ type: string; object: { metadata?: { resourceVersion?: string } } }> = [];
       await new Promise<void>((resolve, reject) => {
         void new Watch(smallConfig)
-          .watch(`/api/v1/namespaces/${namespace}/secrets`, { resourceVersion: '0', allowWatchBookmarks: true, timeoutSeconds: 1 }, (type, object) => bookmarks.push({ type, object }), (error) => (error ? reject(error as Error) : resolve()))
+          .watch(
+            `/api/v1/namespaces/${namespace}/secrets`,
+            { resourceVersion: '0', allowWatchBookmarks: true, timeoutSeconds: 1 },
+            (type, object) => bookmarks.push({ type, object }),
+            (error) => (error ? reject(error as Error) : resolve()),
+          )
           .catch(reject);
       });
       expect(bookmarks.filter((event) => event.type === 'ADDED')).toHaveLength(10);
@@ -219,7 +282,14 @@ describe('watch history', () => {
 describe('patch', () => {
   it('applies JSON patch (the default), merge patch and strategic merge patch to labels and annotations', async () => {
     await core.createNamespacedPod({ namespace, body: podBody('patched', { labels: { a: '1', b: '2' } }) });
-    const json = await core.patchNamespacedPod({ namespace, name: 'patched', body: [{ op: 'add', path: '/metadata/labels/c', value: '3' }, { op: 'remove', path: '/metadata/labels/a' }] });
+    const json = await core.patchNamespacedPod({
+      namespace,
+      name: 'patched',
+      body: [
+        { op: 'add', path: '/metadata/labels/c', value: '3' },
+        { op: 'remove', path: '/metadata/labels/a' },
+      ],
+    });
     expect(json.metadata?.labels).toEqual({ b: '2', c: '3' });
     const merge = await core.patchNamespacedPod(
       { namespace, name: 'patched', body: { metadata: { labels: { b: null, d: '4' }, annotations: { note: 'x' } } } },
@@ -233,23 +303,41 @@ describe('patch', () => {
     );
     expect(strategic.spec?.containers.map((container) => `${container.name}=${container.image}`)).toEqual(['main=debian:trixie']);
     expect(Number(strategic.metadata?.resourceVersion)).toBeGreaterThan(Number(merge.metadata?.resourceVersion));
-    const failedTest = await rejection(core.patchNamespacedPod({ namespace, name: 'patched', body: [{ op: 'test', path: '/metadata/labels/c', value: 'other' }] }));
+    const failedTest = await rejection(
+      core.patchNamespacedPod({ namespace, name: 'patched', body: [{ op: 'test', path: '/metadata/labels/c', value: 'other' }] }),
+    );
     expect(failedTest).toMatchObject({ code: 422 });
-    const forbidden = await rejection(core.patchNamespacedPod({ namespace, name: 'patched', body: [{ op: 'replace', path: '/spec/restartPolicy', value: 'Always' }] }));
+    const forbidden = await rejection(
+      core.patchNamespacedPod({ namespace, name: 'patched', body: [{ op: 'replace', path: '/spec/restartPolicy', value: 'Always' }] }),
+    );
     expect(forbidden).toMatchObject({ code: 422, reason: 'Invalid' });
     expect(forbidden.message).toContain('pod updates may not change fields other than');
-    const unknownType = await rejection(core.patchNamespacedPod({ namespace, name: 'patched', body: {} }, setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply)));
+    const unknownType = await rejection(
+      core.patchNamespacedPod({ namespace, name: 'patched', body: {} }, setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply)),
+    );
     expect(unknownType).toMatchObject({ code: 415, reason: 'UnsupportedMediaType' });
     await core.deleteNamespacedPod({ namespace, name: 'patched', gracePeriodSeconds: 0 });
   });
 
   it('lets activeDeadlineSeconds only go down, never up or away', async () => {
     await core.createNamespacedPod({ namespace, body: podBody('deadline-rules', { spec: { activeDeadlineSeconds: 600 } }) });
-    const lowered = await core.patchNamespacedPod({ namespace, name: 'deadline-rules', body: [{ op: 'replace', path: '/spec/activeDeadlineSeconds', value: 500 }] });
+    const lowered = await core.patchNamespacedPod({
+      namespace,
+      name: 'deadline-rules',
+      body: [{ op: 'replace', path: '/spec/activeDeadlineSeconds', value: 500 }],
+    });
     expect(lowered.spec?.activeDeadlineSeconds).toBe(500);
-    const raised = await rejection(core.patchNamespacedPod({ namespace, name: 'deadline-rules', body: [{ op: 'replace', path: '/spec/activeDeadlineSeconds', value: 501 }] }));
+    const raised = await rejection(
+      core.patchNamespacedPod({
+        namespace,
+        name: 'deadline-rules',
+        body: [{ op: 'replace', path: '/spec/activeDeadlineSeconds', value: 501 }],
+      }),
+    );
     expect(raised.message).toContain('must be less than or equal to previous value');
-    const unset = await rejection(core.patchNamespacedPod({ namespace, name: 'deadline-rules', body: [{ op: 'remove', path: '/spec/activeDeadlineSeconds' }] }));
+    const unset = await rejection(
+      core.patchNamespacedPod({ namespace, name: 'deadline-rules', body: [{ op: 'remove', path: '/spec/activeDeadlineSeconds' }] }),
+    );
     expect(unset.message).toContain('must not update from a positive integer to nil value');
     await core.deleteNamespacedPod({ namespace, name: 'deadline-rules', gracePeriodSeconds: 0 });
   });
@@ -278,7 +366,10 @@ describe('secrets and garbage collection', () => {
     // The pod waits for its Secret, as the kubelet waits to mount it.
     const waiting = await core.readNamespacedPod({ namespace, name: 'with-secret' });
     expect(waiting.status?.phase).toBe('Pending');
-    const secret = await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'with-secret-env' }, stringData: { TOKEN: 's3cr3t value' } } });
+    const secret = await core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: 'with-secret-env' }, stringData: { TOKEN: 's3cr3t value' } },
+    });
     expect(secret.data).toEqual({ TOKEN: Buffer.from('s3cr3t value').toString('base64') });
     expect(secret.type).toBe('Opaque');
     expect((secret as { stringData?: unknown }).stringData).toBeUndefined();
@@ -288,7 +379,19 @@ describe('secrets and garbage collection', () => {
     const chunks: Buffer[] = [];
     const stdout = new Writable({ write: (chunk: Buffer, _encoding, done) => (chunks.push(chunk), done()) });
     await new Promise((resolve, reject) => {
-      new Exec(config).exec(namespace, 'with-secret', 'main', ['sh', '-c', 'cat /.sandport/secrets/TOKEN; echo; stat -c %a /.sandport/secrets/TOKEN; printf %s "$FROM_SECRET"'], stdout, null, null, false, resolve).catch(reject);
+      new Exec(config)
+        .exec(
+          namespace,
+          'with-secret',
+          'main',
+          ['sh', '-c', 'cat /.sandport/secrets/TOKEN; echo; stat -c %a /.sandport/secrets/TOKEN; printf %s "$FROM_SECRET"'],
+          stdout,
+          null,
+          null,
+          false,
+          resolve,
+        )
+        .catch(reject);
     });
     expect(Buffer.concat(chunks).toString()).toBe('s3cr3t value\n400\ns3cr3t value');
     await core.deleteNamespacedPod({ namespace, name: 'with-secret', gracePeriodSeconds: 0 });
@@ -297,11 +400,25 @@ describe('secrets and garbage collection', () => {
 
   it('deletes a Secret and a NetworkPolicy owned by a pod when the pod goes, and keeps them with propagationPolicy Orphan', async () => {
     const networking = config.makeApiClient(NetworkingV1Api);
-    for (const [name, propagationPolicy] of [['owner-bg', 'Background'], ['owner-orphan', 'Orphan']] as const) {
+    for (const [name, propagationPolicy] of [
+      ['owner-bg', 'Background'],
+      ['owner-orphan', 'Orphan'],
+    ] as const) {
       const pod = await core.createNamespacedPod({ namespace, body: podBody(name) });
-      const ownerReferences = [{ apiVersion: 'v1', kind: 'Pod', name, uid: pod.metadata!.uid!, controller: true, blockOwnerDeletion: true }];
-      await core.createNamespacedSecret({ namespace, body: { metadata: { name: `${name}-env`, ownerReferences }, stringData: { A: 'b' } } });
-      await networking.createNamespacedNetworkPolicy({ namespace, body: { metadata: { name: `${name}-net`, ownerReferences }, spec: { podSelector: { matchLabels: { x: 'y' } }, policyTypes: ['Egress'], egress: [] } } });
+      const ownerReferences = [
+        { apiVersion: 'v1', kind: 'Pod', name, uid: pod.metadata!.uid!, controller: true, blockOwnerDeletion: true },
+      ];
+      await core.createNamespacedSecret({
+        namespace,
+        body: { metadata: { name: `${name}-env`, ownerReferences }, stringData: { A: 'b' } },
+      });
+      await networking.createNamespacedNetworkPolicy({
+        namespace,
+        body: {
+          metadata: { name: `${name}-net`, ownerReferences },
+          spec: { podSelector: { matchLabels: { x: 'y' } }, policyTypes: ['Egress'], egress: [] },
+        },
+      });
       await core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0, propagationPolicy });
       await gone(name);
     }
@@ -323,7 +440,13 @@ describe('secrets and garbage collection', () => {
   it('collects a dependent created after its owner went', async () => {
     const secret = await core.createNamespacedSecret({
       namespace,
-      body: { metadata: { name: 'late-dependent', ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'gone', uid: '00000000-0000-4000-8000-000000000000' }] }, stringData: { A: 'b' } },
+      body: {
+        metadata: {
+          name: 'late-dependent',
+          ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'gone', uid: '00000000-0000-4000-8000-000000000000' }],
+        },
+        stringData: { A: 'b' },
+      },
     });
     expect(secret.metadata?.name).toBe('late-dependent');
     for (;;) {
@@ -342,6 +465,9 @@ describe('secrets and garbage collection', () => {
     await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'delete-answer' }, stringData: { A: 'b' } } });
     const status = await core.deleteNamespacedSecret({ namespace, name: 'delete-answer' });
     expect(status).toMatchObject({ kind: 'Status', status: 'Success', details: { name: 'delete-answer', kind: 'secrets' } });
-    expect(await rejection(core.deleteNamespacedSecret({ namespace, name: 'delete-answer' }))).toMatchObject({ code: 404, reason: 'NotFound' });
+    expect(await rejection(core.deleteNamespacedSecret({ namespace, name: 'delete-answer' }))).toMatchObject({
+      code: 404,
+      reason: 'NotFound',
+    });
   });
 });

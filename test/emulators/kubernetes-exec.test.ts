@@ -45,7 +45,10 @@ function collector(): { stream: Writable; text(): string; bytes(): number } {
 }
 
 /** Runs a command through client-node's Exec; resolves with its output and the Status. */
-async function clientExec(command: string[], stdinText?: Buffer | string): Promise<{ stdout: string; stderr: string; status: Record<string, unknown>; protocol: string }> {
+async function clientExec(
+  command: string[],
+  stdinText?: Buffer | string,
+): Promise<{ stdout: string; stderr: string; status: Record<string, unknown>; protocol: string }> {
   const stdout = collector();
   const stderr = collector();
   const stdin = stdinText === undefined ? null : new PassThrough();
@@ -104,7 +107,11 @@ describe('exec through client-node', () => {
     expect(result.protocol).toBe('v5.channel.k8s.io');
     expect(result.stdout).toBe('out\n');
     expect(result.stderr).toBe('err\n');
-    expect(result.status).toMatchObject({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '3' }] } });
+    expect(result.status).toMatchObject({
+      status: 'Failure',
+      reason: 'NonZeroExitCode',
+      details: { causes: [{ reason: 'ExitCode', message: '3' }] },
+    });
   });
 
   it('reports Success for exit 0', async () => {
@@ -128,7 +135,9 @@ describe('exec through client-node', () => {
 
 describe('exec on the wire', () => {
   it('serves v4 when only v4 is offered, sends an empty stdout frame first and the status on channel 3, then closes 1000', async () => {
-    const session = await rawSocket(execPath(['sh', '-c', 'printf hi; exit 7'], { stdout: true, stderr: true, stdin: false, tty: false }), ['v4.channel.k8s.io']);
+    const session = await rawSocket(execPath(['sh', '-c', 'printf hi; exit 7'], { stdout: true, stderr: true, stdin: false, tty: false }), [
+      'v4.channel.k8s.io',
+    ]);
     if (!('ws' in session)) throw new Error(`refused: ${session.body}`);
     expect(session.ws.protocol).toBe('v4.channel.k8s.io');
     const [code] = (await once(session.ws, 'close')) as [number];
@@ -137,7 +146,10 @@ describe('exec on the wire', () => {
     const stdout = Buffer.concat(session.frames.filter((frame) => frame[0] === 1).map((frame) => frame.subarray(1))).toString();
     expect(stdout).toBe('hi');
     const status = session.frames.find((frame) => frame[0] === 3)!;
-    expect(JSON.parse(status.subarray(1).toString())).toMatchObject({ reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '7' }] } });
+    expect(JSON.parse(status.subarray(1).toString())).toMatchObject({
+      reason: 'NonZeroExitCode',
+      details: { causes: [{ reason: 'ExitCode', message: '7' }] },
+    });
     expect(session.frames.some((frame) => frame[0] === 255)).toBe(false);
   });
 
@@ -145,13 +157,22 @@ describe('exec on the wire', () => {
     const refused = await rawSocket(execPath(['true'], { stdout: true }), ['v3.channel.k8s.io']);
     expect('status' in refused && refused.status).toBe(400);
     expect(JSON.parse((refused as { body: string }).body)).toMatchObject({ kind: 'Status', reason: 'BadRequest', code: 400 });
-    const missing = await rawSocket(`/api/v1/namespaces/${namespace}/pods/no-such-pod/exec?command=true&stdout=true`, ['v5.channel.k8s.io']);
+    const missing = await rawSocket(`/api/v1/namespaces/${namespace}/pods/no-such-pod/exec?command=true&stdout=true`, [
+      'v5.channel.k8s.io',
+    ]);
     expect('status' in missing && missing.status).toBe(404);
-    expect(JSON.parse((missing as { body: string }).body)).toMatchObject({ kind: 'Status', reason: 'NotFound', message: 'pods "no-such-pod" not found' });
+    expect(JSON.parse((missing as { body: string }).body)).toMatchObject({
+      kind: 'Status',
+      reason: 'NotFound',
+      message: 'pods "no-such-pod" not found',
+    });
   });
 
   it('runs a TTY command and applies a resize sent on channel 4 before the input that follows it', async () => {
-    const session = await rawSocket(execPath(['sh', '-c', 'read line; stty size; tty >/dev/null && echo is-a-tty'], { stdout: true, stdin: true, tty: true }), ['v5.channel.k8s.io']);
+    const session = await rawSocket(
+      execPath(['sh', '-c', 'read line; stty size; tty >/dev/null && echo is-a-tty'], { stdout: true, stdin: true, tty: true }),
+      ['v5.channel.k8s.io'],
+    );
     if (!('ws' in session)) throw new Error(`refused: ${session.body}`);
     session.ws.send(Buffer.concat([Buffer.from([4]), Buffer.from(JSON.stringify({ Width: 132, Height: 43 }))]));
     session.ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('go\r')]));
@@ -192,9 +213,16 @@ describe('exec on the wire', () => {
   });
 
   it('kills nothing when the client closes the socket (as the kubelet)', async () => {
-    const session = await rawSocket(execPath(['sh', '-c', 'echo $$ > /tmp/survivor.pid; echo started; exec sleep 600'], { stdout: true }), ['v5.channel.k8s.io']);
+    const session = await rawSocket(execPath(['sh', '-c', 'echo $$ > /tmp/survivor.pid; echo started; exec sleep 600'], { stdout: true }), [
+      'v5.channel.k8s.io',
+    ]);
     if (!('ws' in session)) throw new Error(`refused: ${session.body}`);
-    while (!Buffer.concat(session.frames.map((frame) => frame.subarray(1))).toString().includes('started')) await once(session.ws, 'message');
+    while (
+      !Buffer.concat(session.frames.map((frame) => frame.subarray(1)))
+        .toString()
+        .includes('started')
+    )
+      await once(session.ws, 'message');
     session.ws.close();
     await session.closed;
     const check = await clientExec(['sh', '-c', 'kill -0 "$(cat /tmp/survivor.pid)" && echo alive; kill "$(cat /tmp/survivor.pid)"']);
@@ -211,22 +239,43 @@ describe('port-forward', () => {
     await session.closed;
     expect([...session.frames[0]!]).toEqual([0, 8080 & 0xff, 8080 >> 8]);
     expect([...session.frames[1]!]).toEqual([1, 8080 & 0xff, 8080 >> 8]);
-    const data = Buffer.concat(session.frames.slice(2).filter((frame) => frame[0] === 0).map((frame) => frame.subarray(1))).toString();
+    const data = Buffer.concat(
+      session.frames
+        .slice(2)
+        .filter((frame) => frame[0] === 0)
+        .map((frame) => frame.subarray(1)),
+    ).toString();
     expect(data).toBe('hello-from-8080\n');
   });
 
   it('reaches an undeclared port through a relay inside the pod, and reports a closed port on the error channel', async () => {
-    const started = await clientExec(['sh', '-c', "socat TCP-LISTEN:9090,fork,reuseaddr 'SYSTEM:echo hello-from-9090' >/dev/null 2>&1 & sleep 0.3; echo up"]);
+    const started = await clientExec([
+      'sh',
+      '-c',
+      "socat TCP-LISTEN:9090,fork,reuseaddr 'SYSTEM:echo hello-from-9090' >/dev/null 2>&1 & sleep 0.3; echo up",
+    ]);
     expect(started.stdout).toBe('up\n');
     const session = await rawSocket(`/api/v1/namespaces/${namespace}/pods/${pod}/portforward?ports=9090`, ['v4.channel.k8s.io']);
     if (!('ws' in session)) throw new Error(`refused: ${session.body}`);
     session.ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('x')]));
     await session.closed;
-    expect(Buffer.concat(session.frames.slice(2).filter((frame) => frame[0] === 0).map((frame) => frame.subarray(1))).toString()).toBe('hello-from-9090\n');
+    expect(
+      Buffer.concat(
+        session.frames
+          .slice(2)
+          .filter((frame) => frame[0] === 0)
+          .map((frame) => frame.subarray(1)),
+      ).toString(),
+    ).toBe('hello-from-9090\n');
     const closedPort = await rawSocket(`/api/v1/namespaces/${namespace}/pods/${pod}/portforward?ports=9191`, ['v4.channel.k8s.io']);
     if (!('ws' in closedPort)) throw new Error(`refused: ${closedPort.body}`);
     await closedPort.closed;
-    const error = Buffer.concat(closedPort.frames.slice(2).filter((frame) => frame[0] === 1).map((frame) => frame.subarray(1))).toString();
+    const error = Buffer.concat(
+      closedPort.frames
+        .slice(2)
+        .filter((frame) => frame[0] === 1)
+        .map((frame) => frame.subarray(1)),
+    ).toString();
     expect(error).toContain('an error occurred forwarding 9191 -> 9191');
   });
 

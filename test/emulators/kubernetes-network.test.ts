@@ -41,10 +41,16 @@ const reach = (pod: string, host: string) => run(pod, `curl -s -o /dev/null -w '
 
 /** Creates a gated pod, the policy selecting it, then lets it start. */
 async function podUnder(name: string, egress: V1NetworkPolicyEgressRule[]): Promise<void> {
-  await core.createNamespacedPod({ namespace, body: podBody(name, { labels: { sandbox: name }, spec: { schedulingGates: [{ name: 'sandport.dev/network' }] } }) });
+  await core.createNamespacedPod({
+    namespace,
+    body: podBody(name, { labels: { sandbox: name }, spec: { schedulingGates: [{ name: 'sandport.dev/network' }] } }),
+  });
   await networking.createNamespacedNetworkPolicy({
     namespace,
-    body: { metadata: { name: `${name}-net` }, spec: { podSelector: { matchLabels: { sandbox: name } }, policyTypes: ['Ingress', 'Egress'], ingress: [], egress } },
+    body: {
+      metadata: { name: `${name}-net` },
+      spec: { podSelector: { matchLabels: { sandbox: name } }, policyTypes: ['Ingress', 'Egress'], ingress: [], egress },
+    },
   });
   await core.patchNamespacedPod({ namespace, name, body: [{ op: 'remove', path: '/spec/schedulingGates' }] });
   await waitForPod(config, namespace, name, isRunning);
@@ -76,7 +82,9 @@ describe('egress policies onto the backing sandbox', () => {
   });
 
   it('reads 0.0.0.0/0 with the internal ranges excepted as outbound access', async () => {
-    await podUnder('outbound', [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16'] } }] }]);
+    await podUnder('outbound', [
+      { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16'] } }] },
+    ]);
     expect(await reach('outbound', 'denied.test')).toBe('200');
   });
 });
@@ -90,7 +98,10 @@ describe('a cluster whose network plugin ignores NetworkPolicy', () => {
       await laxCore.createNamespacedPod({ namespace, body: podBody('lax', { labels: { sandbox: 'lax' } }) });
       const stored = await laxConfig.makeApiClient(NetworkingV1Api).createNamespacedNetworkPolicy({
         namespace,
-        body: { metadata: { name: 'lax-net' }, spec: { podSelector: { matchLabels: { sandbox: 'lax' } }, policyTypes: ['Egress'], egress: [] } },
+        body: {
+          metadata: { name: 'lax-net' },
+          spec: { podSelector: { matchLabels: { sandbox: 'lax' } }, policyTypes: ['Egress'], egress: [] },
+        },
       });
       expect(stored.spec?.policyTypes).toEqual(['Egress']);
       await waitForPod(laxConfig, namespace, 'lax', isRunning);
@@ -109,10 +120,15 @@ describe('a cluster whose network plugin ignores NetworkPolicy', () => {
 
 describe('the mapping itself', () => {
   const pod = { metadata: { name: 'p', uid: 'u', resourceVersion: '1', creationTimestamp: '', labels: { app: 'a' } } };
-  const policy = (spec: Record<string, unknown>) => ({ metadata: { name: 'n', uid: 'v', resourceVersion: '1', creationTimestamp: '' }, spec });
+  const policy = (spec: Record<string, unknown>) => ({
+    metadata: { name: 'n', uid: 'v', resourceVersion: '1', creationTimestamp: '' },
+    spec,
+  });
   it('maps selectors, policy types, peers and except lists as documented', () => {
     expect(networkForPod(pod, [])).toBe('allow');
-    expect(networkForPod(pod, [policy({ podSelector: { matchLabels: { app: 'other' } }, policyTypes: ['Egress'], egress: [] })])).toBe('allow');
+    expect(networkForPod(pod, [policy({ podSelector: { matchLabels: { app: 'other' } }, policyTypes: ['Egress'], egress: [] })])).toBe(
+      'allow',
+    );
     expect(networkForPod(pod, [policy({ podSelector: {}, policyTypes: ['Ingress'], ingress: [] })])).toBe('allow');
     expect(networkForPod(pod, [policy({ podSelector: {}, egress: [] })])).toEqual({ allowCidrs: [], allowDomains: [] });
     expect(networkForPod(pod, [policy({ podSelector: {}, policyTypes: ['Egress'], egress: [{}] })])).toBe('allow');
@@ -121,7 +137,15 @@ describe('the mapping itself', () => {
         policy({
           podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['a'] }] },
           policyTypes: ['Egress'],
-          egress: [{ to: [{ ipBlock: { cidr: '10.1.0.0/16' } }, { ipBlock: { cidr: '10.2.0.0/16', except: ['10.2.3.0/24'] } }, { namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }] }],
+          egress: [
+            {
+              to: [
+                { ipBlock: { cidr: '10.1.0.0/16' } },
+                { ipBlock: { cidr: '10.2.0.0/16', except: ['10.2.3.0/24'] } },
+                { namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } },
+              ],
+            },
+          ],
         }),
       ]),
     ).toEqual({ allowCidrs: ['10.1.0.0/16'], allowDomains: [] });

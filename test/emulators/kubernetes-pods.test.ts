@@ -55,7 +55,10 @@ describe('phases from the main process', () => {
   });
 
   it.skipIf(!localCapabilities.limits.memory)('ends OOMKilled when the main process outgrows the memory limit', async () => {
-    await core.createNamespacedPod({ namespace, body: podBody('oom-main', { command: memoryHog, container: { resources: { limits: { memory: '64Mi' } } } }) });
+    await core.createNamespacedPod({
+      namespace,
+      body: podBody('oom-main', { command: memoryHog, container: { resources: { limits: { memory: '64Mi' } } } }),
+    });
     const pod = await waitForPod(config, namespace, 'oom-main', hasEnded);
     expect(pod.status?.phase).toBe('Failed');
     expect(terminated(pod)).toMatchObject({ reason: 'OOMKilled', exitCode: 137 });
@@ -63,25 +66,37 @@ describe('phases from the main process', () => {
     expect(pod.status?.qosClass).toBe('Burstable');
   });
 
-  it.skipIf(!localCapabilities.limits.memory)('ends the whole pod OOMKilled when an exec outgrows the limit (cgroup v2 group kill)', async () => {
-    await core.createNamespacedPod({ namespace, body: podBody('oom-exec', { container: { resources: { limits: { memory: '64Mi', cpu: '500m' } } } }) });
-    await waitForPod(config, namespace, 'oom-exec', isRunning);
-    const status = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      new Exec(config).exec(namespace, 'oom-exec', 'main', memoryHog, sink(), sink(), null, false, (value) => resolve(value as never)).catch(reject);
-    });
-    expect(status.status).toBe('Failure');
-    const pod = await waitForPod(config, namespace, 'oom-exec', hasEnded);
-    expect(pod.status?.phase).toBe('Failed');
-    expect(terminated(pod)?.reason).toBe('OOMKilled');
-    expect(pod.status?.qosClass).toBe('Guaranteed');
-  });
+  it.skipIf(!localCapabilities.limits.memory)(
+    'ends the whole pod OOMKilled when an exec outgrows the limit (cgroup v2 group kill)',
+    async () => {
+      await core.createNamespacedPod({
+        namespace,
+        body: podBody('oom-exec', { container: { resources: { limits: { memory: '64Mi', cpu: '500m' } } } }),
+      });
+      await waitForPod(config, namespace, 'oom-exec', isRunning);
+      const status = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        new Exec(config)
+          .exec(namespace, 'oom-exec', 'main', memoryHog, sink(), sink(), null, false, (value) => resolve(value as never))
+          .catch(reject);
+      });
+      expect(status.status).toBe('Failure');
+      const pod = await waitForPod(config, namespace, 'oom-exec', hasEnded);
+      expect(pod.status?.phase).toBe('Failed');
+      expect(terminated(pod)?.reason).toBe('OOMKilled');
+      expect(pod.status?.qosClass).toBe('Guaranteed');
+    },
+  );
 });
 
 describe('deadlines', () => {
   it('fails the pod with reason DeadlineExceeded when activeDeadlineSeconds runs out', async () => {
     await core.createNamespacedPod({ namespace, body: podBody('deadline', { spec: { activeDeadlineSeconds: 1 } }) });
     const pod = await waitForPod(config, namespace, 'deadline', hasEnded);
-    expect(pod.status).toMatchObject({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline' });
+    expect(pod.status).toMatchObject({
+      phase: 'Failed',
+      reason: 'DeadlineExceeded',
+      message: 'Pod was active on the node longer than the specified deadline',
+    });
   });
 
   it('honours a lowered deadline on a running pod', async () => {
@@ -106,9 +121,20 @@ describe('pending pods', () => {
 
   it('keeps a pod asking for more than the node has, or for a GPU, Pending with PodScheduled=False Unschedulable', async () => {
     await core.createNamespacedPod({ namespace, body: podBody('too-big', { container: { resources: { limits: { cpu: '64' } } } }) });
-    await core.createNamespacedPod({ namespace, body: podBody('gpu', { container: { resources: { limits: { 'nvidia.com/gpu': '1' } } } }) });
-    for (const [name, resource] of [['too-big', 'cpu'], ['gpu', 'nvidia.com/gpu']] as const) {
-      const pod = await waitForPod(config, namespace, name, (each) => each.status?.conditions?.some((condition) => condition.type === 'PodScheduled') ?? false);
+    await core.createNamespacedPod({
+      namespace,
+      body: podBody('gpu', { container: { resources: { limits: { 'nvidia.com/gpu': '1' } } } }),
+    });
+    for (const [name, resource] of [
+      ['too-big', 'cpu'],
+      ['gpu', 'nvidia.com/gpu'],
+    ] as const) {
+      const pod = await waitForPod(
+        config,
+        namespace,
+        name,
+        (each) => each.status?.conditions?.some((condition) => condition.type === 'PodScheduled') ?? false,
+      );
       expect(pod.status?.phase).toBe('Pending');
       expect(pod.status?.conditions?.[0]).toMatchObject({ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' });
       expect(pod.status?.conditions?.[0]?.message).toContain(`Insufficient ${resource}`);
@@ -116,7 +142,10 @@ describe('pending pods', () => {
   });
 
   it('holds a pod with scheduling gates (SchedulingGated) until a patch removes them', async () => {
-    await core.createNamespacedPod({ namespace, body: podBody('gated', { spec: { schedulingGates: [{ name: 'sandport.dev/policies' }] } }) });
+    await core.createNamespacedPod({
+      namespace,
+      body: podBody('gated', { spec: { schedulingGates: [{ name: 'sandport.dev/policies' }] } }),
+    });
     const gated = await waitForPod(config, namespace, 'gated', (pod) => pod.status?.conditions?.[0]?.reason === 'SchedulingGated');
     expect(gated.status?.phase).toBe('Pending');
     await core.patchNamespacedPod({ namespace, name: 'gated', body: [{ op: 'remove', path: '/spec/schedulingGates' }] });
@@ -140,7 +169,9 @@ describe('persistent volume claims', () => {
       new Promise<string>((resolve, reject) => {
         const chunks: Buffer[] = [];
         const stdout = new Writable({ write: (chunk: Buffer, _encoding, done) => (chunks.push(chunk), done()) });
-        new Exec(config).exec(namespace, pod, 'main', ['sh', '-c', script], stdout, sink(), null, false, () => resolve(Buffer.concat(chunks).toString())).catch(reject);
+        new Exec(config)
+          .exec(namespace, pod, 'main', ['sh', '-c', script], stdout, sink(), null, false, () => resolve(Buffer.concat(chunks).toString()))
+          .catch(reject);
       });
     expect(await run('writer', 'echo kept > /data/note && echo ok')).toBe('ok\n');
     expect(await run('reader', 'cat /data/note; echo x > /data/other 2>/dev/null || echo read-only')).toBe('kept\nread-only\n');
@@ -149,7 +180,10 @@ describe('persistent volume claims', () => {
 
 describe('delete', () => {
   it('sends SIGTERM to the main process and removes the pod once it exited within the grace period', async () => {
-    await core.createNamespacedPod({ namespace, body: podBody('graceful', { command: ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }) });
+    await core.createNamespacedPod({
+      namespace,
+      body: podBody('graceful', { command: ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }),
+    });
     await waitForPod(config, namespace, 'graceful', isRunning);
     const answer = await core.deleteNamespacedPod({ namespace, name: 'graceful', gracePeriodSeconds: 30 });
     expect(answer.metadata?.deletionGracePeriodSeconds).toBe(30);

@@ -49,7 +49,15 @@ describe('field selectors', () => {
 });
 
 describe('patches', () => {
-  const pod = { metadata: { labels: { a: '1', b: '2' } }, spec: { containers: [{ name: 'main', image: 'x', env: [{ name: 'A', value: '1' }] }, { name: 'side', image: 'y' }] } };
+  const pod = {
+    metadata: { labels: { a: '1', b: '2' } },
+    spec: {
+      containers: [
+        { name: 'main', image: 'x', env: [{ name: 'A', value: '1' }] },
+        { name: 'side', image: 'y' },
+      ],
+    },
+  };
   it('applies RFC 6902 operations, escaping ~1 and ~0', () => {
     const patched = jsonPatch({ metadata: { labels: { 'a/b': '1' } }, list: [1, 2] }, [
       { op: 'replace', path: '/metadata/labels/a~1b', value: '2' },
@@ -63,10 +71,20 @@ describe('patches', () => {
     expect(() => jsonPatch({}, [{ op: 'remove', path: '/nope' }])).toThrow(KubeStatusError);
   });
   it('merges RFC 7386 (null deletes, lists replace)', () => {
-    expect(mergePatch(pod, { metadata: { labels: { a: null, c: '3' } }, spec: { containers: [] } })).toEqual({ metadata: { labels: { b: '2', c: '3' } }, spec: { containers: [] } });
+    expect(mergePatch(pod, { metadata: { labels: { a: null, c: '3' } }, spec: { containers: [] } })).toEqual({
+      metadata: { labels: { b: '2', c: '3' } },
+      spec: { containers: [] },
+    });
   });
   it('merges lists of named objects by name in a strategic merge patch', () => {
-    const patched = strategicMergePatch(pod, { spec: { containers: [{ name: 'side', image: 'z' }, { name: 'new', image: 'n' }] } }) as typeof pod;
+    const patched = strategicMergePatch(pod, {
+      spec: {
+        containers: [
+          { name: 'side', image: 'z' },
+          { name: 'new', image: 'n' },
+        ],
+      },
+    }) as typeof pod;
     expect(patched.spec.containers.map((container) => `${container.name}=${container.image}`)).toEqual(['main=x', 'side=z', 'new=n']);
     expect(patched.spec.containers[0]!.env).toEqual([{ name: 'A', value: '1' }]);
   });
@@ -91,8 +109,19 @@ describe('quantities', () => {
 
 describe('request paths', () => {
   it('takes core, group, namespaced, cluster-scoped and legacy watch paths apart', () => {
-    expect(parseResourcePath('/api/v1/namespaces/ns/pods/p/exec')).toEqual({ group: '', version: 'v1', namespace: 'ns', resource: 'pods', name: 'p', subresource: 'exec' });
-    expect(parseResourcePath('/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies')).toMatchObject({ group: 'networking.k8s.io', resource: 'networkpolicies', name: undefined });
+    expect(parseResourcePath('/api/v1/namespaces/ns/pods/p/exec')).toEqual({
+      group: '',
+      version: 'v1',
+      namespace: 'ns',
+      resource: 'pods',
+      name: 'p',
+      subresource: 'exec',
+    });
+    expect(parseResourcePath('/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies')).toMatchObject({
+      group: 'networking.k8s.io',
+      resource: 'networkpolicies',
+      name: undefined,
+    });
     expect(parseResourcePath('/api/v1/namespaces/ns')).toMatchObject({ namespace: undefined, resource: 'namespaces', name: 'ns' });
     expect(parseResourcePath('/api/v1/watch/namespaces/ns/pods')).toMatchObject({ namespace: 'ns', resource: 'pods' });
     expect(parseResourcePath('/healthz')).toBeUndefined();

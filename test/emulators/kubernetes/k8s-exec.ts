@@ -42,8 +42,11 @@ export interface StreamContext {
 /** Answers a failed upgrade with a plain HTTP `Status`, as the API server does before the 101. */
 function refuse(socket: Duplex, error: KubeStatusError): void {
   const body = JSON.stringify(error.toStatus());
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error' }[error.code] ?? 'Error';
-  socket.end(`HTTP/1.1 ${error.code} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  const reason =
+    { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error' }[error.code] ?? 'Error';
+  socket.end(
+    `HTTP/1.1 ${error.code} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 function pickProtocol(offered: Set<string>, served: readonly string[]): string | undefined {
@@ -80,7 +83,8 @@ async function pump(ws: WebSocket, channel: number, stream: ReadableStream<Uint8
       const { done, value } = await reader.read();
       if (done) return;
       if (clientGone()) continue;
-      for (let offset = 0; offset < value.byteLength; offset += maxFrame) await sendFrame(ws, channel, value.subarray(offset, offset + maxFrame));
+      for (let offset = 0; offset < value.byteLength; offset += maxFrame)
+        await sendFrame(ws, channel, value.subarray(offset, offset + maxFrame));
     }
   } catch {
     // The sandbox went away mid-stream.
@@ -109,7 +113,13 @@ export class KubeStreams {
     checkToken(request.headers, this.context.token);
     const url = new URL(request.url ?? '/', 'http://emulator');
     const parsed = parseResourcePath(url.pathname);
-    if (!parsed || parsed.resource !== 'pods' || parsed.group !== '' || !parsed.name || !['exec', 'portforward', 'attach'].includes(parsed.subresource ?? '')) {
+    if (
+      !parsed ||
+      parsed.resource !== 'pods' ||
+      parsed.group !== '' ||
+      !parsed.name ||
+      !['exec', 'portforward', 'attach'].includes(parsed.subresource ?? '')
+    ) {
       throw new KubeStatusError('NotFound', `the Kubernetes emulator does not implement a WebSocket at ${url.pathname}`);
     }
     if (parsed.subresource === 'attach') throw new KubeStatusError('NotFound', `the Kubernetes emulator does not implement pods/attach`);
@@ -118,11 +128,17 @@ export class KubeStreams {
     const pod = this.context.store.get(pods, parsed.namespace, parsed.name);
     const phase = (pod.status as { phase?: string } | undefined)?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') {
-      throw new KubeStatusError('BadRequest', `cannot ${parsed.subresource === 'exec' ? 'exec into' : 'port-forward to'} a container in a completed pod; current phase is ${phase}`);
+      throw new KubeStatusError(
+        'BadRequest',
+        `cannot ${parsed.subresource === 'exec' ? 'exec into' : 'port-forward to'} a container in a completed pod; current phase is ${phase}`,
+      );
     }
     const runtime = this.context.kubelet.runtime(pod.metadata.uid);
     if (!runtime?.local || runtime.done || phase !== 'Running') {
-      throw new KubeStatusError('BadRequest', `pod ${parsed.name} is not running (phase ${phase ?? 'unknown'}): no container to ${parsed.subresource === 'exec' ? 'exec into' : 'forward to'}`);
+      throw new KubeStatusError(
+        'BadRequest',
+        `pod ${parsed.name} is not running (phase ${phase ?? 'unknown'}): no container to ${parsed.subresource === 'exec' ? 'exec into' : 'forward to'}`,
+      );
     }
     const offered = new Set(
       (request.headers['sec-websocket-protocol'] ?? '')
@@ -133,22 +149,35 @@ export class KubeStreams {
     if (parsed.subresource === 'exec') {
       const containers = (pod.spec as { containers: Array<{ name: string }> }).containers;
       const container = url.searchParams.get('container');
-      if (container && container !== containers[0]!.name) throw new KubeStatusError('BadRequest', `container ${container} is not valid for pod ${parsed.name}`);
+      if (container && container !== containers[0]!.name)
+        throw new KubeStatusError('BadRequest', `container ${container} is not valid for pod ${parsed.name}`);
       const command = url.searchParams.getAll('command');
       if (command.length === 0) throw new KubeStatusError('BadRequest', 'you must specify at least 1 command');
       const protocol = pickProtocol(offered, ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
       if (!protocol) {
-        throw new KubeStatusError('BadRequest', `the Kubernetes emulator serves exec over v5.channel.k8s.io and v4.channel.k8s.io; offered: ${[...offered].join(', ') || '(none)'}`);
+        throw new KubeStatusError(
+          'BadRequest',
+          `the Kubernetes emulator serves exec over v5.channel.k8s.io and v4.channel.k8s.io; offered: ${[...offered].join(', ') || '(none)'}`,
+        );
       }
       this.server.handleUpgrade(request, socket, head, (ws) => void this.exec(ws, protocol, runtime, command, url));
       return;
     }
-    const ports = (url.searchParams.getAll('ports').join(',') || '').split(',').filter((port) => port !== '').map(Number);
+    const ports = (url.searchParams.getAll('ports').join(',') || '')
+      .split(',')
+      .filter((port) => port !== '')
+      .map(Number);
     if (ports.length === 0 || ports.some((port) => !Number.isInteger(port) || port < 1 || port > 65535)) {
-      throw new KubeStatusError('BadRequest', `invalid port forward request: ports ${JSON.stringify(url.searchParams.getAll('ports'))} are not 1-65535`);
+      throw new KubeStatusError(
+        'BadRequest',
+        `invalid port forward request: ports ${JSON.stringify(url.searchParams.getAll('ports'))} are not 1-65535`,
+      );
     }
     if (offered.size > 0 && !offered.has('v4.channel.k8s.io')) {
-      throw new KubeStatusError('BadRequest', `the Kubernetes emulator serves port-forward over v4.channel.k8s.io (or no subprotocol); offered: ${[...offered].join(', ')}`);
+      throw new KubeStatusError(
+        'BadRequest',
+        `the Kubernetes emulator serves port-forward over v4.channel.k8s.io (or no subprotocol); offered: ${[...offered].join(', ')}`,
+      );
     }
     this.server.handleUpgrade(request, socket, head, (ws) => void this.portForward(ws, runtime, ports));
   }
@@ -212,7 +241,8 @@ export class KubeStreams {
           const size = JSON.parse(payload.toString('utf8')) as { Width?: number; Height?: number };
           const resize = process.resize.bind(process);
           // In line with stdin, so input sent after a resize meets the new size.
-          if (size.Width && size.Height) stdinQueue = stdinQueue.then(() => resize({ cols: size.Width!, rows: size.Height! })).catch(() => undefined);
+          if (size.Width && size.Height)
+            stdinQueue = stdinQueue.then(() => resize({ cols: size.Width!, rows: size.Height! })).catch(() => undefined);
         } catch {
           // A malformed resize is dropped, as the kubelet logs and drops it.
         }
@@ -223,7 +253,7 @@ export class KubeStreams {
     for (const data of early) onMessage(data);
     ws.on('close', closeStdin);
     const outputs = [pump(ws, 1, process.stdout, () => gone), pump(ws, 2, process.stderr, () => gone)];
-    let exit;
+    let exit: Awaited<ReturnType<SandboxProcess['wait']>>;
     try {
       exit = await process.wait();
     } catch (error) {
@@ -272,7 +302,11 @@ export class KubeStreams {
     await Promise.all(
       ports.map(async (port, index) => {
         const fail = async (why: string) => {
-          await sendFrame(ws, index * 2 + 1, Buffer.from(`an error occurred forwarding ${port} -> ${port}: error forwarding port ${port} to pod ${runtime.name}: ${why}`));
+          await sendFrame(
+            ws,
+            index * 2 + 1,
+            Buffer.from(`an error occurred forwarding ${port} -> ${port}: error forwarding port ${port} to pod ${runtime.name}: ${why}`),
+          );
           closeOne();
         };
         const tunnel = runtime.tunnels[port];
@@ -286,7 +320,10 @@ export class KubeStreams {
             });
           });
           if (socket.destroyed) return;
-          connections.set(index, { write: (bytes) => void (socket.write(bytes) || (ws.pause(), socket.once('drain', () => ws.resume()))), end: () => socket.end() });
+          connections.set(index, {
+            write: (bytes) => void (socket.write(bytes) || (ws.pause(), socket.once('drain', () => ws.resume()))),
+            end: () => socket.end(),
+          });
           socket.on('data', (chunk: Buffer) => {
             socket.pause();
             void sendFrame(ws, index * 2, chunk).then(() => socket.resume());
@@ -317,7 +354,10 @@ export class KubeStreams {
         void relay.stderr.pipeTo(new WritableStream({ write: (chunk) => void errors.push(Buffer.from(chunk)) })).catch(() => undefined);
         await pump(ws, index * 2, relay.stdout, () => ws.readyState !== WebSocket.OPEN);
         const exit = await relay.wait().catch(() => ({ exitCode: 1 }));
-        if (exit.exitCode !== 0) return fail(`failed to connect to localhost:${port} inside namespace: ${Buffer.concat(errors).toString('utf8').trim() || 'connection refused'}`);
+        if (exit.exitCode !== 0)
+          return fail(
+            `failed to connect to localhost:${port} inside namespace: ${Buffer.concat(errors).toString('utf8').trim() || 'connection refused'}`,
+          );
         closeOne();
       }),
     );

@@ -27,7 +27,10 @@ export interface ResourcePath {
  * (discovery documents are matched before this).
  */
 export function parseResourcePath(pathname: string): ResourcePath | undefined {
-  const parts = pathname.split('/').filter((part) => part !== '').map(decodeURIComponent);
+  const parts = pathname
+    .split('/')
+    .filter((part) => part !== '')
+    .map(decodeURIComponent);
   let group: string;
   let version: string;
   let rest: string[];

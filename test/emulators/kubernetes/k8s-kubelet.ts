@@ -65,6 +65,9 @@ export interface PodRuntime {
   /** The main process's output, the last `logBytes` of it (for `pods/log`). */
   log: Buffer[];
   logSize: number;
+  /** Followers of the log (`pods/log?follow=true`): each new chunk, then null at its end. */
+  logFollowers: Set<(chunk: Buffer | null) => void>;
+  logEnded: boolean;
   phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed';
   deleting: boolean;
   timer: NodeJS.Timeout | undefined;
@@ -73,7 +76,8 @@ export interface PodRuntime {
 }
 
 const logBytes = 1024 * 1024;
-const referencePattern = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const referencePattern =
+  /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 type Container = {
   name: string;
@@ -82,7 +86,11 @@ type Container = {
   args?: string[];
   workingDir?: string;
   env?: Array<{ name: string; value?: string; valueFrom?: Record<string, Record<string, string>> }>;
-  envFrom?: Array<{ secretRef?: { name: string; optional?: boolean }; configMapRef?: { name: string; optional?: boolean }; prefix?: string }>;
+  envFrom?: Array<{
+    secretRef?: { name: string; optional?: boolean };
+    configMapRef?: { name: string; optional?: boolean };
+    prefix?: string;
+  }>;
   resources?: { limits?: Record<string, unknown>; requests?: Record<string, unknown> };
   ports?: Array<{ containerPort: number }>;
   volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean; subPath?: string }>;
@@ -156,6 +164,8 @@ export class Kubelet {
       tunnels: {},
       log: [],
       logSize: 0,
+      logFollowers: new Set(),
+      logEnded: false,
       phase: 'Pending',
       deleting: false,
       timer: undefined,
@@ -173,7 +183,8 @@ export class Kubelet {
     if (gatesBefore > 0 && (specOf(pod).schedulingGates?.length ?? 0) === 0 && runtime.phase === 'Pending') {
       void this.admit(runtime).catch((error: unknown) => console.error(`[kubernetes emulator] pod ${runtime.name}:`, error));
     }
-    if (specOf(pod).activeDeadlineSeconds !== specOf(previous).activeDeadlineSeconds && runtime.phase === 'Running') this.armDeadline(runtime, pod);
+    if (specOf(pod).activeDeadlineSeconds !== specOf(previous).activeDeadlineSeconds && runtime.phase === 'Running')
+      this.armDeadline(runtime, pod);
   }
 
   /** Writes the pod's status through `change`, unless the pod is gone or is another pod of the same name. */
@@ -203,14 +214,23 @@ export class Kubelet {
     const container = spec.containers[0]!;
     if ((spec.schedulingGates?.length ?? 0) > 0) {
       this.setStatus(runtime, (status) => {
-        status.conditions = [condition('PodScheduled', 'False', 'SchedulingGated', 'Scheduling is blocked due to non-empty scheduling gates')];
+        status.conditions = [
+          condition('PodScheduled', 'False', 'SchedulingGated', 'Scheduling is blocked due to non-empty scheduling gates'),
+        ];
       });
       return;
     }
     const unfit = this.unfit(spec);
     if (unfit) {
       this.setStatus(runtime, (status) => {
-        status.conditions = [condition('PodScheduled', 'False', 'Unschedulable', `0/1 nodes are available: 1 Insufficient ${unfit}. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.`)];
+        status.conditions = [
+          condition(
+            'PodScheduled',
+            'False',
+            'Unschedulable',
+            `0/1 nodes are available: 1 Insufficient ${unfit}. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.`,
+          ),
+        ];
       });
       return;
     }
@@ -238,7 +258,13 @@ export class Kubelet {
     const image = container.image ?? '';
     if (!referencePattern.test(image)) {
       this.setStatus(runtime, (status) => {
-        status.containerStatuses = [waiting(container, 'InvalidImageName', `Failed to apply default image tag "${image}": couldn't parse image name "${image}": invalid reference format`)];
+        status.containerStatuses = [
+          waiting(
+            container,
+            'InvalidImageName',
+            `Failed to apply default image tag "${image}": couldn't parse image name "${image}": invalid reference format`,
+          ),
+        ];
       });
       return;
     }
@@ -336,17 +362,25 @@ export class Kubelet {
     const dataOf = (kind: 'secret' | 'configMap', name: string): Record<string, string> => {
       if (kind === 'secret') {
         const secret = this.options.store.find(secrets, namespace, name);
-        return Object.fromEntries(Object.entries((secret?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+        return Object.fromEntries(
+          Object.entries((secret?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+        );
       }
       const map = this.options.store.find(configMaps, namespace, name);
       return { ...((map?.data ?? {}) as Record<string, string>) };
     };
     for (const from of container.envFrom ?? []) {
-      const data = from.secretRef ? dataOf('secret', from.secretRef.name) : from.configMapRef ? dataOf('configMap', from.configMapRef.name) : {};
-      for (const [key, value] of Object.entries(data)) if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(`${from.prefix ?? ''}${key}`)) env[`${from.prefix ?? ''}${key}`] = value;
+      const data = from.secretRef
+        ? dataOf('secret', from.secretRef.name)
+        : from.configMapRef
+          ? dataOf('configMap', from.configMapRef.name)
+          : {};
+      for (const [key, value] of Object.entries(data))
+        if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(`${from.prefix ?? ''}${key}`)) env[`${from.prefix ?? ''}${key}`] = value;
     }
     for (const entry of container.env ?? []) {
-      if (entry.value !== undefined) env[entry.name] = entry.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
+      if (entry.value !== undefined)
+        env[entry.name] = entry.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
       else if (entry.valueFrom?.secretKeyRef) {
         const value = dataOf('secret', entry.valueFrom.secretKeyRef.name!)[entry.valueFrom.secretKeyRef.key!];
         if (value !== undefined) env[entry.name] = value;
@@ -373,11 +407,19 @@ export class Kubelet {
   private async start(runtime: PodRuntime, pod: KubeObject): Promise<void> {
     const spec = specOf(pod);
     const container = spec.containers[0]!;
-    const unsupported = (spec.volumes ?? []).find((volume) => !volume.secret && !volume.configMap && !volume.emptyDir && !volume.persistentVolumeClaim);
+    const unsupported = (spec.volumes ?? []).find(
+      (volume) => !volume.secret && !volume.configMap && !volume.emptyDir && !volume.persistentVolumeClaim,
+    );
     if (unsupported) {
       const kind = Object.keys(unsupported).find((key) => key !== 'name') ?? 'unknown';
       this.setStatus(runtime, (status) => {
-        status.containerStatuses = [waiting(container, 'CreateContainerConfigError', `the Kubernetes emulator does not serve ${kind} volumes (volume "${unsupported.name}")`)];
+        status.containerStatuses = [
+          waiting(
+            container,
+            'CreateContainerConfigError',
+            `the Kubernetes emulator does not serve ${kind} volumes (volume "${unsupported.name}")`,
+          ),
+        ];
       });
       return;
     }
@@ -492,9 +534,15 @@ export class Kubelet {
       if (!source) continue;
       const data = volume.secret
         ? Object.fromEntries(
-            Object.entries((this.options.store.find(secrets, pod.metadata.namespace, volume.secret.secretName)?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64')]),
+            Object.entries(
+              (this.options.store.find(secrets, pod.metadata.namespace, volume.secret.secretName)?.data ?? {}) as Record<string, string>,
+            ).map(([k, v]) => [k, Buffer.from(v, 'base64')]),
           )
-        : Object.fromEntries(Object.entries((this.options.store.find(configMaps, pod.metadata.namespace, volume.configMap!.name)?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v)]));
+        : Object.fromEntries(
+            Object.entries(
+              (this.options.store.find(configMaps, pod.metadata.namespace, volume.configMap!.name)?.data ?? {}) as Record<string, string>,
+            ).map(([k, v]) => [k, Buffer.from(v)]),
+          );
       const items = source.items ?? Object.keys(data).map((key) => ({ key, path: key, mode: undefined as number | undefined }));
       await local.run(['mkdir', '-p', mount.mountPath]);
       for (const item of items) {
@@ -511,12 +559,17 @@ export class Kubelet {
 
   private follow(runtime: PodRuntime, init: SandboxProcess, container: Container, startedAt: string): void {
     const keep = (chunk: Uint8Array) => {
+      for (const follower of runtime.logFollowers) follower(Buffer.from(chunk));
       runtime.log.push(Buffer.from(chunk));
       runtime.logSize += chunk.byteLength;
       while (runtime.logSize > logBytes && runtime.log.length > 1) runtime.logSize -= runtime.log.shift()!.byteLength;
     };
-    void init.stdout.pipeTo(new WritableStream({ write: keep })).catch(() => undefined);
-    void init.stderr.pipeTo(new WritableStream({ write: keep })).catch(() => undefined);
+    const streams = [init.stdout, init.stderr].map((stream) => stream.pipeTo(new WritableStream({ write: keep })).catch(() => undefined));
+    void Promise.all(streams).then(() => {
+      runtime.logEnded = true;
+      for (const follower of runtime.logFollowers) follower(null);
+      runtime.logFollowers.clear();
+    });
     void init.wait().then(
       (exit) => this.finish(runtime, terminatedOf(exit), startedAt),
       () => this.finish(runtime, { exitCode: 137, reason: 'Error', message: 'the backing sandbox ended' }, startedAt),
@@ -535,11 +588,19 @@ export class Kubelet {
     const startTime = (pod.status as { startTime?: string } | undefined)?.startTime;
     if (seconds === undefined || !startTime) return;
     const left = Date.parse(startTime) + seconds * 1000 - Date.now();
-    runtime.timer = setTimeout(() => void this.finish(runtime, { exitCode: 137, reason: 'Error' }, undefined, 'DeadlineExceeded'), Math.max(0, left));
+    runtime.timer = setTimeout(
+      () => void this.finish(runtime, { exitCode: 137, reason: 'Error' }, undefined, 'DeadlineExceeded'),
+      Math.max(0, left),
+    );
   }
 
   /** Ends the pod: the sandbox goes, the phase and the container's terminated state are written. */
-  private async finish(runtime: PodRuntime, terminated: { exitCode: number; reason: string; signal?: number; message?: string }, startedAt: string | undefined, podReason?: string): Promise<void> {
+  private async finish(
+    runtime: PodRuntime,
+    terminated: { exitCode: number; reason: string; signal?: number; message?: string },
+    startedAt: string | undefined,
+    podReason?: string,
+  ): Promise<void> {
     if (runtime.done || runtime.deleting) return;
     runtime.done = true;
     clearTimeout(runtime.timer);
@@ -549,7 +610,7 @@ export class Kubelet {
     this.setStatus(runtime, (status, pod) => {
       const container = specOf(pod).containers[0]!;
       const before = (status.containerStatuses as Array<Record<string, unknown>> | undefined)?.[0];
-      const ranSince = startedAt ?? ((before?.state as { running?: { startedAt: string } } | undefined)?.running?.startedAt ?? finishedAt);
+      const ranSince = startedAt ?? (before?.state as { running?: { startedAt: string } } | undefined)?.running?.startedAt ?? finishedAt;
       status.phase = runtime.phase;
       if (podReason === 'DeadlineExceeded') {
         status.reason = 'DeadlineExceeded';
@@ -621,7 +682,9 @@ export class Kubelet {
       const wanted = this.networkOf(pod);
       if (sameNetwork(wanted, runtime.network)) continue;
       if (runtime.network !== 'allow' && wanted !== 'allow') {
-        await runtime.local.updateNetwork(wanted).catch((error: unknown) => console.error(`[kubernetes emulator] pod ${runtime.name}: network update failed:`, error));
+        await runtime.local
+          .updateNetwork(wanted)
+          .catch((error: unknown) => console.error(`[kubernetes emulator] pod ${runtime.name}: network update failed:`, error));
         runtime.network = wanted;
       } else {
         console.error(
@@ -637,6 +700,22 @@ export class Kubelet {
   logOf(uid: string): Buffer {
     const runtime = this.runtimes.get(uid);
     return runtime ? Buffer.concat(runtime.log) : Buffer.alloc(0);
+  }
+
+  /**
+   * Follows the main process's log: `onChunk` gets what is there, then each new chunk, then null
+   * once the process's output ended (at once for a pod without one). Returns the unsubscribe.
+   */
+  followLog(uid: string, onChunk: (chunk: Buffer | null) => void): () => void {
+    const runtime = this.runtimes.get(uid);
+    const held = runtime ? Buffer.concat(runtime.log) : Buffer.alloc(0);
+    if (held.byteLength > 0) onChunk(held);
+    if (!runtime || !runtime.init || runtime.logEnded) {
+      onChunk(null);
+      return () => undefined;
+    }
+    runtime.logFollowers.add(onChunk);
+    return () => runtime.logFollowers.delete(onChunk);
   }
 
   async close(): Promise<void> {

@@ -33,7 +33,8 @@ export function strategicMergePatch(target: Json, patch: Json): Json {
   if (!isObject(patch)) return structuredClone(patch);
   const result: Record<string, Json> = isObject(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch)) {
-    if (key.startsWith('$')) throw new KubeStatusError('UnsupportedMediaType', `the Kubernetes emulator does not serve the strategic merge directive ${key}`);
+    if (key.startsWith('$'))
+      throw new KubeStatusError('UnsupportedMediaType', `the Kubernetes emulator does not serve the strategic merge directive ${key}`);
     if (value === null) delete result[key];
     else if (namedList(value) && namedList(result[key])) {
       const merged = [...(result[key] as Array<Record<string, Json> & { name: string }>)];
@@ -65,7 +66,8 @@ function parentOf(document: Json, parts: string[], pointer: string): { parent: R
     else current = undefined;
     if (current === undefined) throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
   }
-  if (!Array.isArray(current) && !isObject(current)) throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
+  if (!Array.isArray(current) && !isObject(current))
+    throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
   return { parent: current, last: parts[parts.length - 1]! };
 }
 
@@ -84,10 +86,12 @@ function removeAt(document: Json, pointer: string): void {
   const { parent, last } = parentOf(document, decodePointer(pointer), pointer);
   if (Array.isArray(parent)) {
     const index = Number(last);
-    if (!Number.isInteger(index) || index < 0 || index >= parent.length) throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
+    if (!Number.isInteger(index) || index < 0 || index >= parent.length)
+      throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
     parent.splice(index, 1);
   } else {
-    if (!Object.hasOwn(parent, last)) throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
+    if (!Object.hasOwn(parent, last))
+      throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
     delete parent[last];
   }
 }
@@ -98,11 +102,13 @@ function addAt(document: Json, pointer: string, value: Json, replace: boolean): 
   const { parent, last } = parentOf(document, parts, pointer);
   if (Array.isArray(parent)) {
     const index = last === '-' ? parent.length : Number(last);
-    if (!Number.isInteger(index) || index < 0 || index > parent.length) throw new KubeStatusError('Invalid', `the JSON patch index in "${pointer}" is out of range`, undefined, 422);
+    if (!Number.isInteger(index) || index < 0 || index > parent.length)
+      throw new KubeStatusError('Invalid', `the JSON patch index in "${pointer}" is out of range`, undefined, 422);
     if (replace) parent[index] = structuredClone(value);
     else parent.splice(index, 0, structuredClone(value));
   } else {
-    if (replace && !Object.hasOwn(parent, last)) throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
+    if (replace && !Object.hasOwn(parent, last))
+      throw new KubeStatusError('Invalid', `the JSON patch path "${pointer}" does not exist`, undefined, 422);
     parent[last] = structuredClone(value);
   }
   return document;
@@ -120,7 +126,8 @@ export function jsonPatch(document: Json, operations: Json): Json {
   if (!Array.isArray(operations)) throw new KubeStatusError('BadRequest', 'a JSON patch is an array of operations');
   let result = structuredClone(document);
   for (const raw of operations as Operation[]) {
-    if (!isObject(raw) || typeof raw.op !== 'string' || typeof raw.path !== 'string') throw new KubeStatusError('BadRequest', `a JSON patch operation needs "op" and "path": ${JSON.stringify(raw)}`);
+    if (!isObject(raw) || typeof raw.op !== 'string' || typeof raw.path !== 'string')
+      throw new KubeStatusError('BadRequest', `a JSON patch operation needs "op" and "path": ${JSON.stringify(raw)}`);
     switch (raw.op) {
       case 'add':
         result = addAt(result, raw.path, raw.value, false);

@@ -47,20 +47,35 @@ export function validatePod(pod: KubeObject): void {
   (spec.containers ?? []).forEach((container, index) => {
     const containerName = container.name;
     if (typeof containerName !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(containerName) || containerName.length > 63) {
-      causes.push({ field: `spec.containers[${index}].name`, message: containerName === undefined ? 'Required value' : `Invalid value: "${String(containerName)}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'` });
-    } else if (seen.has(containerName)) causes.push({ field: `spec.containers[${index}].name`, message: `Duplicate value: "${containerName}"` });
+      causes.push({
+        field: `spec.containers[${index}].name`,
+        message:
+          containerName === undefined
+            ? 'Required value'
+            : `Invalid value: "${String(containerName)}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'`,
+      });
+    } else if (seen.has(containerName))
+      causes.push({ field: `spec.containers[${index}].name`, message: `Duplicate value: "${containerName}"` });
     else seen.add(containerName);
-    if (typeof container.image !== 'string' || container.image.trim() === '') causes.push({ field: `spec.containers[${index}].image`, message: 'Required value' });
+    if (typeof container.image !== 'string' || container.image.trim() === '')
+      causes.push({ field: `spec.containers[${index}].image`, message: 'Required value' });
     for (const key of ['command', 'args'] as const) {
       const value = container[key];
-      if (value !== undefined && (!Array.isArray(value) || value.some((part) => typeof part !== 'string'))) causes.push({ field: `spec.containers[${index}].${key}`, message: 'Invalid value: must be a list of strings' });
+      if (value !== undefined && (!Array.isArray(value) || value.some((part) => typeof part !== 'string')))
+        causes.push({ field: `spec.containers[${index}].${key}`, message: 'Invalid value: must be a list of strings' });
     }
   });
   if (spec.activeDeadlineSeconds !== undefined && (!Number.isInteger(spec.activeDeadlineSeconds) || spec.activeDeadlineSeconds <= 0)) {
-    causes.push({ field: 'spec.activeDeadlineSeconds', message: `Invalid value: ${String(spec.activeDeadlineSeconds)}: must be between 1 and 2147483647, inclusive` });
+    causes.push({
+      field: 'spec.activeDeadlineSeconds',
+      message: `Invalid value: ${String(spec.activeDeadlineSeconds)}: must be between 1 and 2147483647, inclusive`,
+    });
   }
   if (!['Always', 'OnFailure', 'Never'].includes(String(spec.restartPolicy))) {
-    causes.push({ field: 'spec.restartPolicy', message: `Unsupported value: "${String(spec.restartPolicy)}": supported values: "Always", "OnFailure", "Never"` });
+    causes.push({
+      field: 'spec.restartPolicy',
+      message: `Unsupported value: "${String(spec.restartPolicy)}": supported values: "Always", "OnFailure", "Never"`,
+    });
   }
   if (causes.length > 0) throw invalid('Pod', name, causes);
 }
@@ -73,18 +88,33 @@ export function checkPodUpdate(previous: KubeObject, next: KubeObject): void {
   const causes: Array<{ field: string; message: string }> = [];
   if (before.activeDeadlineSeconds !== undefined) {
     if (after.activeDeadlineSeconds === undefined || after.activeDeadlineSeconds === null) {
-      causes.push({ field: 'spec.activeDeadlineSeconds', message: 'Invalid value: "null": must not update from a positive integer to nil value' });
+      causes.push({
+        field: 'spec.activeDeadlineSeconds',
+        message: 'Invalid value: "null": must not update from a positive integer to nil value',
+      });
     } else if (after.activeDeadlineSeconds > before.activeDeadlineSeconds) {
-      causes.push({ field: 'spec.activeDeadlineSeconds', message: `Invalid value: ${after.activeDeadlineSeconds}: must be less than or equal to previous value` });
+      causes.push({
+        field: 'spec.activeDeadlineSeconds',
+        message: `Invalid value: ${after.activeDeadlineSeconds}: must be less than or equal to previous value`,
+      });
     }
   }
-  if (after.activeDeadlineSeconds !== undefined && after.activeDeadlineSeconds !== null && (!Number.isInteger(after.activeDeadlineSeconds) || after.activeDeadlineSeconds <= 0)) {
-    causes.push({ field: 'spec.activeDeadlineSeconds', message: `Invalid value: ${String(after.activeDeadlineSeconds)}: must be between 1 and 2147483647, inclusive` });
+  if (
+    after.activeDeadlineSeconds !== undefined &&
+    after.activeDeadlineSeconds !== null &&
+    (!Number.isInteger(after.activeDeadlineSeconds) || after.activeDeadlineSeconds <= 0)
+  ) {
+    causes.push({
+      field: 'spec.activeDeadlineSeconds',
+      message: `Invalid value: ${String(after.activeDeadlineSeconds)}: must be between 1 and 2147483647, inclusive`,
+    });
   }
   const gatesBefore = (before.schedulingGates ?? []).map((gate) => gate.name);
   const gatesAfter = (after.schedulingGates ?? []).map((gate) => gate.name);
-  if (gatesAfter.some((gate) => !gatesBefore.includes(gate))) causes.push({ field: 'spec.schedulingGates', message: 'Forbidden: only deletion is allowed, but found new scheduling gate' });
-  if (gatesBefore.length === 0 && gatesAfter.length > 0) causes.push({ field: 'spec.schedulingGates', message: 'Forbidden: only deletion is allowed' });
+  if (gatesAfter.some((gate) => !gatesBefore.includes(gate)))
+    causes.push({ field: 'spec.schedulingGates', message: 'Forbidden: only deletion is allowed, but found new scheduling gate' });
+  if (gatesBefore.length === 0 && gatesAfter.length > 0)
+    causes.push({ field: 'spec.schedulingGates', message: 'Forbidden: only deletion is allowed' });
   const masked = (spec: Spec) =>
     JSON.stringify({
       ...spec,

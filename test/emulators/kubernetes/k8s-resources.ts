@@ -32,7 +32,15 @@ export const pods: ResourceType = {
   namespaced: true,
   singular: 'pod',
   shortNames: ['po'],
-  fields: ['status.phase', 'spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'status.podIP', 'status.nominatedNodeName'],
+  fields: [
+    'status.phase',
+    'spec.nodeName',
+    'spec.restartPolicy',
+    'spec.schedulerName',
+    'spec.serviceAccountName',
+    'status.podIP',
+    'status.nominatedNodeName',
+  ],
   verbs: crud,
   subresources: [
     { name: 'exec', kind: 'PodExecOptions', verbs: ['create', 'get'] },
@@ -131,7 +139,16 @@ export const runtimeClasses: ResourceType = {
   verbs: crud,
 };
 
-export const allResources: readonly ResourceType[] = [pods, secrets, configMaps, services, events, namespaces, networkPolicies, runtimeClasses];
+export const allResources: readonly ResourceType[] = [
+  pods,
+  secrets,
+  configMaps,
+  services,
+  events,
+  namespaces,
+  networkPolicies,
+  runtimeClasses,
+];
 
 /** `v1` or `networking.k8s.io/v1`. */
 export function apiVersionOf(type: ResourceType): string {
@@ -181,7 +198,12 @@ export function coreVersions(serverAddress: string): Record<string, unknown> {
 export function resourceList(group: string, version: string): Record<string, unknown> | undefined {
   const types = allResources.filter((type) => type.group === group && type.version === version);
   if (types.length === 0) return undefined;
-  return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources: resourceEntries(types) };
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: group ? `${group}/${version}` : version,
+    resources: resourceEntries(types),
+  };
 }
 
 function groupsServed(): Array<{ name: string; version: string }> {

@@ -100,7 +100,10 @@ export interface LabelSelectorObject {
   matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
 }
 
-export function matchesSelectorObject(selector: LabelSelectorObject | undefined, labels: Readonly<Record<string, string>> | undefined): boolean {
+export function matchesSelectorObject(
+  selector: LabelSelectorObject | undefined,
+  labels: Readonly<Record<string, string>> | undefined,
+): boolean {
   const own = labels ?? {};
   for (const [key, value] of Object.entries(selector?.matchLabels ?? {})) if (own[key] !== value) return false;
   for (const expression of selector?.matchExpressions ?? []) {
@@ -123,7 +126,8 @@ export type FieldSelector = (object: Record<string, unknown>) => boolean;
 
 function fieldValue(object: Record<string, unknown>, path: string): string {
   let current: unknown = object;
-  for (const part of path.split('.')) current = current && typeof current === 'object' ? (current as Record<string, unknown>)[part] : undefined;
+  for (const part of path.split('.'))
+    current = current && typeof current === 'object' ? (current as Record<string, unknown>)[part] : undefined;
   return current === undefined || current === null ? '' : String(current);
 }
 

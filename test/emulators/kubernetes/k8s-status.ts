@@ -85,7 +85,11 @@ export function notFound(resource: string, name: string, kind: string, group = '
 
 export function alreadyExists(resource: string, name: string, group = ''): KubeStatusError {
   const qualified = group ? `${resource}.${group}` : resource;
-  return new KubeStatusError('AlreadyExists', `${qualified} "${name}" already exists`, { name, kind: resource, ...(group ? { group } : {}) });
+  return new KubeStatusError('AlreadyExists', `${qualified} "${name}" already exists`, {
+    name,
+    kind: resource,
+    ...(group ? { group } : {}),
+  });
 }
 
 /** A 422 `Invalid` naming the object and each offending field. */

@@ -133,7 +133,9 @@ export class KubeStore {
     return [...this.objects.entries()]
       .filter(([k, object]) => k.startsWith(prefix) && (namespace === undefined || object.metadata.namespace === namespace))
       .map(([, object]) => object)
-      .sort((a, b) => (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || a.metadata.name.localeCompare(b.metadata.name))
+      .sort(
+        (a, b) => (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || a.metadata.name.localeCompare(b.metadata.name),
+      )
       .map(clone);
   }
 
@@ -154,7 +156,13 @@ export class KubeStore {
    * optimistic-concurrency update on a cluster). A change that returns an identical object is a
    * no-op (no new version, no event), as the API server skips no-op writes.
    */
-  update(type: ResourceType, namespace: string | undefined, name: string, change: (object: KubeObject) => KubeObject, expectedVersion?: string): KubeObject {
+  update(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    change: (object: KubeObject) => KubeObject,
+    expectedVersion?: string,
+  ): KubeObject {
     const k = key(type.resource, namespace, name);
     const current = this.objects.get(k);
     if (!current) throw notFound(type.resource, name, type.kind, type.group);
@@ -167,7 +175,13 @@ export class KubeStore {
     }
     const next = change(clone(current));
     // What the API server keeps whatever the client sent.
-    next.metadata = { ...next.metadata, name, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp, resourceVersion: current.metadata.resourceVersion };
+    next.metadata = {
+      ...next.metadata,
+      name,
+      uid: current.metadata.uid,
+      creationTimestamp: current.metadata.creationTimestamp,
+      resourceVersion: current.metadata.resourceVersion,
+    };
     if (type.namespaced) next.metadata.namespace = namespace;
     if (current.metadata.deletionTimestamp) next.metadata.deletionTimestamp = current.metadata.deletionTimestamp;
     if (JSON.stringify(next) === JSON.stringify(current)) return clone(current);

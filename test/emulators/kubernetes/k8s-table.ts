@@ -21,11 +21,20 @@ function age(created: string | undefined): string {
   return `${Math.floor(seconds / 3600)}h`;
 }
 
-type ContainerStatus = { ready?: boolean; restartCount?: number; state?: { waiting?: { reason?: string }; terminated?: { reason?: string } } };
+type ContainerStatus = {
+  ready?: boolean;
+  restartCount?: number;
+  state?: { waiting?: { reason?: string }; terminated?: { reason?: string } };
+};
 
 /** What kubectl prints in a pod's STATUS column. */
 export function podStatusWord(pod: KubeObject): string {
-  const status = (pod.status ?? {}) as { phase?: string; reason?: string; conditions?: Array<{ reason?: string }>; containerStatuses?: ContainerStatus[] };
+  const status = (pod.status ?? {}) as {
+    phase?: string;
+    reason?: string;
+    conditions?: Array<{ reason?: string }>;
+    containerStatuses?: ContainerStatus[];
+  };
   if (pod.metadata.deletionTimestamp) return 'Terminating';
   if (status.reason) return status.reason;
   const container = status.containerStatuses?.[0];
@@ -42,17 +51,38 @@ function cellsFor(type: ResourceType, object: KubeObject): unknown[] {
   const statuses = status.containerStatuses ?? [];
   const ready = statuses.filter((each) => each.ready).length;
   const restarts = statuses.reduce((total, each) => total + (each.restartCount ?? 0), 0);
-  return [object.metadata.name, `${ready}/${containers}`, podStatusWord(object), restarts, age(object.metadata.creationTimestamp), status.podIP ?? '<none>', (object.spec as { nodeName?: string }).nodeName ?? '<none>'];
+  return [
+    object.metadata.name,
+    `${ready}/${containers}`,
+    podStatusWord(object),
+    restarts,
+    age(object.metadata.creationTimestamp),
+    status.podIP ?? '<none>',
+    (object.spec as { nodeName?: string }).nodeName ?? '<none>',
+  ];
 }
 
 function columnsFor(type: ResourceType): unknown[] {
   const column = (name: string, kind: string, priority = 0, format = '') => ({ name, type: kind, format, description: name, priority });
   if (type.resource !== 'pods') return [column('Name', 'string', 0, 'name'), column('Created At', 'date')];
-  return [column('Name', 'string', 0, 'name'), column('Ready', 'string'), column('Status', 'string'), column('Restarts', 'integer'), column('Age', 'string'), column('IP', 'string', 1), column('Node', 'string', 1)];
+  return [
+    column('Name', 'string', 0, 'name'),
+    column('Ready', 'string'),
+    column('Status', 'string'),
+    column('Restarts', 'integer'),
+    column('Age', 'string'),
+    column('IP', 'string', 1),
+    column('Node', 'string', 1),
+  ];
 }
 
 /** A `meta.k8s.io/v1` Table of `objects`; row objects as `includeObject` asks (`Metadata` by default, `Object`, `None`). */
-export function tableOf(type: ResourceType, objects: KubeObject[], resourceVersion: string, includeObject: string | null): Record<string, unknown> {
+export function tableOf(
+  type: ResourceType,
+  objects: KubeObject[],
+  resourceVersion: string,
+  includeObject: string | null,
+): Record<string, unknown> {
   return {
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',

@@ -15,7 +15,10 @@ export function kubeConfigFor(kubeconfigPath: string): KubeConfig {
 /** The `Status` an `ApiException` carries (client-node 1.4 keeps the body as a JSON string). */
 export function statusOf(error: unknown): { code: number; reason?: string; message?: string; details?: Record<string, unknown> } {
   const failure = error as { code?: number; body?: unknown };
-  const body = typeof failure.body === 'string' ? (JSON.parse(failure.body) as Record<string, unknown>) : ((failure.body ?? {}) as Record<string, unknown>);
+  const body =
+    typeof failure.body === 'string'
+      ? (JSON.parse(failure.body) as Record<string, unknown>)
+      : ((failure.body ?? {}) as Record<string, unknown>);
   return { code: failure.code ?? 0, ...(body as object) } as never;
 }
 
@@ -33,14 +36,23 @@ export async function rejection(call: Promise<unknown>): Promise<ReturnType<type
  * Resolves with the pod once `done(pod)` holds, watching it by name (the first event is its
  * current state); rejects after `timeoutMs` with the last state seen.
  */
-export async function waitForPod(config: KubeConfig, namespace: string, name: string, done: (pod: V1Pod) => boolean, timeoutMs = 60_000): Promise<V1Pod> {
+export async function waitForPod(
+  config: KubeConfig,
+  namespace: string,
+  name: string,
+  done: (pod: V1Pod) => boolean,
+  timeoutMs = 60_000,
+): Promise<V1Pod> {
   const current = await config.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name });
   if (done(current)) return current;
   let last: V1Pod = current;
   let controller: AbortController | undefined;
   try {
     return await new Promise<V1Pod>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`pod ${name} never got there; last status ${JSON.stringify(last.status)}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`pod ${name} never got there; last status ${JSON.stringify(last.status)}`)),
+        timeoutMs,
+      );
       void new Watch(config)
         .watch(
           `/api/v1/namespaces/${namespace}/pods`,
@@ -67,12 +79,17 @@ export const isRunning = (pod: V1Pod) => pod.status?.phase === 'Running';
 export const hasEnded = (pod: V1Pod) => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
 
 /** A minimal pod: one container `main` on the host image. */
-export function podBody(name: string, extra: { labels?: Record<string, string>; command?: string[]; spec?: Record<string, unknown>; container?: Record<string, unknown> } = {}): V1Pod {
+export function podBody(
+  name: string,
+  extra: { labels?: Record<string, string>; command?: string[]; spec?: Record<string, unknown>; container?: Record<string, unknown> } = {},
+): V1Pod {
   return {
     metadata: { name, ...(extra.labels ? { labels: extra.labels } : {}) },
     spec: {
       restartPolicy: 'Never',
-      containers: [{ name: 'main', image: 'debian:bookworm-slim', ...(extra.command ? { command: extra.command } : {}), ...extra.container }],
+      containers: [
+        { name: 'main', image: 'debian:bookworm-slim', ...(extra.command ? { command: extra.command } : {}), ...extra.container },
+      ],
       ...extra.spec,
     },
   };

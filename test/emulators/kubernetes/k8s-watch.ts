@@ -32,7 +32,10 @@ export function serveWatch(
   const labels = parseLabelSelector(url.searchParams.get('labelSelector'));
   const fields = parseFieldSelector(url.searchParams.get('fieldSelector'), type.fields);
   const matches = (object: KubeObject | undefined) =>
-    object !== undefined && (namespace === undefined || object.metadata.namespace === namespace) && labels(object.metadata.labels) && fields(object);
+    object !== undefined &&
+    (namespace === undefined || object.metadata.namespace === namespace) &&
+    labels(object.metadata.labels) &&
+    fields(object);
   const rvText = url.searchParams.get('resourceVersion') ?? '';
   if (rvText !== '' && !/^\d+$/.test(rvText)) throw new KubeStatusError('BadRequest', `invalid resource version: ${rvText}`);
   const timeoutSeconds = Number(url.searchParams.get('timeoutSeconds') ?? 1800);
@@ -84,7 +87,11 @@ export function serveWatch(
     stops.push(() => clearTimeout(timer));
   }
   if (bookmarks) {
-    const bookmark = () => send({ type: 'BOOKMARK', object: { kind: type.kind, apiVersion: apiVersionOf(type), metadata: { resourceVersion: store.resourceVersion } } });
+    const bookmark = () =>
+      send({
+        type: 'BOOKMARK',
+        object: { kind: type.kind, apiVersion: apiVersionOf(type), metadata: { resourceVersion: store.resourceVersion } },
+      });
     const timer = setInterval(bookmark, settings.bookmarkIntervalMs);
     stops.push(() => clearInterval(timer));
   }

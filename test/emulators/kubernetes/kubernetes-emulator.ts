@@ -105,14 +105,25 @@ export function kubeconfigFor(server: string, caCertificate: string, token: stri
 
 export async function startKubernetesEmulator(options: KubernetesEmulatorOptions = {}): Promise<KubernetesEmulator> {
   const internet =
-    !options.provider && options.testInternet ? await localProviderOnTestInternet(options.testInternet === true ? {} : options.testInternet) : undefined;
+    !options.provider && options.testInternet
+      ? await localProviderOnTestInternet(options.testInternet === true ? {} : options.testInternet)
+      : undefined;
   const provider = options.provider ?? internet?.provider ?? createLocalSandboxProvider();
-  const openNetwork = internet ? { allowDomains: await testInternetDomains(options.testInternet), allowCidrs: ['0.0.0.0/0', '::/0'] } : undefined;
+  const openNetwork = internet
+    ? { allowDomains: await testInternetDomains(options.testInternet), allowCidrs: ['0.0.0.0/0', '::/0'] }
+    : undefined;
   const token = options.token ?? `k8s-emulator-${randomToken(24)}`;
   const namespace = options.namespace ?? 'default';
   const store = new KubeStore(options.watchHistory);
-  for (const name of new Set(['default', 'kube-system', namespace])) store.create(namespaces, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } as never, status: { phase: 'Active' } });
-  for (const name of options.runtimeClasses ?? []) store.create(runtimeClasses, undefined, { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name } as never, handler: name });
+  for (const name of new Set(['default', 'kube-system', namespace]))
+    store.create(namespaces, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } as never, status: { phase: 'Active' } });
+  for (const name of options.runtimeClasses ?? [])
+    store.create(runtimeClasses, undefined, {
+      apiVersion: 'node.k8s.io/v1',
+      kind: 'RuntimeClass',
+      metadata: { name } as never,
+      handler: name,
+    });
   const dir = await mkdtemp(join(tmpdir(), 'k8s-emulator-'));
   const claimRoot = join(dir, 'claims');
   await mkdir(claimRoot);
@@ -132,7 +143,14 @@ export async function startKubernetesEmulator(options: KubernetesEmulatorOptions
   });
   const calls = new Map<string, number>();
   let url = '';
-  const api = new KubeApi({ store, kubelet, token, calls, serverAddress: () => url.replace(/^https:\/\//, ''), watch: { bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 } });
+  const api = new KubeApi({
+    store,
+    kubelet,
+    token,
+    calls,
+    serverAddress: () => url.replace(/^https:\/\//, ''),
+    watch: { bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 },
+  });
   const streams = new KubeStreams({ store, kubelet, token, calls });
   const certificate = await makeServingCertificate(dir);
   const server = createServer({ key: certificate.key, cert: certificate.cert }, api.handle);

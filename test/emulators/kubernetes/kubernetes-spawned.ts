@@ -9,7 +9,9 @@ import { startKubernetesEmulator, type KubernetesEmulatorOptions } from './kuber
 export type SpawnedKubernetesEmulatorOptions = Omit<KubernetesEmulatorOptions, 'provider'>;
 
 /** Starts the emulator and folds its kube config path, namespace and token into the one URL the spawn protocol carries. */
-export async function startKubernetesEmulatorForSpawn(options?: SpawnedKubernetesEmulatorOptions): Promise<{ url: string; close(): Promise<void> }> {
+export async function startKubernetesEmulatorForSpawn(
+  options?: SpawnedKubernetesEmulatorOptions,
+): Promise<{ url: string; close(): Promise<void> }> {
   const emulator = await startKubernetesEmulator(options);
   const url = new URL(emulator.url);
   url.searchParams.set('kubeconfig', emulator.kubeconfigPath);
