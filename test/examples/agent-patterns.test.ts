@@ -6,6 +6,7 @@
  * ANTHROPIC_API_KEY is set. The examples import `sandport`, which resolves to dist/.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,12 +82,29 @@ const onModal: Record<string, string> = {
 /** The emulators' test internet serves the proxy's URL-mode listener under this name, as a cloud sandbox reaches a public URL. */
 const publicHost = 'proxy.test';
 
+/**
+ * A port for the examples' URL-mode listener, which must be fixed before the emulator starts and
+ * stays unbound between examples. It is taken from below the kernel's ephemeral range: a port
+ * from `listen(0)` is in that range, where any other test's `listen(0)` or outgoing connection
+ * can take it while no example holds it (CI once saw EADDRINUSE). Below it, only a fixed port can.
+ */
 async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
+  const low = Number(range.trim().split(/\s+/)[0]) || 32768;
+  const from = Math.max(1024, low - 12_000);
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const port = from + Math.floor(Math.random() * (low - from));
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (bound) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return port;
+    }
+  }
+  throw new Error("no free port below the ephemeral range for the examples' proxy");
 }
 
 describe.skipIf(skipReason !== undefined)(
