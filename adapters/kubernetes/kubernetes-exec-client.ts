@@ -71,14 +71,18 @@ export interface ExecSession {
   /** Closes the socket (kills nothing in the pod). Idempotent. */
   close(): void;
   /**
-   * The command was killed: let the socket run ahead of a slow (or absent) reader up to 8 MiB
+   * The command was killed: let the socket run ahead of a slow (or absent) reader up to 32 MiB
    * per stream, so the rest of its output in flight and its Status arrive. Idempotent.
    */
   drain(): void;
 }
 
-/** Bytes a stream may hold once the command was killed (only what was in flight remains). */
-const drainBytes = 8 * 1024 * 1024;
+/**
+ * Bytes a stream may hold once the command was killed (only what was in flight remains). What is
+ * in flight can exceed 8 MiB: the server's socket buffer plus loopback TCP send and receive
+ * buffers of several MiB each (CI saw a kill's Status stuck behind them at 8 MiB).
+ */
+const drainBytes = 32 * 1024 * 1024;
 
 /** The API server's base URL as a WebSocket URL plus a path and query. */
 export function kubernetesSocketUrl(server: string, path: string, query: URLSearchParams): string {
