@@ -56,6 +56,21 @@ function descendsFromForeignLauncher(entry: ProcessEntry, table: Map<number, Pro
   return false;
 }
 
+/**
+ * Whether a `bwrap` process counts for this process: one of its own (it descends from this
+ * process) or an orphan (its parent is init, whoever made it: that is what a leak looks like).
+ * One that descends from another live process tree does not: an emulator in another test file
+ * runs its exec helpers as children of its own process, not of a launcher.
+ */
+function countedBwrap(entry: ProcessEntry, table: Map<number, ProcessEntry>): boolean {
+  if (entry.ppid <= 1) return true;
+  if (descendsFromForeignLauncher(entry, table)) return false;
+  for (let current = table.get(entry.ppid), depth = 0; current && depth < 64; current = table.get(current.ppid), depth++) {
+    if (current.pid === process.pid) return true;
+  }
+  return false;
+}
+
 function readOr(path: string, fallback: string): string {
   try {
     return readFileSync(path, 'utf8').trim();
@@ -119,7 +134,7 @@ export async function localHostResources(stateDir = localStateDir): Promise<Reco
   const mounts = readOr('/proc/self/mountinfo', '')
     .split('\n')
     .filter((line) => (line.includes(stateDir) || line.includes('/sandport/')) && mine(line));
-  const bwrap = [...table.values()].filter((entry) => entry.comm === 'bwrap' && !descendsFromForeignLauncher(entry, table));
+  const bwrap = [...table.values()].filter((entry) => entry.comm === 'bwrap' && countedBwrap(entry, table));
   const helpers = [...table.values()].filter(
     (entry) =>
       ['slirp4netns', 'socat'].includes(entry.comm) && entry.cmdline.includes(stateDir) && !descendsFromForeignLauncher(entry, table),
