@@ -125,15 +125,15 @@ describe.skipIf(!kubectlPath)(
       expect((await kubectl(['get', 'pods', 'once', '--no-headers'])).stdout).toMatch(/^once\s+0\/1\s+Error\s+0\s+/);
     });
 
-    it('follows a running pod\'s log until its main process ends', async () => {
-    await kubectl(['run', 'talker', '--image=busybox', '--restart=Never', '--', 'sh', '-c', 'echo one; sleep 1; echo two']);
-    await kubectl(['wait', '--for=condition=Ready', 'pod/talker', '--timeout=60s']);
-    const followed = await kubectl(['logs', '-f', 'talker']);
-    expect(followed).toMatchObject({ code: 0, stdout: 'one\ntwo\n' });
-    await kubectl(['delete', 'pod', 'talker', '--grace-period=0']);
-  });
+    it("follows a running pod's log until its main process ends", async () => {
+      await kubectl(['run', 'talker', '--image=busybox', '--restart=Never', '--', 'sh', '-c', 'echo one; sleep 1; echo two']);
+      await kubectl(['wait', '--for=condition=Ready', 'pod/talker', '--timeout=60s']);
+      const followed = await kubectl(['logs', '-f', 'talker']);
+      expect(followed).toMatchObject({ code: 0, stdout: 'one\ntwo\n' });
+      await kubectl(['delete', 'pod', 'talker', '--grace-period=0']);
+    });
 
-  it('fails port-forward loudly: kubectl tunnels SPDY, which the emulator does not serve', async () => {
+    it('fails port-forward loudly: kubectl tunnels SPDY, which the emulator does not serve', async () => {
       const forward = await kubectl(['port-forward', 'pod/kx', '0:8080', '--pod-running-timeout=5s']);
       expect(forward.code).not.toBe(0);
       expect(forward.stderr.length).toBeGreaterThan(0);
