@@ -9,6 +9,9 @@
  * (or on another host) the next day. Only `sandbox.files` and exec move the session, so it runs
  * on the local provider and on any other by changing only the provider line, e.g.
  *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });
+ * Or on Docker, with an image that has python3 (the credential proxy's host route runs through
+ * it) and git, e.g. built FROM debian:bookworm-slim with `apt-get install -y python3 git`:
+ *   const provider: SandboxProvider = (await import('sandport/docker')).createDockerSandboxProvider({ defaultImage: 'sandport/examples:bookworm' });
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -48,7 +51,10 @@ const workdir = '/workspace/app';
 
 /** A fresh sandbox with the CLI in it: mounted where volumes are host paths (local, Docker), uploaded elsewhere. */
 async function freshSandbox(proxy: CredentialProxy): Promise<{ sandbox: Sandbox; executable: string }> {
-  const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
+  const mount =
+    provider.capabilities.volumes === 'host-path' || provider.capabilities.volumes === 'host-path-or-named'
+      ? claudeCodeHostMount()
+      : undefined;
   const sandbox = await provider.create(
     proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }),
   );

@@ -9,6 +9,9 @@
  * Runs on the local provider. For another provider change only the provider line, e.g.
  *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples', defaultImage: 'node:22-bookworm' });
  * (an image with git and python3; set SANDPORT_PROXY_PUBLIC_URL where there is no host route).
+ * Or on Docker, with an image that has python3 (the credential proxy's host route runs through
+ * it) and git, e.g. built FROM debian:bookworm-slim with `apt-get install -y python3 git`:
+ *   const provider: SandboxProvider = (await import('sandport/docker')).createDockerSandboxProvider({ defaultImage: 'sandport/examples:bookworm' });
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -53,7 +56,10 @@ git('bundle', 'create', join(upstream, 'calc.bundle'), 'HEAD', 'main');
 
 // The CLI: local and Docker mount the host's pinned binary read-only; elsewhere it is uploaded
 // once (or baked into the image: claudeCodeImage()).
-const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
+const mount =
+  provider.capabilities.volumes === 'host-path' || provider.capabilities.volumes === 'host-path-or-named'
+    ? claudeCodeHostMount()
+    : undefined;
 const proxy = await CredentialProxy.start(proxyOptions);
 const sandbox = await provider.create(proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }));
 let patch = '';

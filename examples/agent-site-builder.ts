@@ -8,6 +8,9 @@
  * Runs on the local provider. For another provider change only the provider line, e.g.
  *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples', defaultImage: 'node:22-bookworm' });
  * (an image with Node ≥ 18, as claudeCodeImage()'s; set SANDPORT_PROXY_PUBLIC_URL where there is no host route).
+ * Or on Docker, with an image that has python3 (the credential proxy's host route runs through
+ * it) and git, e.g. built FROM debian:bookworm-slim with `apt-get install -y python3 git`:
+ *   const provider: SandboxProvider = (await import('sandport/docker')).createDockerSandboxProvider({ defaultImage: 'sandport/examples:bookworm' });
  */
 import {
   AgentSession,
@@ -58,7 +61,7 @@ http.createServer((request, response) => {
 
 // The CLI and Node: mounted from the host where volumes are host paths (local, Docker), otherwise
 // the CLI is uploaded and the image's own `node` runs the host and the site's server.
-const hostPaths = provider.capabilities.volumes === 'host-path';
+const hostPaths = provider.capabilities.volumes === 'host-path' || provider.capabilities.volumes === 'host-path-or-named';
 const cliMount = hostPaths ? claudeCodeHostMount() : undefined;
 const nodeMount = hostPaths ? nodeHostMount() : undefined;
 const node = nodeMount?.node ?? 'node';
@@ -66,7 +69,8 @@ const node = nodeMount?.node ?? 'node';
 await using proxy = await CredentialProxy.start(proxyOptions);
 const sandbox = await provider.create(
   proxy.createOptions(provider, {
-    network: 'block',
+    // Docker publishes ports only from a container with a network (it refuses 'block' with ports).
+    network: provider.id === 'docker' ? 'allow' : 'block',
     ports: [agentPort, sitePort],
     timeoutMs: 60 * 60_000,
     volumes: { ...cliMount?.createOptions.volumes, ...nodeMount?.createOptions.volumes },

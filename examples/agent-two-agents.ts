@@ -7,6 +7,9 @@
  *   ANTHROPIC_API_KEY=sk-ant-… npx tsx examples/agent-two-agents.ts
  * Runs on the local provider. For another provider change only the provider line, e.g.
  *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });
+ * Or on Docker, with an image that has python3 (the credential proxy's host route runs through
+ * it) and git, e.g. built FROM debian:bookworm-slim with `apt-get install -y python3 git`:
+ *   const provider: SandboxProvider = (await import('sandport/docker')).createDockerSandboxProvider({ defaultImage: 'sandport/examples:bookworm' });
  */
 import { posix } from 'node:path';
 import {
@@ -40,7 +43,10 @@ const proxyOptions = {
   }),
 };
 
-const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
+const mount =
+  provider.capabilities.volumes === 'host-path' || provider.capabilities.volumes === 'host-path-or-named'
+    ? claudeCodeHostMount()
+    : undefined;
 await using proxy = await CredentialProxy.start(proxyOptions);
 await using sandbox = await provider.create(
   proxy.createOptions(provider, { network: 'block', timeoutMs: 30 * 60_000, ...mount?.createOptions }),

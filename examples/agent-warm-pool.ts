@@ -6,6 +6,9 @@
  * Runs on the local provider. For another provider change only the provider line, e.g.
  *   const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });
  * (there `prepare` uploads the CLI, the slow part the pool pays before any job asks).
+ * Or on Docker, with an image that has python3 (the credential proxy's host route runs through
+ * it) and git, e.g. built FROM debian:bookworm-slim with `apt-get install -y python3 git`:
+ *   const provider: SandboxProvider = (await import('sandport/docker')).createDockerSandboxProvider({ defaultImage: 'sandport/examples:bookworm' });
  */
 import { AgentSession, CredentialProxy, claudeCodeHostMount, createSandboxPool, ensureClaudeCode, type SandboxProvider } from 'sandport';
 
@@ -31,7 +34,10 @@ const proxyOptions = {
   }),
 };
 
-const mount = provider.capabilities.volumes === 'host-path' ? claudeCodeHostMount() : undefined;
+const mount =
+  provider.capabilities.volumes === 'host-path' || provider.capabilities.volumes === 'host-path-or-named'
+    ? claudeCodeHostMount()
+    : undefined;
 const install = mount ? ({ executable: mount.executable, install: false } as const) : ({ install: 'upload' } as const);
 await using proxy = await CredentialProxy.start(proxyOptions);
 

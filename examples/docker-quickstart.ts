@@ -48,4 +48,6 @@ console.log(`  the copy sees: ${(await copy.files.readText('/workspace/notes.txt
 
 await copy.terminate();
 await sandbox.terminate();
-console.log('done: both sandboxes terminated');
+// The snapshot is an image on the engine: delete it when no sandbox will start from it again.
+await provider.deleteSnapshot?.(snapshot);
+console.log('done: both sandboxes terminated, the snapshot deleted');

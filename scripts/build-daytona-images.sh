@@ -3,7 +3,7 @@
 # image is named (see test/emulators/daytona/daytona-images.ts), cached and idempotent:
 #   <dir>/default   what Daytona's default snapshot promises: the Debian rootfs of
 #                   scripts/build-rootfs.sh plus bash, python3 and `python`, pip, git, curl, sudo,
-#                   procps, socat and GNU coreutils/findutils; a non-root default user `daytona`
+#                   procps, socat, inotify-tools, Node.js (Debian's, 18) and GNU coreutils/findutils; a non-root default user `daytona`
 #                   (uid 1000, home /home/daytona, login shell bash) with passwordless sudo, and root
 #   bash scripts/build-daytona-images.sh [dir]   default: /var/cache/sandport/rootfs/daytona
 # Needs root (chroot; the packages come from the apt mirror this machine's apt sources name).
@@ -43,7 +43,10 @@ cached() {
 
 # Daytona's default snapshot's userland, as far as the docs promise it (Python with pip, git, a
 # shell, sudo for the default user). socat relays preview-link traffic to the sandbox's ports.
-packages="python3 python-is-python3 python3-pip git curl sudo procps socat ca-certificates"
+# inotify-tools: the adapter's files.watch runs inotifywait inside the sandbox (Daytona has no
+# watch API); named here even though the base rootfs has it, since this image promises it.
+# nodejs: Daytona's default image has Node, which the agent host (startAgentHost) runs on.
+packages="python3 python-is-python3 python3-pip git curl sudo procps socat ca-certificates inotify-tools nodejs"
 
 build_default() {
   local dir="$1"

@@ -2,7 +2,7 @@
 # Builds the local root filesystems the E2B emulator runs its templates on (see
 # test/emulators/e2b/e2b-templates.ts), cached and idempotent:
 #   <dir>/base   what E2B's `base` template promises: the Debian rootfs of scripts/build-rootfs.sh
-#                plus bash, python3 and `python`, git, sudo, procps, socat, inotify-tools, util-linux
+#                plus bash, python3 and `python`, git, Node.js (Debian's), sudo, procps, socat, inotify-tools, util-linux
 #                (`script`) and GNU coreutils/findutils; a default user `user` (uid 1000, home
 #                /home/user, login shell bash) with passwordless sudo, and root
 #   bash scripts/build-e2b-images.sh [dir]   default: /var/cache/sandport/rootfs/e2b
@@ -42,8 +42,10 @@ cached() {
 }
 
 # E2B's base template's userland. Packages beyond the Debian base (which has bash, coreutils,
-# findutils, util-linux's `script`, and inotify-tools for files.watch):
-packages="python3 python-is-python3 git sudo procps socat ca-certificates"
+# findutils, util-linux's `script`, and inotify-tools for files.watch). nodejs: E2B's base
+# template has Node (templates built FROM it run npm straight away), which the agent host runs
+# on; Debian's npm (hundreds of packages) is left out: nothing here installs with it.
+packages="python3 python-is-python3 git nodejs sudo procps socat ca-certificates"
 
 build_base() {
   local dir="$1"

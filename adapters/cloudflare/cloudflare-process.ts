@@ -14,7 +14,7 @@ import {
   type ProcessOutcome,
   SandboxCapabilityUnsupportedError,
   SandboxProviderError,
-  fromCallbacks,
+  type PumpedOutput,
   signalFromExitCode,
   type ExitStatus,
   type SandboxError,
@@ -24,83 +24,6 @@ import type { BridgeClient, BridgeOutputEvent } from './cloudflare-client.js';
 import { type CloudflareBridgeVersion, planCloudflareExec } from './cloudflare-options.js';
 
 const provider = 'cloudflare';
-
-/** Bytes of output a stream holds for a reader that has not taken them before the pump waits. */
-export const cloudflareOutputBufferBytes = 1024 * 1024;
-
-/** Bytes a command may write to an output whose reader cancelled before it is treated as a writer to a closed pipe. */
-const cancelledWriterLimitBytes = 1024 * 1024;
-
-/** An output stream fed by the pump: `push` resolves when the next chunk may come. */
-export class PumpedOutput {
-  readonly stream: ReadableStream<Uint8Array>;
-  readonly #bridge: ReturnType<typeof fromCallbacks>;
-  readonly #onKeepsWriting: (() => void) | undefined;
-  #gate: { promise: Promise<void>; open: () => void } | undefined;
-  #cancelled = false;
-  #released = false;
-  #discarded = 0;
-
-  /**
-   * @param onKeepsWriting called once when the command keeps writing (more than 1 MiB) after the
-   *   reader cancelled: the adapter does what a closed pipe would, SIGPIPE.
-   */
-  constructor(onKeepsWriting?: () => void) {
-    this.#onKeepsWriting = onKeepsWriting;
-    this.#bridge = fromCallbacks({
-      maxBufferedBytes: cloudflareOutputBufferBytes,
-      pause: () => {
-        let open!: () => void;
-        const promise = new Promise<void>((resolve) => (open = resolve));
-        this.#gate ??= { promise, open };
-      },
-      resume: () => this.#openGate(),
-      cancel: () => {
-        // A reader that gave up: the rest is dropped, as a closed pipe's reader would see nothing.
-        this.#cancelled = true;
-        this.#openGate();
-      },
-    });
-    this.stream = this.#bridge.stream;
-  }
-
-  push(chunk: Uint8Array): Promise<void> | undefined {
-    if (this.#cancelled) {
-      const before = this.#discarded;
-      this.#discarded += chunk.byteLength;
-      if (before <= cancelledWriterLimitBytes && this.#discarded > cancelledWriterLimitBytes) this.#onKeepsWriting?.();
-      return undefined;
-    }
-    this.#bridge.push(chunk);
-    if (this.#released) return undefined;
-    return this.#gate?.promise;
-  }
-
-  /**
-   * Stops holding the pump back (the command was killed: what it wrote last is bounded, and its
-   * exit comes after it on the same stream).
-   */
-  release(): void {
-    this.#released = true;
-    this.#openGate();
-  }
-
-  end(): void {
-    this.#bridge.end();
-    this.#openGate();
-  }
-
-  error(error: unknown): void {
-    this.#bridge.error(error);
-    this.#openGate();
-  }
-
-  #openGate(): void {
-    const gate = this.#gate;
-    this.#gate = undefined;
-    gate?.open();
-  }
-}
 
 /** A started command's events, and how to stop reading them. */
 export interface BridgeRun {

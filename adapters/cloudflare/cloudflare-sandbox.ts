@@ -1,4 +1,7 @@
 import {
+  startExecEntrypoint,
+  drainEntrypointOutput,
+  PumpedOutput,
   ProcessOutcome,
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
@@ -46,7 +49,7 @@ import {
   type CloudflareBridgeVersion,
   type CloudflareMarker,
 } from './cloudflare-options.js';
-import { CloudflareSandboxProcess, PumpedOutput, pumpBridgeRun, runOnBridge, startBridgeRun } from './cloudflare-process.js';
+import { CloudflareSandboxProcess, pumpBridgeRun, runOnBridge, startBridgeRun } from './cloudflare-process.js';
 
 const provider = 'cloudflare';
 
@@ -153,7 +156,7 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
       },
     });
     const closedPipe = () => void outcome.kill('SIGPIPE').catch(() => undefined);
-    const outputs = [new PumpedOutput(closedPipe), new PumpedOutput(closedPipe)] as const;
+    const outputs = [new PumpedOutput({ onKeepsWriting: closedPipe }), new PumpedOutput({ onKeepsWriting: closedPipe })] as const;
     const cwd = call.options.cwd ?? this.#init.marker.workdir;
     const argv = wrapArgv(outcome.execId, call.argv, { cwd, stdinNull: true });
     const env = { ...this.#init.marker.env, ...call.options.env };
@@ -313,15 +316,10 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
 
   async wait(options: SignalOptions = {}): Promise<SandboxEnded> {
     options.signal?.throwIfAborted();
-    const ended = this.#lifecycle.wait(options);
-    const watching = (async () => {
-      while (this.#lifecycle.isRunning() && !options.signal?.aborted) {
-        await new Promise((resolve) => setTimeout(resolve, waitPollMs).unref?.());
-        if (this.#lifecycle.isRunning() && this.#lifecycle.running === 0) await this.#observe(options.signal).catch(() => undefined);
-      }
-    })();
-    watching.catch(() => undefined);
-    return ended;
+    return this.#lifecycle.waitObserving(options, (signal) => this.#observe(signal), {
+      intervalMs: waitPollMs,
+      askNow: () => this.#lifecycle.running === 0,
+    });
   }
 
   async terminate(options: SignalOptions = {}): Promise<void> {
@@ -344,21 +342,8 @@ export class CloudflareSandboxImpl implements CloudflareSandbox {
    * (`entrypoint-exited`); its output is read and dropped (the bridge offers no entrypoint stdio).
    */
   async startEntrypoint(argv: string[], signal: AbortSignal | undefined): Promise<void> {
-    // The create's signal covers the start only: an abort after it must not kill the entrypoint.
-    signal?.throwIfAborted();
-    const starting = this.#exec(argv, {});
-    const process = await raceWithSignal(starting, {
-      signal,
-      operation: 'create',
-      provider,
-      onAbort: () => void starting.then((started) => started.kill().catch(() => undefined)).catch(() => undefined),
-    });
-    void process.stdout.pipeTo(new WritableStream()).catch(() => undefined);
-    void process.stderr.pipeTo(new WritableStream()).catch(() => undefined);
-    void process.wait().then(
-      ({ exitCode }) => this.#lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
-      () => undefined,
-    );
+    const process = await startExecEntrypoint((starting) => this.#exec(argv, { signal: starting }), { signal, lifecycle: this.#lifecycle });
+    drainEntrypointOutput(process);
   }
 
   /** Checks the marker; a sandbox whose container lost it ends as `crashed` (and the fresh container the check started is stopped). */

@@ -20,6 +20,7 @@ import {
   type SandboxCapabilities,
   type SandboxTags,
   type SandboxWarning,
+  volumeMounts,
 } from '../../src/kit/index.js';
 
 const provider = 'daytona';
@@ -35,7 +36,11 @@ export const daytonaDefaultApiUrl = 'https://app.daytona.io/api';
  * Labels the adapter reserves: the marker of sandboxes made by sandport (`list` looks only at
  * those). Tags may not use the `sandport.` prefix. Names are Daytona's own (`name`).
  */
-export const daytonaLabelKeys = { managed: 'sandport.managed' } as const;
+export const daytonaLabelKeys = {
+  managed: 'sandport.managed',
+  /** While paused: the lifetime left, in ms, so that a resume in any process sets the TTL again. */
+  heldLifetime: 'sandport.held-lifetime-ms',
+} as const;
 const reservedPrefix = 'sandport.';
 
 export const daytonaCapabilities: SandboxCapabilities = Object.freeze({
@@ -46,7 +51,8 @@ export const daytonaCapabilities: SandboxCapabilities = Object.freeze({
   // (daytonaStdinRelayScript), so closing stdin ends the command's input. A terminal is the kit's
   // portable one (`script` from util-linux in the sandbox) over those pipes.
   exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
-  files: { watch: false },
+  // Daytona has no watch API: the kit's watcher runs inotifywait (inotify-tools) inside the sandbox.
+  files: { watch: true },
   // `command` runs as a session command the adapter holds the streams of.
   entrypointStdio: true,
   tunnels: true,
@@ -59,14 +65,16 @@ export const daytonaCapabilities: SandboxCapabilities = Object.freeze({
   fromName: true,
   list: true,
   crossProcessLookup: true,
-  // Daytona's stop keeps files but not processes: it is not the contract's pause (see README).
-  pause: false,
+  // Daytona's pause (not its stop, which ends processes) keeps processes and memory; start resumes it.
+  // The lifetime is held in a label while paused (Daytona's TTL is cleared), see daytona-sandbox.ts.
+  pause: true,
   extendTimeout: true,
   // Daytona filters egress itself (networkBlockAll, networkAllowList, domainAllowList) and changes it live.
   network: { block: true, allowCidrs: true, allowDomains: true, allowlistViaProxy: false, update: true },
   limits: { cpu: true, memory: true, pids: false },
   timeouts: { lifetime: true, idle: true, maxLifetimeMs: daytonaMaxTimeoutMs },
-  volumes: false,
+  // Daytona volumes by name, read-write only; they must exist and be ready (daytona.volume.get(name, true)).
+  volumes: 'named',
   gpu: false,
   images: { reference: true, build: true, snapshot: true },
 } as const);
@@ -116,6 +124,13 @@ export interface DaytonaCreateParams {
   networkAllowList?: string;
   domainAllowList?: string;
   resources?: { cpu?: number; memory?: number; disk?: number };
+  volumes?: DaytonaVolumeMountPlan[];
+}
+
+/** One of `daytona.create`'s `volumes`: a Daytona volume (by name) at a sandbox path. */
+export interface DaytonaVolumeMountPlan {
+  volumeId: string;
+  mountPath: string;
 }
 
 export interface DaytonaCreatePlan {
@@ -147,7 +162,7 @@ export const daytonaDefaultImage = 'daytonaio/sandbox:latest';
 /**
  * Builds the create plan. Throws `SandboxInvalidArgumentError` for values Daytona would refuse
  * (a tag key under `sandport.`, resources with a snapshot) and `SandboxCapabilityUnsupportedError`
- * for what it cannot do (volumes, gpu, pids). Rounds memory up to whole GiB and the lifetime and
+ * for what it cannot do (gpu, pids), and for a read-only volume. Rounds memory up to whole GiB and the lifetime and
  * idle timeout up to whole minutes, with a warning each.
  */
 export function planDaytonaCreate(options: ParsedCreateSandboxOptions, defaults: DaytonaCreateDefaults = {}): DaytonaCreatePlan {
@@ -188,6 +203,8 @@ export function planDaytonaCreate(options: ParsedCreateSandboxOptions, defaults:
   }
   if (Object.keys(envVars).length > 0) params.envVars = envVars;
   Object.assign(params, planDaytonaNetwork(options.network ?? 'allow'));
+  const volumes = planDaytonaVolumes(options.volumes);
+  if (volumes.length > 0) params.volumes = volumes;
 
   const resources: NonNullable<DaytonaCreateParams['resources']> = {};
   if (options.cpu !== undefined) {
@@ -233,6 +250,25 @@ export function planDaytonaCreate(options: ParsedCreateSandboxOptions, defaults:
     lifetimeMs: lifetime.value * 60_000,
     warnings,
   };
+}
+
+/**
+ * `volumes` as Daytona volume mounts (pure). A source is the name of a Daytona volume of the
+ * organisation; whether it exists and is ready the provider asks Daytona before the create.
+ * Throws `SandboxInvalidArgumentError` (argument `volumes`) for a read-only mount: Daytona mounts
+ * volumes read-write only, and a security setting that cannot be honoured fails closed.
+ */
+export function planDaytonaVolumes(volumes: ParsedCreateSandboxOptions['volumes']): DaytonaVolumeMountPlan[] {
+  return volumeMounts(volumes).map((mount) => {
+    if (mount.readOnly) {
+      throw new SandboxInvalidArgumentError({
+        message: `volumes: Daytona mounts volumes read-write only (${mount.target} from ${JSON.stringify(mount.source)})`,
+        argument: 'volumes',
+        provider,
+      });
+    }
+    return { volumeId: mount.source, mountPath: mount.target };
+  });
 }
 
 /**
@@ -314,8 +350,13 @@ export function tagsFromDaytonaLabels(labels: Record<string, string> | undefined
  * SDK's language label (which picks the code interpreter) are kept beside the new tags.
  */
 export function planDaytonaSetLabels(tags: SandboxTags, current: Record<string, string> | undefined): Record<string, string> {
-  const kept = current?.[daytonaLanguageLabel];
-  return { ...planDaytonaLabels(tags), ...(kept === undefined ? {} : { [daytonaLanguageLabel]: kept }) };
+  const kept: Record<string, string> = {};
+  // The SDK's language label, and a paused sandbox's held lifetime, outlive a change of tags.
+  for (const key of [daytonaLanguageLabel, daytonaLabelKeys.heldLifetime]) {
+    const value = current?.[key];
+    if (value !== undefined) kept[key] = value;
+  }
+  return { ...planDaytonaLabels(tags), ...kept };
 }
 
 /** Daytona's network settings (create parameters and `updateNetworkSettings` alike). */
@@ -414,6 +455,41 @@ export function planDaytonaTunnel(port: number, previewUrl: string) {
 export function planDaytonaTtl(timeoutMs: number): { ttlMinutes: number; warning: SandboxWarning | undefined } {
   const converted = wholeMinutes(timeoutMs, 'timeoutMs');
   return { ttlMinutes: converted.value, warning: converted.warning };
+}
+
+/**
+ * The labels a pause sends (pure): the current ones plus the lifetime left (ms) under the
+ * adapter's `held-lifetime` key, or without it when no lifetime is armed. Daytona's TTL would run
+ * on through a pause; the adapter clears it and keeps what was left here, where any process can
+ * read it back at the resume.
+ */
+export function planDaytonaPauseLabels(
+  current: Record<string, string> | undefined,
+  remainingMs: number | undefined,
+): Record<string, string> {
+  const labels = planDaytonaResumeLabels(current);
+  if (remainingMs !== undefined) labels[daytonaLabelKeys.heldLifetime] = String(Math.max(1, Math.ceil(remainingMs)));
+  return labels;
+}
+
+/** The labels a resume sends (pure): the current ones without the held lifetime. */
+export function planDaytonaResumeLabels(current: Record<string, string> | undefined): Record<string, string> {
+  const labels = { ...current };
+  delete labels[daytonaLabelKeys.heldLifetime];
+  return labels;
+}
+
+/** The lifetime a paused sandbox's labels hold, in ms (pure); undefined when none (or not a positive integer). */
+export function heldLifetimeFromDaytonaLabels(labels: Record<string, string> | undefined): number | undefined {
+  const raw = labels?.[daytonaLabelKeys.heldLifetime];
+  if (raw === undefined || !/^[1-9]\d*$/.test(raw)) return undefined;
+  const value = Number(raw);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+/** The TTL that gives back a held lifetime at a resume, in whole minutes (pure; rounded up: the adapter's own clock ends it on time). */
+export function daytonaResumeTtlMinutes(remainingMs: number): number {
+  return Math.max(1, Math.ceil(remainingMs / 60_000));
 }
 
 /** The connection settings every SDK client gets, resolved here rather than by the SDK. */

@@ -29,6 +29,7 @@ import {
   tagsFromDaytonaLabels,
   type DaytonaConfigPlan,
   type DaytonaCreatePlan,
+  type DaytonaVolumeMountPlan,
 } from './daytona-options.js';
 import { createDaytonaSandbox, type DaytonaSandbox, type DaytonaSandboxImpl } from './daytona-sandbox.js';
 
@@ -143,6 +144,7 @@ export class DaytonaSandboxProvider implements SandboxProvider {
     parsed.signal?.throwIfAborted();
     const client = await this.client();
     const sdk = await loadDaytona();
+    if (plan.params.volumes) await this.#checkVolumes(client, plan.params.volumes, parsed.signal);
     const creating = client.create(createParams(sdk, plan) as Parameters<Daytona['create']>[0], { timeout: 0 }).catch((error: unknown) => {
       throw mapDaytonaError(error, { operation: 'create' });
     });
@@ -179,7 +181,7 @@ export class DaytonaSandboxProvider implements SandboxProvider {
     return sandbox;
   }
 
-  /** Attaches to a sandbox by id (Daytona's `get`); a sandbox that is not started is not found. */
+  /** Attaches to a sandbox by id (Daytona's `get`); one paused is found paused; one neither started nor paused is not found. */
   async fromId(id: string, options: SignalOptions = {}): Promise<DaytonaSandbox> {
     checkStringArgument(id, 'id', provider);
     return this.#get(id, 'fromId', options);
@@ -194,7 +196,7 @@ export class DaytonaSandboxProvider implements SandboxProvider {
     return sandbox;
   }
 
-  /** Started sandboxes made by sandport (label `sandport.managed`), with their tags; `tags` filters by labels on Daytona's side. */
+  /** Started and paused sandboxes made by sandport (label `sandport.managed`), with their tags; `tags` filters by labels on Daytona's side. */
   async list(options: ListSandboxesOptions = {}): Promise<SandboxInfo[]> {
     const parsed = parseOptions(listSandboxesOptionsSchema, options, { provider, what: 'list options' });
     parsed.signal?.throwIfAborted();
@@ -205,7 +207,7 @@ export class DaytonaSandboxProvider implements SandboxProvider {
       async () => {
         const found: SandboxInfo[] = [];
         try {
-          for await (const sandbox of client.list({ labels, states: ['started' as never] })) {
+          for await (const sandbox of client.list({ labels, states: ['started' as never, 'paused' as never] })) {
             parsed.signal?.throwIfAborted();
             found.push({
               id: sandbox.id,
@@ -280,11 +282,47 @@ export class DaytonaSandboxProvider implements SandboxProvider {
     native: DaytonaSdkSandbox,
     init: Pick<
       Parameters<typeof createDaytonaSandbox>[0],
-      'warnings' | 'ports' | 'workdir' | 'lifetimeMs' | 'idleTimeoutMs' | 'ownsLifecycle'
+      'warnings' | 'ports' | 'workdir' | 'lifetimeMs' | 'idleTimeoutMs' | 'ownsLifecycle' | 'paused'
     >,
   ): DaytonaSandboxImpl {
     this.#clientNow = client;
     return createDaytonaSandbox({ ...init, sdk: native, client, events: this.events });
+  }
+
+  /**
+   * Asks Daytona for each mounted volume before the create, so that a missing or unready volume is
+   * a `SandboxInvalidArgumentError` naming it (the create itself would answer a bare not-found,
+   * which reads as if the sandbox were missing). Volumes are not made here: a name with a typo
+   * would otherwise become a new empty volume; make one with `daytona.volume.get(name, true)`.
+   */
+  async #checkVolumes(client: Daytona, volumes: readonly DaytonaVolumeMountPlan[], signal: AbortSignal | undefined): Promise<void> {
+    for (const { volumeId: name, mountPath } of volumes) {
+      const volume = await raceWithSignal(
+        retryIdempotent(
+          'create',
+          () =>
+            client.volume.get(name).catch((error: unknown) => {
+              const mapped = mapDaytonaError(error, { operation: 'create' });
+              if (!SandboxNotFoundError.isInstance(mapped)) throw mapped;
+              throw new SandboxInvalidArgumentError({
+                message: `volumes: ${mountPath} names Daytona volume ${JSON.stringify(name)}, which does not exist (make it with daytona.volume.get(name, true))`,
+                argument: 'volumes',
+                provider,
+                cause: error,
+              });
+            }),
+          { provider, events: this.events, signal },
+        ),
+        { signal, operation: 'create', provider },
+      );
+      if (volume.state !== 'ready') {
+        throw new SandboxInvalidArgumentError({
+          message: `volumes: Daytona volume ${JSON.stringify(name)} (for ${mountPath}) is ${volume.state}, not ready: it can be mounted once ready`,
+          argument: 'volumes',
+          provider,
+        });
+      }
+    }
   }
 
   async #get(idOrName: string, operation: 'fromId' | 'fromName', options: SignalOptions): Promise<DaytonaSandboxImpl> {
@@ -301,7 +339,8 @@ export class DaytonaSandboxProvider implements SandboxProvider {
       ),
       { signal: options.signal, operation, provider },
     );
-    if (native.state !== undefined && native.state !== 'started') {
+    const paused = native.state === 'paused';
+    if (native.state !== undefined && native.state !== 'started' && !paused) {
       throw new SandboxNotFoundError({
         message: `Sandbox ${idOrName} is not running on Daytona (state ${native.state})`,
         sandboxId: native.id,
@@ -316,6 +355,8 @@ export class DaytonaSandboxProvider implements SandboxProvider {
       lifetimeMs: Number.isFinite(deadline) ? Math.max(1000, deadline - Date.now()) : undefined,
       idleTimeoutMs: undefined,
       ownsLifecycle: true,
+      // A paused sandbox's lifetime is in its labels (its TTL is cleared while paused).
+      paused,
     });
   }
 }

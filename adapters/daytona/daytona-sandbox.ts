@@ -1,6 +1,7 @@
 import type { Daytona, Sandbox as DaytonaSdkSandbox } from '@daytonaio/sdk';
 import { z } from 'zod';
 import {
+  startExecEntrypoint,
   ProcessOutcome,
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
@@ -9,6 +10,7 @@ import {
   SandboxProviderError,
   defineFiles,
   entrypointStdio,
+  execMarkerVariable,
   killMarkedTreeArgv,
   networkSchema,
   parseExecCall,
@@ -22,6 +24,7 @@ import {
   resizeArgv,
   readStartMarker,
   runViaExec,
+  watchViaExec,
   wrapArgv,
   wrapPtyArgv,
   type Command,
@@ -49,9 +52,13 @@ import {
   daytonaCapabilities,
   daytonaCommandLine,
   daytonaMaxTimeoutMs,
+  daytonaResumeTtlMinutes,
   daytonaStdinEofLine,
   daytonaStdinLine,
+  heldLifetimeFromDaytonaLabels,
   planDaytonaNetwork,
+  planDaytonaPauseLabels,
+  planDaytonaResumeLabels,
   planDaytonaSetLabels,
   planDaytonaSessionCommand,
   planDaytonaTtl,
@@ -77,6 +84,8 @@ export interface DaytonaSandboxInit {
   idleTimeoutMs: number | undefined;
   /** False for a wrapped SDK sandbox: the caller keeps its lifecycle, terminate only detaches. */
   ownsLifecycle: boolean;
+  /** Daytona reported the sandbox paused (a lookup): it starts paused here, its held lifetime (labels) kept for the resume. */
+  paused?: boolean;
 }
 
 /** A Daytona sandbox behind the neutral contract. `native` is the SDK's object. */
@@ -88,6 +97,16 @@ export interface DaytonaSandbox extends Sandbox {
   extendTimeout(timeoutMs: number, options?: SignalOptions): Promise<void>;
   /** See `Sandbox.updateNetwork`: Daytona's `updateNetworkSettings`, every setting spelt out. */
   updateNetwork(policy: NetworkPolicy, options?: SignalOptions): Promise<void>;
+  /**
+   * See `Sandbox.pause`: Daytona's pause (processes frozen, memory kept; not its stop, which ends
+   * the processes). Daytona's TTL would run on while paused: the lifetime left is written to the
+   * label `sandport.held-lifetime-ms` and the TTL cleared first, so a resume in any process gives
+   * it back. The idle clock is the adapter's and stands still. Idempotent; throws
+   * `SandboxNotFoundError` once the sandbox has ended, rejects with `signal.reason` on abort.
+   */
+  pause(options?: SignalOptions): Promise<void>;
+  /** See `Sandbox.resume`: Daytona's `start` (which resumes a paused sandbox), then the held lifetime is the TTL again. Idempotent. */
+  resume(options?: SignalOptions): Promise<void>;
 }
 
 export function createDaytonaSandbox(init: DaytonaSandboxInit): DaytonaSandboxImpl {
@@ -113,6 +132,10 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
   #detached = false;
   #entrypoint: EntrypointStdio | undefined;
   #goneOnDaytona = false;
+  /** A pause or resume of ours is under way: Daytona's state is then ours to change, not to adopt. */
+  #transitioning = 0;
+  /** Counts pauses and resumes begun: a state read from before one is stale. */
+  #transitions = 0;
 
   constructor(init: DaytonaSandboxInit) {
     this.#init = init;
@@ -131,12 +154,17 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
         await this.#delete();
       },
     });
-    if (init.lifetimeMs !== undefined) this.#lifecycle.armLifetime(Math.max(1, init.lifetimeMs));
+    if (init.paused) this.#lifecycle.adoptPaused(heldLifetimeFromDaytonaLabels(init.sdk.labels));
+    else if (init.lifetimeMs !== undefined) this.#lifecycle.armLifetime(Math.max(1, init.lifetimeMs));
     const native = new DaytonaFiles(
       () => this.#sdk,
       (error, operation, path) => this.#mapError(error, operation, path),
     );
-    this.files = defineFiles({ provider, native, fallback: this, lifecycle: this.#lifecycle });
+    // Daytona has no watch API: files.watch runs the kit's inotifywait watcher inside the sandbox.
+    this.files = {
+      ...defineFiles({ provider, native, fallback: this, lifecycle: this.#lifecycle }),
+      watch: (path, options) => watchViaExec(this, path, options, { provider, lifecycle: this.#lifecycle }),
+    };
   }
 
   get native(): DaytonaSdkSandbox {
@@ -165,21 +193,11 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
    * ends the sandbox (`entrypoint-exited`). Throws like `exec`.
    */
   async startEntrypoint(command: Command, signal: AbortSignal | undefined): Promise<void> {
-    const starting = new AbortController();
-    const forward = () => starting.abort(signal?.reason);
-    signal?.addEventListener('abort', forward, { once: true });
-    if (signal?.aborted) forward();
-    let process: SandboxProcess;
-    try {
-      process = await this.#exec(command, { signal: starting.signal }, false);
-    } finally {
-      signal?.removeEventListener('abort', forward);
-    }
+    const process = await startExecEntrypoint((starting) => this.#exec(command, { signal: starting }, false), {
+      signal,
+      lifecycle: this.#lifecycle,
+    });
     this.#entrypoint = entrypointStdio(process, { provider, sandboxId: this.id, events: this.#init.events });
-    void process.wait().then(
-      ({ exitCode }) => this.#lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
-      () => undefined,
-    );
   }
 
   exec(command: unknown, options: ExecOptions = {}): Promise<SandboxProcess> {
@@ -231,11 +249,18 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     const sdk = this.#sdk;
     const sessionId = `sandport-${outcome.execId}`;
     const { pty } = options;
-    // A terminal is the kit's portable one (`script` in the sandbox) over the session's pipes.
+    // A terminal is the kit's portable one (`script` in the sandbox) over the session's pipes. Its
+    // outer shell waits for `script` rather than exec'ing the command, so it must carry the marker
+    // from its start (its /proc environ, which the marker killer reads): a kill of the tree then
+    // ends it by the signal itself, instead of by `script`'s exit code (which said 0 for SIGTERM).
     const wrapped =
       pty === undefined
         ? wrapArgv(outcome.execId, argv, { cwd: options.cwd, stdinNull: options.stdinNull })
-        : wrapPtyArgv(outcome.execId, argv, { size: pty, cwd: options.cwd });
+        : [
+            '/usr/bin/env',
+            `${execMarkerVariable}=${outcome.execId}`,
+            ...wrapPtyArgv(outcome.execId, argv, { size: pty, cwd: options.cwd }),
+          ];
     const env = pty === undefined ? options.env : ptyEnvironment(options.env ?? {});
     const command = planDaytonaSessionCommand(wrapped, { env, stdinNull: options.stdinNull });
     await sdk.process.createSession(sessionId).catch((error: unknown) => Promise.reject(mapError(error, 'exec')));
@@ -375,14 +400,68 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     const checked = parseTags(tags, provider);
     options.signal?.throwIfAborted();
     const labels = planDaytonaSetLabels(checked, this.#sdk.labels);
-    // Daytona's labels call replaces them all: safe to retry.
-    await this.#call('setTags', () => this.#sdk.setLabels(labels), options, true);
+    // Daytona's labels call replaces them all: safe to retry. Works while paused.
+    await this.#call('setTags', () => this.#sdk.setLabels(labels), options, true, true);
   }
 
   async getTags(options: SignalOptions = {}): Promise<SandboxTags> {
     options.signal?.throwIfAborted();
-    await this.#call('getTags', () => this.#sdk.refreshData(), options, true);
+    await this.#call('getTags', () => this.#sdk.refreshData(), options, true, true);
     return tagsFromDaytonaLabels(this.#sdk.labels);
+  }
+
+  async pause(options: SignalOptions = {}): Promise<void> {
+    if (this.#detached) throw this.#detachedError();
+    await this.#transition(() =>
+      this.#lifecycle.pause(async () => {
+        // The lifecycle holds what was left of the lifetime from here on.
+        const held = this.#lifecycle.remainingLifetimeMs;
+        await this.#call('pause', () => this.#holdLifetime(held), options, true, true);
+        try {
+          // 0: wait as long as Daytona takes (the signal bounds it).
+          await this.#call('pause', () => this.#sdk.pause(0), options, false, true);
+        } catch (error) {
+          // Still running: Daytona's TTL counts again from what was left.
+          await this.#releaseLifetime(held).catch(() => undefined);
+          throw error;
+        }
+      }, options),
+    );
+  }
+
+  async resume(options: SignalOptions = {}): Promise<void> {
+    if (this.#detached) throw this.#detachedError();
+    await this.#transition(() =>
+      this.#lifecycle.resume(async () => {
+        // Daytona's start resumes a paused sandbox (and is a no-op on a started one).
+        await this.#call('resume', () => this.#sdk.start(0), options, true, true);
+        await this.#call('resume', () => this.#releaseLifetime(this.#lifecycle.remainingLifetimeMs), options, true, true);
+      }, options),
+    );
+  }
+
+  async #transition(body: () => Promise<void>): Promise<void> {
+    this.#transitioning++;
+    this.#transitions++;
+    try {
+      await body();
+    } finally {
+      this.#transitioning--;
+    }
+  }
+
+  /** Before a pause: the lifetime left into the labels, Daytona's TTL cleared (it would run on while paused). */
+  async #holdLifetime(remainingMs: number | undefined): Promise<void> {
+    await this.#sdk.refreshData();
+    await this.#sdk.setLabels(planDaytonaPauseLabels(this.#sdk.labels, remainingMs));
+    if (remainingMs !== undefined) await this.#sdk.setTtl(0);
+  }
+
+  /** After a resume (or a failed pause): the held lifetime is Daytona's TTL again, and leaves the labels. */
+  async #releaseLifetime(remainingMs: number | undefined): Promise<void> {
+    if (remainingMs !== undefined) await this.#sdk.setTtl(daytonaResumeTtlMinutes(remainingMs));
+    await this.#sdk.refreshData();
+    if (heldLifetimeFromDaytonaLabels(this.#sdk.labels) !== undefined) await this.#sdk.setLabels(planDaytonaResumeLabels(this.#sdk.labels));
   }
 
   async extendTimeout(timeoutMs: number, options: SignalOptions = {}): Promise<void> {
@@ -427,16 +506,8 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
 
   async wait(options: SignalOptions = {}): Promise<SandboxEnded> {
     options.signal?.throwIfAborted();
-    const ended = this.#lifecycle.wait(options);
     // Daytona ends sandboxes on its side (TTL, auto-stop, a delete from elsewhere): ask now and then.
-    const watching = (async () => {
-      while (this.#lifecycle.isRunning() && !options.signal?.aborted) {
-        await this.#observe(options.signal).catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, waitPollMs).unref?.());
-      }
-    })();
-    watching.catch(() => undefined);
-    return ended;
+    return this.#lifecycle.waitObserving(options, (signal) => this.#observe(signal), { intervalMs: waitPollMs, askAtOnce: true });
   }
 
   async terminate(options: SignalOptions = {}): Promise<void> {
@@ -484,9 +555,13 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     return mapped;
   }
 
-  #call<T>(operation: string, body: () => Promise<T>, options: SignalOptions = {}, idempotent = false): Promise<T> {
+  /** One provider call with retries and mapped errors; `whilePaused` lets it reach a paused sandbox (tags, pause, resume). */
+  #call<T>(operation: string, body: () => Promise<T>, options: SignalOptions = {}, idempotent = false, whilePaused = false): Promise<T> {
     try {
-      this.#assertRunning();
+      if (whilePaused) {
+        if (this.#detached) throw this.#detachedError();
+        this.#lifecycle.assertAlive();
+      } else this.#assertRunning();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -499,14 +574,22 @@ export class DaytonaSandboxImpl implements DaytonaSandbox {
     });
   }
 
-  /** Asks Daytona about the sandbox: gone (deleted, destroyed, stopped by auto-stop) ends it here, once. */
+  /**
+   * Asks Daytona about the sandbox: gone (deleted, destroyed, stopped by auto-stop) ends it here,
+   * once; paused or resumed by another process is adopted (unless a pause or resume of ours is under way).
+   */
   async #observe(signal?: AbortSignal): Promise<SandboxStatus | undefined> {
     if (!this.#lifecycle.isRunning()) return this.#lifecycle.ended;
     let gone: boolean;
+    const transitions = this.#transitions;
     try {
       await raceWithSignal(this.#sdk.refreshData(), { signal, operation: 'poll', provider });
       const state = this.#sdk.state;
       gone = state === 'destroyed' || state === 'destroying' || state === 'stopped' || state === 'error' || state === 'archived';
+      if (this.#transitioning === 0 && transitions === this.#transitions && this.#lifecycle.isRunning()) {
+        if (state === 'paused' && !this.#lifecycle.paused) this.#lifecycle.adoptPaused(heldLifetimeFromDaytonaLabels(this.#sdk.labels));
+        else if (state === 'started' && this.#lifecycle.paused) this.#lifecycle.adoptRunning();
+      }
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       const mapped = mapDaytonaError(error, { operation: 'poll', sandboxId: this.id });

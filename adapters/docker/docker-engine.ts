@@ -149,7 +149,10 @@ export async function runInContainer(
   }
   options.signal?.throwIfAborted();
   let info = await exec.inspect();
-  for (let attempt = 0; info.Running && attempt < 200; attempt++) {
+  // The engine may answer Running false with no ExitCode yet, just after the stream ended (seen
+  // on the first exec after an unpause): that is not an exit, so wait for the code too.
+  const settled = () => !info.Running && info.ExitCode !== null && info.ExitCode !== undefined;
+  for (let attempt = 0; !settled() && attempt < 200; attempt++) {
     await new Promise((resolve) => setTimeout(resolve, Math.min(5 * (attempt + 1), 50)));
     info = await exec.inspect();
   }

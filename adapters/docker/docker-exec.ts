@@ -263,6 +263,8 @@ async function killTree(context: DockerExecContext, execId: string, signal: Kill
 export async function startDockerExec(context: DockerExecContext, request: DockerExecRequest): Promise<SandboxProcess> {
   const { lifecycle, sandboxId, container } = context;
   const execId = newExecId();
+  /** Whether the engine created the exec (until then there is nothing of it to kill). */
+  let created = false;
   const outcome = new ProcessOutcome({
     provider: 'docker',
     sandboxId,
@@ -272,7 +274,11 @@ export async function startDockerExec(context: DockerExecContext, request: Docke
     lifecycle,
     timeoutMs: request.timeoutMs,
     signal: request.signal,
-    kill: (signal) => killTree(context, execId, signal),
+    // An exec the engine never created has nothing to kill. Its kill sends no exec into the
+    // container either: after a start refused by a paused container, that exec could land as
+    // the container is paused again, and an exec a freeze catches starting wedges the engine's
+    // every call on that container until it thaws.
+    kill: (signal) => (created ? killTree(context, execId, signal) : Promise.resolve()),
   });
   const { pty } = request;
   const merged = { ...context.env, ...request.env };
@@ -288,6 +294,7 @@ export async function startDockerExec(context: DockerExecContext, request: Docke
       ...(pty ? { ConsoleSize: [pty.rows, pty.cols] } : {}),
       ...(request.user === undefined ? {} : { User: request.user }),
     });
+    created = true;
     // Given up meanwhile (an early abort or timeout): never start it.
     if (outcome.done) throw outcome.failed;
     const socket = (await exec.start({ hijack: true, stdin: true, Tty: pty !== undefined })) as unknown as Duplex;

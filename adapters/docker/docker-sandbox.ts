@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import {
+  startExecEntrypoint,
   SandboxCapabilityUnsupportedError,
   SandboxInvalidArgumentError,
   SandboxLifecycle,
@@ -261,20 +262,14 @@ class DockerContainerSandbox implements DockerSandbox {
   /** @see DockerSandboxHandle.startEntrypoint */
   async #startEntrypoint(command: Command, signal?: AbortSignal): Promise<void> {
     const { argv, command: checked } = parseExecCall(provider, command, {});
-    // The create's signal covers the start only: aborting it later must not kill the entrypoint.
-    const starting = new AbortController();
-    const forward = () => starting.abort(signal?.reason);
-    signal?.addEventListener('abort', forward, { once: true });
-    if (signal?.aborted) forward();
-    const process = await startDockerExec(this.#execContext, { command: checked, argv, signal: starting.signal, entrypoint: true }).finally(
-      () => signal?.removeEventListener('abort', forward),
+    const process = await startExecEntrypoint(
+      (starting) => startDockerExec(this.#execContext, { command: checked, argv, signal: starting, entrypoint: true }),
+      // The container ends with the entrypoint (the keeper exits with its status): that end, seen
+      // by the container watch, carries the status; the exec's may be the 137 the end dealt it.
+      { signal, lifecycle: this.#lifecycle, sandboxEnd: (ending) => this.#lifecycle.wait({ signal: ending }) },
     );
     // Bounded while unread (the entrypoint never blocks on a full socket), pull-based once read.
     this.#stdio = entrypointStdio(process, { provider, sandboxId: this.id, events: this.#init.events });
-    void process.wait().then(
-      ({ exitCode }) => this.#lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
-      () => undefined,
-    );
   }
 
   async tunnels(options: SignalOptions = {}): Promise<Record<number, Tunnel>> {
@@ -396,10 +391,16 @@ class DockerContainerSandbox implements DockerSandbox {
       // Resumed by someone else meanwhile: what is left to do is the same.
       if (!isEngineState(error, 'is not paused')) throw map(error, 'resume');
     });
-    const released = await runInContainer(container, releaseLifetimeArgv(this.id)).catch((error: unknown) => {
-      throw map(error, 'resume');
-    });
-    if (released.exitCode !== 0) throw map(new Error(`releasing the lifetime failed: ${released.stderr}`), 'resume');
+    const release = () =>
+      runInContainer(container, releaseLifetimeArgv(this.id)).catch((error: unknown) => {
+        throw map(error, 'resume');
+      });
+    let released = await release();
+    // The release is idempotent: one failure right after the thaw (an exit the engine reported
+    // without a status, seen once in CI) gets a second try before the resume is called failed.
+    if (released.exitCode !== 0) released = await release();
+    if (released.exitCode !== 0)
+      throw map(new Error(`releasing the lifetime failed (exit ${released.exitCode}): ${released.stderr}`), 'resume');
     const deadline = Number(released.stdout.trim());
     if (Number.isSafeInteger(deadline) && deadline > 0) this.#expiresAt = deadline * 1000;
   }

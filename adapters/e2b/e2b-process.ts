@@ -2,7 +2,7 @@
  * One command in an E2B sandbox, on the SDK's `commands.run` (pipes) or `pty.create` (a terminal).
  *
  * The SDK delivers output through callbacks, and awaits each callback before it reads the next
- * event off the wire: the callbacks here push into the kit's bounded `fromCallbacks` streams and,
+ * event off the wire: the callbacks here push into the kit's bounded `PumpedOutput` streams and,
  * when a stream's queue is full, return a promise that resolves once its reader drained it, so
  * backpressure reaches envd (and the command) instead of growing this process. The SDK's handle
  * also appends every chunk to its own `stdout`/`stderr` strings for as long as the command runs;
@@ -19,7 +19,7 @@ import {
   SandboxNotFoundError,
   SandboxProviderError,
   checkPtySize,
-  fromCallbacks,
+  type PumpedOutput,
   raceWithSignal,
   signalFromExitCode,
   type ExitStatus,
@@ -28,90 +28,6 @@ import {
   type SignalOptions,
 } from '../../src/kit/index.js';
 import { planE2bExitCode } from './e2b-options.js';
-
-/** Bytes of output a stream holds for a reader that has not taken them, before the command is paused. */
-export const e2bOutputBufferBytes = 1024 * 1024;
-/** Bytes a command may write to an output whose reader cancelled before it is treated as a writer to a closed pipe. */
-const cancelledWriterLimitBytes = 1024 * 1024;
-
-/** A callback-fed output stream whose callback applies backpressure. */
-export class CallbackOutput {
-  readonly stream: ReadableStream<Uint8Array>;
-  readonly #bridge: ReturnType<typeof fromCallbacks>;
-  #gate: { promise: Promise<void>; open: () => void } | undefined;
-  #cancelled = false;
-  #discarded = 0;
-  #told = false;
-
-  /**
-   * @param onKeepsWriting called once when the command keeps writing after the reader cancelled
-   *   (more than 1 MiB): the adapter does what a closed pipe would, SIGPIPE.
-   */
-  constructor(onKeepsWriting?: () => void) {
-    this.#onKeepsWriting = onKeepsWriting;
-    this.#bridge = fromCallbacks({
-      maxBufferedBytes: e2bOutputBufferBytes,
-      pause: () => {
-        let open!: () => void;
-        const promise = new Promise<void>((resolve) => (open = resolve));
-        this.#gate ??= { promise, open };
-      },
-      resume: () => this.#openGate(),
-      cancel: () => {
-        this.#cancelled = true;
-        this.#openGate();
-      },
-    });
-    this.stream = this.#bridge.stream;
-  }
-
-  readonly #onKeepsWriting: (() => void) | undefined;
-
-  /**
-   * Stops holding the producer back (the command was killed: what it wrote last is bounded by
-   * the pipes, and the SDK reads the exit only after it).
-   */
-  release(): void {
-    this.#released = true;
-    this.#openGate();
-  }
-
-  #released = false;
-
-  /** Takes one chunk; resolves when the producer may send the next. */
-  push(chunk: Uint8Array): Promise<void> | undefined {
-    if (this.#cancelled) {
-      this.#discarded += chunk.byteLength;
-      if (this.#discarded > cancelledWriterLimitBytes && !this.#told) {
-        this.#told = true;
-        this.#onKeepsWriting?.();
-      }
-      return undefined;
-    }
-    this.#bridge.push(chunk);
-    if (this.#released) {
-      this.#openGate();
-      return undefined;
-    }
-    return this.#gate?.promise;
-  }
-
-  end(): void {
-    this.#bridge.end();
-    this.#openGate();
-  }
-
-  error(error: unknown): void {
-    this.#bridge.error(error);
-    this.#openGate();
-  }
-
-  #openGate(): void {
-    const gate = this.#gate;
-    this.#gate = undefined;
-    gate?.open();
-  }
-}
 
 /** What `E2bSandboxProcess` needs of the sandbox. */
 export interface E2bProcessInit {
@@ -128,7 +44,7 @@ export interface E2bProcessInit {
   /** The command was started without stdin (a `run` without input): writes are discarded. */
   stdinNull: boolean;
   /** Where the streams were fed, to end them when the command exits. */
-  outputs: CallbackOutput[];
+  outputs: PumpedOutput[];
 }
 
 /** One command in an E2B sandbox: the SDK's handle, its outcome kept by the kit. */

@@ -1,6 +1,8 @@
 import type { CommandHandle, Sandbox as E2bSdkSandbox, SandboxApiOpts, ConnectionOpts } from 'e2b';
 import { z } from 'zod';
 import {
+  PumpedOutput,
+  startExecEntrypoint,
   ProcessOutcome,
   SandboxInvalidArgumentError,
   SandboxError,
@@ -53,7 +55,7 @@ import {
   planE2bTunnel,
 } from './e2b-options.js';
 import { boundTransport } from './e2b-transport.js';
-import { CallbackOutput, E2bSandboxProcess, forgetHandleOutput, resizeE2bTerminal, terminalStartError, textBytes } from './e2b-process.js';
+import { E2bSandboxProcess, forgetHandleOutput, resizeE2bTerminal, terminalStartError, textBytes } from './e2b-process.js';
 
 const provider = 'e2b';
 
@@ -199,22 +201,11 @@ export class E2bSandboxImpl implements E2bSandbox {
    * `exec` (a missing program is `SandboxInvalidArgumentError` naming `command`).
    */
   async startEntrypoint(command: Command, signal: AbortSignal | undefined): Promise<void> {
-    // The create's signal covers the start only: aborting it later must not kill the entrypoint.
-    const starting = new AbortController();
-    const forward = () => starting.abort(signal?.reason);
-    signal?.addEventListener('abort', forward, { once: true });
-    if (signal?.aborted) forward();
-    let process: SandboxProcess;
-    try {
-      process = await this.#exec(command, { signal: starting.signal }, false);
-    } finally {
-      signal?.removeEventListener('abort', forward);
-    }
+    const process = await startExecEntrypoint((starting) => this.#exec(command, { signal: starting }, false), {
+      signal,
+      lifecycle: this.#lifecycle,
+    });
     this.#entrypoint = entrypointStdio(process, { provider, sandboxId: this.id, events: this.#init.events });
-    void process.wait().then(
-      ({ exitCode }) => this.#lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
-      () => undefined,
-    );
   }
 
   async #watch(path: unknown, options: unknown, native: E2bFiles): Promise<FileWatch> {
@@ -262,7 +253,7 @@ export class E2bSandboxImpl implements E2bSandbox {
         await this.#killTree(outcome.execId, signal);
       },
     });
-    const outputs: CallbackOutput[] = [];
+    const outputs: PumpedOutput[] = [];
     const cwd = call.options.cwd ?? this.#init.workdir;
     const { pty } = call.options;
     const starting =
@@ -276,15 +267,15 @@ export class E2bSandboxImpl implements E2bSandbox {
 
   async #startPipes(
     outcome: ProcessOutcome,
-    outputs: CallbackOutput[],
+    outputs: PumpedOutput[],
     argv: string[],
     options: { cwd: string | undefined; env: Record<string, string> | undefined; stdinNull: boolean },
     mapError: (error: unknown, operation: string) => ReturnType<typeof mapE2bError>,
   ): Promise<E2bSandboxProcess> {
     const sdk = this.#native();
     const closedPipe = () => void outcome.kill('SIGPIPE').catch(() => undefined);
-    const stdout = new CallbackOutput(closedPipe);
-    const stderr = new CallbackOutput(closedPipe);
+    const stdout = new PumpedOutput({ onKeepsWriting: closedPipe });
+    const stderr = new PumpedOutput({ onKeepsWriting: closedPipe });
     outputs.push(stdout, stderr);
     const plan = planE2bExec(wrapArgv(outcome.execId, argv, { cwd: options.cwd, stdinNull: options.stdinNull }), {
       env: options.env,
@@ -335,13 +326,13 @@ export class E2bSandboxImpl implements E2bSandbox {
    */
   async #startTerminal(
     outcome: ProcessOutcome,
-    outputs: CallbackOutput[],
+    outputs: PumpedOutput[],
     argv: string[],
     options: { cwd: string | undefined; env: Record<string, string> | undefined; size: { cols: number; rows: number } },
     mapError: (error: unknown, operation: string) => ReturnType<typeof mapE2bError>,
   ): Promise<E2bSandboxProcess> {
     const sdk = this.#native();
-    const output = new CallbackOutput(() => void outcome.kill('SIGPIPE').catch(() => undefined));
+    const output = new PumpedOutput({ onKeepsWriting: () => void outcome.kill('SIGPIPE').catch(() => undefined) });
     outputs.push(output);
     const line = e2bPtyLine(wrapArgv(outcome.execId, argv, { cwd: options.cwd, pty: true }), options.env);
     const handle = await sdk.pty
@@ -534,16 +525,8 @@ export class E2bSandboxImpl implements E2bSandbox {
 
   async wait(options: SignalOptions = {}): Promise<SandboxEnded> {
     options.signal?.throwIfAborted();
-    const ended = this.#lifecycle.wait(options);
     // E2B ends sandboxes on its side (its timeout, a kill from elsewhere): ask now and then.
-    const watching = (async () => {
-      while (this.#lifecycle.isRunning() && !options.signal?.aborted) {
-        await this.#observe(options.signal).catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, waitPollMs).unref?.());
-      }
-    })();
-    watching.catch(() => undefined);
-    return ended;
+    return this.#lifecycle.waitObserving(options, (signal) => this.#observe(signal), { intervalMs: waitPollMs, askAtOnce: true });
   }
 
   async terminate(options: SignalOptions = {}): Promise<void> {

@@ -176,23 +176,28 @@ async function* sliced(data: WriteFileData): AsyncGenerator<Uint8Array> {
     throw new SandboxInvalidArgumentError({ message: 'data must be a string, bytes or a ReadableStream', argument: 'data', provider });
   }
   const reader = (data as ReadableStream<Uint8Array>).getReader();
-  let buffered: Uint8Array[] = [];
-  let size = 0;
+  // Each slice is filled in place from the chunks as they come: one allocation per slice, so a
+  // long write does not churn through copies of copies.
+  let slice = new Uint8Array(flyChunkBytes);
+  let filled = 0;
   try {
     for (;;) {
       const next = await reader.read();
       if (next.done) break;
-      buffered.push(next.value);
-      size += next.value.byteLength;
-      while (size >= flyChunkBytes) {
-        const whole = Buffer.concat(buffered);
-        yield new Uint8Array(whole.subarray(0, flyChunkBytes));
-        const rest = whole.subarray(flyChunkBytes);
-        buffered = rest.byteLength > 0 ? [new Uint8Array(rest)] : [];
-        size = rest.byteLength;
+      let chunk = next.value;
+      while (chunk.byteLength > 0) {
+        const taken = Math.min(chunk.byteLength, flyChunkBytes - filled);
+        slice.set(chunk.subarray(0, taken), filled);
+        filled += taken;
+        chunk = chunk.subarray(taken);
+        if (filled === flyChunkBytes) {
+          yield slice;
+          slice = new Uint8Array(flyChunkBytes);
+          filled = 0;
+        }
       }
     }
-    if (size > 0) yield new Uint8Array(Buffer.concat(buffered));
+    if (filled > 0) yield slice.subarray(0, filled);
   } finally {
     reader.releaseLock();
   }

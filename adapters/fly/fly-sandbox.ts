@@ -1,4 +1,5 @@
 import {
+  startExecEntrypoint,
   type SandboxError,
   SandboxInvalidArgumentError,
   SandboxLifecycle,
@@ -246,13 +247,17 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
 
   /** Starts the create `command` detached; its exit ends the machine (the keeper exits with it) and the sandbox. */
   async startEntrypoint(command: Command, signal: AbortSignal | undefined): Promise<void> {
-    const process = await this.#exec(command, signal ? { signal } : {}, { mode: 'null' }, true);
+    // Fly's exec output is fetched, not pushed: cancelling it only stops our side asking for it.
+    const process = await startExecEntrypoint((starting) => this.#exec(command, { signal: starting }, { mode: 'null' }, true), {
+      signal,
+      lifecycle: this.lifecycle,
+      // The machine stops with the entrypoint (the keeper exits with its status): its exit code,
+      // observed from Fly, decides; the exec's may be the kill the machine's stop dealt it.
+      sandboxEnd: (ending) =>
+        this.lifecycle.waitObserving({ signal: ending }, (asking) => this.#observe(asking), { intervalMs: waitPollMs, askAtOnce: true }),
+    });
     void process.stdout.cancel().catch(() => undefined);
     void process.stderr.cancel().catch(() => undefined);
-    void process.wait().then(
-      ({ exitCode }) => this.lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
-      () => undefined,
-    );
   }
 
   async tunnels(options: SignalOptions = {}): Promise<Record<number, Tunnel>> {
@@ -358,15 +363,8 @@ export class FlySandboxImpl implements FlySandbox, FlyExecHost {
 
   async wait(options: SignalOptions = {}): Promise<SandboxEnded> {
     options.signal?.throwIfAborted();
-    const ended = this.lifecycle.wait(options);
-    const watching = (async () => {
-      while (this.lifecycle.isRunning() && !options.signal?.aborted) {
-        await this.#observe(options.signal).catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, waitPollMs).unref?.());
-      }
-    })();
-    watching.catch(() => undefined);
-    return ended;
+    // Fly ends machines on its side (the keeper's deadline, a destroy from elsewhere): ask now and then.
+    return this.lifecycle.waitObserving(options, (signal) => this.#observe(signal), { intervalMs: waitPollMs, askAtOnce: true });
   }
 
   async terminate(options: SignalOptions = {}): Promise<void> {

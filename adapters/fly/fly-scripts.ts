@@ -60,12 +60,19 @@ export function flyKeeperArgv(deadline: number, cap: number): string[] {
   return ['/bin/sh', '-c', flyLifetimeKeeper, String(deadline), String(cap)];
 }
 
+/**
+ * Waits (up to 10 s) until the keeper is up. Fly reports a machine started once its init was
+ * launched, which can be before the keeper's first line wrote the deadline: a pause or an extend
+ * right after create would otherwise find no deadline, or be overwritten by the keeper's own.
+ */
+const awaitKeeper = `i=0; while [ ! -e ${flyStateDirectory}/keeper.pid ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done`;
+
 /** Sets the deadline ($1, epoch seconds); a paused sandbox keeps it as its remaining time. */
 export function flySetDeadlineArgv(deadline: number): string[] {
   return [
     '/bin/sh',
     '-c',
-    `echo "$1" > ${deadlineFile}.new && mv ${deadlineFile}.new ${deadlineFile}`,
+    `${awaitKeeper}; echo "$1" > ${deadlineFile}.new && mv ${deadlineFile}.new ${deadlineFile}`,
     'sandport-deadline',
     String(deadline),
   ];
@@ -78,6 +85,7 @@ export function flySetDeadlineArgv(deadline: number): string[] {
  */
 export function flyHoldLifetimeArgv(): string[] {
   const script = [
+    awaitKeeper,
     `d=$(cat ${deadlineFile} 2>/dev/null)`,
     'case "$d" in',
     `  'paused '*) echo "\${d#paused }" ;;`,
@@ -91,6 +99,7 @@ export function flyHoldLifetimeArgv(): string[] {
 /** Run once the machine runs again: a held deadline becomes now + what was left. Prints the deadline. Idempotent. */
 export function flyReleaseLifetimeArgv(): string[] {
   const script = [
+    awaitKeeper,
     `d=$(cat ${deadlineFile} 2>/dev/null)`,
     'case "$d" in',
     `  'paused '*) left=\${d#paused }; echo $(( $(date +%s) + (left + 999) / 1000 )) > ${deadlineFile}.new && mv ${deadlineFile}.new ${deadlineFile} || exit 1 ;;`,
@@ -101,7 +110,7 @@ export function flyReleaseLifetimeArgv(): string[] {
 }
 
 /** Reads the deadline file: epoch seconds, or `paused <ms>`. */
-export const flyReadDeadlineArgv = ['/bin/sh', '-c', `cat ${deadlineFile}`];
+export const flyReadDeadlineArgv = ['/bin/sh', '-c', `${awaitKeeper}; cat ${deadlineFile}`];
 
 /** Writes the secrets file (stdin: base64 of {@link flySecretsScript}). */
 export const flyStoreSecretsArgv = ['/bin/sh', '-c', `umask 077; mkdir -p ${flyStateDirectory} && base64 -d > ${secretsFile}`];

@@ -76,7 +76,8 @@ export const kubernetesCapabilities: SandboxCapabilities = Object.freeze({
   // kill is a second exec that signals the marked tree (closing the socket kills nothing). The
   // terminal is the kit's portable one (util-linux `script` in the image), resized by `stty`.
   exec: { stdin: true, kill: true, signals: true, stdinEof: true, streaming: true, separateStderr: true, pty: true },
-  files: { watch: false },
+  // The kit's inotifywait watcher over exec (needs inotify-tools in the image).
+  files: { watch: true },
   // The create `command` runs as an exec this process holds (the keeper is PID 1).
   entrypointStdio: true,
   // Local listeners that port-forward each connection to the pod.

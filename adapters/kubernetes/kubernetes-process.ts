@@ -43,6 +43,13 @@ export interface KubernetesExecContext {
   events: SandboxEmitter;
   /** The sandbox's working directory (the default `cwd`). */
   workdir: string | undefined;
+  /**
+   * Called when an exec fails without an exit status while the sandbox still looks running:
+   * resolves once the pod has been seen ended (the lifecycle then ends) or a short grace has
+   * passed. An exec that fails because its pod is ending (an entrypoint that just exited) is
+   * then reported as the sandbox's end, not as a provider failure.
+   */
+  settleEnd?: () => Promise<void>;
 }
 
 export interface KubernetesExecRequest {
@@ -235,9 +242,10 @@ export class KubernetesSandboxProcess implements SandboxProcess {
       },
       abort: () => input.close().catch(() => undefined),
     });
-    void session.status.then((status) => {
+    void session.status.then(async (status) => {
       const exit = status && parseKubernetesExitStatus(status);
       if (exit) return outcome.exited(exit);
+      if (context.lifecycle.isRunning()) await context.settleEnd?.().catch(() => undefined);
       if (!context.lifecycle.isRunning()) outcome.fail(context.lifecycle.notFound());
       else
         outcome.fail(

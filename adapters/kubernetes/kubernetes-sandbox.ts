@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:net';
 import type { V1Pod } from '@kubernetes/client-node';
 import {
+  watchViaExec,
+  withStartSignal,
   SandboxInvalidArgumentError,
   SandboxNotFoundError,
   SandboxLifecycle,
@@ -42,6 +44,8 @@ import { runPlain, startKubernetesExec, type KubernetesExecContext } from './kub
 import { kubernetesMoveDeadlineArgv } from './kubernetes-scripts.js';
 
 const provider = 'kubernetes';
+/** How long a failed exec waits to see whether its pod ended (the failure then is that end), in ms. */
+const execFailureGraceMs = 2_000;
 
 export interface KubernetesSandboxInit {
   api: KubernetesApi;
@@ -105,8 +109,13 @@ export class KubernetesSandboxImpl implements KubernetesSandbox {
       lifecycle: this.lifecycle,
       events: init.events,
       workdir: init.workdir,
+      settleEnd: () => this.#settleEnd(),
     };
-    this.files = defineFiles({ provider, fallback: this, lifecycle: this.lifecycle });
+    // Kubernetes has no watch API for files: files.watch runs the kit's inotifywait watcher in the pod.
+    this.files = {
+      ...defineFiles({ provider, fallback: this, lifecycle: this.lifecycle }),
+      watch: (path, options) => watchViaExec(this, path, options, { provider, lifecycle: this.lifecycle }),
+    };
   }
 
   get namespace(): string {
@@ -136,7 +145,10 @@ export class KubernetesSandboxImpl implements KubernetesSandbox {
 
   /** Starts the create `command` under the notifier; its streams become the sandbox's stdio. */
   async startEntrypoint(argv: string[], env: Record<string, string>, signal: AbortSignal | undefined): Promise<void> {
-    const process = await startKubernetesExec(this.#context, { command: argv, argv, env, entrypoint: true, signal });
+    // The create's signal covers the start only (withStartSignal): a later abort must not kill it.
+    const process = await withStartSignal(signal, (starting) =>
+      startKubernetesExec(this.#context, { command: argv, argv, env, entrypoint: true, signal: starting }),
+    );
     this.#entrypoint = entrypointStdio(process, { provider, sandboxId: this.id, events: this.#init.events });
     // The pod ends with it (the keeper exits with its status): observe that.
     void process.wait().then(
@@ -262,6 +274,21 @@ export class KubernetesSandboxImpl implements KubernetesSandbox {
     options.signal?.throwIfAborted();
     if (this.lifecycle.isRunning()) void this.#observeEnd();
     return this.lifecycle.wait(options);
+  }
+
+  /**
+   * After an exec failed without an exit status: watches the pod for up to `execFailureGraceMs`,
+   * so that a failure caused by the pod ending (its entrypoint exited, say) is seen as that end.
+   */
+  async #settleEnd(): Promise<void> {
+    void this.#observeEnd();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, execFailureGraceMs);
+      timer.unref?.();
+    });
+    await Promise.race([this.lifecycle.wait().then(() => undefined), grace]);
+    clearTimeout(timer);
   }
 
   /** One watch per sandbox, started on demand: an end it sees ends the lifecycle once. */

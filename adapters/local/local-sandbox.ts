@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import {
+  startExecEntrypoint,
   SandboxCapabilityUnsupportedError,
   SandboxLifecycle,
   defineFiles,
@@ -177,20 +178,15 @@ export function createLocalSandbox(init: LocalSandboxInit): LocalSandboxControl 
     isRunning: () => lifecycle.isRunning(),
     end: () => lifecycle.end({ state: 'terminated', reason: 'terminated' }).catch(() => undefined),
     async startEntrypoint(argv, command, signal) {
-      // The create's signal covers the start only: aborting it later must not kill the entrypoint.
-      const starting = new AbortController();
-      const forward = () => starting.abort(signal?.reason);
-      signal?.addEventListener('abort', forward, { once: true });
-      if (signal?.aborted) forward();
-      const entrypoint = await startLocalExec(context, { argv, command, options: { signal: starting.signal } }).finally(() =>
-        signal?.removeEventListener('abort', forward),
+      const entrypoint = await startExecEntrypoint(
+        (starting) => startLocalExec(context, { argv, command, options: { signal: starting } }),
+        {
+          signal,
+          lifecycle,
+        },
       );
       // Bounded while unread (the entrypoint never blocks on a full pipe), pull-based once read.
       stdio.streams = entrypointStdio(entrypoint, { provider, sandboxId: init.id, events: init.events });
-      void entrypoint.wait().then(
-        ({ exitCode }) => void lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
-        () => undefined,
-      );
     },
   };
 }

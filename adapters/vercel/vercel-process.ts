@@ -1,9 +1,9 @@
 /**
- * One command on Vercel: a detached `runCommand` whose NDJSON log stream (`command.logs()`) is
- * pumped into our stdout and stderr one line at a time. The pump waits while a stream's reader is
- * behind (a bounded queue), so the log stream is read no faster than the caller reads and memory
- * stays bounded whatever the command writes; its exit comes from `command.wait()` once the log
- * stream ends.
+ * One command on Vercel: a detached `runCommand` whose NDJSON log stream is pumped into our stdout
+ * and stderr one line at a time. The pump waits while a stream's reader is behind (a bounded
+ * queue), and the log stream is read only as the pump asks for lines (vercel-logs.ts, not the
+ * SDK's `logs()`, which reads ahead without bound), so a slow reader holds the HTTP stream and
+ * then the command back. Its exit comes from `command.wait()` once the log stream ends.
  *
  * Vercel carries no stdin: the command runs with `/dev/null` as its input (the kit's wrapper in
  * `null` mode), a write to `stdin` is `SandboxCapabilityUnsupportedError` (`exec.stdin`), and
@@ -15,83 +15,14 @@
 import type { Command as VercelCommand } from '@vercel/sandbox';
 import {
   SandboxProviderError,
-  fromCallbacks,
+  type PumpedOutput,
   type ExitStatus,
   type ProcessOutcome,
   type SandboxError,
   type SandboxProcess,
 } from '../../src/kit/index.js';
+import { vercelLogLines } from './vercel-logs.js';
 import { vercelExitStatus, vercelNoStdinError } from './vercel-options.js';
-
-/** Bytes of output a stream holds for a reader that has not taken them before the pump waits. */
-export const vercelOutputBufferBytes = 1024 * 1024;
-
-/** Bytes a command may write to an output whose reader cancelled before it is treated as a writer to a closed pipe. */
-const cancelledWriterLimitBytes = 1024 * 1024;
-
-/** An output stream fed by the pump: `push` resolves when the next chunk may come. */
-export class PumpedOutput {
-  readonly stream: ReadableStream<Uint8Array>;
-  readonly #bridge: ReturnType<typeof fromCallbacks>;
-  readonly #onKeepsWriting: (() => void) | undefined;
-  #gate: { promise: Promise<void>; open: () => void } | undefined;
-  #cancelled = false;
-  #released = false;
-  #discarded = 0;
-
-  /** @param onKeepsWriting called once when the command keeps writing (1 MiB) after the reader cancelled: a closed pipe's SIGPIPE. */
-  constructor(onKeepsWriting?: () => void) {
-    this.#onKeepsWriting = onKeepsWriting;
-    this.#bridge = fromCallbacks({
-      maxBufferedBytes: vercelOutputBufferBytes,
-      pause: () => {
-        let open!: () => void;
-        const promise = new Promise<void>((resolve) => (open = resolve));
-        this.#gate ??= { promise, open };
-      },
-      resume: () => this.#openGate(),
-      cancel: () => {
-        this.#cancelled = true;
-        this.#openGate();
-      },
-    });
-    this.stream = this.#bridge.stream;
-  }
-
-  push(chunk: Uint8Array): Promise<void> | undefined {
-    if (this.#cancelled) {
-      const before = this.#discarded;
-      this.#discarded += chunk.byteLength;
-      if (before <= cancelledWriterLimitBytes && this.#discarded > cancelledWriterLimitBytes) this.#onKeepsWriting?.();
-      return undefined;
-    }
-    this.#bridge.push(chunk);
-    if (this.#released) return undefined;
-    return this.#gate?.promise;
-  }
-
-  /** Stops holding the pump back (the command was killed: its last output is bounded, and its exit follows). */
-  release(): void {
-    this.#released = true;
-    this.#openGate();
-  }
-
-  end(): void {
-    this.#bridge.end();
-    this.#openGate();
-  }
-
-  error(error: unknown): void {
-    this.#bridge.error(error);
-    this.#openGate();
-  }
-
-  #openGate(): void {
-    const gate = this.#gate;
-    this.#gate = undefined;
-    gate?.open();
-  }
-}
 
 /**
  * Feeds a command's logs into the outputs until it ends, then settles `outcome` with its exit
@@ -112,9 +43,7 @@ export async function pumpVercelCommand(
     outputs.stderr.end();
   };
   try {
-    for await (const line of command.logs({ signal })) {
-      if (line.stream === 'stdout' || line.stream === 'stderr') await outputs[line.stream].push(encoder.encode(line.data));
-    }
+    for await (const line of vercelLogLines(command, signal)) await outputs[line.stream].push(encoder.encode(line.data));
     const finished = await command.wait({ signal });
     end();
     outcome.exited(vercelExitStatus(finished.exitCode));

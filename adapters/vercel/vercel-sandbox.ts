@@ -2,6 +2,9 @@ import { Writable } from 'node:stream';
 import type { Sandbox as VercelSdkSandbox } from '@vercel/sandbox';
 import { z } from 'zod';
 import {
+  startExecEntrypoint,
+  drainEntrypointOutput,
+  PumpedOutput,
   ProcessOutcome,
   SandboxInvalidArgumentError,
   SandboxLifecycle,
@@ -50,7 +53,7 @@ import {
   vercelMaxTimeoutMs,
   vercelNoStdinError,
 } from './vercel-options.js';
-import { PumpedOutput, VercelSandboxProcess, pumpVercelCommand } from './vercel-process.js';
+import { VercelSandboxProcess, pumpVercelCommand } from './vercel-process.js';
 
 const provider = 'vercel';
 
@@ -175,7 +178,7 @@ export class VercelSandboxImpl implements VercelSandbox {
       },
     });
     const closedPipe = () => void outcome.kill('SIGPIPE').catch(() => undefined);
-    const outputs = [new PumpedOutput(closedPipe), new PumpedOutput(closedPipe)] as const;
+    const outputs = [new PumpedOutput({ onKeepsWriting: closedPipe }), new PumpedOutput({ onKeepsWriting: closedPipe })] as const;
     const cwd = call.options.cwd ?? this.#init.workdir;
     const argv = wrapArgv(outcome.execId, call.argv, { cwd, stdinNull: true });
     const plan = planVercelExec(argv, { env: call.options.env, sudo });
@@ -336,16 +339,11 @@ export class VercelSandboxImpl implements VercelSandbox {
 
   async wait(options: SignalOptions = {}): Promise<SandboxEnded> {
     options.signal?.throwIfAborted();
-    const ended = this.#lifecycle.wait(options);
     // Vercel ends sandboxes on its side (its timeout, a stop from elsewhere): ask now and then.
-    const watching = (async () => {
-      while (this.#lifecycle.isRunning() && !options.signal?.aborted && !this.#detached) {
-        await new Promise((resolve) => setTimeout(resolve, waitPollMs).unref?.());
-        if (this.#lifecycle.isRunning()) await this.#observe(options.signal).catch(() => undefined);
-      }
-    })();
-    watching.catch(() => undefined);
-    return ended;
+    return this.#lifecycle.waitObserving(options, (signal) => this.#observe(signal), {
+      intervalMs: waitPollMs,
+      askNow: () => !this.#detached,
+    });
   }
 
   async terminate(options: SignalOptions = {}): Promise<void> {
@@ -379,21 +377,8 @@ export class VercelSandboxImpl implements VercelSandbox {
    * (`entrypoint-exited`); its output is read and dropped (Vercel has no entrypoint stdio).
    */
   async startEntrypoint(argv: string[], signal: AbortSignal | undefined): Promise<void> {
-    // The create's signal covers the start only: an abort after it must not kill the entrypoint.
-    signal?.throwIfAborted();
-    const starting = this.#exec(argv, {});
-    const process = await raceWithSignal(starting, {
-      signal,
-      operation: 'create',
-      provider,
-      onAbort: () => void starting.then((started) => started.kill().catch(() => undefined)).catch(() => undefined),
-    });
-    void process.stdout.pipeTo(new WritableStream()).catch(() => undefined);
-    void process.stderr.pipeTo(new WritableStream()).catch(() => undefined);
-    void process.wait().then(
-      ({ exitCode }) => this.#lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined),
-      () => undefined,
-    );
+    const process = await startExecEntrypoint((starting) => this.#exec(argv, { signal: starting }), { signal, lifecycle: this.#lifecycle });
+    drainEntrypointOutput(process);
   }
 
   /** Asks Vercel about the sandbox: a stopped, failed or deleted one ends here (once). */

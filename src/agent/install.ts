@@ -16,7 +16,7 @@ export const defaultClaudeCodeUploadPath = '/tmp/sandport/claude-code/claude';
 /**
  * Providers whose sandboxes get the CLI from their image only: `install: 'upload'` is refused
  * there (reason `cli-install-unsupported`, naming the image recipe). Their file writes are exec
- * or bridge round trips in parts (Fly: 1 MiB base64 execs, some 370 for the ~380 MB binary;
+ * or bridge round trips in parts (Fly: 4 MiB base64 execs, some 95 for the ~380 MB binary;
  * Cloudflare: 8 MiB PUTs through the Worker), paid again for every sandbox since neither has a
  * snapshot to start the next one from, while the image is the app's to build anyway. And neither
  * can carry the CLI's stream-json session over exec: Fly's exec returns output only when the
@@ -24,7 +24,7 @@ export const defaultClaudeCodeUploadPath = '/tmp/sandport/claude-code/claude';
  * Keys are `SandboxProvider.id`s; values say why.
  */
 export const claudeCodeImageOnlyProviders: Readonly<Record<string, string>> = Object.freeze({
-  fly: 'Fly Machines run the image the app deploys, and files reach them in 1 MiB exec calls; build the image with the CLI in it and pass it as `image`',
+  fly: 'Fly Machines run the image the app deploys, and files reach them in 4 MiB exec calls; build the image with the CLI in it and pass it as `image`',
   cloudflare:
     'Cloudflare sandboxes run the container image of the deployed Worker (its Dockerfile), and `image` cannot be set per sandbox; add the CLI to that Dockerfile',
 });

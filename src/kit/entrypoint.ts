@@ -6,6 +6,7 @@
  */
 import type { SandboxEmitter } from '../spec/events.js';
 import type { SandboxProcess } from '../spec/sandbox.js';
+import type { SandboxLifecycle } from './lifecycle.js';
 
 /** How much of each entrypoint stream a sandbox keeps until it is first read: 1 MiB. */
 export const entrypointBufferBytes = 1024 * 1024;
@@ -157,4 +158,88 @@ function reportDropped(options: EntrypointStdioOptions, stream: 'stdout' | 'stde
   } catch {
     // A throwing listener must not break the stream that reported.
   }
+}
+
+/**
+ * How long a sandbox's own end may lag its entrypoint's exit before the exec's status ends it: 10 s.
+ * Only for providers whose sandbox ends with the entrypoint (see `startExecEntrypoint`'s `sandboxEnd`).
+ */
+export const entrypointEndGraceMs = 10_000;
+
+/**
+ * Starts a create's `command` as an exec of the sandbox, for providers without an entrypoint of
+ * their own, and ends the sandbox (`entrypoint-exited`, with its exit code) when it exits.
+ *
+ * The create's signal covers the start only. Once the command is running, aborting that signal
+ * must not kill it: a create given `AbortSignal.timeout(60_000)` would otherwise lose its command
+ * a minute later. So `start` gets a signal of its own, which follows the create's only until the
+ * start is done.
+ *
+ * `sandboxEnd` is for providers whose sandbox itself ends with the entrypoint: a keeper (the
+ * container's or machine's main process) told the command's status exits with it. There the
+ * exec's own status is not to be trusted: the keeper's exit kills what is left in the sandbox,
+ * the notifier that was just exiting with the status too, and its exec then reports 137 (SIGKILL)
+ * for a command that exited 0, sometimes before the provider reports the keeper's exit. So the
+ * sandbox's end, which `sandboxEnd` observes (it settles once the lifecycle ended), decides; the
+ * exec's status ends the sandbox only if that end has not come within `entrypointEndGraceMs`
+ * (the keeper never learnt of the exit).
+ */
+export async function startExecEntrypoint(
+  start: (signal: AbortSignal) => Promise<SandboxProcess>,
+  options: {
+    signal: AbortSignal | undefined;
+    lifecycle: Pick<SandboxLifecycle, 'end'>;
+    sandboxEnd?: (signal: AbortSignal) => Promise<unknown>;
+    graceMs?: number;
+  },
+): Promise<SandboxProcess> {
+  const { signal, lifecycle, sandboxEnd } = options;
+  const process = await withStartSignal(signal, start);
+  void process.wait().then(
+    async ({ exitCode }) => {
+      if (sandboxEnd) await observedWithin(sandboxEnd, options.graceMs ?? entrypointEndGraceMs);
+      await lifecycle.end({ state: 'terminated', reason: 'entrypoint-exited', exitCode }).catch(() => undefined);
+    },
+    () => undefined,
+  );
+  return process;
+}
+
+/** Settles when `observe` does or after `ms`, whichever is first; the loser is stopped by its signal. */
+async function observedWithin(observe: (signal: AbortSignal) => Promise<unknown>, ms: number): Promise<void> {
+  const stop = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      observe(stop.signal).catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    stop.abort();
+  }
+}
+
+/**
+ * Runs `start` with a signal that follows `signal` until `start` settles and never after: for a
+ * create's command, whose start the create's signal may cancel but whose life it must not.
+ */
+export async function withStartSignal<T>(signal: AbortSignal | undefined, start: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const starting = new AbortController();
+  const forward = () => starting.abort(signal?.reason);
+  signal?.addEventListener('abort', forward, { once: true });
+  if (signal?.aborted) forward();
+  try {
+    return await start(starting.signal);
+  } finally {
+    signal?.removeEventListener('abort', forward);
+  }
+}
+
+/** Reads and drops an entrypoint's output, for a provider that offers no entrypoint stdio: a full pipe must not stall it. */
+export function drainEntrypointOutput(process: Pick<SandboxProcess, 'stdout' | 'stderr'>): void {
+  void process.stdout.pipeTo(new WritableStream()).catch(() => undefined);
+  void process.stderr.pipeTo(new WritableStream()).catch(() => undefined);
 }

@@ -77,9 +77,13 @@ export { SandboxRegistry, matchesTags, type RegistryEntry } from './registry.js'
 export {
   entrypointOutput,
   entrypointBufferBytes,
+  entrypointEndGraceMs,
   closedReadable,
   discardingWritable,
   entrypointStdio,
+  startExecEntrypoint,
+  withStartSignal,
+  drainEntrypointOutput,
   type EntrypointOutputOptions,
   type EntrypointStdio,
   type EntrypointStdioOptions,
@@ -100,6 +104,7 @@ export {
   type WatchHost,
   type WatchViaExecOptions,
 } from './watch.js';
+export { PumpedOutput, pumpedOutputBufferBytes, type PumpedOutputOptions } from './pumped-output.js';
 export { PushedFileWatch, maxQueuedWatchEvents, type PushedFileWatchOptions, type PushedWatchOutcome } from './watch-queue.js';
 export { egressProxyEnv, egressProxyPort, egressProxyWarning, withoutProxyVariables } from './egress-env.js';
 export { systemEgressNetwork, type EgressNetwork } from './egress-network.js';

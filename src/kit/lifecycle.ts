@@ -317,6 +317,33 @@ export class SandboxLifecycle {
     });
   }
 
+  /**
+   * `wait`, for a sandbox its provider can end on its own side (a timeout kept there, a delete
+   * from another process), which nothing in this process would hear of otherwise: while the wait
+   * runs, `observe` asks the provider every `intervalMs`, and it ends this lifecycle when it finds
+   * the sandbox gone. A failed ask is ignored (the next round asks again). The asking stops when
+   * the sandbox has ended or the wait is aborted; `askNow()` false skips a round. With
+   * `askAtOnce` the first ask is right away, otherwise after one interval (for providers where a
+   * sandbox just made may not be visible yet).
+   */
+  waitObserving(
+    options: SignalOptions,
+    observe: (signal: AbortSignal | undefined) => Promise<unknown>,
+    asking: { intervalMs: number; askAtOnce?: boolean; askNow?: () => boolean },
+  ): Promise<SandboxEnded> {
+    const ended = this.wait(options);
+    const { signal } = options;
+    const pause = () => new Promise((resolve) => setTimeout(resolve, asking.intervalMs).unref?.());
+    void (async () => {
+      if (!asking.askAtOnce) await pause();
+      while (this.isRunning() && !signal?.aborted) {
+        if (asking.askNow?.() ?? true) await observe(signal).catch(() => undefined);
+        await pause();
+      }
+    })().catch(() => undefined);
+    return ended;
+  }
+
   /** The current status. Never throws for an ended sandbox. */
   async poll(options: SignalOptions = {}): Promise<SandboxStatus> {
     options.signal?.throwIfAborted();

@@ -4,14 +4,18 @@ import type { SandboxWarning } from '../spec/events.js';
 import type { Sandbox } from '../spec/sandbox.js';
 import { lines, readBytes } from '../streams/index.js';
 import { eventually, sleep, type SuiteContext } from './context.js';
-import { boundedMemoryLimitMiB, minimumLargeOutputMiB } from './exec-tests.js';
-import { residentBytes } from './memory.js';
+import { minimumLargeOutputMiB } from './exec-tests.js';
+import { MemoryGrowth, boundedMemoryLimitMiB, expectBoundedGrowth } from './memory.js';
 
 /**
- * Output an adapter may hold beyond the kit's 1 MiB while nobody reads: what sat in its pipes
- * and stream queues when the first read came. The 16 MiB the bounded test writes stay far above.
+ * Output that may still be on its way when the first read comes, beyond the kit's 1 MiB: what sat
+ * in the adapter's pipes and stream queues, and what the provider itself had not sent yet. A
+ * provider that keeps the command's log and streams it to a follower (Daytona) lets the command
+ * run up to a few MiB ahead of a follower that is slow (the Daytona emulator allows 4 MiB), and
+ * none of that is dropped once reading began. Seen in a CI run: 6 MiB read of the 16 MiB the test
+ * writes. The bound still fails an entrypoint buffer that keeps all of it, or half of it.
  */
-const inFlightSlackBytes = 2 * 1024 * 1024;
+const inFlightSlackBytes = 6 * 1024 * 1024;
 /** How long the entrypoint may take to reach a point the test waits for (a liveness bound, not a speed check). */
 const progressTimeoutMs = 60_000;
 
@@ -210,8 +214,7 @@ export function entrypointTests(context: SuiteContext): void {
         const script = `while [ ! -e /tmp/sandport-go ]; do sleep 0.1; done; exec head -c ${size} /dev/zero`;
         const sandbox = await context.create({ command: ['/bin/sh', '-c', script] });
         const { stdout } = stdioOf(sandbox);
-        const baseline = residentBytes();
-        let peak = baseline;
+        const growth = new MemoryGrowth();
         let total = 0;
         // The first read is asked for before the output starts, so nothing is dropped.
         const reading = (async () => {
@@ -221,7 +224,7 @@ export function entrypointTests(context: SuiteContext): void {
             sincePause += chunk.byteLength;
             if (sincePause >= 4 * 1024 * 1024) {
               sincePause = 0;
-              peak = Math.max(peak, residentBytes());
+              growth.sample();
               await sleep(20); // slower than the producer: an unbounded buffer would show here
             }
           }
@@ -230,8 +233,7 @@ export function entrypointTests(context: SuiteContext): void {
         await reading;
         expect(total).toBe(size);
         expect(await sandbox.wait()).toMatchObject({ reason: 'entrypoint-exited', exitCode: 0 });
-        const growthMiB = (peak - baseline) / 1024 / 1024;
-        expect(growthMiB, `host RSS grew ${growthMiB.toFixed(1)} MiB while reading ${largeMiB} MiB`).toBeLessThan(boundedMemoryLimitMiB);
+        expectBoundedGrowth(growth, `reading ${largeMiB} MiB`);
       },
       unsupported,
     );

@@ -56,7 +56,8 @@ export type {
 } from './context.js';
 export type { SuiteContext } from './context.js';
 export { capabilityCoverage, type CapabilityFlag } from './capability-tests.js';
-export { boundedMemoryLimitMiB, minimumLargeOutputMiB } from './exec-tests.js';
+export { minimumLargeOutputMiB } from './exec-tests.js';
+export { boundedMemoryLimitMiB } from './memory.js';
 export { webSocketEcho } from './ws-client.js';
 export {
   capabilityTests,

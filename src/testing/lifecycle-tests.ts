@@ -57,9 +57,11 @@ export function lifecycleTests(context: SuiteContext): void {
       'lifecycle.extend-timeout',
       'extendTimeout pushes the deadline',
       async () => {
-        const sandbox = await context.create({ timeoutMs: 1_500 });
+        // The first lifetime leaves room for a slow provider's create and extend (an exec on some)
+        // on a loaded machine; the sleep then outlasts it by a second.
+        const sandbox = await context.create({ timeoutMs: 4_000 });
         await sandbox.extendTimeout!(60_000);
-        await sleep(2_500);
+        await sleep(5_000);
         expect((await sandbox.poll()).state).toBe('running');
         await sandbox.terminate();
       },
@@ -94,6 +96,24 @@ export function lifecycleTests(context: SuiteContext): void {
       expect(ended.reason).toBe('entrypoint-exited');
       expect(ended.exitCode).toBe(3);
     });
+
+    context.test(
+      'lifecycle.entrypoint-create-signal',
+      'aborting the create’s signal after create resolved leaves the entrypoint running; its exit still ends the sandbox',
+      async () => {
+        // A create given AbortSignal.timeout(…) must not lose its command when the timer fires.
+        const controller = new AbortController();
+        // It exits a second after the file appears, so the write that makes it is not cut off.
+        const script = 'while [ ! -e /tmp/sandport-stop ]; do sleep 0.1; done; sleep 1; exit 5';
+        const sandbox = await context.create({ command: ['/bin/sh', '-c', script], signal: controller.signal });
+        controller.abort(new Error('the caller gave up after create'));
+        // Time for a kill on abort to have landed, if the adapter sent one.
+        await sleep(1_500);
+        expect((await sandbox.poll()).state).toBe('running');
+        await sandbox.files.write('/tmp/sandport-stop', '');
+        expect(await sandbox.wait()).toMatchObject({ state: 'terminated', reason: 'entrypoint-exited', exitCode: 5 });
+      },
+    );
 
     context.test('lifecycle.invalid-options', 'invalid create options are SandboxInvalidArgumentError naming the field', async () => {
       const cases: Array<[Record<string, unknown>, string]> = [

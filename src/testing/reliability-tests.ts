@@ -5,7 +5,7 @@ import { SandboxError, SandboxInvalidArgumentError, SandboxNotFoundError } from 
 import type { ExitStatus, SandboxProcess } from '../spec/sandbox.js';
 import { readText } from '../streams/index.js';
 import { eventually, sandboxProcesses, sleep, type SuiteContext } from './context.js';
-import { residentBytes } from './memory.js';
+import { MemoryGrowth, expectBoundedGrowth } from './memory.js';
 
 /**
  * Faults and bad input that must end in a typed error, a bounded wait or bounded memory, never in a
@@ -157,13 +157,12 @@ export function reliabilityTests(context: SuiteContext): void {
       'reliability.streamed-write-memory',
       `a ${streamMiB} MiB write from a generator-backed stream keeps host memory bounded (< 64 MiB growth)`,
       async () => {
-        // Sampled after a full collection (residentBytes): chunks already written are garbage
-        // that RSS counts until the collector runs, and how long V8 lets it pile up differs
-        // between Node versions; what is still held after a collection is what the write buffers.
-        const baseline = residentBytes();
-        let peak = baseline;
+        // Sampled after full collections (MemoryGrowth): slices already written are garbage that
+        // every measure counts until the collector runs; what is still held after a collection is
+        // what the write buffers.
+        const growth = new MemoryGrowth();
         const sample = (index: number) => {
-          if (index % 4 === 0) peak = Math.max(peak, residentBytes());
+          if (index % 4 === 0) growth.sample();
         };
         await within(
           sandbox().files.write('/tmp/generated.bin', generatedStream(streamMiB * MiB, { onChunk: sample })),
@@ -172,7 +171,7 @@ export function reliabilityTests(context: SuiteContext): void {
         );
         expect((await sandbox().files.stat('/tmp/generated.bin')).size).toBe(streamMiB * MiB);
         await sandbox().files.remove('/tmp/generated.bin');
-        expect((peak - baseline) / MiB).toBeLessThan(64);
+        expectBoundedGrowth(growth, `writing ${streamMiB} MiB`);
       },
       300_000,
     );

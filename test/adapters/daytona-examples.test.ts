@@ -37,6 +37,11 @@ const examples: Array<[string, RegExp, boolean]> = [
   ['daytona-preview-server.ts', /GET the preview URL -> served from the Daytona sandbox/, true],
   ['daytona-snapshots.ts', /snapshot taken\nthe copy has: prepared once\na second copy still has: prepared once\nsnapshot deleted/, true],
   ['daytona-declarative-image.ts', /marker: built by the image\npython: 42/, false],
+  [
+    'daytona-stop-start.ts',
+    /after pause\(\): paused\ncalls while stopped are refused with SandboxPausedError: true\nfound by id: paused\nafter resume\(\): running\nfiles kept: written before the stop\nthe worker runs on from where it was: true/,
+    true,
+  ],
 ];
 
 describe.skipIf(!built)(`daytona examples${built ? '' : ' (skipped: dist/daytona is missing, run npm run build)'}`, () => {

@@ -36,6 +36,10 @@ import {
   planDaytonaSetLabels,
   planDaytonaTtl,
   planDaytonaTunnel,
+  planDaytonaPauseLabels,
+  planDaytonaResumeLabels,
+  heldLifetimeFromDaytonaLabels,
+  daytonaResumeTtlMinutes,
   tagsFromDaytonaLabels,
 } from '../../adapters/daytona/index.js';
 import {
@@ -122,8 +126,24 @@ describe('planDaytonaCreate', () => {
     expect(() => plan({ image: { type: 'snapshot', provider: 'e2b', id: 's' } })).toThrow(SandboxInvalidArgumentError);
   });
 
-  it('refuses what Daytona cannot do here: volumes, gpu, pids, unknown provider options', () => {
-    expect(() => plan({ volumes: { '/data': 'vol' } })).toThrow(SandboxCapabilityUnsupportedError);
+  it('mounts volumes by name, read-write; a read-only mount fails closed naming volumes', () => {
+    expect(plan({ volumes: { '/data': 'cache', '/a': { source: 'models', readOnly: false } } }).params.volumes).toEqual([
+      { volumeId: 'models', mountPath: '/a' },
+      { volumeId: 'cache', mountPath: '/data' },
+    ]);
+    expect(plan({}).params.volumes).toBeUndefined();
+    const refused = (() => {
+      try {
+        plan({ volumes: { '/data': { source: 'cache', readOnly: true } } });
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(SandboxInvalidArgumentError.isInstance(refused) && refused.argument).toBe('volumes');
+    expect((refused as Error).message).toMatch(/read-write only \(\/data from "cache"\)/);
+  });
+
+  it('refuses what Daytona cannot do here: gpu, pids, unknown provider options', () => {
     expect(() => plan({ gpu: 'A100' })).toThrow(SandboxCapabilityUnsupportedError);
     expect(() => plan({ pidsLimit: 100 })).toThrow(SandboxCapabilityUnsupportedError);
     expect(() => plan({ providerOptions: { daytona: { nope: 1 } } })).toThrow(SandboxInvalidArgumentError);
@@ -175,6 +195,44 @@ describe('labels and tags', () => {
       [daytonaLabelKeys.managed]: '1',
       [daytonaLanguageLabel]: 'typescript',
     });
+  });
+
+  it("keeps a paused sandbox's held lifetime through a change of tags", () => {
+    expect(planDaytonaSetLabels({ b: '2' }, { a: '1', [daytonaLabelKeys.heldLifetime]: '4000' })).toEqual({
+      b: '2',
+      [daytonaLabelKeys.managed]: '1',
+      [daytonaLabelKeys.heldLifetime]: '4000',
+    });
+  });
+});
+
+describe('pause and resume labels', () => {
+  const current = { job: 'x', [daytonaLabelKeys.managed]: '1', [daytonaLanguageLabel]: 'python' };
+
+  it('a pause adds the lifetime left (whole ms, rounded up) to the labels; without a lifetime it adds nothing', () => {
+    expect(planDaytonaPauseLabels(current, 4_000.2)).toEqual({ ...current, [daytonaLabelKeys.heldLifetime]: '4001' });
+    expect(planDaytonaPauseLabels(current, undefined)).toEqual(current);
+    // A stale held lifetime from an earlier pause is never carried over.
+    expect(planDaytonaPauseLabels({ ...current, [daytonaLabelKeys.heldLifetime]: '9' }, undefined)).toEqual(current);
+  });
+
+  it('a resume drops the held lifetime and keeps the rest', () => {
+    expect(planDaytonaResumeLabels({ ...current, [daytonaLabelKeys.heldLifetime]: '4001' })).toEqual(current);
+    expect(planDaytonaResumeLabels(undefined)).toEqual({});
+  });
+
+  it('reads the held lifetime back, refusing what is not a positive integer', () => {
+    expect(heldLifetimeFromDaytonaLabels({ [daytonaLabelKeys.heldLifetime]: '4001' })).toBe(4001);
+    expect(heldLifetimeFromDaytonaLabels(current)).toBeUndefined();
+    expect(heldLifetimeFromDaytonaLabels(undefined)).toBeUndefined();
+    for (const bad of ['0', '-5', '1.5', 'abc', '', '99999999999999999999'])
+      expect(heldLifetimeFromDaytonaLabels({ [daytonaLabelKeys.heldLifetime]: bad }), bad).toBeUndefined();
+  });
+
+  it('the TTL at a resume is the held lifetime in whole minutes, rounded up, at least one', () => {
+    expect(daytonaResumeTtlMinutes(1)).toBe(1);
+    expect(daytonaResumeTtlMinutes(60_000)).toBe(1);
+    expect(daytonaResumeTtlMinutes(60_001)).toBe(2);
   });
 });
 
@@ -423,6 +481,8 @@ describe('capabilities', () => {
   it('are frozen and say what the adapter does', () => {
     expect(Object.isFrozen(daytonaCapabilities)).toBe(true);
     expect(daytonaCapabilities.exec).toMatchObject({ stdin: true, stdinEof: true, separateStderr: true, streaming: true });
-    expect(daytonaCapabilities.pause).toBe(false);
+    // Daytona's pause keeps processes and memory (its stop does not); watch is the kit's inotifywait.
+    expect(daytonaCapabilities.pause).toBe(true);
+    expect(daytonaCapabilities.files.watch).toBe(true);
   });
 });

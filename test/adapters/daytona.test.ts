@@ -38,9 +38,6 @@ describe('daytona provider (real SDK against the emulator)', () => {
     skip: {
       // Real Daytona serves previews over https; daytona.live.test.ts covers this there.
       'capabilities.tunnels-tls': 'the emulator has no TLS terminator: its previews are plain HTTP',
-      // Known defect, not hidden: the kit's portable terminal under a session's bash reports a
-      // SIGTERM-killed terminal command as exit 0 (util-linux script exits before its shell dies).
-      'pty.kill': 'known defect: kill(SIGTERM) of a terminal command is reported as exit 0 through Daytona sessions (see README)',
     },
   });
 });

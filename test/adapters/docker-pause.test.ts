@@ -5,7 +5,7 @@
  * under the cap. A second provider instance stands for another process: it shares nothing with
  * the first but the engine.
  */
-import type Docker from 'dockerode';
+import Docker from 'dockerode';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDockerSandboxProvider, mapDockerError, type DockerSandbox } from '../../adapters/docker/index.js';
 import { SandboxPausedError } from '../../src/kit/index.js';
@@ -130,5 +130,23 @@ describe.skipIf(!available)('docker pause on the engine', () => {
     expect((await sandbox.native.inspect()).State.Paused).toBe(true);
     await sandbox.resume();
     expect((await sandbox.run(['echo', 'again'])).stdout).toBe('again\n');
+  }, 60_000);
+
+  it('a start refused by a paused container sends no kill exec into it afterwards (a freeze that catches an exec starting wedges the engine)', async () => {
+    const sandbox = await create();
+    const events = await new Docker().getEvents({ filters: { container: [sandbox.native.id], event: ['exec_create'] } });
+    const created: string[] = [];
+    events.on('data', (chunk: Buffer) => created.push(chunk.toString('utf8')));
+    try {
+      await sandbox.native.pause();
+      await expect(sandbox.run(['true'])).rejects.toSatisfy((error) => SandboxPausedError.isInstance(error));
+      await sandbox.native.unpause();
+      // Long enough for a kill that the failed start fired to have reached the engine.
+      await sleep(1_500);
+      expect(created, 'execs created after the refused start').toEqual([]);
+      expect((await sandbox.run(['echo', 'still fine'])).stdout).toBe('still fine\n');
+    } finally {
+      (events as unknown as { destroy(): void }).destroy();
+    }
   }, 60_000);
 });

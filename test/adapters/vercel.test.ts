@@ -3,10 +3,12 @@
  * (test/emulators/vercel), which runs every session in the local bubblewrap provider; then what
  * only the Vercel adapter does (no stdin, snapshots that keep the source running, sudo).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { createVercelSandboxProvider, vercelCapabilities, type VercelSandbox } from '../../adapters/vercel/index.js';
 import { SandboxCapabilityUnsupportedError, SandboxInvalidArgumentError, readText } from '../../src/kit/index.js';
 import { defineSandboxConformanceSuite } from '../../src/testing/index.js';
+import { MemoryGrowth } from '../../src/testing/memory.js';
 import { egressTargets } from '../egress-targets.js';
 import { defaultRootfsBuilt, installLocalhostResolution } from '../emulators/vercel/index.js';
 import { spawnVercelEmulator, type VercelEmulatorProcess } from '../emulators/vercel/spawn.js';
@@ -79,6 +81,30 @@ describeBuilt(`vercel provider (real SDK against the emulator)${built ? '' : ': 
       const process = await sandbox.exec(['cat']);
       await expect(process.stdin.getWriter().write(new Uint8Array([1]))).rejects.toSatisfy(refused);
       // Its input is /dev/null: cat ends at once.
+      expect((await process.wait()).exitCode).toBe(0);
+    });
+
+    it('a reader that stops reading holds the command back: the log stream is not read ahead into host memory', async () => {
+      // 128 MiB of text, written far faster than nobody reads it. The SDK's own logs() would read
+      // the HTTP stream on regardless (tens of MiB held within a second); ours waits for the reader.
+      const sandbox = await create();
+      const size = 128 * 1024 * 1024;
+      const process = await sandbox.exec(['sh', '-c', `yes 0123456789abcdef | head -c ${size}`]);
+      void process.stderr.cancel();
+      const reader = process.stdout.getReader();
+      let total = (await reader.read()).value?.byteLength ?? 0;
+      const growth = new MemoryGrowth();
+      for (let second = 0; second < 3; second++) {
+        await sleep(1000);
+        growth.sample();
+      }
+      expect(growth.heldMiB, growth.describe('not reading for 3 s')).toBeLessThan(16);
+      for (;;) {
+        const next = await reader.read();
+        if (next.done) break;
+        total += next.value.byteLength;
+      }
+      expect(total).toBe(size);
       expect((await process.wait()).exitCode).toBe(0);
     });
 

@@ -57,7 +57,7 @@ describeWithAgentHarness('AgentSession across providers', { skipReason: dockerSk
       const scan = await second.run([
         '/bin/sh',
         '-c',
-        `grep -rl "${realKey}" /proc/[0-9]*/environ /workspace /tmp /root 2>/dev/null | head -5; echo scanned`,
+        `grep -rl -e "${realKey}" /proc/[0-9]*/environ /workspace /tmp /root 2>/dev/null | head -5; echo scanned`,
       ]);
       expect(scan.stdout.trim()).toBe('scanned');
     } finally {

@@ -6,15 +6,17 @@
  * resume in a fresh sandbox of the same provider from the session store.
  *
  * How the CLI gets there: local and Docker mount the host's binary read-only
- * (`claudeCodeHostMount`); Modal and E2B get it uploaded through their files API once
+ * (`claudeCodeHostMount`); Modal, E2B and Daytona get it uploaded through their files API once
  * (`ensureClaudeCode({ install: 'upload' })`), and the fresh sandbox starts from a snapshot
- * taken right after the upload. Fly and Cloudflare have the CLI in their image (the emulators
+ * taken right after the upload; Kubernetes has no snapshot, so each pod gets the upload (its
+ * network stays open: NetworkPolicy cannot name the proxy's host). Daytona's session input has
+ * no end-of-file of its own; the adapter's stdin relay carries the CLI's session. Fly and Cloudflare have the CLI in their image (the emulators
  * stand for an image built from `claudeCodeImage()`'s recipe with the host image, whose Node 20
  * is on PATH, and the host's pinned CLI mounted read-only; the upload is refused there naming
  * the recipe), and since their exec cannot carry the CLI's stream-json session (Fly: output at
  * the exit; Cloudflare: no stdin), sessions go through the agent service there: `startAgentHost`
  * in the sandbox, `AgentSession.connect` through the port's tunnel (Fly's edge, the bridge's
- * quick tunnel), the proxy's public URL on the emulator's test internet. Each emulator runs in
+ * quick tunnel, on bridge 0.12 and 0.13), the proxy's public URL on the emulator's test internet. Each emulator runs in
  * its own child process and is shared by its group. Vercel (no stdin either) gets the binary
  * uploaded and snapshotted as Modal and E2B do, and its sessions go through the agent service.
  */
@@ -24,9 +26,11 @@ import { join } from 'node:path';
 import { ModalClient } from 'modal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloudflareCapabilities, createCloudflareSandboxProvider } from '../../adapters/cloudflare/index.js';
+import { createDaytonaSandboxProvider } from '../../adapters/daytona/index.js';
 import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
 import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
 import { createFlySandboxProvider, flyCapabilities } from '../../adapters/fly/index.js';
+import { createKubernetesSandboxProvider } from '../../adapters/kubernetes/index.js';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
 import { createModalSandboxProvider } from '../../adapters/modal/index.js';
 import { createVercelSandboxProvider, vercelCapabilities } from '../../adapters/vercel/index.js';
@@ -58,14 +62,16 @@ import {
 } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js';
+import { spawnDaytonaEmulator } from '../emulators/daytona/index.js';
 import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
 import { installLocalhostResolution } from '../emulators/fly/index.js';
 import { spawnFlyEmulator } from '../emulators/fly/spawn.js';
+import { spawnKubernetesEmulator } from '../emulators/kubernetes/spawn.js';
 import { defaultRootfsBuilt as vercelRootfsBuilt } from '../emulators/vercel/index.js';
 import { spawnVercelEmulator } from '../emulators/vercel/spawn.js';
 import { spawnModalEmulator } from '../emulators/modal/spawn.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
-import { agentSkipReason, testEnv } from './harness.js';
+import { agentSkipReason, splitSecret, testEnv } from './harness.js';
 
 const realKey = `sk-ant-api03-REAL-EVERY-${Date.now()}`;
 /** The emulators' test internet serves the proxy's listener under this name, as a cloud sandbox reaches a public URL. */
@@ -223,6 +229,38 @@ const targets: Target[] = [
     },
   },
   {
+    name: 'daytona emulator (public URL, binary uploaded)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnDaytonaEmulator({
+        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+      });
+      const provider = createDaytonaSandboxProvider({ apiKey: emulator.apiKey, apiUrl: emulator.url });
+      // Session input has no end-of-file on Daytona; the adapter's stdin relay gives the CLI one.
+      return { provider, createOptions: sandboxBase, provision: uploaded, snapshotAfterProvision: true, close: () => emulator.close() };
+    },
+  },
+  {
+    name: 'kubernetes emulator (public URL, binary uploaded into each pod)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnKubernetesEmulator({
+        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+      });
+      const provider = createKubernetesSandboxProvider({ kubeconfig: emulator.kubeconfigPath, namespace: emulator.namespace });
+      return {
+        provider,
+        // NetworkPolicy cannot allow a host by name (network.allowDomains false), so the pod's
+        // network stays open, as on Fly: the cluster's egress (the test internet here) reaches the
+        // proxy. Kubernetes has no snapshot: the fresh pod gets the binary uploaded again.
+        createOptions: { timeoutMs: sandboxBase.timeoutMs },
+        provision: uploaded,
+        snapshotAfterProvision: false,
+        close: () => emulator.close(),
+      };
+    },
+  },
+  {
     name: 'vercel emulator (public URL, binary uploaded, through the agent service)',
     skipReason: () => (vercelRootfsBuilt() ? undefined : 'the Vercel emulator image is not built (scripts/build-vercel-images.sh)'),
     start: async () => {
@@ -283,12 +321,12 @@ const targets: Target[] = [
       };
     },
   },
-  {
-    name: 'cloudflare bridge emulator 0.13 (public URL, CLI in the image, through the agent service)',
+  ...(['0.12', '0.13'] as const).map((version) => ({
+    name: `cloudflare bridge emulator ${version} (public URL, CLI in the image, through the agent service)`,
     skipReason: () => undefined,
     start: async () => {
       const emulator = await spawnCloudflareBridgeEmulator({
-        version: '0.13',
+        version,
         testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
         // The Worker's container image with the recipe's RUN line in its Dockerfile, emulated as on Fly.
         containerMounts: cliImageMount(),
@@ -308,7 +346,7 @@ const targets: Target[] = [
         },
       };
     },
-  },
+  })),
 ];
 
 /** Why AgentSession cannot drive the CLI through a provider's exec, from its capabilities. */
@@ -407,7 +445,7 @@ for (const target of targets) {
       const scan = await sandbox.run([
         '/bin/sh',
         '-c',
-        `grep -rlsF "${realKey}" /proc/[0-9]*/environ ${cwd} /root 2>/dev/null; echo scanned`,
+        `${splitSecret(realKey)}; grep -rlsF -e "$head$tail" /proc/[0-9]*/environ ${cwd} /root 2>/dev/null; echo scanned`,
       ]);
       expect(scan.stdout.trim()).toBe('scanned');
       const host = hosts.get(sandbox);
@@ -417,7 +455,7 @@ for (const target of targets) {
         const hostScan = await sandbox.run([
           '/bin/sh',
           '-c',
-          `grep -rlsF "${host.token}" /proc/[0-9]*/environ ${defaultAgentHostDirectory} ${cwd} 2>/dev/null; ls ${defaultAgentHostDirectory}; echo scanned`,
+          `${splitSecret(host.token)}; grep -rlsF -e "$head$tail" /proc/[0-9]*/environ ${defaultAgentHostDirectory} ${cwd} 2>/dev/null; ls ${defaultAgentHostDirectory}; echo scanned`,
         ]);
         expect(
           hostScan.stdout

@@ -1,34 +1,50 @@
 /**
- * The agent service beyond the local provider: on Docker, and on the Fly and Cloudflare
- * emulators, whose exec cannot carry the CLI's stream-json session (Fly: output at the exit;
- * Cloudflare: no stdin), so the agent service is how AgentSession works there at all. Per
- * provider: one agent host behind one port reached through the provider's own tunnel (Docker's
- * published port, Fly's edge at the app's public host name, the bridge's quick tunnel, on bridge
- * 0.12 and 0.13), two
- * agents at once, a wrong token refused, an app in a child process SIGKILLed mid-turn and a new
- * one re-attaching from its cursor, and the host stopping cleanly. The real `claude` CLI, the
- * fake Messages API behind one credential proxy (Docker: its host route; Fly and Cloudflare:
- * its public URL `http://proxy.test` on the emulators' test internet).
+ * The agent service on every provider but local: on Docker, and on the Modal, E2B, Vercel,
+ * Kubernetes, Daytona, Fly and Cloudflare emulators. Where exec cannot carry the CLI's
+ * stream-json session (Fly: output at the exit; Cloudflare and Vercel: no stdin), the agent
+ * service is how AgentSession works there at all. Per provider: one agent host behind one port
+ * reached through the provider's own tunnel (Docker's published port, Modal's plain-HTTP tunnel,
+ * E2B's `<port>-<id>` host, Vercel's port route, Kubernetes' local port-forward listener,
+ * Daytona's signed preview link, Fly's edge at the app's public host name, the bridge's quick
+ * tunnel, on bridge 0.12 and 0.13), two agents at once, a wrong token refused, an app in a child
+ * process SIGKILLed mid-turn and a new one re-attaching from its cursor, and the host stopping
+ * cleanly. The real `claude` CLI, the fake Messages API behind one credential proxy (Docker: its
+ * host route; the emulators: its public URL `http://proxy.test` on their test internet).
  *
  * How Node and the CLI get there: Docker mounts the host's (`nodeHostMount`,
- * `claudeCodeHostMount`); Fly and Cloudflare run an image built from `claudeCodeImage()`'s
- * recipe, which the emulators stand for with the host image (Node 20 on PATH) and the host's
- * pinned CLI mounted read-only (`imageMounts`, `containerMounts`).
+ * `claudeCodeHostMount`); Modal, E2B, Vercel, Kubernetes and Daytona have no volumes of host
+ * paths, so the host's pinned CLI is uploaded (`ensureClaudeCode({ install: 'upload' })`) and the
+ * host runs on the image's Node: Modal's on a `node:22-bookworm` default image (the adapter's
+ * default, python:3.13-slim, has no Node; the emulator runs node:* tags on the host image, Node 20
+ * on PATH), Vercel's runtime image's, Kubernetes' (the emulator's default image is the host
+ * image, Node 20 on PATH), Daytona's and E2B's base template's (Debian's Node 18 in the
+ * emulators' images). Fly and Cloudflare run an image built from `claudeCodeImage()`'s recipe, which the
+ * emulators stand for with the host image (Node 20 on PATH) and the host's pinned CLI mounted
+ * read-only (`imageMounts`, `containerMounts`). Kubernetes' network stays open (NetworkPolicy
+ * cannot allow the proxy's host by name); Modal's, E2B's, Vercel's and Daytona's are blocked but
+ * for the proxy, and their tunnels still reach the port.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { ModalClient } from 'modal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCloudflareSandboxProvider } from '../../adapters/cloudflare/index.js';
+import { createDaytonaSandboxProvider } from '../../adapters/daytona/index.js';
 import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
+import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
 import { createFlySandboxProvider } from '../../adapters/fly/index.js';
+import { createKubernetesSandboxProvider } from '../../adapters/kubernetes/index.js';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
+import { createModalSandboxProvider } from '../../adapters/modal/index.js';
+import { createVercelSandboxProvider } from '../../adapters/vercel/index.js';
 import {
   AgentSession,
   AgentSessionError,
   CredentialProxy,
   claudeCodeHostMount,
   defaultClaudeCodeVersion,
+  ensureClaudeCode,
   nodeHostMount,
   startAgentHost,
   type AgentHost,
@@ -38,15 +54,21 @@ import { SandboxAuthenticationError, SandboxInvalidArgumentError } from '../../s
 import type { CreateSandboxOptions, Sandbox, SandboxProvider } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js';
+import { spawnDaytonaEmulator } from '../emulators/daytona/index.js';
+import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
 import { installLocalhostResolution } from '../emulators/fly/index.js';
 import { spawnFlyEmulator } from '../emulators/fly/spawn.js';
+import { spawnKubernetesEmulator } from '../emulators/kubernetes/spawn.js';
+import { spawnModalEmulator } from '../emulators/modal/spawn.js';
+import { defaultRootfsBuilt as vercelRootfsBuilt } from '../emulators/vercel/index.js';
+import { spawnVercelEmulator } from '../emulators/vercel/spawn.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
-import { agentSkipReason, testEnv } from './harness.js';
+import { agentSkipReason, splitSecret, testEnv } from './harness.js';
 
 const hostPort = 7681;
 const publicHost = 'proxy.test';
 const clientScript = join(import.meta.dirname, 'service', 'agent-service-client.ts');
-// The child app resolves `*.localhost` tunnel names as this process does (Fly's, Cloudflare's).
+// The child app resolves `*.localhost` tunnel names as this process does (Fly's, Cloudflare's, Daytona's).
 const resolutionPreload = join(import.meta.dirname, '..', 'emulators', 'e2b', 'localhost-resolution-preload.ts');
 const agentImage = `registry.fly.io/sandport-agent:${defaultClaudeCodeVersion}`;
 
@@ -75,12 +97,27 @@ function cliImageMount(): Record<string, string> {
   return Object.fromEntries(Object.entries(volumes).map(([path, volume]) => [path, typeof volume === 'string' ? volume : volume.source]));
 }
 
+/** The host's pinned CLI where it is mounted or in the image: nothing to put into the sandbox. */
+const mountedCli = async (): Promise<string> => claudeCodeHostMount().executable;
+
+/** The host's pinned CLI uploaded through the files API (no volumes of host paths there). */
+const uploadedCli = async (sandbox: Sandbox): Promise<string> =>
+  (await ensureClaudeCode(sandbox, { version: defaultClaudeCodeVersion, install: 'upload' })).executable;
+
 const testInternet = () => ({ hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } });
 
 interface Target {
   name: string;
   skipReason(): string | undefined;
-  start(): Promise<{ provider: SandboxProvider; createOptions: CreateSandboxOptions; node?: string; close(): Promise<void> }>;
+  start(): Promise<{
+    provider: SandboxProvider;
+    createOptions: CreateSandboxOptions;
+    /** The Node to run the host with, where it is not `node` on PATH. */
+    node?: string;
+    /** Puts the CLI (and Node, where the image has none) into the sandbox where it is not there already; gives the CLI's path. */
+    provision(sandbox: Sandbox): Promise<string>;
+    close(): Promise<void>;
+  }>;
 }
 
 const targets: Target[] = [
@@ -105,7 +142,118 @@ const targets: Target[] = [
           },
         },
         node: node.node,
+        provision: mountedCli,
         close: async () => undefined,
+      };
+    },
+  },
+  {
+    name: 'kubernetes emulator (public URL, CLI uploaded, image Node, port-forward tunnel)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnKubernetesEmulator({ testInternet: testInternet() });
+      return {
+        provider: createKubernetesSandboxProvider({ kubeconfig: emulator.kubeconfigPath, namespace: emulator.namespace }),
+        // NetworkPolicy cannot allow a host by name (network.allowDomains false), so the pod's
+        // network stays open: the cluster's egress (the test internet here) reaches the proxy.
+        createOptions: { timeoutMs: 10 * 60_000, ports: [hostPort] },
+        provision: uploadedCli,
+        close: () => emulator.close(),
+      };
+    },
+  },
+  {
+    name: 'daytona emulator (public URL, CLI uploaded, image Node, preview link)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnDaytonaEmulator({ testInternet: testInternet() });
+      // Signed preview links are `<port>-<token>.daytona.localhost` names.
+      const uninstall = installLocalhostResolution();
+      return {
+        provider: createDaytonaSandboxProvider({ apiKey: emulator.apiKey, apiUrl: emulator.url }),
+        // Blocked but for the proxy's host (the proxy's createOptions adds it): preview links
+        // come in from the edge, which the egress rule does not touch.
+        createOptions: { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] },
+        provision: uploadedCli,
+        close: async () => {
+          await emulator.close();
+          uninstall();
+        },
+      };
+    },
+  },
+  {
+    name: 'modal emulator (public URL, CLI uploaded, node image, plain tunnel)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnModalEmulator({ testInternet: testInternet() });
+      process.env.MODAL_SERVER_URL = emulator.url;
+      const client = new ModalClient({ tokenId: 'ak-emulator', tokenSecret: 'as-emulator', logLevel: 'error' });
+      return {
+        // A node image for the host's Node (the default python one has none); the emulator runs
+        // node:* tags on the host image, whose Node 20 is on PATH. Plain-HTTP tunnels, which the
+        // test fetches without TLS.
+        provider: createModalSandboxProvider({
+          client,
+          appName: 'sandport-agent-service',
+          defaultImage: 'node:22-bookworm',
+          encryptPortsByDefault: false,
+        }),
+        createOptions: { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] },
+        provision: uploadedCli,
+        close: async () => {
+          client.close();
+          await emulator.close();
+        },
+      };
+    },
+  },
+  {
+    name: 'e2b emulator (public URL, CLI uploaded, port host)',
+    skipReason: () => undefined,
+    start: async () => {
+      const emulator = await spawnE2bEmulator({ testInternet: testInternet() });
+      // Port hosts are `<port>-<sandboxID>.e2b.localhost` names.
+      const uninstall = installLocalhostResolution();
+      return {
+        provider: createE2bSandboxProvider({
+          apiKey: 'e2b_emulator',
+          apiUrl: emulator.url,
+          sandboxUrl: emulator.sandboxUrl,
+          domain: emulator.domain,
+          tunnelScheme: 'http',
+        }),
+        // The base template's Node runs the host.
+        createOptions: { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] },
+        provision: uploadedCli,
+        close: async () => {
+          await emulator.close();
+          uninstall();
+        },
+      };
+    },
+  },
+  {
+    name: 'vercel emulator (public URL, CLI uploaded, image Node, port route)',
+    skipReason: () => (vercelRootfsBuilt() ? undefined : 'the Vercel emulator image is not built (scripts/build-vercel-images.sh)'),
+    start: async () => {
+      const emulator = await spawnVercelEmulator({ testInternet: testInternet() });
+      const uninstall = installLocalhostResolution();
+      return {
+        provider: createVercelSandboxProvider({
+          token: emulator.token,
+          teamId: emulator.teamId,
+          projectId: emulator.projectId,
+          fetch: emulator.fetch,
+          tunnelBaseUrl: emulator.tunnelBaseUrl,
+        }),
+        // Vercel's runtime images have Node; its commands have no stdin, so the token comes in a file.
+        createOptions: { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] },
+        provision: uploadedCli,
+        close: async () => {
+          await emulator.close();
+          uninstall();
+        },
       };
     },
   },
@@ -124,6 +272,7 @@ const targets: Target[] = [
           tunnelScheme: 'http',
         }),
         createOptions: { timeoutMs: 10 * 60_000, image: agentImage, ports: [hostPort] },
+        provision: mountedCli,
         close: async () => {
           await emulator.close();
           uninstall();
@@ -141,6 +290,7 @@ const targets: Target[] = [
         return {
           provider: createCloudflareSandboxProvider({ url: emulator.url, token: emulator.token }),
           createOptions: { ports: [hostPort] },
+          provision: mountedCli,
           close: async () => {
             await emulator.close();
             uninstall();
@@ -158,11 +308,12 @@ for (const target of targets) {
     let sandbox: Sandbox;
     let host: AgentHost;
     let url: string;
-    const { executable } = claudeCodeHostMount();
+    let executable: string;
 
     beforeAll(async () => {
       started = await target.start();
       sandbox = await started.provider.create(proxy.createOptions(started.provider, started.createOptions));
+      executable = await started.provision(sandbox);
       host = await startAgentHost(sandbox, { port: hostPort, startTimeoutMs: 60_000, ...(started.node ? { node: started.node } : {}) });
       url = (await sandbox.tunnels())[hostPort]!.url;
     }, 300_000);
@@ -207,7 +358,11 @@ for (const target of targets) {
         const upstream = fake.requests.slice(seen);
         expect(upstream.length).toBeGreaterThan(1);
         expect(upstream.every((request) => request.headers['x-api-key'] === 'sk-ant-real-key-never-in-the-sandbox')).toBe(true);
-        const scan = await sandbox.run(['/bin/sh', '-c', `grep -lsF "${host.token}" /proc/[0-9]*/environ; echo scanned`]);
+        const scan = await sandbox.run([
+          '/bin/sh',
+          '-c',
+          `${splitSecret(host.token)}; grep -lsF -e "$head$tail" /proc/[0-9]*/environ; echo scanned`,
+        ]);
         expect(scan.stdout.trim()).toBe('scanned');
       } finally {
         await Promise.all([red.close(), blue.close()]);
@@ -301,7 +456,11 @@ describe.skipIf(noCli !== undefined)(
       try {
         expect(await sandbox.files.exists(`${directory}/token`)).toBe(false);
         expect(JSON.parse(await sandbox.files.readText(`${directory}/listening.json`))).toMatchObject({ listening: hostPort });
-        const scan = await sandbox.run(['/bin/sh', '-c', `grep -rlsF "${host.token}" /proc/[0-9]*/environ /tmp 2>/dev/null; echo scanned`]);
+        const scan = await sandbox.run([
+          '/bin/sh',
+          '-c',
+          `grep -rlsF -e "${host.token}" /proc/[0-9]*/environ /tmp 2>/dev/null; echo scanned`,
+        ]);
         expect(scan.stdout.trim()).toBe('scanned');
         const url = (await sandbox.tunnels())[hostPort]!.url;
         expect((await fetch(`${url}/agents`, { headers: { authorization: `Bearer ${host.token}` } })).status).toBe(200);

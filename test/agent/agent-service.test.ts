@@ -79,7 +79,8 @@ describeWithAgentHarness('agent service: agents behind one port', {}, (harness) 
       // The host's token reaches it over stdin: no process environment in the sandbox holds it,
       // though the host's environment is readable there (it and its agents have the port variable).
       const environ = "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'";
-      const leaks = await red.send(`BASH: ${environ} | grep -c -F '${host.token}'; ${environ} | grep -c SANDPORT_AGENT_HOST_PORT=`).result;
+      const leaks = await red.send(`BASH: ${environ} | grep -c -F -e '${host.token}'; ${environ} | grep -c SANDPORT_AGENT_HOST_PORT=`)
+        .result;
       expect(leaks.text).toMatch(/^Tool said: 0\n[1-9]\d*$/);
       const listed = (await (await fetch(`${url}/agents`, { headers: { authorization: `Bearer ${host.token}` } })).json()) as {
         agents: Array<{ agent: string; busy: boolean; cwd: string }>;

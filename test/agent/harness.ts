@@ -17,6 +17,17 @@ export const fakeApiSandboxPort = 8123;
 /** Fast failure in tests: no API retries, no side traffic. */
 export const testEnv = { CLAUDE_CODE_MAX_RETRIES: '0', API_TIMEOUT_MS: '60000' };
 
+/**
+ * Shell assignments of `head` and `tail` whose concatenation is `secret`, for a scan command
+ * (`grep -F -e "$head$tail"` over each process's environ file) that does not hold the secret whole
+ * itself: a provider may hand the command text to the process that runs it in its environment
+ * (the Daytona emulator's session commands do), where the scan would find the scan.
+ */
+export function splitSecret(secret: string): string {
+  const half = Math.floor(secret.length / 2);
+  return `head='${secret.slice(0, half)}' tail='${secret.slice(half)}'`;
+}
+
 export interface AgentHarness {
   fake: FakeAnthropic;
   dir: string;

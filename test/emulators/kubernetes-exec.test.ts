@@ -27,7 +27,10 @@ beforeAll(async () => {
   await core.createNamespacedPod({
     namespace,
     body: podBody(pod, {
-      command: ['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'SYSTEM:echo hello-from-8080'],
+      // The server reads the request line before it answers: one that answers at once closes with
+      // the request unread, which makes the kernel reset the connection, and a reset can drop the
+      // answer before the emulator reads it (a CI dry run saw exactly that).
+      command: ['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'SYSTEM:read -r line; echo hello-from-8080'],
       container: { ports: [{ containerPort: 8080 }] },
     }),
   });
@@ -252,7 +255,7 @@ describe('port-forward', () => {
     const started = await clientExec([
       'sh',
       '-c',
-      "socat TCP-LISTEN:9090,fork,reuseaddr 'SYSTEM:echo hello-from-9090' >/dev/null 2>&1 & sleep 0.3; echo up",
+      "socat TCP-LISTEN:9090,fork,reuseaddr 'SYSTEM:head -c 1 >/dev/null; echo hello-from-9090' >/dev/null 2>&1 & sleep 0.3; echo up",
     ]);
     expect(started.stdout).toBe('up\n');
     const session = await rawSocket(`/api/v1/namespaces/${namespace}/pods/${pod}/portforward?ports=9090`, ['v4.channel.k8s.io']);
@@ -279,6 +282,28 @@ describe('port-forward', () => {
     expect(error).toContain('an error occurred forwarding 9191 -> 9191');
   });
 
+  it('holds the bytes a client sends right after the upgrade until the pod side is connected', async () => {
+    // The relay to an undeclared port starts socat in the pod first: bytes sent at once arrive
+    // before it is up, and the server answers only once they reached it.
+    const started = await clientExec([
+      'sh',
+      '-c',
+      "socat TCP-LISTEN:9292,fork,reuseaddr 'SYSTEM:head -n 1' >/dev/null 2>&1 & sleep 0.3; echo up",
+    ]);
+    expect(started.stdout).toBe('up\n');
+    const session = await rawSocket(`/api/v1/namespaces/${namespace}/pods/${pod}/portforward?ports=9292`, ['v4.channel.k8s.io']);
+    if (!('ws' in session)) throw new Error(`refused: ${session.body}`);
+    session.ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('sent-before-the-pod-side\n')]));
+    await session.closed;
+    const data = Buffer.concat(
+      session.frames
+        .slice(2)
+        .filter((frame) => frame[0] === 0)
+        .map((frame) => frame.subarray(1)),
+    ).toString();
+    expect(data).toBe('sent-before-the-pod-side\n');
+  });
+
   it('carries an HTTP-ish exchange through client-node PortForward behind a local listener', async () => {
     const forward = new PortForward(config);
     const server = createServer((socket) => {
@@ -291,9 +316,17 @@ describe('port-forward', () => {
     client.on('error', () => undefined);
     // Half-closing the local socket would end client-node's WebSocket before the answer, and
     // client-node never ends the local socket when the WebSocket closes: read until the answer is in.
-    client.write('GET / HTTP/1.0\r\n\r\n');
+    client.write('GET / HTTP/1.0\n');
     let text = '';
-    while (!text.endsWith('\n')) text += ((await once(client, 'data')) as [Buffer])[0].toString();
+    const answered = new Promise<void>((resolve) => {
+      client.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.endsWith('\n')) resolve();
+      });
+    });
+    // A lost answer fails with what did arrive instead of hanging until the test timeout.
+    const timedOut = new Promise<void>((resolve) => setTimeout(resolve, 20_000).unref());
+    await Promise.race([answered, timedOut]);
     client.destroy();
     server.close();
     expect(text).toBe('hello-from-8080\n');

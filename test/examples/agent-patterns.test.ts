@@ -2,9 +2,10 @@
  * The hosting-pattern examples (ephemeral, long-running, hybrid, single container, warm pool),
  * each run as a user runs it, on the local provider, against the fake Messages API behind the
  * credential proxy the example starts (its turns scripted in agent-patterns-scripts.ts, the
- * tools executed for real by the `claude` CLI); and against the real API when
- * ANTHROPIC_API_KEY is set. The examples import `sandport`, which resolves to dist/.
+ * tools executed for real by the `claude` CLI); with their provider line swapped, on the Modal
+ * emulator and on Docker; and against the real API when ANTHROPIC_API_KEY is set. The examples import `sandport`, which resolves to dist/.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -15,6 +16,7 @@ import { agentSkipReason } from '../agent/harness.js';
 import { patternScripts } from './agent-patterns-scripts.js';
 import { runExample, runWithProviderLine } from './example-runner.js';
 import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
+import { baseImage, dockerAvailable } from '../docker-environment.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'index.js'));
@@ -183,6 +185,61 @@ describe.skipIf(skipReason !== undefined)(
           MODAL_TOKEN_SECRET: 'as-examples',
           MODAL_LOGLEVEL: 'error',
         });
+        if (result.code !== 0) console.error(result.stdout, result.stderr);
+        expect(result.providerLines).toBe(1);
+        expect(result.code).toBe(0);
+        expect(result.stdout).toMatch(expected);
+      },
+      110_000,
+    );
+  },
+);
+
+/**
+ * The image the examples' Docker line names, as a Docker user would build it: python3 (the
+ * credential proxy's host route forwards through it inside the container) and git (the one-shot's
+ * clone). The CLI and Node are the host's, mounted read-only as on the local provider.
+ */
+const dockerImage = 'sandport/examples:bookworm';
+const dockerfile = `FROM ${baseImage}
+RUN apt-get update && apt-get install -y --no-install-recommends python3 git && rm -rf /var/lib/apt/lists/*
+`;
+const dockerLine = `const provider: SandboxProvider = (await import('sandport/docker')).createDockerSandboxProvider({ defaultImage: '${dockerImage}' });`;
+
+/** `docker build` of {@link dockerfile}; the engine's layer cache makes a rebuild instant. */
+async function buildDockerImage(): Promise<void> {
+  const child = spawn('docker', ['build', '-q', '-t', dockerImage, '-'], { stdio: ['pipe', 'ignore', 'pipe'], timeout: 280_000 });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdin.end(dockerfile);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`docker build ${dockerImage} failed (${code}): ${stderr}`);
+}
+
+const dockerSkip = skipReason ?? (dockerAvailable() ? undefined : 'no Docker engine or base image (scripts/setup-docker.sh)');
+describe.skipIf(dockerSkip !== undefined)(
+  `hosting-pattern examples on Docker (sandport/docker), provider line swapped${dockerSkip ? ` (skipped: ${dockerSkip})` : ''}`,
+  () => {
+    let fake: FakeAnthropic;
+    beforeAll(async () => {
+      fake = await startFakeAnthropic({ scripts: patternScripts });
+      await buildDockerImage();
+    }, 300_000);
+    afterAll(async () => {
+      await fake?.close();
+    });
+
+    it.each(withFake)(
+      'examples/%s',
+      async (file, expected) => {
+        const { readFileSync } = await import('node:fs');
+        expect(readFileSync(example(file), 'utf8'), 'the header names the line').toContain(
+          dockerLine.replace('const provider: SandboxProvider = ', ''),
+        );
+        // A host route, so no public URL: the example's proxy listens on a socket the container mounts.
+        const env: NodeJS.ProcessEnv = { ...process.env, ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples', ANTHROPIC_BASE_URL: fake.url };
+        delete env.SANDPORT_PROXY_PUBLIC_URL;
+        const result = await runWithProviderLine(file, localLine, dockerLine, env);
         if (result.code !== 0) console.error(result.stdout, result.stderr);
         expect(result.providerLines).toBe(1);
         expect(result.code).toBe(0);

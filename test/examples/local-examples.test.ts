@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dockerAvailable } from '../docker-environment.js';
@@ -10,7 +11,7 @@ const examples: Array<[string, RegExp]> = [
   ['local-server-and-ports.ts', /-> served from sandbox\/hello/],
   ['local-snapshots.ts', /prepared once \+ worker 2/],
   ['local-limits-and-timeouts.ts', /oomKilled: true[\s\S]*its process tree is gone[\s\S]*lifetime-timeout/],
-  ['docker-quickstart.ts', /done: both sandboxes terminated/],
+  ['docker-quickstart.ts', /done: both sandboxes terminated, the snapshot deleted/],
   [
     'egress-allowlist.ts',
     /docs\.internal +-> docs\.internal says hello[\s\S]*billing\.internal -> sandport egress proxy: billing\.internal is not in allowDomains[\s\S]*proxy ignored -> curl: \(6\)[\s\S]*after updateNetwork, billing\.internal -> billing\.internal says hello[\s\S]*after 'block', docs\.internal -> sandport egress proxy/,
@@ -36,6 +37,25 @@ describe('examples run', () => {
       expect(result.stderr).not.toMatch(/Error/);
       expect(result.status).toBe(0);
       expect(result.stdout).toMatch(expected);
+      if (file === 'docker-quickstart.ts') {
+        // Its snapshot (an image labelled with the creating process) is gone with it, not left on the engine.
+        const images = spawnSync(
+          'docker',
+          [
+            'images',
+            '-q',
+            '--filter',
+            'label=dev.sandport.managed=snapshot',
+            '--filter',
+            `label=dev.sandport.creator=${hostname()}:${result.pid}`,
+          ],
+          {
+            encoding: 'utf8',
+          },
+        );
+        expect(images.status).toBe(0);
+        expect(images.stdout.trim()).toBe('');
+      }
     });
   }
 });

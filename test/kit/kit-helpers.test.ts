@@ -10,6 +10,8 @@ import {
   SandboxProviderError,
   createSandboxOptionsSchema,
   fromCallbacks,
+  withStartSignal,
+  startExecEntrypoint,
   fromConnectionError,
   fromGrpcStatus,
   fromHttpStatus,
@@ -28,6 +30,7 @@ import {
   wrapArgv,
   type SandboxCapabilities,
 } from '../../src/kit/index.js';
+import type { SandboxProcess } from '../../src/index.js';
 
 const everything: SandboxCapabilities = {
   isolation: 'container',
@@ -323,5 +326,99 @@ describe('abortableStream', () => {
     controller.abort(reason);
     await expect(reading).rejects.toBe(reason);
     expect(cancelled).toBe(true);
+  });
+});
+
+describe('withStartSignal', () => {
+  it("follows the caller's signal while the start runs, and never after it", async () => {
+    const caller = new AbortController();
+    let seen: AbortSignal | undefined;
+    const started = await withStartSignal(caller.signal, async (signal) => {
+      seen = signal;
+      return 'started';
+    });
+    expect(started).toBe('started');
+    caller.abort(new Error('later'));
+    expect(seen?.aborted).toBe(false);
+  });
+
+  it('aborts the start with the reason when the caller aborts during it, or had already', async () => {
+    const caller = new AbortController();
+    const reason = new Error('gave up');
+    const during = withStartSignal(
+      caller.signal,
+      (signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })),
+    );
+    caller.abort(reason);
+    await expect(during).rejects.toBe(reason);
+    let abortedAtStart: boolean | undefined;
+    await withStartSignal(caller.signal, async (signal) => {
+      abortedAtStart = signal.aborted;
+    });
+    expect(abortedAtStart).toBe(true);
+  });
+});
+
+describe('startExecEntrypoint', () => {
+  type Ended = { exitCode?: number; reason: string };
+  /** An entrypoint whose exec reports `exitCode` when `exit` is called, and the end calls it saw. */
+  function entrypoint(exitCode: number) {
+    let exit!: () => void;
+    const exited = new Promise<{ exitCode: number }>((resolve) => {
+      exit = () => resolve({ exitCode });
+    });
+    const ends: Ended[] = [];
+    const lifecycle = {
+      end: async (status: Ended) => {
+        ends.push(status);
+      },
+    };
+    const process = { wait: () => exited } as unknown as SandboxProcess;
+    return { exit, ends, lifecycle, process };
+  }
+  const settled = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  it("ends the sandbox with the exec's exit code when the provider has no end of its own", async () => {
+    const { exit, ends, lifecycle, process } = entrypoint(4);
+    await startExecEntrypoint(async () => process, { signal: undefined, lifecycle: lifecycle as never });
+    expect(ends).toEqual([]);
+    exit();
+    await settled();
+    expect(ends).toEqual([{ state: 'terminated', reason: 'entrypoint-exited', exitCode: 4 }]);
+  });
+
+  it("lets the sandbox's own end decide: the exec's 137 (the keeper's exit killed the notifier) comes second", async () => {
+    const { exit, ends, lifecycle, process } = entrypoint(137);
+    let endSandbox!: () => void;
+    const sandboxEnd = () =>
+      new Promise<void>((resolve) => {
+        endSandbox = () => {
+          ends.push({ reason: 'entrypoint-exited', exitCode: 0 });
+          resolve();
+        };
+      });
+    await startExecEntrypoint(async () => process, { signal: undefined, lifecycle: lifecycle as never, sandboxEnd });
+    exit();
+    await settled();
+    expect(ends).toEqual([]);
+    endSandbox();
+    await settled();
+    expect(ends[0]).toEqual({ reason: 'entrypoint-exited', exitCode: 0 });
+  });
+
+  it("takes the exec's status once the grace ran out without the sandbox ending, and stops observing", async () => {
+    const { exit, ends, lifecycle, process } = entrypoint(3);
+    let observing: AbortSignal | undefined;
+    const sandboxEnd = (signal: AbortSignal) => {
+      observing = signal;
+      return new Promise<void>(() => undefined);
+    };
+    await startExecEntrypoint(async () => process, { signal: undefined, lifecycle: lifecycle as never, sandboxEnd, graceMs: 30 });
+    exit();
+    await settled();
+    expect(ends).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(ends).toEqual([{ state: 'terminated', reason: 'entrypoint-exited', exitCode: 3 }]);
+    expect(observing?.aborted).toBe(true);
   });
 });

@@ -79,6 +79,60 @@ describe('SandboxLifecycle', () => {
 
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+describe('SandboxLifecycle.waitObserving', () => {
+  it('asks the provider each interval until the ask finds the sandbox gone, then stops asking', async () => {
+    const { state } = lifecycle();
+    let asks = 0;
+    const ended = state.waitObserving(
+      {},
+      async () => {
+        asks++;
+        if (asks === 1) throw new Error('a failed ask is asked again');
+        if (asks === 3) await state.end({ state: 'terminated', reason: 'crashed' });
+      },
+      { intervalMs: 5, askAtOnce: true },
+    );
+    expect(await ended).toEqual({ state: 'terminated', reason: 'crashed' });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(asks).toBe(3);
+  });
+
+  it('askNow false skips rounds; without askAtOnce the first ask waits one interval', async () => {
+    const { state } = lifecycle();
+    const asked: boolean[] = [];
+    let allowed = false;
+    const ended = state.waitObserving(
+      {},
+      async () => {
+        asked.push(allowed);
+        await state.end({ state: 'terminated', reason: 'terminated' });
+      },
+      { intervalMs: 5, askNow: () => allowed },
+    );
+    expect(asked).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(asked).toEqual([]);
+    allowed = true;
+    expect(await ended).toEqual({ state: 'terminated', reason: 'terminated' });
+    expect(asked).toEqual([true]);
+  });
+
+  it('an aborted wait rejects with signal.reason and stops asking', async () => {
+    const { state } = lifecycle();
+    const controller = new AbortController();
+    let asks = 0;
+    const ended = state.waitObserving({ signal: controller.signal }, async () => void asks++, { intervalMs: 5, askAtOnce: true });
+    const reason = new Error('stop waiting');
+    controller.abort(reason);
+    await expect(ended).rejects.toBe(reason);
+    const seen = asks;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(asks).toBe(seen);
+    expect(state.isRunning()).toBe(true);
+    await state.end({ state: 'terminated', reason: 'terminated' });
+  });
+});
+
 describe('SandboxLifecycle pause and resume', () => {
   it('pauses and resumes once each, however often called, and tells paused from ended', async () => {
     const { state } = lifecycle();

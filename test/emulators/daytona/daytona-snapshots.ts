@@ -272,7 +272,10 @@ export function snapshotRoutes(state: DaytonaState): DaytonaRoute[] {
       async handle(request, response) {
         const volume = findVolume(state, request.params.volumeId!, 'id');
         const inUse = [...state.sandboxes.values()].some(
-          (sandbox) => sandbox.state !== 'destroyed' && sandbox.volumes.some((mount) => mount.volumeId === volume.id),
+          (sandbox) =>
+            sandbox.state !== 'destroyed' &&
+            // A mount names its volume by id or by name, as the create took it.
+            sandbox.volumes.some((mount) => mount.volumeId === volume.id || mount.volumeId === volume.name),
         );
         if (inUse) throw new HttpError(409, `Volume ${volume.name} is in use by a sandbox`);
         volume.state = 'deleted';

@@ -4,7 +4,7 @@
  *
  * Templates:
  * - `base`: E2B's base template's userland on a local rootfs built by
- *   scripts/build-e2b-images.sh (Debian bookworm, bash, python3 and `python`, git, sudo, user
+ *   scripts/build-e2b-images.sh (Debian bookworm, bash, python3 and `python`, git, Node.js, sudo, user
  *   `user` uid 1000 with home /home/user and passwordless sudo, root, inotify-tools, util-linux
  *   `script`, socat); 2 vCPUs and 512 MB as E2B's default. Missing rootfs: creating from it is
  *   a 500 naming the script.

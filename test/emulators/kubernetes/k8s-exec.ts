@@ -282,6 +282,16 @@ export class KubeStreams {
 
   private async portForward(ws: WebSocket, runtime: PodRuntime, ports: number[]): Promise<void> {
     const connections = new Map<number, { write(data: Uint8Array): void; end(): void }>();
+    // The client may send as soon as the upgrade is done, before the pod side is connected: the
+    // kubelet holds those bytes (and an early close) for the connection, so this does too.
+    const early = new Map<number, { chunks: Buffer[]; ended: boolean }>(ports.map((_port, index) => [index, { chunks: [], ended: false }]));
+    const attach = (index: number, connection: { write(data: Uint8Array): void; end(): void }) => {
+      connections.set(index, connection);
+      const held = early.get(index);
+      early.delete(index);
+      for (const chunk of held?.chunks ?? []) connection.write(chunk);
+      if (held?.ended) connection.end();
+    };
     let open = ports.length;
     const closeOne = () => {
       if (--open <= 0 && ws.readyState === WebSocket.OPEN) ws.close(1000);
@@ -289,10 +299,14 @@ export class KubeStreams {
     ws.on('message', (data: RawData) => {
       const frame = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       if (frame.byteLength === 0 || frame[0]! % 2 !== 0) return;
-      connections.get(frame[0]! / 2)?.write(frame.subarray(1));
+      const index = frame[0]! / 2;
+      const connection = connections.get(index);
+      if (connection) connection.write(frame.subarray(1));
+      else early.get(index)?.chunks.push(Buffer.from(frame.subarray(1)));
     });
     ws.on('close', () => {
       for (const connection of connections.values()) connection.end();
+      for (const held of early.values()) held.ended = true;
     });
     for (const [index, port] of ports.entries()) {
       const prefix = Buffer.from([port & 0xff, port >> 8]);
@@ -320,7 +334,7 @@ export class KubeStreams {
             });
           });
           if (socket.destroyed) return;
-          connections.set(index, {
+          attach(index, {
             write: (bytes) => void (socket.write(bytes) || (ws.pause(), socket.once('drain', () => ws.resume()))),
             end: () => socket.end(),
           });
@@ -341,7 +355,7 @@ export class KubeStreams {
         const writer = relay.stdin.getWriter();
         writer.closed.catch(() => undefined);
         let queue: Promise<unknown> = Promise.resolve();
-        connections.set(index, {
+        attach(index, {
           write: (bytes) => {
             const copy = Uint8Array.from(bytes);
             queue = queue.then(() => writer.write(copy)).catch(() => undefined);
