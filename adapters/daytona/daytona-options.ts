@@ -75,7 +75,8 @@ export const daytonaCapabilities: SandboxCapabilities = Object.freeze({
   timeouts: { lifetime: true, idle: true, maxLifetimeMs: daytonaMaxTimeoutMs },
   // Daytona volumes by name, read-write only; they must exist and be ready (daytona.volume.get(name, true)).
   volumes: 'named',
-  gpu: false,
+  // `resources.gpu` (a count) and `resources.gpuType`, see planDaytonaGpu; only on a sandbox made from an image.
+  gpu: true,
   images: { reference: true, build: true, snapshot: true },
 } as const);
 
@@ -123,7 +124,7 @@ export interface DaytonaCreateParams {
   networkBlockAll?: boolean;
   networkAllowList?: string;
   domainAllowList?: string;
-  resources?: { cpu?: number; memory?: number; disk?: number };
+  resources?: { cpu?: number; memory?: number; disk?: number; gpu?: number; gpuType?: string };
   volumes?: DaytonaVolumeMountPlan[];
 }
 
@@ -162,7 +163,7 @@ export const daytonaDefaultImage = 'daytonaio/sandbox:latest';
 /**
  * Builds the create plan. Throws `SandboxInvalidArgumentError` for values Daytona would refuse
  * (a tag key under `sandport.`, resources with a snapshot) and `SandboxCapabilityUnsupportedError`
- * for what it cannot do (gpu, pids), and for a read-only volume. Rounds memory up to whole GiB and the lifetime and
+ * for what it cannot do (pids), and for a read-only volume. Rounds memory up to whole GiB and the lifetime and
  * idle timeout up to whole minutes, with a warning each.
  */
 export function planDaytonaCreate(options: ParsedCreateSandboxOptions, defaults: DaytonaCreateDefaults = {}): DaytonaCreatePlan {
@@ -223,6 +224,7 @@ export function planDaytonaCreate(options: ParsedCreateSandboxOptions, defaults:
     resources.memory = memory.value;
   }
   if (extra.diskGiB !== undefined) resources.disk = extra.diskGiB;
+  if (options.gpu !== undefined) Object.assign(resources, planDaytonaGpu(options.gpu));
   const source = planDaytonaSource(options, extra.snapshot, Object.keys(resources).length > 0, defaults.image ?? daytonaDefaultImage);
   if (Object.keys(resources).length > 0) params.resources = resources;
 
@@ -277,6 +279,26 @@ export function planDaytonaVolumes(volumes: ParsedCreateSandboxOptions['volumes'
  * a Daytona snapshot. Resources exist only for images: with a snapshot they are refused, and
  * without an image the default image is used instead of the default snapshot.
  */
+/**
+ * `gpu` in Daytona's terms: `'H100'` (one of that type), `'H100:2'` (two), or a bare count `'2'`
+ * (any type Daytona has). Types are matched without regard to case and sent in Daytona's
+ * spelling (upper case, as its `GpuType` values: `H100`, `RTX-4090`, ...). Which types exist is
+ * Daytona's to say: its API refuses an unknown one (400), so new types work without a release.
+ */
+export function planDaytonaGpu(gpu: string): { gpu: number; gpuType?: string } {
+  const match = /^(?:(?<count>\d+)|(?<type>[A-Za-z][A-Za-z0-9-]*)(?::(?<typed>\d+))?)$/.exec(gpu.trim());
+  const count = Number(match?.groups?.count ?? match?.groups?.typed ?? 1);
+  if (!match || !Number.isSafeInteger(count) || count < 1) {
+    throw new SandboxInvalidArgumentError({
+      message: `gpu ${JSON.stringify(gpu)} is not a Daytona GPU request: give a type ('H100'), a type and a count ('H100:2'), or a count ('2')`,
+      argument: 'gpu',
+      provider,
+    });
+  }
+  const type = match.groups?.type;
+  return type === undefined ? { gpu: count } : { gpu: count, gpuType: type.toUpperCase() };
+}
+
 export function planDaytonaSource(
   options: Pick<ParsedCreateSandboxOptions, 'image'>,
   snapshot: string | undefined,
@@ -295,7 +317,7 @@ export function planDaytonaSource(
   if (fromSnapshot !== undefined) {
     if (resources) {
       throw new SandboxCapabilityUnsupportedError({
-        message: 'Daytona sets cpu, memory and disk only on sandboxes made from an image; a snapshot keeps its own: remove them',
+        message: 'Daytona sets cpu, memory, disk and gpu only on sandboxes made from an image; a snapshot keeps its own: remove them',
         capability: 'limits.cpu',
         provider,
       });

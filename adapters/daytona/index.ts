@@ -23,6 +23,7 @@ export {
   planDaytonaConfig,
   planDaytonaCreate,
   planDaytonaLabels,
+  planDaytonaGpu,
   planDaytonaNetwork,
   planDaytonaSessionCommand,
   planDaytonaSetLabels,

@@ -31,6 +31,7 @@ import {
   planDaytonaConfig,
   planDaytonaCreate,
   planDaytonaLabels,
+  planDaytonaGpu,
   planDaytonaNetwork,
   planDaytonaSessionCommand,
   planDaytonaSetLabels,
@@ -143,8 +144,23 @@ describe('planDaytonaCreate', () => {
     expect((refused as Error).message).toMatch(/read-write only \(\/data from "cache"\)/);
   });
 
-  it('refuses what Daytona cannot do here: gpu, pids, unknown provider options', () => {
-    expect(() => plan({ gpu: 'A100' })).toThrow(SandboxCapabilityUnsupportedError);
+  it("gpu: a type, a type and a count, or a count, as Daytona's resources; on the default image, never on a snapshot", () => {
+    expect(plan({ gpu: 'h100' }).params.resources).toEqual({ gpu: 1, gpuType: 'H100' });
+    expect(plan({ gpu: 'RTX-4090:2', cpu: 4 }).params.resources).toEqual({ cpu: 4, gpu: 2, gpuType: 'RTX-4090' });
+    expect(plan({ gpu: '3' }).params.resources).toEqual({ gpu: 3 });
+    expect(plan({ gpu: 'H100' }).source).toEqual({ kind: 'image', image: daytonaDefaultImage });
+    // Daytona's own type names pass as they are (its API decides which exist).
+    for (const type of Object.values(sdk.GpuType).filter((value) => /^[A-Z]/.test(value))) {
+      expect(planDaytonaGpu(type)).toEqual({ gpu: 1, gpuType: type });
+    }
+    for (const bad of ['0', 'H100:0', 'H100:', ':2', 'H100:two', 'H100 x2', '-1']) {
+      expect(() => planDaytonaGpu(bad), bad).toThrow(/is not a Daytona GPU request: give a type \('H100'\)/);
+    }
+    expect(() => plan({ gpu: 'H100', image: { type: 'snapshot', provider: 'daytona', id: 's' } })).toThrow(/cpu, memory, disk and gpu/);
+    expect(daytonaCapabilities.gpu).toBe(true);
+  });
+
+  it('refuses what Daytona cannot do here: pids, unknown provider options', () => {
     expect(() => plan({ pidsLimit: 100 })).toThrow(SandboxCapabilityUnsupportedError);
     expect(() => plan({ providerOptions: { daytona: { nope: 1 } } })).toThrow(SandboxInvalidArgumentError);
   });

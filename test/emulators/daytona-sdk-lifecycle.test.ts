@@ -112,6 +112,19 @@ describe.skipIf(!imageBuilt)(`Daytona emulator: sandboxes through the SDK${needs
     expect(bad).toBeInstanceOf(DaytonaValidationError);
   });
 
+  it('GPU resources: an unknown type is a DaytonaValidationError (400) naming the types; a GPU count is a 501 (no GPUs here)', async () => {
+    const image = 'debian:bookworm';
+    const unknownType = await failure(daytona.create({ image, resources: { gpu: 1, gpuType: 'Z999' as never } }));
+    expect(unknownType).toBeInstanceOf(DaytonaValidationError);
+    expect(unknownType.message).toMatch(/gpuType.*one of the following values: H100, H200/);
+    const noGpus = await failure(daytona.create({ image, resources: { gpu: 1, gpuType: 'H100' } }));
+    expect(noGpus).toBeInstanceOf(DaytonaError);
+    expect((noGpus as DaytonaError).statusCode).toBe(501);
+    expect(noGpus.message).toMatch(/The Daytona emulator has no GPUs: POST \/api\/sandbox with gpu 1 is not emulated/);
+    // Nothing was left behind by the refused creates.
+    expect((await listAll()).filter((sandbox) => sandbox.gpu > 0)).toEqual([]);
+  });
+
   it('list filters by labels and pages through every match', async () => {
     const tagged = await Promise.all([1, 2, 3].map((index) => create({ labels: { batch: 'paging', index: String(index) } })));
     const found = await listAll({ labels: { batch: 'paging' }, limit: 2 });

@@ -2,7 +2,8 @@
  * Daytona's sandbox API (`/api/sandbox...`, the SDK's `SandboxApi`), on the state of
  * daytona-state.ts:
  * - `POST /sandbox` creates from the default snapshot, a named snapshot, or a Dockerfile
- *   (`buildInfo`, what `image` sends), with labels, env, resources (cpu, memory and disk in GiB),
+ *   (`buildInfo`, what `image` sends), with labels, env, resources (cpu, memory and disk in GiB;
+ *   a GPU type is checked, a GPU count is refused with a 501: no GPUs here),
  *   auto-stop / auto-pause / auto-archive / auto-delete intervals and a TTL (minutes), network
  *   settings (`networkBlockAll`, `networkAllowList` as a comma string of CIDRs, `domainAllowList`
  *   as a comma string of domains), volumes and `public`. It answers once the sandbox is `started`
@@ -29,6 +30,9 @@ import { findSnapshot, registerSnapshot } from './daytona-snapshots.js';
 
 const intervalSchema = z.number().int().min(-1);
 
+/** Daytona's GPU types (the API's `GpuType` values): an unknown one is a 400, as the API's validation answers. */
+const gpuTypes = ['H100', 'H200', 'B300', 'RTX-PRO-6000', 'RTX-4090', 'RTX-5090', 'MI355X'] as const;
+
 const createSchema = z.object({
   name: z.string().min(1).max(255).optional(),
   snapshot: z.string().min(1).optional(),
@@ -42,6 +46,9 @@ const createSchema = z.object({
   target: z.string().optional(),
   cpu: z.number().int().positive().optional(),
   gpu: z.number().int().min(0).optional(),
+  gpuType: z
+    .array(z.enum(gpuTypes, { message: `each value in gpuType must be one of the following values: ${gpuTypes.join(', ')}` }))
+    .optional(),
   memory: z.number().int().positive().optional(),
   disk: z.number().int().positive().optional(),
   autoStopInterval: intervalSchema.optional(),
@@ -251,6 +258,10 @@ async function createSandbox(state: DaytonaState, request: DaytonaRequest, respo
   if (body.name !== undefined && nameTaken(state, body.name)) throw new HttpError(409, `Sandbox with name ${body.name} already exists`);
   if (body.autoStopInterval && body.autoPauseInterval)
     throw new HttpError(400, 'autoStopInterval and autoPauseInterval are mutually exclusive');
+  if ((body.gpu ?? 0) > 0) {
+    // This machine has no GPUs to give: refused loudly rather than started without one.
+    throw new HttpError(501, `The Daytona emulator has no GPUs: POST /api/sandbox with gpu ${body.gpu} is not emulated`);
+  }
   if (body.secrets && body.secrets.length > 0) {
     throw new HttpError(
       501,
