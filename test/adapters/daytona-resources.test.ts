@@ -41,7 +41,12 @@ describe('daytona resources (real SDK against the emulator)', () => {
     try {
       expect(sandbox.warnings).toEqual([expect.objectContaining({ setting: 'memoryMiB' })]);
       const native = await daytona.get(sandbox.id);
-      expect({ cpu: native.cpu, memory: native.memory, disk: native.disk, gpu: native.gpu }).toEqual({ cpu: 2, memory: 2, disk: 4, gpu: 0 });
+      expect({ cpu: native.cpu, memory: native.memory, disk: native.disk, gpu: native.gpu }).toEqual({
+        cpu: 2,
+        memory: 2,
+        disk: 4,
+        gpu: 0,
+      });
     } finally {
       await sandbox.terminate();
     }
