@@ -23,17 +23,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ModalClient } from 'modal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cloudflareCapabilities, createCloudflareSandboxProvider } from '../../adapters/cloudflare/index.js';
-import { createDaytonaSandboxProvider } from '../../adapters/daytona/index.js';
+import { cloudflareCapabilities } from '../../adapters/cloudflare/index.js';
 import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
-import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
-import { createFlySandboxProvider, flyCapabilities } from '../../adapters/fly/index.js';
-import { createKubernetesSandboxProvider } from '../../adapters/kubernetes/index.js';
+import { flyCapabilities } from '../../adapters/fly/index.js';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
-import { createModalSandboxProvider } from '../../adapters/modal/index.js';
-import { createVercelSandboxProvider, vercelCapabilities } from '../../adapters/vercel/index.js';
+import { vercelCapabilities } from '../../adapters/vercel/index.js';
 import {
   AgentSession,
   AgentSessionError,
@@ -61,15 +56,18 @@ import {
   type SandboxSnapshotRef,
 } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
-import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js';
-import { spawnDaytonaEmulator } from '../emulators/daytona/index.js';
-import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
-import { installLocalhostResolution } from '../emulators/fly/index.js';
-import { spawnFlyEmulator } from '../emulators/fly/spawn.js';
-import { spawnKubernetesEmulator } from '../emulators/kubernetes/spawn.js';
-import { defaultRootfsBuilt as vercelRootfsBuilt } from '../emulators/vercel/index.js';
-import { spawnVercelEmulator } from '../emulators/vercel/spawn.js';
-import { spawnModalEmulator } from '../emulators/modal/spawn.js';
+import {
+  connectCloudflareBridge,
+  connectDaytona,
+  connectE2b,
+  connectFly,
+  connectKubernetes,
+  connectModal,
+  connectVercel,
+  type EmulatedProvider,
+  testInternetFor,
+  vercelSkipReason,
+} from '../emulated-providers.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
 import { agentSkipReason, splitSecret, testEnv } from './harness.js';
 
@@ -152,6 +150,20 @@ function cliImageMount(): Record<string, string> {
   return Object.fromEntries(Object.entries(volumes).map(([path, volume]) => [path, typeof volume === 'string' ? volume : volume.source]));
 }
 
+/** The proxy's listener as the emulators' test internet serves it under its public host name. */
+const testInternet = () => testInternetFor({ [publicHost]: proxy.listenAddress!.port });
+
+type Started = Awaited<ReturnType<Target['start']>>;
+
+/** A connection's provider, what this file creates its sandboxes with, and how the CLI gets in. */
+function on(
+  connection: EmulatedProvider,
+  createOptions: CreateSandboxOptions,
+  how: Pick<Started, 'provision' | 'snapshotAfterProvision' | 'servicePort'>,
+): Started {
+  return { provider: connection.make(), createOptions, ...how, close: () => connection.close() };
+}
+
 const targets: Target[] = [
   {
     name: 'local (host route, host binary mounted)',
@@ -192,161 +204,80 @@ const targets: Target[] = [
   {
     name: 'modal emulator (public URL, binary uploaded)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnModalEmulator({
-        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
-      });
-      process.env.MODAL_SERVER_URL = emulator.url;
-      const client = new ModalClient({ tokenId: 'ak-emulator', tokenSecret: 'as-emulator', logLevel: 'error' });
-      const provider = createModalSandboxProvider({ client, appName: 'sandport-agent-every', encryptPortsByDefault: false });
-      return {
-        provider,
-        createOptions: sandboxBase,
+    start: async () =>
+      on(await connectModal({ testInternet: testInternet(), provider: { appName: 'sandport-agent-every' } }), sandboxBase, {
         provision: uploaded,
         snapshotAfterProvision: true,
-        close: async () => {
-          client.close();
-          await emulator.close();
-        },
-      };
-    },
+      }),
   },
   {
     name: 'e2b emulator (public URL, binary uploaded)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnE2bEmulator({
-        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
-      });
-      const provider = createE2bSandboxProvider({
-        apiKey: 'e2b_emulator',
-        apiUrl: emulator.url,
-        sandboxUrl: emulator.sandboxUrl,
-        domain: emulator.domain,
-        tunnelScheme: 'http',
-      });
-      return { provider, createOptions: sandboxBase, provision: uploaded, snapshotAfterProvision: true, close: () => emulator.close() };
-    },
+    start: async () =>
+      on(await connectE2b({ testInternet: testInternet() }), sandboxBase, { provision: uploaded, snapshotAfterProvision: true }),
   },
   {
     name: 'daytona emulator (public URL, binary uploaded)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnDaytonaEmulator({
-        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
-      });
-      const provider = createDaytonaSandboxProvider({ apiKey: emulator.apiKey, apiUrl: emulator.url });
-      // Session input has no end-of-file on Daytona; the adapter's stdin relay gives the CLI one.
-      return { provider, createOptions: sandboxBase, provision: uploaded, snapshotAfterProvision: true, close: () => emulator.close() };
-    },
+    // Session input has no end-of-file on Daytona; the adapter's stdin relay gives the CLI one.
+    start: async () =>
+      on(await connectDaytona({ testInternet: testInternet() }), sandboxBase, { provision: uploaded, snapshotAfterProvision: true }),
   },
   {
     name: 'kubernetes emulator (public URL, binary uploaded into each pod)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnKubernetesEmulator({
-        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
-      });
-      const provider = createKubernetesSandboxProvider({ kubeconfig: emulator.kubeconfigPath, namespace: emulator.namespace });
-      return {
-        provider,
-        // NetworkPolicy cannot allow a host by name (network.allowDomains false), so the pod's
-        // network stays open, as on Fly: the cluster's egress (the test internet here) reaches the
-        // proxy. Kubernetes has no snapshot: the fresh pod gets the binary uploaded again.
-        createOptions: { timeoutMs: sandboxBase.timeoutMs },
-        provision: uploaded,
-        snapshotAfterProvision: false,
-        close: () => emulator.close(),
-      };
-    },
+    // NetworkPolicy cannot allow a host by name (network.allowDomains false), so the pod's
+    // network stays open, as on Fly: the cluster's egress (the test internet here) reaches the
+    // proxy. Kubernetes has no snapshot: the fresh pod gets the binary uploaded again.
+    start: async () =>
+      on(
+        await connectKubernetes({ testInternet: testInternet() }),
+        { timeoutMs: sandboxBase.timeoutMs },
+        { provision: uploaded, snapshotAfterProvision: false },
+      ),
   },
   {
     name: 'vercel emulator (public URL, binary uploaded, through the agent service)',
-    skipReason: () => (vercelRootfsBuilt() ? undefined : 'the Vercel emulator image is not built (scripts/build-vercel-images.sh)'),
-    start: async () => {
-      const emulator = await spawnVercelEmulator({
-        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
-      });
-      const uninstall = installLocalhostResolution();
-      const provider = createVercelSandboxProvider({
-        token: emulator.token,
-        teamId: emulator.teamId,
-        projectId: emulator.projectId,
-        fetch: emulator.fetch,
-        tunnelBaseUrl: emulator.tunnelBaseUrl,
-      });
-      return {
-        provider,
-        // Vercel's runtime images have Node; its commands have no stdin, so sessions go through the host.
-        createOptions: { ...sandboxBase, ports: [servicePort] },
-        provision: uploaded,
-        snapshotAfterProvision: true,
-        servicePort,
-        close: async () => {
-          await emulator.close();
-          uninstall();
+    skipReason: vercelSkipReason,
+    // Vercel's runtime images have Node; its commands have no stdin, so sessions go through the host.
+    start: async () =>
+      on(
+        await connectVercel({ testInternet: testInternet() }),
+        { ...sandboxBase, ports: [servicePort] },
+        {
+          provision: uploaded,
+          snapshotAfterProvision: true,
+          servicePort,
         },
-      };
-    },
+      ),
   },
   {
     name: 'fly emulator (public URL, CLI in the image, through the agent service)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnFlyEmulator({
-        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
+    start: async () =>
+      on(
         // The image claudeCodeImage()'s recipe builds, emulated: the host image has Node 20 on
         // PATH, and the host's pinned CLI stands for the RUN line's install.
-        imageMounts: { [agentImage]: cliImageMount() },
-      });
-      const uninstall = installLocalhostResolution();
-      const provider = createFlySandboxProvider({
-        apiHostname: emulator.url,
-        token: emulator.token,
-        org: 'personal',
-        publicDomain: emulator.edgeDomain,
-        tunnelScheme: 'http',
-      });
-      return {
-        provider,
+        await connectFly({ testInternet: testInternet(), imageMounts: { [agentImage]: cliImageMount() } }),
         // Fly has no egress control: the machine's open internet (the test internet here) reaches the proxy.
-        createOptions: { timeoutMs: sandboxBase.timeoutMs, image: agentImage, ports: [servicePort] },
-        provision: mounted,
-        snapshotAfterProvision: false,
-        servicePort,
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
+        { timeoutMs: sandboxBase.timeoutMs, image: agentImage, ports: [servicePort] },
+        { provision: mounted, snapshotAfterProvision: false, servicePort },
+      ),
   },
-  ...(['0.12', '0.13'] as const).map((version) => ({
-    name: `cloudflare bridge emulator ${version} (public URL, CLI in the image, through the agent service)`,
-    skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnCloudflareBridgeEmulator({
-        version,
-        testInternet: { hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } },
-        // The Worker's container image with the recipe's RUN line in its Dockerfile, emulated as on Fly.
-        containerMounts: cliImageMount(),
-      });
-      const uninstall = installLocalhostResolution();
-      const provider = createCloudflareSandboxProvider({ url: emulator.url, token: emulator.token });
-      return {
-        provider,
-        // Network and lifetime are the Worker's (wrangler.jsonc), not the create's.
-        createOptions: { ports: [servicePort] },
-        provision: mounted,
-        snapshotAfterProvision: false,
-        servicePort,
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
-  })),
+  ...(['0.12', '0.13'] as const).map(
+    (version): Target => ({
+      name: `cloudflare bridge emulator ${version} (public URL, CLI in the image, through the agent service)`,
+      skipReason: () => undefined,
+      start: async () =>
+        on(
+          // The Worker's container image with the recipe's RUN line in its Dockerfile, emulated as on Fly.
+          await connectCloudflareBridge({ version, testInternet: testInternet(), containerMounts: cliImageMount() }),
+          // Network and lifetime are the Worker's (wrangler.jsonc), not the create's.
+          { ports: [servicePort] },
+          { provision: mounted, snapshotAfterProvision: false, servicePort },
+        ),
+    }),
+  ),
 ];
 
 /** Why AgentSession cannot drive the CLI through a provider's exec, from its capabilities. */

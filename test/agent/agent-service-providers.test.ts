@@ -27,17 +27,9 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ModalClient } from 'modal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCloudflareSandboxProvider } from '../../adapters/cloudflare/index.js';
-import { createDaytonaSandboxProvider } from '../../adapters/daytona/index.js';
 import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
-import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
-import { createFlySandboxProvider } from '../../adapters/fly/index.js';
-import { createKubernetesSandboxProvider } from '../../adapters/kubernetes/index.js';
 import { createLocalSandboxProvider } from '../../adapters/local/index.js';
-import { createModalSandboxProvider } from '../../adapters/modal/index.js';
-import { createVercelSandboxProvider } from '../../adapters/vercel/index.js';
 import {
   AgentSession,
   AgentSessionError,
@@ -53,15 +45,18 @@ import {
 import { SandboxAuthenticationError, SandboxInvalidArgumentError } from '../../src/errors/index.js';
 import type { CreateSandboxOptions, Sandbox, SandboxProvider } from '../../src/index.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
-import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js';
-import { spawnDaytonaEmulator } from '../emulators/daytona/index.js';
-import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
-import { installLocalhostResolution } from '../emulators/fly/index.js';
-import { spawnFlyEmulator } from '../emulators/fly/spawn.js';
-import { spawnKubernetesEmulator } from '../emulators/kubernetes/spawn.js';
-import { spawnModalEmulator } from '../emulators/modal/spawn.js';
-import { defaultRootfsBuilt as vercelRootfsBuilt } from '../emulators/vercel/index.js';
-import { spawnVercelEmulator } from '../emulators/vercel/spawn.js';
+import {
+  connectCloudflareBridge,
+  connectDaytona,
+  connectE2b,
+  connectFly,
+  connectKubernetes,
+  connectModal,
+  connectVercel,
+  type EmulatedProvider,
+  testInternetFor,
+  vercelSkipReason,
+} from '../emulated-providers.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
 import { agentSkipReason, splitSecret, testEnv } from './harness.js';
 
@@ -104,7 +99,7 @@ const mountedCli = async (): Promise<string> => claudeCodeHostMount().executable
 const uploadedCli = async (sandbox: Sandbox): Promise<string> =>
   (await ensureClaudeCode(sandbox, { version: defaultClaudeCodeVersion, install: 'upload' })).executable;
 
-const testInternet = () => ({ hosts: { [publicHost]: { address: '203.0.113.10', ports: { 80: proxy.listenAddress!.port } } } });
+const testInternet = () => testInternetFor({ [publicHost]: proxy.listenAddress!.port });
 
 interface Target {
   name: string;
@@ -118,6 +113,14 @@ interface Target {
     provision(sandbox: Sandbox): Promise<string>;
     close(): Promise<void>;
   }>;
+}
+
+/** The emulators' sandboxes, blocked but for the proxy where the provider can allow a host (the proxy's createOptions adds it). */
+const blocked: CreateSandboxOptions = { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] };
+
+/** A connection's provider, and what this file creates the host's sandbox with. */
+function on(connection: EmulatedProvider, createOptions: CreateSandboxOptions, provision: (sandbox: Sandbox) => Promise<string>) {
+  return { provider: connection.make(), createOptions, provision, close: () => connection.close() };
 }
 
 const targets: Target[] = [
@@ -150,153 +153,64 @@ const targets: Target[] = [
   {
     name: 'kubernetes emulator (public URL, CLI uploaded, image Node, port-forward tunnel)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnKubernetesEmulator({ testInternet: testInternet() });
-      return {
-        provider: createKubernetesSandboxProvider({ kubeconfig: emulator.kubeconfigPath, namespace: emulator.namespace }),
-        // NetworkPolicy cannot allow a host by name (network.allowDomains false), so the pod's
-        // network stays open: the cluster's egress (the test internet here) reaches the proxy.
-        createOptions: { timeoutMs: 10 * 60_000, ports: [hostPort] },
-        provision: uploadedCli,
-        close: () => emulator.close(),
-      };
-    },
+    // NetworkPolicy cannot allow a host by name (network.allowDomains false), so the pod's
+    // network stays open: the cluster's egress (the test internet here) reaches the proxy.
+    start: async () =>
+      on(await connectKubernetes({ testInternet: testInternet() }), { timeoutMs: 10 * 60_000, ports: [hostPort] }, uploadedCli),
   },
   {
     name: 'daytona emulator (public URL, CLI uploaded, image Node, preview link)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnDaytonaEmulator({ testInternet: testInternet() });
-      // Signed preview links are `<port>-<token>.daytona.localhost` names.
-      const uninstall = installLocalhostResolution();
-      return {
-        provider: createDaytonaSandboxProvider({ apiKey: emulator.apiKey, apiUrl: emulator.url }),
-        // Blocked but for the proxy's host (the proxy's createOptions adds it): preview links
-        // come in from the edge, which the egress rule does not touch.
-        createOptions: { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] },
-        provision: uploadedCli,
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
+    // Signed preview links (`<port>-<token>.daytona.localhost`) come in from the edge, which the egress rule does not touch.
+    start: async () => on(await connectDaytona({ testInternet: testInternet() }), blocked, uploadedCli),
   },
   {
     name: 'modal emulator (public URL, CLI uploaded, node image, plain tunnel)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnModalEmulator({ testInternet: testInternet() });
-      process.env.MODAL_SERVER_URL = emulator.url;
-      const client = new ModalClient({ tokenId: 'ak-emulator', tokenSecret: 'as-emulator', logLevel: 'error' });
-      return {
-        // A node image for the host's Node (the default python one has none); the emulator runs
-        // node:* tags on the host image, whose Node 20 is on PATH. Plain-HTTP tunnels, which the
-        // test fetches without TLS.
-        provider: createModalSandboxProvider({
-          client,
-          appName: 'sandport-agent-service',
-          defaultImage: 'node:22-bookworm',
-          encryptPortsByDefault: false,
+    // A node image for the host's Node (the default python one has none); the emulator runs
+    // node:* tags on the host image, whose Node 20 is on PATH.
+    start: async () =>
+      on(
+        await connectModal({
+          testInternet: testInternet(),
+          provider: { appName: 'sandport-agent-service', defaultImage: 'node:22-bookworm' },
         }),
-        createOptions: { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] },
-        provision: uploadedCli,
-        close: async () => {
-          client.close();
-          await emulator.close();
-        },
-      };
-    },
+        blocked,
+        uploadedCli,
+      ),
   },
   {
     name: 'e2b emulator (public URL, CLI uploaded, port host)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnE2bEmulator({ testInternet: testInternet() });
-      // Port hosts are `<port>-<sandboxID>.e2b.localhost` names.
-      const uninstall = installLocalhostResolution();
-      return {
-        provider: createE2bSandboxProvider({
-          apiKey: 'e2b_emulator',
-          apiUrl: emulator.url,
-          sandboxUrl: emulator.sandboxUrl,
-          domain: emulator.domain,
-          tunnelScheme: 'http',
-        }),
-        // The base template's Node runs the host.
-        createOptions: { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] },
-        provision: uploadedCli,
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
+    // The base template's Node runs the host; port hosts are `<port>-<sandboxID>.e2b.localhost` names.
+    start: async () => on(await connectE2b({ testInternet: testInternet() }), blocked, uploadedCli),
   },
   {
     name: 'vercel emulator (public URL, CLI uploaded, image Node, port route)',
-    skipReason: () => (vercelRootfsBuilt() ? undefined : 'the Vercel emulator image is not built (scripts/build-vercel-images.sh)'),
-    start: async () => {
-      const emulator = await spawnVercelEmulator({ testInternet: testInternet() });
-      const uninstall = installLocalhostResolution();
-      return {
-        provider: createVercelSandboxProvider({
-          token: emulator.token,
-          teamId: emulator.teamId,
-          projectId: emulator.projectId,
-          fetch: emulator.fetch,
-          tunnelBaseUrl: emulator.tunnelBaseUrl,
-        }),
-        // Vercel's runtime images have Node; its commands have no stdin, so the token comes in a file.
-        createOptions: { network: 'block', timeoutMs: 10 * 60_000, ports: [hostPort] },
-        provision: uploadedCli,
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
+    skipReason: vercelSkipReason,
+    // Vercel's runtime images have Node; its commands have no stdin, so the token comes in a file.
+    start: async () => on(await connectVercel({ testInternet: testInternet() }), blocked, uploadedCli),
   },
   {
     name: 'fly emulator (public URL, CLI in the image, edge tunnel)',
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnFlyEmulator({ testInternet: testInternet(), imageMounts: { [agentImage]: cliImageMount() } });
-      const uninstall = installLocalhostResolution();
-      return {
-        provider: createFlySandboxProvider({
-          apiHostname: emulator.url,
-          token: emulator.token,
-          org: 'personal',
-          publicDomain: emulator.edgeDomain,
-          tunnelScheme: 'http',
-        }),
-        createOptions: { timeoutMs: 10 * 60_000, image: agentImage, ports: [hostPort] },
-        provision: mountedCli,
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
+    start: async () =>
+      on(
+        await connectFly({ testInternet: testInternet(), imageMounts: { [agentImage]: cliImageMount() } }),
+        { timeoutMs: 10 * 60_000, image: agentImage, ports: [hostPort] },
+        mountedCli,
+      ),
   },
   ...(['0.12', '0.13'] as const).map(
     (version): Target => ({
       name: `cloudflare bridge emulator ${version} (public URL, CLI in the image, quick tunnel)`,
       skipReason: () => undefined,
-      start: async () => {
-        const emulator = await spawnCloudflareBridgeEmulator({ version, testInternet: testInternet(), containerMounts: cliImageMount() });
-        const uninstall = installLocalhostResolution();
-        return {
-          provider: createCloudflareSandboxProvider({ url: emulator.url, token: emulator.token }),
-          createOptions: { ports: [hostPort] },
-          provision: mountedCli,
-          close: async () => {
-            await emulator.close();
-            uninstall();
-          },
-        };
-      },
+      start: async () =>
+        on(
+          await connectCloudflareBridge({ version, testInternet: testInternet(), containerMounts: cliImageMount() }),
+          { ports: [hostPort] },
+          mountedCli,
+        ),
     }),
   ),
 ];

@@ -21,26 +21,22 @@
  * `list` shows what is left running (and a failed run leaves findable leftovers).
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createCloudflareSandboxProvider } from '../../adapters/cloudflare/index.js';
-import { createDaytonaSandboxProvider } from '../../adapters/daytona/index.js';
 import { createDockerSandboxProvider } from '../../adapters/docker/index.js';
-import { createE2bSandboxProvider } from '../../adapters/e2b/index.js';
-import { createFlySandboxProvider } from '../../adapters/fly/index.js';
-import { createKubernetesSandboxProvider } from '../../adapters/kubernetes/index.js';
-import { createVercelSandboxProvider } from '../../adapters/vercel/index.js';
 import { SandboxNotFoundError } from '../../src/errors/index.js';
 import { createSandboxPool, SandboxPoolClosedError, type SandboxPool, type SandboxPoolEvents } from '../../src/pool/index.js';
 import type { CreateSandboxOptions, SandboxSnapshotRef } from '../../src/spec/options.js';
 import type { Sandbox, SandboxProvider } from '../../src/spec/sandbox.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
-import { spawnCloudflareBridgeEmulator } from '../emulators/cloudflare/spawn.js';
-import { spawnDaytonaEmulator } from '../emulators/daytona/index.js';
-import { spawnE2bEmulator } from '../emulators/e2b/spawn.js';
-import { installLocalhostResolution } from '../emulators/fly/index.js';
-import { spawnFlyEmulator } from '../emulators/fly/spawn.js';
-import { spawnKubernetesEmulator } from '../emulators/kubernetes/spawn.js';
-import { defaultRootfsBuilt as vercelRootfsBuilt } from '../emulators/vercel/index.js';
-import { spawnVercelEmulator } from '../emulators/vercel/spawn.js';
+import {
+  connectCloudflareBridge,
+  connectDaytona,
+  connectE2b,
+  connectFly,
+  connectKubernetes,
+  connectVercel,
+  type EmulatedProvider,
+  vercelSkipReason,
+} from '../emulated-providers.js';
 
 /**
  * `suite` finds this file's leftovers; `run` keeps this run's counts apart from those of a run
@@ -72,6 +68,11 @@ interface Target {
 /** Modest lifetimes, so that a run killed half-way leaves nothing running for long. */
 const lifetime: CreateSandboxOptions = { timeoutMs: 10 * 60_000 };
 
+/** A connection's two provider objects, and what this file creates the pool's sandboxes with. */
+function on(connection: EmulatedProvider, createOptions: CreateSandboxOptions) {
+  return { provider: connection.make(), another: connection.make(), createOptions, close: () => connection.close() };
+}
+
 const targets: Target[] = [
   {
     name: 'docker (engine)',
@@ -88,102 +89,39 @@ const targets: Target[] = [
     name: 'e2b emulator',
     fromSnapshot: true,
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnE2bEmulator();
-      const make = () =>
-        createE2bSandboxProvider({
-          apiKey: 'e2b_emulator',
-          apiUrl: emulator.url,
-          sandboxUrl: emulator.sandboxUrl,
-          domain: emulator.domain,
-          tunnelScheme: 'http',
-        });
-      return { provider: make(), another: make(), createOptions: { ...lifetime, network: 'block' }, close: () => emulator.close() };
-    },
+    start: async () => on(await connectE2b(), { ...lifetime, network: 'block' }),
   },
   {
     name: 'daytona emulator',
     fromSnapshot: true,
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnDaytonaEmulator();
-      const make = () => createDaytonaSandboxProvider({ apiKey: emulator.apiKey, apiUrl: emulator.url });
-      return { provider: make(), another: make(), createOptions: { ...lifetime, network: 'block' }, close: () => emulator.close() };
-    },
+    start: async () => on(await connectDaytona(), { ...lifetime, network: 'block' }),
   },
   {
     name: 'vercel emulator',
     fromSnapshot: true,
-    skipReason: () => (vercelRootfsBuilt() ? undefined : 'the Vercel emulator image is not built (scripts/build-vercel-images.sh)'),
-    start: async () => {
-      const emulator = await spawnVercelEmulator();
-      const uninstall = installLocalhostResolution();
-      const make = () =>
-        createVercelSandboxProvider({
-          token: emulator.token,
-          teamId: emulator.teamId,
-          projectId: emulator.projectId,
-          fetch: emulator.fetch,
-          tunnelBaseUrl: emulator.tunnelBaseUrl,
-        });
-      return {
-        provider: make(),
-        another: make(),
-        createOptions: { ...lifetime, network: 'block' },
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
+    skipReason: vercelSkipReason,
+    start: async () => on(await connectVercel(), { ...lifetime, network: 'block' }),
   },
   {
     name: 'fly emulator',
     fromSnapshot: false,
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnFlyEmulator();
-      const uninstall = installLocalhostResolution();
-      const make = () =>
-        createFlySandboxProvider({
-          apiHostname: emulator.url,
-          token: emulator.token,
-          org: 'personal',
-          publicDomain: emulator.edgeDomain,
-          tunnelScheme: 'http',
-        });
-      // The adapter's default image, which the emulator knows (as the conformance suite creates).
-      return {
-        provider: make(),
-        another: make(),
-        createOptions: lifetime,
-        close: async () => {
-          await emulator.close();
-          uninstall();
-        },
-      };
-    },
+    // The adapter's default image, which the emulator knows (as the conformance suite creates).
+    start: async () => on(await connectFly(), lifetime),
   },
   {
     name: 'cloudflare bridge emulator 0.13',
     fromSnapshot: false,
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnCloudflareBridgeEmulator({ version: '0.13' });
-      const make = () => createCloudflareSandboxProvider({ url: emulator.url, token: emulator.token });
-      // Network and lifetime are the Worker's (wrangler.jsonc), not the create's; no tags either.
-      return { provider: make(), another: make(), createOptions: {}, close: () => emulator.close() };
-    },
+    // Network and lifetime are the Worker's (wrangler.jsonc), not the create's; no tags either.
+    start: async () => on(await connectCloudflareBridge({ version: '0.13' }), {}),
   },
   {
     name: 'kubernetes emulator',
     fromSnapshot: false,
     skipReason: () => undefined,
-    start: async () => {
-      const emulator = await spawnKubernetesEmulator();
-      const make = () => createKubernetesSandboxProvider({ kubeconfig: emulator.kubeconfigPath, namespace: emulator.namespace });
-      return { provider: make(), another: make(), createOptions: lifetime, close: () => emulator.close() };
-    },
+    start: async () => on(await connectKubernetes(), lifetime),
   },
 ];
 
