@@ -3,15 +3,15 @@
  * SDK finds the emulator through E2B_API_URL, E2B_SANDBOX_URL and E2B_DOMAIN. The examples import
  * `sandport/e2b`, which resolves to dist/ (built by `npm test`'s pretest). The emulator's tunnel
  * host names end in `.localhost`, which this machine's resolver does not answer: the examples
- * run with a preload that resolves them to loopback (the emulator's process does the same).
+ * run with a preload that resolves them to loopback (`runExample`; the emulator's process does the same).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startE2bEmulator, type E2bEmulator } from '../emulators/e2b/index.js';
 import { e2bImagesDir } from '../emulators/e2b/e2b-templates.js';
 import { e2bExamples } from '../examples/e2b-examples-expected.js';
+import { runExample } from '../examples/example-runner.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'e2b', 'index.js'));
@@ -22,7 +22,6 @@ const missing = !built
     ? `the emulator's base template is missing at ${e2bImagesDir()}/base (run scripts/build-e2b-images.sh)`
     : undefined;
 if (missing) console.warn(`skipping the E2B examples: ${missing}`);
-const preload = join(root, 'test', 'emulators', 'e2b', 'localhost-resolution-preload.ts');
 
 describe.skipIf(missing !== undefined)(`e2b examples against the emulator${missing ? ` (skipped: ${missing})` : ''}`, () => {
   let emulator: E2bEmulator;
@@ -41,21 +40,11 @@ describe.skipIf(missing !== undefined)(`e2b examples against the emulator${missi
         E2B_DOMAIN: emulator.domain,
         E2B_API_KEY: 'e2b_examples',
       };
-      // The child is killed before the test's own timeout, so that a hung example leaves nothing behind.
-      const child = spawn(process.execPath, ['--import', 'tsx', '--import', preload, join(root, 'examples', file)], {
-        cwd: root,
-        env,
-        timeout: 80_000,
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      const { code, stdout, stderr } = await runExample(join(root, 'examples', file), env);
       expect(stderr).not.toMatch(/Error/);
       expect(code).toBe(0);
       expect(stdout).toMatch(expected);
     },
-    90_000,
+    120_000,
   );
 });

@@ -2,11 +2,11 @@
  * Runs examples/modal-*.ts against the Modal emulator, as a user would run them against Modal.
  * The examples import `sandport/modal`, which resolves to dist/ (built by `npm test`'s pretest).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModalEmulator, type ModalEmulator } from '../emulators/modal/index.js';
+import { runExample } from '../examples/example-runner.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'modal', 'index.js'));
@@ -57,16 +57,11 @@ describe.skipIf(!built)('modal examples against the emulator', () => {
         MODAL_TOKEN_SECRET: 'as-examples',
         MODAL_LOGLEVEL: 'error',
       };
-      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], { cwd: root, env });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      const { code, stdout, stderr } = await runExample(join(root, 'examples', file), env);
       expect(stderr).not.toMatch(/Error/);
       expect(code).toBe(0);
       expect(stdout).toMatch(expected);
     },
-    90_000,
+    120_000,
   );
 });

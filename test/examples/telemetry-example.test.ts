@@ -4,11 +4,11 @@
  * under the app's job span, the failing read has status ERROR. The example imports `sandport`,
  * which resolves to dist/ (built by `npm test`'s pretest).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ModalEmulatorProcess, spawnModalEmulator } from '../emulators/modal/spawn.js';
+import { runExample, runWithProviderLine } from './example-runner.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'telemetry', 'index.js')) && existsSync(join(root, 'dist', 'modal', 'index.js'));
@@ -34,16 +34,6 @@ function expectedTree(provider: string): string {
   ].join('\n');
 }
 
-async function run(path: string, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path], { cwd: root, env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { code, stdout, stderr };
-}
-
 describe.skipIf(!built)(`examples/telemetry-export.ts${built ? '' : ' (skipped: dist/ is missing, run npm run build)'}`, () => {
   let emulator: ModalEmulatorProcess | undefined;
   beforeAll(async () => {
@@ -57,28 +47,23 @@ describe.skipIf(!built)(`examples/telemetry-export.ts${built ? '' : ' (skipped: 
       source.split('\n').filter((line) => line === localLine),
       'the one provider line',
     ).toHaveLength(1);
-    const result = await run(file);
+    const result = await runExample(file, process.env);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(expectedTree('local'));
-  }, 90_000);
+  }, 120_000);
 
   it('runs on the Modal emulator with only the provider line changed', async () => {
-    const copy = join(root, 'examples', `.tmp-modal-${process.pid}-telemetry-export.ts`);
-    writeFileSync(copy, readFileSync(file, 'utf8').replace(localLine, modalLine));
-    try {
-      const result = await run(copy, {
-        ...process.env,
-        MODAL_SERVER_URL: emulator!.url,
-        MODAL_TOKEN_ID: 'ak-examples',
-        MODAL_TOKEN_SECRET: 'as-examples',
-        MODAL_LOGLEVEL: 'error',
-      });
-      expect(result.stderr).not.toMatch(/Error/);
-      expect(result.code).toBe(0);
-      expect(result.stdout).toBe(expectedTree('modal'));
-    } finally {
-      rmSync(copy, { force: true });
-    }
-  }, 90_000);
+    const result = await runWithProviderLine('telemetry-export.ts', localLine, modalLine, {
+      ...process.env,
+      MODAL_SERVER_URL: emulator!.url,
+      MODAL_TOKEN_ID: 'ak-examples',
+      MODAL_TOKEN_SECRET: 'as-examples',
+      MODAL_LOGLEVEL: 'error',
+    });
+    expect(result.providerLines).toBe(1);
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(expectedTree('modal'));
+  }, 120_000);
 });

@@ -3,11 +3,11 @@
  * its provider line changed, as its header says. The example imports `sandport`, which resolves
  * to dist/ (built by `npm test`'s pretest).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
+import { runExample, runWithProviderLine } from './example-runner.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'index.js')) && existsSync(join(root, 'dist', 'modal', 'index.js'));
@@ -17,16 +17,6 @@ const modalLine =
   "const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });";
 const expected =
   /pool is warm: 2 sandboxes ready\njob 1 done, job 2 done, job 3 done\nhanded over: warm, warm, cold\npool is warm again: 2 ready\n[\s\S]*closed: 0 sandboxes left running/;
-
-async function run(path: string, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path], { cwd: root, env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { code, stdout, stderr };
-}
 
 describe.skipIf(!built)(`examples/warm-pool.ts${built ? '' : ' (skipped: dist/ is missing, run npm run build)'}`, () => {
   let emulator: ModalEmulatorProcess | undefined;
@@ -41,28 +31,23 @@ describe.skipIf(!built)(`examples/warm-pool.ts${built ? '' : ' (skipped: dist/ i
       source.split('\n').filter((line) => line === localLine),
       'the one provider line',
     ).toHaveLength(1);
-    const result = await run(file);
+    const result = await runExample(file, process.env);
     expect(result.stderr).not.toMatch(/Error/);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(expected);
-  }, 90_000);
+  }, 120_000);
 
   it('runs on the Modal emulator with only the provider line changed', async () => {
-    const copy = join(root, 'examples', `.tmp-modal-${process.pid}-warm-pool.ts`);
-    writeFileSync(copy, readFileSync(file, 'utf8').replace(localLine, modalLine));
-    try {
-      const result = await run(copy, {
-        ...process.env,
-        MODAL_SERVER_URL: emulator!.url,
-        MODAL_TOKEN_ID: 'ak-examples',
-        MODAL_TOKEN_SECRET: 'as-examples',
-        MODAL_LOGLEVEL: 'error',
-      });
-      expect(result.stderr).not.toMatch(/Error/);
-      expect(result.code).toBe(0);
-      expect(result.stdout).toMatch(expected);
-    } finally {
-      rmSync(copy, { force: true });
-    }
-  }, 90_000);
+    const result = await runWithProviderLine('warm-pool.ts', localLine, modalLine, {
+      ...process.env,
+      MODAL_SERVER_URL: emulator!.url,
+      MODAL_TOKEN_ID: 'ak-examples',
+      MODAL_TOKEN_SECRET: 'as-examples',
+      MODAL_LOGLEVEL: 'error',
+    });
+    expect(result.providerLines).toBe(1);
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(expected);
+  }, 120_000);
 });
