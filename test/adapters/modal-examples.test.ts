@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModalEmulator, type ModalEmulator } from '../emulators/modal/index.js';
-import { runExample } from '../examples/example-runner.js';
+import { modalExampleEnv, runExample } from '../examples/example-runner.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'modal', 'index.js'));
@@ -52,10 +52,7 @@ describe.skipIf(!built)('modal examples against the emulator', () => {
     async (file, expected) => {
       const env = {
         ...process.env,
-        MODAL_SERVER_URL: emulator.url,
-        MODAL_TOKEN_ID: 'ak-examples',
-        MODAL_TOKEN_SECRET: 'as-examples',
-        MODAL_LOGLEVEL: 'error',
+        ...modalExampleEnv(emulator.url),
       };
       const { code, stdout, stderr } = await runExample(join(root, 'examples', file), env);
       expect(stderr).not.toMatch(/Error/);

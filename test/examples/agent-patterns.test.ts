@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic, type FakeAnthropic } from '../fake-anthropic/fake-anthropic.js';
 import { agentSkipReason } from '../agent/harness.js';
 import { patternScripts } from './agent-patterns-scripts.js';
-import { runExample, runWithProviderLine } from './example-runner.js';
+import { localProviderLine, modalExampleEnv, runExample, runWithProviderLine } from './example-runner.js';
 import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
 import { baseImage, dockerAvailable } from '../docker-environment.js';
 
@@ -67,7 +67,6 @@ const withRealApi: Array<[string, RegExp]> = [
 
 const example = (file: string) => join(root, 'examples', file);
 
-const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
 const modalLine = (options: string) =>
   `const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider(${options});`;
 /**
@@ -141,7 +140,7 @@ describe.skipIf(skipReason !== undefined)(
         expect(
           readFileSync(example(file), 'utf8')
             .split('\n')
-            .filter((line) => line === localLine),
+            .filter((line) => line === localProviderLine),
           file,
         ).toHaveLength(1);
       }
@@ -174,16 +173,13 @@ describe.skipIf(skipReason !== undefined)(
         expect(readFileSync(example(file), 'utf8'), 'the header names the line').toContain(
           onModal[file]!.replace('const provider: SandboxProvider = ', ''),
         );
-        const result = await runWithProviderLine(file, localLine, onModal[file]!, {
+        const result = await runWithProviderLine(file, localProviderLine, onModal[file]!, {
           ...process.env,
           ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples',
           ANTHROPIC_BASE_URL: fake.url,
           SANDPORT_PROXY_PUBLIC_URL: `http://${publicHost}`,
           SANDPORT_PROXY_PORT: String(proxyPort),
-          MODAL_SERVER_URL: emulator.url,
-          MODAL_TOKEN_ID: 'ak-examples',
-          MODAL_TOKEN_SECRET: 'as-examples',
-          MODAL_LOGLEVEL: 'error',
+          ...modalExampleEnv(emulator.url),
         });
         if (result.code !== 0) console.error(result.stdout, result.stderr);
         expect(result.providerLines).toBe(1);
@@ -239,7 +235,7 @@ describe.skipIf(dockerSkip !== undefined)(
         // A host route, so no public URL: the example's proxy listens on a socket the container mounts.
         const env: NodeJS.ProcessEnv = { ...process.env, ANTHROPIC_API_KEY: 'sk-ant-fake-for-examples', ANTHROPIC_BASE_URL: fake.url };
         delete env.SANDPORT_PROXY_PUBLIC_URL;
-        const result = await runWithProviderLine(file, localLine, dockerLine, env);
+        const result = await runWithProviderLine(file, localProviderLine, dockerLine, env);
         if (result.code !== 0) console.error(result.stdout, result.stderr);
         expect(result.providerLines).toBe(1);
         expect(result.code).toBe(0);

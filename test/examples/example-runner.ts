@@ -47,3 +47,15 @@ export async function runWithProviderLine(
     rmSync(copy, { force: true });
   }
 }
+
+/** The local provider line every swappable example carries, as written. */
+export const localProviderLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
+
+/** The Modal line a test swaps in for `localProviderLine`, as the examples' headers say. */
+export const modalProviderLine =
+  "const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });";
+
+/** What a user sets to point the Modal SDK at a server (here the emulator), with its credentials. */
+export function modalExampleEnv(serverUrl: string): Record<string, string> {
+  return { MODAL_SERVER_URL: serverUrl, MODAL_TOKEN_ID: 'ak-examples', MODAL_TOKEN_SECRET: 'as-examples', MODAL_LOGLEVEL: 'error' };
+}

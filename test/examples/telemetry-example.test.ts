@@ -8,14 +8,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ModalEmulatorProcess, spawnModalEmulator } from '../emulators/modal/spawn.js';
-import { runExample, runWithProviderLine } from './example-runner.js';
+import { localProviderLine, modalExampleEnv, modalProviderLine, runExample, runWithProviderLine } from './example-runner.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'telemetry', 'index.js')) && existsSync(join(root, 'dist', 'modal', 'index.js'));
 const file = join(root, 'examples', 'telemetry-export.ts');
-const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
-const modalLine =
-  "const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });";
 
 /** The tree the example prints for a provider: each call a child of the job span. */
 function expectedTree(provider: string): string {
@@ -44,7 +41,7 @@ describe.skipIf(!built)(`examples/telemetry-export.ts${built ? '' : ' (skipped: 
   it('runs on the local provider as written and prints the span tree', async () => {
     const source = readFileSync(file, 'utf8');
     expect(
-      source.split('\n').filter((line) => line === localLine),
+      source.split('\n').filter((line) => line === localProviderLine),
       'the one provider line',
     ).toHaveLength(1);
     const result = await runExample(file, process.env);
@@ -54,12 +51,9 @@ describe.skipIf(!built)(`examples/telemetry-export.ts${built ? '' : ' (skipped: 
   }, 120_000);
 
   it('runs on the Modal emulator with only the provider line changed', async () => {
-    const result = await runWithProviderLine('telemetry-export.ts', localLine, modalLine, {
+    const result = await runWithProviderLine('telemetry-export.ts', localProviderLine, modalProviderLine, {
       ...process.env,
-      MODAL_SERVER_URL: emulator!.url,
-      MODAL_TOKEN_ID: 'ak-examples',
-      MODAL_TOKEN_SECRET: 'as-examples',
-      MODAL_LOGLEVEL: 'error',
+      ...modalExampleEnv(emulator!.url),
     });
     expect(result.providerLines).toBe(1);
     expect(result.stderr).not.toMatch(/Error/);

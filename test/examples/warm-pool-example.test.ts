@@ -7,14 +7,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnModalEmulator, type ModalEmulatorProcess } from '../emulators/modal/spawn.js';
-import { runExample, runWithProviderLine } from './example-runner.js';
+import { localProviderLine, modalExampleEnv, modalProviderLine, runExample, runWithProviderLine } from './example-runner.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const built = existsSync(join(root, 'dist', 'index.js')) && existsSync(join(root, 'dist', 'modal', 'index.js'));
 const file = join(root, 'examples', 'warm-pool.ts');
-const localLine = "const provider: SandboxProvider = (await import('sandport/local')).createLocalSandboxProvider();";
-const modalLine =
-  "const provider: SandboxProvider = (await import('sandport/modal')).createModalSandboxProvider({ appName: 'sandport-examples' });";
 const expected =
   /pool is warm: 2 sandboxes ready\njob 1 done, job 2 done, job 3 done\nhanded over: warm, warm, cold\npool is warm again: 2 ready\n[\s\S]*closed: 0 sandboxes left running/;
 
@@ -28,7 +25,7 @@ describe.skipIf(!built)(`examples/warm-pool.ts${built ? '' : ' (skipped: dist/ i
   it('runs on the local provider as written', async () => {
     const source = readFileSync(file, 'utf8');
     expect(
-      source.split('\n').filter((line) => line === localLine),
+      source.split('\n').filter((line) => line === localProviderLine),
       'the one provider line',
     ).toHaveLength(1);
     const result = await runExample(file, process.env);
@@ -38,12 +35,9 @@ describe.skipIf(!built)(`examples/warm-pool.ts${built ? '' : ' (skipped: dist/ i
   }, 120_000);
 
   it('runs on the Modal emulator with only the provider line changed', async () => {
-    const result = await runWithProviderLine('warm-pool.ts', localLine, modalLine, {
+    const result = await runWithProviderLine('warm-pool.ts', localProviderLine, modalProviderLine, {
       ...process.env,
-      MODAL_SERVER_URL: emulator!.url,
-      MODAL_TOKEN_ID: 'ak-examples',
-      MODAL_TOKEN_SECRET: 'as-examples',
-      MODAL_LOGLEVEL: 'error',
+      ...modalExampleEnv(emulator!.url),
     });
     expect(result.providerLines).toBe(1);
     expect(result.stderr).not.toMatch(/Error/);
